@@ -1,0 +1,152 @@
+/* Understudy process image format, version 1.
+ *
+ * One process of one checkpoint is two files in the checkpoint directory:
+ *   <vpid>.meta   the state description: a 64-byte header, then records.
+ *   <vpid>.pages  raw page data only, 4096-aligned runs, read or mapped lazily.
+ * Everything is little-endian. docs/image-format.md describes the same layout
+ * for readers in other languages; images/ (C#) must agree with it bit for bit.
+ */
+#ifndef US_IMAGE_H
+#define US_IMAGE_H
+
+#include <stdint.h>
+
+#define US_META_MAGIC   "USTDMETA"      /* 8 bytes, no terminator in the file */
+#define US_META_VERSION 1u
+#define US_PAGE_SIZE    4096u
+
+enum us_image_kind { US_IMAGE_FULL = 1, US_IMAGE_INCREMENTAL = 2 };
+
+struct us_meta_header {                 /* 64 bytes */
+	char     magic[8];              /*  0 "USTDMETA" */
+	uint32_t version;               /*  8 US_META_VERSION */
+	uint32_t header_size;           /* 12 sizeof(struct us_meta_header) */
+	uint32_t kind;                  /* 16 enum us_image_kind */
+	uint32_t record_count;          /* 20 */
+	uint64_t records_len;           /* 24 bytes of records after the header */
+	uint64_t pages_len;             /* 32 exact size of the .pages file */
+	uint32_t records_crc;           /* 40 crc32c of the records bytes */
+	uint32_t vpid;                  /* 44 pid inside the group's pid namespace */
+	uint64_t checkpoint_seq;        /* 48 sequence number of this checkpoint */
+	uint32_t base_seq;              /* 56 incremental: seq of the image it applies to; 0 for full */
+	uint32_t header_crc;            /* 60 crc32c of bytes 0..59 */
+};
+
+/* Records follow the header back to back; each starts 8-aligned. */
+struct us_rec_hdr {
+	uint32_t type;                  /* enum us_rec_type */
+	uint32_t len;                   /* payload bytes, excluding this header and padding */
+};
+#define US_REC_ALIGN(n) (((n) + 7u) & ~7u)
+
+enum us_rec_type {
+	US_REC_PROC   = 1,
+	US_REC_VMA    = 2,
+	US_REC_THREAD = 3,
+	US_REC_FD     = 4,
+	US_REC_SIGACT = 5,
+	US_REC_MISC   = 6,
+};
+
+/* mm fields in the order prctl(PR_SET_MM_MAP) takes them. */
+enum us_mm_field {
+	US_MM_START_CODE, US_MM_END_CODE, US_MM_START_DATA, US_MM_END_DATA,
+	US_MM_START_BRK, US_MM_BRK, US_MM_START_STACK, US_MM_ARG_START,
+	US_MM_ARG_END, US_MM_ENV_START, US_MM_ENV_END, US_MM_COUNT
+};
+
+struct us_rec_proc {                    /* followed by exe, cwd, comm, auxv bytes */
+	uint32_t vpid, vppid, vpgid, vsid;
+	uint32_t uid, gid, exec_count, umask;
+	uint64_t entry;                 /* interceptor's restore entry in this address space */
+	uint64_t entry_arg;             /* its argument (address of the interceptor's state) */
+	uint64_t mm[US_MM_COUNT];
+	uint32_t exe_len, cwd_len, comm_len, auxv_len;
+};
+
+enum us_vma_kind {
+	US_VMA_ANON = 1,                /* private anonymous, including heap and stacks */
+	US_VMA_FILE = 2,                /* file mapping, private or shared */
+	US_VMA_SHMEM = 3,               /* shared memory without a live name: memfd, SysV, MAP_SHARED|MAP_ANON */
+	US_VMA_HEAP = 4,
+	US_VMA_STACK = 5,
+	US_VMA_VDSO = 6,
+	US_VMA_VVAR = 7,
+	US_VMA_VVAR_VCLOCK = 8,
+};
+#define US_VMA_F_SHARED  1u             /* MAP_SHARED, otherwise MAP_PRIVATE */
+
+struct us_page_run {                    /* pages [addr, addr + npages*4096) are in .pages at pages_off */
+	uint64_t addr;
+	uint64_t npages;
+	uint64_t pages_off;
+	uint32_t crc;                   /* crc32c of the run's bytes in .pages */
+	uint32_t reserved;
+};
+
+struct us_rec_vma {                     /* followed by nruns us_page_run, then path bytes */
+	uint64_t start, end;
+	uint32_t prot;                  /* PROT_* */
+	uint32_t flags;                 /* US_VMA_F_* */
+	uint32_t kind;                  /* enum us_vma_kind */
+	uint32_t path_len;
+	uint64_t file_offset;
+	uint64_t dev, inode;
+	uint64_t object_size;           /* SHMEM/FILE: size of the backing object when captured */
+	uint32_t nruns;
+	uint32_t reserved;
+};
+
+struct us_rec_thread {
+	uint32_t tid;
+	uint32_t is_checkpoint_thread;
+	uint64_t fs_base;
+	char     comm[16];
+};
+
+enum us_fd_kind {
+	US_FD_FILE = 1, US_FD_DIR = 2, US_FD_PIPE = 3, US_FD_FIFO = 4,
+	US_FD_UNIX_STREAM = 5, US_FD_CHR = 6, US_FD_EVENTFD = 7,
+	US_FD_TIMERFD = 8, US_FD_EPOLL = 9, US_FD_SIGNALFD = 10,
+	US_FD_COORDINATOR = 11,         /* the interceptor's own link; re-made on restore */
+	US_FD_UNIX_DGRAM = 12,
+};
+
+struct us_rec_fd {                      /* followed by path bytes, then data bytes */
+	int32_t  fd;
+	uint32_t fd_flags;              /* FD_CLOEXEC */
+	uint32_t kind;                  /* enum us_fd_kind */
+	uint32_t open_flags;            /* O_* status flags and access mode */
+	uint64_t pos;
+	uint64_t dev, inode;            /* identity of the open object (pipe/socket inode) */
+	uint32_t mode;                  /* st_mode */
+	uint32_t path_len;
+	uint64_t aux[4];                /* kind-specific, see docs/image-format.md */
+	uint32_t data_len;              /* pipes, FIFOs, sockets: bytes queued for reading; epoll: targets */
+	uint32_t reserved;
+};
+
+struct us_epoll_target {
+	int32_t  fd;
+	uint32_t events;
+	uint64_t data;
+};
+
+struct us_sigact {
+	uint32_t signo;
+	uint32_t reserved;
+	uint64_t handler, flags, restorer, mask;
+};
+
+struct us_rec_sigact {                  /* followed by count us_sigact */
+	uint32_t count;
+	uint32_t reserved;
+};
+
+struct us_rec_misc {
+	int64_t  itimer[3][4];          /* ITIMER_REAL/VIRTUAL/PROF: interval s, us, value s, us */
+	uint64_t rlim_cur[16];          /* soft limits, RLIMIT_* order */
+	uint64_t pending_shared;        /* process-wide pending signals, bit n-1 = signal n */
+};
+
+#endif
