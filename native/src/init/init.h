@@ -1,0 +1,19 @@
+#ifndef US_INIT_H
+#define US_INIT_H
+#include <stdint.h>
+#include <stdio.h>
+
+struct init_config {
+	const char *group, *coord, *lib, *log, *output;
+	const char *restore_dir, *restorer;
+};
+
+/* Writes one line to the agent (stdout), percent-encoding nothing: callers pass tokens. */
+void init_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One event line to the group's native log. */
+void init_log(const struct init_config *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* restore_tree.c: builds the checkpointed process tree in this pid namespace.
+ * Returns the number of processes started, or -1 with the reason logged. */
+int restore_tree(const struct init_config *c);
+#endif

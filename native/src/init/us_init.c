@@ -1,0 +1,283 @@
+/* us-init: PID 1 of a group's PID namespace.
+ *
+ * The agent starts it with pipes on stdin and stdout and talks to it in lines
+ * (docs/protocol.md, "Group init control"). It launches applications into the
+ * group with the interceptor preloaded, reaps every process of the namespace and
+ * reports exits, and on --restore first rebuilds the checkpointed process tree.
+ * Killing it kills the whole group: that is what a PID namespace's init does. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "init.h"
+#include "../common/us_fmt.h"
+
+static const char usage[] =
+	"usage: us-init --group G --coord SOCKET --lib LIBUNDERSTUDY --log FILE --output FILE\n"
+	"               [--restore CHECKPOINT_DIR --restorer US_RESTORER]\n"
+	"PID 1 of an Understudy group; started by the guest agent, not by hand.\n";
+
+void init_say(const char *fmt, ...)
+{
+	char line[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof line - 2)
+		n = sizeof line - 2;
+	line[n++] = '\n';
+	for (int off = 0; off < n;) {
+		ssize_t w = write(STDOUT_FILENO, line + off, (size_t)(n - off));
+		if (w <= 0 && errno != EINTR)
+			return;
+		if (w > 0)
+			off += (int)w;
+	}
+}
+
+void init_log(const struct init_config *c, const char *fmt, ...)
+{
+	char line[4096];
+	va_list ap;
+	int n = snprintf(line, sizeof line, "group=%s event=init ", c->group);
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof line - 2)
+		n = sizeof line - 2;
+	line[n++] = '\n';
+	int fd = open(c->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		if (write(fd, line, (size_t)n) < 0) { /* nothing more to do */ }
+		close(fd);
+	}
+}
+
+static void encode(char *out, size_t cap, const char *s)
+{
+	struct us_buf b = { out, 0, cap };
+	us_put_token(&b, s);
+	us_term(&b);
+}
+
+static void setenv_int(const char *name, long v)
+{
+	char buf[32];
+	snprintf(buf, sizeof buf, "%ld", v);
+	setenv(name, buf, 1);
+}
+
+/* Child side of LAUNCH: becomes the application. */
+static void exec_app(const struct init_config *c, const char *app, const char *cwd, char **argv)
+{
+	setsid();
+	int out = open(c->output, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (out < 0 || in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+		_exit(127);
+	close_range(3, ~0u, 0);
+	if (chdir(cwd) < 0) {
+		dprintf(2, "us-init: cannot enter %s: %s\n", cwd, strerror(errno));
+		_exit(127);
+	}
+	const char *pre = getenv("LD_PRELOAD");
+	char preload[8192];
+	snprintf(preload, sizeof preload, "%s%s%s", c->lib, pre && *pre ? ":" : "", pre ? pre : "");
+	setenv("LD_PRELOAD", preload, 1);
+	setenv("UNDERSTUDY_LIB", c->lib, 1);
+	setenv("UNDERSTUDY_COORD", c->coord, 1);
+	setenv("UNDERSTUDY_GROUP", c->group, 1);
+	setenv("UNDERSTUDY_APP", app, 1);
+	setenv("UNDERSTUDY_LOG", c->log, 1);
+	setenv_int("UNDERSTUDY_LAUNCH_VPID", getpid());
+	unsetenv("UNDERSTUDY_EXEC_VPID");
+	unsetenv("UNDERSTUDY_EXEC_COUNT");
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	execvp(argv[0], argv);
+	dprintf(2, "us-init: cannot run %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static void launch(const struct init_config *c, const char *line)
+{
+	char app[256], cwd[4096], tok[4096];
+	char *argv[256];
+	int argc = 0;
+	const char *p = line;
+
+	if (us_next_token(&p, app, sizeof app) < 0 || us_next_token(&p, cwd, sizeof cwd) < 0) {
+		init_say("ERROR LAUNCH needs an application name, a directory and a command");
+		return;
+	}
+	while (argc < 255 && us_next_token(&p, tok, sizeof tok) >= 0)
+		argv[argc++] = strdup(tok);
+	argv[argc] = NULL;
+	if (!argc) {
+		init_say("ERROR LAUNCH needs a command");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0)
+		exec_app(c, app, cwd, argv);
+	for (int i = 0; i < argc; i++)
+		free(argv[i]);
+	if (pid < 0) {
+		char why[256];
+		encode(why, sizeof why, strerror(errno));
+		init_say("ERROR cannot fork: %s", why);
+		return;
+	}
+	init_log(c, "launched app=%s pid=%d", app, pid);
+	init_say("LAUNCHED %d", pid);
+}
+
+static void reap(const struct init_config *c)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+		init_log(c, "exited pid=%d code=%d signal=%d", pid, code, sig);
+		init_say("EXITED %d %d %d", pid, code, sig);
+	}
+}
+
+static __attribute__((noreturn)) void quit(void)
+{
+	kill(-1, SIGKILL);   /* from PID 1: every other process of the namespace */
+	_exit(0);
+}
+
+static void serve(const struct init_config *c)
+{
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	char buf[65536];
+	size_t len = 0;
+
+	reap(c);
+	for (;;) {
+		struct pollfd fds[2] = { { 0, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			quit();
+		if (fds[1].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) > 0)
+				;
+			reap(c);
+		}
+		if (!fds[0].revents)
+			continue;
+		ssize_t n = read(0, buf + len, sizeof buf - 1 - len);
+		if (n <= 0)
+			quit();   /* the agent is gone: so is the group */
+		len += (size_t)n;
+		buf[len] = 0;
+		char *nl;
+		while ((nl = memchr(buf, '\n', len))) {
+			*nl = 0;
+			if (!strncmp(buf, "LAUNCH ", 7))
+				launch(c, buf + 7);
+			else if (!strcmp(buf, "QUIT"))
+				quit();
+			else
+				init_say("ERROR unknown request");
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len);
+		}
+		if (len == sizeof buf - 1)
+			len = 0;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct init_config c = { 0 };
+	for (int i = 1; i < argc; i++) {
+		const char **slot = !strcmp(argv[i], "--group") ? &c.group :
+				    !strcmp(argv[i], "--coord") ? &c.coord :
+				    !strcmp(argv[i], "--lib") ? &c.lib :
+				    !strcmp(argv[i], "--log") ? &c.log :
+				    !strcmp(argv[i], "--output") ? &c.output :
+				    !strcmp(argv[i], "--restore") ? &c.restore_dir :
+				    !strcmp(argv[i], "--restorer") ? &c.restorer : NULL;
+		if (!strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (!slot || i + 1 == argc) {
+			fprintf(stderr, "us-init: unknown or incomplete argument %s\n%s", argv[i], usage);
+			return 2;
+		}
+		*slot = argv[++i];
+	}
+	if (!c.group || !c.coord || !c.lib || !c.log || !c.output || (c.restore_dir && !c.restorer)) {
+		fprintf(stderr, "us-init: missing arguments\n%s", usage);
+		return 2;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	/* A mount namespace too, so the group gets a /proc of its own pid namespace:
+	 * the interceptor reads /proc/self/task and must see the tids it can signal. */
+	if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0) {
+		init_say("ERROR cannot create pid and mount namespaces: %s", strerror(errno));
+		return 1;
+	}
+	pid_t init = fork();
+	if (init < 0) {
+		init_say("ERROR cannot fork: %s", strerror(errno));
+		return 1;
+	}
+	if (init > 0) {
+		/* Outside the namespace: report the init's host pid and wait for it.
+		 * If we are killed, PDEATHSIG takes the init, and the group, with us. */
+		init_say("READY %d", init);
+		close(0);
+		close(1);
+		int status;
+		while (waitpid(init, &status, 0) < 0 && errno == EINTR)
+			;
+		return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		init_say("ERROR cannot mount /proc for the group: %s", strerror(errno));
+		return 1;
+	}
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+
+	if (c.restore_dir) {
+		int n = restore_tree(&c);
+		if (n < 0) {
+			init_say("ERROR restore failed; see %s", c.log);
+			quit();
+		}
+		init_say("RESTORED %d", n);
+	}
+	serve(&c);
+	return 0;
+}

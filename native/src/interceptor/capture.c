@@ -1,0 +1,854 @@
+/* Writing one process's image while the whole group is frozen: the state
+ * description to <vpid>.meta and raw pages to <vpid>.pages (format: us_image.h).
+ * Runs on the checkpoint thread with every application thread stopped, possibly
+ * inside malloc or stdio, so it uses raw system calls and its own scratch mapping. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/stat.h>
+#include <sys/resource.h>
+#include <time.h>
+#include "internal.h"
+#include "../common/us_fmt.h"
+#include "../common/us_crc32c.h"
+#include "../../include/us_image.h"
+
+#define SCRATCH_SIZE (256ul << 20)      /* reserved, touched only as needed */
+#define MAPS_MAX     (16ul << 20)
+#define PM_BATCH     65536              /* pagemap entries per read */
+#define DATA_MAX     (4ul << 20)        /* in-flight bytes captured per descriptor */
+#define PM_PRESENT   (1ull << 63)
+#define PM_SWAPPED   (1ull << 62)
+#define PM_FILE      (1ull << 61)
+
+struct scratch {
+	char *base;
+	char *maps;                     /* /proc/self/maps text */
+	uint64_t *pm;                   /* pagemap batch */
+	char *data;                     /* peeked queue data, fdinfo text, diag replies */
+	char *meta;                     /* records being built */
+	size_t meta_len, meta_cap;
+	int pages_fd;
+	uint64_t pages_len;
+	uint32_t nrecords;
+	int failed;
+	char *why;
+	int why_cap;
+};
+
+static void fail(struct scratch *s, const char *what, const char *detail, long err)
+{
+	if (s->failed)
+		return;
+	struct us_buf b = { s->why, 0, (size_t)s->why_cap };
+	us_put(&b, what);
+	if (detail) {
+		us_putc(&b, ' ');
+		us_put(&b, detail);
+	}
+	if (err) {
+		us_put(&b, " (errno ");
+		us_puti(&b, -err);
+		us_putc(&b, ')');
+	}
+	us_term(&b);
+	s->failed = 1;
+}
+
+/* ---- record building ---- */
+
+static size_t rec_start;
+
+static void meta_add(struct scratch *s, const void *p, size_t n)
+{
+	if (s->meta_len + n > s->meta_cap) {
+		fail(s, "state description larger than", "the scratch area", 0);
+		return;
+	}
+	const char *src = p;
+	for (size_t i = 0; i < n; i++)
+		s->meta[s->meta_len + i] = src ? src[i] : 0;
+	s->meta_len += n;
+}
+
+static void rec_begin(struct scratch *s, uint32_t type)
+{
+	struct us_rec_hdr h = { type, 0 };
+	rec_start = s->meta_len;
+	meta_add(s, &h, sizeof h);
+}
+
+static void rec_end(struct scratch *s)
+{
+	if (s->failed)
+		return;
+	struct us_rec_hdr *h = (void *)(s->meta + rec_start);
+	h->len = (uint32_t)(s->meta_len - rec_start - sizeof *h);
+	size_t pad = US_REC_ALIGN(h->len) - h->len;
+	meta_add(s, NULL, pad);
+	s->nrecords++;
+}
+
+/* ---- small /proc helpers ---- */
+
+static long read_file(const char *path, char *buf, size_t cap)
+{
+	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	size_t n = 0;
+	for (;;) {
+		long r = us_sc3(SYS_read, fd, buf + n, cap - 1 - n);
+		if (r == -EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (n == cap - 1)
+			break;
+	}
+	us_sc1(SYS_close, fd);
+	buf[n] = 0;
+	return (long)n;
+}
+
+static long read_link(const char *path, char *buf, size_t cap)
+{
+	long n = us_sc4(SYS_readlinkat, AT_FDCWD, path, buf, cap - 1);
+	buf[n > 0 ? n : 0] = 0;
+	return n;
+}
+
+/* Finds "key" at a line start in text and returns what follows it. */
+static const char *field(const char *text, const char *key)
+{
+	for (const char *p = text; *p;) {
+		if (us_startswith(p, key))
+			return p + us_strlen(key);
+		while (*p && *p != '\n')
+			p++;
+		if (*p)
+			p++;
+	}
+	return NULL;
+}
+
+static uint64_t field_u(const char *text, const char *key, int base)
+{
+	const char *p = field(text, key);
+	if (!p)
+		return 0;
+	us_skip_spaces(&p);
+	return us_parse_u(&p, base);
+}
+
+/* ---- pages ---- */
+
+static int write_all(int fd, const void *p, uint64_t n)
+{
+	const char *c = p;
+	while (n) {
+		long r = us_sc3(SYS_write, fd, c, n > (1ul << 30) ? (1ul << 30) : n);
+		if (r == -EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? (int)r : -EIO;
+		c += r;
+		n -= (uint64_t)r;
+	}
+	return 0;
+}
+
+/* Appends [addr, addr+npages) to .pages and a run to the current VMA record.
+ * Unreadable memory goes through /proc/self/mem, which ignores protections. */
+static void add_run(struct scratch *s, uint64_t addr, uint64_t npages, int readable, int memfd)
+{
+	struct us_page_run run = { addr, npages, s->pages_len, 0, 0 };
+	uint64_t len = npages * US_PAGE_SIZE;
+
+	/* Our own stack changes while we checksum and write it: go through a copy. */
+	uint64_t here = (uint64_t)&run;
+	int own_stack = here >= addr && here < addr + len;
+	if (readable && !own_stack) {
+		run.crc = us_crc32c(0, (const void *)addr, len);
+		int r = write_all(s->pages_fd, (const void *)addr, len);
+		if (r) {
+			fail(s, "cannot write the pages file", NULL, r);
+			return;
+		}
+	} else {
+		for (uint64_t off = 0; off < len; off += DATA_MAX) {
+			uint64_t n = len - off < DATA_MAX ? len - off : DATA_MAX;
+			long r = readable ? (long)n : us_sc4(SYS_pread64, memfd, s->data, n, addr + off);
+			if (readable)
+				for (uint64_t i = 0; i < n; i++)
+					s->data[i] = ((const char *)addr)[off + i];
+			if (r != (long)n) {
+				fail(s, "cannot read protected memory", NULL, r < 0 ? r : -EIO);
+				return;
+			}
+			run.crc = us_crc32c(run.crc, s->data, n);
+			if ((r = write_all(s->pages_fd, s->data, n))) {
+				fail(s, "cannot write the pages file", NULL, r);
+				return;
+			}
+		}
+	}
+	s->pages_len += len;
+	meta_add(s, &run, sizeof run);
+}
+
+struct vma_line {
+	uint64_t start, end, offset, inode, dev;
+	uint32_t prot, shared;
+	const char *path;
+	size_t path_len;
+};
+
+static const char *parse_maps_line(const char *p, struct vma_line *v)
+{
+	v->start = us_parse_u(&p, 16);
+	p++;
+	v->end = us_parse_u(&p, 16);
+	us_skip_spaces(&p);
+	v->prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) | (p[2] == 'x' ? PROT_EXEC : 0);
+	v->shared = p[3] == 's';
+	p += 4;
+	us_skip_spaces(&p);
+	v->offset = us_parse_u(&p, 16);
+	us_skip_spaces(&p);
+	uint64_t major = us_parse_u(&p, 16);
+	p++;
+	uint64_t minor = us_parse_u(&p, 16);
+	v->dev = major << 20 | minor;     /* kernel's internal dev_t layout, as st_dev */
+	us_skip_spaces(&p);
+	v->inode = us_parse_u(&p, 10);
+	us_skip_spaces(&p);
+	v->path = p;
+	while (*p && *p != '\n')
+		p++;
+	v->path_len = (size_t)(p - v->path);
+	return *p ? p + 1 : p;
+}
+
+static int path_is(const struct vma_line *v, const char *s)
+{
+	size_t n = us_strlen(s);
+	if (v->path_len != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (v->path[i] != s[i])
+			return 0;
+	return 1;
+}
+
+static int path_ends(const struct vma_line *v, const char *s)
+{
+	size_t n = us_strlen(s);
+	if (v->path_len < n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (v->path[v->path_len - n + i] != s[i])
+			return 0;
+	return 1;
+}
+
+static void capture_vma(struct scratch *s, const struct vma_line *v, int pm_fd, int mem_fd)
+{
+	struct us_rec_vma r = { .start = v->start, .end = v->end, .prot = v->prot,
+		.flags = v->shared ? US_VMA_F_SHARED : 0, .file_offset = v->offset,
+		.dev = v->dev, .inode = v->inode, .path_len = (uint32_t)v->path_len };
+	int save_all = 0, anon_only = 0;
+
+	if (path_is(v, "[vdso]"))
+		r.kind = US_VMA_VDSO;
+	else if (path_is(v, "[vvar]"))
+		r.kind = US_VMA_VVAR;
+	else if (path_is(v, "[vvar_vclock]"))
+		r.kind = US_VMA_VVAR_VCLOCK;
+	else if (path_is(v, "[heap]"))
+		r.kind = US_VMA_HEAP;
+	else if (path_is(v, "[stack]"))
+		r.kind = US_VMA_STACK;
+	else if (v->shared && (v->path_len == 0 || v->path[0] == '[' || path_ends(v, " (deleted)") ||
+			       us_startswith(v->path, "/SYSV") || us_startswith(v->path, "/memfd:")))
+		r.kind = US_VMA_SHMEM, save_all = 1;      /* no name to map again: keep it all */
+	else if (v->path_len == 0 || v->path[0] == '[')
+		r.kind = US_VMA_ANON;
+	else if (!v->shared && path_ends(v, " (deleted)"))
+		r.kind = US_VMA_ANON, save_all = 1;       /* the file is gone: keep the contents */
+	else
+		r.kind = US_VMA_FILE, anon_only = !v->shared;
+
+	r.object_size = v->end - v->start;
+	size_t hdr_at = s->meta_len + sizeof(struct us_rec_hdr);
+	rec_begin(s, US_REC_VMA);
+	meta_add(s, &r, sizeof r);
+
+	int want_pages = r.kind == US_VMA_ANON || r.kind == US_VMA_HEAP || r.kind == US_VMA_STACK ||
+			 r.kind == US_VMA_SHMEM || anon_only;
+	uint32_t nruns = 0;
+	if (want_pages) {
+		int readable = (v->prot & PROT_READ) != 0;
+		uint64_t npages = (v->end - v->start) / US_PAGE_SIZE;
+		uint64_t run_start = 0, run_len = 0;
+		for (uint64_t i = 0; i < npages && !s->failed; i += PM_BATCH) {
+			uint64_t n = npages - i < PM_BATCH ? npages - i : PM_BATCH;
+			if (!save_all) {
+				long got = us_sc4(SYS_pread64, pm_fd, s->pm, n * 8, (v->start / US_PAGE_SIZE + i) * 8);
+				if (got != (long)(n * 8)) {
+					fail(s, "cannot read /proc/self/pagemap", NULL, got < 0 ? got : -EIO);
+					break;
+				}
+			}
+			for (uint64_t k = 0; k < n; k++) {
+				uint64_t e = save_all ? PM_PRESENT : s->pm[k];
+				int keep = (e & PM_SWAPPED) || ((e & PM_PRESENT) && !(anon_only && (e & PM_FILE)));
+				uint64_t page = v->start + (i + k) * US_PAGE_SIZE;
+				if (keep && run_len && run_start + run_len * US_PAGE_SIZE == page) {
+					run_len++;
+					continue;
+				}
+				if (run_len) {
+					add_run(s, run_start, run_len, readable, mem_fd);
+					nruns++;
+					run_len = 0;
+				}
+				if (keep)
+					run_start = page, run_len = 1;
+			}
+		}
+		if (run_len && !s->failed) {
+			add_run(s, run_start, run_len, readable, mem_fd);
+			nruns++;
+		}
+	}
+	meta_add(s, v->path, v->path_len);
+	if (!s->failed)
+		((struct us_rec_vma *)(s->meta + hdr_at))->nruns = nruns;
+	rec_end(s);
+}
+
+static void capture_memory(struct scratch *s)
+{
+	int pm_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	int mem_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC, 0);
+	if (pm_fd < 0 || mem_fd < 0) {
+		fail(s, "cannot open /proc/self/pagemap or mem", NULL, pm_fd < 0 ? pm_fd : mem_fd);
+		goto out;
+	}
+	if (read_file("/proc/self/maps", s->maps, MAPS_MAX) >= (long)MAPS_MAX - 1) {
+		fail(s, "too many memory mappings", NULL, 0);
+		goto out;
+	}
+	for (const char *p = s->maps; *p && !s->failed;) {
+		struct vma_line v;
+		p = parse_maps_line(p, &v);
+		if (v.end <= v.start || path_is(&v, "[vsyscall]"))
+			continue;
+		if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
+			continue;   /* our own scratch area */
+		capture_vma(s, &v, pm_fd, mem_fd);
+	}
+out:
+	if (pm_fd >= 0)
+		us_sc1(SYS_close, pm_fd);
+	if (mem_fd >= 0)
+		us_sc1(SYS_close, mem_fd);
+}
+
+/* ---- descriptors ---- */
+
+struct unix_peer { uint64_t ino, peer; uint32_t listening; };
+static struct unix_peer *peers;
+static int npeers;
+
+/* Asks sock_diag for every Unix socket's peer and state. */
+static void load_unix_peers(struct scratch *s, char *buf, size_t cap)
+{
+	npeers = 0;
+	peers = (struct unix_peer *)(s->data + DATA_MAX);  /* after the data area */
+	int nl = (int)us_sc3(SYS_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		return;
+	struct {
+		struct nlmsghdr nh;
+		struct unix_diag_req req;
+	} q = {
+		.nh = { sizeof q, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0 },
+		.req = { .sdiag_family = AF_UNIX, .udiag_states = ~0u, .udiag_show = UDIAG_SHOW_PEER },
+	};
+	if (us_sc6(SYS_sendto, nl, (long)&q, sizeof q, 0, 0, 0) < 0)
+		goto out;
+	for (;;) {
+		long n = us_sc6(SYS_recvfrom, nl, (long)buf, (long)cap, 0, 0, 0);
+		if (n <= 0)
+			goto out;
+		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, (unsigned long)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
+				goto out;
+			struct unix_diag_msg *m = NLMSG_DATA(h);
+			struct unix_peer p = { m->udiag_ino, 0, m->udiag_state == 10 /* TCP_LISTEN */ };
+			int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+			for (struct rtattr *a = (void *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
+				if (a->rta_type == UNIX_DIAG_PEER)
+					p.peer = *(uint32_t *)RTA_DATA(a);
+			if (npeers < 65536)
+				peers[npeers++] = p;
+		}
+	}
+out:
+	us_sc1(SYS_close, nl);
+}
+
+static const struct unix_peer *find_peer(uint64_t ino)
+{
+	for (int i = 0; i < npeers; i++)
+		if (peers[i].ino == ino)
+			return &peers[i];
+	return NULL;
+}
+
+/* Copies, without consuming, what is queued in the pipe or FIFO behind fd. */
+static uint32_t peek_pipe(struct scratch *s, int fd)
+{
+	char path[64];
+	struct us_buf b = { path, 0, sizeof path };
+	us_put(&b, "/proc/self/fd/");
+	us_putu(&b, (uint64_t)fd);
+	int rd = (int)us_sc4(SYS_openat, AT_FDCWD, us_term(&b), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+	if (rd < 0)
+		return 0;
+	int queued = 0;
+	us_sc3(SYS_ioctl, rd, FIONREAD, &queued);
+	uint32_t got = 0;
+	if (queued > 0) {
+		int tmp[2];
+		if (us_sc2(SYS_pipe2, tmp, O_CLOEXEC | O_NONBLOCK) == 0) {
+			us_sc3(SYS_fcntl, tmp[1], F_SETPIPE_SZ, queued);
+			long t = us_sc4(SYS_tee, rd, tmp[1], (unsigned long)queued, 2 /* SPLICE_F_NONBLOCK */);
+			if (t > 0) {
+				long r = us_sc3(SYS_read, tmp[0], s->data, (unsigned long)t);
+				got = r > 0 ? (uint32_t)r : 0;
+			}
+			us_sc1(SYS_close, tmp[0]);
+			us_sc1(SYS_close, tmp[1]);
+		}
+		if (got < (uint32_t)queued)
+			fail(s, "cannot copy the data queued in a pipe", NULL, 0);
+	}
+	us_sc1(SYS_close, rd);
+	return got;
+}
+
+static uint32_t peek_socket(struct scratch *s, int fd)
+{
+	int queued = 0;
+	us_sc3(SYS_ioctl, fd, FIONREAD, &queued);
+	if (queued <= 0)
+		return 0;
+	if ((unsigned)queued > DATA_MAX) {
+		fail(s, "socket queue larger than 4 MiB", NULL, 0);
+		return 0;
+	}
+	long r = us_sc6(SYS_recvfrom, fd, (long)s->data, queued, MSG_PEEK | MSG_DONTWAIT, 0, 0);
+	return r > 0 ? (uint32_t)r : 0;
+}
+
+static void capture_fd(struct scratch *s, int fd)
+{
+	char path[64], link[US_PATH_MAX];
+	struct us_buf b = { path, 0, sizeof path };
+	struct stat st;
+	struct us_rec_fd r = { .fd = fd };
+	uint32_t data_len = 0;
+	const void *data = s->data;
+
+	us_put(&b, "/proc/self/fd/");
+	us_putu(&b, (uint64_t)fd);
+	if (read_link(us_term(&b), link, sizeof link) < 0 || us_sc2(SYS_fstat, fd, &st) < 0)
+		return;   /* closed meanwhile by nobody (all frozen): cannot happen; skip */
+	r.fd_flags = (uint32_t)us_sc2(SYS_fcntl, fd, F_GETFD);
+	r.open_flags = (uint32_t)us_sc2(SYS_fcntl, fd, F_GETFL);
+	r.dev = st.st_dev;
+	r.inode = st.st_ino;
+	r.mode = st.st_mode;
+	const char *name = link;
+
+	if (fd == us.coord_fd) {
+		r.kind = US_FD_COORDINATOR;
+		name = "";
+	} else if (us_startswith(link, "anon_inode:")) {
+		char info[512];
+		struct us_buf ib = { info, 0, sizeof info };
+		us_put(&ib, "/proc/self/fdinfo/");
+		us_putu(&ib, (uint64_t)fd);
+		const char *text = s->data + DATA_MAX / 2;
+		read_file(us_term(&ib), (char *)text, DATA_MAX / 2);
+		if (us_streq(link, "anon_inode:[eventfd]")) {
+			r.kind = US_FD_EVENTFD;
+			r.aux[0] = field_u(text, "eventfd-count:", 16);
+			r.aux[1] = field_u(text, "eventfd-semaphore:", 10);
+		} else if (us_streq(link, "anon_inode:[timerfd]")) {
+			r.kind = US_FD_TIMERFD;
+			r.aux[0] = field_u(text, "clockid:", 10);
+			const char *p = field(text, "it_value: (");
+			uint64_t sec = p ? us_parse_u(&p, 10) : 0, nsec = 0;
+			if (p && *p == ',') { p++; us_skip_spaces(&p); nsec = us_parse_u(&p, 10); }
+			r.aux[2] = sec * 1000000000ull + nsec;
+			p = field(text, "it_interval: (");
+			sec = p ? us_parse_u(&p, 10) : 0, nsec = 0;
+			if (p && *p == ',') { p++; us_skip_spaces(&p); nsec = us_parse_u(&p, 10); }
+			r.aux[1] = sec * 1000000000ull + nsec;
+		} else if (us_streq(link, "anon_inode:[signalfd]")) {
+			r.kind = US_FD_SIGNALFD;
+			r.aux[0] = field_u(text, "sigmask:", 16);
+		} else if (us_streq(link, "anon_inode:[eventpoll]")) {
+			r.kind = US_FD_EPOLL;
+			struct us_epoll_target *t = (void *)s->data;
+			uint32_t n = 0;
+			uint32_t max = (DATA_MAX / 2) / sizeof *t;
+			for (const char *p = text; n < max && (p = field(p, "tfd:")) != NULL; n++) {
+				us_skip_spaces(&p);
+				t[n].fd = (int32_t)us_parse_u(&p, 10);
+				us_skip_spaces(&p);
+				if (us_startswith(p, "events:")) {
+					p += 7;
+					us_skip_spaces(&p);
+					t[n].events = (uint32_t)us_parse_u(&p, 16);
+				}
+				us_skip_spaces(&p);
+				if (us_startswith(p, "data:")) {
+					p += 5;
+					us_skip_spaces(&p);
+					t[n].data = us_parse_u(&p, 16);
+				}
+			}
+			data_len = n * (uint32_t)sizeof *t;
+		} else {
+			fail(s, "unsupported descriptor:", link, 0);
+			return;
+		}
+	} else if (S_ISREG(st.st_mode)) {
+		r.kind = US_FD_FILE;
+		r.pos = (uint64_t)us_sc3(SYS_lseek, fd, 0, SEEK_CUR);
+	} else if (S_ISDIR(st.st_mode)) {
+		r.kind = US_FD_DIR;
+		r.pos = (uint64_t)us_sc3(SYS_lseek, fd, 0, SEEK_CUR);
+	} else if (S_ISCHR(st.st_mode)) {
+		r.kind = US_FD_CHR;
+		r.aux[0] = st.st_rdev;
+	} else if (S_ISFIFO(st.st_mode)) {
+		r.kind = us_startswith(link, "pipe:") ? US_FD_PIPE : US_FD_FIFO;
+		r.aux[0] = (r.open_flags & O_ACCMODE) != O_WRONLY;
+		if (r.kind == US_FD_PIPE)
+			name = "";
+		data_len = peek_pipe(s, fd);
+	} else if (S_ISSOCK(st.st_mode)) {
+		int domain = 0, type = 0;
+		unsigned int len = sizeof domain;
+		us_sc5(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+		len = sizeof type;
+		us_sc5(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len);
+		if (domain != AF_UNIX || (type != SOCK_STREAM && type != SOCK_DGRAM)) {
+			fail(s, "unsupported socket (only Unix stream and datagram sockets so far):", link, 0);
+			return;
+		}
+		r.kind = type == SOCK_STREAM ? US_FD_UNIX_STREAM : US_FD_UNIX_DGRAM;
+		const struct unix_peer *p = find_peer(st.st_ino);
+		if (p) {
+			r.aux[0] = p->peer;
+			r.aux[1] = p->listening;
+		}
+		/* a bound name lets a listening socket be bound again on restore */
+		struct sockaddr_un sa = { 0 };
+		unsigned int salen = sizeof sa;
+		name = "";
+		if (us_sc3(SYS_getsockname, fd, &sa, &salen) == 0 && sa.sun_path[0]) {
+			for (int i = 0; i < (int)sizeof sa.sun_path - 1 && sa.sun_path[i]; i++)
+				link[i] = sa.sun_path[i], link[i + 1] = 0;
+			name = link;
+		}
+		if (!r.aux[1] && type == SOCK_STREAM)
+			data_len = peek_socket(s, fd);
+	} else {
+		fail(s, "unsupported descriptor:", link, 0);
+		return;
+	}
+	if (name != link)
+		r.path_len = (uint32_t)us_strlen(name);
+	else
+		r.path_len = (uint32_t)us_strlen(link);
+	r.data_len = data_len;
+	rec_begin(s, US_REC_FD);
+	meta_add(s, &r, sizeof r);
+	meta_add(s, name, r.path_len);
+	meta_add(s, data, data_len);
+	rec_end(s);
+}
+
+static void capture_fds(struct scratch *s, const int *fds, int n)
+{
+	load_unix_peers(s, s->data, DATA_MAX);
+	for (int i = 0; i < n && !s->failed; i++)
+		capture_fd(s, fds[i]);
+}
+
+/* Lists open descriptors before the capture opens any of its own. */
+static int list_fds(int *out, int cap)
+{
+	char buf[4096];
+	int n = 0;
+	int dfd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dfd < 0)
+		return -1;
+	for (;;) {
+		long r = us_sc3(SYS_getdents64, dfd, buf, sizeof buf);
+		if (r <= 0)
+			break;
+		for (long off = 0; off < r;) {
+			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
+			const char *p = d->name;
+			int fd = (int)us_parse_u(&p, 10);
+			if (d->name[0] >= '0' && d->name[0] <= '9' && fd != dfd && n < cap)
+				out[n++] = fd;
+			off += d->reclen;
+		}
+	}
+	us_sc1(SYS_close, dfd);
+	return n;
+}
+
+/* ---- process-wide state ---- */
+
+static void capture_proc(struct scratch *s)
+{
+	char *text = s->data;
+	struct us_rec_proc p = { 0 };
+	char exe[US_PATH_MAX], cwd[US_PATH_MAX], comm[32];
+
+	p.vpid = (uint32_t)us.vpid;
+	p.vppid = (uint32_t)us_sc0(SYS_getppid);
+	p.vpgid = (uint32_t)us_sc1(SYS_getpgid, 0);
+	p.vsid = (uint32_t)us_sc1(SYS_getsid, 0);
+	p.uid = (uint32_t)us_sc0(SYS_getuid);
+	p.gid = (uint32_t)us_sc0(SYS_getgid);
+	p.exec_count = (uint32_t)us.exec_count;
+	p.entry = (uint64_t)us_restore_entry;
+	p.entry_arg = 0;
+
+	read_file("/proc/self/status", text, DATA_MAX);
+	p.umask = (uint32_t)field_u(text, "Umask:", 8);
+	us.pending_signals = field_u(text, "ShdPnd:", 16);
+
+	/* /proc/self/stat: fields after "(comm)" start at field 3 */
+	read_file("/proc/self/stat", text, DATA_MAX);
+	const char *q = text;
+	for (const char *c = text; *c; c++)
+		if (*c == ')')
+			q = c + 1;
+	uint64_t f[64] = { 0 };
+	for (int i = 3; i < 64 && *q; i++) {
+		us_skip_spaces(&q);
+		if (*q == '-') q++;
+		f[i] = us_parse_u(&q, 10);
+		while (*q && *q != ' ') q++;
+		if (i == 3) f[i] = 0;   /* state letter */
+	}
+	p.mm[US_MM_START_CODE] = f[26];
+	p.mm[US_MM_END_CODE] = f[27];
+	p.mm[US_MM_START_STACK] = f[28];
+	p.mm[US_MM_START_DATA] = f[45];
+	p.mm[US_MM_END_DATA] = f[46];
+	p.mm[US_MM_START_BRK] = f[47];
+	p.mm[US_MM_ARG_START] = f[48];
+	p.mm[US_MM_ARG_END] = f[49];
+	p.mm[US_MM_ENV_START] = f[50];
+	p.mm[US_MM_ENV_END] = f[51];
+	p.mm[US_MM_BRK] = (uint64_t)us_sc1(SYS_brk, 0);
+
+	long ne = read_link("/proc/self/exe", exe, sizeof exe);
+	for (long i = 0; i <= ne && i < (long)sizeof us.exe_path; i++)
+		us.exe_path[i] = exe[i];
+	long nc = read_link("/proc/self/cwd", cwd, sizeof cwd);
+	long nm = read_file("/proc/self/comm", comm, sizeof comm);
+	if (nm > 0 && comm[nm - 1] == '\n')
+		comm[--nm] = 0;
+	long na = read_file("/proc/self/auxv", text, DATA_MAX);
+	p.exe_len = ne > 0 ? (uint32_t)ne : 0;
+	p.cwd_len = nc > 0 ? (uint32_t)nc : 0;
+	p.comm_len = nm > 0 ? (uint32_t)nm : 0;
+	p.auxv_len = na > 0 ? (uint32_t)na : 0;
+
+	rec_begin(s, US_REC_PROC);
+	meta_add(s, &p, sizeof p);
+	meta_add(s, exe, p.exe_len);
+	meta_add(s, cwd, p.cwd_len);
+	meta_add(s, comm, p.comm_len);
+	meta_add(s, text, p.auxv_len);
+	rec_end(s);
+}
+
+static void capture_threads(struct scratch *s)
+{
+	for (int i = 0; i < US_MAX_THREADS; i++) {
+		struct us_thread_slot *t = &us.slots[i];
+		if (!t->tid)
+			continue;
+		struct us_rec_thread r = { (uint32_t)t->tid, (uint32_t)t->is_checkpoint_thread, t->fs_base, { 0 } };
+		for (int k = 0; k < 16; k++)
+			r.comm[k] = t->comm[k];
+		rec_begin(s, US_REC_THREAD);
+		meta_add(s, &r, sizeof r);
+		rec_end(s);
+	}
+}
+
+static void capture_signals_and_limits(struct scratch *s)
+{
+	struct us_rec_sigact h = { 0, 0 };
+	struct us_sigact acts[64];
+	for (int sig = 1; sig <= 64; sig++) {
+		struct us_kernel_sigaction k;
+		if (sig == 9 || sig == 19)
+			continue;
+		if (us_sc4(SYS_rt_sigaction, sig, NULL, &k, 8) < 0)
+			continue;
+		acts[h.count++] = (struct us_sigact){ (uint32_t)sig, 0, k.handler, k.flags, k.restorer, k.mask };
+	}
+	rec_begin(s, US_REC_SIGACT);
+	meta_add(s, &h, sizeof h);
+	meta_add(s, acts, h.count * sizeof acts[0]);
+	rec_end(s);
+
+	struct us_rec_misc m = { 0 };
+	for (int w = 0; w < 3; w++) {
+		long it[4];
+		if (us_sc2(SYS_getitimer, w, it) == 0)
+			for (int k = 0; k < 4; k++)
+				m.itimer[w][k] = it[k];
+	}
+	for (int r = 0; r < 16; r++) {
+		struct rlimit rl;
+		if (us_sc4(SYS_prlimit64, 0, r, NULL, &rl) == 0)
+			m.rlim_cur[r] = rl.rlim_cur;
+	}
+	m.pending_shared = us.pending_signals;
+	rec_begin(s, US_REC_MISC);
+	meta_add(s, &m, sizeof m);
+	rec_end(s);
+}
+
+static int open_image_file(const char *dir, const char *ext)
+{
+	char path[US_PATH_MAX];
+	struct us_buf b = { path, 0, sizeof path };
+	us_put(&b, dir);
+	us_putc(&b, '/');
+	us_putu(&b, (uint64_t)us.vpid);
+	us_put(&b, ext);
+	/* 0600: images hold application memory, which means secrets */
+	return (int)us_sc4(SYS_openat, AT_FDCWD, us_term(&b), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+}
+
+int us_write_image(const char *dir, uint64_t seq, char *why, int cap,
+		   uint64_t *meta_bytes, uint64_t *pages_bytes)
+{
+	struct us_thread_slot *self = us_slot_for((int)us_sc0(SYS_gettid), 1);
+	if (!self) {
+		struct us_buf b = { why, 0, (size_t)cap };
+		us_put(&b, "no thread slot left");
+		us_term(&b);
+		return -1;
+	}
+	self->is_checkpoint_thread = 1;
+	us_capture_thread(self);
+	/* The restored checkpoint thread resumes here, returning US_WRITE_RESTORED.
+	 * Nothing below may be relied upon on that path: the stack was captured later. */
+	if (us_jmp_save(&self->ctx))
+		return US_WRITE_RESTORED;
+
+	if (us_streq(us.fault, "stall-write")) {
+		us_log("fault", "stall-write: hanging in WRITE until killed");
+		for (;;) {
+			struct timespec ts = { 1, 0 };
+			us_sc2(SYS_nanosleep, &ts, NULL);
+		}
+	}
+
+	int fds[4096];
+	int nfds = list_fds(fds, 4096);
+
+	struct scratch s = { 0 };
+	s.why = why;
+	s.why_cap = cap;
+	long base = us_sc6(SYS_mmap, 0, SCRATCH_SIZE, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base < 0 && base > -4096) {
+		fail(&s, "cannot map scratch memory", NULL, base);
+		return -1;
+	}
+	s.base = (char *)base;
+	s.maps = s.base;
+	s.pm = (uint64_t *)(s.base + MAPS_MAX);
+	s.data = s.base + MAPS_MAX + PM_BATCH * 8;
+	s.meta = s.data + DATA_MAX + (4ul << 20);  /* peer table sits between */
+	s.meta_cap = SCRATCH_SIZE - (size_t)(s.meta - s.base);
+
+	int meta_fd = open_image_file(dir, ".meta");
+	s.pages_fd = open_image_file(dir, ".pages");
+	if (meta_fd < 0 || s.pages_fd < 0) {
+		fail(&s, "cannot create image files in", dir, meta_fd < 0 ? meta_fd : s.pages_fd);
+	} else {
+		struct us_meta_header h = { 0 };
+		meta_add(&s, &h, sizeof h);       /* filled in at the end */
+		capture_proc(&s);
+		capture_threads(&s);
+		capture_signals_and_limits(&s);
+		if (nfds < 0)
+			fail(&s, "cannot list /proc/self/fd", NULL, 0);
+		else
+			capture_fds(&s, fds, nfds);
+		if (!s.failed)
+			capture_memory(&s);
+	}
+	if (!s.failed) {
+		struct us_meta_header *h = (void *)s.meta;
+		const char magic[8] = US_META_MAGIC;
+		for (int i = 0; i < 8; i++)
+			h->magic[i] = magic[i];
+		h->version = US_META_VERSION;
+		h->header_size = sizeof *h;
+		h->kind = US_IMAGE_FULL;
+		h->record_count = s.nrecords;
+		h->records_len = s.meta_len - sizeof *h;
+		h->pages_len = s.pages_len;
+		h->records_crc = us_crc32c(0, s.meta + sizeof *h, h->records_len);
+		h->vpid = (uint32_t)us.vpid;
+		h->checkpoint_seq = seq;
+		h->base_seq = 0;
+		h->header_crc = us_crc32c(0, h, 60);
+		int r = write_all(meta_fd, s.meta, s.meta_len);
+		if (!r)
+			r = (int)us_sc1(SYS_fdatasync, s.pages_fd);
+		if (!r)
+			r = (int)us_sc1(SYS_fdatasync, meta_fd);
+		if (r)
+			fail(&s, "cannot write the image", NULL, r);
+		*meta_bytes = s.meta_len;
+		*pages_bytes = s.pages_len;
+	}
+	if (meta_fd >= 0)
+		us_sc1(SYS_close, meta_fd);
+	if (s.pages_fd >= 0)
+		us_sc1(SYS_close, s.pages_fd);
+	us_sc2(SYS_munmap, s.base, SCRATCH_SIZE);
+	return s.failed ? -1 : 0;
+}

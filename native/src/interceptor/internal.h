@@ -1,0 +1,98 @@
+/* State shared by the interceptor's parts. Everything lives in static storage, so
+ * it is inside the checkpointed address space and comes back with a restore. */
+#ifndef US_INTERNAL_H
+#define US_INTERNAL_H
+
+#include <signal.h>
+#include <stdint.h>
+#include "../common/us_sys.h"
+
+#define US_HIDDEN __attribute__((visibility("hidden")))
+#define US_MAX_THREADS 512
+#define US_SIG_FREEZE 64                /* SIGRTMAX: reserved, hidden from the app */
+#define US_PATH_MAX 4096
+
+struct us_thread_slot {
+	int tid;                        /* 0: free */
+	int is_checkpoint_thread;
+	uint64_t fs_base;
+	struct us_jmp ctx;
+	uint64_t robust_head, robust_len;
+	uint64_t clear_tid;
+	stack_t altstack;
+	char comm[16];
+};
+
+struct us_state {
+	int active;                     /* launched under a coordinator */
+	int coord_fd;
+	int vpid;
+	int exec_count;
+	char coord_path[US_PATH_MAX];
+	char group[256], app[256];
+	char lib_path[US_PATH_MAX];
+	char log_path[US_PATH_MAX];
+	char fault[64];
+	char exe_path[US_PATH_MAX];     /* set again on restore as /proc/self/exe */
+
+	/* freeze/thaw handshake between the checkpoint thread and app threads */
+	volatile int frozen_count;
+	volatile int thaw_gen;
+	volatile int restored_main_left;        /* main thread left the restorer's stack */
+	struct us_thread_slot slots[US_MAX_THREADS];
+
+	/* one request (FORK_BEGIN, ...) to the coordinator at a time */
+	volatile int req_lock;
+	volatile int req_granted;
+	char pending_req[32];           /* re-sent after a restore if still waiting */
+	volatile int send_lock;
+	volatile int link_dead;          /* coordinator gone: run unprotected */
+
+	/* what the restorer left mapped, unmapped by the restored checkpoint thread */
+	uint64_t restorer_start, restorer_end;
+	uint64_t pending_signals;
+};
+
+extern struct us_state us US_HIDDEN;
+
+/* arguments the restorer passes to us_restore_entry */
+struct us_restore_args {
+	uint64_t restorer_start, restorer_end;
+	uint64_t pending_signals;
+};
+
+/* log.c */
+US_HIDDEN void us_log(const char *event, const char *detail);
+
+/* link.c: the coordinator connection */
+US_HIDDEN int us_link_connect(void);
+US_HIDDEN int us_link_hello(const char *origin, int vppid);
+US_HIDDEN int us_link_send(const char *line);
+US_HIDDEN int us_link_read_line(char *out, int cap);
+US_HIDDEN void us_request(const char *what);      /* sends and waits for GRANT */
+US_HIDDEN void us_notify(const char *line);       /* fire and forget */
+US_HIDDEN void us_lock(volatile int *l);
+US_HIDDEN void us_unlock(volatile int *l);
+US_HIDDEN void us_futex_wait(volatile int *addr, int val, long timeout_ms);
+US_HIDDEN void us_futex_wake(volatile int *addr);
+
+/* freeze.c */
+US_HIDDEN void us_install_freeze_handler(void);
+US_HIDDEN int us_freeze_all(char *why, int cap);  /* returns frozen threads or -1 */
+US_HIDDEN void us_thaw_all(void);
+US_HIDDEN struct us_thread_slot *us_slot_for(int tid, int create);
+US_HIDDEN void us_capture_thread(struct us_thread_slot *s);
+
+/* capture.c */
+US_HIDDEN int us_write_image(const char *dir, uint64_t seq, char *why, int cap,
+			     uint64_t *meta_bytes, uint64_t *pages_bytes);
+#define US_WRITE_RESTORED 2
+
+/* main.c */
+US_HIDDEN void us_start_checkpoint_thread(void);
+US_HIDDEN void us_after_fork_child(void);
+
+/* restore.c */
+void us_restore_entry(struct us_restore_args *a);
+
+#endif

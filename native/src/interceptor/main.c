@@ -1,0 +1,289 @@
+/* Start-up in every process of a group, and the checkpoint thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <linux/prctl.h>
+#include <unistd.h>
+#include "internal.h"
+#include "../common/us_fmt.h"
+
+void us_link_reset_reader(void);
+void us_wrappers_init(void);
+
+static void copy_env(char *dst, size_t cap, const char *name)
+{
+	const char *v = getenv(name);
+	size_t i = 0;
+	for (; v && v[i] && i + 1 < cap; i++)
+		dst[i] = v[i];
+	dst[i] = 0;
+}
+
+static int env_int(const char *name)
+{
+	const char *v = getenv(name);
+	return v ? atoi(v) : -1;
+}
+
+static void reply(const char *word, const char *detail)
+{
+	char line[1024];
+	struct us_buf b = { line, 0, sizeof line - 1 };
+	us_put(&b, word);
+	if (detail) {
+		us_putc(&b, ' ');
+		us_put(&b, detail);
+	}
+	us_putc(&b, '\n');
+	us_link_send(us_term(&b));
+}
+
+static void raise_pending_signals(void)
+{
+	for (int sig = 1; sig <= 64; sig++)
+		if (us.pending_signals & (1ull << (sig - 1)))
+			us_sc2(SYS_kill, us.vpid, sig);
+	us.pending_signals = 0;
+}
+
+/* /proc/self/exe names the restorer until this runs. PR_SET_MM_MAP is the one
+ * mm update allowed without CAP_SYS_RESOURCE, so the whole layout goes again,
+ * read back from what the restorer already set. */
+static void us_set_exe(void)
+{
+	char text[2048];
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	long n = fd < 0 ? -1 : read(fd, text, sizeof text - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return;
+	text[n] = 0;
+	const char *q = text;
+	for (const char *c = text; *c; c++)
+		if (*c == ')')
+			q = c + 1;
+	uint64_t f[64] = { 0 };
+	for (int i = 3; i < 64 && *q; i++) {
+		us_skip_spaces(&q);
+		if (*q == '-')
+			q++;
+		f[i] = us_parse_u(&q, 10);
+		while (*q && *q != ' ')
+			q++;
+	}
+	static uint64_t auxv[128];
+	fd = open("/proc/self/auxv", O_RDONLY | O_CLOEXEC);
+	long alen = fd < 0 ? 0 : read(fd, auxv, sizeof auxv);
+	if (fd >= 0)
+		close(fd);
+	int exe = open(us.exe_path, O_RDONLY | O_CLOEXEC);
+	if (exe < 0) {
+		us_log("warning", "executable gone; /proc/self/exe names the restorer");
+		return;
+	}
+	struct prctl_mm_map m = {
+		.start_code = f[26], .end_code = f[27], .start_stack = f[28],
+		.start_data = f[45], .end_data = f[46], .start_brk = f[47],
+		.brk = (uint64_t)us_sc1(SYS_brk, 0),
+		.arg_start = f[48], .arg_end = f[49], .env_start = f[50], .env_end = f[51],
+		.auxv = (__u64 *)auxv, .auxv_size = alen > 0 ? (uint32_t)alen : 0,
+		.exe_fd = (uint32_t)exe,
+	};
+	if (prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0) < 0)
+		us_log("warning", "cannot set /proc/self/exe after restore");
+	close(exe);
+}
+
+/* The checkpoint thread resumes here after a restore, on the new process. */
+static void restored(void)
+{
+	while (!__atomic_load_n(&us.restored_main_left, __ATOMIC_ACQUIRE))
+		us_futex_wait(&us.restored_main_left, 0, 100);
+	us.restored_main_left = 0;
+	if (us.restorer_end > us.restorer_start)
+		us_sc2(SYS_munmap, us.restorer_start, us.restorer_end - us.restorer_start);
+	us.restorer_start = us.restorer_end = 0;
+	us_set_exe();
+
+	us_link_reset_reader();
+	int fd = us_link_connect();
+	if (fd >= 0 && fd != us.coord_fd) {
+		us_sc3(SYS_dup3, fd, us.coord_fd, O_CLOEXEC);
+		us_sc1(SYS_close, fd);
+	}
+	if (fd < 0 || us_link_hello("restore", (int)us_sc0(SYS_getppid)) < 0) {
+		us_log("restore-failed", "cannot register with the coordinator");
+		us_sc1(SYS_exit_group, 125);
+	}
+	us.link_dead = 0;
+	us_log("restored", NULL);
+}
+
+static void serve(void)
+{
+	char line[US_PATH_MAX + 128], why[512];
+	const char *p;
+	int restored_now = 0;
+
+	for (;;) {
+		if (us_link_read_line(line, sizeof line) < 0) {
+			us_log("link-lost", "coordinator closed the connection; running unprotected");
+			us.link_dead = 1;
+			us_futex_wake(&us.req_granted);
+			return;
+		}
+		if (us_streq(line, "GRANT")) {
+			__atomic_store_n(&us.req_granted, 1, __ATOMIC_RELEASE);
+			us_futex_wake(&us.req_granted);
+		} else if (us_startswith(line, "PREPARE ")) {
+			int n = us_freeze_all(why, sizeof why);
+			if (n < 0) {
+				us_thaw_all();
+				us_log("prepare-failed", why);
+				reply("FAILED", why);
+			} else {
+				char num[16];
+				struct us_buf b = { num, 0, sizeof num };
+				us_putu(&b, (uint64_t)n);
+				reply("FROZEN", us_term(&b));
+			}
+		} else if (us_startswith(line, "WRITE ")) {
+			char id[64], dir[US_PATH_MAX];
+			uint64_t mb = 0, pb = 0;
+			p = line + 6;
+			us_next_token(&p, id, sizeof id);
+			us_next_token(&p, dir, sizeof dir);
+			const char *q = id;
+			int r = us_write_image(dir, us_parse_u(&q, 10), why, sizeof why, &mb, &pb);
+			if (r == US_WRITE_RESTORED) {
+				restored();
+				restored_now = 1;
+				continue;
+			}
+			if (r < 0) {
+				us_log("write-failed", why);
+				reply("FAILED", why);
+			} else {
+				char nums[48];
+				struct us_buf b = { nums, 0, sizeof nums };
+				us_putu(&b, mb);
+				us_putc(&b, ' ');
+				us_putu(&b, pb);
+				reply("WRITTEN", us_term(&b));
+			}
+		} else if (us_streq(line, "RESUME") || us_streq(line, "ABORT")) {
+			us_thaw_all();
+			reply("RESUMED", NULL);
+			if (restored_now) {
+				restored_now = 0;
+				raise_pending_signals();
+				if (us.pending_req[0]) {   /* an app thread still waits for GRANT */
+					char req[40];
+					struct us_buf b = { req, 0, sizeof req };
+					us_put(&b, us.pending_req);
+					us_putc(&b, '\n');
+					us_link_send(us_term(&b));
+				}
+			}
+		}
+	}
+}
+
+static void *checkpoint_thread(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	prctl(PR_SET_NAME, "us-checkpoint");
+	struct us_thread_slot *s = us_slot_for((int)us_sc0(SYS_gettid), 1);
+	if (s)
+		s->is_checkpoint_thread = 1;
+	serve();
+	return NULL;
+}
+
+void us_start_checkpoint_thread(void)
+{
+	pthread_t t;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 256 * 1024);
+	/* The app must not see its signals land on this thread: block them before
+	 * creating it, so it starts blocked. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (pthread_create(&t, &a, checkpoint_thread, NULL) != 0)
+		us_log("error", "cannot start the checkpoint thread");
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+}
+
+void us_after_fork_child(void)
+{
+	us.send_lock = 0;
+	us.req_lock = 0;
+	us.pending_req[0] = 0;
+	for (int i = 0; i < US_MAX_THREADS; i++)
+		us.slots[i].tid = 0;
+	us_link_reset_reader();
+	us_sc1(SYS_close, us.coord_fd);   /* the parent's link */
+	us.vpid = (int)us_sc0(SYS_getpid);
+	us.coord_fd = us_link_connect();
+	if (us.coord_fd < 0 || us_link_hello("fork", (int)us_sc0(SYS_getppid)) < 0) {
+		us_log("error", "forked child cannot register; running unprotected");
+		us.active = 0;
+		return;
+	}
+	us_log("joined", "origin=fork");
+	us_start_checkpoint_thread();
+}
+
+__attribute__((constructor)) static void us_start(void)
+{
+	copy_env(us.coord_path, sizeof us.coord_path, "UNDERSTUDY_COORD");
+	if (!us.coord_path[0])
+		return;
+	copy_env(us.group, sizeof us.group, "UNDERSTUDY_GROUP");
+	copy_env(us.app, sizeof us.app, "UNDERSTUDY_APP");
+	copy_env(us.lib_path, sizeof us.lib_path, "UNDERSTUDY_LIB");
+	copy_env(us.log_path, sizeof us.log_path, "UNDERSTUDY_LOG");
+	copy_env(us.fault, sizeof us.fault, "UNDERSTUDY_FAULT");
+	us.vpid = getpid();
+
+	const char *origin = "spawn";
+	us.exec_count = 0;
+	if (env_int("UNDERSTUDY_EXEC_VPID") == us.vpid) {
+		origin = "exec";
+		us.exec_count = env_int("UNDERSTUDY_EXEC_COUNT");
+	} else if (env_int("UNDERSTUDY_LAUNCH_VPID") == us.vpid) {
+		origin = "launch";
+	}
+	us_wrappers_init();
+	us_install_freeze_handler();
+
+	us.coord_fd = us_link_connect();
+	if (us.coord_fd < 0) {
+		us_log("error", "cannot reach the coordinator; running unprotected");
+		return;
+	}
+	if (us_link_hello(origin, getppid()) < 0) {
+		us_sc1(SYS_close, us.coord_fd);
+		us_log("error", "registration refused; running unprotected");
+		return;
+	}
+	us.active = 1;
+	char d[32];
+	struct us_buf b = { d, 0, sizeof d };
+	us_put(&b, "origin=");
+	us_put(&b, origin);
+	us_log("joined", us_term(&b));
+	us_start_checkpoint_thread();
+}

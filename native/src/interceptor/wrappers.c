@@ -1,0 +1,393 @@
+/* Library calls the interceptor wraps so that every process of the group stays
+ * registered and checkpointable: fork and exec go through the registration lock,
+ * exec keeps the group identity even when the application clears its environment,
+ * and the freeze signal can be neither caught nor blocked by the application. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "internal.h"
+#include "../common/us_fmt.h"
+
+extern char **environ;
+
+static pid_t (*real_fork)(void);
+static int (*real_execve)(const char *, char *const[], char *const[]);
+static int (*real_execvpe)(const char *, char *const[], char *const[]);
+static int (*real_posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			       const posix_spawnattr_t *, char *const[], char *const[]);
+static int (*real_posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+				const posix_spawnattr_t *, char *const[], char *const[]);
+static int (*real_system)(const char *);
+static FILE *(*real_popen)(const char *, const char *);
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+static int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
+static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
+
+#define RESOLVE(name) do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
+
+void us_wrappers_init(void)
+{
+	RESOLVE(fork);
+	RESOLVE(execve);
+	RESOLVE(execvpe);
+	RESOLVE(posix_spawn);
+	RESOLVE(posix_spawnp);
+	RESOLVE(system);
+	RESOLVE(popen);
+	RESOLVE(sigaction);
+	RESOLVE(sigprocmask);
+	RESOLVE(pthread_sigmask);
+}
+
+/* Registered and talking to the coordinator from this very process (a child made
+ * by a raw clone inherits our memory but not our registration). */
+static int linked(void)
+{
+	return us.active && !us.link_dead && getpid() == us.vpid;
+}
+
+/* ---- environment kept across exec ---- */
+
+static const char *const kept[] = {
+	"UNDERSTUDY_COORD", "UNDERSTUDY_GROUP", "UNDERSTUDY_APP", "UNDERSTUDY_LIB",
+	"UNDERSTUDY_LOG", "UNDERSTUDY_FAULT", "UNDERSTUDY_EXEC_VPID", "UNDERSTUDY_EXEC_COUNT",
+	"UNDERSTUDY_LAUNCH_VPID", "LD_PRELOAD",
+};
+#define NKEPT (sizeof kept / sizeof kept[0])
+
+static int is_kept(const char *entry)
+{
+	for (size_t i = 0; i < NKEPT; i++) {
+		size_t n = strlen(kept[i]);
+		if (!strncmp(entry, kept[i], n) && entry[n] == '=')
+			return 1;
+	}
+	return 0;
+}
+
+struct fixed_env {
+	char coord[US_PATH_MAX + 32], group[300], app[300], lib[US_PATH_MAX + 32];
+	char log[US_PATH_MAX + 32], fault[100], exec_vpid[48], exec_count[48];
+	char preload[2 * US_PATH_MAX + 32];
+};
+
+static void set_var(char *dst, size_t cap, const char *name, const char *value)
+{
+	struct us_buf b = { dst, 0, cap };
+	us_put(&b, name);
+	us_putc(&b, '=');
+	us_put(&b, value);
+	us_term(&b);
+}
+
+/* Fills out[] with envp minus our variables, plus our variables as they must be
+ * for the next program. for_exec: the next program is this process (same pid). */
+static char **fix_env(char *const envp[], char **out, size_t cap, struct fixed_env *f, int for_exec)
+{
+	size_t n = 0;
+	const char *their_preload = NULL;
+	for (char *const *e = envp; e && *e; e++) {
+		if (!strncmp(*e, "LD_PRELOAD=", 11))
+			their_preload = *e + 11;
+		if (!is_kept(*e) && n + 12 < cap)
+			out[n++] = *e;
+	}
+	set_var(f->coord, sizeof f->coord, "UNDERSTUDY_COORD", us.coord_path);
+	set_var(f->group, sizeof f->group, "UNDERSTUDY_GROUP", us.group);
+	set_var(f->app, sizeof f->app, "UNDERSTUDY_APP", us.app);
+	set_var(f->lib, sizeof f->lib, "UNDERSTUDY_LIB", us.lib_path);
+	out[n++] = f->coord;
+	out[n++] = f->group;
+	out[n++] = f->app;
+	out[n++] = f->lib;
+	if (us.log_path[0]) {
+		set_var(f->log, sizeof f->log, "UNDERSTUDY_LOG", us.log_path);
+		out[n++] = f->log;
+	}
+	if (us.fault[0]) {
+		set_var(f->fault, sizeof f->fault, "UNDERSTUDY_FAULT", us.fault);
+		out[n++] = f->fault;
+	}
+	if (for_exec) {
+		struct us_buf b = { f->exec_vpid, 0, sizeof f->exec_vpid };
+		us_put(&b, "UNDERSTUDY_EXEC_VPID=");
+		us_puti(&b, getpid());
+		us_term(&b);
+		b = (struct us_buf){ f->exec_count, 0, sizeof f->exec_count };
+		us_put(&b, "UNDERSTUDY_EXEC_COUNT=");
+		us_puti(&b, us.exec_count + 1);
+		us_term(&b);
+		out[n++] = f->exec_vpid;
+		out[n++] = f->exec_count;
+	}
+	/* our library first; keep whatever else the application preloads */
+	struct us_buf b = { f->preload, 0, sizeof f->preload };
+	us_put(&b, "LD_PRELOAD=");
+	us_put(&b, us.lib_path);
+	if (their_preload && !strstr(their_preload, us.lib_path) && *their_preload) {
+		us_putc(&b, ':');
+		us_put(&b, their_preload);
+	} else if (their_preload && strstr(their_preload, us.lib_path)) {
+		b.len = 0;
+		us_put(&b, "LD_PRELOAD=");
+		us_put(&b, their_preload);
+	}
+	us_term(&b);
+	out[n++] = f->preload;
+	out[n] = NULL;
+	return out;
+}
+
+static size_t env_count(char *const envp[])
+{
+	size_t n = 0;
+	while (envp && envp[n])
+		n++;
+	return n + 16;
+}
+
+/* Puts our variables back into environ for calls that spawn through it. */
+static void ensure_environ(void)
+{
+	if (!us.active || getenv("UNDERSTUDY_COORD"))
+		return;
+	setenv("UNDERSTUDY_COORD", us.coord_path, 1);
+	setenv("UNDERSTUDY_GROUP", us.group, 1);
+	setenv("UNDERSTUDY_APP", us.app, 1);
+	setenv("UNDERSTUDY_LIB", us.lib_path, 1);
+	if (us.log_path[0])
+		setenv("UNDERSTUDY_LOG", us.log_path, 1);
+	const char *pre = getenv("LD_PRELOAD");
+	if (!pre || !strstr(pre, us.lib_path))
+		setenv("LD_PRELOAD", us.lib_path, 1);
+}
+
+/* ---- fork ---- */
+
+pid_t fork(void)
+{
+	RESOLVE(fork);
+	if (!linked())
+		return real_fork();
+	us_request("FORK_BEGIN");
+	pid_t pid = real_fork();
+	if (pid == 0) {
+		us_after_fork_child();
+		return 0;
+	}
+	char line[40];
+	struct us_buf b = { line, 0, sizeof line };
+	us_put(&b, "FORK_END ");
+	us_puti(&b, pid < 0 ? -1 : pid);
+	us_putc(&b, '\n');
+	us_notify(us_term(&b));
+	return pid;
+}
+
+/* vfork's child may only exec or _exit, which fork's child can do as well; a real
+ * vfork child would share our address space and link. */
+pid_t vfork(void)
+{
+	return fork();
+}
+
+/* ---- exec ---- */
+
+static int exec_with(int (*fn)(const char *, char *const[], char *const[]),
+		     const char *path, char *const argv[], char *const envp[])
+{
+	char *env[env_count(envp)];
+	struct fixed_env f;
+	if (!us.active)
+		return fn(path, argv, envp);
+	int talk = linked();
+	if (talk)
+		us_request("EXEC_BEGIN");
+	int r = fn(path, argv, fix_env(envp, env, sizeof env / sizeof env[0], &f, 1));
+	int saved = errno;
+	if (talk)
+		us_notify("EXEC_FAIL\n");
+	errno = saved;
+	return r;
+}
+
+int execve(const char *path, char *const argv[], char *const envp[])
+{
+	RESOLVE(execve);
+	return exec_with(real_execve, path, argv, envp);
+}
+
+int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	RESOLVE(execvpe);
+	return exec_with(real_execvpe, file, argv, envp);
+}
+
+int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+
+#define COLLECT_ARGS(first, ap, argv)                                          \
+	size_t argc_ = 1;                                                      \
+	va_start(ap, first);                                                   \
+	while (va_arg(ap, char *))                                             \
+		argc_++;                                                       \
+	va_end(ap);                                                            \
+	char *argv[argc_ + 1];                                                 \
+	argv[0] = (char *)(first);                                             \
+	va_start(ap, first);                                                   \
+	for (size_t i_ = 1; i_ <= argc_; i_++)                                 \
+		argv[i_] = va_arg(ap, char *);
+
+int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	COLLECT_ARGS(arg, ap, argv)
+	va_end(ap);
+	return execve(path, argv, environ);
+}
+
+int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	COLLECT_ARGS(arg, ap, argv)
+	va_end(ap);
+	return execvpe(file, argv, environ);
+}
+
+int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	COLLECT_ARGS(arg, ap, argv)
+	char *const *envp = va_arg(ap, char *const *);
+	va_end(ap);
+	return execve(path, argv, envp);
+}
+
+/* ---- spawn ---- */
+
+static void spawn_end(pid_t pid)
+{
+	char line[40];
+	struct us_buf b = { line, 0, sizeof line };
+	us_put(&b, "SPAWN_END ");
+	us_puti(&b, pid);
+	us_putc(&b, '\n');
+	us_notify(us_term(&b));
+}
+
+static int spawn_with(typeof(real_posix_spawn) fn, pid_t *pid, const char *path,
+		      const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at,
+		      char *const argv[], char *const envp[])
+{
+	char *env[env_count(envp)];
+	struct fixed_env f;
+	pid_t child = 0;
+	if (!us.active)
+		return fn(pid, path, fa, at, argv, envp);
+	int talk = linked();
+	if (talk)
+		us_request("SPAWN_BEGIN");
+	int r = fn(&child, path, fa, at, argv, fix_env(envp, env, sizeof env / sizeof env[0], &f, 0));
+	if (talk)
+		spawn_end(r == 0 ? child : 0);
+	if (pid)
+		*pid = child;
+	return r;
+}
+
+int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+	RESOLVE(posix_spawn);
+	return spawn_with(real_posix_spawn, pid, path, fa, at, argv, envp);
+}
+
+int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+		 const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+	RESOLVE(posix_spawnp);
+	return spawn_with(real_posix_spawnp, pid, file, fa, at, argv, envp);
+}
+
+int system(const char *cmd)
+{
+	RESOLVE(system);
+	if (!cmd || !linked())
+		return real_system(cmd);
+	ensure_environ();
+	us_request("SPAWN_BEGIN");
+	int r = real_system(cmd);
+	spawn_end(0);
+	return r;
+}
+
+FILE *popen(const char *cmd, const char *mode)
+{
+	RESOLVE(popen);
+	if (!linked())
+		return real_popen(cmd, mode);
+	ensure_environ();
+	us_request("SPAWN_BEGIN");
+	FILE *f = real_popen(cmd, mode);
+	spawn_end(0);
+	return f;
+}
+
+/* ---- the freeze signal is ours ---- */
+
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	RESOLVE(sigaction);
+	if (sig == US_SIG_FREEZE && us.active) {
+		errno = EINVAL;
+		return -1;
+	}
+	return real_sigaction(sig, act, old);
+}
+
+sighandler_t signal(int sig, sighandler_t handler)
+{
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(sig, &sa, &old) < 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+static const sigset_t *unblockable(const sigset_t *set, sigset_t *copy)
+{
+	if (!set || !us.active || !sigismember(set, US_SIG_FREEZE))
+		return set;
+	*copy = *set;
+	sigdelset(copy, US_SIG_FREEZE);
+	return copy;
+}
+
+int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t copy;
+	RESOLVE(sigprocmask);
+	return real_sigprocmask(how, unblockable(set, &copy), old);
+}
+
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t copy;
+	RESOLVE(pthread_sigmask);
+	/* the checkpoint thread itself blocks everything */
+	if (set && us.active) {
+		struct us_thread_slot *s = us_slot_for((int)us_sc0(SYS_gettid), 0);
+		if (s && s->is_checkpoint_thread)
+			return real_pthread_sigmask(how, set, old);
+	}
+	return real_pthread_sigmask(how, unblockable(set, &copy), old);
+}

@@ -1,0 +1,437 @@
+/* us-restorer PID-IMAGE.meta PID-IMAGE.pages LOG [shm:DEV:INODE:FD ...]
+ *
+ * Exec'd by us-init in a process that already has the right pid, parent, session,
+ * descriptors, cwd and limits. Replaces its own address space with the image's
+ * and jumps into the interceptor's restore entry. Depends on nothing: no libc. */
+#include <stdint.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <linux/mman.h>
+#include <sys/prctl.h>
+#include <linux/prctl.h>
+#include "layout.h"
+#include "../common/us_sys.h"
+#include "../common/us_fmt.h"
+#include "../common/us_crc32c.h"
+#include "../../include/us_image.h"
+
+char restorer_stack[256 * 1024] __attribute__((aligned(16)));
+extern char restorer_stack_top[] __asm__("restorer_stack_top");
+__asm__(".globl restorer_stack_top\n.set restorer_stack_top, restorer_stack + 262144");
+
+/* gcc may emit calls to these */
+void *memcpy(void *d, const void *s, size_t n)
+{
+	char *dd = d;
+	const char *ss = s;
+	while (n--)
+		*dd++ = *ss++;
+	return d;
+}
+
+void *memset(void *d, int c, size_t n)
+{
+	char *dd = d;
+	while (n--)
+		*dd++ = (char)c;
+	return d;
+}
+
+/* copies: argv lives on the stack this program unmaps */
+static char log_path[4096];
+static char meta_path[4096];
+
+static void copy_arg(char *dst, const char *src)
+{
+	size_t i = 0;
+	for (; src[i] && i < 4095; i++)
+		dst[i] = src[i];
+	dst[i] = 0;
+}
+
+static __attribute__((noreturn)) void die(const char *what, long err)
+{
+	char line[1024];
+	struct us_buf b = { line, 0, sizeof line - 1 };
+	us_put(&b, "event=restore-failed pid=");
+	us_puti(&b, us_sc0(SYS_getpid));
+	us_put(&b, " image=");
+	us_put(&b, meta_path);
+	us_put(&b, " reason=");
+	us_put_token(&b, what);
+	if (err) {
+		us_put(&b, " errno=");
+		us_puti(&b, -err);
+	}
+	us_putc(&b, '\n');
+	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		us_sc3(SYS_write, fd, line, b.len);
+		us_sc1(SYS_close, fd);
+	}
+	for (;;)
+		us_sc1(SYS_exit_group, 126);
+}
+
+static int is_err(long r) { return r < 0 && r > -4096; }
+
+static void *scratch_map(uint64_t addr, uint64_t len)
+{
+	long r = us_sc6(SYS_mmap, addr, len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (is_err(r))
+		die("cannot map restorer scratch memory", r);
+	return (void *)r;
+}
+
+static void read_exact(int fd, void *buf, uint64_t len, uint64_t off)
+{
+	char *p = buf;
+	while (len) {
+		long r = us_sc4(SYS_pread64, fd, p, len > (1ul << 30) ? (1ul << 30) : len, off);
+		if (r == -4 /* EINTR */)
+			continue;
+		if (r <= 0)
+			die("image file shorter than its description", r);
+		p += r;
+		off += (uint64_t)r;
+		len -= (uint64_t)r;
+	}
+}
+
+/* ---- the state description ---- */
+
+struct image {
+	const struct us_meta_header *h;
+	const char *rec, *end;
+	const struct us_rec_proc *proc;
+};
+
+static void check_meta(struct image *im, const char *buf, uint64_t size)
+{
+	const struct us_meta_header *h = (const void *)buf;
+	const char magic[8] = US_META_MAGIC;
+	if (size < sizeof *h)
+		die("state description truncated", 0);
+	for (int i = 0; i < 8; i++)
+		if (h->magic[i] != magic[i])
+			die("not an Understudy image (bad magic)", 0);
+	if (h->version != US_META_VERSION || h->header_size != sizeof *h)
+		die("unsupported image version", 0);
+	if (us_crc32c(0, h, 60) != h->header_crc)
+		die("header checksum mismatch", 0);
+	if (h->records_len != size - sizeof *h)
+		die("state description length mismatch", 0);
+	if (us_crc32c(0, buf + sizeof *h, h->records_len) != h->records_crc)
+		die("records checksum mismatch", 0);
+	im->h = h;
+	im->rec = buf + sizeof *h;
+	im->end = im->rec + h->records_len;
+	/* every record inside the buffer, and the process record present */
+	for (const char *p = im->rec; p < im->end;) {
+		const struct us_rec_hdr *r = (const void *)p;
+		if ((uint64_t)(im->end - p) < sizeof *r || r->len > (uint64_t)(im->end - p) - sizeof *r)
+			die("record overruns the state description", 0);
+		if (r->type == US_REC_PROC && r->len >= sizeof(struct us_rec_proc))
+			im->proc = (const void *)(r + 1);
+		if (r->type == US_REC_VMA) {
+			const struct us_rec_vma *v = (const void *)(r + 1);
+			if (r->len < sizeof *v || (uint64_t)v->nruns * sizeof(struct us_page_run) + v->path_len > r->len - sizeof *v)
+				die("memory record malformed", 0);
+		}
+		if (r->type == US_REC_FD && r->len < sizeof(struct us_rec_fd))
+			die("descriptor record malformed", 0);
+		p += sizeof *r + US_REC_ALIGN(r->len);
+	}
+	if (!im->proc)
+		die("no process record", 0);
+}
+
+#define FOR_RECORDS(im, r) \
+	for (const struct us_rec_hdr *r = (const void *)(im)->rec; (const char *)r < (im)->end; \
+	     r = (const void *)((const char *)(r + 1) + US_REC_ALIGN(r->len)))
+
+/* ---- our own mappings ---- */
+
+struct special { uint64_t start, end; };
+static struct special cur_vdso, cur_vvar, cur_vclock;
+
+static void scan_self(char *maps, uint64_t cap)
+{
+	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		die("cannot read /proc/self/maps", fd);
+	uint64_t n = 0;
+	for (long r; (r = us_sc3(SYS_read, fd, maps + n, cap - 1 - n)) > 0;)
+		n += (uint64_t)r;
+	maps[n] = 0;
+	us_sc1(SYS_close, fd);
+
+	for (const char *p = maps; *p;) {
+		uint64_t s = us_parse_u(&p, 16);
+		p++;
+		uint64_t e = us_parse_u(&p, 16);
+		const char *name = 0;
+		while (*p && *p != '\n') {
+			if (*p == '[' && !name)
+				name = p;
+			p++;
+		}
+		if (*p)
+			p++;
+		if (name && us_startswith(name, "[vdso]"))
+			cur_vdso = (struct special){ s, e };
+		else if (name && us_startswith(name, "[vvar]"))
+			cur_vvar = (struct special){ s, e };
+		else if (name && us_startswith(name, "[vvar_vclock]"))
+			cur_vclock = (struct special){ s, e };
+		else if (name && us_startswith(name, "[vsyscall]"))
+			;
+		else if (s < RESTORER_BASE || e > RESTORER_END)
+			us_sc2(SYS_munmap, s, e - s);   /* the exec'd stack and anything else */
+	}
+}
+
+static void move_special(struct special *cur, uint64_t to_start, uint64_t to_end, uint64_t tmp)
+{
+	if (!cur->start)
+		return;
+	if (cur->end - cur->start != to_end - to_start)
+		die("vdso or vvar size differs from the image: restore on the kernel that checkpointed", 0);
+	long r = us_sc5(SYS_mremap, cur->start, cur->end - cur->start, cur->end - cur->start,
+			MREMAP_MAYMOVE | MREMAP_FIXED, tmp);
+	if (is_err(r))
+		die("cannot move the vdso", r);
+	cur->end = tmp + (cur->end - cur->start);
+	cur->start = tmp;
+	(void)to_start;
+}
+
+static void place_special(struct special *cur, uint64_t to)
+{
+	if (!cur->start)
+		return;
+	long r = us_sc5(SYS_mremap, cur->start, cur->end - cur->start, cur->end - cur->start,
+			MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	if (is_err(r))
+		die("cannot move the vdso to its saved address", r);
+}
+
+/* ---- memory ---- */
+
+struct shm_arg { uint64_t dev, ino; int fd; };
+static struct shm_arg shms[256];
+static int nshm;
+
+static void fill_runs(const struct us_rec_vma *v, int pages_fd, uint64_t pages_len)
+{
+	const struct us_page_run *run = (const void *)(v + 1);
+	for (uint32_t i = 0; i < v->nruns; i++, run++) {
+		uint64_t len = run->npages * US_PAGE_SIZE;
+		if (run->addr < v->start || run->addr + len > v->end || run->addr + len < run->addr ||
+		    run->pages_off + len > pages_len || run->pages_off % US_PAGE_SIZE)
+			die("page run outside its mapping or the pages file", 0);
+		read_exact(pages_fd, (void *)run->addr, len, run->pages_off);
+		if (us_crc32c(0, (const void *)run->addr, len) != run->crc)
+			die("page data checksum mismatch", 0);
+	}
+}
+
+static void map_vma(const struct us_rec_vma *v, int pages_fd, uint64_t pages_len)
+{
+	const char *path = (const char *)(v + 1) + v->nruns * sizeof(struct us_page_run);
+	char p[4096];
+	uint64_t len = v->end - v->start;
+	long r;
+
+	if (v->path_len >= sizeof p)
+		die("mapped file path too long", 0);
+	for (uint32_t i = 0; i < v->path_len; i++)
+		p[i] = path[i];
+	p[v->path_len] = 0;
+
+	uint32_t prot = v->prot | (v->nruns ? PROT_WRITE : 0);
+	switch (v->kind) {
+	case US_VMA_ANON:
+	case US_VMA_HEAP:
+		r = us_sc6(SYS_mmap, v->start, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		break;
+	case US_VMA_STACK:
+		r = us_sc6(SYS_mmap, v->start, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN, -1, 0);
+		break;
+	case US_VMA_FILE: {
+		int shared = v->flags & US_VMA_F_SHARED;
+		int mode = shared && (v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
+		int fd = (int)us_sc4(SYS_openat, AT_FDCWD, p, mode | O_CLOEXEC, 0);
+		if (fd < 0)
+			die("a file the process had mapped cannot be opened", fd);
+		r = us_sc6(SYS_mmap, v->start, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd, v->file_offset);
+		us_sc1(SYS_close, fd);
+		break;
+	}
+	case US_VMA_SHMEM: {
+		int fd = -1;
+		for (int i = 0; i < nshm; i++)
+			if (shms[i].dev == v->dev && shms[i].ino == v->inode)
+				fd = shms[i].fd;
+		if (fd < 0)
+			die("shared memory object missing from the restore plan", 0);
+		r = us_sc6(SYS_mmap, v->start, len, v->prot, MAP_SHARED | MAP_FIXED, fd, v->file_offset);
+		if (is_err(r))
+			die("cannot map shared memory", r);
+		return;   /* us-init filled the object; every sharer sees the same pages */
+	}
+	default:
+		return;
+	}
+	if (is_err(r))
+		die("cannot map memory at its saved address", r);
+	fill_runs(v, pages_fd, pages_len);
+	if (prot != v->prot && is_err(r = us_sc3(SYS_mprotect, v->start, len, v->prot)))
+		die("cannot restore memory protection", r);
+}
+
+/* ---- the rest of the process ---- */
+
+static void set_mm(const struct us_rec_proc *pr)
+{
+	const char *exe = (const char *)(pr + 1);
+	const char *auxv = exe + pr->exe_len + pr->cwd_len + pr->comm_len;
+
+	static uint64_t auxv_copy[128];
+	uint32_t alen = pr->auxv_len < sizeof auxv_copy ? pr->auxv_len : sizeof auxv_copy;
+	for (uint32_t i = 0; i < alen; i++)
+		((char *)auxv_copy)[i] = auxv[i];
+
+	struct prctl_mm_map m = {
+		.start_code = pr->mm[US_MM_START_CODE], .end_code = pr->mm[US_MM_END_CODE],
+		.start_data = pr->mm[US_MM_START_DATA], .end_data = pr->mm[US_MM_END_DATA],
+		.start_brk = pr->mm[US_MM_START_BRK], .brk = pr->mm[US_MM_BRK],
+		.start_stack = pr->mm[US_MM_START_STACK],
+		.arg_start = pr->mm[US_MM_ARG_START], .arg_end = pr->mm[US_MM_ARG_END],
+		.env_start = pr->mm[US_MM_ENV_START], .env_end = pr->mm[US_MM_ENV_END],
+		.auxv = alen ? (__u64 *)auxv_copy : 0, .auxv_size = alen,
+		/* /proc/self/exe cannot change while this program is mapped; the
+		 * restored checkpoint thread sets it once it has unmapped us */
+		.exe_fd = (uint32_t)-1,
+	};
+	long r = us_sc5(SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0);
+	if (is_err(r))
+		die("cannot restore the process's memory layout (PR_SET_MM_MAP)", r);
+	char comm[16] = { 0 };
+	for (uint32_t i = 0; i < pr->comm_len && i < 15; i++)
+		comm[i] = exe[pr->exe_len + pr->cwd_len + i];
+	us_sc5(SYS_prctl, PR_SET_NAME, comm, 0, 0, 0);
+}
+
+struct restore_args { uint64_t restorer_start, restorer_end, pending_signals; };
+static struct restore_args args;
+
+void restorer_main(long *sp)
+{
+	int argc = (int)sp[0];
+	char **argv = (char **)(sp + 1);
+	if (argc < 4)
+		die("usage: us-restorer META PAGES LOG [shm:DEV:INODE:FD ...]", 0);
+	copy_arg(meta_path, argv[1]);
+	copy_arg(log_path, argv[3]);
+	for (int i = 4; i < argc && nshm < 256; i++) {
+		const char *p = argv[i];
+		if (!us_startswith(p, "shm:"))
+			die("bad argument", 0);
+		p += 4;
+		shms[nshm].dev = us_parse_u(&p, 10);
+		p++;
+		shms[nshm].ino = us_parse_u(&p, 10);
+		p++;
+		shms[nshm++].fd = (int)us_parse_u(&p, 10);
+	}
+
+	uint64_t all = ~0ull;
+	us_sc4(SYS_rt_sigprocmask, 0 /* SIG_BLOCK */, &all, NULL, 8);
+
+	int meta_fd = (int)us_sc4(SYS_openat, AT_FDCWD, meta_path, O_RDONLY | O_CLOEXEC, 0);
+	int pages_fd = (int)us_sc4(SYS_openat, AT_FDCWD, argv[2], O_RDONLY | O_CLOEXEC, 0);
+	if (meta_fd < 0 || pages_fd < 0)
+		die("cannot open the image files", meta_fd < 0 ? meta_fd : pages_fd);
+	uint64_t meta_size = (uint64_t)us_sc3(SYS_lseek, meta_fd, 0, 2 /* SEEK_END */);
+	uint64_t pages_size = (uint64_t)us_sc3(SYS_lseek, pages_fd, 0, 2);
+	if (meta_size > (128ull << 20))
+		die("state description larger than 128 MiB", 0);
+	char *meta = scratch_map(RESTORER_SCRATCH, (meta_size + 4095) & ~4095ull);
+	char *maps = scratch_map(RESTORER_SCRATCH + (256ull << 20), 16ull << 20);
+	read_exact(meta_fd, meta, meta_size, 0);
+
+	struct image im = { 0 };
+	check_meta(&im, meta, meta_size);
+	if (im.h->pages_len != pages_size)
+		die("pages file size differs from its description", 0);
+
+	/* Refuse before touching anything if the image needs our area. */
+	FOR_RECORDS(&im, r) {
+		if (r->type != US_REC_VMA)
+			continue;
+		const struct us_rec_vma *v = (const void *)(r + 1);
+		if (v->start < RESTORER_END && v->end > RESTORER_BASE)
+			die("the image maps memory where the restorer lives", 0);
+	}
+
+	scan_self(maps, 16ull << 20);
+	/* vdso and vvar: first out of the way, then to their saved addresses */
+	uint64_t tmp = RESTORER_SCRATCH + (512ull << 20);
+	move_special(&cur_vvar, 0, cur_vvar.end - cur_vvar.start, tmp);
+	move_special(&cur_vclock, 0, cur_vclock.end - cur_vclock.start, tmp + (16ull << 20));
+	move_special(&cur_vdso, 0, cur_vdso.end - cur_vdso.start, tmp + (32ull << 20));
+	FOR_RECORDS(&im, r) {
+		if (r->type != US_REC_VMA)
+			continue;
+		const struct us_rec_vma *v = (const void *)(r + 1);
+		struct special *s = v->kind == US_VMA_VDSO ? &cur_vdso : v->kind == US_VMA_VVAR ? &cur_vvar :
+				    v->kind == US_VMA_VVAR_VCLOCK ? &cur_vclock : 0;
+		if (s && s->end - s->start != v->end - v->start)
+			die("vdso or vvar size differs from the image: restore on the kernel that checkpointed", 0);
+		if (s)
+			place_special(s, v->start);
+	}
+
+	FOR_RECORDS(&im, r)
+		if (r->type == US_REC_VMA)
+			map_vma((const void *)(r + 1), pages_fd, pages_size);
+
+	set_mm(im.proc);
+
+	FOR_RECORDS(&im, r) {
+		if (r->type == US_REC_SIGACT) {
+			const struct us_rec_sigact *h = (const void *)(r + 1);
+			const struct us_sigact *a = (const void *)(h + 1);
+			if (sizeof *h + (uint64_t)h->count * sizeof *a > r->len)
+				die("signal record malformed", 0);
+			for (uint32_t i = 0; i < h->count; i++) {
+				struct us_kernel_sigaction k = { a[i].handler, a[i].flags, a[i].restorer, a[i].mask };
+				us_sc4(SYS_rt_sigaction, a[i].signo, &k, NULL, 8);
+			}
+		} else if (r->type == US_REC_FD) {
+			const struct us_rec_fd *f = (const void *)(r + 1);
+			if (f->kind != US_FD_COORDINATOR)
+				us_sc3(SYS_fcntl, f->fd, 2 /* F_SETFD */, f->fd_flags);
+		} else if (r->type == US_REC_MISC && r->len >= sizeof(struct us_rec_misc)) {
+			const struct us_rec_misc *m = (const void *)(r + 1);
+			args.pending_signals = m->pending_shared;
+			for (int w = 0; w < 3; w++)
+				if (m->itimer[w][2] || m->itimer[w][3])
+					us_sc3(SYS_setitimer, w, m->itimer[w], NULL);
+		}
+	}
+	us_sc1(SYS_close, meta_fd);
+	us_sc1(SYS_close, pages_fd);
+	for (int i = 0; i < nshm; i++)
+		us_sc1(SYS_close, shms[i].fd);
+
+	args.restorer_start = RESTORER_BASE;
+	args.restorer_end = RESTORER_END;
+	/* Scratch mappings are inside our area and go with it. */
+	void (*entry)(struct restore_args *) = (void *)im.proc->entry;
+	entry(&args);
+	die("restore entry returned", 0);
+}
