@@ -207,11 +207,10 @@ static int make_objects(void)
 				int sv[2];
 				if (socketpair(AF_UNIX, type, 0, sv) < 0)
 					return -1;
-				/* data queued for reading at this end was sent from its peer */
+				/* data queued for reading at one end was sent from the other */
 				const struct us_rec_fd *mine = data_for((int)f->kind, f->dev, f->inode);
 				if (mine && write_all(sv[1], fd_data(mine), mine->data_len) < 0)
 					return -1;
-				objects[nobjects++] = (struct object){ f->dev, f->inode, (int)f->kind, high(sv[0]), -1 };
 				uint64_t peer = f->aux[0];
 				int peer_known = 0;
 				for (int a = 0; a < nprocs && !peer_known; a++)
@@ -222,10 +221,12 @@ static int make_objects(void)
 					const struct us_rec_fd *theirs = data_for((int)f->kind, f->dev, peer);
 					if (theirs && write_all(sv[0], fd_data(theirs), theirs->data_len) < 0)
 						return -1;
-					objects[nobjects++] = (struct object){ f->dev, peer, (int)f->kind, high(sv[1]), -1 };
-				} else {
-					close(sv[1]);   /* peer outside the group: it reads as closed */
 				}
+				objects[nobjects++] = (struct object){ f->dev, f->inode, (int)f->kind, high(sv[0]), -1 };
+				if (peer && peer_known)
+					objects[nobjects++] = (struct object){ f->dev, peer, (int)f->kind, high(sv[1]), -1 };
+				else
+					close(sv[1]);   /* peer outside the group: it reads as closed */
 			}
 		}
 	/* shared memory objects: one memfd each, filled from the pages of any sharer */
@@ -285,6 +286,14 @@ static int make_fd(const struct proc *p, const struct us_rec_fd *f)
 
 	switch (f->kind) {
 	case US_FD_FILE:
+		/* a memfd or deleted file: the same object as a shared mapping of it */
+		if ((o = find(-1, f->dev, f->inode))) {
+			snprintf(path, sizeof path, "/proc/self/fd/%d", o->fd);
+			if ((fd = open(path, flags)) < 0 || lseek(fd, (off_t)f->pos, SEEK_SET) < 0)
+				fail_proc(p, "cannot-reopen-shared-memory", NULL);
+			return fd;
+		}
+		/* fall through */
 	case US_FD_DIR:
 	case US_FD_CHR:
 		fd = open(fd_path(f, path, sizeof path), flags);

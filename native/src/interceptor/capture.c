@@ -227,7 +227,8 @@ static const char *parse_maps_line(const char *p, struct vma_line *v)
 	uint64_t major = us_parse_u(&p, 16);
 	p++;
 	uint64_t minor = us_parse_u(&p, 16);
-	v->dev = major << 20 | minor;     /* kernel's internal dev_t layout, as st_dev */
+	/* st_dev's encoding (glibc makedev), so descriptors and mappings compare */
+	v->dev = (major & 0xfff) << 8 | (minor & 0xff) | (major & ~0xfffull) << 32 | (minor & ~0xffull) << 12;
 	us_skip_spaces(&p);
 	v->inode = us_parse_u(&p, 10);
 	us_skip_spaces(&p);

@@ -8,6 +8,7 @@
 #include "../common/us_sys.h"
 
 #define US_HIDDEN __attribute__((visibility("hidden")))
+#define US_EXPORT __attribute__((visibility("default")))
 #define US_MAX_THREADS 512
 #define US_SIG_FREEZE 64                /* SIGRTMAX: reserved, hidden from the app */
 #define US_PATH_MAX 4096

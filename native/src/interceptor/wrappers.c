@@ -170,7 +170,7 @@ static void ensure_environ(void)
 
 /* ---- fork ---- */
 
-pid_t fork(void)
+US_EXPORT pid_t fork(void)
 {
 	RESOLVE(fork);
 	if (!linked())
@@ -192,7 +192,7 @@ pid_t fork(void)
 
 /* vfork's child may only exec or _exit, which fork's child can do as well; a real
  * vfork child would share our address space and link. */
-pid_t vfork(void)
+US_EXPORT pid_t vfork(void)
 {
 	return fork();
 }
@@ -217,20 +217,20 @@ static int exec_with(int (*fn)(const char *, char *const[], char *const[]),
 	return r;
 }
 
-int execve(const char *path, char *const argv[], char *const envp[])
+US_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	RESOLVE(execve);
 	return exec_with(real_execve, path, argv, envp);
 }
 
-int execvpe(const char *file, char *const argv[], char *const envp[])
+US_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	RESOLVE(execvpe);
 	return exec_with(real_execvpe, file, argv, envp);
 }
 
-int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
-int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+US_EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+US_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
 #define COLLECT_ARGS(first, ap, argv)                                          \
 	size_t argc_ = 1;                                                      \
@@ -244,7 +244,7 @@ int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, en
 	for (size_t i_ = 1; i_ <= argc_; i_++)                                 \
 		argv[i_] = va_arg(ap, char *);
 
-int execl(const char *path, const char *arg, ...)
+US_EXPORT int execl(const char *path, const char *arg, ...)
 {
 	va_list ap;
 	COLLECT_ARGS(arg, ap, argv)
@@ -252,7 +252,7 @@ int execl(const char *path, const char *arg, ...)
 	return execve(path, argv, environ);
 }
 
-int execlp(const char *file, const char *arg, ...)
+US_EXPORT int execlp(const char *file, const char *arg, ...)
 {
 	va_list ap;
 	COLLECT_ARGS(arg, ap, argv)
@@ -260,7 +260,7 @@ int execlp(const char *file, const char *arg, ...)
 	return execvpe(file, argv, environ);
 }
 
-int execle(const char *path, const char *arg, ...)
+US_EXPORT int execle(const char *path, const char *arg, ...)
 {
 	va_list ap;
 	COLLECT_ARGS(arg, ap, argv)
@@ -301,21 +301,21 @@ static int spawn_with(typeof(real_posix_spawn) fn, pid_t *pid, const char *path,
 	return r;
 }
 
-int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+US_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 		const posix_spawnattr_t *at, char *const argv[], char *const envp[])
 {
 	RESOLVE(posix_spawn);
 	return spawn_with(real_posix_spawn, pid, path, fa, at, argv, envp);
 }
 
-int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+US_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
 		 const posix_spawnattr_t *at, char *const argv[], char *const envp[])
 {
 	RESOLVE(posix_spawnp);
 	return spawn_with(real_posix_spawnp, pid, file, fa, at, argv, envp);
 }
 
-int system(const char *cmd)
+US_EXPORT int system(const char *cmd)
 {
 	RESOLVE(system);
 	if (!cmd || !linked())
@@ -327,7 +327,7 @@ int system(const char *cmd)
 	return r;
 }
 
-FILE *popen(const char *cmd, const char *mode)
+US_EXPORT FILE *popen(const char *cmd, const char *mode)
 {
 	RESOLVE(popen);
 	if (!linked())
@@ -341,7 +341,7 @@ FILE *popen(const char *cmd, const char *mode)
 
 /* ---- the freeze signal is ours ---- */
 
-int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+US_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	RESOLVE(sigaction);
 	if (sig == US_SIG_FREEZE && us.active) {
@@ -351,7 +351,7 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 	return real_sigaction(sig, act, old);
 }
 
-sighandler_t signal(int sig, sighandler_t handler)
+US_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
 	struct sigaction sa, old;
 	memset(&sa, 0, sizeof sa);
@@ -372,14 +372,14 @@ static const sigset_t *unblockable(const sigset_t *set, sigset_t *copy)
 	return copy;
 }
 
-int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+US_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t copy;
 	RESOLVE(sigprocmask);
 	return real_sigprocmask(how, unblockable(set, &copy), old);
 }
 
-int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+US_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t copy;
 	RESOLVE(pthread_sigmask);
