@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include "init.h"
 #include "../common/us_crc32c.h"
+#include "../common/us_image_check.h"
 #include "../../include/us_image.h"
 
 struct proc {
@@ -49,11 +50,6 @@ static int nobjects;
 static int fd_base;
 static const struct init_config *cfg;
 
-#define FOR_RECORDS(buf, size, r) \
-	for (const struct us_rec_hdr *r = (const void *)((buf) + sizeof(struct us_meta_header)); \
-	     (const char *)r < (buf) + (size); \
-	     r = (const void *)((const char *)(r + 1) + US_REC_ALIGN(r->len)))
-
 static int load(struct proc *p)
 {
 	int fd = open(p->meta_path, O_RDONLY | O_CLOEXEC);
@@ -69,25 +65,20 @@ static int load(struct proc *p)
 		return -1;
 	}
 	close(fd);
-	const struct us_meta_header *h = (const void *)p->meta;
-	/* The agent verified the whole checkpoint; check enough here to walk safely. */
-	if (p->meta_len < sizeof *h || memcmp(h->magic, US_META_MAGIC, 8) || h->version != US_META_VERSION ||
-	    us_crc32c(0, h, 60) != h->header_crc || h->records_len != p->meta_len - sizeof *h ||
-	    us_crc32c(0, p->meta + sizeof *h, h->records_len) != h->records_crc) {
-		init_log(cfg, "restore-failed reason=corrupt-image image=%s", p->meta_path);
+	const char *why = us_image_check(p->meta, p->meta_len);
+	if (why) {
+		init_log(cfg, "restore-failed reason=corrupt-image image=%s detail=%s", p->meta_path, why);
 		return -1;
 	}
-	FOR_RECORDS(p->meta, p->meta_len, r) {
+	US_FOR_RECORDS(p->meta, p->meta_len, r) {
 		const void *body = r + 1;
-		if ((const char *)body + r->len > p->meta + p->meta_len)
-			return -1;
-		if (r->type == US_REC_PROC && r->len >= sizeof *p->rec)
+		if (r->type == US_REC_PROC)
 			p->rec = body;
-		else if (r->type == US_REC_MISC && r->len >= sizeof *p->misc)
+		else if (r->type == US_REC_MISC)
 			p->misc = body;
-		else if (r->type == US_REC_FD && r->len >= sizeof(struct us_rec_fd) && p->nfds < 4096)
+		else if (r->type == US_REC_FD && p->nfds < 4096)
 			p->fds[p->nfds++] = body;
-		else if (r->type == US_REC_VMA && r->len >= sizeof(struct us_rec_vma)) {
+		else if (r->type == US_REC_VMA) {
 			const struct us_rec_vma *v = body;
 			if (v->kind == US_VMA_SHMEM && p->nshm_vmas < 256)
 				p->shm_vmas[p->nshm_vmas++] = v;

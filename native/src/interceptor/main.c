@@ -133,6 +133,7 @@ static void serve(void)
 	for (;;) {
 		if (us_link_read_line(line, sizeof line) < 0) {
 			us_log("link-lost", "coordinator closed the connection; running unprotected");
+			us_thaw_all();   /* never leave the application frozen without a coordinator */
 			us.link_dead = 1;
 			us_futex_wake(&us.req_granted);
 			return;

@@ -14,6 +14,7 @@
 #include "../common/us_sys.h"
 #include "../common/us_fmt.h"
 #include "../common/us_crc32c.h"
+#include "../common/us_image_check.h"
 #include "../../include/us_image.h"
 
 char restorer_stack[256 * 1024] __attribute__((aligned(16)));
@@ -110,42 +111,15 @@ struct image {
 
 static void check_meta(struct image *im, const char *buf, uint64_t size)
 {
-	const struct us_meta_header *h = (const void *)buf;
-	const char magic[8] = US_META_MAGIC;
-	if (size < sizeof *h)
-		die("state description truncated", 0);
-	for (int i = 0; i < 8; i++)
-		if (h->magic[i] != magic[i])
-			die("not an Understudy image (bad magic)", 0);
-	if (h->version != US_META_VERSION || h->header_size != sizeof *h)
-		die("unsupported image version", 0);
-	if (us_crc32c(0, h, 60) != h->header_crc)
-		die("header checksum mismatch", 0);
-	if (h->records_len != size - sizeof *h)
-		die("state description length mismatch", 0);
-	if (us_crc32c(0, buf + sizeof *h, h->records_len) != h->records_crc)
-		die("records checksum mismatch", 0);
-	im->h = h;
-	im->rec = buf + sizeof *h;
-	im->end = im->rec + h->records_len;
-	/* every record inside the buffer, and the process record present */
-	for (const char *p = im->rec; p < im->end;) {
-		const struct us_rec_hdr *r = (const void *)p;
-		if ((uint64_t)(im->end - p) < sizeof *r || r->len > (uint64_t)(im->end - p) - sizeof *r)
-			die("record overruns the state description", 0);
-		if (r->type == US_REC_PROC && r->len >= sizeof(struct us_rec_proc))
+	const char *why = us_image_check(buf, size);
+	if (why)
+		die(why, 0);
+	im->h = (const void *)buf;
+	im->rec = buf + sizeof *im->h;
+	im->end = buf + size;
+	US_FOR_RECORDS(buf, size, r)
+		if (r->type == US_REC_PROC)
 			im->proc = (const void *)(r + 1);
-		if (r->type == US_REC_VMA) {
-			const struct us_rec_vma *v = (const void *)(r + 1);
-			if (r->len < sizeof *v || (uint64_t)v->nruns * sizeof(struct us_page_run) + v->path_len > r->len - sizeof *v)
-				die("memory record malformed", 0);
-		}
-		if (r->type == US_REC_FD && r->len < sizeof(struct us_rec_fd))
-			die("descriptor record malformed", 0);
-		p += sizeof *r + US_REC_ALIGN(r->len);
-	}
-	if (!im->proc)
-		die("no process record", 0);
 }
 
 #define FOR_RECORDS(im, r) \
@@ -224,21 +198,18 @@ struct shm_arg { uint64_t dev, ino; int fd; };
 static struct shm_arg shms[256];
 static int nshm;
 
-static void fill_runs(const struct us_rec_vma *v, int pages_fd, uint64_t pages_len)
+static void fill_runs(const struct us_rec_vma *v, int pages_fd)
 {
 	const struct us_page_run *run = (const void *)(v + 1);
 	for (uint32_t i = 0; i < v->nruns; i++, run++) {
 		uint64_t len = run->npages * US_PAGE_SIZE;
-		if (run->addr < v->start || run->addr + len > v->end || run->addr + len < run->addr ||
-		    run->pages_off + len > pages_len || run->pages_off % US_PAGE_SIZE)
-			die("page run outside its mapping or the pages file", 0);
 		read_exact(pages_fd, (void *)run->addr, len, run->pages_off);
 		if (us_crc32c(0, (const void *)run->addr, len) != run->crc)
 			die("page data checksum mismatch", 0);
 	}
 }
 
-static void map_vma(const struct us_rec_vma *v, int pages_fd, uint64_t pages_len)
+static void map_vma(const struct us_rec_vma *v, int pages_fd)
 {
 	const char *path = (const char *)(v + 1) + v->nruns * sizeof(struct us_page_run);
 	char p[4096];
@@ -287,7 +258,7 @@ static void map_vma(const struct us_rec_vma *v, int pages_fd, uint64_t pages_len
 	}
 	if (is_err(r))
 		die("cannot map memory at its saved address", r);
-	fill_runs(v, pages_fd, pages_len);
+	fill_runs(v, pages_fd);
 	if (prot != v->prot && is_err(r = us_sc3(SYS_mprotect, v->start, len, v->prot)))
 		die("cannot restore memory protection", r);
 }
@@ -397,7 +368,7 @@ void restorer_main(long *sp)
 
 	FOR_RECORDS(&im, r)
 		if (r->type == US_REC_VMA)
-			map_vma((const void *)(r + 1), pages_fd, pages_size);
+			map_vma((const void *)(r + 1), pages_fd);
 
 	set_mm(im.proc);
 
@@ -405,8 +376,6 @@ void restorer_main(long *sp)
 		if (r->type == US_REC_SIGACT) {
 			const struct us_rec_sigact *h = (const void *)(r + 1);
 			const struct us_sigact *a = (const void *)(h + 1);
-			if (sizeof *h + (uint64_t)h->count * sizeof *a > r->len)
-				die("signal record malformed", 0);
 			for (uint32_t i = 0; i < h->count; i++) {
 				struct us_kernel_sigaction k = { a[i].handler, a[i].flags, a[i].restorer, a[i].mask };
 				us_sc4(SYS_rt_sigaction, a[i].signo, &k, NULL, 8);

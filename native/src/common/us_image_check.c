@@ -1,0 +1,101 @@
+#include "us_image_check.h"
+#include "us_crc32c.h"
+
+static const char *check_vma(const struct us_rec_vma *v, uint64_t len, uint64_t pages_len)
+{
+	if (len < sizeof *v || (uint64_t)v->nruns * sizeof(struct us_page_run) + v->path_len > len - sizeof *v)
+		return "memory record overruns itself";
+	if (v->start >= v->end || v->start % US_PAGE_SIZE || v->end % US_PAGE_SIZE)
+		return "memory record has a bad address range";
+	if (v->kind < US_VMA_ANON || v->kind > US_VMA_VVAR_VCLOCK)
+		return "memory record of unknown kind";
+	const struct us_page_run *run = (const void *)(v + 1);
+	for (uint32_t i = 0; i < v->nruns; i++, run++) {
+		uint64_t bytes = run->npages * US_PAGE_SIZE;
+		if (!run->npages || run->npages > (v->end - v->start) / US_PAGE_SIZE ||
+		    run->addr < v->start || run->addr % US_PAGE_SIZE || bytes > v->end - run->addr)
+			return "page run outside its mapping";
+		if (run->pages_off % US_PAGE_SIZE || run->pages_off > pages_len || bytes > pages_len - run->pages_off)
+			return "page run outside the pages file";
+	}
+	return 0;
+}
+
+const char *us_image_check(const void *buf, uint64_t size)
+{
+	const struct us_meta_header *h = buf;
+	const char magic[8] = US_META_MAGIC;
+	if (size < sizeof *h)
+		return "state description truncated";
+	for (int i = 0; i < 8; i++)
+		if (h->magic[i] != magic[i])
+			return "not an Understudy image (bad magic)";
+	if (h->version != US_META_VERSION || h->header_size != sizeof *h)
+		return "unsupported image version";
+	if (us_crc32c(0, h, 60) != h->header_crc)
+		return "header checksum mismatch";
+	if (h->records_len != size - sizeof *h)
+		return "state description truncated or padded";
+	if (h->kind != US_IMAGE_FULL && h->kind != US_IMAGE_INCREMENTAL)
+		return "unknown image kind";
+	const char *rec = (const char *)buf + sizeof *h, *end = rec + h->records_len;
+	if (us_crc32c(0, rec, h->records_len) != h->records_crc)
+		return "records checksum mismatch";
+
+	uint32_t count = 0, procs = 0;
+	for (const char *p = rec; p < end; count++) {
+		const struct us_rec_hdr *r = (const void *)p;
+		uint64_t room = (uint64_t)(end - p);
+		if (room < sizeof *r || r->len > room - sizeof *r)
+			return "record overruns the state description";
+		uint64_t len = r->len;
+		const void *body = r + 1;
+		const char *why = 0;
+		switch (r->type) {
+		case US_REC_PROC: {
+			const struct us_rec_proc *pr = body;
+			procs++;
+			if (len < sizeof *pr || (uint64_t)pr->exe_len + pr->cwd_len + pr->comm_len + pr->auxv_len > len - sizeof *pr)
+				why = "process record overruns itself";
+			break;
+		}
+		case US_REC_VMA:
+			why = check_vma(body, len, h->pages_len);
+			break;
+		case US_REC_THREAD:
+			if (len < sizeof(struct us_rec_thread))
+				why = "thread record too short";
+			break;
+		case US_REC_FD: {
+			const struct us_rec_fd *f = body;
+			if (len < sizeof *f || (uint64_t)f->path_len + f->data_len > len - sizeof *f)
+				why = "descriptor record overruns itself";
+			else if (f->fd < 0 || f->kind < US_FD_FILE || f->kind > US_FD_UNIX_DGRAM)
+				why = "descriptor record has a bad number or kind";
+			break;
+		}
+		case US_REC_SIGACT: {
+			const struct us_rec_sigact *s = body;
+			if (len < sizeof *s || (uint64_t)s->count * sizeof(struct us_sigact) > len - sizeof *s)
+				why = "signal record overruns itself";
+			break;
+		}
+		case US_REC_MISC:
+			if (len < sizeof(struct us_rec_misc))
+				why = "limits record too short";
+			break;
+		default:
+			why = "record of unknown type";
+		}
+		if (why)
+			return why;
+		if (US_REC_ALIGN(len) > room - sizeof *r)
+			return "record padding overruns the state description";
+		p += sizeof *r + US_REC_ALIGN(len);
+	}
+	if (count != h->record_count)
+		return "record count mismatch";
+	if (procs != 1)
+		return "state description must hold exactly one process record";
+	return 0;
+}
