@@ -1,0 +1,152 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Understudy.Images;
+
+/// <summary>
+/// Renders a checkpoint for people and scripts: each manifest member with its decoded image.
+/// Addresses are hex strings, protections "rwxp"-style, kinds their lowercase names, and FD aux
+/// values are named by kind (docs/image-format.md, "Inspect output").
+/// </summary>
+internal static class CheckpointInspector
+{
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static string ToJson(CheckpointManifest manifest, IReadOnlyList<ProcessImage> images)
+    {
+        var document = new
+        {
+            manifest.Format,
+            manifest.Version,
+            manifest.Group,
+            manifest.Id,
+            manifest.Seq,
+            manifest.Kind,
+            manifest.CreatedUtc,
+            manifest.Bytes,
+            Members = manifest.Members.Select((m, i) => Member(m, images[i])),
+        };
+        return JsonSerializer.Serialize(document, Json);
+    }
+
+    private static object Member(ManifestMember m, ProcessImage image) => new
+    {
+        m.Vpid,
+        m.Vppid,
+        m.App,
+        m.ExecCount,
+        m.Meta,
+        m.MetaBytes,
+        m.MetaCrc32c,
+        m.Pages,
+        m.PagesBytes,
+        Header = new
+        {
+            Kind = ImageNames.Of(image.Header.Kind),
+            image.Header.Vpid,
+            image.Header.CheckpointSeq,
+            image.Header.BaseSeq,
+            image.Header.RecordCount,
+            image.Header.RecordsLen,
+            image.Header.PagesLen,
+        },
+        Proc = Proc(image.Proc),
+        Vmas = image.Vmas.Select(Vma),
+        Threads = image.Threads.Select(t => new { t.Tid, t.IsCheckpointThread, FsBase = Hex(t.FsBase), t.Comm }),
+        Fds = image.Fds.Select(Fd),
+        SigactionCount = image.Sigactions.Count,
+        Misc = new
+        {
+            Itimers = image.Misc.Itimers,
+            RlimCur = image.Misc.RlimCur,
+            PendingShared = Hex(image.Misc.PendingShared),
+        },
+        PageTotals = new
+        {
+            Runs = image.RunCount,
+            Pages = image.PageCount,
+            Bytes = image.PageCount * ImageLayout.PageSize,
+        },
+    };
+
+    private static object Proc(ProcRecord p) => new
+    {
+        p.Vpid,
+        p.Vppid,
+        p.Vpgid,
+        p.Vsid,
+        p.Uid,
+        p.Gid,
+        p.ExecCount,
+        Umask = Convert.ToString(p.Umask, 8).PadLeft(4, '0'),
+        Entry = Hex(p.Entry),
+        EntryArg = Hex(p.EntryArg),
+        Mm = new
+        {
+            StartCode = Hex(p.Mm.StartCode),
+            EndCode = Hex(p.Mm.EndCode),
+            StartData = Hex(p.Mm.StartData),
+            EndData = Hex(p.Mm.EndData),
+            StartBrk = Hex(p.Mm.StartBrk),
+            Brk = Hex(p.Mm.Brk),
+            StartStack = Hex(p.Mm.StartStack),
+            ArgStart = Hex(p.Mm.ArgStart),
+            ArgEnd = Hex(p.Mm.ArgEnd),
+            EnvStart = Hex(p.Mm.EnvStart),
+            EnvEnd = Hex(p.Mm.EnvEnd),
+        },
+        p.Exe,
+        p.Cwd,
+        p.Comm,
+        AuxvBytes = p.Auxv.Length,
+    };
+
+    private static object Vma(VmaRecord v) => new
+    {
+        Start = Hex(v.Start),
+        End = Hex(v.End),
+        Prot = ImageNames.Of(v.Prot, v.Flags),
+        Kind = ImageNames.Of(v.Kind),
+        v.Path,
+        v.FileOffset,
+        v.Dev,
+        v.Inode,
+        v.ObjectSize,
+        Pages = v.Runs.Sum(r => (long)r.NPages),
+        Runs = v.Runs.Select(r => new { Addr = Hex(r.Addr), Npages = r.NPages, r.PagesOff, r.Crc }),
+    };
+
+    private static object Fd(FdRecord f) => new
+    {
+        f.Fd,
+        Kind = ImageNames.Of(f.Kind),
+        f.Path,
+        f.Pos,
+        f.OpenFlags,
+        f.FdFlags,
+        f.Mode,
+        f.Dev,
+        f.Inode,
+        Aux = Aux(f.Kind, f.Aux),
+        DataBytes = f.Data.Length,
+        EpollTargets = f.Kind == FdKind.Epoll ? f.EpollTargets : null,
+    };
+
+    private static object? Aux(FdKind kind, FdAux a) => kind switch
+    {
+        FdKind.Pipe or FdKind.Fifo => new { a.IsReadEnd },
+        FdKind.UnixStream or FdKind.UnixDgram => new { a.PeerInode, a.IsListening },
+        FdKind.Chr => new { a.Rdev },
+        FdKind.Eventfd => new { Count = a.EventCount, Flags = a.EventFlags },
+        FdKind.Timerfd => new { a.ClockId, a.IntervalNs, a.NextExpiryNs },
+        FdKind.Signalfd => new { Mask = Hex(a.SignalMask) },
+        _ => null,
+    };
+
+    private static string Hex(ulong value) => $"0x{value:x}";
+}

@@ -1,0 +1,128 @@
+namespace Understudy.Images;
+
+/// <summary>enum us_image_kind.</summary>
+public enum ImageKind : uint
+{
+    Full = 1,
+    Incremental = 2,
+}
+
+/// <summary>enum us_rec_type.</summary>
+public enum RecordType : uint
+{
+    Proc = 1,
+    Vma = 2,
+    Thread = 3,
+    Fd = 4,
+    Sigact = 5,
+    Misc = 6,
+}
+
+/// <summary>enum us_vma_kind.</summary>
+public enum VmaKind : uint
+{
+    Anon = 1,
+    File = 2,
+    Shmem = 3,
+    Heap = 4,
+    Stack = 5,
+    Vdso = 6,
+    Vvar = 7,
+    VvarVclock = 8,
+}
+
+/// <summary>PROT_* bits of us_rec_vma.prot.</summary>
+[Flags]
+public enum VmaProt : uint
+{
+    None = 0,
+    Read = 1,
+    Write = 2,
+    Exec = 4,
+}
+
+/// <summary>US_VMA_F_* bits of us_rec_vma.flags.</summary>
+[Flags]
+public enum VmaFlags : uint
+{
+    None = 0,
+    Shared = 1,
+}
+
+/// <summary>enum us_fd_kind.</summary>
+public enum FdKind : uint
+{
+    File = 1,
+    Dir = 2,
+    Pipe = 3,
+    Fifo = 4,
+    UnixStream = 5,
+    Chr = 6,
+    Eventfd = 7,
+    Timerfd = 8,
+    Epoll = 9,
+    Signalfd = 10,
+    Coordinator = 11,
+    UnixDgram = 12,
+}
+
+/// <summary>The lowercase names that JSON output and docs/image-format.md use for the enums.</summary>
+public static class ImageNames
+{
+    public static string Of(ImageKind kind) => kind switch
+    {
+        ImageKind.Full => "full",
+        ImageKind.Incremental => "incremental",
+        _ => $"unknown({(uint)kind})",
+    };
+
+    public static string Of(RecordType type) => type switch
+    {
+        RecordType.Proc => "PROC",
+        RecordType.Vma => "VMA",
+        RecordType.Thread => "THREAD",
+        RecordType.Fd => "FD",
+        RecordType.Sigact => "SIGACT",
+        RecordType.Misc => "MISC",
+        _ => $"unknown({(uint)type})",
+    };
+
+    public static string Of(VmaKind kind) => kind switch
+    {
+        VmaKind.Anon => "anon",
+        VmaKind.File => "file",
+        VmaKind.Shmem => "shmem",
+        VmaKind.Heap => "heap",
+        VmaKind.Stack => "stack",
+        VmaKind.Vdso => "vdso",
+        VmaKind.Vvar => "vvar",
+        VmaKind.VvarVclock => "vvar_vclock",
+        _ => $"unknown({(uint)kind})",
+    };
+
+    public static string Of(FdKind kind) => kind switch
+    {
+        FdKind.File => "file",
+        FdKind.Dir => "dir",
+        FdKind.Pipe => "pipe",
+        FdKind.Fifo => "fifo",
+        FdKind.UnixStream => "unix_stream",
+        FdKind.Chr => "chr",
+        FdKind.Eventfd => "eventfd",
+        FdKind.Timerfd => "timerfd",
+        FdKind.Epoll => "epoll",
+        FdKind.Signalfd => "signalfd",
+        FdKind.Coordinator => "coordinator",
+        FdKind.UnixDgram => "unix_dgram",
+        _ => $"unknown({(uint)kind})",
+    };
+
+    /// <summary>The /proc/PID/maps style: "r-xp", "rw-s".</summary>
+    public static string Of(VmaProt prot, VmaFlags flags) => string.Create(4, (prot, flags), static (span, v) =>
+    {
+        span[0] = v.prot.HasFlag(VmaProt.Read) ? 'r' : '-';
+        span[1] = v.prot.HasFlag(VmaProt.Write) ? 'w' : '-';
+        span[2] = v.prot.HasFlag(VmaProt.Exec) ? 'x' : '-';
+        span[3] = v.flags.HasFlag(VmaFlags.Shared) ? 's' : 'p';
+    });
+}

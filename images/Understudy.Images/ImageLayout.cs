@@ -1,0 +1,35 @@
+namespace Understudy.Images;
+
+/// <summary>
+/// Sizes of the C structs of native/include/us_image.h (x86_64 and aarch64 Linux, gcc), as
+/// measured with sizeof. docs/image-format.md lists every field offset.
+/// </summary>
+public static class ImageLayout
+{
+    public const int PageSize = 4096;
+    public const uint FormatVersion = 1;
+
+    /// <summary>"USTDMETA", without terminator.</summary>
+    public static ReadOnlySpan<byte> Magic => "USTDMETA"u8;
+
+    public const int HeaderSize = 64;            // struct us_meta_header
+    public const int HeaderCrcOffset = 60;       // header_crc covers bytes [0, 60)
+    public const int RecordHeaderSize = 8;       // struct us_rec_hdr
+    public const int RecordAlignment = 8;        // US_REC_ALIGN
+    public const int ProcSize = 152;             // struct us_rec_proc
+    public const int VmaSize = 72;               // struct us_rec_vma
+    public const int PageRunSize = 32;           // struct us_page_run
+    public const int ThreadSize = 32;            // struct us_rec_thread
+    public const int ThreadCommSize = 16;        // us_rec_thread.comm
+    public const int FdSize = 88;                // struct us_rec_fd
+    public const int EpollTargetSize = 16;       // struct us_epoll_target
+    public const int SigactionSize = 40;         // struct us_sigact
+    public const int SigactHeaderSize = 8;       // struct us_rec_sigact
+    public const int MiscSize = 232;             // struct us_rec_misc
+    public const int MmFieldCount = 11;          // US_MM_COUNT
+    public const int RlimitCount = 16;
+    public const int ItimerCount = 3;
+
+    /// <summary>Record payloads are followed by zero padding up to this multiple (US_REC_ALIGN).</summary>
+    public static long Align(long length) => (length + RecordAlignment - 1) & ~(long)(RecordAlignment - 1);
+}

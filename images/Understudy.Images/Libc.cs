@@ -1,0 +1,60 @@
+using System.Runtime.InteropServices;
+
+namespace Understudy.Images;
+
+/// <summary>The few POSIX calls .NET does not offer: fsync of a directory and an exclusive mkdir.</summary>
+internal static partial class Libc
+{
+    private const int ORdonly = 0;
+    private const int OCloexec = 0x80000;
+    private const int EExist = 17;
+
+    // O_DIRECTORY is 040000 on ARM and 0200000 on x86 and the generic Linux ABI.
+    private static readonly int ODirectory =
+        RuntimeInformation.ProcessArchitecture is Architecture.Arm or Architecture.Arm64 ? 0x4000 : 0x10000;
+
+    /// <summary>Makes a directory's entries (a rename, a new file) durable.</summary>
+    public static void FsyncDirectory(string path)
+    {
+        int fd = Open(path, ORdonly | ODirectory | OCloexec);
+        if (fd < 0)
+            throw Failure("open", path);
+        try
+        {
+            if (Fsync(fd) != 0)
+                throw Failure("fsync", path);
+        }
+        finally
+        {
+            Close(fd);
+        }
+    }
+
+    /// <summary>Creates a directory; false if the name already exists. This is how staging ids are claimed atomically.</summary>
+    public static bool TryMakeDirectory(string path, UnixFileMode mode)
+    {
+        if (MakeDirectory(path, (uint)mode) == 0)
+            return true;
+        if (Marshal.GetLastPInvokeError() == EExist)
+            return false;
+        throw Failure("mkdir", path);
+    }
+
+    private static IOException Failure(string call, string path)
+    {
+        int errno = Marshal.GetLastPInvokeError();
+        return new IOException($"{call} {path} failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int MakeDirectory(string path, uint mode);
+}

@@ -1,0 +1,353 @@
+using static Understudy.Images.ImageLayout;
+
+namespace Understudy.Images;
+
+/// <summary>
+/// Decodes and validates the bytes of a .meta file. Every length, count and offset is checked
+/// before it is used, so any input ends in a <see cref="ProcessImage"/> or an <see cref="ImageDefect"/>.
+/// </summary>
+internal static class MetaParser
+{
+    /// <summary>
+    /// Validates the header alone, so a reader can refuse a file before reading all of it.
+    /// <paramref name="start"/> holds the first min(64, <paramref name="fileLength"/>) bytes.
+    /// </summary>
+    public static MetaHeader ParseHeader(ReadOnlySpan<byte> start, long fileLength)
+    {
+        if (fileLength < HeaderSize)
+            throw new ImageDefect($"the file is {fileLength} bytes, shorter than the {HeaderSize}-byte header");
+        ReadOnlySpan<byte> bytes = start[..HeaderSize];
+        if (!bytes[..8].SequenceEqual(Magic))
+            throw new ImageDefect("bad magic: this is not an Understudy .meta file");
+
+        var r = new FieldReader(bytes[8..]);
+        uint version = r.U32();
+        if (version != FormatVersion)
+            throw new ImageDefect($"format version {version} is not supported (this build reads version {FormatVersion})", unsupported: true);
+        uint headerSize = r.U32();
+        if (headerSize != HeaderSize)
+            throw new ImageDefect($"header_size is {headerSize}, a version {FormatVersion} header is {HeaderSize} bytes");
+        uint kind = r.U32();
+        uint recordCount = r.U32();
+        ulong recordsLen = r.U64();
+        ulong pagesLen = r.U64();
+        uint recordsCrc = r.U32();
+        uint vpid = r.U32();
+        ulong seq = r.U64();
+        uint baseSeq = r.U32();
+        uint headerCrc = r.U32();
+
+        // The checksum comes before any field's meaning, so a flipped bit anywhere in the header
+        // is reported as what it is rather than as a strange value.
+        uint computed = Crc32C.Compute(bytes[..HeaderCrcOffset]);
+        if (computed != headerCrc)
+            throw new ImageDefect($"header checksum mismatch (stored 0x{headerCrc:x8}, computed 0x{computed:x8})");
+
+        var imageKind = (ImageKind)kind;
+        if (imageKind is not (ImageKind.Full or ImageKind.Incremental))
+            throw new ImageDefect($"unknown image kind {kind}");
+        if (vpid == 0)
+            throw new ImageDefect("the header's vpid is 0");
+        if (seq == 0)
+            throw new ImageDefect("the header's checkpoint_seq is 0");
+        if (imageKind == ImageKind.Full && baseSeq != 0)
+            throw new ImageDefect($"a full image has base_seq {baseSeq}, expected 0");
+        if (imageKind == ImageKind.Incremental && (baseSeq == 0 || baseSeq >= seq))
+            throw new ImageDefect($"an incremental image of checkpoint {seq} has base_seq {baseSeq}; it must name an earlier checkpoint");
+        if (recordsLen != (ulong)(fileLength - HeaderSize))
+            throw new ImageDefect($"the header says {recordsLen} bytes of records but the file has {fileLength - HeaderSize} after the header (truncated or overwritten)");
+        if (recordsLen > (ulong)(Array.MaxLength - HeaderSize))
+            throw new ImageDefect($"{recordsLen} bytes of records is more than a reader accepts ({Array.MaxLength - HeaderSize})");
+
+        return new MetaHeader(imageKind, vpid, seq, baseSeq)
+        {
+            RecordCount = recordCount,
+            RecordsLen = recordsLen,
+            PagesLen = pagesLen,
+            RecordsCrc = recordsCrc,
+            HeaderCrc = headerCrc,
+        };
+    }
+
+    public static ProcessImage Parse(ReadOnlySpan<byte> meta)
+    {
+        MetaHeader header = ParseHeader(meta, meta.Length);
+        ReadOnlySpan<byte> records = meta[HeaderSize..];
+        uint computed = Crc32C.Compute(records);
+        if (computed != header.RecordsCrc)
+            throw new ImageDefect($"records checksum mismatch (stored 0x{header.RecordsCrc:x8}, computed 0x{computed:x8})");
+
+        var image = new Collector();
+        int offset = 0;
+        int index = 0;
+        while (offset < records.Length)
+        {
+            int at = HeaderSize + offset;
+            int left = records.Length - offset;
+            if (left < RecordHeaderSize)
+                throw new ImageDefect($"record {index} at byte {at} is cut off: {left} bytes left, a record header needs {RecordHeaderSize}");
+            var r = new FieldReader(records.Slice(offset, RecordHeaderSize));
+            var type = (RecordType)r.U32();
+            uint len = r.U32();
+            if (type is < RecordType.Proc or > RecordType.Misc)
+                throw new ImageDefect($"record {index} at byte {at} has unknown type {(uint)type}");
+            string context = $"{ImageNames.Of(type)} record {index} at byte {at}";
+            long padded = Align(len);
+            if (padded > left - RecordHeaderSize)
+                throw new ImageDefect($"{context} claims {len} payload bytes ({padded} padded) but only {left - RecordHeaderSize} remain");
+            ReadOnlySpan<byte> payload = records.Slice(offset + RecordHeaderSize, (int)len);
+            if (records.Slice(offset + RecordHeaderSize + (int)len, (int)(padded - len)).ContainsAnyExcept((byte)0))
+                throw new ImageDefect($"{context} has nonzero padding");
+
+            image.Add(type, payload, context);
+            offset += RecordHeaderSize + (int)padded;
+            index++;
+        }
+        if (index != header.RecordCount)
+            throw new ImageDefect($"the header says {header.RecordCount} records but {index} were found");
+        return image.Finish(header);
+    }
+
+    /// <summary>Accumulates records and checks the rules that span several of them.</summary>
+    private sealed class Collector
+    {
+        private readonly List<VmaRecord> _vmas = [];
+        private readonly List<ThreadRecord> _threads = [];
+        private readonly List<FdRecord> _fds = [];
+        private readonly HashSet<uint> _tids = [];
+        private readonly HashSet<int> _fdNumbers = [];
+        private ProcRecord? _proc;
+        private IReadOnlyList<SigactionEntry>? _sigactions;
+        private MiscRecord? _misc;
+
+        public void Add(RecordType type, ReadOnlySpan<byte> payload, string context)
+        {
+            switch (type)
+            {
+                case RecordType.Proc:
+                    if (_proc is not null)
+                        throw new ImageDefect($"{context} is a second PROC record");
+                    _proc = ParseProc(payload, context);
+                    break;
+                case RecordType.Vma:
+                    VmaRecord vma = ParseVma(payload, context);
+                    if (_vmas.Count > 0 && vma.Start < _vmas[^1].End)
+                        throw new ImageDefect($"{context} at 0x{vma.Start:x} is not above the previous VMA, which ends at 0x{_vmas[^1].End:x}");
+                    _vmas.Add(vma);
+                    break;
+                case RecordType.Thread:
+                    ThreadRecord thread = ParseThread(payload, context);
+                    if (!_tids.Add(thread.Tid))
+                        throw new ImageDefect($"{context} repeats thread {thread.Tid}");
+                    _threads.Add(thread);
+                    break;
+                case RecordType.Fd:
+                    FdRecord fd = ParseFd(payload, context);
+                    if (!_fdNumbers.Add(fd.Fd))
+                        throw new ImageDefect($"{context} repeats fd {fd.Fd}");
+                    _fds.Add(fd);
+                    break;
+                case RecordType.Sigact:
+                    if (_sigactions is not null)
+                        throw new ImageDefect($"{context} is a second SIGACT record");
+                    _sigactions = ParseSigact(payload, context);
+                    break;
+                case RecordType.Misc:
+                    if (_misc is not null)
+                        throw new ImageDefect($"{context} is a second MISC record");
+                    _misc = ParseMisc(payload, context);
+                    break;
+            }
+        }
+
+        public ProcessImage Finish(MetaHeader header)
+        {
+            if (_proc is null)
+                throw new ImageDefect("there is no PROC record");
+            if (_proc.Vpid != header.Vpid)
+                throw new ImageDefect($"the PROC record's vpid {_proc.Vpid} differs from the header's vpid {header.Vpid}");
+            if (_threads.Count == 0)
+                throw new ImageDefect("there is no THREAD record");
+            if (_sigactions is null)
+                throw new ImageDefect("there is no SIGACT record");
+            if (_misc is null)
+                throw new ImageDefect("there is no MISC record");
+            return new ProcessImage(header, _proc, _vmas, _threads, _fds, _sigactions, _misc);
+        }
+    }
+
+    private static ProcRecord ParseProc(ReadOnlySpan<byte> p, string context)
+    {
+        RequireAtLeast(p, ProcSize, "us_rec_proc", context);
+        var r = new FieldReader(p);
+        uint vpid = r.U32(), vppid = r.U32(), vpgid = r.U32(), vsid = r.U32();
+        uint uid = r.U32(), gid = r.U32(), execCount = r.U32(), umask = r.U32();
+        ulong entry = r.U64(), entryArg = r.U64();
+        Span<ulong> mm = stackalloc ulong[MmFieldCount];
+        for (int i = 0; i < mm.Length; i++)
+            mm[i] = r.U64();
+        uint exeLen = r.U32(), cwdLen = r.U32(), commLen = r.U32(), auxvLen = r.U32();
+        ulong need = (ulong)ProcSize + exeLen + cwdLen + commLen + auxvLen;
+        if (need != (ulong)p.Length)
+            throw new ImageDefect($"{context} is {p.Length} bytes but its struct and strings (exe {exeLen}, cwd {cwdLen}, comm {commLen}, auxv {auxvLen}) need {need}");
+        if (vpid == 0)
+            throw new ImageDefect($"{context} has vpid 0");
+        return new ProcRecord(vpid, vppid, vpgid, vsid, uid, gid, execCount, umask, entry, entryArg,
+            MmLayout.FromArray(mm),
+            PosixString.Decode(r.Bytes((int)exeLen)),
+            PosixString.Decode(r.Bytes((int)cwdLen)),
+            PosixString.Decode(r.Bytes((int)commLen)),
+            r.Bytes((int)auxvLen).ToArray());
+    }
+
+    private static VmaRecord ParseVma(ReadOnlySpan<byte> p, string context)
+    {
+        RequireAtLeast(p, VmaSize, "us_rec_vma", context);
+        var r = new FieldReader(p);
+        ulong start = r.U64(), end = r.U64();
+        uint prot = r.U32(), flags = r.U32(), kind = r.U32(), pathLen = r.U32();
+        ulong fileOffset = r.U64(), dev = r.U64(), inode = r.U64(), objectSize = r.U64();
+        uint nruns = r.U32(), reserved = r.U32();
+        ulong need = (ulong)VmaSize + (ulong)nruns * PageRunSize + pathLen;
+        if (need != (ulong)p.Length)
+            throw new ImageDefect($"{context} is {p.Length} bytes but its struct, {nruns} page runs and {pathLen}-byte path need {need}");
+
+        string where = $"{context} (VMA 0x{start:x}-0x{end:x})";
+        if (start % PageSize != 0 || end % PageSize != 0 || start >= end)
+            throw new ImageDefect($"{where} is not a nonempty page-aligned range");
+        if ((VmaKind)kind is < VmaKind.Anon or > VmaKind.VvarVclock)
+            throw new ImageDefect($"{where} has unknown kind {kind}");
+        if ((prot & ~(uint)(VmaProt.Read | VmaProt.Write | VmaProt.Exec)) != 0)
+            throw new ImageDefect($"{where} has unknown prot bits 0x{prot:x}");
+        if ((flags & ~(uint)VmaFlags.Shared) != 0)
+            throw new ImageDefect($"{where} has unknown flags 0x{flags:x}");
+        RequireZero(reserved, where);
+
+        var runs = new PageRun[nruns];
+        ulong next = start;
+        for (int i = 0; i < runs.Length; i++)
+        {
+            ulong addr = r.U64(), npages = r.U64(), pagesOff = r.U64();
+            uint crc = r.U32(), runReserved = r.U32();
+            string run = $"{where} page run {i} at 0x{addr:x}";
+            if (addr % PageSize != 0)
+                throw new ImageDefect($"{run} is not page-aligned");
+            if (npages == 0)
+                throw new ImageDefect($"{run} has no pages");
+            if (addr < next)
+                throw new ImageDefect($"{run} overlaps the VMA's start or the previous run (runs must ascend)");
+            if (addr >= end || npages > (end - addr) / PageSize)
+                throw new ImageDefect($"{run} with {npages} pages reaches past the VMA's end");
+            if (pagesOff % PageSize != 0)
+                throw new ImageDefect($"{run} has pages_off {pagesOff}, which is not a multiple of {PageSize}");
+            RequireZero(runReserved, run);
+            runs[i] = new PageRun(addr, npages, pagesOff, crc);
+            next = addr + npages * PageSize;
+        }
+        return new VmaRecord(start, end, (VmaProt)prot, (VmaFlags)flags, (VmaKind)kind, fileOffset, dev, inode, objectSize,
+            runs, PosixString.Decode(r.Bytes((int)pathLen)));
+    }
+
+    private static ThreadRecord ParseThread(ReadOnlySpan<byte> p, string context)
+    {
+        RequireExactly(p, ThreadSize, "us_rec_thread", context);
+        var r = new FieldReader(p);
+        uint tid = r.U32(), isCheckpointThread = r.U32();
+        ulong fsBase = r.U64();
+        ReadOnlySpan<byte> comm = r.Bytes(ThreadCommSize);
+        if (tid == 0)
+            throw new ImageDefect($"{context} has tid 0");
+        if (isCheckpointThread > 1)
+            throw new ImageDefect($"{context} has is_checkpoint_thread {isCheckpointThread}, expected 0 or 1");
+        int nul = comm.IndexOf((byte)0);
+        return new ThreadRecord(tid, isCheckpointThread == 1, fsBase, PosixString.Decode(nul < 0 ? comm : comm[..nul]));
+    }
+
+    private static FdRecord ParseFd(ReadOnlySpan<byte> p, string context)
+    {
+        RequireAtLeast(p, FdSize, "us_rec_fd", context);
+        var r = new FieldReader(p);
+        int fd = r.I32();
+        uint fdFlags = r.U32(), kind = r.U32(), openFlags = r.U32();
+        ulong pos = r.U64(), dev = r.U64(), inode = r.U64();
+        uint mode = r.U32(), pathLen = r.U32();
+        var aux = new FdAux(r.U64(), r.U64(), r.U64(), r.U64());
+        uint dataLen = r.U32(), reserved = r.U32();
+        ulong need = (ulong)FdSize + pathLen + dataLen;
+        if (need != (ulong)p.Length)
+            throw new ImageDefect($"{context} is {p.Length} bytes but its struct, {pathLen}-byte path and {dataLen}-byte data need {need}");
+
+        string where = $"{context} (fd {fd})";
+        var fdKind = (FdKind)kind;
+        if (fd < 0)
+            throw new ImageDefect($"{where} is negative");
+        if (fdKind is < FdKind.File or > FdKind.UnixDgram)
+            throw new ImageDefect($"{where} has unknown kind {kind}");
+        if ((fdFlags & ~FdRecord.CloseOnExec) != 0)
+            throw new ImageDefect($"{where} has unknown fd_flags 0x{fdFlags:x}");
+        if (dataLen != 0 && !FdRecord.CarriesData(fdKind))
+            throw new ImageDefect($"{where} is a {ImageNames.Of(fdKind)} but carries {dataLen} data bytes");
+        if (fdKind == FdKind.Epoll && dataLen % EpollTargetSize != 0)
+            throw new ImageDefect($"{where} has {dataLen} bytes of epoll targets, not a multiple of {EpollTargetSize}");
+        RequireZero(reserved, where);
+        return new FdRecord(fd, fdFlags, fdKind, openFlags, pos, dev, inode, mode,
+            PosixString.Decode(r.Bytes((int)pathLen)), aux, r.Bytes((int)dataLen).ToArray());
+    }
+
+    private static IReadOnlyList<SigactionEntry> ParseSigact(ReadOnlySpan<byte> p, string context)
+    {
+        RequireAtLeast(p, SigactHeaderSize, "us_rec_sigact", context);
+        var r = new FieldReader(p);
+        uint count = r.U32(), reserved = r.U32();
+        ulong need = SigactHeaderSize + (ulong)count * SigactionSize;
+        if (need != (ulong)p.Length)
+            throw new ImageDefect($"{context} is {p.Length} bytes but {count} sigactions need {need}");
+        RequireZero(reserved, context);
+
+        var entries = new SigactionEntry[count];
+        var seen = new HashSet<uint>();
+        for (int i = 0; i < entries.Length; i++)
+        {
+            uint signo = r.U32(), entryReserved = r.U32();
+            if (signo is < 1 or > 64)
+                throw new ImageDefect($"{context} entry {i} has signal number {signo}, outside 1..64");
+            if (!seen.Add(signo))
+                throw new ImageDefect($"{context} repeats signal {signo}");
+            RequireZero(entryReserved, $"{context} entry {i}");
+            entries[i] = new SigactionEntry(signo, r.U64(), r.U64(), r.U64(), r.U64());
+        }
+        return entries;
+    }
+
+    private static MiscRecord ParseMisc(ReadOnlySpan<byte> p, string context)
+    {
+        RequireExactly(p, MiscSize, "us_rec_misc", context);
+        var r = new FieldReader(p);
+        var itimers = new ItimerValue[ItimerCount];
+        for (int i = 0; i < itimers.Length; i++)
+            itimers[i] = new ItimerValue(r.I64(), r.I64(), r.I64(), r.I64());
+        var rlimits = new ulong[RlimitCount];
+        for (int i = 0; i < rlimits.Length; i++)
+            rlimits[i] = r.U64();
+        return new MiscRecord(itimers, rlimits, r.U64());
+    }
+
+    private static void RequireAtLeast(ReadOnlySpan<byte> p, int size, string type, string context)
+    {
+        if (p.Length < size)
+            throw new ImageDefect($"{context} is {p.Length} bytes, shorter than the {size}-byte {type}");
+    }
+
+    private static void RequireExactly(ReadOnlySpan<byte> p, int size, string type, string context)
+    {
+        if (p.Length != size)
+            throw new ImageDefect($"{context} is {p.Length} bytes, a {type} is {size}");
+    }
+
+    /// <summary>Reserved fields are zero in version 1, which keeps them usable by a later version.</summary>
+    private static void RequireZero(uint reserved, string context)
+    {
+        if (reserved != 0)
+            throw new ImageDefect($"{context} has a nonzero reserved field");
+    }
+}

@@ -1,0 +1,85 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace Understudy.Images;
+
+/// <summary>
+/// One process of one checkpoint, decoded from its .meta file: the header and every record.
+/// The .pages file is not read here; <see cref="VerifyPages"/> checks it against the runs.
+/// </summary>
+/// <param name="Sigactions">The entries of the image's single SIGACT record.</param>
+public sealed record ProcessImage(
+    MetaHeader Header,
+    ProcRecord Proc,
+    IReadOnlyList<VmaRecord> Vmas,
+    IReadOnlyList<ThreadRecord> Threads,
+    IReadOnlyList<FdRecord> Fds,
+    IReadOnlyList<SigactionEntry> Sigactions,
+    MiscRecord Misc)
+{
+    /// <summary>Reads and fully validates a .meta file.</summary>
+    /// <exception cref="ImageFormatException">The file is missing, unreadable, corrupt or of another version.</exception>
+    public static ProcessImage ReadMeta(string metaPath)
+    {
+        ImageLocation location = ImageLocation.OfFile(metaPath);
+        return location.Guard(metaPath, () =>
+        {
+            using SafeFileHandle file = File.OpenHandle(metaPath);
+            long length = RandomAccess.GetLength(file);
+            // The header alone decides whether the rest is worth reading: a huge or foreign file
+            // is refused after 64 bytes.
+            var start = new byte[(int)Math.Min(length, ImageLayout.HeaderSize)];
+            ReadExactly(file, start, 0);
+            MetaParser.ParseHeader(start, length);
+            var all = new byte[length];
+            ReadExactly(file, all, 0);
+            return MetaParser.Parse(all);
+        });
+    }
+
+    /// <summary>Decodes and fully validates .meta bytes held in memory (received from a peer, for example).</summary>
+    /// <exception cref="ImageFormatException">The bytes are corrupt or of another version.</exception>
+    public static ProcessImage Parse(ReadOnlySpan<byte> meta, string description = "image")
+    {
+        try
+        {
+            return MetaParser.Parse(meta);
+        }
+        catch (ImageDefect defect)
+        {
+            throw new ImageLocation(description, ImageLocation.GenericAdvice).From(defect);
+        }
+    }
+
+    public long PageCount => Vmas.Sum(v => v.Runs.Sum(r => (long)r.NPages));
+
+    public int RunCount => Vmas.Sum(v => v.Runs.Count);
+
+    /// <summary>
+    /// Checks the .pages file against this image: its size is exactly Header.PagesLen, and every
+    /// page run is 4096-aligned, inside the file and matches its CRC-32C. Reads the file once, in
+    /// order, in bounded memory.
+    /// </summary>
+    /// <exception cref="ImageFormatException">The file is missing, unreadable or does not match.</exception>
+    public void VerifyPages(string pagesPath)
+    {
+        ImageLocation location = ImageLocation.OfFile(pagesPath);
+        location.Guard(pagesPath, () =>
+        {
+            using SafeFileHandle file = File.OpenHandle(pagesPath, options: FileOptions.SequentialScan);
+            PageVerifier.Verify(file, this);
+            return true;
+        });
+    }
+
+    internal static void ReadExactly(SafeFileHandle file, Span<byte> buffer, long offset)
+    {
+        while (!buffer.IsEmpty)
+        {
+            int n = RandomAccess.Read(file, buffer, offset);
+            if (n == 0)
+                throw new ImageDefect($"the file ended at byte {offset} while being read (it changed underneath)");
+            buffer = buffer[n..];
+            offset += n;
+        }
+    }
+}

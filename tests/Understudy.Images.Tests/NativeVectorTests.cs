@@ -1,0 +1,69 @@
+namespace Understudy.Images.Tests;
+
+/// <summary>The image TestVectors/make_vector.c wrote with the C structs of us_image.h.</summary>
+public class NativeVectorTests
+{
+    private static readonly string MetaPath = Path.Combine(AppContext.BaseDirectory, "TestVectors", "vector.meta");
+    private static readonly string PagesPath = Path.Combine(AppContext.BaseDirectory, "TestVectors", "vector.pages");
+
+    [Fact]
+    public void Reader_decodes_every_field_the_C_program_wrote()
+    {
+        ProcessImage image = ProcessImage.ReadMeta(MetaPath);
+
+        Assert.Equal(new MetaHeader(ImageKind.Full, 7, 3, 0) with
+        {
+            RecordCount = 15, RecordsLen = 1856 - 64, PagesLen = 16384, RecordsCrc = image.Header.RecordsCrc, HeaderCrc = image.Header.HeaderCrc,
+        }, image.Header);
+
+        ProcRecord p = image.Proc;
+        Assert.Equal((7u, 1u, 7u, 1u, 1000u, 1001u, 2u, TestImages.Oct("022")), (p.Vpid, p.Vppid, p.Vpgid, p.Vsid, p.Uid, p.Gid, p.ExecCount, p.Umask));
+        Assert.Equal((0x7f0000001000ul, 0x7f0000002000ul), (p.Entry, p.EntryArg));
+        Assert.Equal(Enumerable.Range(0, 11).Select(i => 0x400000ul + (ulong)i * 0x1000), p.Mm.ToArray());
+        Assert.Equal(("/usr/bin/vector-app", "/srv/data", "vector-app"), (p.Exe, p.Cwd, p.Comm));
+        Assert.Equal([6, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, .. new byte[16]], p.Auxv);
+
+        Assert.Equal(4, image.Vmas.Count);
+        VmaRecord heap = image.Vmas[0];
+        Assert.Equal((0x555555554000ul, 0x555555558000ul, VmaProt.Read | VmaProt.Write, VmaFlags.None, VmaKind.Heap, "[heap]"),
+            (heap.Start, heap.End, heap.Prot, heap.Flags, heap.Kind, heap.Path));
+        Assert.Equal([(0x555555554000ul, 1ul, 0ul), (0x555555556000ul, 2ul, 4096ul)], heap.Runs.Select(r => (r.Addr, r.NPages, r.PagesOff)));
+        VmaRecord file = image.Vmas[1];
+        Assert.Equal((VmaKind.File, VmaProt.Read | VmaProt.Exec, "/usr/lib/libvector.so.1", 0x1000ul, 0x803ul, 12345ul, 8192ul),
+            (file.Kind, file.Prot, file.Path, file.FileOffset, file.Dev, file.Inode, file.ObjectSize));
+        Assert.Equal(12288ul, Assert.Single(file.Runs).PagesOff);
+        Assert.Equal((VmaKind.Shmem, VmaFlags.Shared, "/memfd:cache (deleted)", 0), (image.Vmas[2].Kind, image.Vmas[2].Flags, image.Vmas[2].Path, image.Vmas[2].Runs.Count));
+        Assert.Equal((VmaKind.VvarVclock, "r--p"), (image.Vmas[3].Kind, ImageNames.Of(image.Vmas[3].Prot, image.Vmas[3].Flags)));
+
+        Assert.Equal([(7u, false, 0x7f00000aa000ul, "vector-app"), (8u, true, 0x7f00000bb000ul, "us-ckpt")],
+            image.Threads.Select(t => (t.Tid, t.IsCheckpointThread, t.FsBase, t.Comm)));
+
+        Assert.Equal([0, 3, 4, 5, 6, 7], image.Fds.Select(f => f.Fd));
+        FdRecord chr = image.Fds[0], log = image.Fds[1], pipe = image.Fds[2], epoll = image.Fds[3], sock = image.Fds[4], timer = image.Fds[5];
+        Assert.Equal((FdKind.Chr, "/dev/null", 0x103ul, TestImages.Oct("20666")), (chr.Kind, chr.Path, chr.Aux.Rdev, chr.Mode));
+        Assert.Equal((FdKind.File, 1u, 0x401u, 12345ul, "/srv/data/log.txt"), (log.Kind, log.FdFlags, log.OpenFlags, log.Pos, log.Path));
+        Assert.Equal((FdKind.Pipe, true, "hello"), (pipe.Kind, pipe.Aux.IsReadEnd, System.Text.Encoding.ASCII.GetString(pipe.Data)));
+        Assert.Equal([new EpollTarget(4, 1, 0x1122334455667788), new EpollTarget(6, 5, 42)], epoll.EpollTargets);
+        Assert.Equal((FdKind.UnixStream, "/run/s.0", "abc", 4242ul, false), (sock.Kind, sock.Path, System.Text.Encoding.ASCII.GetString(sock.Data), sock.Aux.PeerInode, sock.Aux.IsListening));
+        Assert.Equal((FdKind.Timerfd, 1ul, 1_000_000_000ul, 500_000_000ul), (timer.Kind, timer.Aux.ClockId, timer.Aux.IntervalNs, timer.Aux.NextExpiryNs));
+
+        Assert.Equal([new SigactionEntry(2, 0x401000, 0x04000000, 0x401100, 0x1000), new SigactionEntry(15, 1, 0, 0, 0)], image.Sigactions);
+
+        Assert.Equal([new ItimerValue(1, 500000, 0, 250000), default, default], image.Misc.Itimers);
+        Assert.Equal(Enumerable.Range(0, 16).Select(i => i % 4 == 3 ? ulong.MaxValue : (ulong)i * 1000 + 1), image.Misc.RlimCur);
+        Assert.Equal(1ul << 9, image.Misc.PendingShared);
+    }
+
+    [Fact]
+    public void Writer_reproduces_the_C_bytes_exactly()
+    {
+        byte[] expected = File.ReadAllBytes(MetaPath);
+        Assert.Equal(expected, ProcessImageWriter.EncodeMeta(ProcessImage.Parse(expected)));
+    }
+
+    [Fact]
+    public void Page_runs_written_by_C_verify()
+    {
+        ProcessImage.ReadMeta(MetaPath).VerifyPages(PagesPath);
+    }
+}

@@ -1,0 +1,169 @@
+/* Writes vector.meta and vector.pages: a process image laid out with the real structs of
+ * native/include/us_image.h, so the C# reader and writer are checked against the C compiler's
+ * layout, not against themselves. The CRC-32C here is the bitwise definition, independent of the
+ * hardware instruction the C# side uses.
+ *
+ *   gcc -std=c11 -Wall -I../../../native/include make_vector.c -o /tmp/make_vector && /tmp/make_vector .
+ *
+ * Records come in the native writer's order (native/src/interceptor/capture.c): PROC, THREAD...,
+ * SIGACT, MISC, FD..., VMA... NativeVectorTests asserts every value written here. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "us_image.h"
+
+static uint8_t meta[8192];
+static size_t meta_len = sizeof(struct us_meta_header);
+static uint32_t nrecords;
+
+static uint32_t crc32c(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint32_t crc = ~0u;
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82F63B78u & -(crc & 1u));
+	}
+	return ~crc;
+}
+
+/* Appends one record from up to three pieces: struct, then variable parts. */
+static void record(uint32_t type, const void *a, size_t alen, const void *b, size_t blen, const void *c, size_t clen)
+{
+	struct us_rec_hdr h = { .type = type, .len = (uint32_t)(alen + blen + clen) };
+	memcpy(meta + meta_len, &h, sizeof h);
+	meta_len += sizeof h;
+	if (alen) memcpy(meta + meta_len, a, alen);
+	if (blen) memcpy(meta + meta_len + alen, b, blen);
+	if (clen) memcpy(meta + meta_len + alen + blen, c, clen);
+	meta_len += US_REC_ALIGN(h.len); /* padding stays zero: meta is static */
+	nrecords++;
+}
+
+static uint8_t pages[4 * US_PAGE_SIZE];
+
+static void fill_pages(void)
+{
+	for (size_t i = 0; i < sizeof pages; i++)
+		pages[i] = (uint8_t)(i * 7 + 13 + i / US_PAGE_SIZE);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : ".";
+	fill_pages();
+
+	/* PROC */
+	const char exe[] = "/usr/bin/vector-app", cwd[] = "/srv/data", comm[] = "vector-app";
+	uint64_t auxv[4] = { 6, 4096, 0, 0 }; /* AT_PAGESZ 4096, AT_NULL */
+	uint8_t proc_buf[512];
+	struct us_rec_proc p = {
+		.vpid = 7, .vppid = 1, .vpgid = 7, .vsid = 1, .uid = 1000, .gid = 1001,
+		.exec_count = 2, .umask = 022, .entry = 0x7f0000001000, .entry_arg = 0x7f0000002000,
+		.exe_len = sizeof exe - 1, .cwd_len = sizeof cwd - 1, .comm_len = sizeof comm - 1,
+		.auxv_len = sizeof auxv,
+	};
+	for (int i = 0; i < US_MM_COUNT; i++)
+		p.mm[i] = 0x400000 + (uint64_t)i * 0x1000;
+	size_t n = 0;
+	memcpy(proc_buf + n, exe, p.exe_len); n += p.exe_len;
+	memcpy(proc_buf + n, cwd, p.cwd_len); n += p.cwd_len;
+	memcpy(proc_buf + n, comm, p.comm_len); n += p.comm_len;
+	memcpy(proc_buf + n, auxv, p.auxv_len); n += p.auxv_len;
+	record(US_REC_PROC, &p, sizeof p, proc_buf, n, NULL, 0);
+
+	/* THREADs */
+	struct us_rec_thread t1 = { .tid = 7, .is_checkpoint_thread = 0, .fs_base = 0x7f00000aa000 };
+	strcpy(t1.comm, "vector-app");
+	record(US_REC_THREAD, &t1, sizeof t1, NULL, 0, NULL, 0);
+	struct us_rec_thread t2 = { .tid = 8, .is_checkpoint_thread = 1, .fs_base = 0x7f00000bb000 };
+	strcpy(t2.comm, "us-ckpt");
+	record(US_REC_THREAD, &t2, sizeof t2, NULL, 0, NULL, 0);
+
+	/* SIGACT */
+	struct us_rec_sigact sa = { .count = 2 };
+	struct us_sigact acts[2] = {
+		{ .signo = 2, .handler = 0x401000, .flags = 0x04000000, .restorer = 0x401100, .mask = 0x1000 },
+		{ .signo = 15, .handler = 1 },
+	};
+	record(US_REC_SIGACT, &sa, sizeof sa, acts, sizeof acts, NULL, 0);
+
+	/* MISC */
+	struct us_rec_misc m = { .itimer = { { 1, 500000, 0, 250000 } }, .pending_shared = 1u << 9 };
+	for (int i = 0; i < 16; i++)
+		m.rlim_cur[i] = i % 4 == 3 ? UINT64_MAX : (uint64_t)i * 1000 + 1;
+	record(US_REC_MISC, &m, sizeof m, NULL, 0, NULL, 0);
+
+	/* FDs */
+	struct us_rec_fd chr = { .fd = 0, .kind = US_FD_CHR, .open_flags = 2, .dev = 5, .inode = 6,
+		.mode = 020666, .path_len = 9, .aux = { 0x103 } };
+	record(US_REC_FD, &chr, sizeof chr, "/dev/null", 9, NULL, 0);
+	const char log[] = "/srv/data/log.txt";
+	struct us_rec_fd f = { .fd = 3, .fd_flags = 1, .kind = US_FD_FILE, .open_flags = 0x401, .pos = 12345,
+		.dev = 0x803, .inode = 999, .mode = 0100644, .path_len = sizeof log - 1 };
+	record(US_REC_FD, &f, sizeof f, log, sizeof log - 1, NULL, 0);
+	struct us_rec_fd pipe = { .fd = 4, .kind = US_FD_PIPE, .open_flags = 0, .inode = 4444,
+		.mode = 010600, .aux = { 1 }, .data_len = 5 };
+	record(US_REC_FD, &pipe, sizeof pipe, "hello", 5, NULL, 0);
+	struct us_epoll_target targets[2] = { { .fd = 4, .events = 1, .data = 0x1122334455667788 },
+		{ .fd = 6, .events = 5, .data = 42 } };
+	struct us_rec_fd ep = { .fd = 5, .fd_flags = 1, .kind = US_FD_EPOLL, .open_flags = 2,
+		.data_len = sizeof targets };
+	record(US_REC_FD, &ep, sizeof ep, targets, sizeof targets, NULL, 0);
+	struct us_rec_fd sock = { .fd = 6, .kind = US_FD_UNIX_STREAM, .open_flags = 2, .inode = 5555,
+		.mode = 0140777, .path_len = 8, .aux = { 4242, 0 }, .data_len = 3 };
+	record(US_REC_FD, &sock, sizeof sock, "/run/s.0", 8, "abc", 3);
+	struct us_rec_fd timer = { .fd = 7, .kind = US_FD_TIMERFD, .open_flags = 2,
+		.aux = { 1, 1000000000, 500000000 } };
+	record(US_REC_FD, &timer, sizeof timer, NULL, 0, NULL, 0);
+
+	/* VMA 1: heap, two runs */
+	struct us_page_run heap_runs[2] = {
+		{ .addr = 0x555555554000, .npages = 1, .pages_off = 0, .crc = crc32c(pages, US_PAGE_SIZE) },
+		{ .addr = 0x555555556000, .npages = 2, .pages_off = US_PAGE_SIZE, .crc = crc32c(pages + US_PAGE_SIZE, 2 * US_PAGE_SIZE) },
+	};
+	struct us_rec_vma heap = { .start = 0x555555554000, .end = 0x555555558000, .prot = 3, .flags = 0,
+		.kind = US_VMA_HEAP, .path_len = 6, .nruns = 2 };
+	record(US_REC_VMA, &heap, sizeof heap, heap_runs, sizeof heap_runs, "[heap]", 6);
+
+	/* VMA 2: private file mapping with one written page */
+	const char lib[] = "/usr/lib/libvector.so.1";
+	struct us_page_run lib_run = { .addr = 0x7f0000001000, .npages = 1, .pages_off = 3 * US_PAGE_SIZE,
+		.crc = crc32c(pages + 3 * US_PAGE_SIZE, US_PAGE_SIZE) };
+	struct us_rec_vma file = { .start = 0x7f0000000000, .end = 0x7f0000002000, .prot = 5, .flags = 0,
+		.kind = US_VMA_FILE, .path_len = sizeof lib - 1, .file_offset = 0x1000, .dev = 0x803,
+		.inode = 12345, .object_size = 8192, .nruns = 1 };
+	record(US_REC_VMA, &file, sizeof file, &lib_run, sizeof lib_run, lib, sizeof lib - 1);
+
+	/* VMA 3: shared memfd, no runs */
+	const char memfd[] = "/memfd:cache (deleted)";
+	struct us_rec_vma shm = { .start = 0x7f0000010000, .end = 0x7f0000011000, .prot = 3,
+		.flags = US_VMA_F_SHARED, .kind = US_VMA_SHMEM, .path_len = sizeof memfd - 1,
+		.dev = 1, .inode = 77, .object_size = 4096 };
+	record(US_REC_VMA, &shm, sizeof shm, memfd, sizeof memfd - 1, NULL, 0);
+
+	/* VMA 4: vvar_vclock */
+	struct us_rec_vma vclock = { .start = 0x7ffff7fc0000, .end = 0x7ffff7fc1000, .prot = 1,
+		.kind = US_VMA_VVAR_VCLOCK };
+	record(US_REC_VMA, &vclock, sizeof vclock, NULL, 0, NULL, 0);
+
+	struct us_meta_header h = { .version = US_META_VERSION, .header_size = sizeof h, .kind = US_IMAGE_FULL,
+		.record_count = nrecords, .records_len = meta_len - sizeof h, .pages_len = sizeof pages,
+		.vpid = 7, .checkpoint_seq = 3, .base_seq = 0 };
+	memcpy(h.magic, US_META_MAGIC, 8);
+	h.records_crc = crc32c(meta + sizeof h, meta_len - sizeof h);
+	h.header_crc = crc32c(&h, 60);
+	memcpy(meta, &h, sizeof h);
+
+	char path[4096];
+	snprintf(path, sizeof path, "%s/vector.meta", dir);
+	FILE *out = fopen(path, "wb");
+	if (!out || fwrite(meta, 1, meta_len, out) != meta_len || fclose(out)) { perror(path); return 1; }
+	snprintf(path, sizeof path, "%s/vector.pages", dir);
+	out = fopen(path, "wb");
+	if (!out || fwrite(pages, 1, sizeof pages, out) != sizeof pages || fclose(out)) { perror(path); return 1; }
+	printf("vector.meta %zu bytes, %u records; vector.pages %zu bytes\n", meta_len, nrecords, sizeof pages);
+	return 0;
+}
