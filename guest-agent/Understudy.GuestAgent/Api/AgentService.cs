@@ -1,0 +1,151 @@
+using System.Threading.Channels;
+using Grpc.Core;
+using Understudy.GuestAgent.Checkpointing;
+using Understudy.GuestAgent.Errors;
+using Understudy.GuestAgent.Groups;
+using Understudy.GuestAgent.Launch;
+using Understudy.GuestAgent.Restore;
+using Understudy.Images;
+
+namespace Understudy.GuestAgent.Api;
+
+/// <summary>
+/// The agent's gRPC API (agent.proto). Translates requests and replies; the work is done by the
+/// availability manager, the coordinators and the image store. Errors are mapped by
+/// <see cref="ErrorMappingInterceptor"/>.
+/// </summary>
+internal sealed class AgentService : Agent.AgentBase
+{
+    private readonly AvailabilityManager _availability;
+    private readonly CheckpointCoordinator _checkpoints;
+    private readonly RestoreCoordinator _restores;
+    private readonly GroupStatusQuery _status;
+    private readonly CheckpointStore _store;
+
+    public AgentService(
+        AvailabilityManager availability, CheckpointCoordinator checkpoints, RestoreCoordinator restores,
+        GroupStatusQuery status, CheckpointStore store)
+    {
+        _availability = availability;
+        _checkpoints = checkpoints;
+        _restores = restores;
+        _status = status;
+        _store = store;
+    }
+
+    public override async Task<LaunchReply> Launch(LaunchRequest request, ServerCallContext context)
+    {
+        var spec = LaunchSpecFactory.Create(request.Group, request.App, request.Argv, request.Cwd, request.Env);
+        var launched = await _availability.LaunchAsync(spec, context.CancellationToken).ConfigureAwait(false);
+        return new LaunchReply { Group = launched.Group, App = launched.App, Pid = launched.Vpid, HostPid = launched.HostPid };
+    }
+
+    public override async Task Checkpoint(
+        CheckpointRequest request, IServerStreamWriter<CheckpointProgress> responseStream, ServerCallContext context)
+    {
+        // The coordinator reports progress from its own flow; one pump writes the stream, since
+        // gRPC allows only one write at a time.
+        var updates = Channel.CreateUnbounded<CheckpointProgressUpdate>(new UnboundedChannelOptions { SingleReader = true });
+        var run = RunCheckpointAsync(request, updates.Writer, context.CancellationToken);
+        try
+        {
+            // Ends when the coordinator finished: it completes the channel either way.
+            await foreach (var update in updates.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                await responseStream.WriteAsync(update.ToProto()).ConfigureAwait(false);
+            }
+        }
+        catch when (!run.IsCompleted)
+        {
+            // The client went away; the coordinator sees the cancelled call and aborts. Let it
+            // finish before the call ends.
+            await run.ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            throw;
+        }
+        var outcome = await run.ConfigureAwait(false);
+        await responseStream.WriteAsync(new CheckpointProgress
+        {
+            Phase = CheckpointPhases.Done,
+            MembersDone = outcome.Members,
+            MembersTotal = outcome.Members,
+            Result = outcome.ToProto(),
+        }).ConfigureAwait(false);
+    }
+
+    public override async Task<StopReply> Stop(StopRequest request, ServerCallContext context)
+    {
+        var killed = await _availability.StopAsync(request.Group, context.CancellationToken).ConfigureAwait(false);
+        return new StopReply { Group = request.Group, Killed = killed };
+    }
+
+    public override async Task<RestoreReply> Restore(RestoreRequest request, ServerCallContext context)
+    {
+        var outcome = await _restores.RestoreAsync(request.Group, request.CheckpointId, context.CancellationToken).ConfigureAwait(false);
+        var reply = new RestoreReply { Group = outcome.Group, Id = outcome.Id, DurationMs = outcome.DurationMs };
+        reply.Members.AddRange(_status.Query(outcome.Group).SelectMany(g => g.Members).Select(m => m.ToProto()));
+        return reply;
+    }
+
+    public override Task<StatusReply> Status(StatusRequest request, ServerCallContext context)
+    {
+        var reply = new StatusReply();
+        reply.Groups.AddRange(_status.Query(request.Group).Select(g => g.ToProto()));
+        return Task.FromResult(reply);
+    }
+
+    public override Task<ListImagesReply> ListImages(ListImagesRequest request, ServerCallContext context)
+    {
+        var group = string.IsNullOrEmpty(request.Group) ? null : GroupNames.Require(request.Group);
+        var reply = new ListImagesReply();
+        reply.Checkpoints.AddRange(_store.List(group).Select(c => c.ToProto()));
+        return Task.FromResult(reply);
+    }
+
+    public override Task<VerifyImageReply> VerifyImage(VerifyImageRequest request, ServerCallContext context)
+    {
+        var (group, id) = RequireCheckpoint(request.Group, request.Id);
+        var reply = new VerifyImageReply { Group = group, Id = id, Ok = true };
+        try
+        {
+            _store.Verify(group, id);
+        }
+        catch (ImageFormatException e)
+        {
+            // A bad image is the answer to this call, not a failure of it.
+            reply.Ok = false;
+            reply.Error = AgentException.OneLine(e.Message);
+        }
+        return Task.FromResult(reply);
+    }
+
+    public override Task<InspectImageReply> InspectImage(InspectImageRequest request, ServerCallContext context)
+    {
+        var (group, id) = RequireCheckpoint(request.Group, request.Id);
+        return Task.FromResult(new InspectImageReply { Json = _store.InspectJson(group, id) });
+    }
+
+    private async Task<CheckpointOutcome> RunCheckpointAsync(
+        CheckpointRequest request, ChannelWriter<CheckpointProgressUpdate> updates, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Yield();
+            var progress = new InlineProgress<CheckpointProgressUpdate>(update => updates.TryWrite(update));
+            return await _checkpoints.RunAsync(request.Group, request.Full, progress, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            updates.TryComplete();
+        }
+    }
+
+    private static (string Group, string Id) RequireCheckpoint(string group, string id)
+    {
+        GroupNames.Require(group);
+        if (!CheckpointId.TryParse(id, out _))
+        {
+            throw AgentException.InvalidArgument($"invalid checkpoint id '{id}': ids are the zero-padded sequence number, e.g. 000003");
+        }
+        return (group, id);
+    }
+}

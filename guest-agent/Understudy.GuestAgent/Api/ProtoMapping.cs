@@ -1,0 +1,63 @@
+using System.Globalization;
+using Understudy.GuestAgent.Checkpointing;
+using Understudy.GuestAgent.Groups;
+using Understudy.Images;
+using ProtoCheckpointInfo = Understudy.GuestAgent.Api.CheckpointInfo;
+using ProtoGroup = Understudy.GuestAgent.Api.Group;
+
+namespace Understudy.GuestAgent.Api;
+
+/// <summary>Domain records to agent.proto messages.</summary>
+internal static class ProtoMapping
+{
+    public static CheckpointProgress ToProto(this CheckpointProgressUpdate update) => new()
+    {
+        Phase = update.Phase,
+        MembersDone = update.MembersDone,
+        MembersTotal = update.MembersTotal,
+    };
+
+    public static CheckpointResult ToProto(this CheckpointOutcome outcome) => new()
+    {
+        Group = outcome.Group,
+        Id = outcome.Id,
+        Kind = outcome.Kind,
+        Bytes = outcome.Bytes,
+        Members = outcome.Members,
+        FrozenMs = outcome.FrozenMs,
+        DurationMs = outcome.DurationMs,
+    };
+
+    public static ProtoGroup ToProto(this GroupStatus status)
+    {
+        var group = new ProtoGroup
+        {
+            Name = status.Name,
+            State = status.State,
+            LastCheckpoint = status.LastCheckpoint ?? "",
+            InitHostPid = status.InitHostPid,
+        };
+        group.Members.AddRange(status.Members.Select(ToProto));
+        return group;
+    }
+
+    public static Member ToProto(this MemberStatus member) => new()
+    {
+        Pid = member.Pid,
+        HostPid = member.HostPid,
+        App = member.App,
+        ExecCount = member.ExecCount,
+        Program = member.Program,
+        State = member.State,
+    };
+
+    public static ProtoCheckpointInfo ToProto(this Understudy.Images.CheckpointInfo info) => new()
+    {
+        Group = info.Group,
+        Id = info.Id,
+        Kind = info.Kind,
+        Bytes = info.Bytes,
+        CreatedUtc = info.CreatedUtc.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+        Members = info.Members,
+    };
+}

@@ -1,0 +1,62 @@
+using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Groups;
+using Understudy.GuestAgent.Members;
+using Understudy.Images;
+
+namespace Understudy.GuestAgent.Checkpointing;
+
+/// <summary>A member's answer to WRITE does not match what is in the staging directory.</summary>
+internal sealed class CheckpointCommitException(string message) : Exception(message);
+
+/// <summary>
+/// Describes what the members wrote into the staging directory as the checkpoint's manifest:
+/// identity from their HELLO, sizes and the .meta checksum from the files themselves.
+/// </summary>
+internal sealed class ManifestBuilder
+{
+    private readonly ILogger<ManifestBuilder> _logger;
+
+    public ManifestBuilder(ILogger<ManifestBuilder> logger)
+    {
+        _logger = logger;
+    }
+
+    public CheckpointManifest Build(
+        string group, long seq, string kind, string stagingDir,
+        IReadOnlyList<Member> members, IReadOnlyDictionary<Member, WrittenReply> written)
+    {
+        var entries = new List<ManifestMember>(members.Count);
+        foreach (var member in members)
+        {
+            var meta = Path.Combine(stagingDir, $"{member.Vpid}.meta");
+            var pages = Path.Combine(stagingDir, $"{member.Vpid}.pages");
+            foreach (var file in (string[])[meta, pages])
+            {
+                if (!File.Exists(file))
+                {
+                    throw new CheckpointCommitException($"{member.Describe()} answered WRITTEN but {Path.GetFileName(file)} is missing");
+                }
+                // The manifest must never name data a crash could still lose; when the member
+                // synced its files already, this costs nothing.
+                FlushToDisk(file);
+            }
+
+            var entry = ManifestMember.FromFiles(stagingDir, member.Vpid, member.Vppid, member.App, member.ExecCount);
+            if (written.TryGetValue(member, out var reply)
+                && (reply.MetaBytes != entry.MetaBytes || reply.PagesBytes != entry.PagesBytes))
+            {
+                _logger.LogWarning(
+                    "Member {Vpid} ({App}) of group {Group} reported {ReportedMeta}+{ReportedPages} bytes but wrote {MetaBytes}+{PagesBytes}; the manifest uses the files' sizes",
+                    member.Vpid, member.App, group, reply.MetaBytes, reply.PagesBytes, entry.MetaBytes, entry.PagesBytes);
+            }
+            entries.Add(entry);
+        }
+        return CheckpointManifest.Create(group, seq, kind, DateTime.UtcNow, entries);
+    }
+
+    private static void FlushToDisk(string path)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+        RandomAccess.FlushToDisk(handle);
+    }
+}

@@ -1,0 +1,89 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Serilog;
+using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Checkpointing;
+using Understudy.GuestAgent.Groups;
+using Understudy.GuestAgent.Launch;
+using Understudy.GuestAgent.Members;
+using Understudy.GuestAgent.Restore;
+using Understudy.Images;
+
+namespace Understudy.GuestAgent.Hosting;
+
+/// <summary>Composes the agent: its services, the member socket and the gRPC API on Kestrel.</summary>
+internal static class AgentApplication
+{
+    /// <param name="tune">lets tests shorten the protocol's grace periods.</param>
+    public static WebApplication Build(AgentHostOptions hostOptions, Serilog.ILogger logger, Action<AgentOptions>? tune = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = [],
+            ApplicationName = typeof(AgentApplication).Assembly.GetName().Name,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        // The agent is configured by AgentHostOptions alone, not by files or variables that
+        // happen to be around (appsettings.json, ASPNETCORE_URLS).
+        builder.Configuration.Sources.Clear();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSerilog(logger, dispose: false);
+
+        builder.Services.Configure<AgentOptions>(options =>
+        {
+            options.CopyFrom(hostOptions);
+            tune?.Invoke(options);
+        });
+        builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = TimeSpan.FromSeconds(20));
+
+        AddAgentServices(builder.Services);
+
+        var socket = ApiSocketPath(hostOptions.ListenSocket);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socket, listen =>
+        {
+            listen.Protocols = HttpProtocols.Http2;
+            var filterLogger = listen.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(PeerCredentialFilter));
+            listen.Use(PeerCredentialFilter.Create(filterLogger));
+        }));
+        builder.Services.AddGrpc(options => options.Interceptors.Add<ErrorMappingInterceptor>());
+
+        var app = builder.Build();
+        app.MapGrpcService<AgentService>();
+        return app;
+    }
+
+    /// <summary>hactl passes <c>unix:PATH</c> through in places; accept both spellings.</summary>
+    public static string ApiSocketPath(string listenSocket) =>
+        Path.GetFullPath(listenSocket.StartsWith("unix:", StringComparison.Ordinal) ? listenSocket["unix:".Length..] : listenSocket);
+
+    private static void AddAgentServices(IServiceCollection services)
+    {
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<StatePaths>();
+        services.AddSingleton(provider => new CheckpointStore(provider.GetRequiredService<IOptions<AgentOptions>>().Value.StateDir));
+
+        services.AddSingleton<GroupRegistry>();
+        services.AddSingleton<GroupLocator>();
+        services.AddSingleton<GroupStatusQuery>();
+        services.AddSingleton<MemberProtocol>();
+        services.AddSingleton<IMemberMessageHandler>(provider => provider.GetRequiredService<MemberProtocol>());
+
+        services.AddSingleton<InitCommandLine>();
+        services.AddSingleton<AvailabilityManager>();
+        services.AddSingleton<ManifestBuilder>();
+        services.AddSingleton<CheckpointCoordinator>();
+        services.AddSingleton<RestoreCoordinator>();
+
+        // Started in this order (before Kestrel), stopped in reverse: groups are stopped while
+        // the member socket still hears their processes go.
+        services.AddHostedService<StateDirectoryInitializer>();
+        services.AddSingleton<MemberListener>();
+        services.AddHostedService(provider => provider.GetRequiredService<MemberListener>());
+        services.AddHostedService<GroupShutdownService>();
+    }
+}

@@ -1,0 +1,29 @@
+namespace Understudy.GuestAgent;
+
+/// <summary>How <see cref="AgentHost"/> runs a node's guest agent.</summary>
+public sealed class AgentHostOptions
+{
+    /// <summary>Path of the Unix socket that serves the gRPC API (hactl's <c>--listen unix:PATH</c>).</summary>
+    public required string ListenSocket { get; init; }
+
+    /// <summary>The state directory (docs/protocol.md, "State directory"); created 0700 if missing.</summary>
+    public required string StateDir { get; init; }
+
+    /// <summary>Directory that holds <c>us-init</c> and <c>us-restorer</c>.</summary>
+    public required string NativeDir { get; init; }
+
+    /// <summary>Absolute path of <c>libunderstudy.so</c>.</summary>
+    public required string InterceptorPath { get; init; }
+
+    /// <summary>How long members get to answer PREPARE (and RESUME/ABORT), and how long a checkpoint waits for registrations in flight.</summary>
+    public TimeSpan PrepareTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long members get to answer WRITE.</summary>
+    public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>How long a restore may take until every member of the checkpoint said hello again.</summary>
+    public TimeSpan RestoreTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Log compact JSON (one object per line) instead of text.</summary>
+    public bool JsonLogs { get; init; }
+}

@@ -1,0 +1,34 @@
+using Understudy.GuestAgent.Errors;
+
+namespace Understudy.GuestAgent.Launch;
+
+/// <summary>Checks a launch request and fills in its defaults.</summary>
+internal static class LaunchSpecFactory
+{
+    public static LaunchSpec Create(
+        string group, string? app, IReadOnlyList<string> argv, string? cwd, IReadOnlyDictionary<string, string> env)
+    {
+        GroupNames.Require(group);
+        if (argv.Count == 0 || string.IsNullOrEmpty(argv[0]))
+        {
+            throw AgentException.InvalidArgument("launch needs a command: hactl launch GROUP -- COMMAND [ARGS...]");
+        }
+        if (env.Count > 0)
+        {
+            // LAUNCH has no field for the environment (docs/protocol.md); us-init passes the agent's own.
+            throw AgentException.InvalidArgument(
+                "launch: setting environment variables is not supported yet; wrap the command instead: -- env NAME=VALUE COMMAND");
+        }
+        var workingDirectory = string.IsNullOrEmpty(cwd) ? Environment.CurrentDirectory : cwd;
+        if (!Path.IsPathFullyQualified(workingDirectory) || !Directory.Exists(workingDirectory))
+        {
+            throw AgentException.InvalidArgument($"launch: working directory {workingDirectory} does not exist (an absolute path is needed)");
+        }
+        var name = string.IsNullOrEmpty(app) ? Path.GetFileName(argv[0]) : app;
+        if (string.IsNullOrEmpty(name))
+        {
+            throw AgentException.InvalidArgument($"launch: cannot name the application after '{argv[0]}'; pass --app NAME");
+        }
+        return new LaunchSpec(group, name, argv.ToList(), workingDirectory);
+    }
+}

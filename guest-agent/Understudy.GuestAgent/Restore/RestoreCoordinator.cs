@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Understudy.GuestAgent.Errors;
+using Understudy.GuestAgent.Groups;
+using Understudy.GuestAgent.Hosting;
+using Understudy.GuestAgent.Launch;
+using Understudy.GuestAgent.Members;
+using Understudy.Images;
+
+namespace Understudy.GuestAgent.Restore;
+
+/// <summary>A restored group, as the Restore call reports it.</summary>
+internal sealed record RestoreOutcome(string Group, string Id, IReadOnlyList<Member> Members, double DurationMs);
+
+/// <summary>
+/// Brings a group back from a committed checkpoint (DESIGN.md, "Restore"): the image is verified
+/// before anything is touched, the running group (if any) is stopped, us-init rebuilds the
+/// process tree, and once every process of the checkpoint said HELLO they resume together.
+/// </summary>
+internal sealed class RestoreCoordinator
+{
+    private readonly GroupRegistry _groups;
+    private readonly CheckpointStore _store;
+    private readonly AvailabilityManager _availability;
+    private readonly InitCommandLine _commandLine;
+    private readonly StatePaths _paths;
+    private readonly AgentOptions _options;
+    private readonly ILogger<RestoreCoordinator> _logger;
+
+    public RestoreCoordinator(
+        GroupRegistry groups, CheckpointStore store, AvailabilityManager availability, InitCommandLine commandLine,
+        StatePaths paths, IOptions<AgentOptions> options, ILogger<RestoreCoordinator> logger)
+    {
+        _commandLine = commandLine;
+        _groups = groups;
+        _store = store;
+        _availability = availability;
+        _paths = paths;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    /// <param name="checkpointId">the checkpoint to restore, or null/empty for the newest.</param>
+    public async Task<RestoreOutcome> RestoreAsync(string groupName, string? checkpointId, CancellationToken cancellationToken)
+    {
+        GroupNames.Require(groupName);
+        var id = string.IsNullOrEmpty(checkpointId) ? _store.NewestId(groupName) : checkpointId;
+        if (id is null)
+        {
+            throw AgentException.NotFound($"group {groupName} has no checkpoint to restore; take one with: hactl checkpoint {groupName}");
+        }
+        // A corrupt or truncated image is refused here, before the running group is touched.
+        var manifest = Verify(groupName, id);
+        var checkpointDir = _store.CheckpointDir(groupName, id);
+        _commandLine.EnsureInstalled(restoring: true);
+
+        var group = _groups.GetOrCreate(groupName);
+        var duration = Stopwatch.StartNew();
+        await group.Lifecycle.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _logger.LogInformation(
+                "Restore of group {Group} from checkpoint {CheckpointId} started: {Members} members",
+                group.Name, id, manifest.Members.Count);
+            if (group.Init is not null || group.Members.Count > 0)
+            {
+                await _availability.StopLockedAsync(group).ConfigureAwait(false);
+            }
+
+            // A checkpoint that was running aborts now that its members are gone; then only
+            // restored processes may register until the group resumes.
+            using var lease = await group.Gate.HoldForRestoreAsync(cancellationToken).ConfigureAwait(false);
+            var members = await RebuildAsync(group, id, manifest, checkpointDir, cancellationToken).ConfigureAwait(false);
+
+            var outcome = new RestoreOutcome(group.Name, id, members, duration.Elapsed.TotalMilliseconds);
+            _logger.LogInformation(
+                "Restore of group {Group} from checkpoint {CheckpointId} finished: {Members} members running after {DurationMs:F1} ms",
+                group.Name, id, members.Count, outcome.DurationMs);
+            return outcome;
+        }
+        finally
+        {
+            group.Lifecycle.Release();
+        }
+    }
+
+    private CheckpointManifest Verify(string group, string id)
+    {
+        try
+        {
+            return _store.Verify(group, id);
+        }
+        catch (ImageFormatException e)
+        {
+            throw AgentException.FailedPrecondition($"restore of group {group} refused: {e.Message}", e);
+        }
+    }
+
+    private async Task<IReadOnlyList<Member>> RebuildAsync(
+        Group group, string id, CheckpointManifest manifest, string checkpointDir, CancellationToken cancellationToken)
+    {
+        var expected = manifest.Members.Select(m => m.Vpid).ToHashSet();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.RestoreTimeout);
+        var step = "starting us-init";
+        InitProcess? init = null;
+        try
+        {
+            init = await _availability.StartInitLockedAsync(group, checkpointDir, deadline.Token).ConfigureAwait(false);
+
+            step = "waiting for RESTORED";
+            var restored = await UnlessInitExits(init, init.WaitRestoredAsync(deadline.Token)).ConfigureAwait(false);
+            if (restored != expected.Count)
+            {
+                _logger.LogWarning(
+                    "Restore of group {Group}: us-init restored {Restored} processes, the checkpoint has {Expected}",
+                    group.Name, restored, expected.Count);
+            }
+
+            step = "waiting for the restored processes to register";
+            await UnlessInitExits(init, group.Members.WaitUntilAsync(
+                table => expected.All(table.ContainsKey), deadline.Token)).ConfigureAwait(false);
+            var members = expected.Order().Select(vpid => group.Members.Find(vpid)).OfType<Member>().ToList();
+
+            // Every process of the checkpoint is back: the group resumes together.
+            step = "resuming";
+            await ReplyBarrier.RunAsync<ResumedReply>(
+                members, new ResumeCommand(), _options.PrepareTimeout, answered: null, sent: null, cancellationToken).ConfigureAwait(false);
+            return members;
+        }
+        catch (Exception e) when (e is not AgentException || init is not null)
+        {
+            var cause = e is OperationCanceledException
+                ? $"{step} took longer than {Durations.Describe(_options.RestoreTimeout)}{Missing(group, expected)}"
+                : $"{step}: {e.Message}";
+            if (init is not null)
+            {
+                // Whatever was rebuilt is incomplete: kill it rather than leave a half group.
+                init.Kill();
+                await _availability.StopLockedAsync(group).ConfigureAwait(false);
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            _logger.LogError("Restore of group {Group} from checkpoint {CheckpointId} failed: {Cause}", group.Name, id, cause);
+            throw AgentException.Unavailable(
+                $"restore of group {group.Name} from checkpoint {id} failed: {cause}; see {_paths.NativeLog(group.Name)}", e);
+        }
+    }
+
+    /// <summary>Waits for <paramref name="work"/>, failing at once if us-init dies meanwhile.</summary>
+    private static async Task<T> UnlessInitExits<T>(InitProcess init, Task<T> work)
+    {
+        if (await Task.WhenAny(work, init.Exited).ConfigureAwait(false) == work)
+        {
+            return await work.ConfigureAwait(false);
+        }
+        throw new InitProcessException(init.DescribeExit());
+    }
+
+    private static async Task UnlessInitExits(InitProcess init, Task work)
+    {
+        if (await Task.WhenAny(work, init.Exited).ConfigureAwait(false) == work)
+        {
+            await work.ConfigureAwait(false);
+            return;
+        }
+        throw new InitProcessException(init.DescribeExit());
+    }
+
+    private static string Missing(Group group, IReadOnlySet<int> expected)
+    {
+        var missing = expected.Where(vpid => group.Members.Find(vpid) is null).Order().ToList();
+        return missing.Count == 0 ? "" : $" (vpids {string.Join(", ", missing)} never said HELLO)";
+    }
+}

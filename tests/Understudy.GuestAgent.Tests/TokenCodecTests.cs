@@ -1,0 +1,80 @@
+using Understudy.GuestAgent.Groups;
+using Understudy.GuestAgent.Launch;
+using Understudy.GuestAgent.Members;
+
+namespace Understudy.GuestAgent.Tests;
+
+public class TokenCodecTests
+{
+    [Theory]
+    [InlineData("web", "web")]
+    [InlineData("my app", "my%20app")]
+    [InlineData("100%", "100%25")]
+    [InlineData("two\nlines", "two%0Alines")]
+    [InlineData("tab\there", "tab%09here")]
+    [InlineData("café", "café")]
+    [InlineData("", "%00")]
+    public void Encodes_separators_and_percent_only(string value, string encoded)
+    {
+        Assert.Equal(encoded, TokenCodec.Encode(value));
+        Assert.Equal(value, TokenCodec.Decode(encoded));
+    }
+
+    [Theory]
+    [InlineData("%", "%")]
+    [InlineData("50%x", "50%x")]
+    [InlineData("%2", "%2")]
+    [InlineData("%41%42", "AB")]
+    [InlineData("%c3%a9", "é")]
+    public void Decoding_keeps_a_stray_percent(string token, string decoded) =>
+        Assert.Equal(decoded, TokenCodec.Decode(token));
+
+    [Fact]
+    public void Parses_hello()
+    {
+        Assert.True(MemberMessageParser.TryParse("HELLO 1 web my%20app 3 1 2 exec", out var message, out _));
+        Assert.Equal(new HelloMessage(1, "web", "my app", 3, 1, 2, RegistrationOrigin.Exec), message);
+    }
+
+    [Theory]
+    [InlineData("HELLO 1 web app 3 1 0")]
+    [InlineData("HELLO 1 web app x 1 0 launch")]
+    [InlineData("HELLO 1 web app 3 1 0 teleport")]
+    [InlineData("WRITTEN 12")]
+    [InlineData("FORK_END")]
+    [InlineData("NONSENSE")]
+    [InlineData("")]
+    public void Rejects_malformed_lines(string line) =>
+        Assert.False(MemberMessageParser.TryParse(line, out _, out _));
+
+    [Fact]
+    public void Parses_replies()
+    {
+        Assert.True(MemberMessageParser.TryParse("WRITTEN 4096 8192", out var written, out _));
+        Assert.Equal(new WrittenReply(4096, 8192), written);
+        Assert.True(MemberMessageParser.TryParse("FAILED cannot write: disk%20full", out var failed, out _));
+        Assert.Equal(new FailedReply("cannot write: disk full"), failed);
+        Assert.True(MemberMessageParser.TryParse("FORK_END -1", out var forkEnd, out _));
+        Assert.Equal(new ForkEndMessage(-1), forkEnd);
+    }
+
+    [Fact]
+    public void Encodes_commands()
+    {
+        Assert.Equal("WRITE 000002 /state/groups/web/staging/000002 full",
+            new WriteCommand("000002", "/state/groups/web/staging/000002", "full").ToLine());
+        Assert.Equal("LAUNCH my%20app /srv /bin/sh -c echo%20hi",
+            InitCommands.Launch("my app", "/srv", ["/bin/sh", "-c", "echo hi"]));
+    }
+
+    [Fact]
+    public void Parses_init_lines()
+    {
+        Assert.Equal(new InitReady(4242), InitMessageParser.Parse("READY 4242"));
+        Assert.Equal(new InitLaunched(2), InitMessageParser.Parse("LAUNCHED 2"));
+        Assert.Equal(new InitExited(2, 0, 9), InitMessageParser.Parse("EXITED 2 0 9"));
+        Assert.Equal(new InitRestored(3), InitMessageParser.Parse("RESTORED 3"));
+        Assert.Equal(new InitError("exec failed: no such file"), InitMessageParser.Parse("ERROR exec failed: no%20such%20file"));
+        Assert.Null(InitMessageParser.Parse("READY"));
+    }
+}
