@@ -1,1 +1,6 @@
-﻿Console.WriteLine("Hello, World!");
+using System.Runtime.Versioning;
+using Understudy.Hactl.Cli;
+
+[assembly: SupportedOSPlatform("linux")]
+
+return await HactlCli.RunAsync(args);

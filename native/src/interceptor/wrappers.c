@@ -56,7 +56,7 @@ static int linked(void)
 
 static const char *const kept[] = {
 	"UNDERSTUDY_COORD", "UNDERSTUDY_GROUP", "UNDERSTUDY_APP", "UNDERSTUDY_LIB",
-	"UNDERSTUDY_LOG", "UNDERSTUDY_FAULT", "UNDERSTUDY_EXEC_VPID", "UNDERSTUDY_EXEC_COUNT",
+	"UNDERSTUDY_LOG", "UNDERSTUDY_EXEC_VPID", "UNDERSTUDY_EXEC_COUNT",
 	"UNDERSTUDY_LAUNCH_VPID", "LD_PRELOAD",
 };
 #define NKEPT (sizeof kept / sizeof kept[0])
@@ -73,7 +73,7 @@ static int is_kept(const char *entry)
 
 struct fixed_env {
 	char coord[US_PATH_MAX + 32], group[300], app[300], lib[US_PATH_MAX + 32];
-	char log[US_PATH_MAX + 32], fault[100], exec_vpid[48], exec_count[48];
+	char log[US_PATH_MAX + 32], exec_vpid[48], exec_count[48];
 	char preload[2 * US_PATH_MAX + 32];
 };
 
@@ -109,10 +109,6 @@ static char **fix_env(char *const envp[], char **out, size_t cap, struct fixed_e
 	if (us.log_path[0]) {
 		set_var(f->log, sizeof f->log, "UNDERSTUDY_LOG", us.log_path);
 		out[n++] = f->log;
-	}
-	if (us.fault[0]) {
-		set_var(f->fault, sizeof f->fault, "UNDERSTUDY_FAULT", us.fault);
-		out[n++] = f->fault;
 	}
 	if (for_exec) {
 		struct us_buf b = { f->exec_vpid, 0, sizeof f->exec_vpid };

@@ -1,0 +1,35 @@
+using System.CommandLine;
+using Understudy.Hactl.Cli;
+using Understudy.Hactl.Demo;
+using Understudy.Hactl.Native;
+using Understudy.Hactl.Output;
+
+namespace Understudy.Hactl.Commands;
+
+/// <summary><c>hactl demo [--keep]</c></summary>
+public static class DemoCommand
+{
+    public static Command Create()
+    {
+        var keep = new Option<bool>("--keep") { Description = "Keep the demo's state directory (images and logs) afterwards" };
+        var nativeDir = CommonOptions.NativeDir();
+        var json = CommonOptions.Json();
+
+        var demo = new Command("demo",
+            "Show Understudy end to end: an agent in this process checkpoints a counter, which is killed, restored and counts on")
+        {
+            keep, nativeDir, json,
+        };
+
+        demo.SetHandler(async (parse, ct) =>
+        {
+            var native = NativePaths.NativeDir(parse.GetValue(nativeDir));
+            var options = new DemoOptions(parse.GetValue(keep), parse.GetValue(json), native, NativePaths.Interceptor(null, native));
+            var report = await new DemoRunner(options).RunAsync(ct);
+            if (options.Json)
+                Json.Write(report);
+            return ExitCodes.Ok;
+        });
+        return demo;
+    }
+}
