@@ -63,8 +63,10 @@ public class TokenCodecTests
     {
         Assert.Equal("WRITE 000002 /state/groups/web/staging/000002 full",
             new WriteCommand("000002", "/state/groups/web/staging/000002", "full").ToLine());
-        Assert.Equal("LAUNCH my%20app /srv /bin/sh -c echo%20hi",
-            InitCommands.Launch("my app", "/srv", ["/bin/sh", "-c", "echo hi"]));
+        Assert.Equal("LAUNCH my%20app /srv 0 /bin/sh -c echo%20hi",
+            InitCommands.Launch("my app", "/srv", new Dictionary<string, string>(), ["/bin/sh", "-c", "echo hi"]));
+        Assert.Equal("LAUNCH db / 2 A=1 B=x%20y /bin/db",
+            InitCommands.Launch("db", "/", new Dictionary<string, string> { ["A"] = "1", ["B"] = "x y" }, ["/bin/db"]));
     }
 
     [Fact]

@@ -8,7 +8,8 @@ using Understudy.GuestAgent.Interop;
 namespace Understudy.GuestAgent.Launch;
 
 /// <summary>What to launch into a group.</summary>
-internal sealed record LaunchSpec(string Group, string App, IReadOnlyList<string> Argv, string Cwd);
+internal sealed record LaunchSpec(
+    string Group, string App, IReadOnlyList<string> Argv, string Cwd, IReadOnlyDictionary<string, string> Env);
 
 /// <summary>A launched application that registered.</summary>
 internal sealed record LaunchedMember(string Group, string App, int Vpid, int HostPid);
@@ -71,7 +72,7 @@ internal sealed class AvailabilityManager : IInitEventSink
             Task<InitExited> exit;
             try
             {
-                (vpid, exit) = await init.LaunchAsync(spec.App, spec.Cwd, spec.Argv, cancellationToken).ConfigureAwait(false);
+                (vpid, exit) = await init.LaunchAsync(spec.App, spec.Cwd, spec.Env, spec.Argv, cancellationToken).ConfigureAwait(false);
             }
             catch (InitProcessException e)
             {

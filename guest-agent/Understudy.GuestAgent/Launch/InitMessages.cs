@@ -51,6 +51,8 @@ internal static class InitCommands
 {
     public const string Quit = "QUIT";
 
-    public static string Launch(string app, string cwd, IReadOnlyList<string> argv) =>
-        string.Join(' ', new[] { "LAUNCH", TokenCodec.Encode(app), TokenCodec.Encode(cwd) }.Concat(argv.Select(TokenCodec.Encode)));
+    public static string Launch(string app, string cwd, IReadOnlyDictionary<string, string> env, IReadOnlyList<string> argv) =>
+        string.Join(' ', new[] { "LAUNCH", TokenCodec.Encode(app), TokenCodec.Encode(cwd), env.Count.ToString(CultureInfo.InvariantCulture) }
+            .Concat(env.Select(e => TokenCodec.Encode($"{e.Key}={e.Value}")))
+            .Concat(argv.Select(TokenCodec.Encode)));
 }

@@ -85,7 +85,8 @@ internal sealed class InitProcess
     /// </summary>
     /// <exception cref="InitProcessException">us-init answered ERROR or is gone.</exception>
     public async Task<(int Vpid, Task<InitExited> Exit)> LaunchAsync(
-        string app, string cwd, IReadOnlyList<string> argv, CancellationToken cancellationToken)
+        string app, string cwd, IReadOnlyDictionary<string, string> env, IReadOnlyList<string> argv,
+        CancellationToken cancellationToken)
     {
         // LAUNCHED and ERROR carry no request id: one LAUNCH at a time keeps them paired.
         await _launchLock.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -100,7 +101,7 @@ internal sealed class InitProcess
             {
                 throw Gone();
             }
-            await WriteLineAsync(InitCommands.Launch(app, cwd, argv)).ConfigureAwait(false);
+            await WriteLineAsync(InitCommands.Launch(app, cwd, env, argv)).ConfigureAwait(false);
             var vpid = await reply.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             return (vpid, WatchExit(vpid).Task);
         }

@@ -13,11 +13,12 @@ internal static class LaunchSpecFactory
         {
             throw AgentException.InvalidArgument("launch needs a command: hactl launch GROUP -- COMMAND [ARGS...]");
         }
-        if (env.Count > 0)
+        foreach (var variable in env.Keys)
         {
-            // LAUNCH has no field for the environment (docs/protocol.md); us-init passes the agent's own.
-            throw AgentException.InvalidArgument(
-                "launch: setting environment variables is not supported yet; wrap the command instead: -- env NAME=VALUE COMMAND");
+            if (variable.Length == 0 || variable.Contains('=') || variable.Contains('\0'))
+            {
+                throw AgentException.InvalidArgument($"launch: '{variable}' is not a valid environment variable name; use NAME=VALUE with a name without '='");
+            }
         }
         var workingDirectory = string.IsNullOrEmpty(cwd) ? Environment.CurrentDirectory : cwd;
         if (!Path.IsPathFullyQualified(workingDirectory) || !Directory.Exists(workingDirectory))
@@ -29,6 +30,6 @@ internal static class LaunchSpecFactory
         {
             throw AgentException.InvalidArgument($"launch: cannot name the application after '{argv[0]}'; pass --app NAME");
         }
-        return new LaunchSpec(group, name, argv.ToList(), workingDirectory);
+        return new LaunchSpec(group, name, argv.ToList(), workingDirectory, new Dictionary<string, string>(env));
     }
 }

@@ -82,8 +82,10 @@ static void setenv_int(const char *name, long v)
 }
 
 /* Child side of LAUNCH: becomes the application. */
-static void exec_app(const struct init_config *c, const char *app, const char *cwd, char **argv)
+static void exec_app(const struct init_config *c, const char *app, const char *cwd, char **env, char **argv)
 {
+	for (char **e = env; *e; e++)
+		putenv(*e);
 	setsid();
 	int out = open(c->output, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -118,14 +120,23 @@ static void exec_app(const struct init_config *c, const char *app, const char *c
 static void launch(const struct init_config *c, const char *line)
 {
 	char app[256], cwd[4096], tok[4096];
-	char *argv[256];
-	int argc = 0;
+	char *argv[256], *env[256];
+	int argc = 0, nenv = 0;
 	const char *p = line;
 
-	if (us_next_token(&p, app, sizeof app) < 0 || us_next_token(&p, cwd, sizeof cwd) < 0) {
-		init_say("ERROR LAUNCH needs an application name, a directory and a command");
+	if (us_next_token(&p, app, sizeof app) < 0 || us_next_token(&p, cwd, sizeof cwd) < 0 ||
+	    us_next_token(&p, tok, sizeof tok) < 0) {
+		init_say("ERROR LAUNCH needs an application name, a directory, a variable count and a command");
 		return;
 	}
+	int want = atoi(tok);
+	if (want < 0 || want > 255) {
+		init_say("ERROR LAUNCH takes at most 255 environment variables");
+		return;
+	}
+	while (nenv < want && us_next_token(&p, tok, sizeof tok) >= 0)
+		env[nenv++] = strdup(tok);
+	env[nenv] = NULL;
 	while (argc < 255 && us_next_token(&p, tok, sizeof tok) >= 0)
 		argv[argc++] = strdup(tok);
 	argv[argc] = NULL;
@@ -135,9 +146,11 @@ static void launch(const struct init_config *c, const char *line)
 	}
 	pid_t pid = fork();
 	if (pid == 0)
-		exec_app(c, app, cwd, argv);
+		exec_app(c, app, cwd, env, argv);
 	for (int i = 0; i < argc; i++)
 		free(argv[i]);
+	for (int i = 0; i < nenv; i++)
+		free(env[i]);
 	if (pid < 0) {
 		char why[256];
 		encode(why, sizeof why, strerror(errno));
