@@ -1,0 +1,127 @@
+using Understudy.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Understudy.IntegrationTests;
+
+/// <summary>
+/// Issue 2, item 7: bad input gives one clear error line and a nonzero exit, nothing
+/// crashes, and the last good checkpoint still restores.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class BadInputTests : IClassFixture<AgentFixture>
+{
+    private static readonly string[] Tags = { "count" };
+    private static readonly string[] Roles = { "memory" };
+    private readonly AgentFixture _fx;
+    private readonly ITestOutputHelper _out;
+
+    public BadInputTests(AgentFixture fx, ITestOutputHelper output) => (_fx, _out) = (fx, output);
+
+    /// <summary>(a) One byte flipped in the middle of the newest checkpoint's page data.</summary>
+    [Fact, Trait("Category", "Integration")]
+    public Task CorruptedPageByte_RestoreRefusedWithOneLine_PreviousCheckpointRestores() =>
+        DamagedNewestCheckpoint("corrupt", "*.pages", path =>
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+            Assert.True(fs.Length > 0, $"{path} is empty");
+            fs.Position = fs.Length / 2;
+            int b = fs.ReadByte();
+            fs.Position = fs.Length / 2;
+            fs.WriteByte((byte)(b ^ 0xFF));
+            fs.Flush(flushToDisk: true);
+            _out.WriteLine($"flipped the byte at offset {fs.Length / 2} of {path}");
+        });
+
+    /// <summary>(b) The newest checkpoint's metadata image cut in half.</summary>
+    [Fact, Trait("Category", "Integration")]
+    public Task TruncatedMetaImage_RestoreRefusedWithOneLine_PreviousCheckpointRestores() =>
+        DamagedNewestCheckpoint("truncated", "*.meta", path =>
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+            Assert.True(fs.Length > 1, $"{path} is empty");
+            long half = fs.Length / 2;
+            fs.SetLength(half);
+            fs.Flush(flushToDisk: true);
+            _out.WriteLine($"truncated {path} to {half} bytes");
+        });
+
+    private async Task DamagedNewestCheckpoint(string prefix, string pattern, Action<string> damage)
+    {
+        await using var g = _fx.OpenGroup(prefix, _out);
+        await g.Launch("memory", Repo.Workload("wl_memory"), "16");
+
+        var good = await g.Checkpoint(Tags, members: 1);
+        await g.WaitForCounts("count", 3, g.Log.Length);
+        var newest = await g.Checkpoint(Tags, members: 1);
+        Assert.NotEqual(good.Id, newest.Id);
+        await g.KillMembers(newest.Members);
+
+        // Controls: verify accepts both images before one is damaged.
+        foreach (var id in new[] { good.Id, newest.Id })
+        {
+            var (bad, r) = await g.VerifyImage(id);
+            Assert.False(bad, $"images verify rejects the intact checkpoint {id}:\n{r}");
+        }
+
+        var dir = Path.Combine(g.CheckpointsDir, newest.Id);
+        var victim = Directory.EnumerateFiles(dir, pattern).OrderByDescending(f => new FileInfo(f).Length).FirstOrDefault()
+                     ?? throw g.Failure($"checkpoint {newest.Id} has no {pattern} file in {dir}");
+        damage(victim);
+
+        var (reported, verify) = await g.VerifyImage(newest.Id);
+        Assert.True(reported, $"images verify does not report the damaged {Path.GetFileName(victim)}:\n{verify}");
+
+        var restore = await g.Run("restore", g.Name);
+        restore.FailsWithOneLine();
+        _out.WriteLine($"restore refused: {restore.StderrLines[0]}");
+
+        // Nothing crashed, and nothing already saved was lost.
+        Assert.True(_fx.AgentRunning, "the agent died on a damaged image");
+        (await g.Run("status")).Ok();
+        Assert.Contains(good.Id, await g.CheckpointIds());
+        var (goodBad, goodVerify) = await g.VerifyImage(good.Id);
+        Assert.False(goodBad, $"the intact checkpoint {good.Id} no longer verifies:\n{goodVerify}");
+
+        await g.RestoreAndVerify(good, Tags, Roles, explicitId: true);
+    }
+
+    /// <summary>(c) A group the agent has never heard of.</summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task UnknownGroup_OneErrorLine_NonzeroExit()
+    {
+        var hactl = _fx.Hactl.WithLog(_out.WriteLine);
+        var name = "no-such-group-" + Guid.NewGuid().ToString("N")[..8];
+        foreach (var args in new[]
+                 {
+                     new[] { "restore", name },
+                     new[] { "restore", name, "--checkpoint", "000001" },
+                     new[] { "checkpoint", name },
+                 })
+        {
+            var r = await hactl.Run(args);
+            r.FailsWithOneLine();
+        }
+        Assert.True(_fx.AgentRunning, "the agent died on an unknown group");
+        (await hactl.Run("status")).Ok();
+    }
+
+    /// <summary>(d) No agent listening at the given address.</summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task AgentNotRunning_OneErrorLine_NonzeroExit()
+    {
+        var hactl = _fx.Hactl.WithLog(_out.WriteLine);
+        var nowhere = $"unix:/tmp/us-it-nonexistent-{Guid.NewGuid():N}.sock";
+        foreach (var args in new[]
+                 {
+                     new[] { "status" },
+                     new[] { "checkpoint", "g" },
+                     new[] { "restore", "g" },
+                     new[] { "stop", "g" },
+                     new[] { "launch", "g", "--", "/bin/true" },
+                 })
+        {
+            var r = await hactl.Run(args, agent: nowhere);
+            r.FailsWithOneLine();
+        }
+    }
+}

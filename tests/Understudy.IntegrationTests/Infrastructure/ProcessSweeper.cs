@@ -1,0 +1,128 @@
+using System.Collections.Concurrent;
+
+namespace Understudy.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// Finds and kills the processes the tests caused. The test process is a child
+/// subreaper (<see cref="Native.BecomeSubreaper"/>), so everything the agent starts
+/// stays below it even when orphaned; a process is only ever signalled when it is
+/// one of our descendants, never by name.
+/// </summary>
+public static class ProcessSweeper
+{
+    /// <summary>Children started through System.Diagnostics.Process: .NET reaps those itself.</summary>
+    private static readonly ConcurrentDictionary<int, byte> DotnetChildren = new();
+
+    /// <summary>Agents of fixtures that are still alive: their subtrees are not swept by others.</summary>
+    private static readonly ConcurrentDictionary<int, byte> LiveAgents = new();
+
+    public static void RegisterDotnetChild(int pid) => DotnetChildren[pid] = 0;
+    public static void RegisterAgent(int pid) => LiveAgents[pid] = 0;
+    public static void UnregisterAgent(int pid) => LiveAgents.TryRemove(pid, out _);
+
+    /// <summary>All descendants of <paramref name="root"/> (not the root itself).</summary>
+    public static HashSet<int> Descendants(int root, IReadOnlyDictionary<int, Native.ProcStat> snapshot,
+        ISet<int>? prune = null)
+    {
+        var children = new Dictionary<int, List<int>>();
+        foreach (var p in snapshot.Values)
+        {
+            if (!children.TryGetValue(p.PPid, out var list)) children[p.PPid] = list = new List<int>();
+            list.Add(p.Pid);
+        }
+        var result = new HashSet<int>();
+        var stack = new Stack<int>();
+        stack.Push(root);
+        while (stack.Count > 0)
+        {
+            int pid = stack.Pop();
+            if (!children.TryGetValue(pid, out var kids)) continue;
+            foreach (int kid in kids)
+            {
+                if (prune is not null && prune.Contains(kid)) continue;
+                if (result.Add(kid)) stack.Push(kid);
+            }
+        }
+        return result;
+    }
+
+    /// <summary>True if pid is a live descendant of the test process.</summary>
+    public static bool IsOurs(int pid)
+    {
+        if (pid <= 1) return false;
+        int self = Native.GetPid();
+        for (int hops = 0, cur = pid; hops < 4096; hops++)
+        {
+            var st = Native.ReadStat(cur);
+            if (st is null) return false;
+            if (st.PPid == self) return true;
+            if (st.PPid <= 1) return false;
+            cur = st.PPid;
+        }
+        return false;
+    }
+
+    /// <summary>Sends sig to each pid that is one of ours; returns the pids signalled.</summary>
+    public static List<int> Signal(IEnumerable<int> pids, int sig)
+    {
+        var sent = new List<int>();
+        foreach (int pid in pids.Distinct())
+            if (IsOurs(pid) && Native.Kill(pid, sig)) sent.Add(pid);
+        return sent;
+    }
+
+    /// <summary>Waits until none of the pids is running (zombies count as gone).</summary>
+    public static async Task<bool> WaitGone(IEnumerable<int> pids, TimeSpan timeout)
+    {
+        var list = pids.ToList();
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (list.All(p => !Native.IsRunning(p))) return true;
+            await Task.Delay(50);
+        }
+        return list.All(p => !Native.IsRunning(p));
+    }
+
+    /// <summary>
+    /// Kills every descendant of the test process outside the subtrees of live agents
+    /// (their process groups too, when they lead one), until none is left, then reaps
+    /// the zombies that were reparented to us.
+    /// </summary>
+    public static async Task SweepAsync(TimeSpan timeout)
+    {
+        int self = Native.GetPid(), ownGroup = Native.GetPgrp();
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var snap = Native.Snapshot();
+            var prune = new HashSet<int>(LiveAgents.Keys);
+            var victims = Descendants(self, snap, prune)
+                .Where(p => snap.TryGetValue(p, out var s) && s.State != 'Z' && s.State != 'X')
+                .ToList();
+            if (victims.Count == 0 || DateTime.UtcNow > deadline) break;
+            foreach (int pid in victims)
+            {
+                var st = snap[pid];
+                if (st.Pgid == pid && st.Pgid != ownGroup) Native.KillGroup(st.Pgid, Native.SIGKILL);
+                Native.Kill(pid, Native.SIGKILL);
+            }
+            await Task.Delay(100);
+        }
+        // Killed orphans turn into our zombies a moment later.
+        for (int i = 0; i < 5; i++)
+        {
+            ReapZombies();
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>Reaps our zombie children that .NET does not know about (orphans we adopted).</summary>
+    public static void ReapZombies()
+    {
+        int self = Native.GetPid();
+        foreach (var st in Native.Snapshot().Values)
+            if (st.PPid == self && st.State == 'Z' && !DotnetChildren.ContainsKey(st.Pid))
+                Native.TryReap(st.Pid);
+    }
+}
