@@ -141,6 +141,7 @@ internal static class CheckpointInspector
     {
         FdKind.Pipe or FdKind.Fifo => new { a.IsReadEnd },
         FdKind.UnixStream or FdKind.UnixDgram => new { a.PeerInode, a.IsListening },
+        FdKind.Tcp => new { a.IsListening },
         FdKind.Chr => new { a.Rdev },
         FdKind.Eventfd => new { Count = a.EventCount, Flags = a.EventFlags },
         FdKind.Timerfd => new { a.ClockId, a.IntervalNs, a.NextExpiryNs },

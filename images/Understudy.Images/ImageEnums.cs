@@ -64,6 +64,8 @@ public enum FdKind : uint
     Signalfd = 10,
     Coordinator = 11,
     UnixDgram = 12,
+    Tcp = 13,
+    Udp = 14,
 }
 
 /// <summary>The lowercase names that JSON output and docs/image-format.md use for the enums.</summary>
@@ -114,6 +116,8 @@ public static class ImageNames
         FdKind.Signalfd => "signalfd",
         FdKind.Coordinator => "coordinator",
         FdKind.UnixDgram => "unix_dgram",
+        FdKind.Tcp => "tcp",
+        FdKind.Udp => "udp",
         _ => $"unknown({(uint)kind})",
     };
 

@@ -281,7 +281,7 @@ internal static class MetaParser
         var fdKind = (FdKind)kind;
         if (fd < 0)
             throw new ImageDefect($"{where} is negative");
-        if (fdKind is < FdKind.File or > FdKind.UnixDgram)
+        if (fdKind is < FdKind.File or > FdKind.Udp)
             throw new ImageDefect($"{where} has unknown kind {kind}");
         if ((fdFlags & ~FdRecord.CloseOnExec) != 0)
             throw new ImageDefect($"{where} has unknown fd_flags 0x{fdFlags:x}");

@@ -110,7 +110,10 @@ enum us_fd_kind {
 	US_FD_TIMERFD = 8, US_FD_EPOLL = 9, US_FD_SIGNALFD = 10,
 	US_FD_COORDINATOR = 11,         /* the interceptor's own link; re-made on restore */
 	US_FD_UNIX_DGRAM = 12,
+	US_FD_TCP = 13,                 /* path: local address "a.b.c.d:port" or "[v6]:port" */
+	US_FD_UDP = 14,
 };
+#define US_FD_KIND_MAX US_FD_UDP
 
 struct us_rec_fd {                      /* followed by path bytes, then data bytes */
 	int32_t  fd;

@@ -70,7 +70,7 @@ const char *us_image_check(const void *buf, uint64_t size)
 			const struct us_rec_fd *f = body;
 			if (len < sizeof *f || (uint64_t)f->path_len + f->data_len > len - sizeof *f)
 				why = "descriptor record overruns itself";
-			else if (f->fd < 0 || f->kind < US_FD_FILE || f->kind > US_FD_UNIX_DGRAM)
+			else if (f->fd < 0 || f->kind < US_FD_FILE || f->kind > US_FD_KIND_MAX)
 				why = "descriptor record has a bad number or kind";
 			break;
 		}

@@ -23,6 +23,8 @@
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 #include "init.h"
 #include "../common/us_crc32c.h"
@@ -126,6 +128,36 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Parses "a.b.c.d:port" or "[v6]:port" and makes a socket bound there (listening for TCP). */
+static int bind_inet(const char *name, int type)
+{
+	char host[128];
+	const char *colon = strrchr(name, ':');
+	if (!colon || colon - name >= (long)sizeof host)
+		return errno = EINVAL, -1;
+	int v6 = name[0] == '[';
+	size_t n = (size_t)(colon - name) - (v6 ? 2 : 0);
+	memcpy(host, name + (v6 ? 1 : 0), n);
+	host[n] = 0;
+	unsigned port = (unsigned)atoi(colon + 1);
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	if ((v6 ? inet_pton(AF_INET6, host, &a6.sin6_addr) : inet_pton(AF_INET, host, &a4.sin_addr)) != 1)
+		return errno = EINVAL, -1;
+	int s = socket(v6 ? AF_INET6 : AF_INET, type, 0), one = 1;
+	if (s < 0)
+		return -1;
+	/* the old socket's connections may linger in TIME_WAIT */
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(s, v6 ? (struct sockaddr *)&a6 : (struct sockaddr *)&a4, v6 ? sizeof a6 : sizeof a4) < 0 ||
+	    (type == SOCK_STREAM && listen(s, SOMAXCONN) < 0)) {
+		int e = errno;
+		close(s);
+		return errno = e, -1;
+	}
+	return s;
+}
+
 /* The first record that holds data for an object is as good as any: every holder
  * peeked the same queue at the same frozen instant. */
 static const struct us_rec_fd *data_for(int kind, uint64_t dev, uint64_t ino)
@@ -220,6 +252,23 @@ static int make_objects(void)
 					close(sv[1]);   /* peer outside the group: it reads as closed */
 			}
 		}
+	/* listening TCP and bound UDP sockets: bound again at their addresses */
+	for (int i = 0; i < nprocs; i++)
+		for (int k = 0; k < procs[i].nfds; k++) {
+			const struct us_rec_fd *f = procs[i].fds[k];
+			int tcp_listen = f->kind == US_FD_TCP && f->aux[1];
+			if ((!tcp_listen && f->kind != US_FD_UDP) || find((int)f->kind, f->dev, f->inode))
+				continue;
+			if (nobjects >= 8190)
+				return -1;
+			char name[256];
+			int s = bind_inet(fd_path(f, name, sizeof name), f->kind == US_FD_TCP ? SOCK_STREAM : SOCK_DGRAM);
+			if (s < 0) {
+				init_log(cfg, "restore-failed reason=cannot-bind address=%s errno=%d", name, errno);
+				return -1;
+			}
+			objects[nobjects++] = (struct object){ f->dev, f->inode, (int)f->kind, high(s), -1 };
+		}
 	/* shared memory objects: one memfd each, filled from the pages of any sharer */
 	for (int i = 0; i < nprocs; i++)
 		for (int k = 0; k < procs[i].nshm_vmas; k++) {
@@ -306,6 +355,22 @@ static int make_fd(const struct proc *p, const struct us_rec_fd *f)
 		break;
 	case US_FD_UNIX_STREAM:
 	case US_FD_UNIX_DGRAM:
+		if (!(o = find((int)f->kind, f->dev, f->inode)))
+			fail_proc(p, "socket-missing", NULL);
+		fd = dup(o->fd);
+		break;
+	case US_FD_TCP:
+	case US_FD_UDP:
+		if (f->kind == US_FD_TCP && !f->aux[1]) {
+			/* a connection cannot follow the process yet: it comes back dropped,
+			 * as if the peer had gone (reads end, writes fail with EPIPE) */
+			int sv[2];
+			if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+				fail_proc(p, "cannot-make-dropped-connection", NULL);
+			close(sv[1]);
+			fd = sv[0];
+			break;
+		}
 		if (!(o = find((int)f->kind, f->dev, f->inode)))
 			fail_proc(p, "socket-missing", NULL);
 		fd = dup(o->fd);

@@ -417,6 +417,35 @@ static const struct unix_peer *find_peer(uint64_t ino)
 	return NULL;
 }
 
+/* "a.b.c.d:port" or "[x:x:x:x:x:x:x:x]:port": the local address, for binding again. */
+static void format_inet_name(int fd, char *out, size_t cap)
+{
+	unsigned char sa[128] = { 0 };
+	unsigned int salen = sizeof sa;
+	struct us_buf b = { out, 0, cap };
+	us_sc3(SYS_getsockname, fd, sa, &salen);
+	unsigned short family = *(unsigned short *)sa;
+	unsigned port = (unsigned)sa[2] << 8 | sa[3];
+	if (family == AF_INET) {
+		for (int i = 0; i < 4; i++) {
+			if (i)
+				us_putc(&b, '.');
+			us_putu(&b, sa[4 + i]);
+		}
+	} else {
+		us_putc(&b, '[');
+		for (int i = 0; i < 8; i++) {      /* sin6_addr is at offset 8 */
+			if (i)
+				us_putc(&b, ':');
+			us_putx(&b, (uint64_t)sa[8 + 2 * i] << 8 | sa[9 + 2 * i]);
+		}
+		us_putc(&b, ']');
+	}
+	us_putc(&b, ':');
+	us_putu(&b, port);
+	us_term(&b);
+}
+
 /* Copies, without consuming, what is queued in the pipe or FIFO behind fd. */
 static uint32_t peek_pipe(struct scratch *s, int fd)
 {
@@ -558,8 +587,18 @@ static void capture_fd(struct scratch *s, int fd)
 		us_sc5(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
 		len = sizeof type;
 		us_sc5(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len);
+		if ((domain == AF_INET || domain == AF_INET6) && (type == SOCK_STREAM || type == SOCK_DGRAM)) {
+			int listening = 0;
+			len = sizeof listening;
+			us_sc5(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+			r.kind = type == SOCK_STREAM ? US_FD_TCP : US_FD_UDP;
+			r.aux[1] = listening != 0;
+			format_inet_name(fd, link, sizeof link);
+			name = link;
+			goto record;
+		}
 		if (domain != AF_UNIX || (type != SOCK_STREAM && type != SOCK_DGRAM)) {
-			fail(s, "unsupported socket (only Unix stream and datagram sockets so far):", link, 0);
+			fail(s, "unsupported socket (Unix, TCP and UDP sockets only):", link, 0);
 			return;
 		}
 		r.kind = type == SOCK_STREAM ? US_FD_UNIX_STREAM : US_FD_UNIX_DGRAM;
@@ -583,6 +622,7 @@ static void capture_fd(struct scratch *s, int fd)
 		fail(s, "unsupported descriptor:", link, 0);
 		return;
 	}
+record:
 	if (name != link)
 		r.path_len = (uint32_t)us_strlen(name);
 	else
