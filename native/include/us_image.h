@@ -46,6 +46,7 @@ enum us_rec_type {
 	US_REC_FD     = 4,
 	US_REC_SIGACT = 5,
 	US_REC_MISC   = 6,
+	US_REC_FILE   = 7,              /* storage checkpointing: a file's contents */
 };
 
 /* mm fields in the order prctl(PR_SET_MM_MAP) takes them. */
@@ -74,15 +75,24 @@ enum us_vma_kind {
 	US_VMA_VVAR = 7,
 	US_VMA_VVAR_VCLOCK = 8,
 };
-#define US_VMA_F_SHARED  1u             /* MAP_SHARED, otherwise MAP_PRIVATE */
+#define US_VMA_F_SHARED   1u            /* MAP_SHARED, otherwise MAP_PRIVATE */
+/* Incremental images only: the runs describe the whole mapping; nothing of it comes
+ * from the base image (a mapping that is new or was not tracked). In a full image
+ * every mapping is complete, flag or not. */
+#define US_VMA_F_COMPLETE 2u
 
 struct us_page_run {                    /* pages [addr, addr + npages*4096) are in .pages at pages_off */
 	uint64_t addr;
 	uint64_t npages;
 	uint64_t pages_off;
 	uint32_t crc;                   /* crc32c of the run's bytes in .pages */
-	uint32_t reserved;
+	uint32_t flags;                 /* US_RUN_F_* */
 };
+/* Incremental images only: these pages are no longer in memory (never written, or
+ * dropped with MADV_DONTNEED): zero in an anonymous mapping, the file's contents in a
+ * file mapping. No data in .pages; pages_off and crc are 0. Pages of a mapping that
+ * is not complete and are in no run are unchanged since the base image. */
+#define US_RUN_F_HOLE 1u
 
 struct us_rec_vma {                     /* followed by nruns us_page_run, then path bytes */
 	uint64_t start, end;
@@ -143,6 +153,16 @@ struct us_sigact {
 
 struct us_rec_sigact {                  /* followed by count us_sigact */
 	uint32_t count;
+	uint32_t reserved;
+};
+
+struct us_rec_file {                    /* followed by path bytes */
+	uint64_t dev, inode;
+	uint64_t size;                  /* the file's length at the checkpoint */
+	uint64_t pages_off;             /* contents in .pages, 4096-aligned, size bytes */
+	uint32_t crc;                   /* crc32c of those size bytes */
+	uint32_t path_len;
+	uint32_t flags;                 /* reserved, 0 */
 	uint32_t reserved;
 };
 

@@ -1,7 +1,7 @@
 #include "us_image_check.h"
 #include "us_crc32c.h"
 
-static const char *check_vma(const struct us_rec_vma *v, uint64_t len, uint64_t pages_len)
+static const char *check_vma(const struct us_rec_vma *v, uint64_t len, uint64_t pages_len, int incremental)
 {
 	if (len < sizeof *v || (uint64_t)v->nruns * sizeof(struct us_page_run) + v->path_len > len - sizeof *v)
 		return "memory record overruns itself";
@@ -15,6 +15,13 @@ static const char *check_vma(const struct us_rec_vma *v, uint64_t len, uint64_t 
 		if (!run->npages || run->npages > (v->end - v->start) / US_PAGE_SIZE ||
 		    run->addr < v->start || run->addr % US_PAGE_SIZE || bytes > v->end - run->addr)
 			return "page run outside its mapping";
+		if (run->flags & ~US_RUN_F_HOLE)
+			return "page run with unknown flags";
+		if (run->flags & US_RUN_F_HOLE) {
+			if (!incremental || run->pages_off || run->crc)
+				return "hole run in a full image or with data";
+			continue;
+		}
 		if (run->pages_off % US_PAGE_SIZE || run->pages_off > pages_len || bytes > pages_len - run->pages_off)
 			return "page run outside the pages file";
 	}
@@ -38,6 +45,8 @@ const char *us_image_check(const void *buf, uint64_t size)
 		return "state description truncated or padded";
 	if (h->kind != US_IMAGE_FULL && h->kind != US_IMAGE_INCREMENTAL)
 		return "unknown image kind";
+	if ((h->kind == US_IMAGE_FULL) != (h->base_seq == 0))
+		return "base checkpoint inconsistent with the image kind";
 	const char *rec = (const char *)buf + sizeof *h, *end = rec + h->records_len;
 	if (us_crc32c(0, rec, h->records_len) != h->records_crc)
 		return "records checksum mismatch";
@@ -60,8 +69,16 @@ const char *us_image_check(const void *buf, uint64_t size)
 			break;
 		}
 		case US_REC_VMA:
-			why = check_vma(body, len, h->pages_len);
+			why = check_vma(body, len, h->pages_len, h->kind == US_IMAGE_INCREMENTAL);
 			break;
+		case US_REC_FILE: {
+			const struct us_rec_file *f = body;
+			if (len < sizeof *f || f->path_len > len - sizeof *f)
+				why = "file record overruns itself";
+			else if (f->pages_off % US_PAGE_SIZE || f->pages_off > h->pages_len || f->size > h->pages_len - f->pages_off)
+				why = "file contents outside the pages file";
+			break;
+		}
 		case US_REC_THREAD:
 			if (len < sizeof(struct us_rec_thread))
 				why = "thread record too short";

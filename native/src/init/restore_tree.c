@@ -41,6 +41,8 @@ struct proc {
 	int nfds;
 	const struct us_rec_vma *shm_vmas[256];
 	int nshm_vmas;
+	const struct us_rec_file *files[256];
+	int nfiles;
 };
 
 struct object { uint64_t dev, ino; int kind; int fd, fd2; };
@@ -78,6 +80,8 @@ static int load(struct proc *p)
 			p->rec = body;
 		else if (r->type == US_REC_MISC)
 			p->misc = body;
+		else if (r->type == US_REC_FILE && p->nfiles < 256)
+			p->files[p->nfiles++] = body;
 		else if (r->type == US_REC_FD && p->nfds < 4096)
 			p->fds[p->nfds++] = body;
 		else if (r->type == US_REC_VMA) {
@@ -306,6 +310,53 @@ static int make_objects(void)
 			free(buf);
 			close(pages);
 		}
+	return 0;
+}
+
+/* Storage checkpointing: files the group had open for writing get back the contents
+ * and length they had at the checkpoint, before any process runs. */
+static int restore_files(void)
+{
+	char *buf = malloc(1 << 20);
+	if (!buf)
+		return -1;
+	for (int i = 0; i < nprocs; i++)
+		for (int k = 0; k < procs[i].nfiles; k++) {
+			const struct us_rec_file *f = procs[i].files[k];
+			int done = 0;
+			for (int a = 0; a < i && !done; a++)
+				for (int b = 0; b < procs[a].nfiles && !done; b++)
+					done = procs[a].files[b]->dev == f->dev && procs[a].files[b]->inode == f->inode;
+			if (done)
+				continue;
+			char path[4096];
+			size_t n = f->path_len < sizeof path - 1 ? f->path_len : sizeof path - 1;
+			memcpy(path, f + 1, n);
+			path[n] = 0;
+			int pages = open(procs[i].pages_path, O_RDONLY | O_CLOEXEC);
+			int out = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+			uint32_t crc = 0;
+			for (uint64_t off = 0; pages >= 0 && out >= 0 && off < f->size;) {
+				size_t want = f->size - off > (1u << 20) ? (1u << 20) : (size_t)(f->size - off);
+				if (pread(pages, buf, want, (off_t)(f->pages_off + off)) != (ssize_t)want ||
+				    pwrite(out, buf, want, (off_t)off) != (ssize_t)want)
+					break;
+				crc = us_crc32c(crc, buf, want);
+				off += want;
+			}
+			int ok = pages >= 0 && out >= 0 && crc == f->crc && ftruncate(out, (off_t)f->size) == 0 && fsync(out) == 0;
+			if (pages >= 0)
+				close(pages);
+			if (out >= 0)
+				close(out);
+			if (!ok) {
+				init_log(cfg, "restore-failed reason=cannot-restore-file path=%s errno=%d", path, errno);
+				free(buf);
+				return -1;
+			}
+			init_log(cfg, "file-restored path=%s bytes=%llu", path, (unsigned long long)f->size);
+		}
+	free(buf);
 	return 0;
 }
 
@@ -566,6 +617,8 @@ int restore_tree(const struct init_config *c)
 			if (procs[i].fds[k]->fd > max_fd)
 				max_fd = procs[i].fds[k]->fd;
 	fd_base = max_fd + 64;
+	if (restore_files() < 0)
+		return -1;
 	if (make_objects() < 0) {
 		init_log(c, "restore-failed reason=cannot-recreate-shared-objects errno=%d", errno);
 		return -1;

@@ -105,6 +105,7 @@ static void exec_app(const struct init_config *c, const char *app, const char *c
 	setenv("UNDERSTUDY_GROUP", c->group, 1);
 	setenv("UNDERSTUDY_APP", app, 1);
 	setenv("UNDERSTUDY_LOG", c->log, 1);
+	setenv("UNDERSTUDY_OUTPUT", c->output, 1);
 	setenv_int("UNDERSTUDY_LAUNCH_VPID", getpid());
 	unsetenv("UNDERSTUDY_EXEC_VPID");
 	unsetenv("UNDERSTUDY_EXEC_COUNT");

@@ -18,6 +18,7 @@
 #include "internal.h"
 #include "../common/us_fmt.h"
 #include "../common/us_crc32c.h"
+#include "../common/us_pagemap.h"
 #include "../../include/us_image.h"
 
 #define SCRATCH_SIZE (256ul << 20)      /* reserved, touched only as needed */
@@ -28,8 +29,15 @@
 #define PM_SWAPPED   (1ull << 62)
 #define PM_FILE      (1ull << 61)
 
+#define REGIONS_MAX 65536
+
 struct scratch {
+	int meta_fd;
+	uint64_t seq, base_seq;
 	char *base;
+	struct us_page_region *regions; /* PAGEMAP_SCAN output */
+	int scan_works;                 /* PAGEMAP_SCAN answered (Linux 6.7+) */
+	int incremental;
 	char *maps;                     /* /proc/self/maps text */
 	uint64_t *pm;                   /* pagemap batch */
 	char *data;                     /* peeked queue data, fdinfo text, diag replies */
@@ -166,43 +174,65 @@ static int write_all(int fd, const void *p, uint64_t n)
 	return 0;
 }
 
-/* Appends [addr, addr+npages) to .pages and a run to the current VMA record.
- * Unreadable memory goes through /proc/self/mem, which ignores protections. */
-static void add_run(struct scratch *s, uint64_t addr, uint64_t npages, int readable, int memfd)
+/* Reserves [addr, addr+npages) in .pages and adds a run to the current mapping's
+ * record. The bytes are copied later by write_pages, possibly in a forked writer. */
+static void add_run(struct scratch *s, uint64_t addr, uint64_t npages)
 {
 	struct us_page_run run = { addr, npages, s->pages_len, 0, 0 };
-	uint64_t len = npages * US_PAGE_SIZE;
+	s->pages_len += npages * US_PAGE_SIZE;
+	meta_add(s, &run, sizeof run);
+}
 
-	/* Our own stack changes while we checksum and write it: go through a copy. */
-	uint64_t here = (uint64_t)&run;
-	int own_stack = here >= addr && here < addr + len;
-	if (readable && !own_stack) {
-		run.crc = us_crc32c(0, (const void *)addr, len);
-		int r = write_all(s->pages_fd, (const void *)addr, len);
-		if (r) {
-			fail(s, "cannot write the pages file", NULL, r);
-			return;
+/* Copies one run's bytes into .pages and returns their CRC. Unreadable memory goes
+ * through /proc/self/mem, which ignores protections; our own stack changes while we
+ * copy it, so it goes through a buffer too. */
+static int copy_run(struct scratch *s, const struct us_page_run *run, int readable, int mem_fd, uint32_t *crc)
+{
+	uint64_t addr = run->addr, len = run->npages * US_PAGE_SIZE, here = (uint64_t)&len;
+	int direct = readable && !(here >= addr && here < addr + len);
+	*crc = 0;
+	if (direct) {
+		*crc = us_crc32c(0, (const void *)addr, len);
+		return write_all(s->pages_fd, (const void *)addr, len);
+	}
+	for (uint64_t off = 0; off < len; off += DATA_MAX) {
+		uint64_t n = len - off < DATA_MAX ? len - off : DATA_MAX;
+		if (readable) {
+			for (uint64_t i = 0; i < n; i++)
+				s->data[i] = ((const char *)addr)[off + i];
+		} else if (us_sc4(SYS_pread64, mem_fd, s->data, n, addr + off) != (long)n) {
+			return -EFAULT;
 		}
-	} else {
-		for (uint64_t off = 0; off < len; off += DATA_MAX) {
-			uint64_t n = len - off < DATA_MAX ? len - off : DATA_MAX;
-			long r = readable ? (long)n : us_sc4(SYS_pread64, memfd, s->data, n, addr + off);
-			if (readable)
-				for (uint64_t i = 0; i < n; i++)
-					s->data[i] = ((const char *)addr)[off + i];
-			if (r != (long)n) {
-				fail(s, "cannot read protected memory", NULL, r < 0 ? r : -EIO);
-				return;
-			}
-			run.crc = us_crc32c(run.crc, s->data, n);
-			if ((r = write_all(s->pages_fd, s->data, n))) {
-				fail(s, "cannot write the pages file", NULL, r);
-				return;
-			}
+		*crc = us_crc32c(*crc, s->data, n);
+		int r = write_all(s->pages_fd, s->data, n);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Writes every data run's bytes, in the order add_run laid them out, and fills in
+ * their CRCs. */
+static void write_pages(struct scratch *s)
+{
+	int mem_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC, 0);
+	const char *end = s->meta + s->meta_len;
+	for (struct us_rec_hdr *r = (void *)(s->meta + sizeof(struct us_meta_header));
+	     (const char *)r < end && !s->failed; r = (void *)((char *)(r + 1) + US_REC_ALIGN(r->len))) {
+		if (r->type != US_REC_VMA)
+			continue;
+		struct us_rec_vma *v = (void *)(r + 1);
+		struct us_page_run *run = (void *)(v + 1);
+		for (uint32_t i = 0; i < v->nruns && !s->failed; i++, run++) {
+			if (run->flags & US_RUN_F_HOLE)
+				continue;
+			int e = copy_run(s, run, (v->prot & PROT_READ) != 0, mem_fd, &run->crc);
+			if (e)
+				fail(s, "cannot write the pages file", NULL, e);
 		}
 	}
-	s->pages_len += len;
-	meta_add(s, &run, sizeof run);
+	if (mem_fd >= 0)
+		us_sc1(SYS_close, mem_fd);
 }
 
 struct vma_line {
@@ -250,6 +280,12 @@ static int path_is(const struct vma_line *v, const char *s)
 	return 1;
 }
 
+static int path_has_suffix(const char *path, const char *suffix)
+{
+	size_t n = us_strlen(path), k = us_strlen(suffix);
+	return n >= k && us_streq(path + n - k, suffix);
+}
+
 static int path_ends(const struct vma_line *v, const char *s)
 {
 	size_t n = us_strlen(s);
@@ -261,7 +297,120 @@ static int path_ends(const struct vma_line *v, const char *s)
 	return 1;
 }
 
-static void capture_vma(struct scratch *s, const struct vma_line *v, int pm_fd, int mem_fd)
+/* ---- choosing pages ----
+ * Every page of a mapping is DATA (saved), HOLE (incremental: gone from memory) or
+ * left out (full: never touched, or the file's contents; incremental: unchanged). */
+enum { PG_SKIP, PG_DATA, PG_HOLE };
+
+struct vma_pass {
+	struct scratch *s;
+	int pm_fd, readable;
+	int anon_only;                  /* private file mapping: only copied-on-write pages differ */
+	int delta;                      /* tracked: pages not written are unchanged since the base */
+	int untracked;                  /* some page lies outside the tracker */
+	uint32_t nruns;
+	uint64_t start, npages;
+	int type;
+};
+
+static int page_is_zero(const uint64_t *p)
+{
+	for (unsigned i = 0; i < US_PAGE_SIZE / 8; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+static void add_hole(struct vma_pass *x, uint64_t addr, uint64_t npages)
+{
+	struct us_page_run run = { addr, npages, 0, 0, US_RUN_F_HOLE };
+	meta_add(x->s, &run, sizeof run);
+	x->nruns++;
+}
+
+/* Saves a run of pages, leaving out pages of zeros in anonymous memory: absent
+ * pages of an anonymous mapping read as zero anyway. */
+static void add_data(struct vma_pass *x, uint64_t addr, uint64_t npages)
+{
+	if (x->anon_only || !x->readable) {
+		add_run(x->s, addr, npages);
+		x->nruns++;
+		return;
+	}
+	uint64_t from = addr, end = addr + npages * US_PAGE_SIZE;
+	for (uint64_t p = addr; p <= end && !x->s->failed; p += US_PAGE_SIZE) {
+		if (p < end && !page_is_zero((const uint64_t *)p))
+			continue;
+		if (p > from) {
+			add_run(x->s, from, (p - from) / US_PAGE_SIZE);
+			x->nruns++;
+		}
+		if (p < end && x->delta)
+			add_hole(x, p, 1);
+		from = p + US_PAGE_SIZE;
+	}
+}
+
+static void flush_pages(struct vma_pass *x)
+{
+	if (x->type == PG_DATA)
+		add_data(x, x->start, x->npages);
+	else if (x->type == PG_HOLE)
+		add_hole(x, x->start, x->npages);
+	x->type = PG_SKIP;
+	x->npages = 0;
+}
+
+static void classify(void *ctx, uint64_t start, uint64_t end, uint64_t c)
+{
+	struct vma_pass *x = ctx;
+	int present = (c & (US_PAGE_IS_PRESENT | US_PAGE_IS_SWAPPED)) != 0;
+	int gone = !present || (c & US_PAGE_IS_PFNZERO) || (x->anon_only && (c & US_PAGE_IS_FILE));
+	int type;
+	if (!x->delta)
+		type = gone ? PG_SKIP : PG_DATA;
+	else
+		type = gone ? PG_HOLE : (c & US_PAGE_IS_WRITTEN) ? PG_DATA : PG_SKIP;
+	if (type == x->type && x->start + x->npages * US_PAGE_SIZE == start) {
+		x->npages += (end - start) / US_PAGE_SIZE;
+		return;
+	}
+	flush_pages(x);
+	x->type = type;
+	x->start = start;
+	x->npages = (end - start) / US_PAGE_SIZE;
+}
+
+static void note_tracked(void *ctx, uint64_t start, uint64_t end, uint64_t c)
+{
+	(void)start, (void)end;
+	if (!(c & US_PAGE_IS_WPALLOWED))
+		((struct vma_pass *)ctx)->untracked = 1;
+}
+
+/* Without PAGEMAP_SCAN (kernels before 6.7): /proc/self/pagemap, page by page. */
+static void walk_pagemap(struct vma_pass *x, uint64_t start, uint64_t end)
+{
+	uint64_t npages = (end - start) / US_PAGE_SIZE;
+	for (uint64_t i = 0; i < npages && !x->s->failed; i += PM_BATCH) {
+		uint64_t n = npages - i < PM_BATCH ? npages - i : PM_BATCH;
+		long got = us_sc4(SYS_pread64, x->pm_fd, x->s->pm, n * 8, (start / US_PAGE_SIZE + i) * 8);
+		if (got != (long)(n * 8)) {
+			fail(x->s, "cannot read /proc/self/pagemap", NULL, got < 0 ? got : -EIO);
+			return;
+		}
+		for (uint64_t k = 0; k < n; k++) {
+			uint64_t e = x->s->pm[k], c = 0;
+			if (e & PM_PRESENT) c |= US_PAGE_IS_PRESENT;
+			if (e & PM_SWAPPED) c |= US_PAGE_IS_SWAPPED;
+			if (e & PM_FILE) c |= US_PAGE_IS_FILE;
+			uint64_t page = start + (i + k) * US_PAGE_SIZE;
+			classify(x, page, page + US_PAGE_SIZE, c);
+		}
+	}
+}
+
+static void capture_vma(struct scratch *s, const struct vma_line *v, int pm_fd)
 {
 	struct us_rec_vma r = { .start = v->start, .end = v->end, .prot = v->prot,
 		.flags = v->shared ? US_VMA_F_SHARED : 0, .file_offset = v->offset,
@@ -288,81 +437,66 @@ static void capture_vma(struct scratch *s, const struct vma_line *v, int pm_fd, 
 	else
 		r.kind = US_VMA_FILE, anon_only = !v->shared;
 
+	int want_pages = r.kind == US_VMA_ANON || r.kind == US_VMA_HEAP || r.kind == US_VMA_STACK ||
+			 r.kind == US_VMA_SHMEM || anon_only;
+	struct vma_pass x = { .s = s, .pm_fd = pm_fd,
+		.readable = (v->prot & PROT_READ) != 0, .anon_only = anon_only };
+
+	/* Incremental: a mapping the tracker covers entirely is a delta; any other is
+	 * captured whole and marked complete. */
+	if (want_pages && !save_all && s->incremental) {
+		if (us_tracker_scan(pm_fd, v->start, v->end, s->regions, REGIONS_MAX, note_tracked, &x) < 0)
+			x.untracked = 1;
+		x.delta = !x.untracked;
+	}
+	if (s->incremental && !x.delta)
+		r.flags |= US_VMA_F_COMPLETE;
+
 	r.object_size = v->end - v->start;
 	size_t hdr_at = s->meta_len + sizeof(struct us_rec_hdr);
 	rec_begin(s, US_REC_VMA);
 	meta_add(s, &r, sizeof r);
-
-	int want_pages = r.kind == US_VMA_ANON || r.kind == US_VMA_HEAP || r.kind == US_VMA_STACK ||
-			 r.kind == US_VMA_SHMEM || anon_only;
-	uint32_t nruns = 0;
 	if (want_pages) {
-		int readable = (v->prot & PROT_READ) != 0;
-		uint64_t npages = (v->end - v->start) / US_PAGE_SIZE;
-		uint64_t run_start = 0, run_len = 0;
-		for (uint64_t i = 0; i < npages && !s->failed; i += PM_BATCH) {
-			uint64_t n = npages - i < PM_BATCH ? npages - i : PM_BATCH;
-			if (!save_all) {
-				long got = us_sc4(SYS_pread64, pm_fd, s->pm, n * 8, (v->start / US_PAGE_SIZE + i) * 8);
-				if (got != (long)(n * 8)) {
-					fail(s, "cannot read /proc/self/pagemap", NULL, got < 0 ? got : -EIO);
-					break;
-				}
-			}
-			for (uint64_t k = 0; k < n; k++) {
-				uint64_t e = save_all ? PM_PRESENT : s->pm[k];
-				int keep = (e & PM_SWAPPED) || ((e & PM_PRESENT) && !(anon_only && (e & PM_FILE)));
-				uint64_t page = v->start + (i + k) * US_PAGE_SIZE;
-				if (keep && run_len && run_start + run_len * US_PAGE_SIZE == page) {
-					run_len++;
-					continue;
-				}
-				if (run_len) {
-					add_run(s, run_start, run_len, readable, mem_fd);
-					nruns++;
-					run_len = 0;
-				}
-				if (keep)
-					run_start = page, run_len = 1;
-			}
+		if (save_all)
+			classify(&x, v->start, v->end, US_PAGE_IS_PRESENT);
+		else if (!s->scan_works ||
+			 us_tracker_scan(pm_fd, v->start, v->end, s->regions, REGIONS_MAX, classify, &x) < 0) {
+			if (x.delta)
+				fail(s, "PAGEMAP_SCAN failed on a tracked mapping", NULL, 0);
+			s->scan_works = 0;
+			x.type = PG_SKIP;
+			x.npages = 0;
+			walk_pagemap(&x, v->start, v->end);
 		}
-		if (run_len && !s->failed) {
-			add_run(s, run_start, run_len, readable, mem_fd);
-			nruns++;
-		}
+		flush_pages(&x);
 	}
 	meta_add(s, v->path, v->path_len);
 	if (!s->failed)
-		((struct us_rec_vma *)(s->meta + hdr_at))->nruns = nruns;
+		((struct us_rec_vma *)(s->meta + hdr_at))->nruns = x.nruns;
 	rec_end(s);
 }
 
 static void capture_memory(struct scratch *s)
 {
 	int pm_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
-	int mem_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC, 0);
-	if (pm_fd < 0 || mem_fd < 0) {
-		fail(s, "cannot open /proc/self/pagemap or mem", NULL, pm_fd < 0 ? pm_fd : mem_fd);
-		goto out;
+	if (pm_fd < 0) {
+		fail(s, "cannot open /proc/self/pagemap", NULL, pm_fd);
+		return;
 	}
 	if (read_file("/proc/self/maps", s->maps, MAPS_MAX) >= (long)MAPS_MAX - 1) {
 		fail(s, "too many memory mappings", NULL, 0);
-		goto out;
+	} else {
+		for (const char *p = s->maps; *p && !s->failed;) {
+			struct vma_line v;
+			p = parse_maps_line(p, &v);
+			if (v.end <= v.start || path_is(&v, "[vsyscall]"))
+				continue;
+			if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
+				continue;   /* our own scratch area */
+			capture_vma(s, &v, pm_fd);
+		}
 	}
-	for (const char *p = s->maps; *p && !s->failed;) {
-		struct vma_line v;
-		p = parse_maps_line(p, &v);
-		if (v.end <= v.start || path_is(&v, "[vsyscall]"))
-			continue;
-		if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
-			continue;   /* our own scratch area */
-		capture_vma(s, &v, pm_fd, mem_fd);
-	}
-out:
-	if (pm_fd >= 0)
-		us_sc1(SYS_close, pm_fd);
-	if (mem_fd >= 0)
-		us_sc1(SYS_close, mem_fd);
+	us_sc1(SYS_close, pm_fd);
 }
 
 /* ---- descriptors ---- */
@@ -512,6 +646,8 @@ static void capture_fd(struct scratch *s, int fd)
 	r.mode = st.st_mode;
 	const char *name = link;
 
+	if (fd == us.uffd)
+		return;   /* the tracker's own: made anew after a restore */
 	if (fd == us.coord_fd) {
 		r.kind = US_FD_COORDINATOR;
 		name = "";
@@ -633,6 +769,103 @@ record:
 	meta_add(s, name, r.path_len);
 	meta_add(s, data, data_len);
 	rec_end(s);
+}
+
+/* ---- storage checkpointing ----
+ * Regular files the process holds open for writing are saved with the image, so
+ * that a restore brings their contents and lengths back to the checkpoint instant,
+ * consistent with memory. UNDERSTUDY_FILES limits this to ':'-separated path
+ * prefixes ("none": off); the group's output log is never rolled back. */
+static int file_wanted(const char *path)
+{
+	if (us_streq(us.files, "none") || us_streq(path, us.output_path) || us_streq(path, us.log_path) ||
+	    path_has_suffix(path, " (deleted)") || us_startswith(path, "/proc/") || us_startswith(path, "/dev/"))
+		return 0;
+	if (!us.files[0])
+		return 1;
+	for (const char *p = us.files; *p;) {
+		const char *e = p;
+		while (*e && *e != ':')
+			e++;
+		size_t n = (size_t)(e - p);
+		int match = n > 0;
+		for (size_t i = 0; i < n && match; i++)
+			match = path[i] == p[i];
+		if (match)
+			return 1;
+		p = *e ? e + 1 : e;
+	}
+	return 0;
+}
+
+static void capture_file(struct scratch *s, int fd, const char *path, const struct stat *st)
+{
+	char proc[64];
+	struct us_buf b = { proc, 0, sizeof proc };
+	us_put(&b, "/proc/self/fd/");
+	us_putu(&b, (uint64_t)fd);
+	int rd = (int)us_sc4(SYS_openat, AT_FDCWD, us_term(&b), O_RDONLY | O_CLOEXEC, 0);
+	if (rd < 0) {
+		fail(s, "cannot read a file open for writing:", path, rd);
+		return;
+	}
+	struct us_rec_file r = { .dev = st->st_dev, .inode = st->st_ino, .size = (uint64_t)st->st_size,
+		.pages_off = s->pages_len, .path_len = (uint32_t)us_strlen(path) };
+	for (uint64_t off = 0; off < r.size && !s->failed;) {
+		uint64_t want = r.size - off < DATA_MAX ? r.size - off : DATA_MAX;
+		long got = us_sc4(SYS_pread64, rd, s->data, want, off);
+		if (got <= 0) {
+			fail(s, "file shrank while frozen:", path, got);
+			break;
+		}
+		r.crc = us_crc32c(r.crc, s->data, (uint64_t)got);
+		int w = write_all(s->pages_fd, s->data, (uint64_t)got);
+		if (w)
+			fail(s, "cannot write the pages file", NULL, w);
+		off += (uint64_t)got;
+	}
+	us_sc1(SYS_close, rd);
+	uint64_t padded = (r.size + US_PAGE_SIZE - 1) / US_PAGE_SIZE * US_PAGE_SIZE;
+	for (uint64_t i = r.size; i < padded; i++)
+		s->data[i - r.size] = 0;
+	if (padded > r.size && write_all(s->pages_fd, s->data, padded - r.size))
+		fail(s, "cannot write the pages file", NULL, 0);
+	s->pages_len += padded;
+	rec_begin(s, US_REC_FILE);
+	meta_add(s, &r, sizeof r);
+	meta_add(s, path, r.path_len);
+	rec_end(s);
+}
+
+static void capture_files(struct scratch *s, const int *fds, int n)
+{
+	uint64_t seen[256];
+	int nseen = 0;
+	for (int i = 0; i < n && !s->failed; i++) {
+		char path[US_PATH_MAX], proc[64];
+		struct us_buf b = { proc, 0, sizeof proc };
+		struct stat st;
+		int flags = (int)us_sc2(SYS_fcntl, fds[i], F_GETFL);
+		if (fds[i] == us.coord_fd || fds[i] == us.uffd || us_sc2(SYS_fstat, fds[i], &st) < 0 ||
+		    !S_ISREG(st.st_mode) || (flags & O_ACCMODE) == O_RDONLY)
+			continue;
+		us_put(&b, "/proc/self/fd/");
+		us_putu(&b, (uint64_t)fds[i]);
+		if (read_link(us_term(&b), path, sizeof path) <= 0 || !file_wanted(path))
+			continue;
+		int dup = 0;
+		for (int k = 0; k < nseen; k++)
+			dup |= seen[k] == st.st_ino;
+		if (dup)
+			continue;
+		if (nseen < 256)
+			seen[nseen++] = st.st_ino;
+		if ((uint64_t)st.st_size > us.files_max) {
+			fail(s, "a file open for writing is larger than UNDERSTUDY_FILES_MAX; raise it or leave the file out with UNDERSTUDY_FILES:", path, 0);
+			return;
+		}
+		capture_file(s, fds[i], path, &st);
+	}
 }
 
 static void capture_fds(struct scratch *s, const int *fds, int n)
@@ -799,8 +1032,112 @@ static int open_image_file(const char *dir, const char *ext)
 	return (int)us_sc4(SYS_openat, AT_FDCWD, us_term(&b), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
-int us_write_image(const char *dir, uint64_t seq, char *why, int cap,
-		   uint64_t *meta_bytes, uint64_t *pages_bytes)
+/* After an image is written, every private mapping is tracked again from a clean
+ * state, so that the next image can be relative to this one. */
+static void arm_tracker(struct scratch *s)
+{
+	if (us.tracker == US_TRACK_NONE)
+		return;
+	for (const char *p = s->maps; *p;) {
+		struct vma_line v;
+		p = parse_maps_line(p, &v);
+		if (v.shared || v.end <= v.start || (v.path_len && v.path[0] == '[' &&
+		    (path_is(&v, "[vdso]") || path_is(&v, "[vvar]") || path_is(&v, "[vvar_vclock]") || path_is(&v, "[vsyscall]"))))
+			continue;
+		if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
+			continue;
+		us_tracker_arm_range(v.start, v.end);
+	}
+}
+
+/* Copies the pages, then writes the state description last, so that a complete
+ * .meta means a complete image. */
+static void finish_image(struct scratch *s)
+{
+	write_pages(s);
+	if (s->failed)
+		return;
+	struct us_meta_header *h = (void *)s->meta;
+	const char magic[8] = US_META_MAGIC;
+	for (int i = 0; i < 8; i++)
+		h->magic[i] = magic[i];
+	h->version = US_META_VERSION;
+	h->header_size = sizeof *h;
+	h->kind = s->incremental ? US_IMAGE_INCREMENTAL : US_IMAGE_FULL;
+	h->record_count = s->nrecords;
+	h->records_len = s->meta_len - sizeof *h;
+	h->pages_len = s->pages_len;
+	h->records_crc = us_crc32c(0, s->meta + sizeof *h, h->records_len);
+	h->vpid = (uint32_t)us.vpid;
+	h->checkpoint_seq = s->seq;
+	h->base_seq = s->incremental ? (uint32_t)s->base_seq : 0;
+	h->header_crc = us_crc32c(0, h, 60);
+	int r = write_all(s->meta_fd, s->meta, s->meta_len);
+	if (!r)
+		r = (int)us_sc1(SYS_fdatasync, s->pages_fd);
+	if (!r)
+		r = (int)us_sc1(SYS_fdatasync, s->meta_fd);
+	if (r)
+		fail(s, "cannot write the image", NULL, r);
+}
+
+/* The forked writer: a copy-on-write snapshot of this process taken while it is
+ * frozen. The application resumes at once; the writer copies the pages from the
+ * snapshot. It is a clone child with no exit signal, so the application's own
+ * waitpid() never sees it. */
+static struct writer_result {
+	volatile int done, failed;
+	char why[480];
+} *writer;
+static int writer_pid;
+
+static void start_writer(struct scratch *s)
+{
+	if (!writer) {
+		long m = us_sc6(SYS_mmap, 0, US_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (m < 0 && m > -4096) {
+			fail(s, "cannot map the writer's result page", NULL, m);
+			return;
+		}
+		writer = (struct writer_result *)m;
+	}
+	writer->done = writer->failed = 0;
+	writer->why[0] = 0;
+	long pid = us_sc5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0);
+	if (pid < 0) {
+		fail(s, "cannot fork the image writer", NULL, pid);
+		return;
+	}
+	if (pid == 0) {
+		s->why = writer->why;
+		s->why_cap = sizeof writer->why;
+		finish_image(s);
+		writer->failed = s->failed;
+		writer->done = 1;
+		for (;;)
+			us_sc1(SYS_exit_group, s->failed);
+	}
+	writer_pid = (int)pid;
+}
+
+int us_wait_writer(char *why, int cap)
+{
+	if (!writer_pid)
+		return 0;
+	int status = 0;
+	while (us_sc4(SYS_wait4, writer_pid, &status, 0x80000000 /* __WCLONE */, 0) == -EINTR)
+		;
+	writer_pid = 0;
+	if (writer->done && !writer->failed)
+		return 0;
+	struct us_buf b = { why, 0, (size_t)cap };
+	us_put(&b, writer->done ? writer->why : "the image writer died");
+	us_term(&b);
+	return -1;
+}
+
+int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, char *why, int cap,
+		   uint64_t *meta_bytes, uint64_t *pages_bytes, int *incremental)
 {
 	struct us_thread_slot *self = us_slot_for((int)us_sc0(SYS_gettid), 1);
 	if (!self) {
@@ -840,7 +1177,12 @@ int us_write_image(const char *dir, uint64_t seq, char *why, int cap,
 	s.maps = s.base;
 	s.pm = (uint64_t *)(s.base + MAPS_MAX);
 	s.data = s.base + MAPS_MAX + PM_BATCH * 8;
-	s.meta = s.data + DATA_MAX + (4ul << 20);  /* peer table sits between */
+	s.regions = (struct us_page_region *)(s.data + DATA_MAX + (4ul << 20));  /* peer table between */
+	s.meta = (char *)(s.regions + REGIONS_MAX);
+	s.scan_works = 1;
+	/* relative to base_seq only if this process has tracked every write since then */
+	s.incremental = base_seq && us.tracker == US_TRACK_UFFD && us.tracked_seq == base_seq;
+	us.pending_seq = 0;
 	s.meta_cap = SCRATCH_SIZE - (size_t)(s.meta - s.base);
 
 	int meta_fd = open_image_file(dir, ".meta");
@@ -857,34 +1199,27 @@ int us_write_image(const char *dir, uint64_t seq, char *why, int cap,
 			fail(&s, "cannot list /proc/self/fd", NULL, 0);
 		else
 			capture_fds(&s, fds, nfds);
+		if (!s.failed && nfds > 0)
+			capture_files(&s, fds, nfds);
 		if (!s.failed)
 			capture_memory(&s);
 	}
 	if (!s.failed) {
-		struct us_meta_header *h = (void *)s.meta;
-		const char magic[8] = US_META_MAGIC;
-		for (int i = 0; i < 8; i++)
-			h->magic[i] = magic[i];
-		h->version = US_META_VERSION;
-		h->header_size = sizeof *h;
-		h->kind = US_IMAGE_FULL;
-		h->record_count = s.nrecords;
-		h->records_len = s.meta_len - sizeof *h;
-		h->pages_len = s.pages_len;
-		h->records_crc = us_crc32c(0, s.meta + sizeof *h, h->records_len);
-		h->vpid = (uint32_t)us.vpid;
-		h->checkpoint_seq = seq;
-		h->base_seq = 0;
-		h->header_crc = us_crc32c(0, h, 60);
-		int r = write_all(meta_fd, s.meta, s.meta_len);
-		if (!r)
-			r = (int)us_sc1(SYS_fdatasync, s.pages_fd);
-		if (!r)
-			r = (int)us_sc1(SYS_fdatasync, meta_fd);
-		if (r)
-			fail(&s, "cannot write the image", NULL, r);
+		s.meta_fd = meta_fd;
+		s.seq = seq;
+		s.base_seq = base_seq;
+		if (cow)
+			start_writer(&s);
+		else
+			finish_image(&s);
 		*meta_bytes = s.meta_len;
 		*pages_bytes = s.pages_len;
+		*incremental = s.incremental;
+	}
+	if (!s.failed) {
+		/* still frozen: from here every write is tracked again */
+		arm_tracker(&s);
+		us.pending_seq = seq;   /* becomes the tracked base once the checkpoint commits */
 	}
 	if (meta_fd >= 0)
 		us_sc1(SYS_close, meta_fd);

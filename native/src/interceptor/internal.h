@@ -52,7 +52,20 @@ struct us_state {
 	/* what the restorer left mapped, unmapped by the restored checkpoint thread */
 	uint64_t restorer_start, restorer_end;
 	uint64_t pending_signals;
+
+	/* dirty-page tracking (tracker.c) */
+	int tracker;                    /* enum us_tracker_mode */
+	int uffd;
+	uint64_t tracked_seq;           /* checkpoint the tracked state is relative to; 0: none */
+	uint64_t pending_seq;           /* written, becomes tracked_seq on RESUME */
+	char tracker_wanted[16];
+
+	/* storage checkpointing: regular files open for writing */
+	char files[US_PATH_MAX];        /* ':'-separated path prefixes; empty: all; "none" */
+	char output_path[US_PATH_MAX];  /* the group's output log: never rolled back */
+	uint64_t files_max;
 };
+
 
 extern struct us_state us US_HIDDEN;
 
@@ -60,7 +73,10 @@ extern struct us_state us US_HIDDEN;
 struct us_restore_args {
 	uint64_t restorer_start, restorer_end;
 	uint64_t pending_signals;
+	uint64_t checkpoint_seq;        /* the image restored: what the tracker starts from */
 };
+
+enum us_tracker_mode { US_TRACK_NONE = 0, US_TRACK_UFFD = 1 };
 
 /* log.c */
 US_HIDDEN void us_log(const char *event, const char *detail);
@@ -85,9 +101,21 @@ US_HIDDEN struct us_thread_slot *us_slot_for(int tid, int create);
 US_HIDDEN void us_capture_thread(struct us_thread_slot *s);
 
 /* capture.c */
-US_HIDDEN int us_write_image(const char *dir, uint64_t seq, char *why, int cap,
-			     uint64_t *meta_bytes, uint64_t *pages_bytes);
+US_HIDDEN int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, char *why, int cap,
+			     uint64_t *meta_bytes, uint64_t *pages_bytes, int *incremental);
+/* With cow, us_write_image returns once a forked writer holds the snapshot;
+ * this waits for it. 0 when the image is complete. */
+US_HIDDEN int us_wait_writer(char *why, int cap);
 #define US_WRITE_RESTORED 2
+
+/* tracker.c */
+struct us_page_region;
+US_HIDDEN const char *us_tracker_name(void);
+US_HIDDEN void us_tracker_init(const char *wanted);
+US_HIDDEN void us_tracker_arm_range(uint64_t start, uint64_t end);
+US_HIDDEN void us_tracker_arm_all(void);
+US_HIDDEN int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, struct us_page_region *vec,
+			      uint64_t vec_len, void (*fn)(void *, uint64_t, uint64_t, uint64_t), void *ctx);
 
 /* main.c */
 US_HIDDEN void us_start_checkpoint_thread(void);

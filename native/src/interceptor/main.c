@@ -109,6 +109,11 @@ static void restored(void)
 		us_sc2(SYS_munmap, us.restorer_start, us.restorer_end - us.restorer_start);
 	us.restorer_start = us.restorer_end = 0;
 	us_set_exe();
+	/* the restored memory is exactly the checkpoint's: track from there */
+	uint64_t restored_seq = us.tracked_seq;
+	us_tracker_init(us.tracker_wanted);
+	us_tracker_arm_all();
+	us.tracked_seq = us.tracker == US_TRACK_UFFD ? restored_seq : 0;
 
 	us_link_reset_reader();
 	int fd = us_link_connect();
@@ -126,7 +131,7 @@ static void restored(void)
 
 static void serve(void)
 {
-	char line[US_PATH_MAX + 128], why[512];
+	char line[US_PATH_MAX + 128], why[512], written[64] = "";
 	const char *p;
 	int restored_now = 0;
 
@@ -154,13 +159,21 @@ static void serve(void)
 				reply("FROZEN", us_term(&b));
 			}
 		} else if (us_startswith(line, "WRITE ")) {
-			char id[64], dir[US_PATH_MAX];
+			char id[64], dir[US_PATH_MAX], kind[32], base[32];
 			uint64_t mb = 0, pb = 0;
+			int incremental = 0;
 			p = line + 6;
 			us_next_token(&p, id, sizeof id);
 			us_next_token(&p, dir, sizeof dir);
-			const char *q = id;
-			int r = us_write_image(dir, us_parse_u(&q, 10), why, sizeof why, &mb, &pb);
+			if (us_next_token(&p, kind, sizeof kind) < 0)
+				kind[0] = 0;
+			if (us_next_token(&p, base, sizeof base) < 0)
+				base[0] = 0;
+			char mode[16];
+			int cow = us_next_token(&p, mode, sizeof mode) >= 0 && us_streq(mode, "cow");
+			const char *q = id, *bq = base;
+			uint64_t base_seq = us_streq(kind, "incremental") ? us_parse_u(&bq, 10) : 0;
+			int r = us_write_image(dir, us_parse_u(&q, 10), base_seq, cow, why, sizeof why, &mb, &pb, &incremental);
 			if (r == US_WRITE_RESTORED) {
 				restored();
 				restored_now = 1;
@@ -170,16 +183,39 @@ static void serve(void)
 				us_log("write-failed", why);
 				reply("FAILED", why);
 			} else {
-				char nums[48];
+				char nums[64];
 				struct us_buf b = { nums, 0, sizeof nums };
 				us_putu(&b, mb);
 				us_putc(&b, ' ');
 				us_putu(&b, pb);
-				reply("WRITTEN", us_term(&b));
+				us_put(&b, incremental ? " incremental" : " full");
+				/* with a forked writer the snapshot is taken: the group may resume,
+				 * and WRITTEN follows once the writer is done */
+				if (cow) {
+					for (int i = 0; i < (int)sizeof written - 1 && nums[i]; i++)
+						written[i] = nums[i], written[i + 1] = 0;
+					reply("CAPTURED", NULL);
+				} else {
+					reply("WRITTEN", us_term(&b));
+				}
 			}
 		} else if (us_streq(line, "RESUME") || us_streq(line, "ABORT")) {
+			/* After an abort the writes of this interval were not kept anywhere:
+			 * the tracker no longer describes a committed image. */
+			us.tracked_seq = us_streq(line, "RESUME") && us.pending_seq ? us.pending_seq : 0;
+			us.pending_seq = 0;
 			us_thaw_all();
 			reply("RESUMED", NULL);
+			if (written[0]) {   /* a forked writer is still copying pages */
+				if (us_wait_writer(why, sizeof why) < 0) {
+					us.tracked_seq = 0;
+					us_log("write-failed", why);
+					reply("FAILED", why);
+				} else {
+					reply("WRITTEN", written);
+				}
+				written[0] = 0;
+			}
 			if (restored_now) {
 				restored_now = 0;
 				raise_pending_signals();
@@ -236,6 +272,7 @@ void us_after_fork_child(void)
 		us.slots[i].tid = 0;
 	us_link_reset_reader();
 	us_sc1(SYS_close, us.coord_fd);   /* the parent's link */
+	us_tracker_init(us.tracker_wanted);   /* the parent's registrations do not carry over */
 	us.vpid = (int)us_sc0(SYS_getpid);
 	us.coord_fd = us_link_connect();
 	if (us.coord_fd < 0 || us_link_hello("fork", (int)us_sc0(SYS_getppid)) < 0) {
@@ -257,6 +294,12 @@ __attribute__((constructor)) static void us_start(void)
 	copy_env(us.lib_path, sizeof us.lib_path, "UNDERSTUDY_LIB");
 	copy_env(us.log_path, sizeof us.log_path, "UNDERSTUDY_LOG");
 	copy_env(us.fault, sizeof us.fault, "UNDERSTUDY_FAULT");
+	copy_env(us.tracker_wanted, sizeof us.tracker_wanted, "UNDERSTUDY_TRACKER");
+	copy_env(us.files, sizeof us.files, "UNDERSTUDY_FILES");
+	copy_env(us.output_path, sizeof us.output_path, "UNDERSTUDY_OUTPUT");
+	const char *fmax = getenv("UNDERSTUDY_FILES_MAX");
+	us.files_max = fmax ? strtoull(fmax, NULL, 10) : 256ull << 20;
+	us.uffd = -1;
 	us.vpid = getpid();
 
 	const char *origin = "spawn";
@@ -269,6 +312,7 @@ __attribute__((constructor)) static void us_start(void)
 	}
 	us_wrappers_init();
 	us_install_freeze_handler();
+	us_tracker_init(us.tracker_wanted);
 
 	us.coord_fd = us_link_connect();
 	if (us.coord_fd < 0) {

@@ -66,6 +66,7 @@ void us_restore_entry(struct us_restore_args *a)
 	us.restorer_start = a->restorer_start;
 	us.restorer_end = a->restorer_end;
 	us.pending_signals = a->pending_signals;
+	us.tracked_seq = a->checkpoint_seq;     /* picked up by the checkpoint thread */
 	us.restored_main_left = 0;
 
 	for (int i = 0; i < US_MAX_THREADS; i++) {

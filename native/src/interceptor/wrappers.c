@@ -56,7 +56,8 @@ static int linked(void)
 
 static const char *const kept[] = {
 	"UNDERSTUDY_COORD", "UNDERSTUDY_GROUP", "UNDERSTUDY_APP", "UNDERSTUDY_LIB",
-	"UNDERSTUDY_LOG", "UNDERSTUDY_EXEC_VPID", "UNDERSTUDY_EXEC_COUNT",
+	"UNDERSTUDY_LOG", "UNDERSTUDY_EXEC_VPID", "UNDERSTUDY_EXEC_COUNT", "UNDERSTUDY_OUTPUT",
+	"UNDERSTUDY_TRACKER", "UNDERSTUDY_FILES",
 	"UNDERSTUDY_LAUNCH_VPID", "LD_PRELOAD",
 };
 #define NKEPT (sizeof kept / sizeof kept[0])
@@ -74,6 +75,7 @@ static int is_kept(const char *entry)
 struct fixed_env {
 	char coord[US_PATH_MAX + 32], group[300], app[300], lib[US_PATH_MAX + 32];
 	char log[US_PATH_MAX + 32], exec_vpid[48], exec_count[48];
+	char output[US_PATH_MAX + 32], tracker[48], files[US_PATH_MAX + 32];
 	char preload[2 * US_PATH_MAX + 32];
 };
 
@@ -95,7 +97,7 @@ static char **fix_env(char *const envp[], char **out, size_t cap, struct fixed_e
 	for (char *const *e = envp; e && *e; e++) {
 		if (!strncmp(*e, "LD_PRELOAD=", 11))
 			their_preload = *e + 11;
-		if (!is_kept(*e) && n + 12 < cap)
+		if (!is_kept(*e) && n + 16 < cap)
 			out[n++] = *e;
 	}
 	set_var(f->coord, sizeof f->coord, "UNDERSTUDY_COORD", us.coord_path);
@@ -109,6 +111,18 @@ static char **fix_env(char *const envp[], char **out, size_t cap, struct fixed_e
 	if (us.log_path[0]) {
 		set_var(f->log, sizeof f->log, "UNDERSTUDY_LOG", us.log_path);
 		out[n++] = f->log;
+	}
+	if (us.output_path[0]) {
+		set_var(f->output, sizeof f->output, "UNDERSTUDY_OUTPUT", us.output_path);
+		out[n++] = f->output;
+	}
+	if (us.tracker_wanted[0]) {
+		set_var(f->tracker, sizeof f->tracker, "UNDERSTUDY_TRACKER", us.tracker_wanted);
+		out[n++] = f->tracker;
+	}
+	if (us.files[0]) {
+		set_var(f->files, sizeof f->files, "UNDERSTUDY_FILES", us.files);
+		out[n++] = f->files;
 	}
 	if (for_exec) {
 		struct us_buf b = { f->exec_vpid, 0, sizeof f->exec_vpid };
@@ -145,7 +159,7 @@ static size_t env_count(char *const envp[])
 	size_t n = 0;
 	while (envp && envp[n])
 		n++;
-	return n + 16;
+	return n + 20;
 }
 
 /* Puts our variables back into environ for calls that spawn through it. */

@@ -296,7 +296,7 @@ static void set_mm(const struct us_rec_proc *pr)
 	us_sc5(SYS_prctl, PR_SET_NAME, comm, 0, 0, 0);
 }
 
-struct restore_args { uint64_t restorer_start, restorer_end, pending_signals; };
+struct restore_args { uint64_t restorer_start, restorer_end, pending_signals, checkpoint_seq; };
 static struct restore_args args;
 
 void restorer_main(long *sp)
@@ -336,6 +336,8 @@ void restorer_main(long *sp)
 
 	struct image im = { 0 };
 	check_meta(&im, meta, meta_size);
+	if (im.h->kind != US_IMAGE_FULL)
+		die("incremental image: the agent merges it into a full image before restoring", 0);
 	if (im.h->pages_len != pages_size)
 		die("pages file size differs from its description", 0);
 
@@ -397,6 +399,7 @@ void restorer_main(long *sp)
 	for (int i = 0; i < nshm; i++)
 		us_sc1(SYS_close, shms[i].fd);
 
+	args.checkpoint_seq = im.h->checkpoint_seq;
 	args.restorer_start = RESTORER_BASE;
 	args.restorer_end = RESTORER_END;
 	/* Scratch mappings are inside our area and go with it. */

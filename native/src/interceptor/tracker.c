@@ -1,0 +1,133 @@
+/* Which pages changed since the last checkpoint.
+ *
+ * uffd (default): userfaultfd in asynchronous write-protect mode. After each
+ * checkpoint every private mapping is registered and write-protected; the kernel
+ * itself clears a page's protection on its first write, by the application or by
+ * a system call, with no signal. PAGEMAP_SCAN then reports the written pages.
+ * none: no tracking, every image is full.
+ * A mapping the tracker does not cover (new since the last checkpoint, grown, or
+ * refused by userfaultfd) is captured whole: nothing is ever missed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include "internal.h"
+#include "../common/us_fmt.h"
+#include "../common/us_pagemap.h"
+
+const char *us_tracker_name(void)
+{
+	return us.tracker == US_TRACK_UFFD ? "uffd-wp-async" : "none";
+}
+
+void us_tracker_init(const char *wanted)
+{
+	us.tracked_seq = 0;
+	us.pending_seq = 0;
+	if (us.uffd > 0)
+		us_sc1(SYS_close, us.uffd);
+	us.uffd = -1;
+	us.tracker = US_TRACK_NONE;
+	if (wanted && us_streq(wanted, "none"))
+		return;
+	int fd = (int)us_sc1(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | US_UFFD_USER_MODE_ONLY);
+	if (fd < 0) {
+		us_log("tracker", "userfaultfd unavailable: every checkpoint of this process is full");
+		return;
+	}
+	struct uffdio_api api = { .api = UFFD_API,
+		.features = US_UFFD_FEATURE_WP_ASYNC | US_UFFD_FEATURE_WP_UNPOPULATED };
+	if (us_sc3(SYS_ioctl, fd, UFFDIO_API, &api) < 0) {
+		us_sc1(SYS_close, fd);
+		us_log("tracker", "userfaultfd lacks asynchronous write-protect: every checkpoint is full");
+		return;
+	}
+	us.uffd = fd;
+	us.tracker = US_TRACK_UFFD;
+}
+
+/* Registers and write-protects one private mapping. A refusal leaves it untracked,
+ * which only means the next image captures it whole. */
+void us_tracker_arm_range(uint64_t start, uint64_t end)
+{
+	if (us.tracker != US_TRACK_UFFD)
+		return;
+	struct uffdio_register reg = { .range = { start, end - start }, .mode = UFFDIO_REGISTER_MODE_WP };
+	long r = us_sc3(SYS_ioctl, us.uffd, UFFDIO_REGISTER, &reg);
+	if (r < 0 && r != -EBUSY)
+		return;
+	struct uffdio_writeprotect wp = { .range = { start, end - start }, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	us_sc3(SYS_ioctl, us.uffd, UFFDIO_WRITEPROTECT, &wp);
+}
+
+/* Walks [start, end) with PAGEMAP_SCAN, calling fn for each region of pages that
+ * share the same categories. Returns -1 if the scan is not possible. */
+int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, struct us_page_region *vec, uint64_t vec_len,
+		    void (*fn)(void *ctx, uint64_t start, uint64_t end, uint64_t categories), void *ctx)
+{
+	uint64_t at = start;
+	while (at < end) {
+		struct us_pm_scan_arg a = {
+			.size = sizeof a, .start = at, .end = end,
+			.vec = (uint64_t)vec, .vec_len = vec_len,
+			.return_mask = US_PAGE_IS_WPALLOWED | US_PAGE_IS_WRITTEN | US_PAGE_IS_FILE |
+				       US_PAGE_IS_PRESENT | US_PAGE_IS_SWAPPED | US_PAGE_IS_PFNZERO,
+		};
+		long n = us_sc3(SYS_ioctl, pm_fd, US_PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return -1;
+		uint64_t covered = at;
+		for (long i = 0; i < n; i++) {
+			if (vec[i].start > covered)   /* pages no category describes */
+				fn(ctx, covered, vec[i].start, 0);
+			fn(ctx, vec[i].start, vec[i].end, vec[i].categories);
+			covered = vec[i].end;
+		}
+		uint64_t walked = a.walk_end ? a.walk_end : end;
+		if (walked > covered)
+			fn(ctx, covered, walked, 0);
+		if (walked <= at)
+			return -1;
+		at = walked;
+	}
+	return 0;
+}
+
+/* After a restore: track every private mapping from the restored state. */
+void us_tracker_arm_all(void)
+{
+	if (us.tracker != US_TRACK_UFFD)
+		return;
+	const uint64_t cap = 16ull << 20;
+	long buf = us_sc6(SYS_mmap, 0, cap, 3 /* PROT_READ|PROT_WRITE */, 0x22 | 0x4000 /* PRIVATE|ANON|NORESERVE */, -1, 0);
+	if (buf < 0 && buf > -4096)
+		return;
+	char *text = (char *)buf;
+	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
+	uint64_t n = 0;
+	for (long r; fd >= 0 && (r = us_sc3(SYS_read, fd, text + n, cap - 1 - n)) > 0;)
+		n += (uint64_t)r;
+	if (fd >= 0)
+		us_sc1(SYS_close, fd);
+	text[n] = 0;
+	for (const char *p = text; *p;) {
+		uint64_t start = us_parse_u(&p, 16);
+		p++;
+		uint64_t end = us_parse_u(&p, 16);
+		us_skip_spaces(&p);
+		int shared = p[3] == 's';
+		const char *name = 0;
+		while (*p && *p != '\n') {
+			if (*p == '[' && !name)
+				name = p;
+			p++;
+		}
+		if (*p)
+			p++;
+		int special = name && (us_startswith(name, "[vdso]") || us_startswith(name, "[vvar") ||
+				       us_startswith(name, "[vsyscall]"));
+		if (!shared && !special && start < end && (start < (uint64_t)buf || start >= (uint64_t)buf + cap))
+			us_tracker_arm_range(start, end);
+	}
+	us_sc2(SYS_munmap, buf, cap);
+}
