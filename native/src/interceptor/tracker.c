@@ -76,19 +76,28 @@ int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, struct us_page_regi
 		long n = us_sc3(SYS_ioctl, pm_fd, US_PAGEMAP_SCAN, &a);
 		if (n < 0)
 			return -1;
+		/* Report each page once and in order, whatever the kernel's batching. */
 		uint64_t covered = at;
 		for (long i = 0; i < n; i++) {
-			if (vec[i].start > covered)   /* pages no category describes */
-				fn(ctx, covered, vec[i].start, 0);
-			fn(ctx, vec[i].start, vec[i].end, vec[i].categories);
-			covered = vec[i].end;
+			uint64_t from = vec[i].start > covered ? vec[i].start : covered;
+			uint64_t to = vec[i].end < end ? vec[i].end : end;
+			if (to <= from)
+				continue;
+			if (from > covered)   /* pages no category describes */
+				fn(ctx, covered, from, 0);
+			fn(ctx, from, to, vec[i].categories);
+			covered = to;
 		}
 		uint64_t walked = a.walk_end ? a.walk_end : end;
-		if (walked > covered)
+		if (walked > end)
+			walked = end;
+		if (walked > covered) {
 			fn(ctx, covered, walked, 0);
-		if (walked <= at)
+			covered = walked;
+		}
+		if (covered <= at)
 			return -1;
-		at = walked;
+		at = covered;
 	}
 	return 0;
 }
