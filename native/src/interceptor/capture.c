@@ -307,7 +307,6 @@ struct vma_pass {
 	int pm_fd, readable;
 	int anon_only;                  /* private file mapping: only copied-on-write pages differ */
 	int delta;                      /* tracked: pages not written are unchanged since the base */
-	int untracked;                  /* some page lies outside the tracker */
 	uint32_t nruns;
 	uint64_t start, npages;
 	int type;
@@ -370,7 +369,24 @@ static void classify(void *ctx, uint64_t start, uint64_t end, uint64_t c)
 	if (!x->delta)
 		type = gone ? PG_SKIP : PG_DATA;
 	else
-		type = gone ? PG_HOLE : (c & US_PAGE_IS_WRITTEN) ? PG_DATA : PG_SKIP;
+		type = gone ? PG_HOLE : PG_SKIP;
+	if (x->delta && type == PG_SKIP && us.tracker == US_TRACK_MPROTECT) {
+		/* the mprotect tracker knows written pages one by one */
+		for (uint64_t p = start; p < end; p += US_PAGE_SIZE) {
+			int t = us_tracker_page_written(p, c) ? PG_DATA : PG_SKIP;
+			if (t == x->type && x->start + x->npages * US_PAGE_SIZE == p) {
+				x->npages++;
+				continue;
+			}
+			flush_pages(x);
+			x->type = t;
+			x->start = p;
+			x->npages = 1;
+		}
+		return;
+	}
+	if (x->delta && type == PG_SKIP && us_tracker_page_written(start, c))
+		type = PG_DATA;
 	if (type == x->type && x->start + x->npages * US_PAGE_SIZE == start) {
 		x->npages += (end - start) / US_PAGE_SIZE;
 		return;
@@ -379,13 +395,6 @@ static void classify(void *ctx, uint64_t start, uint64_t end, uint64_t c)
 	x->type = type;
 	x->start = start;
 	x->npages = (end - start) / US_PAGE_SIZE;
-}
-
-static void note_tracked(void *ctx, uint64_t start, uint64_t end, uint64_t c)
-{
-	(void)start, (void)end;
-	if (!(c & US_PAGE_IS_WPALLOWED))
-		((struct vma_pass *)ctx)->untracked = 1;
 }
 
 /* Without PAGEMAP_SCAN (kernels before 6.7): /proc/self/pagemap, page by page. */
@@ -444,11 +453,8 @@ static void capture_vma(struct scratch *s, const struct vma_line *v, int pm_fd)
 
 	/* Incremental: a mapping the tracker covers entirely is a delta; any other is
 	 * captured whole and marked complete. */
-	if (want_pages && !save_all && s->incremental) {
-		if (us_tracker_scan(pm_fd, v->start, v->end, s->regions, REGIONS_MAX, note_tracked, &x) < 0)
-			x.untracked = 1;
-		x.delta = !x.untracked;
-	}
+	if (want_pages && !save_all && s->incremental)
+		x.delta = us_tracker_covers(v->start, v->end, pm_fd, s->regions, REGIONS_MAX);
 	if (s->incremental && !x.delta)
 		r.flags |= US_VMA_F_COMPLETE;
 
@@ -1038,6 +1044,11 @@ static void arm_tracker(struct scratch *s)
 {
 	if (us.tracker == US_TRACK_NONE)
 		return;
+	if (us.tracker == US_TRACK_MPROTECT) {
+		/* pages made writable split the mappings: undo that, then look again */
+		us_mp_reset();
+		read_file("/proc/self/maps", s->maps, MAPS_MAX);
+	}
 	for (const char *p = s->maps; *p;) {
 		struct vma_line v;
 		p = parse_maps_line(p, &v);
@@ -1046,7 +1057,8 @@ static void arm_tracker(struct scratch *s)
 			continue;
 		if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
 			continue;
-		us_tracker_arm_range(v.start, v.end);
+		if (us_tracker_may_arm(v.start, v.end, path_is(&v, "[stack]")))
+			us_tracker_arm_range(v.start, v.end, v.prot);
 	}
 }
 
@@ -1181,7 +1193,7 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 	s.meta = (char *)(s.regions + REGIONS_MAX);
 	s.scan_works = 1;
 	/* relative to base_seq only if this process has tracked every write since then */
-	s.incremental = base_seq && us.tracker == US_TRACK_UFFD && us.tracked_seq == base_seq;
+	s.incremental = base_seq && us.tracker != US_TRACK_NONE && us.tracked_seq == base_seq;
 	us.pending_seq = 0;
 	s.meta_cap = SCRATCH_SIZE - (size_t)(s.meta - s.base);
 

@@ -101,7 +101,8 @@ void us_install_freeze_handler(void)
 		.handler = (uint64_t)freeze_handler,
 		.flags = SA_SIGINFO | SA_RESTART | US_SA_RESTORER,
 		.restorer = (uint64_t)us_sigreturn,
-		.mask = ~0ull,
+		/* SIGSEGV and SIGBUS stay deliverable: the mprotect tracker's faults */
+		.mask = ~((1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1))),
 	};
 	us_sc4(SYS_rt_sigaction, US_SIG_FREEZE, &ka, NULL, 8);
 }

@@ -76,7 +76,7 @@ struct us_restore_args {
 	uint64_t checkpoint_seq;        /* the image restored: what the tracker starts from */
 };
 
-enum us_tracker_mode { US_TRACK_NONE = 0, US_TRACK_UFFD = 1 };
+enum us_tracker_mode { US_TRACK_NONE = 0, US_TRACK_UFFD = 1, US_TRACK_MPROTECT = 2 };
 
 /* log.c */
 US_HIDDEN void us_log(const char *event, const char *detail);
@@ -112,8 +112,22 @@ US_HIDDEN int us_wait_writer(char *why, int cap);
 struct us_page_region;
 US_HIDDEN const char *us_tracker_name(void);
 US_HIDDEN void us_tracker_init(const char *wanted);
-US_HIDDEN void us_tracker_arm_range(uint64_t start, uint64_t end);
+US_HIDDEN void us_tracker_arm_range(uint64_t start, uint64_t end, uint32_t prot);
 US_HIDDEN void us_tracker_arm_all(void);
+/* Whether a private mapping may be tracked (mprotect: never stacks or our own memory). */
+US_HIDDEN int us_tracker_may_arm(uint64_t start, uint64_t end, int is_stack);
+US_HIDDEN int us_tracker_page_written(uint64_t page, uint64_t categories);
+US_HIDDEN int us_tracker_covers(uint64_t start, uint64_t end, int pm_fd, struct us_page_region *vec, uint64_t vec_len);
+
+/* mprotect_tracker.c */
+US_HIDDEN void us_mp_init(void);
+US_HIDDEN void us_mp_reset(void);
+US_HIDDEN void us_mp_arm(uint64_t start, uint64_t end, uint32_t prot);
+US_HIDDEN int us_mp_covers(uint64_t start, uint64_t end);
+US_HIDDEN int us_mp_owns(uint64_t start, uint64_t end);
+US_HIDDEN int us_mp_dirty(uint64_t page);
+US_HIDDEN void us_mp_touch(const void *p, uint64_t len);
+US_HIDDEN int us_mp_sigaction(const struct us_kernel_sigaction *act, struct us_kernel_sigaction *old);
 US_HIDDEN int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, struct us_page_region *vec,
 			      uint64_t vec_len, void (*fn)(void *, uint64_t, uint64_t, uint64_t), void *ctx);
 

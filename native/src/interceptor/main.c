@@ -236,7 +236,9 @@ static void *checkpoint_thread(void *arg)
 	(void)arg;
 	sigset_t all;
 	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	sigdelset(&all, SIGSEGV);   /* the mprotect tracker's faults must be handled here too */
+	sigdelset(&all, SIGBUS);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
 	prctl(PR_SET_NAME, "us-checkpoint");
 	struct us_thread_slot *s = us_slot_for((int)us_sc0(SYS_gettid), 1);
 	if (s)
@@ -256,6 +258,8 @@ void us_start_checkpoint_thread(void)
 	 * creating it, so it starts blocked. */
 	sigset_t all, old;
 	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (pthread_create(&t, &a, checkpoint_thread, NULL) != 0)
 		us_log("error", "cannot start the checkpoint thread");

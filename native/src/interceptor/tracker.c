@@ -15,9 +15,11 @@
 #include "../common/us_fmt.h"
 #include "../common/us_pagemap.h"
 
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+
 const char *us_tracker_name(void)
 {
-	return us.tracker == US_TRACK_UFFD ? "uffd-wp-async" : "none";
+	return us.tracker == US_TRACK_UFFD ? "uffd-wp-async" : us.tracker == US_TRACK_MPROTECT ? "mprotect" : "none";
 }
 
 void us_tracker_init(const char *wanted)
@@ -27,9 +29,16 @@ void us_tracker_init(const char *wanted)
 	if (us.uffd > 0)
 		us_sc1(SYS_close, us.uffd);
 	us.uffd = -1;
+	if (us.tracker == US_TRACK_MPROTECT)
+		us_mp_reset();
 	us.tracker = US_TRACK_NONE;
 	if (wanted && us_streq(wanted, "none"))
 		return;
+	if (wanted && us_streq(wanted, "mprotect")) {
+		us_mp_init();
+		us.tracker = US_TRACK_MPROTECT;
+		return;
+	}
 	int fd = (int)us_sc1(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | US_UFFD_USER_MODE_ONLY);
 	if (fd < 0) {
 		us_log("tracker", "userfaultfd unavailable: every checkpoint of this process is full");
@@ -48,8 +57,55 @@ void us_tracker_init(const char *wanted)
 
 /* Registers and write-protects one private mapping. A refusal leaves it untracked,
  * which only means the next image captures it whole. */
-void us_tracker_arm_range(uint64_t start, uint64_t end)
+int us_tracker_may_arm(uint64_t start, uint64_t end, int is_stack)
 {
+	if (us.tracker != US_TRACK_MPROTECT)
+		return 1;
+	/* a fault there could not be handled: a signal frame needs a writable stack, and
+	 * the freeze handler and checkpoint thread write our own state */
+	if (is_stack || us_mp_owns(start, end))
+		return 0;
+	/* nor where the kernel writes on its own: rseq (every return to user space),
+	 * clear-tid and the robust futex list, all in each thread's TCB */
+	for (int i = 0; i < US_MAX_THREADS; i++) {
+		const struct us_thread_slot *t = &us.slots[i];
+		const uint64_t kernel_writes[] = { t->ctx.rsp, t->fs_base, t->fs_base + (&__rseq_offset ? (uint64_t)__rseq_offset : 0),
+						   t->clear_tid, t->robust_head };
+		for (unsigned k = 0; t->tid && k < sizeof kernel_writes / sizeof kernel_writes[0]; k++)
+			if (kernel_writes[k] >= start && kernel_writes[k] < end)
+				return 0;
+	}
+	return 1;
+}
+
+int us_tracker_page_written(uint64_t page, uint64_t categories)
+{
+	return us.tracker == US_TRACK_MPROTECT ? us_mp_dirty(page) : (categories & US_PAGE_IS_WRITTEN) != 0;
+}
+
+static void note_untracked(void *ctx, uint64_t start, uint64_t end, uint64_t c)
+{
+	(void)start, (void)end;
+	if (!(c & US_PAGE_IS_WPALLOWED))
+		*(int *)ctx = 1;
+}
+
+int us_tracker_covers(uint64_t start, uint64_t end, int pm_fd, struct us_page_region *vec, uint64_t vec_len)
+{
+	if (us.tracker == US_TRACK_MPROTECT)
+		return us_mp_covers(start, end);
+	int untracked = 0;
+	if (us.tracker != US_TRACK_UFFD || us_tracker_scan(pm_fd, start, end, vec, vec_len, note_untracked, &untracked) < 0)
+		return 0;
+	return !untracked;
+}
+
+void us_tracker_arm_range(uint64_t start, uint64_t end, uint32_t prot)
+{
+	if (us.tracker == US_TRACK_MPROTECT) {
+		us_mp_arm(start, end, prot);
+		return;
+	}
 	if (us.tracker != US_TRACK_UFFD)
 		return;
 	struct uffdio_register reg = { .range = { start, end - start }, .mode = UFFDIO_REGISTER_MODE_WP };
@@ -105,8 +161,10 @@ int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, struct us_page_regi
 /* After a restore: track every private mapping from the restored state. */
 void us_tracker_arm_all(void)
 {
-	if (us.tracker != US_TRACK_UFFD)
+	if (us.tracker == US_TRACK_NONE)
 		return;
+	if (us.tracker == US_TRACK_MPROTECT)
+		us_mp_reset();
 	const uint64_t cap = 16ull << 20;
 	long buf = us_sc6(SYS_mmap, 0, cap, 3 /* PROT_READ|PROT_WRITE */, 0x22 | 0x4000 /* PRIVATE|ANON|NORESERVE */, -1, 0);
 	if (buf < 0 && buf > -4096)
@@ -124,6 +182,7 @@ void us_tracker_arm_all(void)
 		p++;
 		uint64_t end = us_parse_u(&p, 16);
 		us_skip_spaces(&p);
+		uint32_t prot = (p[0] == 'r' ? 1 : 0) | (p[1] == 'w' ? 2 : 0) | (p[2] == 'x' ? 4 : 0);
 		int shared = p[3] == 's';
 		const char *name = 0;
 		while (*p && *p != '\n') {
@@ -135,8 +194,10 @@ void us_tracker_arm_all(void)
 			p++;
 		int special = name && (us_startswith(name, "[vdso]") || us_startswith(name, "[vvar") ||
 				       us_startswith(name, "[vsyscall]"));
-		if (!shared && !special && start < end && (start < (uint64_t)buf || start >= (uint64_t)buf + cap))
-			us_tracker_arm_range(start, end);
+		int stack = name && us_startswith(name, "[stack]");
+		if (!shared && !special && start < end && (start < (uint64_t)buf || start >= (uint64_t)buf + cap) &&
+		    us_tracker_may_arm(start, end, stack))
+			us_tracker_arm_range(start, end, prot);
 	}
 	us_sc2(SYS_munmap, buf, cap);
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include "internal.h"
 #include "../common/us_fmt.h"
 
@@ -358,7 +360,103 @@ US_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 		errno = EINVAL;
 		return -1;
 	}
+	if (sig == SIGSEGV && us.tracker == US_TRACK_MPROTECT) {
+		/* the tracker's handler stays installed and calls the application's */
+		struct us_kernel_sigaction k, prev;
+		if (act) {
+			k.handler = (uint64_t)act->sa_sigaction;
+			k.flags = (uint64_t)act->sa_flags;
+			k.restorer = 0;
+			memcpy(&k.mask, &act->sa_mask, sizeof k.mask);
+		}
+		us_mp_sigaction(act ? &k : NULL, &prev);
+		if (old) {
+			memset(old, 0, sizeof *old);
+			old->sa_sigaction = (void (*)(int, siginfo_t *, void *))prev.handler;
+			old->sa_flags = (int)prev.flags;
+			memcpy(&old->sa_mask, &prev.mask, sizeof prev.mask);
+		}
+		return 0;
+	}
 	return real_sigaction(sig, act, old);
+}
+
+/* ---- system calls that write into the caller's memory (mprotect tracker) ---- */
+
+#define FORWARD(ret, name, params, args)                 \
+	static ret (*real_##name) params;                    \
+	US_EXPORT ret name params
+
+static void touch_iov(const struct iovec *iov, int n)
+{
+	for (int i = 0; i < n; i++)
+		us_mp_touch(iov[i].iov_base, iov[i].iov_len);
+}
+
+FORWARD(ssize_t, read, (int fd, void *buf, size_t n), (fd, buf, n))
+{
+	RESOLVE(read);
+	us_mp_touch(buf, n);
+	return real_read(fd, buf, n);
+}
+
+FORWARD(ssize_t, pread, (int fd, void *buf, size_t n, off_t off), (fd, buf, n, off))
+{
+	RESOLVE(pread);
+	us_mp_touch(buf, n);
+	return real_pread(fd, buf, n, off);
+}
+
+FORWARD(ssize_t, pread64, (int fd, void *buf, size_t n, off_t off), (fd, buf, n, off))
+{
+	RESOLVE(pread64);
+	us_mp_touch(buf, n);
+	return real_pread64(fd, buf, n, off);
+}
+
+FORWARD(ssize_t, readv, (int fd, const struct iovec *iov, int n), (fd, iov, n))
+{
+	RESOLVE(readv);
+	touch_iov(iov, n);
+	return real_readv(fd, iov, n);
+}
+
+FORWARD(ssize_t, preadv, (int fd, const struct iovec *iov, int n, off_t off), (fd, iov, n, off))
+{
+	RESOLVE(preadv);
+	touch_iov(iov, n);
+	return real_preadv(fd, iov, n, off);
+}
+
+FORWARD(ssize_t, recv, (int fd, void *buf, size_t n, int flags), (fd, buf, n, flags))
+{
+	RESOLVE(recv);
+	us_mp_touch(buf, n);
+	return real_recv(fd, buf, n, flags);
+}
+
+FORWARD(ssize_t, recvfrom, (int fd, void *buf, size_t n, int flags, struct sockaddr *a, socklen_t *al),
+	(fd, buf, n, flags, a, al))
+{
+	RESOLVE(recvfrom);
+	us_mp_touch(buf, n);
+	if (a && al)
+		us_mp_touch(a, *al);
+	if (al)
+		us_mp_touch(al, sizeof *al);
+	return real_recvfrom(fd, buf, n, flags, a, al);
+}
+
+FORWARD(ssize_t, recvmsg, (int fd, struct msghdr *m, int flags), (fd, m, flags))
+{
+	RESOLVE(recvmsg);
+	if (m) {
+		touch_iov(m->msg_iov, (int)m->msg_iovlen);
+		us_mp_touch(m->msg_name, m->msg_namelen);
+		us_mp_touch(m->msg_control, m->msg_controllen);
+		us_mp_touch(m, sizeof *m);
+	}
+	return real_recvmsg(fd, m, flags);
 }
 
 US_EXPORT sighandler_t signal(int sig, sighandler_t handler)
