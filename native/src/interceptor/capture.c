@@ -19,6 +19,7 @@
 #include "../common/us_fmt.h"
 #include "../common/us_crc32c.h"
 #include "../common/us_pagemap.h"
+#include "../common/us_procfs.h"
 #include "../../include/us_image.h"
 
 #define SCRATCH_SIZE (256ul << 20)      /* reserved, touched only as needed */
@@ -235,58 +236,13 @@ static void write_pages(struct scratch *s)
 		us_sc1(SYS_close, mem_fd);
 }
 
-struct vma_line {
-	uint64_t start, end, offset, inode, dev;
-	uint32_t prot, shared;
-	const char *path;
-	size_t path_len;
-};
-
-static const char *parse_maps_line(const char *p, struct vma_line *v)
-{
-	v->start = us_parse_u(&p, 16);
-	p++;
-	v->end = us_parse_u(&p, 16);
-	us_skip_spaces(&p);
-	v->prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) | (p[2] == 'x' ? PROT_EXEC : 0);
-	v->shared = p[3] == 's';
-	p += 4;
-	us_skip_spaces(&p);
-	v->offset = us_parse_u(&p, 16);
-	us_skip_spaces(&p);
-	uint64_t major = us_parse_u(&p, 16);
-	p++;
-	uint64_t minor = us_parse_u(&p, 16);
-	/* st_dev's encoding (glibc makedev), so descriptors and mappings compare */
-	v->dev = (major & 0xfff) << 8 | (minor & 0xff) | (major & ~0xfffull) << 32 | (minor & ~0xffull) << 12;
-	us_skip_spaces(&p);
-	v->inode = us_parse_u(&p, 10);
-	us_skip_spaces(&p);
-	v->path = p;
-	while (*p && *p != '\n')
-		p++;
-	v->path_len = (size_t)(p - v->path);
-	return *p ? p + 1 : p;
-}
-
-static int path_is(const struct vma_line *v, const char *s)
-{
-	size_t n = us_strlen(s);
-	if (v->path_len != n)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (v->path[i] != s[i])
-			return 0;
-	return 1;
-}
-
 static int path_has_suffix(const char *path, const char *suffix)
 {
 	size_t n = us_strlen(path), k = us_strlen(suffix);
 	return n >= k && us_streq(path + n - k, suffix);
 }
 
-static int path_ends(const struct vma_line *v, const char *s)
+static int path_ends(const struct us_maps_line *v, const char *s)
 {
 	size_t n = us_strlen(s);
 	if (v->path_len < n)
@@ -419,22 +375,22 @@ static void walk_pagemap(struct vma_pass *x, uint64_t start, uint64_t end)
 	}
 }
 
-static void capture_vma(struct scratch *s, const struct vma_line *v, int pm_fd)
+static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_fd)
 {
 	struct us_rec_vma r = { .start = v->start, .end = v->end, .prot = v->prot,
 		.flags = v->shared ? US_VMA_F_SHARED : 0, .file_offset = v->offset,
 		.dev = v->dev, .inode = v->inode, .path_len = (uint32_t)v->path_len };
 	int save_all = 0, anon_only = 0;
 
-	if (path_is(v, "[vdso]"))
+	if (us_maps_path_is(v, "[vdso]"))
 		r.kind = US_VMA_VDSO;
-	else if (path_is(v, "[vvar]"))
+	else if (us_maps_path_is(v, "[vvar]"))
 		r.kind = US_VMA_VVAR;
-	else if (path_is(v, "[vvar_vclock]"))
+	else if (us_maps_path_is(v, "[vvar_vclock]"))
 		r.kind = US_VMA_VVAR_VCLOCK;
-	else if (path_is(v, "[heap]"))
+	else if (us_maps_path_is(v, "[heap]"))
 		r.kind = US_VMA_HEAP;
-	else if (path_is(v, "[stack]"))
+	else if (us_maps_path_is(v, "[stack]"))
 		r.kind = US_VMA_STACK;
 	else if (v->shared && (v->path_len == 0 || v->path[0] == '[' || path_ends(v, " (deleted)") ||
 			       us_startswith(v->path, "/SYSV") || us_startswith(v->path, "/memfd:")))
@@ -493,9 +449,9 @@ static void capture_memory(struct scratch *s)
 		fail(s, "too many memory mappings", NULL, 0);
 	} else {
 		for (const char *p = s->maps; *p && !s->failed;) {
-			struct vma_line v;
-			p = parse_maps_line(p, &v);
-			if (v.end <= v.start || path_is(&v, "[vsyscall]"))
+			struct us_maps_line v;
+			p = us_maps_next(p, &v);
+			if (v.end <= v.start || us_maps_path_is(&v, "[vsyscall]"))
 				continue;
 			if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
 				continue;   /* our own scratch area */
@@ -881,31 +837,6 @@ static void capture_fds(struct scratch *s, const int *fds, int n)
 		capture_fd(s, fds[i]);
 }
 
-/* Lists open descriptors before the capture opens any of its own. */
-static int list_fds(int *out, int cap)
-{
-	char buf[4096];
-	int n = 0;
-	int dfd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (dfd < 0)
-		return -1;
-	for (;;) {
-		long r = us_sc3(SYS_getdents64, dfd, buf, sizeof buf);
-		if (r <= 0)
-			break;
-		for (long off = 0; off < r;) {
-			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
-			const char *p = d->name;
-			int fd = (int)us_parse_u(&p, 10);
-			if (d->name[0] >= '0' && d->name[0] <= '9' && fd != dfd && n < cap)
-				out[n++] = fd;
-			off += d->reclen;
-		}
-	}
-	us_sc1(SYS_close, dfd);
-	return n;
-}
-
 /* ---- process-wide state ---- */
 
 static void capture_proc(struct scratch *s)
@@ -930,18 +861,8 @@ static void capture_proc(struct scratch *s)
 
 	/* /proc/self/stat: fields after "(comm)" start at field 3 */
 	read_file("/proc/self/stat", text, DATA_MAX);
-	const char *q = text;
-	for (const char *c = text; *c; c++)
-		if (*c == ')')
-			q = c + 1;
-	uint64_t f[64] = { 0 };
-	for (int i = 3; i < 64 && *q; i++) {
-		us_skip_spaces(&q);
-		if (*q == '-') q++;
-		f[i] = us_parse_u(&q, 10);
-		while (*q && *q != ' ') q++;
-		if (i == 3) f[i] = 0;   /* state letter */
-	}
+	uint64_t f[64];
+	us_stat_fields(text, f);
 	p.mm[US_MM_START_CODE] = f[26];
 	p.mm[US_MM_END_CODE] = f[27];
 	p.mm[US_MM_START_STACK] = f[28];
@@ -1050,14 +971,14 @@ static void arm_tracker(struct scratch *s)
 		read_file("/proc/self/maps", s->maps, MAPS_MAX);
 	}
 	for (const char *p = s->maps; *p;) {
-		struct vma_line v;
-		p = parse_maps_line(p, &v);
+		struct us_maps_line v;
+		p = us_maps_next(p, &v);
 		if (v.shared || v.end <= v.start || (v.path_len && v.path[0] == '[' &&
-		    (path_is(&v, "[vdso]") || path_is(&v, "[vvar]") || path_is(&v, "[vvar_vclock]") || path_is(&v, "[vsyscall]"))))
+		    (us_maps_path_is(&v, "[vdso]") || us_maps_path_is(&v, "[vvar]") || us_maps_path_is(&v, "[vvar_vclock]") || us_maps_path_is(&v, "[vsyscall]"))))
 			continue;
 		if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
 			continue;
-		if (us_tracker_may_arm(v.start, v.end, path_is(&v, "[stack]")))
+		if (us_tracker_may_arm(v.start, v.end, us_maps_path_is(&v, "[stack]")))
 			us_tracker_arm_range(v.start, v.end, v.prot);
 	}
 }
@@ -1174,7 +1095,7 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 	}
 
 	int fds[4096];
-	int nfds = list_fds(fds, 4096);
+	int nfds = us_list_numbers("/proc/self/fd", 1, fds, 4096);   /* before we open any */
 
 	struct scratch s = { 0 };
 	s.why = why;

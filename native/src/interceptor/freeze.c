@@ -10,6 +10,7 @@
 #include <asm/prctl.h>
 #include "internal.h"
 #include "../common/us_fmt.h"
+#include "../common/us_procfs.h"
 
 struct us_state us;
 
@@ -107,30 +108,6 @@ void us_install_freeze_handler(void)
 	us_sc4(SYS_rt_sigaction, US_SIG_FREEZE, &ka, NULL, 8);
 }
 
-/* Lists our threads' tids into out[], returns the count. */
-static int list_tasks(int *out, int cap)
-{
-	char buf[4096];
-	int n = 0;
-	int dfd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (dfd < 0)
-		return -1;
-	for (;;) {
-		long r = us_sc3(SYS_getdents64, dfd, buf, sizeof buf);
-		if (r <= 0)
-			break;
-		for (long off = 0; off < r;) {
-			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
-			const char *p = d->name;
-			if (*p >= '0' && *p <= '9' && n < cap)
-				out[n++] = (int)us_parse_u(&p, 10);
-			off += d->reclen;
-		}
-	}
-	us_sc1(SYS_close, dfd);
-	return n;
-}
-
 int us_freeze_all(char *why, int cap)
 {
 	static int signaled[US_MAX_THREADS];
@@ -140,7 +117,7 @@ int us_freeze_all(char *why, int cap)
 
 	__atomic_store_n(&us.frozen_count, 0, __ATOMIC_RELEASE);
 	for (int round = 0; round < 50; round++) {
-		int n = list_tasks(tasks, US_MAX_THREADS), fresh = 0;
+		int n = us_list_numbers("/proc/self/task", 0, tasks, US_MAX_THREADS), fresh = 0;
 		if (n < 0) {
 			us_put(&w, "cannot list /proc/self/task");
 			us_term(&w);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "internal.h"
 #include "../common/us_fmt.h"
+#include "../common/us_procfs.h"
 
 void us_link_reset_reader(void);
 void us_wrappers_init(void);
@@ -63,19 +64,8 @@ static void us_set_exe(void)
 	if (n <= 0)
 		return;
 	text[n] = 0;
-	const char *q = text;
-	for (const char *c = text; *c; c++)
-		if (*c == ')')
-			q = c + 1;
-	uint64_t f[64] = { 0 };
-	for (int i = 3; i < 64 && *q; i++) {
-		us_skip_spaces(&q);
-		if (*q == '-')
-			q++;
-		f[i] = us_parse_u(&q, 10);
-		while (*q && *q != ' ')
-			q++;
-	}
+	uint64_t f[64];
+	us_stat_fields(text, f);
 	static uint64_t auxv[128];
 	fd = open("/proc/self/auxv", O_RDONLY | O_CLOEXEC);
 	long alen = fd < 0 ? 0 : read(fd, auxv, sizeof auxv);

@@ -14,6 +14,7 @@
 #include "internal.h"
 #include "../common/us_fmt.h"
 #include "../common/us_pagemap.h"
+#include "../common/us_procfs.h"
 
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
 
@@ -178,26 +179,13 @@ void us_tracker_arm_all(void)
 		us_sc1(SYS_close, fd);
 	text[n] = 0;
 	for (const char *p = text; *p;) {
-		uint64_t start = us_parse_u(&p, 16);
-		p++;
-		uint64_t end = us_parse_u(&p, 16);
-		us_skip_spaces(&p);
-		uint32_t prot = (p[0] == 'r' ? 1 : 0) | (p[1] == 'w' ? 2 : 0) | (p[2] == 'x' ? 4 : 0);
-		int shared = p[3] == 's';
-		const char *name = 0;
-		while (*p && *p != '\n') {
-			if (*p == '[' && !name)
-				name = p;
-			p++;
-		}
-		if (*p)
-			p++;
-		int special = name && (us_startswith(name, "[vdso]") || us_startswith(name, "[vvar") ||
-				       us_startswith(name, "[vsyscall]"));
-		int stack = name && us_startswith(name, "[stack]");
-		if (!shared && !special && start < end && (start < (uint64_t)buf || start >= (uint64_t)buf + cap) &&
-		    us_tracker_may_arm(start, end, stack))
-			us_tracker_arm_range(start, end, prot);
+		struct us_maps_line l;
+		p = us_maps_next(p, &l);
+		int special = us_maps_path_is(&l, "[vdso]") || us_maps_path_is(&l, "[vvar]") ||
+			      us_maps_path_is(&l, "[vvar_vclock]") || us_maps_path_is(&l, "[vsyscall]");
+		if (!l.shared && !special && l.start < l.end && (l.start < (uint64_t)buf || l.start >= (uint64_t)buf + cap) &&
+		    us_tracker_may_arm(l.start, l.end, us_maps_path_is(&l, "[stack]")))
+			us_tracker_arm_range(l.start, l.end, l.prot);
 	}
 	us_sc2(SYS_munmap, buf, cap);
 }

@@ -15,6 +15,7 @@
 #include "../common/us_fmt.h"
 #include "../common/us_crc32c.h"
 #include "../common/us_image_check.h"
+#include "../common/us_procfs.h"
 #include "../../include/us_image.h"
 
 char restorer_stack[256 * 1024] __attribute__((aligned(16)));
@@ -143,27 +144,16 @@ static void scan_self(char *maps, uint64_t cap)
 	us_sc1(SYS_close, fd);
 
 	for (const char *p = maps; *p;) {
-		uint64_t s = us_parse_u(&p, 16);
-		p++;
-		uint64_t e = us_parse_u(&p, 16);
-		const char *name = 0;
-		while (*p && *p != '\n') {
-			if (*p == '[' && !name)
-				name = p;
-			p++;
-		}
-		if (*p)
-			p++;
-		if (name && us_startswith(name, "[vdso]"))
-			cur_vdso = (struct special){ s, e };
-		else if (name && us_startswith(name, "[vvar]"))
-			cur_vvar = (struct special){ s, e };
-		else if (name && us_startswith(name, "[vvar_vclock]"))
-			cur_vclock = (struct special){ s, e };
-		else if (name && us_startswith(name, "[vsyscall]"))
-			;
-		else if (s < RESTORER_BASE || e > RESTORER_END)
-			us_sc2(SYS_munmap, s, e - s);   /* the exec'd stack and anything else */
+		struct us_maps_line l;
+		p = us_maps_next(p, &l);
+		if (us_maps_path_is(&l, "[vdso]"))
+			cur_vdso = (struct special){ l.start, l.end };
+		else if (us_maps_path_is(&l, "[vvar]"))
+			cur_vvar = (struct special){ l.start, l.end };
+		else if (us_maps_path_is(&l, "[vvar_vclock]"))
+			cur_vclock = (struct special){ l.start, l.end };
+		else if (!us_maps_path_is(&l, "[vsyscall]") && (l.start < RESTORER_BASE || l.end > RESTORER_END))
+			us_sc2(SYS_munmap, l.start, l.end - l.start);   /* the exec'd stack and anything else */
 	}
 }
 

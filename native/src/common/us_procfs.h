@@ -1,0 +1,27 @@
+/* Parsing /proc text without libc. */
+#ifndef US_PROCFS_H
+#define US_PROCFS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* One line of /proc/PID/maps. */
+struct us_maps_line {
+	uint64_t start, end, offset, inode, dev;   /* dev in st_dev's encoding */
+	uint32_t prot, shared;
+	const char *path;                          /* not terminated: path_len bytes */
+	size_t path_len;
+};
+
+/* Parses the line at p; returns the start of the next one. */
+const char *us_maps_next(const char *p, struct us_maps_line *l);
+int us_maps_path_is(const struct us_maps_line *l, const char *s);
+
+/* /proc/PID/stat fields by their number in proc(5) (f[1] pid, f[26] startcode...);
+ * the name and state fields read as 0. */
+void us_stat_fields(const char *text, uint64_t f[64]);
+
+/* Reads the numeric entries of a /proc directory (fd, task) into out[]. With
+ * skip_own, the entry for the descriptor this reads the directory with is left
+ * out (listing /proc/self/fd). Returns the count, or -1. */
+int us_list_numbers(const char *dir, int skip_own, int *out, int cap);
+#endif
