@@ -29,6 +29,7 @@ internal static class CheckpointInspector
             manifest.Kind,
             manifest.CreatedUtc,
             manifest.Bytes,
+            manifest.Merged,
             Members = manifest.Members.Select((m, i) => Member(m, images[i])),
         };
         return JsonSerializer.Serialize(document, Json);
@@ -45,6 +46,8 @@ internal static class CheckpointInspector
         m.MetaCrc32c,
         m.Pages,
         m.PagesBytes,
+        m.Kind,
+        m.BaseSeq,
         Header = new
         {
             Kind = ImageNames.Of(image.Header.Kind),
@@ -59,6 +62,7 @@ internal static class CheckpointInspector
         Vmas = image.Vmas.Select(Vma),
         Threads = image.Threads.Select(t => new { t.Tid, t.IsCheckpointThread, FsBase = Hex(t.FsBase), t.Comm }),
         Fds = image.Fds.Select(Fd),
+        Files = image.Files.Select(f => new { f.Path, f.Size, f.Dev, f.Inode, f.PagesOff, f.Crc }),
         SigactionCount = image.Sigactions.Count,
         Misc = new
         {
@@ -71,6 +75,9 @@ internal static class CheckpointInspector
             Runs = image.RunCount,
             Pages = image.PageCount,
             Bytes = image.PageCount * ImageLayout.PageSize,
+            HoleRuns = image.HoleRunCount,
+            HolePages = image.HolePageCount,
+            FileBytes = image.FileBytes,
         },
     };
 
@@ -117,8 +124,10 @@ internal static class CheckpointInspector
         v.Dev,
         v.Inode,
         v.ObjectSize,
-        Pages = v.Runs.Sum(r => (long)r.NPages),
-        Runs = v.Runs.Select(r => new { Addr = Hex(r.Addr), Npages = r.NPages, r.PagesOff, r.Crc }),
+        Complete = v.Flags.HasFlag(VmaFlags.Complete),
+        Pages = v.Runs.Where(r => !r.IsHole).Sum(r => (long)r.NPages),
+        HolePages = v.Runs.Where(r => r.IsHole).Sum(r => (long)r.NPages),
+        Runs = v.Runs.Select(r => new { Addr = Hex(r.Addr), Npages = r.NPages, r.PagesOff, r.Crc, Hole = r.IsHole }),
     };
 
     private static object Fd(FdRecord f) => new

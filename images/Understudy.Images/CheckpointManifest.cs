@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Understudy.Images;
 
@@ -7,8 +8,12 @@ namespace Understudy.Images;
 /// manifest.json of a checkpoint (docs/protocol.md). A checkpoint exists once its manifest is
 /// committed; <see cref="CheckpointStore.Commit"/> writes it.
 /// </summary>
-/// <param name="Kind">"full" or "incremental".</param>
-/// <param name="Bytes">Bytes the checkpoint wrote: the sum of its members' .meta and .pages.</param>
+/// <param name="Kind">"incremental" if any member's image is incremental, otherwise "full".</param>
+/// <param name="Bytes">Bytes the checkpoint holds: the sum of its members' .meta and .pages.</param>
+/// <param name="Merged">
+/// Set once the checkpoint's incremental images were merged into full ones (its kind is then
+/// "full"); null for a checkpoint as it was taken. Absent in JSON when null.
+/// </param>
 public sealed record CheckpointManifest(
     string Format,
     int Version,
@@ -18,7 +23,8 @@ public sealed record CheckpointManifest(
     string Kind,
     DateTime CreatedUtc,
     long Bytes,
-    IReadOnlyList<ManifestMember> Members)
+    IReadOnlyList<ManifestMember> Members,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] MergeRecord? Merged = null)
 {
     public const string FormatName = "understudy-checkpoint";
     public const int CurrentVersion = 1;
@@ -40,6 +46,43 @@ public sealed record CheckpointManifest(
     public static CheckpointManifest Create(string group, long seq, string kind, DateTime createdUtc, IReadOnlyList<ManifestMember> members) =>
         new(FormatName, CurrentVersion, group, CheckpointId.Format(seq), seq, kind, createdUtc.ToUniversalTime(),
             members.Sum(m => m.MetaBytes + m.PagesBytes), members);
+
+    /// <summary>A manifest whose kind follows from its members': incremental if any of them is.</summary>
+    public static CheckpointManifest Create(string group, long seq, DateTime createdUtc, IReadOnlyList<ManifestMember> members) =>
+        Create(group, seq, KindOf(members), createdUtc, members);
+
+    /// <summary>"incremental" if any member is, otherwise "full".</summary>
+    public static string KindOf(IEnumerable<ManifestMember> members) =>
+        members.Any(m => m.IsIncremental) ? IncrementalKind : FullKind;
+
+    /// <summary>Whether a restore needs a merge first: some member is still incremental.</summary>
+    [JsonIgnore]
+    public bool HasIncrementalMembers => Members.Any(m => m.IsIncremental);
+
+    /// <summary>
+    /// The checkpoint the incremental members apply to (they share the base the coordinator
+    /// asked for), or for a merged checkpoint the base it was merged onto; 0 when there is none.
+    /// </summary>
+    [JsonIgnore]
+    public long BaseSeq => Merged?.BaseSeq ?? Members.Select(m => m.BaseSeq).DefaultIfEmpty(0).Max();
+
+    /// <summary>
+    /// The same checkpoint with <paramref name="replaced"/> members instead of the ones of the same
+    /// vpid, as full images: kind "full", Bytes recomputed, and <see cref="Merged"/> recording
+    /// what the checkpoint was as taken.
+    /// </summary>
+    public CheckpointManifest AsMerged(IReadOnlyList<ManifestMember> replaced, DateTime mergedUtc)
+    {
+        var byVpid = replaced.ToDictionary(m => m.Vpid);
+        var members = Members.Select(m => byVpid.GetValueOrDefault(m.Vpid) ?? m).ToList();
+        return this with
+        {
+            Kind = KindOf(members),
+            Bytes = members.Sum(m => m.MetaBytes + m.PagesBytes),
+            Members = members,
+            Merged = Merged ?? new MergeRecord(BaseSeq, Bytes, mergedUtc.ToUniversalTime()),
+        };
+    }
 
     /// <summary>Reads and validates a manifest file.</summary>
     /// <exception cref="ImageFormatException">Missing, unreadable, not JSON, truncated, or not a valid version 1 manifest.</exception>
@@ -64,7 +107,8 @@ public sealed record CheckpointManifest(
     }
 
     /// <summary>Indented camelCase JSON, the layout of docs/protocol.md.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this with { CreatedUtc = AsUtc(CreatedUtc) }, Json);
+    public string ToJson() => JsonSerializer.Serialize(
+        this with { CreatedUtc = AsUtc(CreatedUtc), Merged = Merged is null ? null : Merged with { MergedUtc = AsUtc(Merged.MergedUtc) } }, Json);
 
     private static CheckpointManifest Parse(ReadOnlySpan<byte> utf8)
     {
@@ -81,7 +125,11 @@ public sealed record CheckpointManifest(
             throw new ImageDefect("the JSON is null, not a manifest");
         if (Problem(manifest) is { } problem)
             throw new ImageDefect(problem, unsupported: manifest.Format == FormatName && manifest.Version != CurrentVersion);
-        return manifest with { CreatedUtc = AsUtc(manifest.CreatedUtc) };
+        return manifest with
+        {
+            CreatedUtc = AsUtc(manifest.CreatedUtc),
+            Merged = manifest.Merged is null ? null : manifest.Merged with { MergedUtc = AsUtc(manifest.Merged.MergedUtc) },
+        };
     }
 
     private static string? Problem(CheckpointManifest m)
@@ -115,6 +163,21 @@ public sealed record CheckpointManifest(
                 return $"{which} names files outside the checkpoint directory (\"{ImageLocation.OneLine(member.Meta)}\", \"{ImageLocation.OneLine(member.Pages)}\")";
             if (member.MetaBytes < ImageLayout.HeaderSize || member.PagesBytes < 0)
                 return $"{which} has impossible sizes (metaBytes {member.MetaBytes}, pagesBytes {member.PagesBytes})";
+            if (member.Kind is not (FullKind or IncrementalKind))
+                return $"{which} has kind \"{ImageLocation.OneLine(member.Kind)}\", expected \"{FullKind}\" or \"{IncrementalKind}\"";
+            if (member.Kind == FullKind && member.BaseSeq != 0)
+                return $"{which} is full but has baseSeq {member.BaseSeq}, expected 0";
+            if (member.Kind == IncrementalKind && (member.BaseSeq <= 0 || member.BaseSeq >= m.Seq))
+                return $"{which} is incremental on baseSeq {member.BaseSeq}; it must name an earlier checkpoint";
+        }
+        if (m.Kind != KindOf(m.Members))
+            return $"kind is \"{m.Kind}\" but {(m.Kind == FullKind ? "a member is incremental" : "no member is incremental")}";
+        if (m.Merged is { } merged)
+        {
+            if (m.Kind != FullKind)
+                return "it is marked merged but still has incremental members";
+            if (merged.BaseSeq <= 0 || merged.BaseSeq >= m.Seq || merged.Bytes < 0)
+                return $"merged names base {merged.BaseSeq} and {merged.Bytes} bytes; the base must be an earlier checkpoint";
         }
         return null;
     }
@@ -145,3 +208,11 @@ public sealed record CheckpointManifest(
         _ => DateTime.SpecifyKind(t, DateTimeKind.Utc),
     };
 }
+
+/// <summary>
+/// What a merged checkpoint was as taken: the base its incremental images applied to and the
+/// bytes they held. The policy that decides when the next checkpoint must be full counts a merged
+/// checkpoint as the incremental one it was.
+/// </summary>
+/// <param name="Bytes">The checkpoint's bytes before the merge.</param>
+public sealed record MergeRecord(long BaseSeq, long Bytes, DateTime MergedUtc);

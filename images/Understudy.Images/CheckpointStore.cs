@@ -89,6 +89,16 @@ public sealed class CheckpointStore(string stateDir)
                 $"manifest of {manifest.Format} v{manifest.Version} {manifest.Group}/{manifest.Id} (seq {manifest.Seq}) cannot commit checkpoint {group}/{id}",
                 nameof(manifest));
         }
+        // Round trip through the reader's checks: a checkpoint is never committed with a manifest
+        // that will not load.
+        try
+        {
+            CheckpointManifest.FromJson(manifest.ToJson());
+        }
+        catch (ImageFormatException e)
+        {
+            throw new ArgumentException($"manifest of checkpoint {group}/{id} is not valid: {e.Message}", nameof(manifest), e);
+        }
         string staged = Path.Combine(GroupDir(group), StagingDirName, id);
         if (!Directory.Exists(staged))
             throw new CheckpointNotFoundException(group, id, $"no staging checkpoint {id} in group {group} to commit; it was discarded or never created");
@@ -143,9 +153,10 @@ public sealed class CheckpointStore(string stateDir)
         List(group).LastOrDefault(c => c.Kind != CheckpointInfo.CorruptKind)?.Id;
 
     /// <summary>
-    /// Checks a committed checkpoint end to end: the manifest; for every member the .meta size and
-    /// CRC-32C against the manifest, the decoded image, its vpid and seq, and every page run.
-    /// Reads all page data, so it costs a full read of the checkpoint.
+    /// Checks a committed checkpoint end to end: the manifest; that the base checkpoint of every
+    /// incremental member exists and holds its vpid; for every member the .meta size and CRC-32C
+    /// against the manifest, the decoded image, its vpid, seq, kind and base, every page run and
+    /// every file's contents. Reads all page data, so it costs a full read of the checkpoint.
     /// </summary>
     /// <exception cref="CheckpointNotFoundException">No such group or checkpoint.</exception>
     /// <exception cref="ImageFormatException">Something does not match; the message names the file and the reason.</exception>
@@ -153,6 +164,7 @@ public sealed class CheckpointStore(string stateDir)
     {
         (CheckpointManifest manifest, string dir) = LoadCommitted(group, id);
         var location = ImageLocation.OfCheckpoint(group, id);
+        CheckBases(group, manifest, location);
         foreach (ManifestMember member in manifest.Members)
         {
             string metaPath = Path.Combine(dir, member.Meta);
@@ -168,8 +180,11 @@ public sealed class CheckpointStore(string stateDir)
                 throw location.Corrupt($"{member.Meta} holds vpid {image.Header.Vpid} but the manifest lists it for vpid {member.Vpid}");
             if (image.Header.CheckpointSeq != (ulong)manifest.Seq)
                 throw location.Corrupt($"{member.Meta} belongs to checkpoint seq {image.Header.CheckpointSeq}, not {manifest.Seq}");
-            if (manifest.Kind == CheckpointManifest.FullKind && image.Header.Kind != ImageKind.Full)
-                throw location.Corrupt($"{member.Meta} is an incremental image in a full checkpoint");
+            if (ImageNames.Of(image.Header.Kind) != member.Kind || image.Header.BaseSeq != (ulong)member.BaseSeq)
+            {
+                throw location.Corrupt(
+                    $"{member.Meta} is {Describe(image.Header)} but the manifest lists it as {(member.IsIncremental ? $"incremental on checkpoint {member.BaseSeq}" : "full")}");
+            }
 
             string pagesPath = Path.Combine(dir, member.Pages);
             long pagesBytes = ImageLocation.OfFile(pagesPath).Guard(pagesPath, () => new FileInfo(pagesPath).Length);
@@ -192,6 +207,129 @@ public sealed class CheckpointStore(string stateDir)
         var images = manifest.Members.Select(m => ProcessImage.ReadMeta(Path.Combine(dir, m.Meta))).ToList();
         return CheckpointInspector.ToJson(manifest, images);
     }
+
+    /// <summary>The manifest of a committed checkpoint, checked to describe that checkpoint.</summary>
+    /// <exception cref="CheckpointNotFoundException">No such group or checkpoint.</exception>
+    /// <exception cref="ImageFormatException">The manifest is corrupt.</exception>
+    public CheckpointManifest LoadManifest(string group, string id) => LoadCommitted(group, id).Manifest;
+
+    /// <summary>
+    /// Replaces the manifest of a committed checkpoint atomically, as a merge does once the new
+    /// member files are on disk: the new manifest is written to manifest.json.tmp and fsynced,
+    /// renamed over manifest.json, and the directory fsynced. A crash leaves either manifest,
+    /// whole. Files the old manifest named and the new one does not stay until
+    /// <see cref="RemoveUnreferencedFiles"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The manifest does not describe this checkpoint, or names a file that is missing.</exception>
+    /// <exception cref="CheckpointNotFoundException">There is no such committed checkpoint.</exception>
+    public void ReplaceManifest(string group, string id, CheckpointManifest manifest)
+    {
+        long seq = CheckpointId.Parse(id);
+        if (manifest.Group != group || manifest.Id != id || manifest.Seq != seq)
+            throw new ArgumentException($"manifest of {manifest.Group}/{manifest.Id} cannot replace the one of checkpoint {group}/{id}", nameof(manifest));
+        string dir = CheckpointDir(group, id);
+        string path = Path.Combine(dir, CheckpointManifest.FileName);
+        if (!File.Exists(path))
+            throw new CheckpointNotFoundException(group, id, $"no checkpoint {id} in group {group}; see hactl images list {group}");
+        try
+        {
+            CheckpointManifest.FromJson(manifest.ToJson());
+        }
+        catch (ImageFormatException e)
+        {
+            throw new ArgumentException($"manifest of checkpoint {group}/{id} is not valid: {e.Message}", nameof(manifest), e);
+        }
+        foreach (ManifestMember member in manifest.Members)
+        {
+            foreach (string file in (string[])[member.Meta, member.Pages])
+            {
+                if (!File.Exists(Path.Combine(dir, file)))
+                    throw new ArgumentException($"the new manifest of checkpoint {group}/{id} names {file}, which does not exist", nameof(manifest));
+            }
+        }
+
+        // The files the new manifest names must be durable entries before the manifest that
+        // names them is; the writer fsynced their contents.
+        Libc.FsyncDirectory(dir);
+        string temporary = Path.Combine(dir, TemporaryManifestName);
+        WriteDurably(temporary, manifest.ToJson());
+        File.Move(temporary, path, overwrite: true);
+        Libc.FsyncDirectory(dir);
+    }
+
+    /// <summary>
+    /// Deletes what a crash between the steps of a merge can leave in a committed checkpoint: image
+    /// files (<c>N.meta</c>, <c>N.pages</c>, <c>N.merged.meta</c>, <c>N.merged.pages</c>) its
+    /// manifest does not name, and an unfinished manifest.json.tmp. Other files are left alone.
+    /// Only while no merge of this checkpoint runs: a running merge's new files are not named yet.
+    /// </summary>
+    /// <returns>The names of the files deleted.</returns>
+    public IReadOnlyList<string> RemoveUnreferencedFiles(string group, string id)
+    {
+        (CheckpointManifest manifest, string dir) = LoadCommitted(group, id);
+        var referenced = manifest.Members.SelectMany(m => (string[])[m.Meta, m.Pages]).ToHashSet(StringComparer.Ordinal);
+        var removed = new List<string>();
+        foreach (string path in Directory.EnumerateFiles(dir))
+        {
+            string name = Path.GetFileName(path);
+            if (referenced.Contains(name) || !(name == TemporaryManifestName || IsImageFileName(name)))
+                continue;
+            File.Delete(path);
+            removed.Add(name);
+        }
+        if (removed.Count > 0)
+            Libc.FsyncDirectory(dir);
+        removed.Sort(StringComparer.Ordinal);
+        return removed;
+    }
+
+    /// <summary>File names of the merged image of <paramref name="vpid"/>: new names, so the files of the image as taken stay valid until the manifest is replaced.</summary>
+    public static (string Meta, string Pages) MergedFileNames(int vpid) => ($"{vpid}{MergedSuffix}.meta", $"{vpid}{MergedSuffix}.pages");
+
+    private const string TemporaryManifestName = CheckpointManifest.FileName + ".tmp";
+    private const string MergedSuffix = ".merged";
+
+    private static bool IsImageFileName(string name)
+    {
+        string stem = name.EndsWith(".meta", StringComparison.Ordinal) ? name[..^".meta".Length]
+            : name.EndsWith(".pages", StringComparison.Ordinal) ? name[..^".pages".Length]
+            : "";
+        if (stem.EndsWith(MergedSuffix, StringComparison.Ordinal))
+            stem = stem[..^MergedSuffix.Length];
+        return stem.Length > 0 && stem.All(char.IsAsciiDigit);
+    }
+
+    /// <summary>An incremental member is only as good as its base: that checkpoint must exist and hold the same vpid.</summary>
+    private void CheckBases(string group, CheckpointManifest manifest, ImageLocation location)
+    {
+        foreach (var byBase in manifest.Members.Where(m => m.IsIncremental).GroupBy(m => m.BaseSeq))
+        {
+            string baseId = CheckpointId.Format(byBase.Key);
+            string vpids = string.Join(", ", byBase.Select(m => m.Vpid));
+            CheckpointManifest baseManifest;
+            try
+            {
+                baseManifest = LoadManifest(group, baseId);
+            }
+            catch (CheckpointNotFoundException)
+            {
+                throw location.Unusable($"its incremental image(s) of vpid {vpids} apply to checkpoint {baseId}, which does not exist any more");
+            }
+            catch (ImageFormatException e)
+            {
+                throw location.Unusable($"its incremental image(s) of vpid {vpids} apply to checkpoint {baseId}, which cannot be read ({e.Message})");
+            }
+            foreach (ManifestMember member in byBase)
+            {
+                if (baseManifest.Members.All(b => b.Vpid != member.Vpid))
+                    throw location.Unusable($"its incremental image of vpid {member.Vpid} applies to checkpoint {baseId}, which has no process {member.Vpid}");
+            }
+        }
+    }
+
+    private static string Describe(MetaHeader header) => header.Kind == ImageKind.Incremental
+        ? $"incremental on checkpoint {header.BaseSeq}"
+        : "full";
 
     private (CheckpointManifest Manifest, string Dir) LoadCommitted(string group, string id)
     {
@@ -222,7 +360,7 @@ public sealed class CheckpointStore(string stateDir)
         {
             CheckpointManifest m = CheckpointManifest.Load(Path.Combine(dir, CheckpointManifest.FileName));
             if (m.Group == group && m.Id == id)
-                return new CheckpointInfo(group, id, seq, m.Kind, m.Bytes, m.CreatedUtc, m.Members.Count, dir);
+                return new CheckpointInfo(group, id, seq, m.Kind, m.Bytes, m.CreatedUtc, m.Members.Count, dir, m.BaseSeq, m.Merged is not null);
         }
         catch (ImageFormatException)
         {

@@ -16,6 +16,7 @@ public enum RecordType : uint
     Fd = 4,
     Sigact = 5,
     Misc = 6,
+    File = 7,
 }
 
 /// <summary>enum us_vma_kind.</summary>
@@ -47,6 +48,26 @@ public enum VmaFlags : uint
 {
     None = 0,
     Shared = 1,
+
+    /// <summary>
+    /// Incremental images: the mapping's runs describe it entirely, nothing of it comes from the
+    /// base image (a mapping that is new or was not tracked). In a full image every mapping is
+    /// complete, flag or not.
+    /// </summary>
+    Complete = 2,
+}
+
+/// <summary>US_RUN_F_* bits of us_page_run.flags.</summary>
+[Flags]
+public enum PageRunFlags : uint
+{
+    None = 0,
+
+    /// <summary>
+    /// Incremental images: the pages are no longer in memory (zero in an anonymous mapping, the
+    /// file's contents in a file mapping). No data in .pages; pages_off and crc are 0.
+    /// </summary>
+    Hole = 1,
 }
 
 /// <summary>enum us_fd_kind.</summary>
@@ -86,6 +107,7 @@ public static class ImageNames
         RecordType.Fd => "FD",
         RecordType.Sigact => "SIGACT",
         RecordType.Misc => "MISC",
+        RecordType.File => "FILE",
         _ => $"unknown({(uint)type})",
     };
 

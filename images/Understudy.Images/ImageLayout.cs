@@ -26,6 +26,7 @@ public static class ImageLayout
     public const int SigactionSize = 40;         // struct us_sigact
     public const int SigactHeaderSize = 8;       // struct us_rec_sigact
     public const int MiscSize = 232;             // struct us_rec_misc
+    public const int FileSize = 48;              // struct us_rec_file
     public const int MmFieldCount = 11;          // US_MM_COUNT
     public const int RlimitCount = 16;
     public const int ItimerCount = 3;

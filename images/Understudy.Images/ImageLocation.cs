@@ -37,6 +37,14 @@ internal sealed record ImageLocation(string Subject, string Advice)
     public ImageFormatException Corrupt(string reason, Exception? inner = null) =>
         new($"{Subject} is corrupt: {reason}; {Advice}", inner);
 
+    /// <summary>The checkpoint is sound in itself but something it depends on is not there.</summary>
+    public ImageFormatException Unusable(string reason) =>
+        new($"{Subject} cannot be used: {reason}; {Advice}");
+
+    /// <summary>The image is sound in itself but does not fit the other image of a merge.</summary>
+    public ImageFormatException Unmergeable(string reason) =>
+        new($"{Subject} cannot be merged: {reason}; {Advice}");
+
     public ImageFormatException From(ImageDefect defect) => defect.Unsupported
         ? new($"{Subject} cannot be read: {defect.Message}; {Advice}", defect)
         : Corrupt(defect.Message, defect);

@@ -5,7 +5,7 @@ namespace Understudy.Images;
 /// <summary>
 /// Lays a <see cref="ProcessImage"/> out exactly as the C structs of us_image.h, in the record
 /// order of the native writer (native/src/interceptor/capture.c): PROC, THREAD..., SIGACT, MISC,
-/// FD..., VMA..., so that rewriting a native image gives back its bytes. Validation is left to
+/// FD..., FILE..., VMA..., so that rewriting a native image gives back its bytes. Validation is left to
 /// the parser, which the writer runs on the result.
 /// </summary>
 internal static class MetaEncoder
@@ -31,6 +31,8 @@ internal static class MetaEncoder
         Append(RecordType.Misc, Misc(image.Misc));
         foreach (FdRecord fd in image.Fds)
             Append(RecordType.Fd, Fd(fd));
+        foreach (FileRecord file in image.Files)
+            Append(RecordType.File, File(file));
         foreach (VmaRecord vma in image.Vmas)
             Append(RecordType.Vma, Vma(vma));
 
@@ -95,8 +97,24 @@ internal static class MetaEncoder
             w.U64(run.NPages);
             w.U64(run.PagesOff);
             w.U32(run.Crc);
-            w.U32(0);
+            w.U32((uint)run.Flags);
         }
+        w.Bytes(path);
+        return w;
+    }
+
+    private static FieldWriter File(FileRecord f)
+    {
+        byte[] path = PosixString.Encode(f.Path);
+        var w = new FieldWriter();
+        w.U64(f.Dev);
+        w.U64(f.Inode);
+        w.U64(f.Size);
+        w.U64(f.PagesOff);
+        w.U32(f.Crc);
+        w.U32((uint)path.Length);
+        w.U32(0);
+        w.U32(0);
         w.Bytes(path);
         return w;
     }

@@ -77,7 +77,7 @@ internal static class MetaParser
         if (computed != header.RecordsCrc)
             throw new ImageDefect($"records checksum mismatch (stored 0x{header.RecordsCrc:x8}, computed 0x{computed:x8})");
 
-        var image = new Collector();
+        var image = new Collector(header.Kind);
         int offset = 0;
         int index = 0;
         while (offset < records.Length)
@@ -89,7 +89,7 @@ internal static class MetaParser
             var r = new FieldReader(records.Slice(offset, RecordHeaderSize));
             var type = (RecordType)r.U32();
             uint len = r.U32();
-            if (type is < RecordType.Proc or > RecordType.Misc)
+            if (type is < RecordType.Proc or > RecordType.File)
                 throw new ImageDefect($"record {index} at byte {at} has unknown type {(uint)type}");
             string context = $"{ImageNames.Of(type)} record {index} at byte {at}";
             long padded = Align(len);
@@ -109,9 +109,11 @@ internal static class MetaParser
     }
 
     /// <summary>Accumulates records and checks the rules that span several of them.</summary>
-    private sealed class Collector
+    private sealed class Collector(ImageKind kind)
     {
         private readonly List<VmaRecord> _vmas = [];
+        private readonly List<FileRecord> _files = [];
+        private readonly HashSet<string> _filePaths = new(StringComparer.Ordinal);
         private readonly List<ThreadRecord> _threads = [];
         private readonly List<FdRecord> _fds = [];
         private readonly HashSet<uint> _tids = [];
@@ -130,7 +132,7 @@ internal static class MetaParser
                     _proc = ParseProc(payload, context);
                     break;
                 case RecordType.Vma:
-                    VmaRecord vma = ParseVma(payload, context);
+                    VmaRecord vma = ParseVma(payload, context, kind);
                     if (_vmas.Count > 0 && vma.Start < _vmas[^1].End)
                         throw new ImageDefect($"{context} at 0x{vma.Start:x} is not above the previous VMA, which ends at 0x{_vmas[^1].End:x}");
                     _vmas.Add(vma);
@@ -157,6 +159,13 @@ internal static class MetaParser
                         throw new ImageDefect($"{context} is a second MISC record");
                     _misc = ParseMisc(payload, context);
                     break;
+                case RecordType.File:
+                    FileRecord file = ParseFile(payload, context);
+                    // Two contents for one path would make a restore's result depend on order.
+                    if (!_filePaths.Add(file.Path))
+                        throw new ImageDefect($"{context} repeats the file {ImageLocation.OneLine(file.Path)}");
+                    _files.Add(file);
+                    break;
             }
         }
 
@@ -172,7 +181,7 @@ internal static class MetaParser
                 throw new ImageDefect("there is no SIGACT record");
             if (_misc is null)
                 throw new ImageDefect("there is no MISC record");
-            return new ProcessImage(header, _proc, _vmas, _threads, _fds, _sigactions, _misc);
+            return new ProcessImage(header, _proc, _vmas, _threads, _fds, _sigactions, _misc) { Files = _files };
         }
     }
 
@@ -200,7 +209,7 @@ internal static class MetaParser
             r.Bytes((int)auxvLen).ToArray());
     }
 
-    private static VmaRecord ParseVma(ReadOnlySpan<byte> p, string context)
+    private static VmaRecord ParseVma(ReadOnlySpan<byte> p, string context, ImageKind imageKind)
     {
         RequireAtLeast(p, VmaSize, "us_rec_vma", context);
         var r = new FieldReader(p);
@@ -219,7 +228,7 @@ internal static class MetaParser
             throw new ImageDefect($"{where} has unknown kind {kind}");
         if ((prot & ~(uint)(VmaProt.Read | VmaProt.Write | VmaProt.Exec)) != 0)
             throw new ImageDefect($"{where} has unknown prot bits 0x{prot:x}");
-        if ((flags & ~(uint)VmaFlags.Shared) != 0)
+        if ((flags & ~(uint)(VmaFlags.Shared | VmaFlags.Complete)) != 0)
             throw new ImageDefect($"{where} has unknown flags 0x{flags:x}");
         RequireZero(reserved, where);
 
@@ -228,7 +237,7 @@ internal static class MetaParser
         for (int i = 0; i < runs.Length; i++)
         {
             ulong addr = r.U64(), npages = r.U64(), pagesOff = r.U64();
-            uint crc = r.U32(), runReserved = r.U32();
+            uint crc = r.U32(), runFlags = r.U32();
             string run = $"{where} page run {i} at 0x{addr:x}";
             if (addr % PageSize != 0)
                 throw new ImageDefect($"{run} is not page-aligned");
@@ -238,14 +247,48 @@ internal static class MetaParser
                 throw new ImageDefect($"{run} overlaps the VMA's start or the previous run (runs must ascend)");
             if (addr >= end || npages > (end - addr) / PageSize)
                 throw new ImageDefect($"{run} with {npages} pages reaches past the VMA's end");
-            if (pagesOff % PageSize != 0)
+            if ((runFlags & ~(uint)PageRunFlags.Hole) != 0)
+                throw new ImageDefect($"{run} has unknown flags 0x{runFlags:x}");
+            var flagsOfRun = (PageRunFlags)runFlags;
+            if (flagsOfRun.HasFlag(PageRunFlags.Hole))
+            {
+                // A full image has no base for "no longer in memory" to differ from.
+                if (imageKind != ImageKind.Incremental)
+                    throw new ImageDefect($"{run} is a hole run, which only an incremental image may have");
+                if (pagesOff != 0 || crc != 0)
+                    throw new ImageDefect($"{run} is a hole run but has pages_off {pagesOff} and crc 0x{crc:x8}; a hole has no data and both must be 0");
+            }
+            else if (pagesOff % PageSize != 0)
+            {
                 throw new ImageDefect($"{run} has pages_off {pagesOff}, which is not a multiple of {PageSize}");
-            RequireZero(runReserved, run);
-            runs[i] = new PageRun(addr, npages, pagesOff, crc);
+            }
+            runs[i] = new PageRun(addr, npages, pagesOff, crc, flagsOfRun);
             next = addr + npages * PageSize;
         }
         return new VmaRecord(start, end, (VmaProt)prot, (VmaFlags)flags, (VmaKind)kind, fileOffset, dev, inode, objectSize,
             runs, PosixString.Decode(r.Bytes((int)pathLen)));
+    }
+
+    private static FileRecord ParseFile(ReadOnlySpan<byte> p, string context)
+    {
+        RequireAtLeast(p, FileSize, "us_rec_file", context);
+        var r = new FieldReader(p);
+        ulong dev = r.U64(), inode = r.U64(), size = r.U64(), pagesOff = r.U64();
+        uint crc = r.U32(), pathLen = r.U32(), flags = r.U32(), reserved = r.U32();
+        ulong need = (ulong)FileSize + pathLen;
+        if (need != (ulong)p.Length)
+            throw new ImageDefect($"{context} is {p.Length} bytes but its struct and {pathLen}-byte path need {need}");
+        if (pathLen == 0)
+            throw new ImageDefect($"{context} has an empty path");
+        string path = PosixString.Decode(r.Bytes((int)pathLen));
+        string where = $"{context} (file {ImageLocation.OneLine(path)})";
+        if (pagesOff % PageSize != 0)
+            throw new ImageDefect($"{where} has pages_off {pagesOff}, which is not a multiple of {PageSize}");
+        if (size > ulong.MaxValue - pagesOff)
+            throw new ImageDefect($"{where} has {size} bytes at pages_off {pagesOff}, past any file's end");
+        RequireZero(flags, where);
+        RequireZero(reserved, where);
+        return new FileRecord(dev, inode, size, pagesOff, crc, path);
     }
 
     private static ThreadRecord ParseThread(ReadOnlySpan<byte> p, string context)

@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Understudy.Images;
 
-/// <summary>Checks a .pages file against the page runs of an image.</summary>
+/// <summary>Checks a .pages file against the page runs and file contents of an image.</summary>
 internal static class PageVerifier
 {
     private const int ChunkSize = 1 << 20;
@@ -14,36 +14,45 @@ internal static class PageVerifier
         if ((ulong)length != image.Header.PagesLen)
             throw new ImageDefect($"the file is {length} bytes but the header says {image.Header.PagesLen} (truncated or overwritten)");
 
-        // In file order, so a GiB-sized file is read front to back once.
-        var runs = image.Vmas.SelectMany(v => v.Runs).OrderBy(r => r.PagesOff);
+        // Hole runs have no data. Everything else in file order, so a GiB-sized file is read
+        // front to back once.
+        var ranges = image.Vmas.SelectMany(v => v.Runs)
+            .Where(r => !r.IsHole)
+            .Select(r => (Offset: r.PagesOff, Bytes: r.Bytes, r.Crc, Where: $"page run at 0x{r.Addr:x} ({r.NPages} pages at offset {r.PagesOff})"))
+            .Concat(image.Files.Select(f => (Offset: f.PagesOff, Bytes: f.Size, f.Crc, Where: $"contents of file {ImageLocation.OneLine(f.Path)} ({f.Size} bytes at offset {f.PagesOff})")))
+            .OrderBy(r => r.Offset);
         byte[] chunk = ArrayPool<byte>.Shared.Rent(ChunkSize);
         try
         {
-            foreach (PageRun run in runs)
+            foreach (var range in ranges)
             {
-                string where = $"page run at 0x{run.Addr:x} ({run.NPages} pages at offset {run.PagesOff})";
-                if (run.PagesOff % ImageLayout.PageSize != 0)
-                    throw new ImageDefect($"{where} is not {ImageLayout.PageSize}-aligned in the file");
-                if (run.PagesOff > (ulong)length || run.NPages > ((ulong)length - run.PagesOff) / ImageLayout.PageSize)
-                    throw new ImageDefect($"{where} reaches past the end of the file ({length} bytes)");
+                if (range.Offset % ImageLayout.PageSize != 0)
+                    throw new ImageDefect($"{range.Where} is not {ImageLayout.PageSize}-aligned in the file");
+                if (range.Offset > (ulong)length || range.Bytes > (ulong)length - range.Offset)
+                    throw new ImageDefect($"{range.Where} reaches past the end of the file ({length} bytes)");
 
-                uint crc = 0;
-                long offset = (long)run.PagesOff;
-                for (ulong left = run.Bytes; left > 0;)
-                {
-                    int n = (int)Math.Min(left, (ulong)ChunkSize);
-                    ProcessImage.ReadExactly(file, chunk.AsSpan(0, n), offset);
-                    crc = Crc32C.Compute(chunk.AsSpan(0, n), crc);
-                    offset += n;
-                    left -= (ulong)n;
-                }
-                if (crc != run.Crc)
-                    throw new ImageDefect($"{where} checksum mismatch (stored 0x{run.Crc:x8}, computed 0x{crc:x8})");
+                uint crc = Checksum(file, (long)range.Offset, range.Bytes, chunk);
+                if (crc != range.Crc)
+                    throw new ImageDefect($"{range.Where} checksum mismatch (stored 0x{range.Crc:x8}, computed 0x{crc:x8})");
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(chunk);
         }
+    }
+
+    private static uint Checksum(SafeFileHandle file, long offset, ulong bytes, byte[] chunk)
+    {
+        uint crc = 0;
+        for (ulong left = bytes; left > 0;)
+        {
+            int n = (int)Math.Min(left, (ulong)ChunkSize);
+            ProcessImage.ReadExactly(file, chunk.AsSpan(0, n), offset);
+            crc = Crc32C.Compute(chunk.AsSpan(0, n), crc);
+            offset += n;
+            left -= (ulong)n;
+        }
+        return crc;
     }
 }

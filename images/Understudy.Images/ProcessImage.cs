@@ -16,6 +16,12 @@ public sealed record ProcessImage(
     IReadOnlyList<SigactionEntry> Sigactions,
     MiscRecord Misc)
 {
+    /// <summary>
+    /// The FILE records: contents of regular files captured with the checkpoint. Outside the
+    /// positional parameters because most images have none.
+    /// </summary>
+    public IReadOnlyList<FileRecord> Files { get; init; } = [];
+
     /// <summary>Reads and fully validates a .meta file.</summary>
     /// <exception cref="ImageFormatException">The file is missing, unreadable, corrupt or of another version.</exception>
     public static ProcessImage ReadMeta(string metaPath)
@@ -50,14 +56,24 @@ public sealed record ProcessImage(
         }
     }
 
-    public long PageCount => Vmas.Sum(v => v.Runs.Sum(r => (long)r.NPages));
+    /// <summary>Pages of data in the .pages file; hole runs carry none and are not counted.</summary>
+    public long PageCount => Vmas.Sum(v => v.Runs.Where(r => !r.IsHole).Sum(r => (long)r.NPages));
 
-    public int RunCount => Vmas.Sum(v => v.Runs.Count);
+    /// <summary>Runs with data; hole runs are counted by <see cref="HoleRunCount"/>.</summary>
+    public int RunCount => Vmas.Sum(v => v.Runs.Count(r => !r.IsHole));
+
+    public int HoleRunCount => Vmas.Sum(v => v.Runs.Count(r => r.IsHole));
+
+    /// <summary>Pages that hole runs say are no longer in memory.</summary>
+    public long HolePageCount => Vmas.Sum(v => v.Runs.Where(r => r.IsHole).Sum(r => (long)r.NPages));
+
+    /// <summary>Bytes of file contents (FILE records) in the .pages file, padding excluded.</summary>
+    public long FileBytes => Files.Sum(f => (long)f.Size);
 
     /// <summary>
-    /// Checks the .pages file against this image: its size is exactly Header.PagesLen, and every
-    /// page run is 4096-aligned, inside the file and matches its CRC-32C. Reads the file once, in
-    /// order, in bounded memory.
+    /// Checks the .pages file against this image: its size is exactly Header.PagesLen, every
+    /// page run with data and every file's contents (FILE records) are 4096-aligned, inside the
+    /// file and match their CRC-32C. Reads the file once, in order, in bounded memory.
     /// </summary>
     /// <exception cref="ImageFormatException">The file is missing, unreadable or does not match.</exception>
     public void VerifyPages(string pagesPath)

@@ -4,16 +4,24 @@ namespace Understudy.Images;
 
 /// <summary>
 /// Writes a .meta/.pages pair byte for byte as the native writer does. Page data is appended run
-/// by run (<see cref="AppendRun"/>), then <see cref="Finish"/> writes the .meta describing it.
+/// by run (<see cref="AppendRun"/>, or streamed with <see cref="BeginRun"/>), file contents with
+/// <see cref="AppendFile"/> or <see cref="BeginFile"/>, then <see cref="Finish"/> writes the .meta
+/// describing it. Everything starts 4096-aligned in .pages, as a restorer that maps it needs.
 /// Both files are created 0600 and are on disk when Finish returns. Used by tests and by tools
-/// that rewrite images, such as merging an incremental chain.
+/// that rewrite images, such as the merge of an incremental image (<see cref="ImageMerger"/>).
 /// </summary>
 public sealed class ProcessImageWriter : IDisposable
 {
     private const UnixFileMode ImageFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const int BufferSize = 1 << 20;
 
     private readonly string _metaPath;
     private readonly SafeFileHandle _pages;
+    // Merges append a page at a time; collecting them saves a system call per page.
+    private readonly byte[] _buffer = new byte[BufferSize];
+    private int _buffered;
+    private long _flushed;
+    private object? _open;
     private bool _finished;
 
     /// <summary>Creates (or truncates) both files.</summary>
@@ -24,7 +32,7 @@ public sealed class ProcessImageWriter : IDisposable
     }
 
     /// <summary>Bytes written to the .pages file so far.</summary>
-    public long PagesLength { get; private set; }
+    public long PagesLength => _flushed + _buffered;
 
     /// <summary>
     /// Appends whole pages destined for address <paramref name="addr"/> and returns the run that
@@ -32,16 +40,42 @@ public sealed class ProcessImageWriter : IDisposable
     /// </summary>
     public PageRun AppendRun(ulong addr, ReadOnlySpan<byte> pages)
     {
-        ObjectDisposedException.ThrowIf(_finished, this);
-        if (addr % ImageLayout.PageSize != 0)
-            throw new ArgumentException($"run address 0x{addr:x} is not page-aligned", nameof(addr));
         if (pages.IsEmpty || pages.Length % ImageLayout.PageSize != 0)
             throw new ArgumentException($"a run is a nonzero number of whole pages, got {pages.Length} bytes", nameof(pages));
+        PageRunBuilder run = BeginRun(addr);
+        run.Append(pages);
+        return run.End();
+    }
 
-        RandomAccess.Write(_pages, pages, PagesLength);
-        var run = new PageRun(addr, (ulong)(pages.Length / ImageLayout.PageSize), (ulong)PagesLength, Crc32C.Compute(pages));
-        PagesLength += pages.Length;
+    /// <summary>
+    /// Starts a run at <paramref name="addr"/> whose pages are appended piece by piece, so that a
+    /// run of any size streams through bounded memory. Until it ends, nothing else may be appended.
+    /// </summary>
+    public PageRunBuilder BeginRun(ulong addr)
+    {
+        ThrowIfClosedOrBusy();
+        if (addr % ImageLayout.PageSize != 0)
+            throw new ArgumentException($"run address 0x{addr:x} is not page-aligned", nameof(addr));
+        var run = new PageRunBuilder(this, addr, (ulong)PagesLength);
+        _open = run;
         return run;
+    }
+
+    /// <summary>Appends a file's whole contents and returns its FILE record.</summary>
+    public FileRecord AppendFile(ulong dev, ulong inode, string path, ReadOnlySpan<byte> contents)
+    {
+        FileContentsBuilder file = BeginFile();
+        file.Append(contents);
+        return file.End(dev, inode, path);
+    }
+
+    /// <summary>Starts a file's contents, appended piece by piece; see <see cref="BeginRun"/>.</summary>
+    public FileContentsBuilder BeginFile()
+    {
+        ThrowIfClosedOrBusy();
+        var file = new FileContentsBuilder(this, (ulong)PagesLength);
+        _open = file;
+        return file;
     }
 
     /// <summary>
@@ -49,17 +83,24 @@ public sealed class ProcessImageWriter : IDisposable
     /// derived fields are computed (PagesLen is what was appended); the returned image is the one
     /// <see cref="ProcessImage.ReadMeta"/> will read back.
     /// </summary>
-    /// <exception cref="ArgumentException">The image is not valid, or a run lies outside the appended pages.</exception>
+    /// <exception cref="ArgumentException">The image is not valid, or a run or file lies outside the appended pages.</exception>
     public ProcessImage Finish(ProcessImage image)
     {
-        ObjectDisposedException.ThrowIf(_finished, this);
-        foreach (PageRun run in image.Vmas.SelectMany(v => v.Runs))
+        ThrowIfClosedOrBusy();
+        ulong length = (ulong)PagesLength;
+        foreach (PageRun run in image.Vmas.SelectMany(v => v.Runs).Where(r => !r.IsHole))
         {
-            if (run.PagesOff > (ulong)PagesLength || run.NPages > ((ulong)PagesLength - run.PagesOff) / ImageLayout.PageSize)
-                throw new ArgumentException($"page run at 0x{run.Addr:x} lies outside the {PagesLength} bytes appended", nameof(image));
+            if (run.PagesOff > length || run.NPages > (length - run.PagesOff) / ImageLayout.PageSize)
+                throw new ArgumentException($"page run at 0x{run.Addr:x} lies outside the {length} bytes appended", nameof(image));
         }
-        (byte[] meta, ProcessImage written) = EncodeChecked(image with { Header = image.Header with { PagesLen = (ulong)PagesLength } });
+        foreach (FileRecord file in image.Files)
+        {
+            if (file.PagesOff > length || file.Size > length - file.PagesOff)
+                throw new ArgumentException($"contents of file {file.Path} lie outside the {length} bytes appended", nameof(image));
+        }
+        (byte[] meta, ProcessImage written) = EncodeChecked(image with { Header = image.Header with { PagesLen = length } });
 
+        Flush();
         RandomAccess.FlushToDisk(_pages);
         using (SafeFileHandle file = CreateImageFile(_metaPath))
         {
@@ -79,6 +120,53 @@ public sealed class ProcessImageWriter : IDisposable
     public static byte[] EncodeMeta(ProcessImage image) => EncodeChecked(image).Meta;
 
     public void Dispose() => _pages.Dispose();
+
+    private void Write(ReadOnlySpan<byte> data)
+    {
+        if (data.Length >= BufferSize)
+        {
+            Flush();
+            RandomAccess.Write(_pages, data, _flushed);
+            _flushed += data.Length;
+            return;
+        }
+        if (_buffered + data.Length > BufferSize)
+            Flush();
+        data.CopyTo(_buffer.AsSpan(_buffered));
+        _buffered += data.Length;
+    }
+
+    private void Flush()
+    {
+        if (_buffered == 0)
+            return;
+        RandomAccess.Write(_pages, _buffer.AsSpan(0, _buffered), _flushed);
+        _flushed += _buffered;
+        _buffered = 0;
+    }
+
+    /// <summary>Zeros up to the next page boundary, so that whatever comes next is aligned.</summary>
+    private void PadToPage()
+    {
+        int partial = (int)(PagesLength % ImageLayout.PageSize);
+        if (partial != 0)
+            Write(new byte[ImageLayout.PageSize - partial]);
+    }
+
+    private void Close(object region)
+    {
+        ObjectDisposedException.ThrowIf(_finished, this);
+        if (!ReferenceEquals(_open, region))
+            throw new InvalidOperationException("this run or file was already ended");
+        _open = null;
+    }
+
+    private void ThrowIfClosedOrBusy()
+    {
+        ObjectDisposedException.ThrowIf(_finished, this);
+        if (_open is not null)
+            throw new InvalidOperationException("a run or file is still being appended; end it first");
+    }
 
     // The writer never produces what the reader refuses: it decodes its own output.
     private static (byte[] Meta, ProcessImage Decoded) EncodeChecked(ProcessImage image)
@@ -100,5 +188,84 @@ public sealed class ProcessImageWriter : IDisposable
         // Set before the first byte is written, so no image data is ever readable by others.
         File.SetUnixFileMode(file, ImageFileMode);
         return file;
+    }
+
+    /// <summary>A page run being appended; see <see cref="BeginRun"/>.</summary>
+    public sealed class PageRunBuilder
+    {
+        private readonly ProcessImageWriter _writer;
+        private readonly ulong _pagesOff;
+        private uint _crc;
+
+        internal PageRunBuilder(ProcessImageWriter writer, ulong addr, ulong pagesOff)
+        {
+            _writer = writer;
+            Addr = addr;
+            _pagesOff = pagesOff;
+        }
+
+        public ulong Addr { get; }
+
+        /// <summary>Pages appended so far.</summary>
+        public ulong NPages { get; private set; }
+
+        /// <summary>The address the next appended page will have.</summary>
+        public ulong NextAddr => Addr + NPages * ImageLayout.PageSize;
+
+        /// <summary>Appends whole pages (any number, including none).</summary>
+        public void Append(ReadOnlySpan<byte> pages)
+        {
+            if (!ReferenceEquals(_writer._open, this))
+                throw new InvalidOperationException($"the run at 0x{Addr:x} was already ended");
+            if (pages.Length % ImageLayout.PageSize != 0)
+                throw new ArgumentException($"a run holds whole pages, got {pages.Length} bytes", nameof(pages));
+            _writer.Write(pages);
+            _crc = Crc32C.Compute(pages, _crc);
+            NPages += (ulong)(pages.Length / ImageLayout.PageSize);
+        }
+
+        /// <summary>Ends the run and returns its description.</summary>
+        /// <exception cref="InvalidOperationException">No page was appended: a run has at least one.</exception>
+        public PageRun End()
+        {
+            if (NPages == 0)
+                throw new InvalidOperationException($"the run at 0x{Addr:x} has no pages; a run has at least one");
+            _writer.Close(this);
+            return new PageRun(Addr, NPages, _pagesOff, _crc);
+        }
+    }
+
+    /// <summary>A file's contents being appended; see <see cref="BeginFile"/>.</summary>
+    public sealed class FileContentsBuilder
+    {
+        private readonly ProcessImageWriter _writer;
+        private readonly ulong _pagesOff;
+        private uint _crc;
+
+        internal FileContentsBuilder(ProcessImageWriter writer, ulong pagesOff)
+        {
+            _writer = writer;
+            _pagesOff = pagesOff;
+        }
+
+        /// <summary>Bytes appended so far.</summary>
+        public ulong Size { get; private set; }
+
+        public void Append(ReadOnlySpan<byte> contents)
+        {
+            if (!ReferenceEquals(_writer._open, this))
+                throw new InvalidOperationException("these file contents were already ended");
+            _writer.Write(contents);
+            _crc = Crc32C.Compute(contents, _crc);
+            Size += (ulong)contents.Length;
+        }
+
+        /// <summary>Ends the contents (padded to a page boundary in .pages, as the native writer does) and returns their FILE record.</summary>
+        public FileRecord End(ulong dev, ulong inode, string path)
+        {
+            _writer.Close(this);
+            _writer.PadToPage();
+            return new FileRecord(dev, inode, Size, _pagesOff, _crc, path);
+        }
     }
 }

@@ -114,7 +114,7 @@ public class CorruptionTests
         Assert.Contains("unknown kind 9", Refused(WithU32(meta, vma + 24, 9)).Message);
         Assert.Contains("unknown kind 0", Refused(WithU32(meta, vma + 24, 0)).Message);
         Assert.Contains("unknown kind 15", Refused(WithU32(meta, fd + 8, 15)).Message);
-        Assert.Contains("unknown type 7", Refused(WithU32(meta, HeaderSize, 7)).Message);
+        Assert.Contains("unknown type 8", Refused(WithU32(meta, HeaderSize, 8)).Message);
         Assert.Contains("unknown image kind 3", Refused(WithU32(meta, 16, 3)).Message);
         Assert.Contains("unknown prot bits", Refused(WithU32(meta, vma + 16, 8)).Message);
     }

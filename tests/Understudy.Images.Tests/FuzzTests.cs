@@ -24,7 +24,9 @@ public class FuzzTests(ITestOutputHelper output)
             WriteRich(dir.Path);
             rich = File.ReadAllBytes(dir.File("2.meta"));
         }
-        byte[][] seeds = [rich, Minimal()];
+        // The incremental vector has hole runs, a complete mapping and a FILE record.
+        byte[] incremental = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "TestVectors", "vector-inc.meta"));
+        byte[][] seeds = [rich, Minimal(), incremental];
         var random = new Random(Seed);
         var clock = Stopwatch.StartNew();
         int accepted = 0, refusedBehindChecksums = 0, iterations = 0;

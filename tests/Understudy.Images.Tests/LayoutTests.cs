@@ -23,6 +23,7 @@ public class LayoutTests
         Assert.Equal(40, SigactionSize);
         Assert.Equal(8, SigactHeaderSize);
         Assert.Equal(232, MiscSize);
+        Assert.Equal(48, FileSize);
     }
 
     [Fact]

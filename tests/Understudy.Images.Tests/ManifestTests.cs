@@ -18,7 +18,7 @@ public class ManifestTests
           "members": [
             { "vpid": 2, "vppid": 1, "app": "db", "execCount": 0,
               "meta": "2.meta", "metaBytes": 4096, "metaCrc32c": 305419896,
-              "pages": "2.pages", "pagesBytes": 268435456 }
+              "pages": "2.pages", "pagesBytes": 268435456, "kind": "full", "baseSeq": 0 }
           ]
         }
         """;
@@ -45,7 +45,7 @@ public class ManifestTests
         using var doc = JsonDocument.Parse(json);
         Assert.Equal(["format", "version", "group", "id", "seq", "kind", "createdUtc", "bytes", "members"],
             doc.RootElement.EnumerateObject().Select(p => p.Name));
-        Assert.Equal(["vpid", "vppid", "app", "execCount", "meta", "metaBytes", "metaCrc32c", "pages", "pagesBytes"],
+        Assert.Equal(["vpid", "vppid", "app", "execCount", "meta", "metaBytes", "metaCrc32c", "pages", "pagesBytes", "kind", "baseSeq"],
             doc.RootElement.GetProperty("members")[0].EnumerateObject().Select(p => p.Name));
         Assert.Equal("2026-11-25T19:00:00Z", doc.RootElement.GetProperty("createdUtc").GetString());
 

@@ -66,4 +66,49 @@ public class NativeVectorTests
     {
         ProcessImage.ReadMeta(MetaPath).VerifyPages(PagesPath);
     }
+
+    private static readonly string IncMetaPath = Path.Combine(AppContext.BaseDirectory, "TestVectors", "vector-inc.meta");
+    private static readonly string IncPagesPath = Path.Combine(AppContext.BaseDirectory, "TestVectors", "vector-inc.pages");
+
+    [Fact]
+    public void Reader_decodes_the_incremental_image_the_C_program_wrote()
+    {
+        ProcessImage image = ProcessImage.ReadMeta(IncMetaPath);
+
+        Assert.Equal((ImageKind.Incremental, 7u, 4ul, 3u, 8u, 12288ul),
+            (image.Header.Kind, image.Header.Vpid, image.Header.CheckpointSeq, image.Header.BaseSeq, image.Header.RecordCount, image.Header.PagesLen));
+        FileRecord file = Assert.Single(image.Files);
+        Assert.Equal((0x803ul, 4242ul, 5000ul, 4096ul, "/srv/data/app.db"), (file.Dev, file.Inode, file.Size, file.PagesOff, file.Path));
+        VmaRecord heap = image.Vmas[0];
+        Assert.Equal((VmaKind.Heap, VmaFlags.None), (heap.Kind, heap.Flags));
+        Assert.Equal([(0x555555555000ul, 1ul, 0ul, false), (0x555555556000ul, 2ul, 0ul, true)], heap.Runs.Select(r => (r.Addr, r.NPages, r.PagesOff, r.IsHole)));
+        Assert.Equal(0u, heap.Runs[1].Crc);
+        Assert.Equal((VmaKind.Anon, VmaFlags.Complete, 0), (image.Vmas[1].Kind, image.Vmas[1].Flags, image.Vmas[1].Runs.Count));
+        Assert.Equal((1L, 2L), (image.PageCount, image.HolePageCount));
+        image.VerifyPages(IncPagesPath);
+        Assert.Equal(File.ReadAllBytes(IncMetaPath), ProcessImageWriter.EncodeMeta(image));
+    }
+
+    [Fact]
+    public void The_C_increment_merges_into_the_C_base()
+    {
+        using var dir = new TempDir();
+        var output = new ImageFiles(dir.File("7.meta"), dir.File("7.pages"));
+        MergeResult result = ImageMerger.Merge(new ImageFiles(MetaPath, PagesPath), new ImageFiles(IncMetaPath, IncPagesPath), output);
+
+        byte[] basePages = File.ReadAllBytes(PagesPath), incPages = File.ReadAllBytes(IncPagesPath), merged = File.ReadAllBytes(output.Pages);
+        ProcessImage image = result.Image;
+        Assert.Equal((ImageKind.Full, 4ul, 0u), (image.Header.Kind, image.Header.CheckpointSeq, image.Header.BaseSeq));
+        // The heap: its first page unchanged from the base, the second written since; the rest gone.
+        PageRun heap = Assert.Single(image.Vmas[0].Runs);
+        Assert.Equal((0x555555554000ul, 2ul), (heap.Addr, heap.NPages));
+        Assert.Equal(basePages.AsSpan(0, 4096).ToArray(), merged.AsSpan((int)heap.PagesOff, 4096).ToArray());
+        Assert.Equal(incPages.AsSpan(0, 4096).ToArray(), merged.AsSpan((int)heap.PagesOff + 4096, 4096).ToArray());
+        // The base's file mapping, memfd and vvar_vclock are gone; the new mapping has no data.
+        Assert.Equal([0x555555554000ul, 0x7f0000020000ul], image.Vmas.Select(v => v.Start));
+        Assert.Empty(image.Vmas[1].Runs);
+        Assert.Equal(incPages.AsSpan(4096, 5000).ToArray(), merged.AsSpan((int)image.Files[0].PagesOff, 5000).ToArray());
+        Assert.Equal(new MergeStatistics(1, 1, 2, 3, 5000), result.Statistics);
+        image.VerifyPages(output.Pages);
+    }
 }

@@ -1,12 +1,14 @@
 /* Writes vector.meta and vector.pages: a process image laid out with the real structs of
  * native/include/us_image.h, so the C# reader and writer are checked against the C compiler's
  * layout, not against themselves. The CRC-32C here is the bitwise definition, independent of the
- * hardware instruction the C# side uses.
+ * hardware instruction the C# side uses. Then vector-inc.meta and vector-inc.pages: an
+ * incremental image on vector's checkpoint, with a hole run, a complete mapping and a FILE
+ * record (storage checkpointing).
  *
  *   gcc -std=c11 -Wall -I../../../native/include make_vector.c -o /tmp/make_vector && /tmp/make_vector .
  *
  * Records come in the native writer's order (native/src/interceptor/capture.c): PROC, THREAD...,
- * SIGACT, MISC, FD..., VMA... NativeVectorTests asserts every value written here. */
+ * SIGACT, MISC, FD..., FILE..., VMA... NativeVectorTests asserts every value written here. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,90 @@ static void fill_pages(void)
 {
 	for (size_t i = 0; i < sizeof pages; i++)
 		pages[i] = (uint8_t)(i * 7 + 13 + i / US_PAGE_SIZE);
+}
+
+static int write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *out = fopen(path, "wb");
+	if (!out || fwrite(data, 1, len, out) != len || fclose(out)) {
+		perror(path);
+		return 1;
+	}
+	return 0;
+}
+
+/* Seals the header of the records appended so far and writes NAME.meta and NAME.pages. */
+static int finish(const char *dir, const char *name, uint32_t kind, uint64_t seq, uint32_t base_seq,
+		  const void *page_data, size_t pages_len)
+{
+	struct us_meta_header h = { .version = US_META_VERSION, .header_size = sizeof h, .kind = kind,
+		.record_count = nrecords, .records_len = meta_len - sizeof h, .pages_len = pages_len,
+		.vpid = 7, .checkpoint_seq = seq, .base_seq = base_seq };
+	memcpy(h.magic, US_META_MAGIC, 8);
+	h.records_crc = crc32c(meta + sizeof h, meta_len - sizeof h);
+	h.header_crc = crc32c(&h, 60);
+	memcpy(meta, &h, sizeof h);
+
+	char file[256];
+	snprintf(file, sizeof file, "%s.meta", name);
+	if (write_file(dir, file, meta, meta_len))
+		return 1;
+	snprintf(file, sizeof file, "%s.pages", name);
+	if (write_file(dir, file, page_data, pages_len))
+		return 1;
+	printf("%s.meta %zu bytes, %u records; %s.pages %zu bytes\n", name, meta_len, nrecords, name, pages_len);
+	memset(meta, 0, sizeof meta);
+	meta_len = sizeof(struct us_meta_header);
+	nrecords = 0;
+	return 0;
+}
+
+/* The incremental image: checkpoint 4 on checkpoint 3 (vector). Its .pages holds one page of
+ * heap data, then the 5000 bytes of a captured file padded to two pages. */
+static int write_incremental(const char *dir)
+{
+	static uint8_t inc_pages[3 * US_PAGE_SIZE];
+	memcpy(inc_pages, pages + US_PAGE_SIZE, US_PAGE_SIZE);
+	for (size_t i = 0; i < 5000; i++)
+		inc_pages[US_PAGE_SIZE + i] = (uint8_t)(i * 3 + 1);
+
+	const char exe[] = "/usr/bin/vector-app";
+	struct us_rec_proc p = { .vpid = 7, .vppid = 1, .vpgid = 7, .vsid = 1, .exe_len = sizeof exe - 1 };
+	record(US_REC_PROC, &p, sizeof p, exe, p.exe_len, NULL, 0);
+	struct us_rec_thread t = { .tid = 7, .fs_base = 0x7f00000aa000 };
+	strcpy(t.comm, "vector-app");
+	record(US_REC_THREAD, &t, sizeof t, NULL, 0, NULL, 0);
+	struct us_rec_sigact sa = { .count = 0 };
+	record(US_REC_SIGACT, &sa, sizeof sa, NULL, 0, NULL, 0);
+	struct us_rec_misc m = { .pending_shared = 0 };
+	record(US_REC_MISC, &m, sizeof m, NULL, 0, NULL, 0);
+	const char db[] = "/srv/data/app.db";
+	struct us_rec_fd f = { .fd = 3, .kind = US_FD_FILE, .open_flags = 0x402, .pos = 5000,
+		.dev = 0x803, .inode = 4242, .mode = 0100600, .path_len = sizeof db - 1 };
+	record(US_REC_FD, &f, sizeof f, db, sizeof db - 1, NULL, 0);
+
+	/* FILE: the 5000 bytes of app.db */
+	struct us_rec_file file = { .dev = 0x803, .inode = 4242, .size = 5000, .pages_off = US_PAGE_SIZE,
+		.crc = crc32c(inc_pages + US_PAGE_SIZE, 5000), .path_len = sizeof db - 1 };
+	record(US_REC_FILE, &file, sizeof file, db, sizeof db - 1, NULL, 0);
+
+	/* VMA 1: the heap as a delta: one page written, two pages gone, the rest unchanged */
+	struct us_page_run heap_runs[2] = {
+		{ .addr = 0x555555555000, .npages = 1, .pages_off = 0, .crc = crc32c(inc_pages, US_PAGE_SIZE) },
+		{ .addr = 0x555555556000, .npages = 2, .flags = US_RUN_F_HOLE },
+	};
+	struct us_rec_vma heap = { .start = 0x555555554000, .end = 0x555555558000, .prot = 3,
+		.kind = US_VMA_HEAP, .path_len = 6, .nruns = 2 };
+	record(US_REC_VMA, &heap, sizeof heap, heap_runs, sizeof heap_runs, "[heap]", 6);
+
+	/* VMA 2: a new anonymous mapping, complete, never written */
+	struct us_rec_vma fresh = { .start = 0x7f0000020000, .end = 0x7f0000024000, .prot = 3,
+		.flags = US_VMA_F_COMPLETE, .kind = US_VMA_ANON };
+	record(US_REC_VMA, &fresh, sizeof fresh, NULL, 0, NULL, 0);
+
+	return finish(dir, "vector-inc", US_IMAGE_INCREMENTAL, 4, 3, inc_pages, sizeof inc_pages);
 }
 
 int main(int argc, char **argv)
@@ -149,21 +235,7 @@ int main(int argc, char **argv)
 		.kind = US_VMA_VVAR_VCLOCK };
 	record(US_REC_VMA, &vclock, sizeof vclock, NULL, 0, NULL, 0);
 
-	struct us_meta_header h = { .version = US_META_VERSION, .header_size = sizeof h, .kind = US_IMAGE_FULL,
-		.record_count = nrecords, .records_len = meta_len - sizeof h, .pages_len = sizeof pages,
-		.vpid = 7, .checkpoint_seq = 3, .base_seq = 0 };
-	memcpy(h.magic, US_META_MAGIC, 8);
-	h.records_crc = crc32c(meta + sizeof h, meta_len - sizeof h);
-	h.header_crc = crc32c(&h, 60);
-	memcpy(meta, &h, sizeof h);
-
-	char path[4096];
-	snprintf(path, sizeof path, "%s/vector.meta", dir);
-	FILE *out = fopen(path, "wb");
-	if (!out || fwrite(meta, 1, meta_len, out) != meta_len || fclose(out)) { perror(path); return 1; }
-	snprintf(path, sizeof path, "%s/vector.pages", dir);
-	out = fopen(path, "wb");
-	if (!out || fwrite(pages, 1, sizeof pages, out) != sizeof pages || fclose(out)) { perror(path); return 1; }
-	printf("vector.meta %zu bytes, %u records; vector.pages %zu bytes\n", meta_len, nrecords, sizeof pages);
-	return 0;
+	if (finish(dir, "vector", US_IMAGE_FULL, 3, 0, pages, sizeof pages))
+		return 1;
+	return write_incremental(dir);
 }
