@@ -30,7 +30,7 @@ public sealed class CheckpointTests(ITestOutputHelper output) : IAsyncLifetime
 
         var result = progress[^1].Result;
         Assert.Equal("done", progress[^1].Phase);
-        Assert.Equal(["lock", "prepare", "write", "commit", "resume", "done"], progress.Select(p => p.Phase).Distinct());
+        Assert.Equal(["lock", "prepare", "write", "resume", "commit", "done"], progress.Select(p => p.Phase).Distinct());
         Assert.Contains(progress, p => p is { Phase: "write", MembersDone: 2, MembersTotal: 2 });
         Assert.Equal("000001", result.Id);
         Assert.Equal("full", result.Kind);

@@ -41,6 +41,8 @@ public class TokenCodecTests
     [InlineData("HELLO 1 web app x 1 0 launch")]
     [InlineData("HELLO 1 web app 3 1 0 teleport")]
     [InlineData("WRITTEN 12")]
+    [InlineData("WRITTEN 12 34 partial")]
+    [InlineData("WRITTEN 12 34 full extra")]
     [InlineData("FORK_END")]
     [InlineData("NONSENSE")]
     [InlineData("")]
@@ -52,6 +54,8 @@ public class TokenCodecTests
     {
         Assert.True(MemberMessageParser.TryParse("WRITTEN 4096 8192", out var written, out _));
         Assert.Equal(new WrittenReply(4096, 8192), written);
+        Assert.True(MemberMessageParser.TryParse("WRITTEN 4096 8192 incremental", out var incremental, out _));
+        Assert.Equal(new WrittenReply(4096, 8192, "incremental"), incremental);
         Assert.True(MemberMessageParser.TryParse("FAILED cannot write: disk%20full", out var failed, out _));
         Assert.Equal(new FailedReply("cannot write: disk full"), failed);
         Assert.True(MemberMessageParser.TryParse("FORK_END -1", out var forkEnd, out _));
@@ -61,8 +65,10 @@ public class TokenCodecTests
     [Fact]
     public void Encodes_commands()
     {
-        Assert.Equal("WRITE 000002 /state/groups/web/staging/000002 full",
+        Assert.Equal("WRITE 000002 /state/groups/web/staging/000002 full 0",
             new WriteCommand("000002", "/state/groups/web/staging/000002", "full").ToLine());
+        Assert.Equal("WRITE 000005 /s%20d incremental 4",
+            new WriteCommand("000005", "/s d", "incremental", 4).ToLine());
         Assert.Equal("LAUNCH my%20app /srv 0 /bin/sh -c echo%20hi",
             InitCommands.Launch("my app", "/srv", new Dictionary<string, string>(), ["/bin/sh", "-c", "echo hi"]));
         Assert.Equal("LAUNCH db / 2 A=1 B=x%20y /bin/db",

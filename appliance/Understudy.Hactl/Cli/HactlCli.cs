@@ -8,7 +8,7 @@ namespace Understudy.Hactl.Cli;
 public static class HactlCli
 {
     public static RootCommand Build() => new(
-        "hactl: checkpoint and restore groups of Linux processes with Understudy.\n" +
+        "hactl: checkpoint, restore and keep available groups of Linux processes with Understudy.\n" +
         $"Commands that talk to the agent find it through --agent unix:PATH, else $HACTL_AGENT, else unix:/run/understudy/agent.sock.")
     {
         AgentCommand.Create(),
@@ -17,6 +17,8 @@ public static class HactlCli
         StopCommand.Create(),
         RestoreCommand.Create(),
         StatusCommand.Create(),
+        GroupCommand.Create(),
+        EventsCommand.Create(),
         ImagesCommand.Create(),
         DoctorCommand.Create(),
         DemoCommand.Create(),

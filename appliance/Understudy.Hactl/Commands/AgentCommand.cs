@@ -44,10 +44,37 @@ public static class AgentCommand
             HelpName = "PATH",
         };
         var json = new Option<bool>("--json") { Description = "Same as --json-logs (the agent prints a log, not one document)" };
+        var fullEvery = new Option<int>("--full-every")
+        {
+            Description = "At most N incremental checkpoints follow a full one; 0 makes every checkpoint full",
+            HelpName = "N",
+            DefaultValueFactory = _ => AgentHostOptions.DefaultFullEvery,
+        };
+        fullEvery.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() < 0)
+                result.AddError("--full-every must be 0 or more");
+        });
+        var chainLimit = new Option<int>("--chain-limit")
+        {
+            Description = "The next checkpoint is full once the incremental ones since the last full one hold PERCENT of its size",
+            HelpName = "PERCENT",
+            DefaultValueFactory = _ => AgentHostOptions.DefaultChainLimitPercent,
+        };
+        chainLimit.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() < 1)
+                result.AddError("--chain-limit must be 1 or more");
+        });
+
+        var noBackgroundMerge = new Option<bool>("--no-background-merge")
+        {
+            Description = "Leave incremental checkpoints as they are until a restore merges them (default: merge each one into full images in the background)",
+        };
 
         var run = new Command("run", "Run the guest agent in the foreground until SIGINT or SIGTERM")
         {
-            listen, stateDir, jsonLogs, nativeDir, interceptor, json,
+            listen, stateDir, jsonLogs, nativeDir, interceptor, json, fullEvery, chainLimit, noBackgroundMerge,
         };
 
         run.SetHandler(async (parse, ct) =>
@@ -61,6 +88,9 @@ public static class AgentCommand
                 NativeDir = native,
                 InterceptorPath = NativePaths.Interceptor(parse.GetValue(interceptor), native),
                 JsonLogs = parse.GetValue(jsonLogs) || parse.GetValue(json),
+                FullEvery = parse.GetValue(fullEvery),
+                ChainLimitPercent = parse.GetValue(chainLimit),
+                BackgroundMerges = !parse.GetValue(noBackgroundMerge),
             };
             try
             {

@@ -17,7 +17,9 @@ public static class ImagesInspectCommand
         var agent = CommonOptions.Agent();
         var json = CommonOptions.Json();
 
-        var inspect = new Command("inspect", "Show a checkpoint's manifest and each member's saved state") { group, id, agent, json };
+        var inspect = new Command("inspect",
+            "Show a checkpoint's manifest and each member's saved state: mappings with their page runs and holes, threads, descriptors, captured files; --json shows every run")
+        { group, id, agent, json };
 
         inspect.SetHandler(async (parse, ct) =>
         {

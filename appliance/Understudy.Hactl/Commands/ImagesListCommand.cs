@@ -15,7 +15,9 @@ public static class ImagesListCommand
         var agent = CommonOptions.Agent();
         var json = CommonOptions.Json();
 
-        var list = new Command("list", "List the committed checkpoints, oldest first") { group, agent, json };
+        var list = new Command("list",
+            "List the committed checkpoints, oldest first: kind (full, incremental, or merged: an incremental one merged into full images), base and size")
+        { group, agent, json };
 
         list.SetHandler(async (parse, ct) =>
         {
@@ -35,9 +37,9 @@ public static class ImagesListCommand
                     : $"no checkpoints of group {groupName}; take one with 'hactl checkpoint {groupName}'");
                 return ExitCodes.Ok;
             }
-            var table = new Table("GROUP", "ID", "KIND", "SIZE", "MEMBERS", "CREATED (UTC)");
+            var table = new Table("GROUP", "ID", "KIND", "BASE", "SIZE", "MEMBERS", "CREATED (UTC)");
             foreach (var c in result.Checkpoints)
-                table.Add(c.Group, c.Id, c.Kind, Units.Bytes(c.Bytes), c.Members, c.CreatedUtc);
+                table.Add(c.Group, c.Id, c.Kind, c.Base ?? "-", Units.Bytes(c.Bytes), c.Members, c.CreatedUtc);
             table.WriteTo(Console.Out);
             return ExitCodes.Ok;
         });

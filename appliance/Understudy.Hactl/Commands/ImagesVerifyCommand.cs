@@ -16,7 +16,7 @@ public static class ImagesVerifyCommand
         var agent = CommonOptions.Agent();
         var json = CommonOptions.Json();
 
-        var verify = new Command("verify", "Check a checkpoint's manifest, magic numbers, versions and checksums")
+        var verify = new Command("verify", "Check a checkpoint's manifest, magic numbers, versions and checksums, and that the checkpoints its incremental images apply to exist")
         {
             group, id, agent, json,
         };

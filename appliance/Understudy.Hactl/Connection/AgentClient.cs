@@ -19,12 +19,16 @@ public sealed class AgentClient : IDisposable
         Endpoint = endpoint;
         this.channel = channel;
         Api = new Agent.AgentClient(channel);
+        AvailabilityApi = new Availability.AvailabilityClient(channel);
     }
 
     public AgentEndpoint Endpoint { get; }
 
     /// <summary>The generated client; call it through <see cref="CallAsync{T}"/>.</summary>
     public Agent.AgentClient Api { get; }
+
+    /// <summary>The availability API (policies, supervised groups, events); call it through <see cref="CallAvailabilityAsync{T}"/>.</summary>
+    public Availability.AvailabilityClient AvailabilityApi { get; }
 
     public static AgentClient Connect(AgentEndpoint endpoint)
     {
@@ -73,6 +77,10 @@ public sealed class AgentClient : IDisposable
             throw RpcErrors.ToHactl(what, Endpoint, e);
         }
     }
+
+    /// <summary>Like <see cref="CallAsync{T}"/>, for the availability API.</summary>
+    public Task<T> CallAvailabilityAsync<T>(string what, Func<Availability.AvailabilityClient, Task<T>> call, CancellationToken ct) =>
+        CallAsync(what, _ => call(AvailabilityApi), ct);
 
     /// <summary>Fails fast, with the standard message, when there is no socket at all.</summary>
     public void EnsureSocketExists()

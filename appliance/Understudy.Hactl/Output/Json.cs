@@ -20,6 +20,11 @@ public static class Json
 
     public static void Write<T>(T value) => Console.Out.WriteLine(Serialize(value));
 
+    /// <summary>One compact line, for streams of documents (hactl events --follow --json).</summary>
+    public static string SerializeLine<T>(T value) => JsonSerializer.Serialize(value, LineOptions);
+
+    private static readonly JsonSerializerOptions LineOptions = new(Options) { WriteIndented = false };
+
     /// <summary>Prints a JSON document received as text, as it is.</summary>
     public static void WriteRaw(string json) => Console.Out.WriteLine(json.TrimEnd());
 }

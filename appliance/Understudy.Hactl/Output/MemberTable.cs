@@ -5,9 +5,9 @@ public static class MemberTable
 {
     public static void Write(TextWriter writer, IEnumerable<MemberInfo> members, string indent = "")
     {
-        var table = new Table("PID", "HOST PID", "APP", "EXECS", "STATE", "PROGRAM");
+        var table = new Table("PID", "HOST PID", "APP", "EXECS", "STATE", "TRACKER", "PROGRAM");
         foreach (var m in members)
-            table.Add(m.Pid, m.HostPid == 0 ? "-" : m.HostPid, Dash(m.App), m.ExecCount, Dash(m.State), Dash(m.Program));
+            table.Add(m.Pid, m.HostPid == 0 ? "-" : m.HostPid, Dash(m.App), m.ExecCount, Dash(m.State), Dash(m.Tracker), Dash(m.Program));
         if (table.Count == 0)
             writer.WriteLine(indent + "(no members)");
         else

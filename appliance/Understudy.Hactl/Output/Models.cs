@@ -10,10 +10,13 @@ public sealed record LaunchResult(string Group, string App, int Pid, int HostPid
     public static LaunchResult From(LaunchReply r) => new(r.Group, r.App, r.Pid, r.HostPid);
 }
 
-public sealed record CheckpointSummary(string Group, string Id, string Kind, long Bytes, int Members, double FrozenMs, double DurationMs)
+/// <param name="Kind">full, or incremental if any process wrote an incremental image.</param>
+/// <param name="Base">incremental: the checkpoint its images apply to; left out for full.</param>
+public sealed record CheckpointSummary(string Group, string Id, string Kind, long Bytes, int Members, double FrozenMs, double DurationMs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Base = null)
 {
     public static CheckpointSummary From(CheckpointResult r) =>
-        new(r.Group, r.Id, r.Kind, r.Bytes, r.Members, r.FrozenMs, r.DurationMs);
+        new(r.Group, r.Id, r.Kind, r.Bytes, r.Members, r.FrozenMs, r.DurationMs, r.BaseId.Length == 0 ? null : r.BaseId);
 }
 
 public sealed record StopResult(string Group, int Killed)
@@ -21,9 +24,9 @@ public sealed record StopResult(string Group, int Killed)
     public static StopResult From(StopReply r) => new(r.Group, r.Killed);
 }
 
-public sealed record MemberInfo(int Pid, int HostPid, string App, int ExecCount, string Program, string State)
+public sealed record MemberInfo(int Pid, int HostPid, string App, int ExecCount, string Program, string State, string Tracker)
 {
-    public static MemberInfo From(Member m) => new(m.Pid, m.HostPid, m.App, m.ExecCount, m.Program, m.State);
+    public static MemberInfo From(Member m) => new(m.Pid, m.HostPid, m.App, m.ExecCount, m.Program, m.State, m.Tracker);
 
     public static IReadOnlyList<MemberInfo> From(IEnumerable<Member> members) => members.Select(From).ToList();
 }
@@ -33,10 +36,11 @@ public sealed record RestoreResult(string Group, string Id, IReadOnlyList<Member
     public static RestoreResult From(RestoreReply r) => new(r.Group, r.Id, MemberInfo.From(r.Members), r.DurationMs);
 }
 
-public sealed record GroupInfo(string Name, string State, string? LastCheckpoint, int InitHostPid, IReadOnlyList<MemberInfo> Members)
+public sealed record GroupInfo(string Name, string State, string? LastCheckpoint, int InitHostPid, IReadOnlyList<MemberInfo> Members,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] AvailabilityInfo? Availability)
 {
     public static GroupInfo From(Group g) =>
-        new(g.Name, g.State, NullIfEmpty(g.LastCheckpoint), g.InitHostPid, MemberInfo.From(g.Members));
+        new(g.Name, g.State, NullIfEmpty(g.LastCheckpoint), g.InitHostPid, MemberInfo.From(g.Members), AvailabilityInfo.From(g.Availability));
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 }
@@ -46,9 +50,12 @@ public sealed record StatusResult(IReadOnlyList<GroupInfo> Groups)
     public static StatusResult From(StatusReply r) => new(r.Groups.Select(GroupInfo.From).ToList());
 }
 
-public sealed record CheckpointEntry(string Group, string Id, string Kind, long Bytes, string CreatedUtc, int Members)
+/// <param name="Kind">full, incremental, merged (an incremental checkpoint merged into full images) or corrupt.</param>
+/// <param name="Base">incremental: the checkpoint it applies to; merged: the one it was merged onto; null otherwise.</param>
+public sealed record CheckpointEntry(string Group, string Id, string Kind, string? Base, long Bytes, string CreatedUtc, int Members, bool Merged)
 {
-    public static CheckpointEntry From(CheckpointInfo c) => new(c.Group, c.Id, c.Kind, c.Bytes, c.CreatedUtc, c.Members);
+    public static CheckpointEntry From(CheckpointInfo c) =>
+        new(c.Group, c.Id, c.Merged ? "merged" : c.Kind, c.BaseId.Length == 0 ? null : c.BaseId, c.Bytes, c.CreatedUtc, c.Members, c.Merged);
 }
 
 public sealed record ImagesListResult(IReadOnlyList<CheckpointEntry> Checkpoints)

@@ -5,6 +5,8 @@ using Understudy.GuestAgent.Errors;
 using Understudy.GuestAgent.Groups;
 using Understudy.GuestAgent.Launch;
 using Understudy.GuestAgent.Restore;
+using Understudy.GuestAgent.Scheduling;
+using Understudy.GuestAgent.Supervision;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Api;
@@ -17,19 +19,23 @@ namespace Understudy.GuestAgent.Api;
 internal sealed class AgentService : Agent.AgentBase
 {
     private readonly AvailabilityManager _availability;
-    private readonly CheckpointCoordinator _checkpoints;
+    private readonly GroupCheckpointer _checkpoints;
     private readonly RestoreCoordinator _restores;
     private readonly GroupStatusQuery _status;
+    private readonly GroupOverview _overview;
+    private readonly SupervisorRegistry _supervisors;
     private readonly CheckpointStore _store;
 
     public AgentService(
-        AvailabilityManager availability, CheckpointCoordinator checkpoints, RestoreCoordinator restores,
-        GroupStatusQuery status, CheckpointStore store)
+        AvailabilityManager availability, GroupCheckpointer checkpoints, RestoreCoordinator restores,
+        GroupStatusQuery status, GroupOverview overview, SupervisorRegistry supervisors, CheckpointStore store)
     {
         _availability = availability;
         _checkpoints = checkpoints;
         _restores = restores;
         _status = status;
+        _overview = overview;
+        _supervisors = supervisors;
         _store = store;
     }
 
@@ -74,13 +80,18 @@ internal sealed class AgentService : Agent.AgentBase
 
     public override async Task<StopReply> Stop(StopRequest request, ServerCallContext context)
     {
-        var killed = await _availability.StopAsync(request.Group, context.CancellationToken).ConfigureAwait(false);
+        // A group with a policy is stopped by its supervisor, so that the stop is no fault.
+        var killed = _supervisors.Find(request.Group) is { } supervisor
+            ? await supervisor.StopAsync("stopped with hactl stop", context.CancellationToken).ConfigureAwait(false)
+            : await _availability.StopAsync(request.Group, context.CancellationToken).ConfigureAwait(false);
         return new StopReply { Group = request.Group, Killed = killed };
     }
 
     public override async Task<RestoreReply> Restore(RestoreRequest request, ServerCallContext context)
     {
-        var outcome = await _restores.RestoreAsync(request.Group, request.CheckpointId, context.CancellationToken).ConfigureAwait(false);
+        var outcome = _supervisors.Find(request.Group) is { } supervisor
+            ? await supervisor.RestoreAsync(request.CheckpointId, context.CancellationToken).ConfigureAwait(false)
+            : await _restores.RestoreAsync(request.Group, request.CheckpointId, context.CancellationToken).ConfigureAwait(false);
         var reply = new RestoreReply { Group = outcome.Group, Id = outcome.Id, DurationMs = outcome.DurationMs };
         reply.Members.AddRange(_status.Query(outcome.Group).SelectMany(g => g.Members).Select(m => m.ToProto()));
         return reply;
@@ -89,7 +100,12 @@ internal sealed class AgentService : Agent.AgentBase
     public override Task<StatusReply> Status(StatusRequest request, ServerCallContext context)
     {
         var reply = new StatusReply();
-        reply.Groups.AddRange(_status.Query(request.Group).Select(g => g.ToProto()));
+        reply.Groups.AddRange(_overview.Query(request.Group).Select(entry =>
+        {
+            var group = entry.Status.ToProto();
+            group.Availability = entry.Availability?.ToAvailability();
+            return group;
+        }));
         return Task.FromResult(reply);
     }
 
@@ -131,7 +147,7 @@ internal sealed class AgentService : Agent.AgentBase
         {
             await Task.Yield();
             var progress = new InlineProgress<CheckpointProgressUpdate>(update => updates.TryWrite(update));
-            return await _checkpoints.RunAsync(request.Group, request.Full, progress, cancellationToken).ConfigureAwait(false);
+            return await _checkpoints.RunAsync(request.Group, request.Full, GroupCheckpointer.Manual, progress, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

@@ -26,6 +26,7 @@ internal static class ProtoMapping
         Members = outcome.Members,
         FrozenMs = outcome.FrozenMs,
         DurationMs = outcome.DurationMs,
+        BaseId = outcome.BaseSeq > 0 ? Understudy.Images.CheckpointId.Format(outcome.BaseSeq) : "",
     };
 
     public static ProtoGroup ToProto(this GroupStatus status)
@@ -49,6 +50,7 @@ internal static class ProtoMapping
         ExecCount = member.ExecCount,
         Program = member.Program,
         State = member.State,
+        Tracker = member.Tracker,
     };
 
     public static ProtoCheckpointInfo ToProto(this Understudy.Images.CheckpointInfo info) => new()
@@ -59,5 +61,7 @@ internal static class ProtoMapping
         Bytes = info.Bytes,
         CreatedUtc = info.CreatedUtc.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
         Members = info.Members,
+        BaseId = info.BaseSeq > 0 ? Understudy.Images.CheckpointId.Format(info.BaseSeq) : "",
+        Merged = info.Merged,
     };
 }

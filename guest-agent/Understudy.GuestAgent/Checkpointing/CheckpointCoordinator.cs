@@ -5,6 +5,7 @@ using Understudy.GuestAgent.Errors;
 using Understudy.GuestAgent.Groups;
 using Understudy.GuestAgent.Hosting;
 using Understudy.GuestAgent.Members;
+using Understudy.GuestAgent.Merging;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Checkpointing;
@@ -13,32 +14,39 @@ namespace Understudy.GuestAgent.Checkpointing;
 /// Takes a coordinated checkpoint of one group, in the phases of DESIGN.md ("How a coordinated
 /// checkpoint goes"): lock, PREPARE, WRITE, COMMIT, RESUME. Any failure before the commit
 /// aborts: the members resume, the staging directory is discarded, and the previous checkpoint
-/// stays the newest.
+/// stays the newest. <see cref="CheckpointKindPolicy"/> decides whether WRITE asks for
+/// incremental images; a committed incremental checkpoint is queued for a background merge,
+/// and the group's merges are held while it is checkpointed.
 /// </summary>
 internal sealed class CheckpointCoordinator
 {
     private readonly GroupLocator _locator;
     private readonly CheckpointStore _store;
     private readonly ManifestBuilder _manifests;
+    private readonly CheckpointKindPolicy _policy;
+    private readonly CheckpointLineage _lineage;
+    private readonly MergeService _merges;
     private readonly AgentOptions _options;
     private readonly ILogger<CheckpointCoordinator> _logger;
 
     public CheckpointCoordinator(
-        GroupLocator locator, CheckpointStore store, ManifestBuilder manifests,
-        IOptions<AgentOptions> options, ILogger<CheckpointCoordinator> logger)
+        GroupLocator locator, CheckpointStore store, ManifestBuilder manifests, CheckpointKindPolicy policy,
+        CheckpointLineage lineage, MergeService merges, IOptions<AgentOptions> options, ILogger<CheckpointCoordinator> logger)
     {
         _locator = locator;
         _store = store;
         _manifests = manifests;
+        _policy = policy;
+        _lineage = lineage;
+        _merges = merges;
         _options = options.Value;
         _logger = logger;
     }
 
-    /// <param name="full">accepted for the API; every checkpoint is full until incremental images exist.</param>
+    /// <param name="full">write full images even when incremental ones are possible.</param>
     public async Task<CheckpointOutcome> RunAsync(
         string groupName, bool full, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
     {
-        const string kind = CheckpointManifest.FullKind;
         var group = _locator.RequireRunning(groupName);
         var duration = Stopwatch.StartNew();
 
@@ -50,13 +58,17 @@ internal sealed class CheckpointCoordinator
         {
             throw AgentException.FailedPrecondition($"group {group.Name} has no members to checkpoint");
         }
+        // The group's background merge waits until the group runs again.
+        using var mergesHeld = _merges.PauseGroup(group.Name);
 
         var (id, seq, stagingDir) = _store.CreateStaging(group.Name);
+        var plan = _policy.Decide(group.Name, full);
         _logger.LogInformation(
-            "Checkpoint {CheckpointId} of group {Group} started: {Members} members, kind {Kind} (full requested: {FullRequested})",
-            id, group.Name, members.Count, kind, full);
+            "Checkpoint {CheckpointId} of group {Group} started: {Members} members, asking for {Kind} images ({Reason})",
+            id, group.Name, members.Count, plan.Kind, plan.Reason);
 
         var frozen = new Stopwatch();
+        var frozenMs = 0.0;
         var phase = "PREPARE";
         CheckpointInfo committed;
         try
@@ -73,12 +85,27 @@ internal sealed class CheckpointCoordinator
                 "Checkpoint {CheckpointId} of group {Group}: all {Members} members frozen after {ElapsedMs:F1} ms",
                 id, group.Name, members.Count, frozen.Elapsed.TotalMilliseconds);
 
-            // Steps 3-4: the members drain in-flight data and write their images into staging.
+            // Steps 3-4: with the whole group frozen, every member drains in-flight data and
+            // captures its state; a forked writer per member then writes the image from a
+            // copy-on-write snapshot, so the group is frozen for the capture only.
             phase = "WRITE";
             progress?.Report(new(CheckpointPhases.Write, 0, members.Count));
-            var written = await ReplyBarrier.RunAsync<WrittenReply>(
-                members, new WriteCommand(id, stagingDir, kind), _options.WriteTimeout,
-                Counter(progress, CheckpointPhases.Write, members.Count), sent: null, cancellationToken).ConfigureAwait(false);
+            await ReplyBarrier.RunAsync<CapturedReply>(
+                members, new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: true), _options.WriteTimeout,
+                answered: null, sent: null, cancellationToken).ConfigureAwait(false);
+            phase = "RESUME";
+            progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
+            await ReplyBarrier.RunAsync<ResumedReply>(
+                members, new ResumeCommand(), _options.PrepareTimeout,
+                Counter(progress, CheckpointPhases.Resume, members.Count),
+                sent: () => frozenMs = frozen.Elapsed.TotalMilliseconds, cancellationToken).ConfigureAwait(false);
+            _logger.LogInformation(
+                "Checkpoint {CheckpointId} of group {Group}: captured and running again after {FrozenMs:F1} ms frozen",
+                id, group.Name, frozenMs);
+            phase = "WRITE";
+            var written = await ReplyBarrier.AwaitAllAsync<WrittenReply>(
+                members, "WRITE", _options.WriteTimeout,
+                Counter(progress, CheckpointPhases.Write, members.Count), cancellationToken).ConfigureAwait(false);
             _logger.LogInformation(
                 "Checkpoint {CheckpointId} of group {Group}: all {Members} members written after {ElapsedMs:F1} ms",
                 id, group.Name, members.Count, frozen.Elapsed.TotalMilliseconds);
@@ -86,8 +113,13 @@ internal sealed class CheckpointCoordinator
             // Step 5: the checkpoint exists once its manifest is committed.
             phase = "COMMIT";
             progress?.Report(new(CheckpointPhases.Commit, members.Count, members.Count));
-            var manifest = _manifests.Build(group.Name, seq, kind, stagingDir, members, written);
+            var manifest = _manifests.Build(group.Name, seq, plan, stagingDir, members, written);
             committed = _store.Commit(group.Name, id, manifest);
+            _lineage.Committed(group.Name, seq);
+            if (manifest.HasIncrementalMembers)
+            {
+                _merges.Enqueue(group.Name, id, "committed incremental");
+            }
         }
         catch (Exception e)
         {
@@ -100,27 +132,11 @@ internal sealed class CheckpointCoordinator
                 $"checkpoint of group {group.Name} aborted: {Cause(e, phase)}; {PreviousCheckpoint(group.Name)}", e);
         }
 
-        // Step 6: the group runs again. The checkpoint is committed whatever happens now.
-        progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
-        var frozenMs = 0.0;
-        try
-        {
-            await ReplyBarrier.RunAsync<ResumedReply>(
-                members, new ResumeCommand(), _options.PrepareTimeout,
-                Counter(progress, CheckpointPhases.Resume, members.Count),
-                sent: () => frozenMs = frozen.Elapsed.TotalMilliseconds, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (MemberPhaseException e)
-        {
-            _logger.LogWarning(
-                "Checkpoint {CheckpointId} of group {Group} is committed, but {Problem}", id, group.Name, e.Message);
-        }
-
         var outcome = new CheckpointOutcome(
-            group.Name, id, committed.Kind, committed.Bytes, members.Count, frozenMs, duration.Elapsed.TotalMilliseconds);
+            group.Name, id, committed.Kind, committed.Bytes, members.Count, frozenMs, duration.Elapsed.TotalMilliseconds, committed.BaseSeq);
         _logger.LogInformation(
-            "Checkpoint {CheckpointId} of group {Group} taken: kind {Kind}, {Members} members, {Bytes} bytes, frozen {FrozenMs:F1} ms, total {DurationMs:F1} ms",
-            outcome.Id, outcome.Group, outcome.Kind, outcome.Members, outcome.Bytes, outcome.FrozenMs, outcome.DurationMs);
+            "Checkpoint {CheckpointId} of group {Group} taken: kind {Kind} (base {BaseSeq}), {Members} members, {Bytes} bytes, frozen {FrozenMs:F1} ms, total {DurationMs:F1} ms",
+            outcome.Id, outcome.Group, outcome.Kind, outcome.BaseSeq, outcome.Members, outcome.Bytes, outcome.FrozenMs, outcome.DurationMs);
         return outcome;
     }
 

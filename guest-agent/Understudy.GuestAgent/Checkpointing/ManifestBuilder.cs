@@ -10,7 +10,9 @@ internal sealed class CheckpointCommitException(string message) : Exception(mess
 
 /// <summary>
 /// Describes what the members wrote into the staging directory as the checkpoint's manifest:
-/// identity from their HELLO, sizes and the .meta checksum from the files themselves.
+/// identity from their HELLO; sizes, the .meta checksum and the image's kind and base from the
+/// files themselves. An image that does not fit what was asked (incremental when full was asked,
+/// or on another base) fails the checkpoint.
 /// </summary>
 internal sealed class ManifestBuilder
 {
@@ -22,7 +24,7 @@ internal sealed class ManifestBuilder
     }
 
     public CheckpointManifest Build(
-        string group, long seq, string kind, string stagingDir,
+        string group, long seq, CheckpointPlan plan, string stagingDir,
         IReadOnlyList<Member> members, IReadOnlyDictionary<Member, WrittenReply> written)
     {
         var entries = new List<ManifestMember>(members.Count);
@@ -41,17 +43,38 @@ internal sealed class ManifestBuilder
                 FlushToDisk(file);
             }
 
-            var entry = ManifestMember.FromFiles(stagingDir, member.Vpid, member.Vppid, member.App, member.ExecCount);
-            if (written.TryGetValue(member, out var reply)
-                && (reply.MetaBytes != entry.MetaBytes || reply.PagesBytes != entry.PagesBytes))
+            ManifestMember entry;
+            try
             {
-                _logger.LogWarning(
-                    "Member {Vpid} ({App}) of group {Group} reported {ReportedMeta}+{ReportedPages} bytes but wrote {MetaBytes}+{PagesBytes}; the manifest uses the files' sizes",
-                    member.Vpid, member.App, group, reply.MetaBytes, reply.PagesBytes, entry.MetaBytes, entry.PagesBytes);
+                entry = ManifestMember.FromFiles(stagingDir, member.Vpid, member.Vppid, member.App, member.ExecCount);
+            }
+            catch (ImageFormatException e)
+            {
+                throw new CheckpointCommitException($"{member.Describe()} wrote an image that cannot be used: {e.Message}");
+            }
+            if (entry.IsIncremental && (!plan.IsIncremental || entry.BaseSeq != plan.BaseSeq))
+            {
+                var asked = plan.IsIncremental ? $"an image on checkpoint {plan.BaseSeq} was asked for" : "a full image was asked for";
+                throw new CheckpointCommitException($"{member.Describe()} wrote an incremental image on checkpoint {entry.BaseSeq} but {asked}");
+            }
+            if (written.TryGetValue(member, out var reply))
+            {
+                if (reply.MetaBytes != entry.MetaBytes || reply.PagesBytes != entry.PagesBytes)
+                {
+                    _logger.LogWarning(
+                        "Member {Vpid} ({App}) of group {Group} reported {ReportedMeta}+{ReportedPages} bytes but wrote {MetaBytes}+{PagesBytes}; the manifest uses the files' sizes",
+                        member.Vpid, member.App, group, reply.MetaBytes, reply.PagesBytes, entry.MetaBytes, entry.PagesBytes);
+                }
+                if ((reply.Kind ?? CheckpointManifest.FullKind) != entry.Kind)
+                {
+                    _logger.LogWarning(
+                        "Member {Vpid} ({App}) of group {Group} reported a {ReportedKind} image but its header says {Kind}; the manifest uses the header",
+                        member.Vpid, member.App, group, reply.Kind ?? "full (by not saying)", entry.Kind);
+                }
             }
             entries.Add(entry);
         }
-        return CheckpointManifest.Create(group, seq, kind, DateTime.UtcNow, entries);
+        return CheckpointManifest.Create(group, seq, DateTime.UtcNow, entries);
     }
 
     private static void FlushToDisk(string path)

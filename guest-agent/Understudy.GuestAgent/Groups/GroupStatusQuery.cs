@@ -4,7 +4,7 @@ using Understudy.Images;
 
 namespace Understudy.GuestAgent.Groups;
 
-internal sealed record MemberStatus(int Pid, int HostPid, string App, int ExecCount, string Program, string State);
+internal sealed record MemberStatus(int Pid, int HostPid, string App, int ExecCount, string Program, string State, string Tracker);
 
 internal sealed record GroupStatus(
     string Name, string State, IReadOnlyList<MemberStatus> Members, string? LastCheckpoint, int InitHostPid);
@@ -70,5 +70,6 @@ internal sealed class GroupStatusQuery
         member.App,
         member.ExecCount,
         ProcFs.ExecutablePath(member.HostPid),
-        member.State.ToString().ToLowerInvariant());
+        member.State.ToString().ToLowerInvariant(),
+        member.Tracker);
 }

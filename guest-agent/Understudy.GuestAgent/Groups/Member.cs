@@ -26,6 +26,7 @@ internal sealed class Member
         App = hello.App;
         ExecCount = hello.ExecCount;
         Origin = hello.Origin;
+        Tracker = hello.Tracker;
         HostPid = connection.HostPid;
         JoinedUtc = DateTime.UtcNow;
         _connection = connection;
@@ -40,6 +41,7 @@ internal sealed class Member
     public string App { get; }
     public int ExecCount { get; }
     public RegistrationOrigin Origin { get; }
+    public string Tracker { get; }
     public int HostPid { get; }
     public DateTime JoinedUtc { get; }
 

@@ -8,10 +8,17 @@ using Microsoft.Extensions.Options;
 using Serilog;
 using Understudy.GuestAgent.Api;
 using Understudy.GuestAgent.Checkpointing;
+using Understudy.GuestAgent.Events;
 using Understudy.GuestAgent.Groups;
+using Understudy.GuestAgent.Health;
 using Understudy.GuestAgent.Launch;
 using Understudy.GuestAgent.Members;
+using Understudy.GuestAgent.Merging;
+using Understudy.GuestAgent.Policies;
+using Understudy.GuestAgent.Recovery;
 using Understudy.GuestAgent.Restore;
+using Understudy.GuestAgent.Scheduling;
+using Understudy.GuestAgent.Supervision;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Hosting;
@@ -54,6 +61,7 @@ internal static class AgentApplication
 
         var app = builder.Build();
         app.MapGrpcService<AgentService>();
+        app.MapGrpcService<AvailabilityService>();
         return app;
     }
 
@@ -67,6 +75,10 @@ internal static class AgentApplication
         services.AddSingleton<StatePaths>();
         services.AddSingleton(provider => new CheckpointStore(provider.GetRequiredService<IOptions<AgentOptions>>().Value.StateDir));
 
+        services.AddSingleton<EventJournal>();
+        services.AddSingleton<EventBus>();
+        services.AddSingleton<IEventPublisher>(provider => provider.GetRequiredService<EventBus>());
+
         services.AddSingleton<GroupRegistry>();
         services.AddSingleton<GroupLocator>();
         services.AddSingleton<GroupStatusQuery>();
@@ -79,11 +91,31 @@ internal static class AgentApplication
         services.AddSingleton<CheckpointCoordinator>();
         services.AddSingleton<RestoreCoordinator>();
 
+        // Availability management (docs/policy.md).
+        services.AddSingleton<PolicyEnvironment>();
+        services.AddSingleton<PolicyStore>();
+        services.AddSingleton<PolicyCatalog>();
+        services.AddSingleton<ProbeRunner>();
+        services.AddSingleton<ReadinessWaiter>();
+        services.AddSingleton<CheckpointRetention>();
+        services.AddSingleton<GroupCheckpointer>();
+        services.AddSingleton<GroupLauncher>();
+        services.AddSingleton<RecoveryPointSelector>();
+        services.AddSingleton<RecoveryRunner>();
+        services.AddSingleton<GroupSupervisorFactory>();
+        services.AddSingleton<SupervisorRegistry>();
+        services.AddSingleton<PolicyApplier>();
+        services.AddSingleton<GroupOverview>();
+
         // Started in this order (before Kestrel), stopped in reverse: groups are stopped while
         // the member socket still hears their processes go.
         services.AddHostedService<StateDirectoryInitializer>();
+        services.AddIncrementalCheckpoints();
         services.AddSingleton<MemberListener>();
         services.AddHostedService(provider => provider.GetRequiredService<MemberListener>());
         services.AddHostedService<GroupShutdownService>();
+        // Last: it starts the autostart groups once the member socket listens, and at shutdown
+        // it stops supervising before GroupShutdownService stops the groups.
+        services.AddHostedService(provider => provider.GetRequiredService<SupervisorRegistry>());
     }
 }

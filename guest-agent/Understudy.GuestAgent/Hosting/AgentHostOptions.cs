@@ -26,4 +26,25 @@ public sealed class AgentHostOptions
 
     /// <summary>Log compact JSON (one object per line) instead of text.</summary>
     public bool JsonLogs { get; init; }
+
+    public const int DefaultFullEvery = 8;
+    public const int DefaultChainLimitPercent = 50;
+
+    /// <summary>
+    /// At most this many incremental checkpoints follow a full one (then the next is full);
+    /// 0 makes every checkpoint full.
+    /// </summary>
+    public int FullEvery { get; init; } = DefaultFullEvery;
+
+    /// <summary>
+    /// The next checkpoint is full once the incremental checkpoints since the last full one
+    /// together hold this percentage of the full one's bytes.
+    /// </summary>
+    public int ChainLimitPercent { get; init; } = DefaultChainLimitPercent;
+
+    /// <summary>
+    /// Merge committed incremental checkpoints into full images in the background. Off, they
+    /// stay incremental until a restore merges them.
+    /// </summary>
+    public bool BackgroundMerges { get; init; } = true;
 }

@@ -26,6 +26,18 @@ internal sealed class AgentOptions
     /// <summary>How long us-init gets to exit after QUIT before it is killed.</summary>
     public TimeSpan StopGrace { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>At most this many incremental checkpoints follow a full one; 0: every checkpoint is full.</summary>
+    public int FullEvery { get; set; } = AgentHostOptions.DefaultFullEvery;
+
+    /// <summary>The next checkpoint is full once the incremental ones since the last full one hold this percentage of its bytes.</summary>
+    public int ChainLimitPercent { get; set; } = AgentHostOptions.DefaultChainLimitPercent;
+
+    /// <summary>
+    /// Merge committed incremental checkpoints in the background. Off, they stay incremental
+    /// until a restore merges them (tests use this to keep chains unmerged).
+    /// </summary>
+    public bool BackgroundMerges { get; set; } = true;
+
     public void CopyFrom(AgentHostOptions options)
     {
         ListenSocket = options.ListenSocket;
@@ -35,5 +47,8 @@ internal sealed class AgentOptions
         PrepareTimeout = options.PrepareTimeout;
         WriteTimeout = options.WriteTimeout;
         RestoreTimeout = options.RestoreTimeout;
+        FullEvery = options.FullEvery;
+        ChainLimitPercent = options.ChainLimitPercent;
+        BackgroundMerges = options.BackgroundMerges;
     }
 }

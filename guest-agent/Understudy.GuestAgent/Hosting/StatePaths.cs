@@ -22,6 +22,8 @@ internal sealed class StatePaths
     public string GroupDir(string group) => Path.Combine(GroupsDir, group);
     public string NativeLog(string group) => Path.Combine(GroupDir(group), "native.log");
     public string OutputLog(string group) => Path.Combine(GroupDir(group), "output.log");
+    public string PoliciesDir => Path.Combine(Root, "policies");
+    public string EventsJournal => Path.Combine(Root, "events.jsonl");
     public string InitProgram => Path.Combine(NativeDir, "us-init");
     public string RestorerProgram => Path.Combine(NativeDir, "us-restorer");
 }

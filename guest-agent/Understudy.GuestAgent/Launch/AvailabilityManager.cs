@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Understudy.GuestAgent.Errors;
+using Understudy.GuestAgent.Events;
 using Understudy.GuestAgent.Groups;
 using Understudy.GuestAgent.Hosting;
 using Understudy.GuestAgent.Interop;
@@ -28,11 +29,13 @@ internal sealed class AvailabilityManager : IInitEventSink
     private readonly AgentOptions _options;
     private readonly ILogger<AvailabilityManager> _logger;
     private readonly ILogger<InitProcess> _initLogger;
+    private readonly IEventPublisher _events;
     private volatile bool _shuttingDown;
 
     public AvailabilityManager(
         GroupRegistry groups, GroupLocator locator, InitCommandLine commandLine, StatePaths paths,
-        IOptions<AgentOptions> options, ILogger<AvailabilityManager> logger, ILogger<InitProcess> initLogger)
+        IOptions<AgentOptions> options, ILogger<AvailabilityManager> logger, ILogger<InitProcess> initLogger,
+        IEventPublisher events)
     {
         _groups = groups;
         _locator = locator;
@@ -41,6 +44,7 @@ internal sealed class AvailabilityManager : IInitEventSink
         _options = options.Value;
         _logger = logger;
         _initLogger = initLogger;
+        _events = events;
     }
 
     /// <summary>
@@ -79,8 +83,7 @@ internal sealed class AvailabilityManager : IInitEventSink
                 throw AgentException.FailedPrecondition(
                     $"launch of {spec.App} in group {group.Name} failed: {e.Message}; see {_paths.NativeLog(group.Name)}");
             }
-            _logger.LogInformation(
-                "Launched {App} into group {Group} as vpid {Vpid}: {Program}", spec.App, group.Name, vpid, spec.Argv[0]);
+            _events.Publish(new MemberLaunched(group.Name, spec.App, vpid, spec.Argv[0]));
 
             await WaitForRegistrationAsync(group, init, spec.App, vpid, exit, cancellationToken).ConfigureAwait(false);
             var member = group.Members.Find(vpid);
@@ -212,9 +215,7 @@ internal sealed class AvailabilityManager : IInitEventSink
     {
         var group = _groups.Find(init.Group);
         var member = group?.Members.Find(exit.Vpid);
-        _logger.LogInformation(
-            "Member {Vpid} ({App}) of group {Group} exited: {Exit}",
-            exit.Vpid, group?.Members.AppOf(exit.Vpid) ?? "not a member", init.Group, exit.Describe());
+        _events.Publish(new MemberExited(init.Group, group?.Members.AppOf(exit.Vpid), exit.Vpid, exit.ExitCode, exit.Signal, init.HostPid));
         // A member whose connection is still open is removed when it closes; only one that no
         // longer has a connection (it was exec'ing) needs removing here. This also keeps a
         // newer process that reused the vpid.
@@ -229,9 +230,7 @@ internal sealed class AvailabilityManager : IInitEventSink
     {
         if (!expected)
         {
-            _logger.LogError(
-                "us-init of group {Group} exited unexpectedly (code {ExitCode}); the group's processes are gone. See {NativeLog}",
-                init.Group, exitCode, _paths.NativeLog(init.Group));
+            _events.Publish(new GroupInitDied(init.Group, init.HostPid, $"{init.DescribeExit()}; see {_paths.NativeLog(init.Group)}"));
         }
         if (_groups.Find(init.Group) is { } group)
         {

@@ -31,10 +31,15 @@ internal sealed record PrepareCommand(string CheckpointId) : MemberCommand
     public override string ToLine() => $"PREPARE {TokenCodec.Encode(CheckpointId)}";
 }
 
-internal sealed record WriteCommand(string CheckpointId, string Directory, string Kind) : MemberCommand
+/// <param name="Kind">"full" or "incremental": what is asked; a process may write full anyway.</param>
+/// <param name="BaseSeq">With "incremental": the checkpoint the image is to apply to; 0 with "full".</param>
+/// <param name="CopyOnWrite">the member answers CAPTURED once a forked writer holds its snapshot,
+/// and WRITTEN after the RESUME that follows, when the image is complete.</param>
+internal sealed record WriteCommand(string CheckpointId, string Directory, string Kind, long BaseSeq = 0, bool CopyOnWrite = false)
+    : MemberCommand
 {
     public override string ToLine() =>
-        $"WRITE {TokenCodec.Encode(CheckpointId)} {TokenCodec.Encode(Directory)} {Kind}";
+        $"WRITE {TokenCodec.Encode(CheckpointId)} {TokenCodec.Encode(Directory)} {Kind} {BaseSeq}" + (CopyOnWrite ? " cow" : "");
 }
 
 internal sealed record ResumeCommand : MemberCommand

@@ -44,8 +44,10 @@ internal static class MemberMessageParser
                 // The thread count is informational; a missing one is tolerated.
                 message = new FrozenReply(args.Length > 0 && TryInt(args[0], out var threads) ? threads : 0);
                 return true;
-            case "WRITTEN" when args.Length == 2 && TryLong(args[0], out var meta) && TryLong(args[1], out var pages):
-                message = new WrittenReply(meta, pages);
+            // The kind came with incremental checkpoints; an interceptor from before sends two numbers.
+            case "WRITTEN" when args.Length is 2 or 3 && TryLong(args[0], out var meta) && TryLong(args[1], out var pages)
+                                && (args.Length == 2 || args[2] is "full" or "incremental"):
+                message = new WrittenReply(meta, pages, args.Length == 3 ? args[2] : null);
                 return true;
             case "FAILED":
                 var reason = string.Join(' ', args.ToArray().Select(TokenCodec.Decode));
@@ -53,6 +55,9 @@ internal static class MemberMessageParser
                 return true;
             case "RESUMED":
                 message = new ResumedReply();
+                return true;
+            case "CAPTURED":
+                message = new CapturedReply();
                 return true;
             default:
                 error = $"unknown or malformed message '{Truncate(line)}'";
@@ -63,10 +68,10 @@ internal static class MemberMessageParser
     private static bool TryParseHello(ReadOnlySpan<string> args, out MemberMessage? message, out string error)
     {
         message = null;
-        // HELLO 1 <group> <app> <vpid> <vppid> <exec_count> <origin>
-        if (args.Length != 7)
+        // HELLO 1 <group> <app> <vpid> <vppid> <exec_count> <origin> [<tracker>]
+        if (args.Length is not (7 or 8))
         {
-            error = $"HELLO needs 7 arguments, got {args.Length}";
+            error = $"HELLO needs 7 or 8 arguments, got {args.Length}";
             return false;
         }
         if (!TryInt(args[0], out var version) || !TryInt(args[3], out var vpid) || !TryInt(args[4], out var vppid)
@@ -80,7 +85,8 @@ internal static class MemberMessageParser
             error = $"HELLO has an unknown origin '{args[6]}'";
             return false;
         }
-        message = new HelloMessage(version, TokenCodec.Decode(args[1]), TokenCodec.Decode(args[2]), vpid, vppid, execCount, origin);
+        var tracker = args.Length == 8 ? TokenCodec.Decode(args[7]) : "unknown";
+        message = new HelloMessage(version, TokenCodec.Decode(args[1]), TokenCodec.Decode(args[2]), vpid, vppid, execCount, origin, tracker);
         error = "";
         return true;
     }

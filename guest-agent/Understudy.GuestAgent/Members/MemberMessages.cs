@@ -5,8 +5,10 @@ namespace Understudy.GuestAgent.Members;
 /// <summary>A line a process sends to the coordinator (docs/protocol.md, "Member protocol").</summary>
 internal abstract record MemberMessage;
 
+/// <param name="Tracker">the process's dirty-page tracker: uffd-wp-async, mprotect or none.</param>
 internal sealed record HelloMessage(
-    int Version, string Group, string App, int Vpid, int Vppid, int ExecCount, RegistrationOrigin Origin) : MemberMessage;
+    int Version, string Group, string App, int Vpid, int Vppid, int ExecCount, RegistrationOrigin Origin,
+    string Tracker = "unknown") : MemberMessage;
 
 internal sealed record ForkBeginMessage : MemberMessage;
 
@@ -27,7 +29,11 @@ internal abstract record MemberReply : MemberMessage;
 
 internal sealed record FrozenReply(int Threads) : MemberReply;
 
-internal sealed record WrittenReply(long MetaBytes, long PagesBytes) : MemberReply;
+/// <summary>WRITE with copy-on-write: a forked writer holds the snapshot, the group may resume.</summary>
+internal sealed record CapturedReply : MemberReply;
+
+/// <param name="Kind">"full" or "incremental", the kind the process wrote; null from a process that does not say (it wrote full).</param>
+internal sealed record WrittenReply(long MetaBytes, long PagesBytes, string? Kind = null) : MemberReply;
 
 internal sealed record FailedReply(string Reason) : MemberReply;
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Errors;
+using Understudy.GuestAgent.Events;
 using Understudy.GuestAgent.Groups;
 
 namespace Understudy.GuestAgent.Members;
@@ -15,12 +16,14 @@ internal sealed class MemberProtocol : IMemberMessageHandler
 
     private readonly GroupRegistry _groups;
     private readonly ILogger<MemberProtocol> _logger;
+    private readonly IEventPublisher _events;
     private long _lastMemberId;
 
-    public MemberProtocol(GroupRegistry groups, ILogger<MemberProtocol> logger)
+    public MemberProtocol(GroupRegistry groups, ILogger<MemberProtocol> logger, IEventPublisher events)
     {
         _groups = groups;
         _logger = logger;
+        _events = events;
     }
 
     public void OnMessage(MemberConnection connection, MemberMessage message)
@@ -106,9 +109,7 @@ internal sealed class MemberProtocol : IMemberMessageHandler
             // WELCOME goes out before the registration counts as complete, so that a checkpoint
             // waiting for it cannot send PREPARE ahead of WELCOME.
             await connection.SendAsync(new WelcomeCommand(member.Id), connection.Closed).ConfigureAwait(false);
-            _logger.LogInformation(
-                "Member {Vpid} ({App}) joined group {Group}: origin {Origin}, exec count {ExecCount}, parent {Vppid}, host pid {HostPid}",
-                member.Vpid, member.App, group.Name, hello.Origin.ToToken(), member.ExecCount, member.Vppid, member.HostPid);
+            _events.Publish(new MemberJoined(group.Name, member.App, member.Vpid, member.HostPid, hello.Origin.ToToken(), member.ExecCount));
         }
         finally
         {

@@ -38,7 +38,18 @@ internal static class ReplyBarrier
             }
         }
         sent?.Invoke();
+        return await AwaitAllAsync<TReply>(members, phase, timeout, answered, cancellationToken).ConfigureAwait(false);
+    }
 
+    /// <summary>Waits for an answer that follows an earlier command (WRITTEN after CAPTURED and RESUME).</summary>
+    public static async Task<IReadOnlyDictionary<Member, TReply>> AwaitAllAsync<TReply>(
+        IReadOnlyList<Member> members,
+        string phase,
+        TimeSpan timeout,
+        IProgress<int>? answered,
+        CancellationToken cancellationToken)
+        where TReply : MemberReply
+    {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
         var waiting = members.ToDictionary(m => AwaitAnswerAsync<TReply>(m, phase, deadline.Token), m => m);

@@ -1,11 +1,13 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Understudy.GuestAgent.Checkpointing;
 using Understudy.GuestAgent.Errors;
 using Understudy.GuestAgent.Groups;
 using Understudy.GuestAgent.Hosting;
 using Understudy.GuestAgent.Launch;
 using Understudy.GuestAgent.Members;
+using Understudy.GuestAgent.Merging;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Restore;
@@ -14,9 +16,12 @@ namespace Understudy.GuestAgent.Restore;
 internal sealed record RestoreOutcome(string Group, string Id, IReadOnlyList<Member> Members, double DurationMs);
 
 /// <summary>
-/// Brings a group back from a committed checkpoint (DESIGN.md, "Restore"): the image is verified
-/// before anything is touched, the running group (if any) is stopped, us-init rebuilds the
-/// process tree, and once every process of the checkpoint said HELLO they resume together.
+/// Brings a group back from a committed checkpoint (DESIGN.md, "Restore"): a checkpoint that
+/// still has incremental images is merged into full ones first (the restorer reads full images
+/// only), the image is verified before anything is touched, the running group (if any) is
+/// stopped, us-init rebuilds the process tree, and once every process of the checkpoint said
+/// HELLO they resume together. The restored processes descend from that checkpoint: the next
+/// checkpoint may be incremental on it.
 /// </summary>
 internal sealed class RestoreCoordinator
 {
@@ -25,13 +30,18 @@ internal sealed class RestoreCoordinator
     private readonly AvailabilityManager _availability;
     private readonly InitCommandLine _commandLine;
     private readonly StatePaths _paths;
+    private readonly MergeBeforeRestore _merge;
+    private readonly CheckpointLineage _lineage;
     private readonly AgentOptions _options;
     private readonly ILogger<RestoreCoordinator> _logger;
 
     public RestoreCoordinator(
         GroupRegistry groups, CheckpointStore store, AvailabilityManager availability, InitCommandLine commandLine,
-        StatePaths paths, IOptions<AgentOptions> options, ILogger<RestoreCoordinator> logger)
+        StatePaths paths, MergeBeforeRestore merge, CheckpointLineage lineage, IOptions<AgentOptions> options,
+        ILogger<RestoreCoordinator> logger)
     {
+        _merge = merge;
+        _lineage = lineage;
         _commandLine = commandLine;
         _groups = groups;
         _store = store;
@@ -50,6 +60,7 @@ internal sealed class RestoreCoordinator
         {
             throw AgentException.NotFound($"group {groupName} has no checkpoint to restore; take one with: hactl checkpoint {groupName}");
         }
+        await MergeChainAsync(groupName, id, cancellationToken).ConfigureAwait(false);
         // A corrupt or truncated image is refused here, before the running group is touched.
         var manifest = Verify(groupName, id);
         var checkpointDir = _store.CheckpointDir(groupName, id);
@@ -73,6 +84,7 @@ internal sealed class RestoreCoordinator
             using var lease = await group.Gate.HoldForRestoreAsync(cancellationToken).ConfigureAwait(false);
             var members = await RebuildAsync(group, id, manifest, checkpointDir, cancellationToken).ConfigureAwait(false);
 
+            _lineage.Restored(group.Name, CheckpointId.Parse(id));
             var outcome = new RestoreOutcome(group.Name, id, members, duration.Elapsed.TotalMilliseconds);
             _logger.LogInformation(
                 "Restore of group {Group} from checkpoint {CheckpointId} finished: {Members} members running after {DurationMs:F1} ms",
@@ -82,6 +94,27 @@ internal sealed class RestoreCoordinator
         finally
         {
             group.Lifecycle.Release();
+        }
+    }
+
+    /// <summary>Merges the checkpoint's incremental images (and its unmerged bases') into full ones.</summary>
+    private async Task MergeChainAsync(string group, string id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (await _merge.RunAsync(group, id, cancellationToken).ConfigureAwait(false))
+            {
+                _logger.LogInformation("Restore of group {Group}: checkpoint {CheckpointId} was merged into full images first", group, id);
+            }
+        }
+        catch (CheckpointMergeException e)
+        {
+            throw AgentException.FailedPrecondition($"restore of group {group} refused: {e.Message}", e);
+        }
+        catch (IOException e)
+        {
+            throw AgentException.Unavailable(
+                $"restore of group {group} failed: merging checkpoint {id} into full images failed: {AgentException.OneLine(e.Message)}; free disk space and try again", e);
         }
     }
 

@@ -377,7 +377,9 @@ static void walk_pagemap(struct vma_pass *x, uint64_t start, uint64_t end)
 
 static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_fd)
 {
-	struct us_rec_vma r = { .start = v->start, .end = v->end, .prot = v->prot,
+	/* the mprotect tracker's read-only pages are the application's writable ones */
+	uint32_t prot = us.tracker == US_TRACK_MPROTECT && !v->shared ? us_mp_app_prot(v->start, v->prot) : v->prot;
+	struct us_rec_vma r = { .start = v->start, .end = v->end, .prot = prot,
 		.flags = v->shared ? US_VMA_F_SHARED : 0, .file_offset = v->offset,
 		.dev = v->dev, .inode = v->inode, .path_len = (uint32_t)v->path_len };
 	int save_all = 0, anon_only = 0;
@@ -1024,16 +1026,21 @@ static struct writer_result {
 } *writer;
 static int writer_pid;
 
+/* Made before the capture reads the memory map, so that every image holds it and
+ * a restored process finds it where its pointer says. */
+static int map_writer_result(void)
+{
+	if (writer)
+		return 0;
+	long m = us_sc6(SYS_mmap, 0, US_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m < 0 && m > -4096)
+		return (int)m;
+	writer = (struct writer_result *)m;
+	return 0;
+}
+
 static void start_writer(struct scratch *s)
 {
-	if (!writer) {
-		long m = us_sc6(SYS_mmap, 0, US_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		if (m < 0 && m > -4096) {
-			fail(s, "cannot map the writer's result page", NULL, m);
-			return;
-		}
-		writer = (struct writer_result *)m;
-	}
 	writer->done = writer->failed = 0;
 	writer->why[0] = 0;
 	long pid = us_sc5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0);
@@ -1118,6 +1125,9 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 	us.pending_seq = 0;
 	s.meta_cap = SCRATCH_SIZE - (size_t)(s.meta - s.base);
 
+	int mapped = cow ? map_writer_result() : 0;
+	if (mapped)
+		fail(&s, "cannot map the writer's result page", NULL, mapped);
 	int meta_fd = open_image_file(dir, ".meta");
 	s.pages_fd = open_image_file(dir, ".pages");
 	if (meta_fd < 0 || s.pages_fd < 0) {

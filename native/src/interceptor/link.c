@@ -123,6 +123,8 @@ int us_link_hello(const char *origin, int vppid)
 	us_puti(&b, us.exec_count);
 	us_putc(&b, ' ');
 	us_put(&b, origin);
+	us_putc(&b, ' ');
+	us_put(&b, us_tracker_name());
 	us_putc(&b, '\n');
 	if (us_link_send(us_term(&b)) < 0)
 		return -1;

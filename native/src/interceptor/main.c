@@ -181,18 +181,22 @@ static void serve(void)
 				us_put(&b, incremental ? " incremental" : " full");
 				/* with a forked writer the snapshot is taken: the group may resume,
 				 * and WRITTEN follows once the writer is done */
+				const char *text = us_term(&b);
 				if (cow) {
-					for (int i = 0; i < (int)sizeof written - 1 && nums[i]; i++)
-						written[i] = nums[i], written[i + 1] = 0;
+					for (int i = 0; i < (int)sizeof written - 1 && text[i]; i++)
+						written[i] = text[i], written[i + 1] = 0;
 					reply("CAPTURED", NULL);
 				} else {
-					reply("WRITTEN", us_term(&b));
+					reply("WRITTEN", text);
 				}
 			}
 		} else if (us_streq(line, "RESUME") || us_streq(line, "ABORT")) {
 			/* After an abort the writes of this interval were not kept anywhere:
 			 * the tracker no longer describes a committed image. */
-			us.tracked_seq = us_streq(line, "RESUME") && us.pending_seq ? us.pending_seq : 0;
+			if (us_streq(line, "ABORT"))
+				us.tracked_seq = 0;
+			else if (us.pending_seq)   /* a RESUME after a restore keeps the restored base */
+				us.tracked_seq = us.pending_seq;
 			us.pending_seq = 0;
 			us_thaw_all();
 			reply("RESUMED", NULL);

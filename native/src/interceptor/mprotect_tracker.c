@@ -162,6 +162,13 @@ int us_mp_covers(uint64_t start, uint64_t end)
 	return r && !r->given_up && end <= r->end;
 }
 
+/* The protection the application gave [start, end): ours only removes write. */
+uint32_t us_mp_app_prot(uint64_t start, uint32_t prot)
+{
+	struct mp_range *r = find(start);
+	return r ? r->prot : prot;
+}
+
 int us_mp_dirty(uint64_t page)
 {
 	struct mp_range *r = find(page);

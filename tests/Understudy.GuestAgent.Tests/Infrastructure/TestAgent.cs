@@ -18,13 +18,15 @@ internal sealed class TestAgent : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly Logger _logger;
+    private readonly bool _ownsRoot;
 
-    private TestAgent(string root, WebApplication app, Logger logger, string apiSocket)
+    private TestAgent(string root, WebApplication app, Logger logger, string apiSocket, bool ownsRoot)
     {
         Root = root;
         _app = app;
         _logger = logger;
         ApiSocket = apiSocket;
+        _ownsRoot = ownsRoot;
         Api = new AgentApiClient(apiSocket);
     }
 
@@ -45,10 +47,16 @@ internal sealed class TestAgent : IAsyncDisposable
 
     public CheckpointStore Store => Services.GetRequiredService<CheckpointStore>();
 
+    /// <param name="root">
+    /// an existing directory whose state/ to use, as an agent started again after a crash does;
+    /// the caller removes it. By default a fresh one, removed on dispose.
+    /// </param>
     public static async Task<TestAgent> StartAsync(
-        ITestOutputHelper output, Action<AgentOptions>? tune = null, string? nativeDir = null, string? interceptorPath = null)
+        ITestOutputHelper output, Action<AgentOptions>? tune = null, string? nativeDir = null, string? interceptorPath = null,
+        string? root = null)
     {
-        var root = Path.Combine("/tmp", "usga-" + Guid.NewGuid().ToString("N")[..10]);
+        var ownsRoot = root is null;
+        root ??= NewRoot();
         Directory.CreateDirectory(root);
         var apiSocket = Path.Combine(root, "api.sock");
         var logger = new LoggerConfiguration()
@@ -66,8 +74,11 @@ internal sealed class TestAgent : IAsyncDisposable
         };
         var app = AgentApplication.Build(options, logger, tune);
         await app.StartAsync();
-        return new TestAgent(root, app, logger, apiSocket);
+        return new TestAgent(root, app, logger, apiSocket, ownsRoot);
     }
+
+    /// <summary>A fresh directory for an agent's sockets and state.</summary>
+    public static string NewRoot() => Path.Combine("/tmp", "usga-" + Guid.NewGuid().ToString("N")[..10]);
 
     public Group Group(string name) => Groups.Find(name) ?? throw new InvalidOperationException($"no group {name}");
 
@@ -79,7 +90,10 @@ internal sealed class TestAgent : IAsyncDisposable
         await _app.StopAsync();
         await _app.DisposeAsync();
         await _logger.DisposeAsync();
-        Directory.Delete(Root, recursive: true);
+        if (_ownsRoot)
+        {
+            Directory.Delete(Root, recursive: true);
+        }
     }
 
     /// <summary>The agent's log in the test's output, shown when a test fails.</summary>

@@ -8,9 +8,18 @@ namespace Understudy.GuestAgent.Tests.Infrastructure;
 /// <summary>
 /// The interceptor's side of the member protocol, driven by a test: connects to the agent's
 /// real coord.sock and sends and reads lines as a process's checkpoint thread would.
+/// <para>
+/// Its memory is one anonymous mapping of <see cref="PageCount"/> pages, each holding data of a
+/// version (0: never written). Without <see cref="Tracking"/> it writes a full image whatever
+/// WRITE asks, like a process without a tracker. With it, it behaves like the interceptor's
+/// tracker: an incremental image (pages written since, holes for pages dropped) when WRITE asks
+/// for one on the checkpoint its tracking starts from, a full image otherwise.
+/// </para>
 /// </summary>
 internal sealed class TestMember : IAsyncDisposable
 {
+    /// <summary>Where the member's mapping starts.</summary>
+    public const ulong MappingStart = 0x7f00_0000_0000;
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
     private readonly LineReader _reader;
@@ -29,21 +38,95 @@ internal sealed class TestMember : IAsyncDisposable
     public string App { get; }
     public int Vpid { get; }
 
+    /// <summary>The version of each page's data; 0 when the page has none.</summary>
+    private int[] _versions = [1];
+    private readonly HashSet<int> _dirty = [];
+    private readonly Dictionary<long, int[]> _snapshots = [];
+    private long _trackedSeq;
+    private long _pendingSeq;
+    private string? _writtenAfterResume;
+
+    public int PageCount => _versions.Length;
+
+    /// <summary>Writes incremental images when asked and possible (see the class summary).</summary>
+    public bool Tracking { get; set; }
+
+    /// <summary>Regular files captured with every image (storage checkpointing): path and contents.</summary>
+    public Dictionary<string, byte[]> Files { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The WRITE lines received, for tests of what was asked.</summary>
+    public List<string> WriteLines { get; } = [];
+
+    /// <summary>The kinds this member wrote, in order.</summary>
+    public List<string> WrittenKinds { get; } = [];
+
+    /// <summary>Gives the mapping <paramref name="pages"/> pages, all written (a fresh start: the next image is full).</summary>
+    public void SetPages(int pages)
+    {
+        _versions = [.. Enumerable.Repeat(1, pages)];
+        _dirty.Clear();
+        _trackedSeq = 0;
+    }
+
+    /// <summary>The application writes to these pages.</summary>
+    public void Touch(params int[] pages)
+    {
+        foreach (var page in pages)
+        {
+            _versions[page]++;
+            _dirty.Add(page);
+        }
+    }
+
+    /// <summary>The application drops these pages (MADV_DONTNEED): they read as zero.</summary>
+    public void Drop(params int[] pages)
+    {
+        foreach (var page in pages)
+        {
+            _versions[page] = 0;
+            _dirty.Add(page);
+        }
+    }
+
+    /// <summary>The contents of every page with data at checkpoint <paramref name="seq"/>, by address.</summary>
+    public SortedDictionary<ulong, byte[]> PagesAt(long seq)
+    {
+        var pages = new SortedDictionary<ulong, byte[]>();
+        var versions = _snapshots[seq];
+        for (var i = 0; i < versions.Length; i++)
+        {
+            if (versions[i] != 0)
+            {
+                pages[Address(i)] = PageData(i, versions[i]);
+            }
+        }
+        return pages;
+    }
+
     /// <summary>Whether the agent sent something not read yet (only ever used to show that it has not).</summary>
     public bool HasUnreadData => _socket.Available > 0;
 
-    public static async Task<TestMember> ConnectAsync(TestAgent agent, string group, string app, int vpid)
+    public static Task<TestMember> ConnectAsync(TestAgent agent, string group, string app, int vpid) =>
+        ConnectAsync(agent.CoordSocket, group, app, vpid);
+
+    /// <summary>Connects to the member socket of an agent that runs in another process.</summary>
+    public static async Task<TestMember> ConnectAsync(string coordSocket, string group, string app, int vpid)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        await socket.ConnectAsync(new UnixDomainSocketEndPoint(agent.CoordSocket));
+        await socket.ConnectAsync(new UnixDomainSocketEndPoint(coordSocket));
         return new TestMember(socket, group, app, vpid);
     }
 
     /// <summary>Connects and registers; returns the member id of WELCOME.</summary>
+    public static Task<TestMember> JoinAsync(
+        TestAgent agent, string group, string app, int vpid, int vppid = 1, int execCount = 0, string origin = "launch") =>
+        JoinAsync(agent.CoordSocket, group, app, vpid, vppid, execCount, origin);
+
+    /// <summary>Connects to the member socket at <paramref name="coordSocket"/> and registers.</summary>
     public static async Task<TestMember> JoinAsync(
-        TestAgent agent, string group, string app, int vpid, int vppid = 1, int execCount = 0, string origin = "launch")
+        string coordSocket, string group, string app, int vpid, int vppid = 1, int execCount = 0, string origin = "launch")
     {
-        var member = await ConnectAsync(agent, group, app, vpid);
+        var member = await ConnectAsync(coordSocket, group, app, vpid);
         await member.SendHelloAsync(vppid, execCount, origin);
         await member.ExpectAsync("WELCOME");
         return member;
@@ -88,14 +171,31 @@ internal sealed class TestMember : IAsyncDisposable
         return prepare[1];
     }
 
-    /// <summary>WRITE: writes a small valid image into the staging directory and answers WRITTEN.</summary>
+    /// <summary>WRITE: writes a valid image into the staging directory and answers WRITTEN with its kind.</summary>
     public async Task<string> WriteAsync()
     {
         var write = await ExpectAsync("WRITE");
-        Assert.Equal("full", write[3]);
+        WriteLines.Add(string.Join(' ', write));
+        Assert.True(write.Length is 5 or 6, $"WRITE has {write.Length - 1} arguments, expected 4 or 5: '{string.Join(' ', write)}'");
+        var copyOnWrite = write.Length == 6 && write[5] == "cow";
+        Assert.Contains(write[3], (string[])["full", "incremental"]);
         var dir = TokenCodec.Decode(write[2]);
-        var (meta, pages) = WriteImage(dir, write[1]);
-        await SendAsync($"WRITTEN {meta} {pages}");
+        var seq = long.Parse(write[1]);
+        var baseSeq = long.Parse(write[4]);
+        var incremental = Tracking && write[3] == "incremental" && baseSeq > 0 && _trackedSeq == baseSeq;
+        var (meta, pages) = WriteImage(dir, seq, incremental ? baseSeq : 0);
+        var kind = incremental ? "incremental" : "full";
+        WrittenKinds.Add(kind);
+        if (copyOnWrite)
+        {
+            // as the interceptor: the snapshot is taken; WRITTEN follows the RESUME
+            _writtenAfterResume = $"WRITTEN {meta} {pages} {kind}";
+            await SendAsync("CAPTURED");
+        }
+        else
+        {
+            await SendAsync($"WRITTEN {meta} {pages} {kind}");
+        }
         return dir;
     }
 
@@ -103,7 +203,16 @@ internal sealed class TestMember : IAsyncDisposable
     public async Task ResumeAsync(string verb = "RESUME")
     {
         await ExpectAsync(verb);
+        // As the interceptor: tracked from the image just written once it is committed; after an
+        // abort the writes of the interval are kept nowhere, so the next image is full.
+        _trackedSeq = verb == "RESUME" ? _pendingSeq : 0;
+        _pendingSeq = 0;
         await SendAsync("RESUMED");
+        if (_writtenAfterResume is { } written)
+        {
+            _writtenAfterResume = null;
+            await SendAsync(written);
+        }
     }
 
     /// <summary>A whole checkpoint from this member's side.</summary>
@@ -114,28 +223,64 @@ internal sealed class TestMember : IAsyncDisposable
         await ResumeAsync();
     }
 
-    /// <summary>Writes &lt;vpid&gt;.meta/.pages as the native writer would: one anonymous page of data.</summary>
-    private (long Meta, long Pages) WriteImage(string dir, string checkpointId)
+    /// <summary>
+    /// Writes &lt;vpid&gt;.meta/.pages as the native writer would: a full image of every page with
+    /// data, or, on <paramref name="baseSeq"/>, the pages written since (holes for dropped ones).
+    /// </summary>
+    private (long Meta, long Pages) WriteImage(string dir, long seq, long baseSeq)
     {
-        var seq = ulong.Parse(checkpointId);
         var vpid = (uint)Vpid;
         using var writer = new ProcessImageWriter(Path.Combine(dir, $"{vpid}.meta"), Path.Combine(dir, $"{vpid}.pages"));
-        var page = new byte[ImageLayout.PageSize];
-        new Random(Vpid).NextBytes(page);
-        const ulong address = 0x7f00_0000_0000;
-        var run = writer.AppendRun(address, page);
+        var runs = new List<PageRun>();
+        ProcessImageWriter.PageRunBuilder? open = null;
+        for (var i = 0; i < _versions.Length; i++)
+        {
+            var saved = baseSeq == 0 ? _versions[i] != 0 : _dirty.Contains(i) && _versions[i] != 0;
+            if (open is not null && (!saved || open.NextAddr != Address(i)))
+            {
+                runs.Add(open.End());
+                open = null;
+            }
+            if (saved)
+            {
+                open ??= writer.BeginRun(Address(i));
+                open.Append(PageData(i, _versions[i]));
+            }
+            else if (baseSeq != 0 && _dirty.Contains(i))
+            {
+                runs.Add(PageRun.Hole(Address(i), 1));
+            }
+        }
+        if (open is not null)
+        {
+            runs.Add(open.End());
+        }
+        var files = Files.Select((f, i) => writer.AppendFile(0x803, 9000 + (ulong)i, f.Key, f.Value)).ToList();
         var image = new ProcessImage(
-            new MetaHeader(ImageKind.Full, vpid, seq),
+            new MetaHeader(baseSeq == 0 ? ImageKind.Full : ImageKind.Incremental, vpid, (ulong)seq, (uint)baseSeq),
             new ProcRecord(vpid, 1, vpid, 1, 0, 0, 0, 18, 0, 0, MmLayout.FromArray(new ulong[ImageLayout.MmFieldCount]),
                 "/usr/bin/" + App, "/", App, []),
-            [new VmaRecord(address, address + ImageLayout.PageSize, VmaProt.Read | VmaProt.Write, VmaFlags.None, VmaKind.Anon,
-                0, 0, 0, 0, [run], "")],
+            [new VmaRecord(MappingStart, Address(_versions.Length), VmaProt.Read | VmaProt.Write, VmaFlags.None, VmaKind.Anon,
+                0, 0, 0, 0, runs, "")],
             [new ThreadRecord(vpid, false, 0, App)],
             [],
             [],
-            new MiscRecord([default, default, default], new ulong[ImageLayout.RlimitCount], 0));
+            new MiscRecord([default, default, default], new ulong[ImageLayout.RlimitCount], 0)) { Files = files };
         writer.Finish(image);
+        _snapshots[seq] = (int[])_versions.Clone();
+        _dirty.Clear();
+        _pendingSeq = seq;
         return (new FileInfo(Path.Combine(dir, $"{vpid}.meta")).Length, new FileInfo(Path.Combine(dir, $"{vpid}.pages")).Length);
+    }
+
+    private static ulong Address(int page) => MappingStart + (ulong)page * ImageLayout.PageSize;
+
+    /// <summary>The contents of page <paramref name="page"/> at <paramref name="version"/>: unique per member, page and version.</summary>
+    public byte[] PageData(int page, int version)
+    {
+        var data = new byte[ImageLayout.PageSize];
+        new Random(unchecked(Vpid * 1_000_003 + page * 1009 + version)).NextBytes(data);
+        return data;
     }
 
     public async ValueTask DisposeAsync()

@@ -14,11 +14,26 @@ namespace Understudy.IntegrationTests.Infrastructure;
 public sealed class AgentFixture : IAsyncLifetime
 {
     private static int _groupCounter;
+    private readonly IReadOnlyDictionary<string, string> _environment;
+    private readonly IReadOnlyList<string> _agentArgs;
     private Process? _agent;
     private StreamWriter? _agentLog;
     private readonly object _agentLogLock = new();
     private readonly ConcurrentDictionary<string, byte> _groups = new();
     private readonly ConcurrentDictionary<int, byte> _hostPids = new();
+
+    /// <summary>The agent as a class fixture: no extra environment or options.</summary>
+    public AgentFixture()
+        : this(new Dictionary<string, string>())
+    {
+    }
+
+    /// <summary>An agent with extra environment variables (fault injection) and `agent run` options.</summary>
+    internal AgentFixture(IReadOnlyDictionary<string, string> environment, params string[] agentArgs)
+    {
+        _environment = environment;
+        _agentArgs = agentArgs;
+    }
 
     public string TempDir { get; private set; } = "";
     public string StateDir => Path.Combine(TempDir, "state");
@@ -39,7 +54,18 @@ public sealed class AgentFixture : IAsyncLifetime
         Directory.CreateDirectory(TempDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Directory.CreateDirectory(StateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Hactl = new Hactl(AgentAddress);
+        await StartAgentAsync(_environment, [.. _agentArgs]);
+    }
 
+    /// <summary>
+    /// Starts the agent on this fixture's state directory (again, after <see cref="KillAgentAsync"/>),
+    /// with these environment variables and `agent run` options; returns once it answers `status`.
+    /// </summary>
+    public async Task StartAgentAsync(IReadOnlyDictionary<string, string>? environment = null, params string[] agentArgs)
+    {
+        if (AgentRunning)
+            throw new InvalidOperationException("the agent is already running");
+        _agent?.Dispose();
         var psi = new ProcessStartInfo(Repo.Hactl)
         {
             RedirectStandardInput = true,
@@ -48,13 +74,21 @@ public sealed class AgentFixture : IAsyncLifetime
             UseShellExecute = false,
             WorkingDirectory = TempDir,
         };
-        foreach (var a in new[] { "agent", "run", "--listen", AgentAddress, "--state-dir", StateDir })
+        foreach (var a in new[] { "agent", "run", "--listen", AgentAddress, "--state-dir", StateDir }.Concat(agentArgs))
             psi.ArgumentList.Add(a);
         psi.Environment.Remove("HACTL_AGENT");
-        _agentLog = new StreamWriter(new FileStream(AgentLogPath, FileMode.Create, FileAccess.Write, FileShare.ReadWrite))
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            psi.Environment[name] = value;
+        lock (_agentLogLock)
         {
-            AutoFlush = true,
-        };
+            // Appended to: the log of an agent started again follows the one it replaces.
+            _agentLog ??= new StreamWriter(new FileStream(AgentLogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite))
+            {
+                AutoFlush = true,
+            };
+        }
+        if (File.Exists(Socket))
+            File.Delete(Socket); // left by an agent that was killed
         _agent = new Process { StartInfo = psi, EnableRaisingEvents = true };
         _agent.OutputDataReceived += (_, e) => AgentLine("out", e.Data);
         _agent.ErrorDataReceived += (_, e) => AgentLine("err", e.Data);
@@ -82,6 +116,31 @@ public sealed class AgentFixture : IAsyncLifetime
                     $"the agent did not become ready on {Socket} within {Timeouts.Wait.TotalSeconds:0} s" +
                     (last is null ? "" : $"\nlast status:\n{last}") + $"\nagent log:\n{AgentLogTail(40)}");
             await Task.Delay(Timeouts.Poll);
+        }
+    }
+
+    /// <summary>kill -9 of the agent, as a crash would; its groups' processes are left as they are.</summary>
+    public async Task KillAgentAsync()
+    {
+        if (_agent is null || _agent.HasExited)
+            return;
+        ProcessSweeper.Signal(new[] { _agent.Id }, Native.SIGKILL);
+        await _agent.WaitForExitAsync(new CancellationTokenSource(Timeouts.Wait).Token);
+        ProcessSweeper.UnregisterAgent(_agent.Id);
+        AgentLine("test", $"agent {_agent.Id} killed with SIGKILL");
+    }
+
+    /// <summary>The agent's log so far.</summary>
+    public string AgentLogText()
+    {
+        lock (_agentLogLock)
+        {
+            try
+            {
+                using var fs = new FileStream(AgentLogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                return new StreamReader(fs).ReadToEnd();
+            }
+            catch (IOException) { return ""; }
         }
     }
 

@@ -63,9 +63,17 @@ public sealed class GroupSession : IAsyncDisposable
     }
 
     /// <summary>`hactl launch G --app APP -- COMMAND...`; asserts the reply.</summary>
-    public async Task<Member> Launch(string app, params string[] command)
+    public Task<Member> Launch(string app, params string[] command) =>
+        LaunchWithEnv(app, new Dictionary<string, string>(), command);
+
+    /// <summary>`hactl launch G --app APP --env NAME=VALUE... -- COMMAND...`; asserts the reply.</summary>
+    public async Task<Member> LaunchWithEnv(string app, IReadOnlyDictionary<string, string> env, params string[] command)
     {
-        var r = (await Run(new[] { "launch", Name, "--app", app, "--" }.Concat(command).ToArray())).Ok();
+        var args = new List<string> { "launch", Name, "--app", app };
+        foreach (var (name, value) in env)
+            args.AddRange(new[] { "--env", $"{name}={value}" });
+        args.Add("--");
+        var r = (await Run(args.Concat(command).ToArray())).Ok();
         var j = r.Json;
         long pid = j.Long("pid") ?? 0, hostPid = j.Long("hostPid") ?? 0;
         if (pid <= 0 || hostPid <= 1)
@@ -283,6 +291,19 @@ public sealed class GroupSession : IAsyncDisposable
 
         await Verify(members, roles);
         return members;
+    }
+
+    /// <summary>Whether output.log holds a line containing text.</summary>
+    public bool OutputContains(string text) => Log.Lines().Any(l => l.Contains(text, StringComparison.Ordinal));
+
+    /// <summary>SIGUSR2 to every member of the group (wl_dirty: rewrite its share of pages now).</summary>
+    public async Task SignalMembersUsr2()
+    {
+        var pids = (await Members()).Select(m => m.HostPid).Where(p => p > 1).Distinct().ToList();
+        foreach (var p in pids)
+            if (!ProcessSweeper.IsOurs(p))
+                throw Failure($"hostPid {p} is not a running process started under this test's agent");
+        ProcessSweeper.Signal(pids, Native.SIGUSR2);
     }
 
     /// <summary>SIGUSR1 to every member; each role must answer "VERIFY OK ROLE".</summary>

@@ -7,6 +7,7 @@ public static class Native
 {
     public const int SIGKILL = 9;
     public const int SIGUSR1 = 10;
+    public const int SIGUSR2 = 12;
     public const int SIGCONT = 18;
     public const int SIGSTOP = 19;
     private const int PR_SET_CHILD_SUBREAPER = 36;

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Understudy benchmark: a 1 GiB process rewriting 5 % of its pages per second, as in
+# DESIGN.md's performance table. Prints medians of --runs runs beside the DMTCP 5.0,
+# CRIU 4.2 and target figures. Needs ./build.sh first, gcc and python3; runs as root.
+#   bench/run.sh [--runs N] [--size MiB]
+set -euo pipefail
+RUNS=5 SIZE=1024
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --runs) RUNS=$2; shift 2 ;;
+        --size) SIZE=$2; shift 2 ;;
+        -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+        *) echo "bench: unknown argument $1; see --help" >&2; exit 2 ;;
+    esac
+done
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD HACTL=$ROOT/out/bin/hactl
+[[ -x $HACTL ]] || { echo "bench: $HACTL is missing; run ./build.sh first" >&2; exit 1; }
+mkdir -p out/bench
+gcc -O2 -o out/bench/wl_bench bench/wl_bench.c
+
+WORK=$(mktemp -d /tmp/us-bench.XXXXXX)
+AGENT="--agent unix:$WORK/agent.sock"
+cleanup() {
+    "$HACTL" status $AGENT --json 2>/dev/null | python3 -c 'import json,sys
+for g in json.load(sys.stdin)["groups"]: print(g["name"])' 2>/dev/null |
+        while read -r g; do "$HACTL" stop "$g" $AGENT >/dev/null 2>&1 || true; done
+    [[ -n ${AGENT_PID:-} ]] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+"$HACTL" agent run --listen "unix:$WORK/agent.sock" --state-dir "$WORK/state" >"$WORK/agent.log" 2>&1 &
+AGENT_PID=$!
+for _ in $(seq 100); do [[ -S $WORK/agent.sock ]] && break; sleep 0.1; done
+
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+wait_line() {   # wait_line GROUP PATTERN
+    local log=$WORK/state/groups/$1/output.log
+    for _ in $(seq 600); do grep -q "$2" "$log" 2>/dev/null && return 0; sleep 0.1; done
+    echo "bench: $1 never printed '$2'" >&2; exit 1
+}
+host_pid() { "$HACTL" status "$1" $AGENT --json | json 'd["groups"][0]["members"][0]["hostPid"]'; }
+
+declare -a full_frozen full_durable full_bytes inc_frozen inc_durable inc_bytes restore_ms
+for i in $(seq "$RUNS"); do
+    g=bench$i
+    echo "run $i/$RUNS: launching a ${SIZE} MiB workload" >&2
+    "$HACTL" launch "$g" $AGENT -- "$ROOT/out/bench/wl_bench" "$SIZE" >/dev/null
+    wait_line "$g" '^ready'
+    sleep 1
+    r=$("$HACTL" checkpoint "$g" --full $AGENT --json)
+    full_frozen+=("$(json 'd["frozenMs"]' <<<"$r")") full_durable+=("$(json 'd["durationMs"]' <<<"$r")")
+    full_bytes+=("$(json 'd["bytes"]' <<<"$r")")
+    full_id=$(json 'd["id"]' <<<"$r")
+    sleep 1   # 5 % of the pages rewritten
+    r=$("$HACTL" checkpoint "$g" $AGENT --json)
+    [[ $(json 'd["kind"]' <<<"$r") == incremental ]] || { echo "bench: second checkpoint was not incremental" >&2; exit 1; }
+    inc_frozen+=("$(json 'd["frozenMs"]' <<<"$r")") inc_durable+=("$(json 'd["durationMs"]' <<<"$r")")
+    inc_bytes+=("$(json 'd["bytes"]' <<<"$r")")
+    kill -9 "$(host_pid "$g")"
+    sleep 0.5
+    r=$("$HACTL" restore "$g" --checkpoint "$full_id" $AGENT --json)
+    restore_ms+=("$(json 'd["durationMs"]' <<<"$r")")
+    kill -USR1 "$(host_pid "$g")"
+    wait_line "$g" 'VERIFY OK'
+    "$HACTL" stop "$g" $AGENT >/dev/null
+done
+
+# tracking cost: first writes right after a checkpoint, per tracker
+declare -A firstwrite
+for tracker in none uffd mprotect; do
+    g=fw-$tracker
+    "$HACTL" launch "$g" $AGENT --env "UNDERSTUDY_TRACKER=$tracker" -- "$ROOT/out/bench/wl_bench" 256 >/dev/null
+    wait_line "$g" '^ready'
+    vals=()
+    for _ in $(seq "$RUNS"); do
+        "$HACTL" checkpoint "$g" $AGENT --json >/dev/null
+        before=$(grep -c '^firstwrite' "$WORK/state/groups/$g/output.log" || true)
+        kill -USR2 "$(host_pid "$g")"
+        for _ in $(seq 100); do
+            [[ $(grep -c '^firstwrite' "$WORK/state/groups/$g/output.log") -gt $before ]] && break; sleep 0.1
+        done
+        vals+=("$(grep '^firstwrite' "$WORK/state/groups/$g/output.log" | tail -1 | cut -d' ' -f2)")
+    done
+    firstwrite[$tracker]=$(printf '%s\n' "${vals[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    "$HACTL" stop "$g" $AGENT >/dev/null
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+python3 - "$SIZE" "$RUNS" "$(median "${full_frozen[@]}")" "$(median "${full_durable[@]}")" "$(median "${full_bytes[@]}")" \
+    "$(median "${inc_frozen[@]}")" "$(median "${inc_durable[@]}")" "$(median "${inc_bytes[@]}")" "$(median "${restore_ms[@]}")" \
+    "${firstwrite[none]}" "${firstwrite[uffd]}" "${firstwrite[mprotect]}" <<'PY'
+import sys
+size, runs, ff, fd, fb, inf, ind, ib, rs, fw0, fwu, fwm = sys.argv[1:]
+ff, fd, fb, inf, ind, ib, rs, fw0, fwu, fwm = map(float, (ff, fd, fb, inf, ind, ib, rs, fw0, fwu, fwm))
+print(f"\nUnderstudy benchmark: {size} MiB process, 5 % of pages rewritten per second, median of {runs} runs\n")
+rows = [
+    ("frozen, full checkpoint", "2.0 s", "0.88 s", "<= 50 ms", f"{ff:.0f} ms"),
+    ("durable, full checkpoint", "-", "-", "-", f"{fd:.0f} ms"),
+    ("full image size", "1.1 GB", "-", "-", f"{fb/1e6:.0f} MB"),
+    ("frozen, incremental (5 % dirty)", "none", "none", "<= 10 ms", f"{inf:.0f} ms"),
+    ("durable, incremental", "-", "-", "-", f"{ind:.0f} ms"),
+    ("incremental size / full", "100 %", "-", "<= 6 %", f"{ib/1e6:.0f} MB = {100*ib/fb:.1f} %"),
+    ("restore until running (resident)", "0.85 s", "0.73 s", "<= 0.5 s", f"{rs:.0f} ms"),
+    ("first write after checkpoint, uffd", "-", "-", "<= 2 us extra", f"{fwu/1000:.2f} us ({(fwu-fw0)/1000:+.2f} us vs none)"),
+    ("first write after checkpoint, mprotect", "-", "-", "-", f"{fwm/1000:.2f} us ({(fwm-fw0)/1000:+.2f} us vs none)"),
+]
+w = [max(len(r[i]) for r in rows + [("figure", "DMTCP 5.0", "CRIU 4.2", "target", "Understudy")]) for i in range(5)]
+for r in [("figure", "DMTCP 5.0", "CRIU 4.2", "target", "Understudy")] + rows:
+    print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
+PY

@@ -1,0 +1,52 @@
+using Understudy.GuestAgent.Launch;
+using Understudy.GuestAgent.Policies;
+using Understudy.GuestAgent.Restore;
+using Understudy.GuestAgent.Supervision;
+
+namespace Understudy.GuestAgent.Recovery;
+
+/// <summary>A group that runs again: its applications' main processes, and the checkpoint it came from (null: started fresh).</summary>
+internal sealed record RecoveredGroup(IReadOnlyDictionary<string, int> MainVpids, string? CheckpointId, RestoreOutcome? Restore);
+
+/// <summary>
+/// Carries out one recovery of a whole group: a restore from a checkpoint (the existing restore
+/// path, then readiness checked app by app in launch order), or a fresh restart in launch
+/// order. The restore stops whatever is left of the group first.
+/// </summary>
+internal sealed class RecoveryRunner
+{
+    private readonly RestoreCoordinator _restores;
+    private readonly AvailabilityManager _availability;
+    private readonly GroupLauncher _launcher;
+    private readonly RecoveryPointSelector _points;
+
+    public RecoveryRunner(RestoreCoordinator restores, AvailabilityManager availability, GroupLauncher launcher, RecoveryPointSelector points)
+    {
+        _restores = restores;
+        _availability = availability;
+        _launcher = launcher;
+        _points = points;
+    }
+
+    /// <summary>The policy's action for <paramref name="fault"/>: restore (fresh if there is no checkpoint to use) or restart.</summary>
+    public Task<RecoveredGroup> RecoverAsync(GroupPolicy policy, Fault fault, Action<string, int> launched, CancellationToken cancellationToken) =>
+        policy.Recovery.Action == RecoveryAction.Restore && _points.Select(policy.Group, fault) is { } checkpoint
+            ? RestoreAsync(policy, checkpoint, cancellationToken)
+            : RestartAsync(policy, launched, cancellationToken);
+
+    /// <param name="checkpointId">null or empty: the newest</param>
+    public async Task<RecoveredGroup> RestoreAsync(GroupPolicy policy, string? checkpointId, CancellationToken cancellationToken)
+    {
+        var outcome = await _restores.RestoreAsync(policy.Group, checkpointId, cancellationToken).ConfigureAwait(false);
+        var vpids = GroupLauncher.MainProcesses(policy, outcome.Members);
+        await _launcher.VerifyReadyAsync(policy, vpids, cancellationToken).ConfigureAwait(false);
+        return new RecoveredGroup(vpids, outcome.Id, outcome);
+    }
+
+    public async Task<RecoveredGroup> RestartAsync(GroupPolicy policy, Action<string, int> launched, CancellationToken cancellationToken)
+    {
+        await _availability.StopAsync(policy.Group, cancellationToken).ConfigureAwait(false);
+        var vpids = await _launcher.LaunchAllAsync(policy, launched, cancellationToken).ConfigureAwait(false);
+        return new RecoveredGroup(vpids, null, null);
+    }
+}

@@ -1,0 +1,74 @@
+using Understudy.AvailabilityTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Understudy.AvailabilityTests;
+
+/// <summary>
+/// Issue 4, item 4: a crash loop (an application that crashes again after every recovery)
+/// stops after the configured number of attempts, and status shows why.
+/// </summary>
+[Collection(AgentCollection.Name)]
+public sealed class CrashLoopTests(AvailabilityFixture fx, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task AppThatCrashesAfterEveryRestore_StopsAfterMaxAttempts_AndStatusSaysWhy()
+    {
+        await using var g = fx.Group("loop", output);
+        Directory.CreateDirectory(g.WorkDir);
+        var crashFile = Path.Combine(g.WorkDir, "crash");
+        (await g.Apply($$"""
+            group: {{g.Name}}
+            checkpoints: { interval: 300ms, retention: 5 }
+            recovery:
+              action: restore
+              maxAttempts: 2
+              window: 5m
+            apps:
+              - name: svc
+                command: {{Workloads.Service}}
+                args: [svc, --crash-file, {{crashFile}}]
+              - name: helper
+                command: {{Workloads.Service}}
+                args: [helper]
+            """)).Ok();
+        (await g.Run("group", "start", g.Name)).Ok();
+        var mark = await g.Mark();
+        await g.WaitForEvents("checkpoint.taken", mark, 1);
+
+        // From now on svc aborts (SIGABRT) as soon as it runs, also after each restore.
+        await File.WriteAllTextAsync(crashFile, "");
+        var failed = await g.WaitForEvent("group.failed", mark);
+
+        var events = await g.Events(mark);
+        Assert.Equal([1, 2], events.Where(e => e.Type == "recovery.started").Select(e => int.Parse(e.Field("attempt")!)));
+        // Three failures in all, each svc's SIGABRT: the crash of the running group, then the
+        // restored svc crashing again, either while a recovery brought the group back (the
+        // recovery failed) or just after (a new fault).
+        var failures = events.Where(e => e.Type is "fault.detected" or "recovery.failed").ToList();
+        Assert.Equal(3, failures.Count);
+        Assert.All(failures, e => Assert.Contains("svc (pid 2) was killed by signal 6", e.Message));
+        Assert.Equal("fault.detected", failures[0].Type);
+        Assert.Contains("crash loop", failed.Field("reason"));
+
+        var status = await g.Status();
+        var availability = status.Prop("availability") ?? throw g.Failure("status shows no availability");
+        Assert.Equal("failed", availability.Str("state"));
+        var reason = availability.Str("reason") ?? "";
+        Assert.Contains("more than recovery.maxAttempts 2", reason);
+        Assert.Contains("svc", reason);
+        Assert.Contains("signal 6", reason);
+        Assert.Equal("stopped", status.Str("state"));
+        Assert.Empty(status.Array("members"));
+        var human = (await fx.Hactl.Run(["status", g.Name], json: false)).Ok();
+        Assert.Contains("availability: failed", human.Stdout);
+        Assert.Contains("crash loop", human.Stdout);
+
+        // Once the cause is gone, an operator's start brings it back with a clean slate.
+        File.Delete(crashFile);
+        (await g.Run("group", "start", g.Name)).Ok();
+        var running = (await g.Status()).Prop("availability");
+        Assert.Equal("running", running?.Str("state"));
+        Assert.Equal(0, running?.Long("recentRecoveries"));
+        Assert.Equal(["helper", "svc"], (await g.Members()).Select(m => m.App).Order());
+    }
+}
