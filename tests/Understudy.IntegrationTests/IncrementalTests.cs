@@ -30,12 +30,34 @@ public sealed class IncrementalTrackerTests : IClassFixture<AgentFixture>
     public Task Memory256MiB_TenRounds_NoTracker_EveryCheckpointFull_KillRestore_MemoryVerifies() =>
         TenRounds("none", "none");
 
-    private async Task TenRounds(string tracker, string reported)
+    // The second workload of item 1: its buffers are written only by read(2), recv(2) and
+    // pread(2), and between checkpoints it maps new memory, grows a mapping with mremap and
+    // moves the heap's end with sbrk; every byte is checked after each restore.
+    [Fact, Trait("Category", "Integration")]
+    public Task KernelWrites_TenRounds_UffdTracker_IncrementalCheckpointKillRestore_Verifies() =>
+        TenRounds("uffd", "uffd-wp-async", KernelWrites);
+
+    [Fact, Trait("Category", "Integration")]
+    public Task KernelWrites_TenRounds_MprotectTracker_IncrementalCheckpointKillRestore_Verifies() =>
+        TenRounds("mprotect", "mprotect", KernelWrites);
+
+    [Fact, Trait("Category", "Integration")]
+    public Task KernelWrites_TenRounds_NoTracker_EveryCheckpointFull_KillRestore_Verifies() =>
+        TenRounds("none", "none", KernelWrites);
+
+    private sealed record Workload(string App, string Role, Func<GroupSession, string[]> Command);
+
+    private static readonly Workload Memory256 = new("memory", "memory", _ => [Repo.Workload("wl_memory"), "256"]);
+    private static readonly Workload KernelWrites =
+        new("kernel", "kernel", g => [Repo.Workload("wl_kernel_writes"), Path.Combine(g.Dir, "kernel-writes.data")]);
+
+    private async Task TenRounds(string tracker, string reported, Workload? workload = null)
     {
-        await using var g = _fx.OpenGroup($"inc-{tracker}", _out);
-        string[] tags = { "count" }, roles = { "memory" };
+        workload ??= Memory256;
+        await using var g = _fx.OpenGroup($"inc-{workload.App}-{tracker}", _out);
+        string[] tags = { "count" }, roles = { workload.Role };
         var env = tracker == "uffd" ? new Dictionary<string, string>() : new Dictionary<string, string> { ["UNDERSTUDY_TRACKER"] = tracker };
-        var launched = await g.LaunchWithEnv("memory", env, Repo.Workload("wl_memory"), "256");
+        var launched = await g.LaunchWithEnv(workload.App, env, workload.Command(g));
         Assert.Equal(reported, await Incremental.TrackerOf(g, launched.Pid));
 
         // Each round: a checkpoint, another one a moment later (incremental on the first where the

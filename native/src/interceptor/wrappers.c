@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/mman.h>
 #include "internal.h"
 #include "../common/us_fmt.h"
 
@@ -391,6 +392,24 @@ static void touch_iov(const struct iovec *iov, int n)
 {
 	for (int i = 0; i < n; i++)
 		us_mp_touch(iov[i].iov_base, iov[i].iov_len);
+}
+
+/* mremap needs one mapping: pages the tracker made writable one by one split it, so
+ * the whole range is released (and merged again) first. */
+US_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...)
+{
+	static void *(*real_mremap)(void *, size_t, size_t, int, ...);
+	RESOLVE(mremap);
+	void *target = NULL;
+	if (flags & MREMAP_FIXED) {
+		va_list ap;
+		va_start(ap, flags);
+		target = va_arg(ap, void *);
+		va_end(ap);
+	}
+	us_mp_touch(old, old_size);
+	return (flags & MREMAP_FIXED) ? real_mremap(old, old_size, new_size, flags, target)
+				      : real_mremap(old, old_size, new_size, flags);
 }
 
 FORWARD(ssize_t, read, (int fd, void *buf, size_t n), (fd, buf, n))
