@@ -426,12 +426,8 @@ FORWARD(ssize_t, pread, (int fd, void *buf, size_t n, off_t off), (fd, buf, n, o
 	return real_pread(fd, buf, n, off);
 }
 
-FORWARD(ssize_t, pread64, (int fd, void *buf, size_t n, off_t off), (fd, buf, n, off))
-{
-	RESOLVE(pread64);
-	us_mp_touch(buf, n);
-	return real_pread64(fd, buf, n, off);
-}
+/* the same function on x86-64 */
+US_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off) __attribute__((alias("pread")));
 
 FORWARD(ssize_t, readv, (int fd, const struct iovec *iov, int n), (fd, iov, n))
 {
