@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Understudy.GuestAgent;
+using Understudy.GuestAgent.Api;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Commands;
 using Understudy.Hactl.Connection;
@@ -18,6 +19,18 @@ public sealed class DemoRunner(DemoOptions options)
 {
     public const string Group = "demo";
     private const int Steps = 8;
+    /// <summary>The checkpointed file offset of the first member's stdout (fd 1), from the image.</summary>
+    private static async Task<long> StdoutOffsetAsync(AgentClient client, string checkpointId, CancellationToken ct)
+    {
+        var reply = await client.CallAsync("inspect the demo's checkpoint",
+            api => api.InspectImageAsync(new InspectImageRequest { Group = Group, Id = checkpointId }, cancellationToken: ct).ResponseAsync, ct);
+        using var doc = System.Text.Json.JsonDocument.Parse(reply.Json);
+        foreach (var fd in doc.RootElement.GetProperty("members")[0].GetProperty("fds").EnumerateArray())
+            if (fd.GetProperty("fd").GetInt32() == 1)
+                return fd.GetProperty("pos").GetInt64();
+        return long.MaxValue;
+    }
+
     private static readonly TimeSpan RunTime = TimeSpan.FromSeconds(1.5);
 
     private readonly Narrator narrator = new(options.Json, Steps);
@@ -73,9 +86,11 @@ public sealed class DemoRunner(DemoOptions options)
             narrator.Step("Checkpointing the whole group",
                 "Every member is frozen together, its state written to an image, then it runs on.");
             var checkpoint = await CheckpointCommand.RunAsync(client, Group, full: true, _ => { }, ct);
-            var countAtCheckpoint = OutputLog.Counts(log.LinesSince()).LastOrDefault();
+            // The image records where the counter's stdout stood at the checkpoint instant.
+            var stdoutAtCheckpoint = await StdoutOffsetAsync(client, checkpoint.Id, ct);
+            var countAtCheckpoint = OutputLog.Counts(log.LinesBefore(stdoutAtCheckpoint)).LastOrDefault();
             narrator.Detail(CheckpointCommand.Describe(checkpoint));
-            narrator.Detail($"the image holds the counter at about count {countAtCheckpoint}");
+            narrator.Detail($"the image holds the counter at count {countAtCheckpoint}");
 
             // 5. Crash
             await Task.Delay(TimeSpan.FromMilliseconds(500), ct);
@@ -108,9 +123,10 @@ public sealed class DemoRunner(DemoOptions options)
                 narrator.Output(after.TakeLast(1));
             if (countsAfter[0] <= 1 && countAtCheckpoint > 1)
                 throw Fail("the restored counter started again from 1 instead of continuing", "the restore did not bring back the process's memory; see the agent's log");
-            narrator.Detail(Math.Abs(countsAfter[0] - (countAtCheckpoint + 1)) <= 2
-                ? $"it resumed at count {countsAfter[0]}, right after the checkpoint's count {countAtCheckpoint}"
-                : $"it resumed at count {countsAfter[0]} (the checkpoint was taken at about count {countAtCheckpoint})");
+            if (countsAfter[0] != countAtCheckpoint + 1)
+                throw Fail($"the restored counter resumed at count {countsAfter[0]}, not right after the checkpoint's count {countAtCheckpoint}",
+                    "the restore did not bring back the process's memory exactly; see the agent's log");
+            narrator.Detail($"it resumed at count {countsAfter[0]}, right after the checkpoint's count {countAtCheckpoint}");
 
             // 8. Stop
             narrator.Step("Stopping the group and the agent",

@@ -11,6 +11,19 @@ public sealed partial class OutputLog(string path)
     /// <summary>The current size, to read only what comes after it later.</summary>
     public long Length => File.Exists(Path) ? new FileInfo(Path).Length : 0;
 
+    /// <summary>Complete lines written before <paramref name="end"/>.</summary>
+    public IReadOnlyList<string> LinesBefore(long end)
+    {
+        if (!File.Exists(Path))
+            return [];
+        using var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var buffer = new byte[Math.Min(end, stream.Length)];
+        stream.ReadExactly(buffer);
+        var text = Encoding.UTF8.GetString(buffer);
+        var last = text.LastIndexOf('\n');
+        return last < 0 ? [] : text[..last].Split('\n');
+    }
+
     /// <summary>Complete lines written since <paramref name="offset"/>.</summary>
     public IReadOnlyList<string> LinesSince(long offset = 0)
     {
