@@ -88,6 +88,10 @@ US_HIDDEN int us_link_send(const char *line);
 US_HIDDEN int us_link_read_line(char *out, int cap);
 US_HIDDEN void us_request(const char *what);      /* sends and waits for GRANT */
 US_HIDDEN void us_notify(const char *line);       /* fire and forget */
+US_HIDDEN void us_link_reset_reader(void);        /* drop buffered input: new link, or after fork */
+
+/* wrappers.c */
+US_HIDDEN void us_wrappers_init(void);
 US_HIDDEN void us_lock(volatile int *l);
 US_HIDDEN void us_unlock(volatile int *l);
 US_HIDDEN void us_futex_wait(volatile int *addr, int val, long timeout_ms);

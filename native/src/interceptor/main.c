@@ -12,8 +12,6 @@
 #include "../common/us_fmt.h"
 #include "../common/us_procfs.h"
 
-void us_link_reset_reader(void);
-void us_wrappers_init(void);
 
 static void copy_env(char *dst, size_t cap, const char *name)
 {

@@ -384,7 +384,7 @@ US_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 
 /* ---- system calls that write into the caller's memory (mprotect tracker) ---- */
 
-#define FORWARD(ret, name, params, args)                 \
+#define FORWARD(ret, name, params)                       \
 	static ret (*real_##name) params;                    \
 	US_EXPORT ret name params
 
@@ -412,14 +412,14 @@ US_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
 				      : real_mremap(old, old_size, new_size, flags);
 }
 
-FORWARD(ssize_t, read, (int fd, void *buf, size_t n), (fd, buf, n))
+FORWARD(ssize_t, read, (int fd, void *buf, size_t n))
 {
 	RESOLVE(read);
 	us_mp_touch(buf, n);
 	return real_read(fd, buf, n);
 }
 
-FORWARD(ssize_t, pread, (int fd, void *buf, size_t n, off_t off), (fd, buf, n, off))
+FORWARD(ssize_t, pread, (int fd, void *buf, size_t n, off_t off))
 {
 	RESOLVE(pread);
 	us_mp_touch(buf, n);
@@ -429,29 +429,28 @@ FORWARD(ssize_t, pread, (int fd, void *buf, size_t n, off_t off), (fd, buf, n, o
 /* the same function on x86-64 */
 US_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off) __attribute__((alias("pread")));
 
-FORWARD(ssize_t, readv, (int fd, const struct iovec *iov, int n), (fd, iov, n))
+FORWARD(ssize_t, readv, (int fd, const struct iovec *iov, int n))
 {
 	RESOLVE(readv);
 	touch_iov(iov, n);
 	return real_readv(fd, iov, n);
 }
 
-FORWARD(ssize_t, preadv, (int fd, const struct iovec *iov, int n, off_t off), (fd, iov, n, off))
+FORWARD(ssize_t, preadv, (int fd, const struct iovec *iov, int n, off_t off))
 {
 	RESOLVE(preadv);
 	touch_iov(iov, n);
 	return real_preadv(fd, iov, n, off);
 }
 
-FORWARD(ssize_t, recv, (int fd, void *buf, size_t n, int flags), (fd, buf, n, flags))
+FORWARD(ssize_t, recv, (int fd, void *buf, size_t n, int flags))
 {
 	RESOLVE(recv);
 	us_mp_touch(buf, n);
 	return real_recv(fd, buf, n, flags);
 }
 
-FORWARD(ssize_t, recvfrom, (int fd, void *buf, size_t n, int flags, struct sockaddr *a, socklen_t *al),
-	(fd, buf, n, flags, a, al))
+FORWARD(ssize_t, recvfrom, (int fd, void *buf, size_t n, int flags, struct sockaddr *a, socklen_t *al))
 {
 	RESOLVE(recvfrom);
 	us_mp_touch(buf, n);
@@ -462,7 +461,7 @@ FORWARD(ssize_t, recvfrom, (int fd, void *buf, size_t n, int flags, struct socka
 	return real_recvfrom(fd, buf, n, flags, a, al);
 }
 
-FORWARD(ssize_t, recvmsg, (int fd, struct msghdr *m, int flags), (fd, m, flags))
+FORWARD(ssize_t, recvmsg, (int fd, struct msghdr *m, int flags))
 {
 	RESOLVE(recvmsg);
 	if (m) {

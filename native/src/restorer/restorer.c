@@ -157,19 +157,16 @@ static void scan_self(char *maps, uint64_t cap)
 	}
 }
 
-static void move_special(struct special *cur, uint64_t to_start, uint64_t to_end, uint64_t tmp)
+static void move_special(struct special *cur, uint64_t tmp)
 {
 	if (!cur->start)
 		return;
-	if (cur->end - cur->start != to_end - to_start)
-		die("vdso or vvar size differs from the image: restore on the kernel that checkpointed", 0);
 	long r = us_sc5(SYS_mremap, cur->start, cur->end - cur->start, cur->end - cur->start,
 			MREMAP_MAYMOVE | MREMAP_FIXED, tmp);
 	if (is_err(r))
 		die("cannot move the vdso", r);
 	cur->end = tmp + (cur->end - cur->start);
 	cur->start = tmp;
-	(void)to_start;
 }
 
 static void place_special(struct special *cur, uint64_t to)
@@ -343,9 +340,9 @@ void restorer_main(long *sp)
 	scan_self(maps, 16ull << 20);
 	/* vdso and vvar: first out of the way, then to their saved addresses */
 	uint64_t tmp = RESTORER_SCRATCH + (512ull << 20);
-	move_special(&cur_vvar, 0, cur_vvar.end - cur_vvar.start, tmp);
-	move_special(&cur_vclock, 0, cur_vclock.end - cur_vclock.start, tmp + (16ull << 20));
-	move_special(&cur_vdso, 0, cur_vdso.end - cur_vdso.start, tmp + (32ull << 20));
+	move_special(&cur_vvar, tmp);
+	move_special(&cur_vclock, tmp + (16ull << 20));
+	move_special(&cur_vdso, tmp + (32ull << 20));
 	FOR_RECORDS(&im, r) {
 		if (r->type != US_REC_VMA)
 			continue;
