@@ -41,6 +41,7 @@ wait_line() {   # wait_line GROUP PATTERN
 }
 host_pid() { "$HACTL" status "$1" $AGENT --json | json 'd["groups"][0]["members"][0]["hostPid"]'; }
 
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -a full_frozen full_durable full_bytes inc_frozen inc_durable inc_bytes restore_ms
 for i in $(seq "$RUNS"); do
     g=bench$i
@@ -69,6 +70,31 @@ for i in $(seq "$RUNS"); do
     "$HACTL" stop "$g" $AGENT >/dev/null
 done
 
+# LZ4: the same checkpoints of memory that compresses (each page repeats 64 bytes),
+# without and with UNDERSTUDY_COMPRESS=lz4
+declare -A z_frozen z_durable z_bytes z_restore
+for mode in none lz4; do
+    frozen=() durable=() bytes=() restores=()
+    for i in $(seq "$RUNS"); do
+        g=z$mode$i
+        echo "run $i/$RUNS: compressible ${SIZE} MiB, compression $mode" >&2
+        "$HACTL" launch "$g" $AGENT --env "UNDERSTUDY_COMPRESS=$mode" -- "$ROOT/out/bench/wl_bench" "$SIZE" compressible >/dev/null
+        wait_line "$g" '^ready'
+        r=$("$HACTL" checkpoint "$g" --full $AGENT --json)
+        frozen+=("$(json 'd["frozenMs"]' <<<"$r")") durable+=("$(json 'd["durationMs"]' <<<"$r")") bytes+=("$(json 'd["bytes"]' <<<"$r")")
+        id=$(json 'd["id"]' <<<"$r")
+        kill -9 "$(host_pid "$g")"
+        sleep 0.5
+        r=$("$HACTL" restore "$g" --checkpoint "$id" $AGENT --json)
+        restores+=("$(json 'd["durationMs"]' <<<"$r")")
+        kill -USR1 "$(host_pid "$g")"
+        wait_line "$g" 'VERIFY OK'
+        "$HACTL" stop "$g" $AGENT >/dev/null
+    done
+    z_frozen[$mode]=$(median "${frozen[@]}") z_durable[$mode]=$(median "${durable[@]}")
+    z_bytes[$mode]=$(median "${bytes[@]}") z_restore[$mode]=$(median "${restores[@]}")
+done
+
 # tracking cost: first writes right after a checkpoint, per tracker
 declare -A firstwrite
 for tracker in none uffd mprotect; do
@@ -89,13 +115,14 @@ for tracker in none uffd mprotect; do
     "$HACTL" stop "$g" $AGENT >/dev/null
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 python3 - "$SIZE" "$RUNS" "$(median "${full_frozen[@]}")" "$(median "${full_durable[@]}")" "$(median "${full_bytes[@]}")" \
     "$(median "${inc_frozen[@]}")" "$(median "${inc_durable[@]}")" "$(median "${inc_bytes[@]}")" "$(median "${restore_ms[@]}")" \
-    "${firstwrite[none]}" "${firstwrite[uffd]}" "${firstwrite[mprotect]}" <<'PY'
+    "${firstwrite[none]}" "${firstwrite[uffd]}" "${firstwrite[mprotect]}" \
+    "${z_frozen[none]}" "${z_durable[none]}" "${z_bytes[none]}" "${z_restore[none]}" \
+    "${z_frozen[lz4]}" "${z_durable[lz4]}" "${z_bytes[lz4]}" "${z_restore[lz4]}" <<'PY'
 import sys
-size, runs, ff, fd, fb, inf, ind, ib, rs, fw0, fwu, fwm = sys.argv[1:]
-ff, fd, fb, inf, ind, ib, rs, fw0, fwu, fwm = map(float, (ff, fd, fb, inf, ind, ib, rs, fw0, fwu, fwm))
+size, runs = sys.argv[1:3]
+ff, fd, fb, inf, ind, ib, rs, fw0, fwu, fwm, zf0, zd0, zb0, zr0, zf, zd, zb, zr = map(float, sys.argv[3:])
 print(f"\nUnderstudy benchmark: {size} MiB process, 5 % of pages rewritten per second, median of {runs} runs\n")
 rows = [
     ("frozen, full checkpoint", "2.0 s", "0.88 s", "<= 50 ms", f"{ff:.0f} ms"),
@@ -107,6 +134,10 @@ rows = [
     ("restore until running (resident)", "0.85 s", "0.73 s", "<= 0.5 s", f"{rs:.0f} ms"),
     ("first write after checkpoint, uffd", "-", "-", "<= 2 us extra", f"{fwu/1000:.2f} us ({(fwu-fw0)/1000:+.2f} us vs none)"),
     ("first write after checkpoint, mprotect", "-", "-", "-", f"{fwm/1000:.2f} us ({(fwm-fw0)/1000:+.2f} us vs none)"),
+    ("compressible memory: full image, raw / lz4", "-", "-", "-", f"{zb0/1e6:.0f} MB / {zb/1e6:.0f} MB"),
+    ("compressible memory: frozen, raw / lz4", "-", "-", "<= 50 ms", f"{zf0:.0f} ms / {zf:.0f} ms"),
+    ("compressible memory: durable, raw / lz4", "-", "-", "-", f"{zd0:.0f} ms / {zd:.0f} ms"),
+    ("compressible memory: restore, raw / lz4", "-", "-", "<= 0.5 s", f"{zr0:.0f} ms / {zr:.0f} ms"),
 ]
 w = [max(len(r[i]) for r in rows + [("figure", "DMTCP 5.0", "CRIU 4.2", "target", "Understudy")]) for i in range(5)]
 for r in [("figure", "DMTCP 5.0", "CRIU 4.2", "target", "Understudy")] + rows:

@@ -48,6 +48,7 @@ internal static class CheckpointInspector
         m.PagesBytes,
         m.Kind,
         m.BaseSeq,
+        m.BaseVpid,
         Header = new
         {
             Kind = ImageNames.Of(image.Header.Kind),
@@ -75,6 +76,8 @@ internal static class CheckpointInspector
             Runs = image.RunCount,
             Pages = image.PageCount,
             Bytes = image.PageCount * ImageLayout.PageSize,
+            StoredBytes = image.StoredPageBytes,
+            CompressedRuns = image.CompressedRunCount,
             HoleRuns = image.HoleRunCount,
             HolePages = image.HolePageCount,
             FileBytes = image.FileBytes,
@@ -127,7 +130,7 @@ internal static class CheckpointInspector
         Complete = v.Flags.HasFlag(VmaFlags.Complete),
         Pages = v.Runs.Where(r => !r.IsHole).Sum(r => (long)r.NPages),
         HolePages = v.Runs.Where(r => r.IsHole).Sum(r => (long)r.NPages),
-        Runs = v.Runs.Select(r => new { Addr = Hex(r.Addr), Npages = r.NPages, r.PagesOff, r.Crc, Hole = r.IsHole }),
+        Runs = v.Runs.Select(r => new { Addr = Hex(r.Addr), Npages = r.NPages, r.PagesOff, r.StoredLen, r.Crc, Hole = r.IsHole, Lz4 = r.IsCompressed }),
     };
 
     private static object Fd(FdRecord f) => new

@@ -169,6 +169,14 @@ public sealed record CheckpointManifest(
                 return $"{which} is full but has baseSeq {member.BaseSeq}, expected 0";
             if (member.Kind == IncrementalKind && (member.BaseSeq <= 0 || member.BaseSeq >= m.Seq))
                 return $"{which} is incremental on baseSeq {member.BaseSeq}; it must name an earlier checkpoint";
+            if (member.BaseVpid is { } baseVpid)
+            {
+                // Only an increment applies to an image; a full image stands alone.
+                if (member.Kind != IncrementalKind)
+                    return $"{which} is full but has baseVpid {baseVpid}; only an incremental member names a base image";
+                if (baseVpid <= 0)
+                    return $"{which} has baseVpid {baseVpid}, expected a pid of 1 or more";
+            }
         }
         if (m.Kind != KindOf(m.Members))
             return $"kind is \"{m.Kind}\" but {(m.Kind == FullKind ? "a member is incremental" : "no member is incremental")}";

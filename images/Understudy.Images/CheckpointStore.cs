@@ -154,9 +154,11 @@ public sealed class CheckpointStore(string stateDir)
 
     /// <summary>
     /// Checks a committed checkpoint end to end: the manifest; that the base checkpoint of every
-    /// incremental member exists and holds its vpid; for every member the .meta size and CRC-32C
-    /// against the manifest, the decoded image, its vpid, seq, kind and base, every page run and
-    /// every file's contents. Reads all page data, so it costs a full read of the checkpoint.
+    /// incremental member exists and holds the vpid it applies to
+    /// (<see cref="ManifestMember.BaseImageVpid"/>); for every member the .meta size and CRC-32C
+    /// against the manifest, the decoded image, its vpid, seq, kind and base, every page run
+    /// (compressed ones decoded) and every file's contents. Reads all page data, so it costs a
+    /// full read of the checkpoint.
     /// </summary>
     /// <exception cref="CheckpointNotFoundException">No such group or checkpoint.</exception>
     /// <exception cref="ImageFormatException">Something does not match; the message names the file and the reason.</exception>
@@ -299,7 +301,10 @@ public sealed class CheckpointStore(string stateDir)
         return stem.Length > 0 && stem.All(char.IsAsciiDigit);
     }
 
-    /// <summary>An incremental member is only as good as its base: that checkpoint must exist and hold the same vpid.</summary>
+    /// <summary>
+    /// An incremental member is only as good as its base: that checkpoint must exist and hold the
+    /// vpid whose image it applies to (its own, or its parent's after a fork).
+    /// </summary>
     private void CheckBases(string group, CheckpointManifest manifest, ImageLocation location)
     {
         foreach (var byBase in manifest.Members.Where(m => m.IsIncremental).GroupBy(m => m.BaseSeq))
@@ -321,11 +326,16 @@ public sealed class CheckpointStore(string stateDir)
             }
             foreach (ManifestMember member in byBase)
             {
-                if (baseManifest.Members.All(b => b.Vpid != member.Vpid))
-                    throw location.Unusable($"its incremental image of vpid {member.Vpid} applies to checkpoint {baseId}, which has no process {member.Vpid}");
+                if (baseManifest.Members.All(b => b.Vpid != member.BaseImageVpid))
+                    throw location.Unusable($"its incremental image of vpid {member.Vpid} applies to {DescribeBase(member, baseId)}, which has no process {member.BaseImageVpid}");
             }
         }
     }
+
+    /// <summary>"checkpoint 000004", or "the image of vpid 2 in checkpoint 000004" for a member forked since.</summary>
+    private static string DescribeBase(ManifestMember member, string baseId) => member.BaseImageVpid == member.Vpid
+        ? $"checkpoint {baseId}"
+        : $"the image of vpid {member.BaseImageVpid} in checkpoint {baseId}";
 
     private static string Describe(MetaHeader header) => header.Kind == ImageKind.Incremental
         ? $"incremental on checkpoint {header.BaseSeq}"

@@ -5,8 +5,11 @@ namespace Understudy.Images;
 /// they are looking at; public entry points turn it into an <see cref="ImageFormatException"/>
 /// through an <see cref="ImageLocation"/>.
 /// </summary>
-internal sealed class ImageDefect(string reason, bool unsupported = false) : Exception(reason)
+/// <param name="advice">What to do, when the location's usual advice would be wrong for this defect.</param>
+internal sealed class ImageDefect(string reason, bool unsupported = false, string? advice = null) : Exception(reason)
 {
     /// <summary>The bytes may be fine but come from a format version this build does not read.</summary>
     public bool Unsupported { get; } = unsupported;
+
+    public string? Advice { get; } = advice;
 }

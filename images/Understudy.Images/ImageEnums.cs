@@ -65,9 +65,16 @@ public enum PageRunFlags : uint
 
     /// <summary>
     /// Incremental images: the pages are no longer in memory (zero in an anonymous mapping, the
-    /// file's contents in a file mapping). No data in .pages; pages_off and crc are 0.
+    /// file's contents in a file mapping). No data in .pages; pages_off, stored_len and crc are 0.
     /// </summary>
     Hole = 1,
+
+    /// <summary>
+    /// The stored bytes are one LZ4 block (block format, no frame) that decodes to exactly the
+    /// run's pages: at most <see cref="ImageLayout.Lz4RunPages"/> pages, 8-aligned in .pages.
+    /// Never together with <see cref="Hole"/>.
+    /// </summary>
+    Lz4 = 2,
 }
 
 /// <summary>enum us_fd_kind.</summary>

@@ -7,7 +7,7 @@ namespace Understudy.Images;
 public static class ImageLayout
 {
     public const int PageSize = 4096;
-    public const uint FormatVersion = 1;
+    public const uint FormatVersion = 2;
 
     /// <summary>"USTDMETA", without terminator.</summary>
     public static ReadOnlySpan<byte> Magic => "USTDMETA"u8;
@@ -18,7 +18,7 @@ public static class ImageLayout
     public const int RecordAlignment = 8;        // US_REC_ALIGN
     public const int ProcSize = 152;             // struct us_rec_proc
     public const int VmaSize = 72;               // struct us_rec_vma
-    public const int PageRunSize = 32;           // struct us_page_run
+    public const int PageRunSize = 40;           // struct us_page_run
     public const int ThreadSize = 32;            // struct us_rec_thread
     public const int ThreadCommSize = 16;        // us_rec_thread.comm
     public const int FdSize = 88;                // struct us_rec_fd
@@ -30,6 +30,15 @@ public static class ImageLayout
     public const int MmFieldCount = 11;          // US_MM_COUNT
     public const int RlimitCount = 16;
     public const int ItimerCount = 3;
+
+    /// <summary>Most pages one compressed run covers (US_LZ4_RUN_PAGES).</summary>
+    public const int Lz4RunPages = 64;
+
+    /// <summary>Alignment of a compressed run's bytes in .pages; raw runs and file contents are page-aligned.</summary>
+    public const int Lz4RunAlignment = 8;
+
+    /// <summary>Largest LZ4 block for <paramref name="bytes"/> input bytes (US_LZ4_BOUND): incompressible data grows by 1/255 plus 16.</summary>
+    public static ulong Lz4Bound(ulong bytes) => bytes + bytes / 255 + 16;
 
     /// <summary>Record payloads are followed by zero padding up to this multiple (US_REC_ALIGN).</summary>
     public static long Align(long length) => (length + RecordAlignment - 1) & ~(long)(RecordAlignment - 1);

@@ -46,8 +46,8 @@ internal sealed record ImageLocation(string Subject, string Advice)
         new($"{Subject} cannot be merged: {reason}; {Advice}");
 
     public ImageFormatException From(ImageDefect defect) => defect.Unsupported
-        ? new($"{Subject} cannot be read: {defect.Message}; {Advice}", defect)
-        : Corrupt(defect.Message, defect);
+        ? new($"{Subject} cannot be read: {defect.Message}; {defect.Advice ?? Advice}", defect)
+        : new($"{Subject} is corrupt: {defect.Message}; {defect.Advice ?? Advice}", defect);
 
     public ImageFormatException Missing(string path) =>
         new($"{Subject} is missing: {path} does not exist; {Advice}");

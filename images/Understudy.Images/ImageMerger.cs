@@ -23,10 +23,13 @@ public sealed record MergeResult(ProcessImage Image, MergeStatistics Statistics)
 /// is the increment's.
 /// <para>
 /// Both inputs are streamed through bounded memory, each read once in address order, and every
-/// input run's checksum is checked as it is read: a corrupt input is refused with
+/// input run's checksum is checked as it is read (a compressed run's is checked on its stored
+/// bytes, and the run must decode to exactly its pages): a corrupt input is refused with
 /// <see cref="ImageFormatException"/>, never merged. The output is a function of the inputs
-/// only: runs coalesced in address order, pages written front to back 4096-aligned, file
-/// contents after them, so the same inputs always give the same bytes.
+/// only: runs coalesced in address order and written front to back, file contents after them,
+/// so the same inputs always give the same bytes. If either input has a compressed run, the
+/// output is compressed too, in chunks of at most 64 pages, each stored raw where LZ4 does not
+/// make it smaller; otherwise every run is raw.
 /// </para>
 /// </summary>
 public static class ImageMerger
@@ -38,12 +41,18 @@ public static class ImageMerger
     /// Called before every chunk of input is read: it may block to pause the merge (the agent
     /// holds a merge while the group is being checkpointed) or throw to stop it.
     /// </param>
+    /// <param name="baseVpid">
+    /// The vpid of the image the increment applies to, which the base must be: the increment's
+    /// own vpid when null. A process forked since the base checkpoint applies its first
+    /// increment to its parent's image (<see cref="ManifestMember.BaseVpid"/>). The output keeps
+    /// the increment's vpid.
+    /// </param>
     /// <exception cref="ImageFormatException">An input is missing, corrupt, or does not belong to the other.</exception>
     /// <exception cref="IOException">Writing the output failed (the partial output is removed).</exception>
     /// <exception cref="OperationCanceledException">Cancelled (the partial output is removed).</exception>
     public static MergeResult Merge(
         ImageFiles baseImage, ImageFiles increment, ImageFiles output,
-        Action? pace = null, CancellationToken cancellationToken = default)
+        Action? pace = null, CancellationToken cancellationToken = default, uint? baseVpid = null)
     {
         ArgumentNullException.ThrowIfNull(baseImage);
         ArgumentNullException.ThrowIfNull(increment);
@@ -54,11 +63,13 @@ public static class ImageMerger
 
         ProcessImage @base = ProcessImage.ReadMeta(baseImage.Meta);
         ProcessImage inc = ProcessImage.ReadMeta(increment.Meta);
-        CheckPair(@base, baseImage, inc, increment);
+        CheckPair(@base, baseImage, inc, increment, baseVpid ?? inc.Header.Vpid);
 
         using var baseSource = RunSource.Open(baseImage.Pages, @base);
         using var incSource = RunSource.Open(increment.Pages, inc);
-        var merge = new MergeRun(baseSource, incSource, pace, cancellationToken);
+        // Whoever wrote the inputs compressed them; the merged image should not grow back to raw.
+        bool compress = @base.CompressedRunCount > 0 || inc.CompressedRunCount > 0;
+        var merge = new MergeRun(baseSource, incSource, compress, pace, cancellationToken);
         try
         {
             using var writer = new ProcessImageWriter(output.Meta, output.Pages);
@@ -74,7 +85,7 @@ public static class ImageMerger
         }
     }
 
-    private static void CheckPair(ProcessImage @base, ImageFiles baseFiles, ProcessImage inc, ImageFiles incFiles)
+    private static void CheckPair(ProcessImage @base, ImageFiles baseFiles, ProcessImage inc, ImageFiles incFiles, uint baseVpid)
     {
         ImageLocation incLocation = ImageLocation.OfFile(incFiles.Meta);
         if (inc.Header.Kind != ImageKind.Incremental)
@@ -82,8 +93,12 @@ public static class ImageMerger
         if (@base.Header.Kind != ImageKind.Full)
             throw ImageLocation.OfFile(baseFiles.Meta).Unmergeable(
                 $"it is itself incremental (on checkpoint {@base.Header.BaseSeq}); merge it into its own base first");
-        if (inc.Header.Vpid != @base.Header.Vpid)
-            throw incLocation.Unmergeable($"it is of vpid {inc.Header.Vpid} but the base image is of vpid {@base.Header.Vpid}");
+        if (@base.Header.Vpid != baseVpid)
+        {
+            throw incLocation.Unmergeable(baseVpid == inc.Header.Vpid
+                ? $"it is of vpid {inc.Header.Vpid} but the base image is of vpid {@base.Header.Vpid}"
+                : $"it (vpid {inc.Header.Vpid}) applies to the image of vpid {baseVpid} but the base image is of vpid {@base.Header.Vpid}");
+        }
         if (inc.Header.BaseSeq != @base.Header.CheckpointSeq)
             throw incLocation.Unmergeable(
                 $"it applies to checkpoint {inc.Header.BaseSeq} but the base image belongs to checkpoint {@base.Header.CheckpointSeq}");
@@ -102,11 +117,13 @@ public static class ImageMerger
     }
 
     /// <summary>One merge's state: both sources, the output's open run, and the counts.</summary>
-    private sealed class MergeRun(RunSource @base, RunSource inc, Action? pace, CancellationToken cancellationToken)
+    private sealed class MergeRun(RunSource @base, RunSource inc, bool compress, Action? pace, CancellationToken cancellationToken)
     {
         private readonly List<PageRun> _runs = [];
         private ProcessImageWriter? _writer;
+        // The output's open run: raw, or compressed when the merge compresses.
         private ProcessImageWriter.PageRunBuilder? _open;
+        private ProcessImageWriter.CompressedRunBuilder? _openCompressed;
         private long _fromBase, _fromIncrement, _holes, _dropped, _fileBytes;
 
         public MergeStatistics Statistics => new(_fromBase, _fromIncrement, _holes, _dropped, _fileBytes);
@@ -173,18 +190,28 @@ public static class ImageMerger
         /// <summary>Adds pages to the output, continuing the open run when they follow it.</summary>
         private void Emit(ulong addr, ReadOnlySpan<byte> pages)
         {
-            if (_open is not null && _open.NextAddr != addr)
+            if ((_open?.NextAddr ?? _openCompressed?.NextAddr ?? addr) != addr)
                 CloseRun();
-            _open ??= _writer!.BeginRun(addr);
-            _open.Append(pages);
+            if (compress)
+            {
+                _openCompressed ??= _writer!.BeginCompressedRun(addr);
+                _openCompressed.Append(pages);
+            }
+            else
+            {
+                _open ??= _writer!.BeginRun(addr);
+                _open.Append(pages);
+            }
         }
 
         private void CloseRun()
         {
-            if (_open is null)
-                return;
-            _runs.Add(_open.End());
+            if (_open is not null)
+                _runs.Add(_open.End());
+            if (_openCompressed is not null)
+                _runs.AddRange(_openCompressed.End());
             _open = null;
+            _openCompressed = null;
         }
 
         private FileRecord CopyFile(FileRecord file)
@@ -207,7 +234,9 @@ public static class ImageMerger
 
     /// <summary>
     /// The data runs of one input image in address order, consumed front to back. Every run is
-    /// read whole, whether its pages are used or not, and its checksum checked at its end.
+    /// read whole, whether its pages are used or not: a raw run in chunks, its checksum checked
+    /// at its end; a compressed run (at most 64 pages) at once, checked and decoded before any
+    /// of its pages is used.
     /// </summary>
     private sealed class RunSource : IDisposable
     {
@@ -216,6 +245,7 @@ public static class ImageMerger
         private readonly List<PageRun> _runs;
         private readonly string _path;
         private readonly byte[] _buffer = ArrayPool<byte>.Shared.Rent(ChunkPages * ImageLayout.PageSize);
+        private byte[]? _decoded; // the pages of the current compressed run
         private int _index;
         private ulong _done;  // pages of _runs[_index] consumed
         private uint _crc;
@@ -259,19 +289,34 @@ public static class ImageMerger
                 if (addr >= limit)
                     break;
                 if (_done == 0)
+                {
                     CheckPlacement(run);
+                    if (run.IsCompressed)
+                    {
+                        pace();
+                        Decode(run);
+                    }
+                }
                 ulong n = Math.Min(Math.Min(run.NPages - _done, (limit - addr) / ImageLayout.PageSize), ChunkPages);
-                pace();
-                Span<byte> pages = _buffer.AsSpan(0, (int)n * ImageLayout.PageSize);
-                Read(pages, (long)(run.PagesOff + _done * ImageLayout.PageSize));
-                _crc = Crc32C.Compute(pages, _crc);
+                Span<byte> pages;
+                if (run.IsCompressed)
+                {
+                    pages = _decoded.AsSpan((int)_done * ImageLayout.PageSize, (int)n * ImageLayout.PageSize);
+                }
+                else
+                {
+                    pace();
+                    pages = _buffer.AsSpan(0, (int)n * ImageLayout.PageSize);
+                    Read(pages, (long)(run.PagesOff + _done * ImageLayout.PageSize));
+                    _crc = Crc32C.Compute(pages, _crc);
+                }
                 sink?.Invoke(addr, pages);
                 _done += n;
                 taken += (long)n;
                 if (_done == run.NPages)
                 {
-                    if (_crc != run.Crc)
-                        throw Defect($"page run at 0x{run.Addr:x} ({run.NPages} pages at offset {run.PagesOff}) checksum mismatch (stored 0x{run.Crc:x8}, computed 0x{_crc:x8})");
+                    if (!run.IsCompressed && _crc != run.Crc)
+                        throw Defect($"{run.Describe()} checksum mismatch (stored 0x{run.Crc:x8}, computed 0x{_crc:x8})");
                     _index++;
                     _done = 0;
                     _crc = 0;
@@ -307,12 +352,30 @@ public static class ImageMerger
         {
             _file.Dispose();
             ArrayPool<byte>.Shared.Return(_buffer);
+            if (_decoded is not null)
+                ArrayPool<byte>.Shared.Return(_decoded);
         }
 
         private void CheckPlacement(PageRun run)
         {
-            if (run.PagesOff > (ulong)_length || run.NPages > ((ulong)_length - run.PagesOff) / ImageLayout.PageSize)
-                throw Defect($"page run at 0x{run.Addr:x} ({run.NPages} pages at offset {run.PagesOff}) reaches past the end of the file ({_length} bytes)");
+            if (run.PagesOff > (ulong)_length || run.StoredLen > (ulong)_length - run.PagesOff)
+                throw Defect($"{run.Describe()} reaches past the end of the file ({_length} bytes)");
+        }
+
+        /// <summary>
+        /// Reads a compressed run's block (the parser bounds it to fit the buffer), checks its
+        /// checksum and decodes its pages into <see cref="_decoded"/>.
+        /// </summary>
+        private void Decode(PageRun run)
+        {
+            Span<byte> block = _buffer.AsSpan(0, (int)run.StoredLen);
+            Read(block, (long)run.PagesOff);
+            uint crc = Crc32C.Compute(block);
+            if (crc != run.Crc)
+                throw Defect($"{run.Describe()} checksum mismatch (stored 0x{run.Crc:x8}, computed 0x{crc:x8})");
+            _decoded ??= ArrayPool<byte>.Shared.Rent(Lz4Pages.MaxRunBytes);
+            if (Lz4Pages.Decode(block, _decoded.AsSpan(0, (int)run.Bytes)) is { } problem)
+                throw Defect($"{run.Describe()}: {problem}");
         }
 
         private void Read(Span<byte> buffer, long offset)

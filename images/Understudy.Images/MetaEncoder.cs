@@ -96,6 +96,7 @@ internal static class MetaEncoder
             w.U64(run.Addr);
             w.U64(run.NPages);
             w.U64(run.PagesOff);
+            w.U64(run.StoredLen);
             w.U32(run.Crc);
             w.U32((uint)run.Flags);
         }

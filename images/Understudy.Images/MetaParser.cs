@@ -22,8 +22,13 @@ internal static class MetaParser
 
         var r = new FieldReader(bytes[8..]);
         uint version = r.U32();
+        // An older image is not damaged, and older checkpoints are of the same older format:
+        // restoring one of them would not help, a new checkpoint does.
+        if (version < FormatVersion)
+            throw new ImageDefect($"image format version {version} is not supported by this build (it reads version {FormatVersion})",
+                unsupported: true, advice: "take a new checkpoint");
         if (version != FormatVersion)
-            throw new ImageDefect($"format version {version} is not supported (this build reads version {FormatVersion})", unsupported: true);
+            throw new ImageDefect($"image format version {version} is not supported by this build (it reads version {FormatVersion})", unsupported: true);
         uint headerSize = r.U32();
         if (headerSize != HeaderSize)
             throw new ImageDefect($"header_size is {headerSize}, a version {FormatVersion} header is {HeaderSize} bytes");
@@ -77,7 +82,7 @@ internal static class MetaParser
         if (computed != header.RecordsCrc)
             throw new ImageDefect($"records checksum mismatch (stored 0x{header.RecordsCrc:x8}, computed 0x{computed:x8})");
 
-        var image = new Collector(header.Kind);
+        var image = new Collector(header);
         int offset = 0;
         int index = 0;
         while (offset < records.Length)
@@ -105,11 +110,11 @@ internal static class MetaParser
         }
         if (index != header.RecordCount)
             throw new ImageDefect($"the header says {header.RecordCount} records but {index} were found");
-        return image.Finish(header);
+        return image.Finish();
     }
 
     /// <summary>Accumulates records and checks the rules that span several of them.</summary>
-    private sealed class Collector(ImageKind kind)
+    private sealed class Collector(MetaHeader header)
     {
         private readonly List<VmaRecord> _vmas = [];
         private readonly List<FileRecord> _files = [];
@@ -132,7 +137,7 @@ internal static class MetaParser
                     _proc = ParseProc(payload, context);
                     break;
                 case RecordType.Vma:
-                    VmaRecord vma = ParseVma(payload, context, kind);
+                    VmaRecord vma = ParseVma(payload, context, header.Kind, header.PagesLen);
                     if (_vmas.Count > 0 && vma.Start < _vmas[^1].End)
                         throw new ImageDefect($"{context} at 0x{vma.Start:x} is not above the previous VMA, which ends at 0x{_vmas[^1].End:x}");
                     _vmas.Add(vma);
@@ -169,7 +174,7 @@ internal static class MetaParser
             }
         }
 
-        public ProcessImage Finish(MetaHeader header)
+        public ProcessImage Finish()
         {
             if (_proc is null)
                 throw new ImageDefect("there is no PROC record");
@@ -209,7 +214,7 @@ internal static class MetaParser
             r.Bytes((int)auxvLen).ToArray());
     }
 
-    private static VmaRecord ParseVma(ReadOnlySpan<byte> p, string context, ImageKind imageKind)
+    private static VmaRecord ParseVma(ReadOnlySpan<byte> p, string context, ImageKind imageKind, ulong pagesLen)
     {
         RequireAtLeast(p, VmaSize, "us_rec_vma", context);
         var r = new FieldReader(p);
@@ -236,7 +241,7 @@ internal static class MetaParser
         ulong next = start;
         for (int i = 0; i < runs.Length; i++)
         {
-            ulong addr = r.U64(), npages = r.U64(), pagesOff = r.U64();
+            ulong addr = r.U64(), npages = r.U64(), pagesOff = r.U64(), storedLen = r.U64();
             uint crc = r.U32(), runFlags = r.U32();
             string run = $"{where} page run {i} at 0x{addr:x}";
             if (addr % PageSize != 0)
@@ -247,26 +252,55 @@ internal static class MetaParser
                 throw new ImageDefect($"{run} overlaps the VMA's start or the previous run (runs must ascend)");
             if (addr >= end || npages > (end - addr) / PageSize)
                 throw new ImageDefect($"{run} with {npages} pages reaches past the VMA's end");
-            if ((runFlags & ~(uint)PageRunFlags.Hole) != 0)
-                throw new ImageDefect($"{run} has unknown flags 0x{runFlags:x}");
-            var flagsOfRun = (PageRunFlags)runFlags;
-            if (flagsOfRun.HasFlag(PageRunFlags.Hole))
-            {
-                // A full image has no base for "no longer in memory" to differ from.
-                if (imageKind != ImageKind.Incremental)
-                    throw new ImageDefect($"{run} is a hole run, which only an incremental image may have");
-                if (pagesOff != 0 || crc != 0)
-                    throw new ImageDefect($"{run} is a hole run but has pages_off {pagesOff} and crc 0x{crc:x8}; a hole has no data and both must be 0");
-            }
-            else if (pagesOff % PageSize != 0)
-            {
-                throw new ImageDefect($"{run} has pages_off {pagesOff}, which is not a multiple of {PageSize}");
-            }
-            runs[i] = new PageRun(addr, npages, pagesOff, crc, flagsOfRun);
+            CheckRunData(run, imageKind, pagesLen, npages, pagesOff, storedLen, crc, runFlags);
+            runs[i] = new PageRun(addr, npages, pagesOff, storedLen, crc, (PageRunFlags)runFlags);
             next = addr + npages * PageSize;
         }
         return new VmaRecord(start, end, (VmaProt)prot, (VmaFlags)flags, (VmaKind)kind, fileOffset, dev, inode, objectSize,
             runs, PosixString.Decode(r.Bytes((int)pathLen)));
+    }
+
+    /// <summary>
+    /// Where and how a run's data is stored, by kind of run: a hole has none, a raw run has its
+    /// pages page-aligned, a compressed run one bounded, 8-aligned LZ4 block. <paramref name="npages"/>
+    /// is already known to fit in the VMA, so npages*4096 does not overflow.
+    /// </summary>
+    private static void CheckRunData(string run, ImageKind imageKind, ulong pagesLen, ulong npages, ulong pagesOff, ulong storedLen, uint crc, uint runFlags)
+    {
+        if ((runFlags & ~(uint)(PageRunFlags.Hole | PageRunFlags.Lz4)) != 0)
+            throw new ImageDefect($"{run} has unknown flags 0x{runFlags:x}");
+        var flags = (PageRunFlags)runFlags;
+        ulong bytes = npages * PageSize;
+        if (flags.HasFlag(PageRunFlags.Hole))
+        {
+            if (flags.HasFlag(PageRunFlags.Lz4))
+                throw new ImageDefect($"{run} is both a hole and compressed (flags 0x{runFlags:x}); a hole has no data to compress");
+            // A full image has no base for "no longer in memory" to differ from.
+            if (imageKind != ImageKind.Incremental)
+                throw new ImageDefect($"{run} is a hole run, which only an incremental image may have");
+            if (pagesOff != 0 || storedLen != 0 || crc != 0)
+                throw new ImageDefect($"{run} is a hole run but has pages_off {pagesOff}, stored_len {storedLen} and crc 0x{crc:x8}; a hole has no data and all three must be 0");
+            return;
+        }
+        if (flags.HasFlag(PageRunFlags.Lz4))
+        {
+            // Bounded so that a reader decodes a compressed run whole, in a buffer of fixed size.
+            if (npages > Lz4RunPages)
+                throw new ImageDefect($"{run} is compressed over {npages} pages; a compressed run covers at most {Lz4RunPages}");
+            if (pagesOff % Lz4RunAlignment != 0)
+                throw new ImageDefect($"{run} is compressed at pages_off {pagesOff}, which is not a multiple of {Lz4RunAlignment}");
+            if (storedLen == 0 || storedLen > Lz4Bound(bytes))
+                throw new ImageDefect($"{run} is compressed into stored_len {storedLen}; an LZ4 block of {npages} pages is 1 to {Lz4Bound(bytes)} bytes");
+        }
+        else
+        {
+            if (pagesOff % PageSize != 0)
+                throw new ImageDefect($"{run} has pages_off {pagesOff}, which is not a multiple of {PageSize}");
+            if (storedLen != bytes)
+                throw new ImageDefect($"{run} has stored_len {storedLen}; a raw run of {npages} pages stores exactly {bytes} bytes");
+        }
+        if (pagesOff > pagesLen || storedLen > pagesLen - pagesOff)
+            throw new ImageDefect($"{run} has {storedLen} bytes at pages_off {pagesOff}, past the end of the {pagesLen}-byte .pages file");
     }
 
     private static FileRecord ParseFile(ReadOnlySpan<byte> p, string context)
@@ -387,7 +421,7 @@ internal static class MetaParser
             throw new ImageDefect($"{context} is {p.Length} bytes, a {type} is {size}");
     }
 
-    /// <summary>Reserved fields are zero in version 1, which keeps them usable by a later version.</summary>
+    /// <summary>Reserved fields are zero in this version, which keeps them usable by a later version.</summary>
     private static void RequireZero(uint reserved, string context)
     {
         if (reserved != 0)

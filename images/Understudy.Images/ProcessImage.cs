@@ -62,6 +62,15 @@ public sealed record ProcessImage(
     /// <summary>Runs with data; hole runs are counted by <see cref="HoleRunCount"/>.</summary>
     public int RunCount => Vmas.Sum(v => v.Runs.Count(r => !r.IsHole));
 
+    /// <summary>Runs stored as LZ4 blocks (a part of <see cref="RunCount"/>).</summary>
+    public int CompressedRunCount => Vmas.Sum(v => v.Runs.Count(r => r.IsCompressed));
+
+    /// <summary>
+    /// Bytes the data runs occupy in the .pages file, alignment padding excluded: less than
+    /// <see cref="PageCount"/> × 4096 when runs are compressed.
+    /// </summary>
+    public long StoredPageBytes => Vmas.Sum(v => v.Runs.Sum(r => (long)r.StoredLen));
+
     public int HoleRunCount => Vmas.Sum(v => v.Runs.Count(r => r.IsHole));
 
     /// <summary>Pages that hole runs say are no longer in memory.</summary>
@@ -71,9 +80,11 @@ public sealed record ProcessImage(
     public long FileBytes => Files.Sum(f => (long)f.Size);
 
     /// <summary>
-    /// Checks the .pages file against this image: its size is exactly Header.PagesLen, every
-    /// page run with data and every file's contents (FILE records) are 4096-aligned, inside the
-    /// file and match their CRC-32C. Reads the file once, in order, in bounded memory.
+    /// Checks the .pages file against this image: its size is exactly Header.PagesLen; every
+    /// raw page run and every file's contents (FILE records) are 4096-aligned, every compressed
+    /// run 8-aligned; each lies inside the file and its stored bytes match their CRC-32C; and
+    /// every compressed run decodes to exactly its pages. Reads the file once, in order, in
+    /// bounded memory.
     /// </summary>
     /// <exception cref="ImageFormatException">The file is missing, unreadable or does not match.</exception>
     public void VerifyPages(string pagesPath)

@@ -4,11 +4,14 @@ namespace Understudy.Images;
 
 /// <summary>
 /// Writes a .meta/.pages pair byte for byte as the native writer does. Page data is appended run
-/// by run (<see cref="AppendRun"/>, or streamed with <see cref="BeginRun"/>), file contents with
-/// <see cref="AppendFile"/> or <see cref="BeginFile"/>, then <see cref="Finish"/> writes the .meta
-/// describing it. Everything starts 4096-aligned in .pages, as a restorer that maps it needs.
-/// Both files are created 0600 and are on disk when Finish returns. Used by tests and by tools
-/// that rewrite images, such as the merge of an incremental image (<see cref="ImageMerger"/>).
+/// by run, raw (<see cref="AppendRun"/>, or streamed with <see cref="BeginRun"/>) or compressed
+/// where that saves space (<see cref="AppendCompressedRun"/>, <see cref="BeginCompressedRun"/>),
+/// file contents with <see cref="AppendFile"/> or <see cref="BeginFile"/>, then
+/// <see cref="Finish"/> writes the .meta describing it. Raw runs and file contents start
+/// 4096-aligned in .pages, as a restorer that maps them needs; compressed runs, which are read
+/// and decoded rather than mapped, 8-aligned. Both files are created 0600 and are on disk when
+/// Finish returns. Used by tests and by tools that rewrite images, such as the merge of an
+/// incremental image (<see cref="ImageMerger"/>).
 /// </summary>
 public sealed class ProcessImageWriter : IDisposable
 {
@@ -23,6 +26,9 @@ public sealed class ProcessImageWriter : IDisposable
     private long _flushed;
     private object? _open;
     private bool _finished;
+    // Compressed runs only: the pages of one chunk and their LZ4 block, allocated on first use.
+    private byte[]? _chunk;
+    private byte[]? _block;
 
     /// <summary>Creates (or truncates) both files.</summary>
     public ProcessImageWriter(string metaPath, string pagesPath)
@@ -56,7 +62,39 @@ public sealed class ProcessImageWriter : IDisposable
         ThrowIfClosedOrBusy();
         if (addr % ImageLayout.PageSize != 0)
             throw new ArgumentException($"run address 0x{addr:x} is not page-aligned", nameof(addr));
+        PadTo(ImageLayout.PageSize);
         var run = new PageRunBuilder(this, addr, (ulong)PagesLength);
+        _open = run;
+        return run;
+    }
+
+    /// <summary>
+    /// Appends whole pages destined for <paramref name="addr"/> as compressed runs: every chunk of
+    /// <see cref="ImageLayout.Lz4RunPages"/> pages (the last one may be shorter) becomes an LZ4
+    /// run if that makes it smaller, otherwise stays raw, consecutive raw chunks forming one run.
+    /// Returns the runs in address order.
+    /// </summary>
+    public IReadOnlyList<PageRun> AppendCompressedRun(ulong addr, ReadOnlySpan<byte> pages)
+    {
+        if (pages.IsEmpty || pages.Length % ImageLayout.PageSize != 0)
+            throw new ArgumentException($"a run is a nonzero number of whole pages, got {pages.Length} bytes", nameof(pages));
+        CompressedRunBuilder run = BeginCompressedRun(addr);
+        run.Append(pages);
+        return run.End();
+    }
+
+    /// <summary>
+    /// Starts pages at <paramref name="addr"/> that are appended piece by piece and stored as by
+    /// <see cref="AppendCompressedRun"/>, through bounded memory. Until it ends, nothing else may be appended.
+    /// </summary>
+    public CompressedRunBuilder BeginCompressedRun(ulong addr)
+    {
+        ThrowIfClosedOrBusy();
+        if (addr % ImageLayout.PageSize != 0)
+            throw new ArgumentException($"run address 0x{addr:x} is not page-aligned", nameof(addr));
+        _chunk ??= new byte[Lz4Pages.MaxRunBytes];
+        _block ??= new byte[Lz4Pages.MaxBlockBytes];
+        var run = new CompressedRunBuilder(this, addr);
         _open = run;
         return run;
     }
@@ -73,6 +111,7 @@ public sealed class ProcessImageWriter : IDisposable
     public FileContentsBuilder BeginFile()
     {
         ThrowIfClosedOrBusy();
+        PadTo(ImageLayout.PageSize);
         var file = new FileContentsBuilder(this, (ulong)PagesLength);
         _open = file;
         return file;
@@ -90,7 +129,7 @@ public sealed class ProcessImageWriter : IDisposable
         ulong length = (ulong)PagesLength;
         foreach (PageRun run in image.Vmas.SelectMany(v => v.Runs).Where(r => !r.IsHole))
         {
-            if (run.PagesOff > length || run.NPages > (length - run.PagesOff) / ImageLayout.PageSize)
+            if (run.PagesOff > length || run.StoredLen > length - run.PagesOff)
                 throw new ArgumentException($"page run at 0x{run.Addr:x} lies outside the {length} bytes appended", nameof(image));
         }
         foreach (FileRecord file in image.Files)
@@ -145,12 +184,12 @@ public sealed class ProcessImageWriter : IDisposable
         _buffered = 0;
     }
 
-    /// <summary>Zeros up to the next page boundary, so that whatever comes next is aligned.</summary>
-    private void PadToPage()
+    /// <summary>Zeros up to the next multiple of <paramref name="alignment"/>, so that whatever comes next starts there.</summary>
+    private void PadTo(int alignment)
     {
-        int partial = (int)(PagesLength % ImageLayout.PageSize);
+        int partial = (int)(PagesLength % alignment);
         if (partial != 0)
-            Write(new byte[ImageLayout.PageSize - partial]);
+            Write(new byte[alignment - partial]);
     }
 
     private void Close(object region)
@@ -231,7 +270,103 @@ public sealed class ProcessImageWriter : IDisposable
             if (NPages == 0)
                 throw new InvalidOperationException($"the run at 0x{Addr:x} has no pages; a run has at least one");
             _writer.Close(this);
-            return new PageRun(Addr, NPages, _pagesOff, _crc);
+            return PageRun.Raw(Addr, NPages, _pagesOff, _crc);
+        }
+    }
+
+    /// <summary>Pages being appended as compressed runs; see <see cref="BeginCompressedRun"/>.</summary>
+    public sealed class CompressedRunBuilder
+    {
+        private readonly ProcessImageWriter _writer;
+        private readonly List<PageRun> _runs = [];
+        private int _buffered; // bytes of the current chunk in _writer._chunk
+        // The raw run that chunks which do not compress are added to, while nothing comes between.
+        private ulong _rawAddr, _rawOff, _rawPages;
+        private uint _rawCrc;
+
+        internal CompressedRunBuilder(ProcessImageWriter writer, ulong addr)
+        {
+            _writer = writer;
+            Addr = addr;
+        }
+
+        public ulong Addr { get; }
+
+        /// <summary>Pages appended so far.</summary>
+        public ulong NPages { get; private set; }
+
+        /// <summary>The address the next appended page will have.</summary>
+        public ulong NextAddr => Addr + NPages * ImageLayout.PageSize;
+
+        /// <summary>Appends whole pages (any number, including none).</summary>
+        public void Append(ReadOnlySpan<byte> pages)
+        {
+            if (!ReferenceEquals(_writer._open, this))
+                throw new InvalidOperationException($"the run at 0x{Addr:x} was already ended");
+            if (pages.Length % ImageLayout.PageSize != 0)
+                throw new ArgumentException($"a run holds whole pages, got {pages.Length} bytes", nameof(pages));
+            byte[] chunk = _writer._chunk!;
+            while (!pages.IsEmpty)
+            {
+                int n = Math.Min(pages.Length, chunk.Length - _buffered);
+                pages[..n].CopyTo(chunk.AsSpan(_buffered));
+                _buffered += n;
+                NPages += (ulong)(n / ImageLayout.PageSize);
+                pages = pages[n..];
+                if (_buffered == chunk.Length)
+                    StoreChunk();
+            }
+        }
+
+        /// <summary>Ends the pages and returns the runs that describe them, in address order.</summary>
+        /// <exception cref="InvalidOperationException">No page was appended: a run has at least one.</exception>
+        public IReadOnlyList<PageRun> End()
+        {
+            if (NPages == 0)
+                throw new InvalidOperationException($"the run at 0x{Addr:x} has no pages; a run has at least one");
+            if (!ReferenceEquals(_writer._open, this))
+                throw new InvalidOperationException($"the run at 0x{Addr:x} was already ended");
+            StoreChunk();
+            EndRaw();
+            _writer.Close(this);
+            return _runs;
+        }
+
+        private void StoreChunk()
+        {
+            if (_buffered == 0)
+                return;
+            ReadOnlySpan<byte> pages = _writer._chunk!.AsSpan(0, _buffered);
+            ulong addr = NextAddr - (ulong)_buffered;
+            ulong npages = (ulong)(_buffered / ImageLayout.PageSize);
+            _buffered = 0;
+            int length = Lz4Pages.Compress(pages, _writer._block!);
+            if (length > 0)
+            {
+                EndRaw();
+                _writer.PadTo(ImageLayout.Lz4RunAlignment);
+                ReadOnlySpan<byte> block = _writer._block!.AsSpan(0, length);
+                ulong pagesOff = (ulong)_writer.PagesLength;
+                _writer.Write(block);
+                _runs.Add(new PageRun(addr, npages, pagesOff, (ulong)length, Crc32C.Compute(block), PageRunFlags.Lz4));
+                return;
+            }
+            if (_rawPages == 0)
+            {
+                _writer.PadTo(ImageLayout.PageSize);
+                (_rawAddr, _rawOff, _rawCrc) = (addr, (ulong)_writer.PagesLength, 0);
+            }
+            _writer.Write(pages);
+            _rawCrc = Crc32C.Compute(pages, _rawCrc);
+            _rawPages += npages;
+        }
+
+        private void EndRaw()
+        {
+            if (_rawPages == 0)
+                return;
+            _runs.Add(PageRun.Raw(_rawAddr, _rawPages, _rawOff, _rawCrc));
+            _rawPages = 0;
         }
     }
 
@@ -264,7 +399,7 @@ public sealed class ProcessImageWriter : IDisposable
         public FileRecord End(ulong dev, ulong inode, string path)
         {
             _writer.Close(this);
-            _writer.PadToPage();
+            _writer.PadTo(ImageLayout.PageSize);
             return new FileRecord(dev, inode, Size, _pagesOff, _crc, path);
         }
     }

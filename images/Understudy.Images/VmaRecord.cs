@@ -19,23 +19,34 @@ public sealed record VmaRecord(
 }
 
 /// <summary>
-/// struct us_page_run: pages [Addr, Addr + NPages*4096) are stored in the .pages file at
-/// PagesOff, and Crc is the CRC-32C of those bytes. A hole run (incremental images only) says
-/// that the pages are no longer in memory and has no data: PagesOff and Crc are 0.
+/// struct us_page_run: pages [Addr, Addr + NPages*4096), whose <see cref="StoredLen"/> bytes are in
+/// the .pages file at <see cref="PagesOff"/>; <see cref="Crc"/> is the CRC-32C of those stored
+/// bytes. A raw run stores the pages as they are (StoredLen = NPages*4096, page-aligned); a
+/// compressed run (<see cref="PageRunFlags.Lz4"/>) stores one LZ4 block that decodes to them. A
+/// hole run (incremental images only) says that the pages are no longer in memory and has no
+/// data: PagesOff, StoredLen and Crc are 0.
 /// </summary>
-public sealed record PageRun(ulong Addr, ulong NPages, ulong PagesOff, uint Crc, PageRunFlags Flags = PageRunFlags.None)
+public sealed record PageRun(ulong Addr, ulong NPages, ulong PagesOff, ulong StoredLen, uint Crc, PageRunFlags Flags = PageRunFlags.None)
 {
     public bool IsHole => Flags.HasFlag(PageRunFlags.Hole);
 
-    /// <summary>Bytes of address space the run covers.</summary>
-    public ulong Bytes => NPages * ImageLayout.PageSize;
+    public bool IsCompressed => Flags.HasFlag(PageRunFlags.Lz4);
 
-    /// <summary>Bytes the run occupies in the .pages file: 0 for a hole.</summary>
-    public ulong DataBytes => IsHole ? 0 : Bytes;
+    /// <summary>Bytes of address space the run covers: what its data decodes to.</summary>
+    public ulong Bytes => NPages * ImageLayout.PageSize;
 
     /// <summary>The first address after the run.</summary>
     public ulong End => Addr + Bytes;
 
     /// <summary>A hole run over [addr, addr + npages*4096).</summary>
-    public static PageRun Hole(ulong addr, ulong npages) => new(addr, npages, 0, 0, PageRunFlags.Hole);
+    public static PageRun Hole(ulong addr, ulong npages) => new(addr, npages, 0, 0, 0, PageRunFlags.Hole);
+
+    /// <summary>A raw run: <paramref name="npages"/> pages stored as they are at <paramref name="pagesOff"/>.</summary>
+    public static PageRun Raw(ulong addr, ulong npages, ulong pagesOff, uint crc) =>
+        new(addr, npages, pagesOff, npages * ImageLayout.PageSize, crc);
+
+    /// <summary>How errors name the run: its address, and where and how its data is stored.</summary>
+    internal string Describe() => IsCompressed
+        ? $"page run at 0x{Addr:x} ({NPages} pages as {StoredLen} bytes of LZ4 at offset {PagesOff})"
+        : $"page run at 0x{Addr:x} ({NPages} pages at offset {PagesOff})";
 }

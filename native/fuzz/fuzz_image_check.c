@@ -50,7 +50,7 @@ static int expect_reject(const uint8_t *seed, size_t size, const char *name, voi
 }
 
 static void flip_magic(uint8_t *b, size_t n) { (void)n; b[0] ^= 1; }
-static void bad_version(uint8_t *b, size_t n) { ((struct us_meta_header *)b)->version = 2; reseal(b, n); }
+static void bad_version(uint8_t *b, size_t n) { ((struct us_meta_header *)b)->version = 1; reseal(b, n); }
 static void flip_record_byte(uint8_t *b, size_t n) { b[n / 2] ^= 0x40; }
 static void huge_record(uint8_t *b, size_t n) { ((struct us_rec_hdr *)(b + 64))->len = 0xfffffff0u; reseal(b, n); }
 static void zero_pages_len(uint8_t *b, size_t n) { ((struct us_meta_header *)b)->pages_len = 0; reseal(b, n); }
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 	}
 	int ok = 1;
 	ok &= expect_reject(seed, size, "bad magic", flip_magic);
-	ok &= expect_reject(seed, size, "version 2", bad_version);
+	ok &= expect_reject(seed, size, "version 1", bad_version);
 	ok &= expect_reject(seed, size, "flipped record byte", flip_record_byte);
 	ok &= expect_reject(seed, size, "record length past the end", huge_record);
 	ok &= expect_reject(seed, size, "page runs past an empty pages file", zero_pages_len);

@@ -1,4 +1,4 @@
-/* Understudy process image format, version 1.
+/* Understudy process image format, version 2.
  *
  * One process of one checkpoint is two files in the checkpoint directory:
  *   <vpid>.meta   the state description: a 64-byte header, then records.
@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define US_META_MAGIC   "USTDMETA"      /* 8 bytes, no terminator in the file */
-#define US_META_VERSION 1u
+#define US_META_VERSION 2u
 #define US_PAGE_SIZE    4096u
 
 enum us_image_kind { US_IMAGE_FULL = 1, US_IMAGE_INCREMENTAL = 2 };
@@ -81,18 +81,27 @@ enum us_vma_kind {
  * every mapping is complete, flag or not. */
 #define US_VMA_F_COMPLETE 2u
 
-struct us_page_run {                    /* pages [addr, addr + npages*4096) are in .pages at pages_off */
+struct us_page_run {                    /* 40 bytes: pages [addr, addr + npages*4096) */
 	uint64_t addr;
 	uint64_t npages;
-	uint64_t pages_off;
-	uint32_t crc;                   /* crc32c of the run's bytes in .pages */
+	uint64_t pages_off;             /* where the run's bytes start in .pages */
+	uint64_t stored_len;            /* how many bytes it has there: npages*4096 unless compressed */
+	uint32_t crc;                   /* crc32c of those stored bytes */
 	uint32_t flags;                 /* US_RUN_F_* */
 };
 /* Incremental images only: these pages are no longer in memory (never written, or
  * dropped with MADV_DONTNEED): zero in an anonymous mapping, the file's contents in a
- * file mapping. No data in .pages; pages_off and crc are 0. Pages of a mapping that
- * is not complete and are in no run are unchanged since the base image. */
+ * file mapping. No data in .pages; pages_off, stored_len and crc are 0. Pages of a
+ * mapping that is not complete and are in no run are unchanged since the base image. */
 #define US_RUN_F_HOLE 1u
+/* The stored bytes are one LZ4 block (the LZ4 block format, no frame) that decodes to
+ * exactly npages*4096 bytes. Such a run is 8-aligned rather than page-aligned, covers
+ * at most US_LZ4_RUN_PAGES pages, and is written only where it saves space; raw runs
+ * of the same image stay page-aligned. */
+#define US_RUN_F_LZ4  2u
+#define US_LZ4_RUN_PAGES 64u
+/* Largest LZ4 block for n input bytes: incompressible data grows by 1/255 plus 16. */
+#define US_LZ4_BOUND(n) ((n) + (n) / 255u + 16u)
 
 struct us_rec_vma {                     /* followed by nruns us_page_run, then path bytes */
 	uint64_t start, end;

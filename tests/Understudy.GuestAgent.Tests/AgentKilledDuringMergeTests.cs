@@ -72,13 +72,13 @@ public sealed class AgentKilledDuringMergeTests(ITestOutputHelper output)
                 "checkpoint 000002 is merged and its incremental files are gone");
             var merged = again.Store.Verify("web", "000002");
             var image = ImageFiles.Of(checkpoint2, merged.Members[0]);
-            var pages = File.ReadAllBytes(image.Pages);
             var actual = new SortedDictionary<ulong, byte[]>();
             foreach (var run in ProcessImage.ReadMeta(image.Meta).Vmas.SelectMany(v => v.Runs))
             {
+                var pages = PageRunReader.ReadPages(image.Pages, run);
                 for (ulong i = 0; i < run.NPages; i++)
                 {
-                    actual[run.Addr + i * 4096] = pages.AsSpan((int)(run.PagesOff + i * 4096), 4096).ToArray();
+                    actual[run.Addr + i * 4096] = pages.AsSpan((int)(i * 4096), 4096).ToArray();
                 }
             }
             Assert.Equal(expected.Keys, actual.Keys);

@@ -394,13 +394,13 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
     {
         var image = ProcessImage.ReadMeta(files.Meta);
         Assert.Equal(ImageKind.Full, image.Header.Kind);
-        var data = File.ReadAllBytes(files.Pages);
         var pages = new SortedDictionary<ulong, byte[]>();
         foreach (var run in image.Vmas.SelectMany(v => v.Runs))
         {
+            var data = PageRunReader.ReadPages(files.Pages, run);
             for (ulong i = 0; i < run.NPages; i++)
             {
-                pages.Add(run.Addr + i * ImageLayout.PageSize, data.AsSpan((int)(run.PagesOff + i * ImageLayout.PageSize), ImageLayout.PageSize).ToArray());
+                pages.Add(run.Addr + i * ImageLayout.PageSize, data.AsSpan((int)(i * ImageLayout.PageSize), ImageLayout.PageSize).ToArray());
             }
         }
         return pages;

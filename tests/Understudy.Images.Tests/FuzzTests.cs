@@ -62,11 +62,23 @@ public class FuzzTests(ITestOutputHelper output)
         Assert.True(accepted > 0, "no mutation was harmless, so the acceptance path went untested");
     }
 
-    [Fact]
-    public void Mutated_pages_and_runs_never_escape_as_another_exception()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Mutated_pages_and_runs_never_escape_as_another_exception(bool compressed)
     {
         using var dir = new TempDir();
-        WriteRich(dir.Path);
+        if (compressed)
+        {
+            // Compressed runs (LZ4 blocks, 8-aligned) between raw ones.
+            MemoryImages.Write(dir.Path, "2", 2, 1, 0,
+                [new VmaSpec(0x10_0000, 0x20_0000, [RunSpec.Data(0x10_0000, 100, 1), RunSpec.Data(0x18_0000, 3, 1)])],
+                compress: true, pageData: (addr, v) => addr % 0x8000 == 0 ? MemoryImages.Page(addr, v) : MemoryImages.CompressiblePage(addr, v));
+        }
+        else
+        {
+            WriteRich(dir.Path);
+        }
         byte[] meta = File.ReadAllBytes(dir.File("2.meta"));
         byte[] pages = File.ReadAllBytes(dir.File("2.pages"));
         var runOffsets = Records(meta).Where(r => r.Type == RecordType.Vma)
@@ -80,8 +92,8 @@ public class FuzzTests(ITestOutputHelper output)
             byte[] m = (byte[])meta.Clone(), p = pages;
             switch (random.Next(4))
             {
-                case 0: // a run field gets a random value
-                    int run = runOffsets[random.Next(runOffsets.Length)] + 8 * random.Next(3);
+                case 0: // a run field gets a random value: addr, npages, pages_off, stored_len, or crc and flags
+                    int run = runOffsets[random.Next(runOffsets.Length)] + 8 * random.Next(5);
                     BinaryPrimitives.WriteUInt64LittleEndian(m.AsSpan(run), Interesting(random));
                     break;
                 case 1: // a page byte flips

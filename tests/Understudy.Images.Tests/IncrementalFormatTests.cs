@@ -37,7 +37,7 @@ public sealed class IncrementalFormatTests : IDisposable
         Assert.True(complete.IsCompleteIn(ImageKind.Incremental));
         Assert.True(delta.IsCompleteIn(ImageKind.Full));
         Assert.Equal(PageRun.Hole(A + 4 * P, 3), delta.Runs[1]);
-        Assert.Equal((0ul, 0u, 0ul), (delta.Runs[1].PagesOff, delta.Runs[1].Crc, delta.Runs[1].DataBytes));
+        Assert.Equal((0ul, 0u, 0ul), (delta.Runs[1].PagesOff, delta.Runs[1].Crc, delta.Runs[1].StoredLen));
 
         // Holes carry no data and are counted apart.
         Assert.Equal((3, 5L, 1, 3L), (image.RunCount, image.PageCount, image.HoleRunCount, image.HolePageCount));
@@ -71,9 +71,11 @@ public sealed class IncrementalFormatTests : IDisposable
 
         byte[] full = WithU32(WithU32(meta, 16, (uint)ImageKind.Full), 56, 0);
         Assert.Contains("is a hole run, which only an incremental image may have", Refused(full).Message);
-        Assert.Contains("a hole has no data and both must be 0", Refused(WithU64(meta, hole + 16, PageSize)).Message);
-        Assert.Contains("a hole has no data and both must be 0", Refused(WithU32(meta, hole + 24, 0x1234)).Message);
-        Assert.Contains("has unknown flags 0x2", Refused(WithU32(meta, hole + 28, 2)).Message);
+        Assert.Contains("a hole has no data and all three must be 0", Refused(WithU64(meta, hole + 16, PageSize)).Message);
+        Assert.Contains("a hole has no data and all three must be 0", Refused(WithU64(meta, hole + 24, PageSize)).Message);
+        Assert.Contains("a hole has no data and all three must be 0", Refused(WithU32(meta, hole + 32, 0x1234)).Message);
+        Assert.Contains("has unknown flags 0x4", Refused(WithU32(meta, hole + 36, 4)).Message);
+        Assert.Contains("is both a hole and compressed (flags 0x3)", Refused(WithU32(meta, hole + 36, 3)).Message);
     }
 
     [Fact]
@@ -205,7 +207,7 @@ public sealed class IncrementalFormatTests : IDisposable
         for (int i = 0; ; i++)
         {
             int run = runs + i * PageRunSize;
-            if (BinaryPrimitives.ReadUInt32LittleEndian(meta.AsSpan(run + 28)) == (uint)PageRunFlags.Hole)
+            if (BinaryPrimitives.ReadUInt32LittleEndian(meta.AsSpan(run + 36)) == (uint)PageRunFlags.Hole)
                 return run;
         }
     }

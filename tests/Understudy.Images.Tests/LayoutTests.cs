@@ -16,7 +16,7 @@ public class LayoutTests
         Assert.Equal(8, RecordHeaderSize);
         Assert.Equal(152, ProcSize);
         Assert.Equal(72, VmaSize);
-        Assert.Equal(32, PageRunSize);
+        Assert.Equal(40, PageRunSize);
         Assert.Equal(32, ThreadSize);
         Assert.Equal(88, FdSize);
         Assert.Equal(16, EpollTargetSize);

@@ -35,11 +35,31 @@ internal static class MemoryImages
         return page;
     }
 
-    /// <summary>Writes &lt;name&gt;.meta/.pages in <paramref name="dir"/>: the records of <see cref="TestImages.Image"/> with these mappings and files.</summary>
+    /// <summary>
+    /// Like <see cref="Page"/>, but what LZ4 shrinks to a few percent: the address and version,
+    /// then a byte that depends on both, repeated. Still unique per pair.
+    /// </summary>
+    public static byte[] CompressiblePage(ulong addr, int version)
+    {
+        var page = new byte[PageSize];
+        page.AsSpan(16).Fill((byte)(addr / PageSize * 31 + (ulong)version * 7));
+        BinaryPrimitives.WriteUInt64LittleEndian(page, addr);
+        BinaryPrimitives.WriteInt32LittleEndian(page.AsSpan(8), version);
+        return page;
+    }
+
+    /// <summary>
+    /// Writes &lt;name&gt;.meta/.pages in <paramref name="dir"/>: the records of <see cref="TestImages.Image"/>
+    /// with these mappings and files. Page contents are <paramref name="pageData"/> (by default
+    /// <see cref="Page"/>); with <paramref name="compress"/>, data runs are written as compressed
+    /// runs where LZ4 makes them smaller.
+    /// </summary>
     public static ImageFiles Write(
         string dir, string name, uint vpid, ulong seq, uint baseSeq, IEnumerable<VmaSpec> vmas,
-        IEnumerable<(string Path, byte[] Contents)>? files = null, int seed = 0)
+        IEnumerable<(string Path, byte[] Contents)>? files = null, int seed = 0,
+        bool compress = false, Func<ulong, int, byte[]>? pageData = null)
     {
+        pageData ??= Page;
         var paths = new ImageFiles(Path.Combine(dir, name + ".meta"), Path.Combine(dir, name + ".pages"));
         using var writer = new ProcessImageWriter(paths.Meta, paths.Pages);
         var records = new List<VmaRecord>();
@@ -53,9 +73,17 @@ internal static class MemoryImages
                     runs.Add(PageRun.Hole(run.Addr, (ulong)run.NPages));
                     continue;
                 }
+                if (compress)
+                {
+                    ProcessImageWriter.CompressedRunBuilder compressed = writer.BeginCompressedRun(run.Addr);
+                    for (int i = 0; i < run.NPages; i++)
+                        compressed.Append(pageData(run.Addr + (ulong)i * PageSize, run.Version));
+                    runs.AddRange(compressed.End());
+                    continue;
+                }
                 ProcessImageWriter.PageRunBuilder builder = writer.BeginRun(run.Addr);
                 for (int i = 0; i < run.NPages; i++)
-                    builder.Append(Page(run.Addr + (ulong)i * PageSize, run.Version));
+                    builder.Append(pageData(run.Addr + (ulong)i * PageSize, run.Version));
                 runs.Add(builder.End());
             }
             records.Add(TestImages.Vma(vma.Start, vma.End, VmaProt.Read | VmaProt.Write, vma.Kind, "", runs,
@@ -70,16 +98,16 @@ internal static class MemoryImages
         return paths;
     }
 
-    /// <summary>Every page with data of an image (holes excluded), by address, read from its .pages file.</summary>
+    /// <summary>Every page with data of an image (holes excluded), by address, read (and decoded) from its .pages file.</summary>
     public static SortedDictionary<ulong, byte[]> ReadPages(ImageFiles files)
     {
         ProcessImage image = ProcessImage.ReadMeta(files.Meta);
-        byte[] data = File.ReadAllBytes(files.Pages);
         var pages = new SortedDictionary<ulong, byte[]>();
         foreach (PageRun run in image.Vmas.SelectMany(v => v.Runs).Where(r => !r.IsHole))
         {
+            byte[] data = PageRunReader.ReadPages(files.Pages, run);
             for (ulong i = 0; i < run.NPages; i++)
-                pages.Add(run.Addr + i * PageSize, data.AsSpan((int)(run.PagesOff + i * PageSize), PageSize).ToArray());
+                pages.Add(run.Addr + i * PageSize, data.AsSpan((int)(i * PageSize), PageSize).ToArray());
         }
         return pages;
     }
@@ -91,7 +119,7 @@ internal static class MemoryImages
     public static SortedDictionary<ulong, byte[]> Apply(SortedDictionary<ulong, byte[]> basePages, ImageFiles increment)
     {
         ProcessImage inc = ProcessImage.ReadMeta(increment.Meta);
-        byte[] data = File.ReadAllBytes(increment.Pages);
+        SortedDictionary<ulong, byte[]> data = ReadPages(increment);
         var result = new SortedDictionary<ulong, byte[]>();
         foreach (VmaRecord vma in inc.Vmas)
         {
@@ -99,7 +127,7 @@ internal static class MemoryImages
             {
                 PageRun? run = vma.Runs.FirstOrDefault(r => r.Addr <= addr && addr < r.End);
                 if (run is { IsHole: false })
-                    result[addr] = data.AsSpan((int)(run.PagesOff + (addr - run.Addr)), PageSize).ToArray();
+                    result[addr] = data[addr];
                 else if (run is null && !vma.Flags.HasFlag(VmaFlags.Complete) && basePages.TryGetValue(addr, out byte[]? page))
                     result[addr] = page;
             }

@@ -13,7 +13,7 @@ public class NativeVectorTests
 
         Assert.Equal(new MetaHeader(ImageKind.Full, 7, 3, 0) with
         {
-            RecordCount = 15, RecordsLen = 1856 - 64, PagesLen = 16384, RecordsCrc = image.Header.RecordsCrc, HeaderCrc = image.Header.HeaderCrc,
+            RecordCount = 15, RecordsLen = 1880 - 64, PagesLen = 16384, RecordsCrc = image.Header.RecordsCrc, HeaderCrc = image.Header.HeaderCrc,
         }, image.Header);
 
         ProcRecord p = image.Proc;
@@ -27,7 +27,8 @@ public class NativeVectorTests
         VmaRecord heap = image.Vmas[0];
         Assert.Equal((0x555555554000ul, 0x555555558000ul, VmaProt.Read | VmaProt.Write, VmaFlags.None, VmaKind.Heap, "[heap]"),
             (heap.Start, heap.End, heap.Prot, heap.Flags, heap.Kind, heap.Path));
-        Assert.Equal([(0x555555554000ul, 1ul, 0ul), (0x555555556000ul, 2ul, 4096ul)], heap.Runs.Select(r => (r.Addr, r.NPages, r.PagesOff)));
+        Assert.Equal([(0x555555554000ul, 1ul, 0ul, 4096ul), (0x555555556000ul, 2ul, 4096ul, 8192ul)], heap.Runs.Select(r => (r.Addr, r.NPages, r.PagesOff, r.StoredLen)));
+        Assert.All(image.Vmas.SelectMany(v => v.Runs), r => Assert.Equal(PageRunFlags.None, r.Flags));
         VmaRecord file = image.Vmas[1];
         Assert.Equal((VmaKind.File, VmaProt.Read | VmaProt.Exec, "/usr/lib/libvector.so.1", 0x1000ul, 0x803ul, 12345ul, 8192ul),
             (file.Kind, file.Prot, file.Path, file.FileOffset, file.Dev, file.Inode, file.ObjectSize));
@@ -75,17 +76,23 @@ public class NativeVectorTests
     {
         ProcessImage image = ProcessImage.ReadMeta(IncMetaPath);
 
-        Assert.Equal((ImageKind.Incremental, 7u, 4ul, 3u, 8u, 12288ul),
+        Assert.Equal((ImageKind.Incremental, 7u, 4ul, 3u, 8u, 12288ul + 58),
             (image.Header.Kind, image.Header.Vpid, image.Header.CheckpointSeq, image.Header.BaseSeq, image.Header.RecordCount, image.Header.PagesLen));
         FileRecord file = Assert.Single(image.Files);
         Assert.Equal((0x803ul, 4242ul, 5000ul, 4096ul, "/srv/data/app.db"), (file.Dev, file.Inode, file.Size, file.PagesOff, file.Path));
         VmaRecord heap = image.Vmas[0];
         Assert.Equal((VmaKind.Heap, VmaFlags.None), (heap.Kind, heap.Flags));
-        Assert.Equal([(0x555555555000ul, 1ul, 0ul, false), (0x555555556000ul, 2ul, 0ul, true)], heap.Runs.Select(r => (r.Addr, r.NPages, r.PagesOff, r.IsHole)));
+        Assert.Equal([(0x555555555000ul, 1ul, 0ul, 4096ul, false), (0x555555556000ul, 2ul, 0ul, 0ul, true)],
+            heap.Runs.Select(r => (r.Addr, r.NPages, r.PagesOff, r.StoredLen, r.IsHole)));
         Assert.Equal(0u, heap.Runs[1].Crc);
-        Assert.Equal((VmaKind.Anon, VmaFlags.Complete, 0), (image.Vmas[1].Kind, image.Vmas[1].Flags, image.Vmas[1].Runs.Count));
-        Assert.Equal((1L, 2L), (image.PageCount, image.HolePageCount));
+        Assert.Equal((VmaKind.Anon, VmaFlags.Complete), (image.Vmas[1].Kind, image.Vmas[1].Flags));
+        // The LZ4 block make_vector.c built by hand: 16 literals, one long match, 5 literals.
+        PageRun lz4 = Assert.Single(image.Vmas[1].Runs);
+        Assert.Equal((0x7f0000021000ul, 2ul, 12288ul, 58ul, PageRunFlags.Lz4, true), (lz4.Addr, lz4.NPages, lz4.PagesOff, lz4.StoredLen, lz4.Flags, lz4.IsCompressed));
+        Assert.Equal((3L, 2L, 1, 4096L + 58), (image.PageCount, image.HolePageCount, image.CompressedRunCount, image.StoredPageBytes));
         image.VerifyPages(IncPagesPath);
+        byte[] pattern = "understudy-lz4!\0"u8.ToArray();
+        Assert.Equal(Enumerable.Range(0, 8192).Select(i => pattern[i % 16]), PageRunReader.ReadPages(IncPagesPath, lz4));
         Assert.Equal(File.ReadAllBytes(IncMetaPath), ProcessImageWriter.EncodeMeta(image));
     }
 
@@ -99,16 +106,21 @@ public class NativeVectorTests
         byte[] basePages = File.ReadAllBytes(PagesPath), incPages = File.ReadAllBytes(IncPagesPath), merged = File.ReadAllBytes(output.Pages);
         ProcessImage image = result.Image;
         Assert.Equal((ImageKind.Full, 4ul, 0u), (image.Header.Kind, image.Header.CheckpointSeq, image.Header.BaseSeq));
+        // The increment has a compressed run, so the merged image is compressed too: the vector's
+        // pages are patterns that LZ4 shrinks, so every run is an LZ4 block.
+        Assert.All(image.Vmas.SelectMany(v => v.Runs), r => Assert.True(r.IsCompressed));
         // The heap: its first page unchanged from the base, the second written since; the rest gone.
         PageRun heap = Assert.Single(image.Vmas[0].Runs);
         Assert.Equal((0x555555554000ul, 2ul), (heap.Addr, heap.NPages));
-        Assert.Equal(basePages.AsSpan(0, 4096).ToArray(), merged.AsSpan((int)heap.PagesOff, 4096).ToArray());
-        Assert.Equal(incPages.AsSpan(0, 4096).ToArray(), merged.AsSpan((int)heap.PagesOff + 4096, 4096).ToArray());
-        // The base's file mapping, memfd and vvar_vclock are gone; the new mapping has no data.
+        Assert.Equal([.. basePages.AsSpan(0, 4096), .. incPages.AsSpan(0, 4096)], PageRunReader.ReadPages(output.Pages, heap));
+        // The base's file mapping, memfd and vvar_vclock are gone; the new mapping has the increment's two pages.
         Assert.Equal([0x555555554000ul, 0x7f0000020000ul], image.Vmas.Select(v => v.Start));
-        Assert.Empty(image.Vmas[1].Runs);
+        PageRun fresh = Assert.Single(image.Vmas[1].Runs);
+        Assert.Equal((0x7f0000021000ul, 2ul), (fresh.Addr, fresh.NPages));
+        Assert.Equal(PageRunReader.ReadPages(IncPagesPath, ProcessImage.ReadMeta(IncMetaPath).Vmas[1].Runs[0]), PageRunReader.ReadPages(output.Pages, fresh));
+        Assert.Equal(0ul, image.Files[0].PagesOff % 4096);
         Assert.Equal(incPages.AsSpan(4096, 5000).ToArray(), merged.AsSpan((int)image.Files[0].PagesOff, 5000).ToArray());
-        Assert.Equal(new MergeStatistics(1, 1, 2, 3, 5000), result.Statistics);
+        Assert.Equal(new MergeStatistics(1, 3, 2, 3, 5000), result.Statistics);
         image.VerifyPages(output.Pages);
     }
 }

@@ -80,7 +80,7 @@ public class RoundTripTests
         {
             Header = good.Header with { Vpid = 9 },
             Proc = good.Proc with { Vpid = 9 },
-            Vmas = [TestImages.Vma(0x1000, 0x3000, VmaProt.Read, VmaKind.Anon, "", [run, new PageRun(0x2000, 1, 4096, 0)])],
+            Vmas = [TestImages.Vma(0x1000, 0x3000, VmaProt.Read, VmaKind.Anon, "", [run, PageRun.Raw(0x2000, 1, 4096, 0)])],
         };
         Assert.Contains("outside the 4096 bytes appended", Assert.Throws<ArgumentException>(() => writer.Finish(outside)).Message);
     }

@@ -379,16 +379,11 @@ internal static class Incremental
     {
         var image = ProcessImage.ReadMeta(files.Meta);
         var pages = new Dictionary<ulong, byte[]>();
-        using var data = File.OpenRead(files.Pages);
         foreach (var run in image.Vmas.SelectMany(v => v.Runs).Where(r => !r.IsHole))
         {
-            data.Position = (long)run.PagesOff;
+            var data = PageRunReader.ReadPages(files.Pages, run);   // raw or LZ4, checked
             for (ulong i = 0; i < run.NPages; i++)
-            {
-                var page = new byte[4096];
-                data.ReadExactly(page);
-                pages[run.Addr + i * 4096] = page;
-            }
+                pages[run.Addr + i * 4096] = data.AsSpan((int)(i * 4096), 4096).ToArray();
         }
         return pages;
     }

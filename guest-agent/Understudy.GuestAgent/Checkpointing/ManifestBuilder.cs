@@ -11,8 +11,9 @@ internal sealed class CheckpointCommitException(string message) : Exception(mess
 /// <summary>
 /// Describes what the members wrote into the staging directory as the checkpoint's manifest:
 /// identity from their HELLO; sizes, the .meta checksum and the image's kind and base from the
-/// files themselves. An image that does not fit what was asked (incremental when full was asked,
-/// or on another base) fails the checkpoint.
+/// files themselves; the base's process from the answer when it is another (a fork's parent).
+/// An image that does not fit what was asked (incremental when full was asked, or on another
+/// base) fails the checkpoint.
 /// </summary>
 internal sealed class ManifestBuilder
 {
@@ -57,7 +58,12 @@ internal sealed class ManifestBuilder
                 var asked = plan.IsIncremental ? $"an image on checkpoint {plan.BaseSeq} was asked for" : "a full image was asked for";
                 throw new CheckpointCommitException($"{member.Describe()} wrote an incremental image on checkpoint {entry.BaseSeq} but {asked}");
             }
-            if (written.TryGetValue(member, out var reply))
+            written.TryGetValue(member, out var reply);
+            if (entry.IsIncremental && reply?.BaseVpid is int baseVpid && baseVpid != member.Vpid)
+            {
+                entry = entry with { BaseVpid = baseVpid };
+            }
+            if (reply is not null)
             {
                 if (reply.MetaBytes != entry.MetaBytes || reply.PagesBytes != entry.PagesBytes)
                 {

@@ -45,9 +45,11 @@ internal static class MemberMessageParser
                 message = new FrozenReply(args.Length > 0 && TryInt(args[0], out var threads) ? threads : 0);
                 return true;
             // The kind came with incremental checkpoints; an interceptor from before sends two numbers.
-            case "WRITTEN" when args.Length is 2 or 3 && TryLong(args[0], out var meta) && TryLong(args[1], out var pages)
-                                && (args.Length == 2 || args[2] is "full" or "incremental"):
-                message = new WrittenReply(meta, pages, args.Length == 3 ? args[2] : null);
+            // A fourth names the process whose image an increment applies to, when not its own (fork).
+            case "WRITTEN" when args.Length is >= 2 and <= 4 && TryLong(args[0], out var meta) && TryLong(args[1], out var pages)
+                                && (args.Length == 2 || args[2] is "full" or "incremental")
+                                && (args.Length < 4 || (args[2] is "incremental" && TryInt(args[3], out var baseVpid) && baseVpid > 0)):
+                message = new WrittenReply(meta, pages, args.Length >= 3 ? args[2] : null, args.Length == 4 ? int.Parse(args[3]) : null);
                 return true;
             case "FAILED":
                 var reason = string.Join(' ', args.ToArray().Select(TokenCodec.Decode));

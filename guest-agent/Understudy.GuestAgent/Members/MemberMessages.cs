@@ -33,7 +33,8 @@ internal sealed record FrozenReply(int Threads) : MemberReply;
 internal sealed record CapturedReply : MemberReply;
 
 /// <param name="Kind">"full" or "incremental", the kind the process wrote; null from a process that does not say (it wrote full).</param>
-internal sealed record WrittenReply(long MetaBytes, long PagesBytes, string? Kind = null) : MemberReply;
+/// <param name="BaseVpid">Incremental: the process whose image in the base checkpoint it applies to, when not its own (it forked since).</param>
+internal sealed record WrittenReply(long MetaBytes, long PagesBytes, string? Kind = null, int? BaseVpid = null) : MemberReply;
 
 internal sealed record FailedReply(string Reason) : MemberReply;
 

@@ -11,8 +11,10 @@ internal sealed class CheckpointMergeException(string message, Exception? inner 
 /// Turns a committed checkpoint's incremental images into full ones (docs/image-format.md,
 /// "Merging a checkpoint"), crash-safely:
 /// <list type="number">
-/// <item>each incremental member is merged onto its base into new files, &lt;vpid&gt;.merged.meta and
-/// .pages, written and fsynced (the base is merged first if it is itself incremental);</item>
+/// <item>each incremental member is merged onto its base image (in its base checkpoint, the image of
+/// <see cref="ManifestMember.BaseImageVpid"/>: its own vpid, or its parent's for a process forked
+/// since) into new files, &lt;vpid&gt;.merged.meta and .pages, written and fsynced (the base
+/// checkpoint is merged first if that image is itself incremental);</item>
 /// <item>the manifest naming them replaces manifest.json atomically (tmp file, fsync, rename,
 /// fsync of the directory);</item>
 /// <item>the incremental files, which nothing names any more, are deleted.</item>
@@ -79,13 +81,15 @@ internal sealed class CheckpointMerger
                 MergeResult result;
                 try
                 {
-                    result = ImageMerger.Merge(baseFiles, ImageFiles.Of(dir, member), output, pace, cancellationToken);
+                    result = ImageMerger.Merge(baseFiles, ImageFiles.Of(dir, member), output, pace, cancellationToken,
+                        baseVpid: (uint)member.BaseImageVpid);
                 }
                 catch (ImageFormatException e)
                 {
                     throw new CheckpointMergeException($"checkpoint {group}/{id} cannot be merged: {e.Message}", e);
                 }
                 statistics.Add(result.Statistics);
+                // Full now: no base checkpoint, no base vpid.
                 replaced.Add(ManifestMember.FromFiles(dir, metaName, pagesName, member.Vpid, member.Vppid, member.App, member.ExecCount));
             }
 
@@ -128,23 +132,30 @@ internal sealed class CheckpointMerger
         }
     }
 
-    /// <summary>The full image an incremental member applies to, merging its base checkpoint first if need be.</summary>
+    /// <summary>
+    /// The full image an incremental member applies to, merging its base checkpoint first if need
+    /// be: the base checkpoint's image of <see cref="ManifestMember.BaseImageVpid"/>, which is the
+    /// parent's for a process forked since that checkpoint.
+    /// </summary>
     private ImageFiles BaseImage(string group, string id, ManifestMember member, Action? pace, CancellationToken cancellationToken, int depth)
     {
         var baseId = CheckpointId.Format(member.BaseSeq);
+        var baseVpid = member.BaseImageVpid;
         if (depth > 1000)
         {
             throw new CheckpointMergeException($"checkpoint {group}/{id} cannot be merged: its chain of bases is longer than 1000");
         }
         var baseManifest = LoadBase(group, id, baseId, member);
-        if (baseManifest.Members.FirstOrDefault(m => m.Vpid == member.Vpid) is { IsIncremental: true })
+        if (baseManifest.Members.FirstOrDefault(m => m.Vpid == baseVpid) is { IsIncremental: true })
         {
             Merge(group, baseId, $"checkpoint {id} applies to it", pace, cancellationToken, depth + 1);
             baseManifest = LoadBase(group, id, baseId, member);
         }
-        var baseMember = baseManifest.Members.FirstOrDefault(m => m.Vpid == member.Vpid)
+        var baseMember = baseManifest.Members.FirstOrDefault(m => m.Vpid == baseVpid)
             ?? throw new CheckpointMergeException(
-                $"checkpoint {group}/{id} cannot be merged: its image of vpid {member.Vpid} applies to checkpoint {baseId}, which has no process {member.Vpid}");
+                $"checkpoint {group}/{id} cannot be merged: its image of vpid {member.Vpid} applies to "
+                + (baseVpid == member.Vpid ? $"checkpoint {baseId}" : $"the image of vpid {baseVpid} in checkpoint {baseId}")
+                + $", which has no process {baseVpid}");
         return ImageFiles.Of(_store.CheckpointDir(group, baseId), baseMember);
     }
 

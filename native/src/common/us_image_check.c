@@ -15,14 +15,21 @@ static const char *check_vma(const struct us_rec_vma *v, uint64_t len, uint64_t 
 		if (!run->npages || run->npages > (v->end - v->start) / US_PAGE_SIZE ||
 		    run->addr < v->start || run->addr % US_PAGE_SIZE || bytes > v->end - run->addr)
 			return "page run outside its mapping";
-		if (run->flags & ~US_RUN_F_HOLE)
+		if (run->flags & ~(US_RUN_F_HOLE | US_RUN_F_LZ4) || run->flags == (US_RUN_F_HOLE | US_RUN_F_LZ4))
 			return "page run with unknown flags";
 		if (run->flags & US_RUN_F_HOLE) {
-			if (!incremental || run->pages_off || run->crc)
+			if (!incremental || run->pages_off || run->stored_len || run->crc)
 				return "hole run in a full image or with data";
 			continue;
 		}
-		if (run->pages_off % US_PAGE_SIZE || run->pages_off > pages_len || bytes > pages_len - run->pages_off)
+		if (run->flags & US_RUN_F_LZ4) {
+			if (run->npages > US_LZ4_RUN_PAGES || run->pages_off % 8 || !run->stored_len ||
+			    run->stored_len > US_LZ4_BOUND(bytes))
+				return "compressed page run with a bad size or alignment";
+		} else if (run->pages_off % US_PAGE_SIZE || run->stored_len != bytes) {
+			return "page run with a bad size or alignment";
+		}
+		if (run->pages_off > pages_len || run->stored_len > pages_len - run->pages_off)
 			return "page run outside the pages file";
 	}
 	return 0;
@@ -38,7 +45,7 @@ const char *us_image_check(const void *buf, uint64_t size)
 		if (h->magic[i] != magic[i])
 			return "not an Understudy image (bad magic)";
 	if (h->version != US_META_VERSION || h->header_size != sizeof *h)
-		return "unsupported image version";
+		return "unsupported image version: this build reads version 2 only; take a new checkpoint";
 	if (us_crc32c(0, h, 60) != h->header_crc)
 		return "header checksum mismatch";
 	if (h->records_len != size - sizeof *h)

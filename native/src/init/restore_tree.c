@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include "init.h"
 #include "../common/us_crc32c.h"
+#include "../common/us_lz4.h"
 #include "../common/us_image_check.h"
 #include "../../include/us_image.h"
 
@@ -175,6 +176,29 @@ static const struct us_rec_fd *data_for(int kind, uint64_t dev, uint64_t ino)
 	return NULL;
 }
 
+/* Writes one saved run of a shared memory object into the object at off, through
+ * buf (1 MiB) or, compressed, block; checks the stored bytes on the way. */
+static int fill_shared_run(const struct us_page_run *run, int pages, int obj, uint64_t off, char *buf, char *block)
+{
+	uint64_t len = run->npages * US_PAGE_SIZE;
+	if (run->flags & US_RUN_F_LZ4) {
+		return pread(pages, block, run->stored_len, (off_t)run->pages_off) == (ssize_t)run->stored_len &&
+		       us_crc32c(0, block, run->stored_len) == run->crc &&
+		       us_lz4_decompress(block, run->stored_len, buf, len) == 0 &&
+		       pwrite(obj, buf, len, (off_t)off) == (ssize_t)len;
+	}
+	uint32_t crc = 0;
+	for (uint64_t done = 0; done < len;) {
+		size_t n = len - done > (1u << 20) ? (1u << 20) : len - done;
+		if (pread(pages, buf, n, (off_t)(run->pages_off + done)) != (ssize_t)n ||
+		    pwrite(obj, buf, n, (off_t)(off + done)) != (ssize_t)n)
+			return 0;
+		crc = us_crc32c(crc, buf, n);
+		done += n;
+	}
+	return crc == run->crc;
+}
+
 static int make_objects(void)
 {
 	for (int i = 0; i < nprocs; i++)
@@ -293,22 +317,15 @@ static int make_objects(void)
 			if (pages < 0)
 				return -1;
 			const struct us_page_run *run = (const void *)(v + 1);
-			char *buf = malloc(1 << 20);
-			for (uint32_t r = 0; r < v->nruns && buf; r++) {
-				uint64_t len = run[r].npages * US_PAGE_SIZE, done = 0;
-				while (done < len) {
-					size_t n = len - done > (1u << 20) ? (1u << 20) : len - done;
-					if (pread(pages, buf, n, (off_t)(run[r].pages_off + done)) != (ssize_t)n ||
-					    pwrite(o->fd, buf, n, (off_t)(run[r].addr - v->start + v->file_offset + done)) != (ssize_t)n) {
-						free(buf);
-						close(pages);
-						return -1;
-					}
-					done += n;
-				}
-			}
+			char *buf = malloc(1 << 20), *block = malloc(US_LZ4_BOUND(US_LZ4_RUN_PAGES * US_PAGE_SIZE));
+			int ok = buf && block;
+			for (uint32_t r = 0; r < v->nruns && ok; r++)
+				ok = fill_shared_run(&run[r], pages, o->fd, run[r].addr - v->start + v->file_offset, buf, block);
 			free(buf);
+			free(block);
 			close(pages);
+			if (!ok)
+				return -1;
 		}
 	return 0;
 }

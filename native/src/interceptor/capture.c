@@ -18,6 +18,7 @@
 #include "internal.h"
 #include "../common/us_fmt.h"
 #include "../common/us_crc32c.h"
+#include "../common/us_lz4.h"
 #include "../common/us_pagemap.h"
 #include "../common/us_procfs.h"
 #include "../../include/us_image.h"
@@ -45,7 +46,11 @@ struct scratch {
 	char *meta;                     /* records being built */
 	size_t meta_len, meta_cap;
 	int pages_fd;
-	uint64_t pages_len;
+	uint64_t pages_len;             /* files' contents at capture; then what write_pages wrote */
+	uint64_t runs_start;            /* where page runs begin, after saved files' contents */
+	char *lz4_table, *lz4_out;      /* the writer's compression scratch */
+	char *writer_map;               /* the writer's state description and scratch */
+	uint64_t writer_map_len;
 	uint32_t nrecords;
 	int failed;
 	char *why;
@@ -160,6 +165,18 @@ static uint64_t field_u(const char *text, const char *key, int base)
 
 /* ---- pages ---- */
 
+/* capture to writer only, never in a file: look for pages of zeros in this run */
+#define RUN_SCAN_ZERO 0x80000000u
+
+static int page_is_zero(const uint64_t *p)
+{
+	for (unsigned i = 0; i < US_PAGE_SIZE / 8; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+
 static int write_all(int fd, const void *p, uint64_t n)
 {
 	const char *c = p;
@@ -175,65 +192,215 @@ static int write_all(int fd, const void *p, uint64_t n)
 	return 0;
 }
 
-/* Reserves [addr, addr+npages) in .pages and adds a run to the current mapping's
- * record. The bytes are copied later by write_pages, possibly in a forked writer. */
-static void add_run(struct scratch *s, uint64_t addr, uint64_t npages)
+/* Adds a run to the current mapping's record; the writer places its bytes in
+ * .pages later (write_pages), possibly in a forked writer. With compression, runs
+ * are cut to what one LZ4 block may hold. */
+static uint32_t add_run(struct scratch *s, uint64_t addr, uint64_t npages, uint32_t flags)
 {
-	struct us_page_run run = { addr, npages, s->pages_len, 0, 0 };
-	s->pages_len += npages * US_PAGE_SIZE;
-	meta_add(s, &run, sizeof run);
+	uint32_t runs = 0;
+	for (; npages; runs++) {
+		uint64_t n = us.compress && npages > US_LZ4_RUN_PAGES ? US_LZ4_RUN_PAGES : npages;
+		struct us_page_run run = { .addr = addr, .npages = n, .stored_len = n * US_PAGE_SIZE, .flags = flags };
+		meta_add(s, &run, sizeof run);
+		addr += n * US_PAGE_SIZE;
+		npages -= n;
+	}
+	return runs;
 }
 
-/* Copies one run's bytes into .pages and returns their CRC. Unreadable memory goes
- * through /proc/self/mem, which ignores protections; our own stack changes while we
- * copy it, so it goes through a buffer too. */
-static int copy_run(struct scratch *s, const struct us_page_run *run, int readable, int mem_fd, uint32_t *crc)
+/* Where a run's bytes can be read: the memory itself, or a copy in s->data when
+ * the memory is unreadable (through /proc/self/mem, which ignores protections) or
+ * is our own stack, which changes while we copy it. len <= DATA_MAX for a copy. */
+static const void *run_source(struct scratch *s, uint64_t addr, uint64_t len, int readable, int mem_fd)
 {
-	uint64_t addr = run->addr, len = run->npages * US_PAGE_SIZE, here = (uint64_t)&len;
-	int direct = readable && !(here >= addr && here < addr + len);
-	*crc = 0;
-	if (direct) {
-		*crc = us_crc32c(0, (const void *)addr, len);
-		return write_all(s->pages_fd, (const void *)addr, len);
+	uint64_t here = (uint64_t)&len;
+	if (readable && !(here >= addr && here < addr + len))
+		return (const void *)addr;
+	if (readable) {
+		for (uint64_t i = 0; i < len; i++)
+			s->data[i] = ((const char *)addr)[i];
+	} else if (us_sc4(SYS_pread64, mem_fd, s->data, len, addr) != (long)len) {
+		return NULL;
 	}
+	return s->data;
+}
+
+static int pad_pages_file(struct scratch *s, uint64_t align)
+{
+	static const char zeros[US_PAGE_SIZE];
+	uint64_t pad = (align - s->pages_len % align) % align;
+	s->pages_len += pad;
+	return pad ? write_all(s->pages_fd, zeros, pad) : 0;
+}
+
+/* Stores [addr, addr + npages) at the end of .pages and describes it in run: as an
+ * LZ4 block where that saves an eighth or more, else raw and page-aligned. */
+static int store_run(struct scratch *s, struct us_page_run *run, int readable, int mem_fd)
+{
+	int compress = us.compress && run->npages <= US_LZ4_RUN_PAGES;
+	uint64_t len = run->npages * US_PAGE_SIZE, z = 0;
+	run->stored_len = len;
+	run->crc = 0;
 	for (uint64_t off = 0; off < len; off += DATA_MAX) {
 		uint64_t n = len - off < DATA_MAX ? len - off : DATA_MAX;
-		if (readable) {
-			for (uint64_t i = 0; i < n; i++)
-				s->data[i] = ((const char *)addr)[off + i];
-		} else if (us_sc4(SYS_pread64, mem_fd, s->data, n, addr + off) != (long)n) {
+		const void *src = run_source(s, run->addr + off, n, readable, mem_fd);
+		if (!src)
 			return -EFAULT;
-		}
-		*crc = us_crc32c(*crc, s->data, n);
-		int r = write_all(s->pages_fd, s->data, n);
+		if (!off && compress)
+			z = us_lz4_compress(src, len, s->lz4_out, len - len / 8, s->lz4_table);
+		int r = off ? 0 : pad_pages_file(s, z ? 8 : US_PAGE_SIZE);
 		if (r)
 			return r;
+		if (!off)
+			run->pages_off = s->pages_len;
+		if (z) {
+			run->flags |= US_RUN_F_LZ4;
+			run->stored_len = z;
+			src = s->lz4_out;
+			n = z;
+		}
+		run->crc = us_crc32c(run->crc, src, n);
+		if ((r = write_all(s->pages_fd, src, n)))
+			return r;
+		s->pages_len += n;
 	}
 	return 0;
 }
 
-/* Writes every data run's bytes, in the order add_run laid them out, and fills in
- * their CRCs. */
+/* The writer lays out .pages and the final state description together: the runs
+ * the capture reserved, with the pages of zeros of RUN_SCAN_ZERO runs left out
+ * (or, where the mapping is a delta, turned into holes). Looking for zeros here
+ * rather than in capture_vma keeps that reading out of the freeze. */
+struct rewrite {
+	struct scratch *s;
+	char *out;
+	size_t len, cap;
+	int mem_fd, readable;
+	uint32_t nruns;
+};
+
+static void out_add(struct rewrite *w, const void *p, size_t n)
+{
+	if (w->len + n > w->cap) {
+		fail(w->s, "state description larger than", "the writer's buffer", 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		w->out[w->len + i] = p ? ((const char *)p)[i] : 0;
+	w->len += n;
+}
+
+static void out_data(struct rewrite *w, uint64_t addr, uint64_t npages)
+{
+	struct us_page_run run = { .addr = addr, .npages = npages };
+	int e = store_run(w->s, &run, w->readable, w->mem_fd);
+	if (e)
+		fail(w->s, "cannot write the pages file", NULL, e);
+	out_add(w, &run, sizeof run);
+	w->nruns++;
+}
+
+static void out_hole(struct rewrite *w, uint64_t addr, uint64_t npages)
+{
+	struct us_page_run run = { .addr = addr, .npages = npages, .flags = US_RUN_F_HOLE };
+	out_add(w, &run, sizeof run);
+	w->nruns++;
+}
+
+/* The run's pages of data become data runs; its pages of zeros become holes in a
+ * delta, and nothing otherwise. */
+static void out_without_zeros(struct rewrite *w, const struct us_page_run *run, int delta)
+{
+	uint64_t end = run->addr + run->npages * US_PAGE_SIZE, from = run->addr;
+	int zeros = -1;                 /* what [from, p) holds: 1 zeros, 0 data */
+	for (uint64_t p = run->addr; p <= end && !w->s->failed; p += US_PAGE_SIZE) {
+		int z = p < end ? page_is_zero((const uint64_t *)p) : -1;
+		if (z == zeros)
+			continue;
+		if (p > from && !zeros)
+			out_data(w, from, (p - from) / US_PAGE_SIZE);
+		else if (p > from && delta)
+			out_hole(w, from, (p - from) / US_PAGE_SIZE);
+		from = p;
+		zeros = z;
+	}
+}
+
+static void rewrite_vma(struct rewrite *w, const struct us_rec_hdr *r)
+{
+	const struct us_rec_vma *v = (const void *)(r + 1);
+	const struct us_page_run *run = (const void *)(v + 1);
+	size_t at = w->len;
+	out_add(w, r, sizeof *r);
+	out_add(w, v, sizeof *v);
+	w->nruns = 0;
+	w->readable = (v->prot & PROT_READ) != 0;
+	int delta = w->s->incremental && !(v->flags & US_VMA_F_COMPLETE);
+	for (uint32_t i = 0; i < v->nruns && !w->s->failed; i++, run++) {
+		if (run->flags & US_RUN_F_HOLE)
+			out_hole(w, run->addr, run->npages);
+		else if (run->flags & RUN_SCAN_ZERO)
+			out_without_zeros(w, run, delta);
+		else
+			out_data(w, run->addr, run->npages);
+	}
+	out_add(w, (const char *)(v + 1) + v->nruns * sizeof *run, v->path_len);
+	if (w->s->failed)
+		return;
+	struct us_rec_hdr *h = (void *)(w->out + at);
+	struct us_rec_vma *nv = (void *)(h + 1);
+	nv->nruns = w->nruns;
+	h->len = (uint32_t)(w->len - at - sizeof *h);
+	out_add(w, NULL, US_REC_ALIGN(h->len) - h->len);
+}
+
+static uint64_t writer_meta_cap(const struct scratch *s)
+{
+	/* at worst every other page of a scanned run becomes a run of its own */
+	uint64_t cap = s->meta_len;
+	const char *end = s->meta + s->meta_len;
+	for (const struct us_rec_hdr *r = (const void *)(s->meta + sizeof(struct us_meta_header));
+	     (const char *)r < end; r = (const void *)((const char *)(r + 1) + US_REC_ALIGN(r->len))) {
+		const struct us_rec_vma *v = (const void *)(r + 1);
+		const struct us_page_run *run = (const void *)(v + 1);
+		for (uint32_t i = 0; r->type == US_REC_VMA && i < v->nruns; i++)
+			if (run[i].flags & RUN_SCAN_ZERO)
+				cap += (run[i].npages + 1) * sizeof *run;
+	}
+	return (cap + US_PAGE_SIZE) & ~(uint64_t)(US_PAGE_SIZE - 1);
+}
+
 static void write_pages(struct scratch *s)
 {
-	int mem_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC, 0);
-	const char *end = s->meta + s->meta_len;
-	for (struct us_rec_hdr *r = (void *)(s->meta + sizeof(struct us_meta_header));
-	     (const char *)r < end && !s->failed; r = (void *)((char *)(r + 1) + US_REC_ALIGN(r->len))) {
-		if (r->type != US_REC_VMA)
-			continue;
-		struct us_rec_vma *v = (void *)(r + 1);
-		struct us_page_run *run = (void *)(v + 1);
-		for (uint32_t i = 0; i < v->nruns && !s->failed; i++, run++) {
-			if (run->flags & US_RUN_F_HOLE)
-				continue;
-			int e = copy_run(s, run, (v->prot & PROT_READ) != 0, mem_fd, &run->crc);
-			if (e)
-				fail(s, "cannot write the pages file", NULL, e);
-		}
+	struct rewrite w = { .s = s, .cap = writer_meta_cap(s) };
+	uint64_t lz4_len = us.compress ? US_LZ4_TABLE_BYTES + US_LZ4_BOUND(US_LZ4_RUN_PAGES * US_PAGE_SIZE) : 0;
+	long m = us_sc6(SYS_mmap, 0, w.cap + lz4_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m < 0 && m > -4096) {
+		fail(s, "cannot map the writer's memory", NULL, m);
+		return;
 	}
-	if (mem_fd >= 0)
-		us_sc1(SYS_close, mem_fd);
+	w.out = (char *)m;
+	s->lz4_table = w.out + w.cap;
+	s->lz4_out = s->lz4_table + US_LZ4_TABLE_BYTES;
+	w.mem_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC, 0);
+	s->pages_len = s->runs_start;
+
+	out_add(&w, s->meta, sizeof(struct us_meta_header));
+	const char *end = s->meta + s->meta_len;
+	for (const struct us_rec_hdr *r = (const void *)(s->meta + sizeof(struct us_meta_header));
+	     (const char *)r < end && !s->failed; r = (const void *)((const char *)(r + 1) + US_REC_ALIGN(r->len))) {
+		if (r->type == US_REC_VMA)
+			rewrite_vma(&w, r);
+		else
+			out_add(&w, r, sizeof *r + US_REC_ALIGN(r->len));
+	}
+	if (w.mem_fd >= 0)
+		us_sc1(SYS_close, w.mem_fd);
+	/* the capture's scratch goes with the writer (or with us_write_image) */
+	s->meta = w.out;
+	s->meta_len = w.len;
+	s->writer_map = (char *)m;
+	s->writer_map_len = w.cap + lz4_len;
 }
 
 static int path_has_suffix(const char *path, const char *suffix)
@@ -257,6 +424,8 @@ static int path_ends(const struct us_maps_line *v, const char *s)
  * Every page of a mapping is DATA (saved), HOLE (incremental: gone from memory) or
  * left out (full: never touched, or the file's contents; incremental: unchanged). */
 enum { PG_SKIP, PG_DATA, PG_HOLE };
+/* what classify looks at; US_PAGE_IS_FILE too in private file mappings */
+#define SCAN_CATEGORIES (US_PAGE_IS_WPALLOWED | US_PAGE_IS_WRITTEN | US_PAGE_IS_PRESENT | US_PAGE_IS_SWAPPED | US_PAGE_IS_PFNZERO)
 
 struct vma_pass {
 	struct scratch *s;
@@ -268,42 +437,18 @@ struct vma_pass {
 	int type;
 };
 
-static int page_is_zero(const uint64_t *p)
-{
-	for (unsigned i = 0; i < US_PAGE_SIZE / 8; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
-
 static void add_hole(struct vma_pass *x, uint64_t addr, uint64_t npages)
 {
-	struct us_page_run run = { addr, npages, 0, 0, US_RUN_F_HOLE };
+	struct us_page_run run = { .addr = addr, .npages = npages, .flags = US_RUN_F_HOLE };
 	meta_add(x->s, &run, sizeof run);
 	x->nruns++;
 }
 
-/* Saves a run of pages, leaving out pages of zeros in anonymous memory: absent
- * pages of an anonymous mapping read as zero anyway. */
+/* Saves a run of pages. Pages of zeros in anonymous memory read as zero anyway
+ * when absent: the writer leaves them out. */
 static void add_data(struct vma_pass *x, uint64_t addr, uint64_t npages)
 {
-	if (x->anon_only || !x->readable) {
-		add_run(x->s, addr, npages);
-		x->nruns++;
-		return;
-	}
-	uint64_t from = addr, end = addr + npages * US_PAGE_SIZE;
-	for (uint64_t p = addr; p <= end && !x->s->failed; p += US_PAGE_SIZE) {
-		if (p < end && !page_is_zero((const uint64_t *)p))
-			continue;
-		if (p > from) {
-			add_run(x->s, from, (p - from) / US_PAGE_SIZE);
-			x->nruns++;
-		}
-		if (p < end && x->delta)
-			add_hole(x, p, 1);
-		from = p + US_PAGE_SIZE;
-	}
+	x->nruns += add_run(x->s, addr, npages, x->anon_only || !x->readable ? 0 : RUN_SCAN_ZERO);
 }
 
 static void flush_pages(struct vma_pass *x)
@@ -424,7 +569,8 @@ static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_
 		if (save_all)
 			classify(&x, v->start, v->end, US_PAGE_IS_PRESENT);
 		else if (!s->scan_works ||
-			 us_tracker_scan(pm_fd, v->start, v->end, s->regions, REGIONS_MAX, classify, &x) < 0) {
+			 us_tracker_scan(pm_fd, v->start, v->end, SCAN_CATEGORIES | (anon_only ? US_PAGE_IS_FILE : 0),
+					 s->regions, REGIONS_MAX, classify, &x) < 0) {
 			if (x.delta)
 				fail(s, "PAGEMAP_SCAN failed on a tracked mapping", NULL, 0);
 			s->scan_works = 0;
@@ -972,17 +1118,19 @@ static void arm_tracker(struct scratch *s)
 		us_mp_reset();
 		read_file("/proc/self/maps", s->maps, MAPS_MAX);
 	}
+	int pm_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
 	for (const char *p = s->maps; *p;) {
 		struct us_maps_line v;
 		p = us_maps_next(p, &v);
-		if (v.shared || v.end <= v.start || (v.path_len && v.path[0] == '[' &&
-		    (us_maps_path_is(&v, "[vdso]") || us_maps_path_is(&v, "[vvar]") || us_maps_path_is(&v, "[vvar_vclock]") || us_maps_path_is(&v, "[vsyscall]"))))
+		if (!us_tracker_wants(&v))
 			continue;
 		if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
 			continue;
 		if (us_tracker_may_arm(v.start, v.end, us_maps_path_is(&v, "[stack]")))
-			us_tracker_arm_range(v.start, v.end, v.prot);
+			us_tracker_rearm(v.start, v.end, v.prot, pm_fd, s->regions, REGIONS_MAX);
 	}
+	if (pm_fd >= 0)
+		us_sc1(SYS_close, pm_fd);
 }
 
 /* Copies the pages, then writes the state description last, so that a complete
@@ -1022,6 +1170,7 @@ static void finish_image(struct scratch *s)
  * waitpid() never sees it. */
 static struct writer_result {
 	volatile int done, failed;
+	uint64_t meta_len, pages_len;   /* the writer decides them */
 	char why[480];
 } *writer;
 static int writer_pid;
@@ -1052,6 +1201,8 @@ static void start_writer(struct scratch *s)
 		s->why = writer->why;
 		s->why_cap = sizeof writer->why;
 		finish_image(s);
+		writer->meta_len = s->meta_len;
+		writer->pages_len = s->pages_len;
 		writer->failed = s->failed;
 		writer->done = 1;
 		for (;;)
@@ -1060,7 +1211,7 @@ static void start_writer(struct scratch *s)
 	writer_pid = (int)pid;
 }
 
-int us_wait_writer(char *why, int cap)
+int us_wait_writer(char *why, int cap, uint64_t *meta_bytes, uint64_t *pages_bytes)
 {
 	if (!writer_pid)
 		return 0;
@@ -1068,8 +1219,11 @@ int us_wait_writer(char *why, int cap)
 	while (us_sc4(SYS_wait4, writer_pid, &status, 0x80000000 /* __WCLONE */, 0) == -EINTR)
 		;
 	writer_pid = 0;
-	if (writer->done && !writer->failed)
+	if (writer->done && !writer->failed) {
+		*meta_bytes = writer->meta_len;
+		*pages_bytes = writer->pages_len;
 		return 0;
+	}
 	struct us_buf b = { why, 0, (size_t)cap };
 	us_put(&b, writer->done ? writer->why : "the image writer died");
 	us_term(&b);
@@ -1144,6 +1298,7 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 			capture_fds(&s, fds, nfds);
 		if (!s.failed && nfds > 0)
 			capture_files(&s, fds, nfds);
+		s.runs_start = s.pages_len;
 		if (!s.failed)
 			capture_memory(&s);
 	}
@@ -1168,6 +1323,8 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 		us_sc1(SYS_close, meta_fd);
 	if (s.pages_fd >= 0)
 		us_sc1(SYS_close, s.pages_fd);
+	if (s.writer_map)
+		us_sc2(SYS_munmap, s.writer_map, s.writer_map_len);
 	us_sc2(SYS_munmap, s.base, SCRATCH_SIZE);
 	return s.failed ? -1 : 0;
 }

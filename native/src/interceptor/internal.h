@@ -58,12 +58,15 @@ struct us_state {
 	int uffd;
 	uint64_t tracked_seq;           /* checkpoint the tracked state is relative to; 0: none */
 	uint64_t pending_seq;           /* written, becomes tracked_seq on RESUME */
+	int base_vpid;                  /* whose image of tracked_seq we are: our own, or a parent's before fork */
 	char tracker_wanted[16];
 
 	/* storage checkpointing: regular files open for writing */
 	char files[US_PATH_MAX];        /* ':'-separated path prefixes; empty: all; "none" */
 	char output_path[US_PATH_MAX];  /* the group's output log: never rolled back */
 	uint64_t files_max;
+
+	int compress;                   /* UNDERSTUDY_COMPRESS=lz4: page runs stored as LZ4 blocks */
 };
 
 
@@ -109,7 +112,7 @@ US_HIDDEN int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, i
 			     uint64_t *meta_bytes, uint64_t *pages_bytes, int *incremental);
 /* With cow, us_write_image returns once a forked writer holds the snapshot;
  * this waits for it. 0 when the image is complete. */
-US_HIDDEN int us_wait_writer(char *why, int cap);
+US_HIDDEN int us_wait_writer(char *why, int cap, uint64_t *meta_bytes, uint64_t *pages_bytes);
 #define US_WRITE_RESTORED 2
 
 /* tracker.c */
@@ -117,7 +120,16 @@ struct us_page_region;
 US_HIDDEN const char *us_tracker_name(void);
 US_HIDDEN void us_tracker_init(const char *wanted);
 US_HIDDEN void us_tracker_arm_range(uint64_t start, uint64_t end, uint32_t prot);
+US_HIDDEN void us_tracker_rearm(uint64_t start, uint64_t end, uint32_t prot, int pm_fd,
+				struct us_page_region *vec, uint64_t vec_len);
 US_HIDDEN void us_tracker_arm_all(void);
+struct us_maps_line;
+US_HIDDEN int us_tracker_wants(const struct us_maps_line *l);
+/* fork: the parent's half (begin before fork(), end after it) and the child's */
+struct us_fork_handover;
+US_HIDDEN struct us_fork_handover *us_tracker_fork_begin(void);
+US_HIDDEN void us_tracker_fork_end(struct us_fork_handover *h, int forked);
+US_HIDDEN void us_tracker_after_fork(struct us_fork_handover *h);
 /* Whether a private mapping may be tracked (mprotect: never stacks or our own memory). */
 US_HIDDEN int us_tracker_may_arm(uint64_t start, uint64_t end, int is_stack);
 US_HIDDEN int us_tracker_page_written(uint64_t page, uint64_t categories);
@@ -133,12 +145,12 @@ US_HIDDEN int us_mp_dirty(uint64_t page);
 US_HIDDEN uint32_t us_mp_app_prot(uint64_t start, uint32_t prot);
 US_HIDDEN void us_mp_touch(const void *p, uint64_t len);
 US_HIDDEN int us_mp_sigaction(const struct us_kernel_sigaction *act, struct us_kernel_sigaction *old);
-US_HIDDEN int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, struct us_page_region *vec,
+US_HIDDEN int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, uint64_t mask, struct us_page_region *vec,
 			      uint64_t vec_len, void (*fn)(void *, uint64_t, uint64_t, uint64_t), void *ctx);
 
 /* main.c */
 US_HIDDEN void us_start_checkpoint_thread(void);
-US_HIDDEN void us_after_fork_child(void);
+US_HIDDEN void us_after_fork_child(struct us_fork_handover *h);
 
 /* restore.c */
 void us_restore_entry(struct us_restore_args *a);

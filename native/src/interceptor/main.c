@@ -102,6 +102,7 @@ static void restored(void)
 	us_tracker_init(us.tracker_wanted);
 	us_tracker_arm_all();
 	us.tracked_seq = us.tracker == US_TRACK_UFFD ? restored_seq : 0;
+	us.base_vpid = us.vpid;
 
 	us_link_reset_reader();
 	int fd = us_link_connect();
@@ -117,11 +118,35 @@ static void restored(void)
 	us_log("restored", NULL);
 }
 
+/* An image a forked writer is still writing: WRITTEN is sent once it is done. */
+struct written {
+	int waiting;
+	int incremental, base_vpid;
+};
+
+/* WRITTEN <meta bytes> <pages bytes> <kind> [<base vpid>]: the base vpid is named
+ * when the increment applies to another process's image (a fork since the base). */
+static void reply_written(uint64_t meta_bytes, uint64_t pages_bytes, int incremental, int base_vpid)
+{
+	char nums[80];
+	struct us_buf b = { nums, 0, sizeof nums };
+	us_putu(&b, meta_bytes);
+	us_putc(&b, ' ');
+	us_putu(&b, pages_bytes);
+	us_put(&b, incremental ? " incremental" : " full");
+	if (incremental && base_vpid != us.vpid) {
+		us_putc(&b, ' ');
+		us_putu(&b, (uint64_t)base_vpid);
+	}
+	reply("WRITTEN", us_term(&b));
+}
+
 static void serve(void)
 {
-	char line[US_PATH_MAX + 128], why[512], written[64] = "";
+	char line[US_PATH_MAX + 128], why[512];
 	const char *p;
 	int restored_now = 0;
+	struct written pending = { 0 };
 
 	for (;;) {
 		if (us_link_read_line(line, sizeof line) < 0) {
@@ -170,43 +195,36 @@ static void serve(void)
 			if (r < 0) {
 				us_log("write-failed", why);
 				reply("FAILED", why);
+			} else if (cow) {
+				/* the snapshot is taken: the group may resume, and WRITTEN
+				 * follows once the forked writer is done */
+				pending = (struct written){ 1, incremental, us.base_vpid };
+				reply("CAPTURED", NULL);
 			} else {
-				char nums[64];
-				struct us_buf b = { nums, 0, sizeof nums };
-				us_putu(&b, mb);
-				us_putc(&b, ' ');
-				us_putu(&b, pb);
-				us_put(&b, incremental ? " incremental" : " full");
-				/* with a forked writer the snapshot is taken: the group may resume,
-				 * and WRITTEN follows once the writer is done */
-				const char *text = us_term(&b);
-				if (cow) {
-					for (int i = 0; i < (int)sizeof written - 1 && text[i]; i++)
-						written[i] = text[i], written[i + 1] = 0;
-					reply("CAPTURED", NULL);
-				} else {
-					reply("WRITTEN", text);
-				}
+				reply_written(mb, pb, incremental, us.base_vpid);
 			}
 		} else if (us_streq(line, "RESUME") || us_streq(line, "ABORT")) {
 			/* After an abort the writes of this interval were not kept anywhere:
 			 * the tracker no longer describes a committed image. */
 			if (us_streq(line, "ABORT"))
 				us.tracked_seq = 0;
-			else if (us.pending_seq)   /* a RESUME after a restore keeps the restored base */
+			else if (us.pending_seq) {   /* a RESUME after a restore keeps the restored base */
 				us.tracked_seq = us.pending_seq;
+				us.base_vpid = us.vpid;   /* the image just written is our own */
+			}
 			us.pending_seq = 0;
 			us_thaw_all();
 			reply("RESUMED", NULL);
-			if (written[0]) {   /* a forked writer is still copying pages */
-				if (us_wait_writer(why, sizeof why) < 0) {
+			if (pending.waiting) {   /* a forked writer is still copying pages */
+				uint64_t mb = 0, pb = 0;
+				if (us_wait_writer(why, sizeof why, &mb, &pb) < 0) {
 					us.tracked_seq = 0;
 					us_log("write-failed", why);
 					reply("FAILED", why);
 				} else {
-					reply("WRITTEN", written);
+					reply_written(mb, pb, pending.incremental, pending.base_vpid);
 				}
-				written[0] = 0;
+				pending.waiting = 0;
 			}
 			if (restored_now) {
 				restored_now = 0;
@@ -259,7 +277,7 @@ void us_start_checkpoint_thread(void)
 	pthread_attr_destroy(&a);
 }
 
-void us_after_fork_child(void)
+void us_after_fork_child(struct us_fork_handover *h)
 {
 	us.send_lock = 0;
 	us.req_lock = 0;
@@ -268,8 +286,8 @@ void us_after_fork_child(void)
 		us.slots[i].tid = 0;
 	us_link_reset_reader();
 	us_sc1(SYS_close, us.coord_fd);   /* the parent's link */
-	us_tracker_init(us.tracker_wanted);   /* the parent's registrations do not carry over */
 	us.vpid = (int)us_sc0(SYS_getpid);
+	us_tracker_after_fork(h);   /* continues against the parent's base image, or full */
 	us.coord_fd = us_link_connect();
 	if (us.coord_fd < 0 || us_link_hello("fork", (int)us_sc0(SYS_getppid)) < 0) {
 		us_log("error", "forked child cannot register; running unprotected");
@@ -295,8 +313,10 @@ __attribute__((constructor)) static void us_start(void)
 	copy_env(us.output_path, sizeof us.output_path, "UNDERSTUDY_OUTPUT");
 	const char *fmax = getenv("UNDERSTUDY_FILES_MAX");
 	us.files_max = fmax ? strtoull(fmax, NULL, 10) : 256ull << 20;
+	const char *compress = getenv("UNDERSTUDY_COMPRESS");
+	us.compress = compress && us_streq(compress, "lz4");
 	us.uffd = -1;
-	us.vpid = getpid();
+	us.vpid = us.base_vpid = getpid();
 
 	const char *origin = "spawn";
 	us.exec_count = 0;
@@ -309,6 +329,8 @@ __attribute__((constructor)) static void us_start(void)
 	us_wrappers_init();
 	us_install_freeze_handler();
 	us_tracker_init(us.tracker_wanted);
+	if (compress && !us.compress && !us_streq(compress, "none"))
+		us_log("error", "UNDERSTUDY_COMPRESS must be lz4 or none; page data is stored raw");
 
 	us.coord_fd = us_link_connect();
 	if (us.coord_fd < 0) {

@@ -189,11 +189,13 @@ US_EXPORT pid_t fork(void)
 	if (!linked())
 		return real_fork();
 	us_request("FORK_BEGIN");
+	struct us_fork_handover *h = us_tracker_fork_begin();
 	pid_t pid = real_fork();
 	if (pid == 0) {
-		us_after_fork_child();
+		us_after_fork_child(h);
 		return 0;
 	}
+	us_tracker_fork_end(h, pid > 0);
 	char line[40];
 	struct us_buf b = { line, 0, sizeof line };
 	us_put(&b, "FORK_END ");

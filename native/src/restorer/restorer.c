@@ -15,6 +15,7 @@
 #include "../common/us_fmt.h"
 #include "../common/us_crc32c.h"
 #include "../common/us_image_check.h"
+#include "../common/us_lz4.h"
 #include "../common/us_procfs.h"
 #include "../../include/us_image.h"
 
@@ -185,11 +186,23 @@ struct shm_arg { uint64_t dev, ino; int fd; };
 static struct shm_arg shms[256];
 static int nshm;
 
+static char lz4_block[US_LZ4_BOUND(US_LZ4_RUN_PAGES * US_PAGE_SIZE)];
+
+/* Raw runs are read straight into place; compressed ones through lz4_block. Every
+ * run's stored bytes are checked before they are used. */
 static void fill_runs(const struct us_rec_vma *v, int pages_fd)
 {
 	const struct us_page_run *run = (const void *)(v + 1);
 	for (uint32_t i = 0; i < v->nruns; i++, run++) {
 		uint64_t len = run->npages * US_PAGE_SIZE;
+		if (run->flags & US_RUN_F_LZ4) {
+			read_exact(pages_fd, lz4_block, run->stored_len, run->pages_off);
+			if (us_crc32c(0, lz4_block, run->stored_len) != run->crc)
+				die("page data checksum mismatch", 0);
+			if (us_lz4_decompress(lz4_block, run->stored_len, (void *)run->addr, len) < 0)
+				die("compressed page data does not decode", 0);
+			continue;
+		}
 		read_exact(pages_fd, (void *)run->addr, len, run->pages_off);
 		if (us_crc32c(0, (const void *)run->addr, len) != run->crc)
 			die("page data checksum mismatch", 0);

@@ -2,8 +2,9 @@
  * native/include/us_image.h, so the C# reader and writer are checked against the C compiler's
  * layout, not against themselves. The CRC-32C here is the bitwise definition, independent of the
  * hardware instruction the C# side uses. Then vector-inc.meta and vector-inc.pages: an
- * incremental image on vector's checkpoint, with a hole run, a complete mapping and a FILE
- * record (storage checkpointing).
+ * incremental image on vector's checkpoint, with a hole run, a complete mapping holding a
+ * compressed run (US_RUN_F_LZ4: an LZ4 block built by hand below, independent of any LZ4
+ * library) and a FILE record (storage checkpointing).
  *
  *   gcc -std=c11 -Wall -I../../../native/include make_vector.c -o /tmp/make_vector && /tmp/make_vector .
  *
@@ -52,6 +53,37 @@ static void fill_pages(void)
 		pages[i] = (uint8_t)(i * 7 + 13 + i / US_PAGE_SIZE);
 }
 
+/* Appends an LZ4 length continuation: 255s then the rest (the LZ4 block format). */
+static size_t lz4_length(uint8_t *out, size_t extra)
+{
+	size_t n = 0;
+	for (; extra >= 255; extra -= 255)
+		out[n++] = 255;
+	out[n++] = (uint8_t)extra;
+	return n;
+}
+
+/* An LZ4 block of n bytes that repeat the first period bytes of pattern (period <= 15 + 255):
+ * the first period bytes as literals, one match at offset period up to 5 bytes before the end,
+ * then those 5 as the last literals, as the format requires of a block's end. */
+static size_t lz4_repeat_block(uint8_t *out, const uint8_t *pattern, size_t period, size_t n)
+{
+	size_t len = 0, match = n - period - 5;
+	out[len++] = (uint8_t)((period < 15 ? period : 15) << 4 | (match - 4 < 15 ? match - 4 : 15));
+	if (period >= 15)
+		len += lz4_length(out + len, period - 15);
+	memcpy(out + len, pattern, period);
+	len += period;
+	out[len++] = (uint8_t)period;           /* offset, little-endian */
+	out[len++] = 0;
+	if (match - 4 >= 15)
+		len += lz4_length(out + len, match - 4 - 15);
+	out[len++] = 5 << 4;                    /* the last sequence: 5 literals, no match */
+	for (size_t i = n - 5; i < n; i++)
+		out[len++] = pattern[i % period];
+	return len;
+}
+
 static int write_file(const char *dir, const char *name, const void *data, size_t len)
 {
 	char path[4096];
@@ -91,13 +123,17 @@ static int finish(const char *dir, const char *name, uint32_t kind, uint64_t seq
 }
 
 /* The incremental image: checkpoint 4 on checkpoint 3 (vector). Its .pages holds one page of
- * heap data, then the 5000 bytes of a captured file padded to two pages. */
+ * heap data, then the 5000 bytes of a captured file padded to two pages, then the LZ4 block of
+ * two pages of the new mapping: a 16-byte pattern repeated (8-aligned, unpadded at the end). */
 static int write_incremental(const char *dir)
 {
-	static uint8_t inc_pages[3 * US_PAGE_SIZE];
+	static uint8_t inc_pages[3 * US_PAGE_SIZE + 256];
 	memcpy(inc_pages, pages + US_PAGE_SIZE, US_PAGE_SIZE);
 	for (size_t i = 0; i < 5000; i++)
 		inc_pages[US_PAGE_SIZE + i] = (uint8_t)(i * 3 + 1);
+	const uint8_t pattern[16] = "understudy-lz4!";
+	size_t lz4_off = 3 * US_PAGE_SIZE;
+	size_t lz4_len = lz4_repeat_block(inc_pages + lz4_off, pattern, sizeof pattern, 2 * US_PAGE_SIZE);
 
 	const char exe[] = "/usr/bin/vector-app";
 	struct us_rec_proc p = { .vpid = 7, .vppid = 1, .vpgid = 7, .vsid = 1, .exe_len = sizeof exe - 1 };
@@ -121,19 +157,22 @@ static int write_incremental(const char *dir)
 
 	/* VMA 1: the heap as a delta: one page written, two pages gone, the rest unchanged */
 	struct us_page_run heap_runs[2] = {
-		{ .addr = 0x555555555000, .npages = 1, .pages_off = 0, .crc = crc32c(inc_pages, US_PAGE_SIZE) },
+		{ .addr = 0x555555555000, .npages = 1, .pages_off = 0, .stored_len = US_PAGE_SIZE,
+		  .crc = crc32c(inc_pages, US_PAGE_SIZE) },
 		{ .addr = 0x555555556000, .npages = 2, .flags = US_RUN_F_HOLE },
 	};
 	struct us_rec_vma heap = { .start = 0x555555554000, .end = 0x555555558000, .prot = 3,
 		.kind = US_VMA_HEAP, .path_len = 6, .nruns = 2 };
 	record(US_REC_VMA, &heap, sizeof heap, heap_runs, sizeof heap_runs, "[heap]", 6);
 
-	/* VMA 2: a new anonymous mapping, complete, never written */
+	/* VMA 2: a new anonymous mapping, complete, two pages written: compressed */
+	struct us_page_run fresh_run = { .addr = 0x7f0000021000, .npages = 2, .pages_off = lz4_off,
+		.stored_len = lz4_len, .crc = crc32c(inc_pages + lz4_off, lz4_len), .flags = US_RUN_F_LZ4 };
 	struct us_rec_vma fresh = { .start = 0x7f0000020000, .end = 0x7f0000024000, .prot = 3,
-		.flags = US_VMA_F_COMPLETE, .kind = US_VMA_ANON };
-	record(US_REC_VMA, &fresh, sizeof fresh, NULL, 0, NULL, 0);
+		.flags = US_VMA_F_COMPLETE, .kind = US_VMA_ANON, .nruns = 1 };
+	record(US_REC_VMA, &fresh, sizeof fresh, &fresh_run, sizeof fresh_run, NULL, 0);
 
-	return finish(dir, "vector-inc", US_IMAGE_INCREMENTAL, 4, 3, inc_pages, sizeof inc_pages);
+	return finish(dir, "vector-inc", US_IMAGE_INCREMENTAL, 4, 3, inc_pages, lz4_off + lz4_len);
 }
 
 int main(int argc, char **argv)
@@ -207,8 +246,10 @@ int main(int argc, char **argv)
 
 	/* VMA 1: heap, two runs */
 	struct us_page_run heap_runs[2] = {
-		{ .addr = 0x555555554000, .npages = 1, .pages_off = 0, .crc = crc32c(pages, US_PAGE_SIZE) },
-		{ .addr = 0x555555556000, .npages = 2, .pages_off = US_PAGE_SIZE, .crc = crc32c(pages + US_PAGE_SIZE, 2 * US_PAGE_SIZE) },
+		{ .addr = 0x555555554000, .npages = 1, .pages_off = 0, .stored_len = US_PAGE_SIZE,
+		  .crc = crc32c(pages, US_PAGE_SIZE) },
+		{ .addr = 0x555555556000, .npages = 2, .pages_off = US_PAGE_SIZE, .stored_len = 2 * US_PAGE_SIZE,
+		  .crc = crc32c(pages + US_PAGE_SIZE, 2 * US_PAGE_SIZE) },
 	};
 	struct us_rec_vma heap = { .start = 0x555555554000, .end = 0x555555558000, .prot = 3, .flags = 0,
 		.kind = US_VMA_HEAP, .path_len = 6, .nruns = 2 };
@@ -217,7 +258,7 @@ int main(int argc, char **argv)
 	/* VMA 2: private file mapping with one written page */
 	const char lib[] = "/usr/lib/libvector.so.1";
 	struct us_page_run lib_run = { .addr = 0x7f0000001000, .npages = 1, .pages_off = 3 * US_PAGE_SIZE,
-		.crc = crc32c(pages + 3 * US_PAGE_SIZE, US_PAGE_SIZE) };
+		.stored_len = US_PAGE_SIZE, .crc = crc32c(pages + 3 * US_PAGE_SIZE, US_PAGE_SIZE) };
 	struct us_rec_vma file = { .start = 0x7f0000000000, .end = 0x7f0000002000, .prot = 5, .flags = 0,
 		.kind = US_VMA_FILE, .path_len = sizeof lib - 1, .file_offset = 0x1000, .dev = 0x803,
 		.inode = 12345, .object_size = 8192, .nruns = 1 };
