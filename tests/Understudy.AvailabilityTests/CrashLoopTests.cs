@@ -71,4 +71,51 @@ public sealed class CrashLoopTests(AvailabilityFixture fx, ITestOutputHelper out
         Assert.Equal(0, running?.Long("recentRecoveries"));
         Assert.Equal(["helper", "svc"], (await g.Members()).Select(m => m.App).Order());
     }
+
+    [Fact]
+    public async Task AppThatCrashesWhileTheRestoreAwaitsItsReadiness_EachFailedRecoverySaysHowItDied_AndTheAppAfterItStaysFrozen()
+    {
+        await using var g = fx.Group("loopready", output);
+        Directory.CreateDirectory(g.WorkDir);
+        var crashFile = Path.Combine(g.WorkDir, "crash");
+        var readyFile = Path.Combine(g.WorkDir, "svc.ready");
+        await File.WriteAllTextAsync(readyFile, "");
+        (await g.Apply($$"""
+            group: {{g.Name}}
+            checkpoints: { interval: 300ms, retention: 5 }
+            recovery: { action: restore, maxAttempts: 2, window: 5m }
+            apps:
+              - name: svc
+                command: {{Workloads.Service}}
+                args: [svc, --crash-file, {{crashFile}}]
+                ready: { file: {{readyFile}}, timeout: 1m }
+              - name: helper
+                command: {{Workloads.Service}}
+                args: [helper]
+                after: [svc]
+            """)).Ok();
+        (await g.Run("group", "start", g.Name)).Ok();
+        var mark = await g.Mark();
+        await g.WaitForEvents("checkpoint.taken", mark, 1);
+
+        // A restored svc can no longer be ready, so every restore ends only when svc, resumed
+        // first, aborts while its readiness is awaited: inside the recovery, never after it.
+        File.Delete(readyFile);
+        await File.WriteAllTextAsync(crashFile, "");
+        var failed = await g.WaitForEvent("group.failed", mark);
+
+        var events = await g.Events(mark);
+        var failures = events.Where(e => e.Type is "fault.detected" or "recovery.failed").ToList();
+        Assert.Equal(["fault.detected", "recovery.failed", "recovery.failed"], failures.Select(e => e.Type));
+        Assert.All(failures, e => Assert.Contains("svc (pid 2) was killed by signal 6", e.Message));
+        Assert.DoesNotContain(events, e => e.Type is "recovery.finished" or "app.ready");
+        Assert.Equal(["svc", "svc"], events.Where(e => e.Type == "app.resumed").Select(e => e.Field("app")));
+        Assert.Contains("crash loop", failed.Field("reason"));
+        Assert.Contains("svc (pid 2) was killed by signal 6", failed.Field("reason"));
+
+        var status = await g.Status();
+        Assert.Equal("failed", status.Prop("availability")?.Str("state"));
+        Assert.Contains("signal 6", status.Prop("availability")?.Str("reason"));
+        Assert.Empty(status.Array("members"));
+    }
 }

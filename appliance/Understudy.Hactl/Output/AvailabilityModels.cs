@@ -34,6 +34,9 @@ public sealed record GroupActionResult(string Group, AvailabilityInfo? Availabil
     public static GroupActionResult From(GroupReply r) => new(r.Group, AvailabilityInfo.From(r.Availability), r.Killed);
 }
 
+/// <summary>hactl group delete: the group whose policy was removed, and where its checkpoints stay.</summary>
+public sealed record GroupDeleteResult(string Group, string ImagesDir);
+
 public sealed record HealthInfo(string Check, string State, int ConsecutiveFailures, string? LastDetail, string? LastPassed)
 {
     public static HealthInfo From(HealthCheckInfo h) =>

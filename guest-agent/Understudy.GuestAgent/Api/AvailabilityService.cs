@@ -10,8 +10,8 @@ using Understudy.Images;
 namespace Understudy.GuestAgent.Api;
 
 /// <summary>
-/// The availability API (agent.proto, service Availability): policies, supervised start, stop
-/// and restart, and the event stream. The work is done by the policy applier, the groups'
+/// The availability API (agent.proto, service Availability): policies (apply, delete),
+/// supervised start, stop and restart, and the event stream. The work is done by the policy applier, the groups'
 /// supervisors and the event bus.
 /// </summary>
 internal sealed class AvailabilityService : Availability.AvailabilityBase
@@ -82,6 +82,16 @@ internal sealed class AvailabilityService : Availability.AvailabilityBase
             app.HostPid = members?.Find(app.Pid)?.HostPid ?? 0;
         }
         return Task.FromResult(reply);
+    }
+
+    public override async Task<DeleteGroupReply> DeleteGroup(GroupRequest request, ServerCallContext context)
+    {
+        await _applier.DeleteAsync(request.Group, context.CancellationToken).ConfigureAwait(false);
+        return new DeleteGroupReply
+        {
+            Group = request.Group,
+            ImagesDir = GroupImageDirectory.CurrentTarget(_paths, request.Group) ?? _paths.GroupDir(request.Group),
+        };
     }
 
     public override async Task Events(EventsRequest request, IServerStreamWriter<Event> responseStream, ServerCallContext context)

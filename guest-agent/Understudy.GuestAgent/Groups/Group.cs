@@ -40,7 +40,7 @@ internal sealed class Group
     /// <summary>The state Status reports: running, stopped, checkpointing or restoring.</summary>
     public string State => Gate.Mode switch
     {
-        GateMode.Restoring => "restoring",
+        GateMode.Restoring or GateMode.Resuming => "restoring",
         GateMode.Closing or GateMode.Held => "checkpointing",
         _ => _init is { HasExited: false } || Members.Count > 0 ? "running" : "stopped",
     };

@@ -14,6 +14,11 @@ internal enum GateMode
     Held,
     /// <summary>A restore runs; only restored processes register.</summary>
     Restoring,
+    /// <summary>
+    /// A restore resumes its processes (app by app, possibly waiting for readiness in between):
+    /// registrations proceed, since a resumed process may fork or exec, but checkpoints wait.
+    /// </summary>
+    Resuming,
 }
 
 /// <summary>What an admitted HELLO holds until its WELCOME is out.</summary>
@@ -71,7 +76,7 @@ internal sealed class RegistrationGate
     /// the lock, then counts a registration in flight.
     /// </summary>
     public Task<PendingRegistration> BeginAsync(RegistrationKind kind, int vpid, CancellationToken cancellationToken) =>
-        WaitUntilAsync(() => _mode == GateMode.Open ? Add(kind, vpid) : null, countAsWaiting: true, cancellationToken);
+        WaitUntilAsync(() => AdmitsRegistrations ? Add(kind, vpid) : null, countAsWaiting: true, cancellationToken);
 
     /// <summary>
     /// Decides when a HELLO may be answered: at once if it completes a registration in flight
@@ -83,7 +88,7 @@ internal sealed class RegistrationGate
         {
             var (matched, claim) = Match(hello);
             var admit = matched
-                || _mode == GateMode.Open
+                || AdmitsRegistrations
                 || (_mode == GateMode.Restoring && hello.Origin == RegistrationOrigin.Restore);
             if (!admit)
             {
@@ -148,7 +153,7 @@ internal sealed class RegistrationGate
     {
         lock (_sync)
         {
-            if (_mode == GateMode.Restoring)
+            if (_mode is GateMode.Restoring or GateMode.Resuming)
             {
                 throw AgentException.FailedPrecondition($"group {_group} is being restored; checkpoint it once the restore finished");
             }
@@ -204,6 +209,24 @@ internal sealed class RegistrationGate
             return new GateLease(Open);
         }, countAsWaiting: false, cancellationToken);
 
+    /// <summary>
+    /// Every restored process registered and the restore starts resuming them: from now on they
+    /// may fork, exec and spawn (an application resumed first may need to before the next one is
+    /// resumed); checkpoints still wait until the restore's lease is released.
+    /// </summary>
+    public void BeginResuming()
+    {
+        lock (_sync)
+        {
+            if (_mode != GateMode.Restoring)
+            {
+                throw new InvalidOperationException($"group {_group}: resuming without a restore holding the registration lock (mode {_mode})");
+            }
+            _mode = GateMode.Resuming;
+            Signal();
+        }
+    }
+
     /// <summary>Whether an exec of <paramref name="vpid"/> is in flight (its HELLO may already be on its way).</summary>
     public bool HasPendingExec(int vpid)
     {
@@ -233,6 +256,9 @@ internal sealed class RegistrationGate
             Signal();
         }
     }
+
+    /// <summary>Must be called under the lock.</summary>
+    private bool AdmitsRegistrations => _mode is GateMode.Open or GateMode.Resuming;
 
     /// <summary>Must be called under the lock.</summary>
     private (bool Matched, PendingRegistration? Claim) Match(HelloMessage hello)

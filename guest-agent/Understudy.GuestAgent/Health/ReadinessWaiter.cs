@@ -1,5 +1,6 @@
 using Understudy.GuestAgent.Errors;
 using Understudy.GuestAgent.Groups;
+using Understudy.GuestAgent.Launch;
 using Understudy.GuestAgent.Policies;
 
 namespace Understudy.GuestAgent.Health;
@@ -12,8 +13,9 @@ internal sealed class NotReadyException(string message, bool exited = false) : E
 }
 
 /// <summary>
-/// Waits until an application meets its readiness condition (docs/policy.md, "ready"), polling
-/// it, at most for its timeout. The application must stay a member meanwhile.
+/// Waits until an application, just launched or just resumed, meets its readiness condition
+/// (docs/policy.md, "ready"), polling it, at most for its timeout. The application must stay a
+/// member meanwhile; if it leaves, the reason says how it ended ("was killed by signal 6").
 /// </summary>
 internal sealed class ReadinessWaiter
 {
@@ -28,22 +30,18 @@ internal sealed class ReadinessWaiter
         _time = time;
     }
 
-    /// <param name="restored">the application was restored, not launched: a delay has long passed.</param>
     /// <returns>what made it ready, for the event</returns>
     /// <exception cref="NotReadyException">the condition did not hold in time, or the application left.</exception>
-    public async Task<string> WaitAsync(ProbeTarget target, ReadinessCheck? ready, bool restored, CancellationToken cancellationToken)
+    public async Task<string> WaitAsync(ProbeTarget target, ReadinessCheck? ready, CancellationToken cancellationToken)
     {
         switch (ready)
         {
             case null:
-                RequireMember(target, "registered");
+                await RequireMemberAsync(target, "registered", cancellationToken).ConfigureAwait(false);
                 return "registered";
             case { Probe: DelayProbeSpec delay }:
-                if (!restored)
-                {
-                    await Task.Delay(delay.Delay, _time, cancellationToken).ConfigureAwait(false);
-                }
-                RequireMember(target, delay.Describe());
+                await Task.Delay(delay.Delay, _time, cancellationToken).ConfigureAwait(false);
+                await RequireMemberAsync(target, delay.Describe(), cancellationToken).ConfigureAwait(false);
                 return delay.Describe();
         }
 
@@ -51,7 +49,7 @@ internal sealed class ReadinessWaiter
         var last = ProbeResult.Fail("not checked yet");
         while (true)
         {
-            RequireMember(target, $"{ready.Probe.Describe()}, last: {last.Detail}");
+            await RequireMemberAsync(target, $"{ready.Probe.Describe()}, last: {last.Detail}", cancellationToken).ConfigureAwait(false);
             var left = deadline - _time.GetUtcNow();
             if (left > TimeSpan.Zero)
             {
@@ -70,12 +68,16 @@ internal sealed class ReadinessWaiter
         }
     }
 
-    private void RequireMember(ProbeTarget target, string condition)
+    /// <exception cref="NotReadyException">the application is no longer a member: it says how it ended, as us-init reported it.</exception>
+    private async Task RequireMemberAsync(ProbeTarget target, string condition, CancellationToken cancellationToken)
     {
-        if (_groups.Find(target.Group)?.Members.Find(target.Vpid) is null)
+        var group = _groups.Find(target.Group);
+        if (group?.Members.Find(target.Vpid) is not null)
         {
-            throw new NotReadyException($"{target.App} (pid {target.Vpid}) exited before it was ready ({condition})", exited: true);
+            return;
         }
+        var how = await ExitReports.HowAsync(group, target.Vpid, _time, cancellationToken).ConfigureAwait(false) ?? "exited";
+        throw new NotReadyException($"{target.App} (pid {target.Vpid}) {how} before it was ready ({condition})", exited: true);
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? (a > TimeSpan.Zero ? a : TimeSpan.Zero) : (b > TimeSpan.Zero ? b : TimeSpan.Zero);

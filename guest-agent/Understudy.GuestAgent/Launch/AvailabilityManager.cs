@@ -70,9 +70,9 @@ internal sealed class AvailabilityManager : IInitEventSink
         // Counts as a registration in flight until the application said HELLO, so a checkpoint
         // never starts with it half-registered (and a launch waits while a checkpoint runs).
         var registration = await group.Gate.BeginAsync(RegistrationKind.Launch, 0, cancellationToken).ConfigureAwait(false);
-        var vpid = 0;
         try
         {
+            int vpid;
             Task<InitExited> exit;
             try
             {
@@ -91,10 +91,6 @@ internal sealed class AvailabilityManager : IInitEventSink
         }
         finally
         {
-            if (vpid != 0)
-            {
-                init.ForgetExit(vpid);
-            }
             group.Gate.Finish(registration);
         }
     }

@@ -14,6 +14,9 @@ internal sealed record InitLaunched(int Vpid) : InitMessage;
 internal sealed record InitExited(int Vpid, int ExitCode, int Signal) : InitMessage
 {
     public string Describe() => Signal != 0 ? $"killed by signal {Signal}" : $"exit code {ExitCode}";
+
+    /// <summary>How it ended, worded as faults word it: "was killed by signal 6", "exited with code 3".</summary>
+    public string How => Signal != 0 ? $"was killed by signal {Signal}" : $"exited with code {ExitCode}";
 }
 
 internal sealed record InitRestored(int Count) : InitMessage;

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Text;
@@ -19,7 +18,6 @@ internal sealed class InitProcess
     private readonly TaskCompletionSource<int> _ready = NewSource<int>();
     private readonly TaskCompletionSource<int> _restored = NewSource<int>();
     private readonly TaskCompletionSource<int> _exited = NewSource<int>();
-    private readonly ConcurrentDictionary<int, TaskCompletionSource<InitExited>> _exitWatches = new();
     private readonly SemaphoreSlim _launchLock = new(1, 1);
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly object _sync = new();
@@ -39,6 +37,9 @@ internal sealed class InitProcess
     }
 
     public string Group { get; }
+
+    /// <summary>The processes it reaped so far, and how each ended.</summary>
+    public ReapedProcesses Reaped { get; } = new();
 
     /// <summary>Started with --restore: RESTORED is expected, and an ERROR fails the restore.</summary>
     public bool Restoring { get; }
@@ -81,7 +82,7 @@ internal sealed class InitProcess
 
     /// <summary>
     /// LAUNCH: returns the new process's vpid, and a task that completes if us-init reaps it
-    /// (watched from LAUNCHED on, so that even an immediate exit is seen).
+    /// (recorded from LAUNCHED on, so that even an immediate exit is seen).
     /// </summary>
     /// <exception cref="InitProcessException">us-init answered ERROR or is gone.</exception>
     public async Task<(int Vpid, Task<InitExited> Exit)> LaunchAsync(
@@ -103,7 +104,7 @@ internal sealed class InitProcess
             }
             await WriteLineAsync(InitCommands.Launch(app, cwd, env, argv)).ConfigureAwait(false);
             var vpid = await reply.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            return (vpid, WatchExit(vpid).Task);
+            return (vpid, Reaped.WhenReaped(vpid));
         }
         finally
         {
@@ -117,9 +118,6 @@ internal sealed class InitProcess
             _launchLock.Release();
         }
     }
-
-    /// <summary>Stops watching a launched process's exit (it registered, or the launch gave up).</summary>
-    public void ForgetExit(int vpid) => _exitWatches.TryRemove(vpid, out _);
 
     /// <summary>QUIT, then SIGKILL if us-init has not exited within <paramref name="grace"/>.</summary>
     public async Task StopAsync(TimeSpan grace)
@@ -156,8 +154,6 @@ internal sealed class InitProcess
             // Already gone.
         }
     }
-
-    private TaskCompletionSource<InitExited> WatchExit(int vpid) => _exitWatches.GetOrAdd(vpid, _ => NewSource<InitExited>());
 
     private async Task WriteLineAsync(string line)
     {
@@ -235,7 +231,7 @@ internal sealed class InitProcess
                 _ready.TrySetResult(ready.HostPid);
                 break;
             case InitLaunched launched:
-                WatchExit(launched.Vpid);
+                Reaped.Launched(launched.Vpid);
                 lock (_sync)
                 {
                     if (_launch?.TrySetResult(launched.Vpid) != true)
@@ -251,10 +247,7 @@ internal sealed class InitProcess
                 _restored.TrySetResult(restored.Count);
                 break;
             case InitExited exited:
-                if (_exitWatches.TryRemove(exited.Vpid, out var watch))
-                {
-                    watch.TrySetResult(exited);
-                }
+                Reaped.Record(exited);
                 _sink.OnMemberExited(this, exited);
                 break;
             default:

@@ -27,5 +27,7 @@ internal sealed class PolicyCatalog
         return previous;
     }
 
+    public void Remove(string group) => _policies.TryRemove(group, out _);
+
     public IReadOnlyList<AppliedPolicy> All() => _policies.Values.OrderBy(p => p.Policy.Group, StringComparer.Ordinal).ToList();
 }

@@ -40,6 +40,9 @@ internal sealed class PolicyStore
         File.Move(temporary, path, overwrite: true);
     }
 
+    /// <summary>Removes the group's stored policy: the agent will not find it again when it starts.</summary>
+    public void Delete(string group) => File.Delete(PathOf(group));
+
     /// <summary>Every stored policy that still parses; the others are logged and skipped.</summary>
     public IReadOnlyList<StoredPolicy> LoadAll()
     {

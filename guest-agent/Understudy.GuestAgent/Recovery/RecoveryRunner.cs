@@ -10,8 +10,8 @@ internal sealed record RecoveredGroup(IReadOnlyDictionary<string, int> MainVpids
 
 /// <summary>
 /// Carries out one recovery of a whole group: a restore from a checkpoint (the existing restore
-/// path, then readiness checked app by app in launch order), or a fresh restart in launch
-/// order. The restore stops whatever is left of the group first.
+/// path, resuming the applications one by one in launch order, each once the one before is
+/// ready), or a fresh restart in launch order. Either stops whatever is left of the group first.
 /// </summary>
 internal sealed class RecoveryRunner
 {
@@ -29,18 +29,20 @@ internal sealed class RecoveryRunner
     }
 
     /// <summary>The policy's action for <paramref name="fault"/>: restore (fresh if there is no checkpoint to use) or restart.</summary>
-    public Task<RecoveredGroup> RecoverAsync(GroupPolicy policy, Fault fault, Action<string, int> launched, CancellationToken cancellationToken) =>
+    /// <param name="running">told each application's main process as soon as it runs (launched, or resumed)</param>
+    public Task<RecoveredGroup> RecoverAsync(GroupPolicy policy, Fault fault, Action<string, int> running, CancellationToken cancellationToken) =>
         policy.Recovery.Action == RecoveryAction.Restore && _points.Select(policy.Group, fault) is { } checkpoint
-            ? RestoreAsync(policy, checkpoint, cancellationToken)
-            : RestartAsync(policy, launched, cancellationToken);
+            ? RestoreAsync(policy, checkpoint, running, cancellationToken)
+            : RestartAsync(policy, running, cancellationToken);
 
     /// <param name="checkpointId">null or empty: the newest</param>
-    public async Task<RecoveredGroup> RestoreAsync(GroupPolicy policy, string? checkpointId, CancellationToken cancellationToken)
+    /// <param name="resumed">told each application's main process just before it is resumed</param>
+    public async Task<RecoveredGroup> RestoreAsync(
+        GroupPolicy policy, string? checkpointId, Action<string, int> resumed, CancellationToken cancellationToken)
     {
-        var outcome = await _restores.RestoreAsync(policy.Group, checkpointId, cancellationToken).ConfigureAwait(false);
-        var vpids = GroupLauncher.MainProcesses(policy, outcome.Members);
-        await _launcher.VerifyReadyAsync(policy, vpids, cancellationToken).ConfigureAwait(false);
-        return new RecoveredGroup(vpids, outcome.Id, outcome);
+        var order = _launcher.ResumeInLaunchOrder(policy, resumed);
+        var outcome = await _restores.RestoreAsync(policy.Group, checkpointId, order, cancellationToken).ConfigureAwait(false);
+        return new RecoveredGroup(GroupLauncher.MainProcesses(policy, outcome.Members), outcome.Id, outcome);
     }
 
     public async Task<RecoveredGroup> RestartAsync(GroupPolicy policy, Action<string, int> launched, CancellationToken cancellationToken)

@@ -6,7 +6,6 @@ using Understudy.GuestAgent.Errors;
 using Understudy.GuestAgent.Groups;
 using Understudy.GuestAgent.Hosting;
 using Understudy.GuestAgent.Launch;
-using Understudy.GuestAgent.Members;
 using Understudy.GuestAgent.Merging;
 using Understudy.Images;
 
@@ -20,8 +19,9 @@ internal sealed record RestoreOutcome(string Group, string Id, IReadOnlyList<Mem
 /// still has incremental images is merged into full ones first (the restorer reads full images
 /// only), the image is verified before anything is touched, the running group (if any) is
 /// stopped, us-init rebuilds the process tree, and once every process of the checkpoint said
-/// HELLO they resume together. The restored processes descend from that checkpoint: the next
-/// checkpoint may be incremental on it.
+/// HELLO they are resumed, all together or in the order the caller gives (a supervised group:
+/// app by app in launch order, each once the one before is ready). The restored processes
+/// descend from that checkpoint: the next checkpoint may be incremental on it.
 /// </summary>
 internal sealed class RestoreCoordinator
 {
@@ -33,13 +33,15 @@ internal sealed class RestoreCoordinator
     private readonly MergeBeforeRestore _merge;
     private readonly CheckpointLineage _lineage;
     private readonly AgentOptions _options;
+    private readonly TimeProvider _time;
     private readonly ILogger<RestoreCoordinator> _logger;
 
     public RestoreCoordinator(
         GroupRegistry groups, CheckpointStore store, AvailabilityManager availability, InitCommandLine commandLine,
         StatePaths paths, MergeBeforeRestore merge, CheckpointLineage lineage, IOptions<AgentOptions> options,
-        ILogger<RestoreCoordinator> logger)
+        TimeProvider time, ILogger<RestoreCoordinator> logger)
     {
+        _time = time;
         _merge = merge;
         _lineage = lineage;
         _commandLine = commandLine;
@@ -51,8 +53,15 @@ internal sealed class RestoreCoordinator
         _logger = logger;
     }
 
+    /// <summary>Restores the group and resumes all of its processes together.</summary>
     /// <param name="checkpointId">the checkpoint to restore, or null/empty for the newest.</param>
-    public async Task<RestoreOutcome> RestoreAsync(string groupName, string? checkpointId, CancellationToken cancellationToken)
+    public Task<RestoreOutcome> RestoreAsync(string groupName, string? checkpointId, CancellationToken cancellationToken) =>
+        RestoreAsync(groupName, checkpointId, ResumeTogether.Instance, cancellationToken);
+
+    /// <param name="checkpointId">the checkpoint to restore, or null/empty for the newest.</param>
+    /// <param name="resume">how the restored processes are let run; its failures fail the restore as they are</param>
+    public async Task<RestoreOutcome> RestoreAsync(
+        string groupName, string? checkpointId, IResumeOrder resume, CancellationToken cancellationToken)
     {
         GroupNames.Require(groupName);
         var id = string.IsNullOrEmpty(checkpointId) ? _store.NewestId(groupName) : checkpointId;
@@ -82,7 +91,8 @@ internal sealed class RestoreCoordinator
             // A checkpoint that was running aborts now that its members are gone; then only
             // restored processes may register until the group resumes.
             using var lease = await group.Gate.HoldForRestoreAsync(cancellationToken).ConfigureAwait(false);
-            var members = await RebuildAsync(group, id, manifest, checkpointDir, cancellationToken).ConfigureAwait(false);
+            var (init, members) = await RebuildAsync(group, id, manifest, checkpointDir, cancellationToken).ConfigureAwait(false);
+            await ResumeAsync(group, id, init, members, resume, cancellationToken).ConfigureAwait(false);
 
             _lineage.Restored(group.Name, CheckpointId.Parse(id));
             var outcome = new RestoreOutcome(group.Name, id, members, duration.Elapsed.TotalMilliseconds);
@@ -130,7 +140,8 @@ internal sealed class RestoreCoordinator
         }
     }
 
-    private async Task<IReadOnlyList<Member>> RebuildAsync(
+    /// <summary>us-init rebuilds the checkpoint's process tree; returns once every process of it said HELLO (frozen).</summary>
+    private async Task<(InitProcess Init, IReadOnlyList<Member> Members)> RebuildAsync(
         Group group, string id, CheckpointManifest manifest, string checkpointDir, CancellationToken cancellationToken)
     {
         var expected = manifest.Members.Select(m => m.Vpid).ToHashSet();
@@ -155,12 +166,7 @@ internal sealed class RestoreCoordinator
             await UnlessInitExits(init, group.Members.WaitUntilAsync(
                 table => expected.All(table.ContainsKey), deadline.Token)).ConfigureAwait(false);
             var members = expected.Order().Select(vpid => group.Members.Find(vpid)).OfType<Member>().ToList();
-
-            // Every process of the checkpoint is back: the group resumes together.
-            step = "resuming";
-            await ReplyBarrier.RunAsync<ResumedReply>(
-                members, new ResumeCommand(), _options.PrepareTimeout, answered: null, sent: null, cancellationToken).ConfigureAwait(false);
-            return members;
+            return (init, members);
         }
         catch (Exception e) when (e is not AgentException || init is not null)
         {
@@ -177,6 +183,34 @@ internal sealed class RestoreCoordinator
             _logger.LogError("Restore of group {Group} from checkpoint {CheckpointId} failed: {Cause}", group.Name, id, cause);
             throw AgentException.Unavailable(
                 $"restore of group {group.Name} from checkpoint {id} failed: {cause}; see {_paths.NativeLog(group.Name)}", e);
+        }
+    }
+
+    /// <summary>
+    /// Every process of the checkpoint is back: they are let run in the caller's order. A resumed
+    /// process may fork or exec from now on; checkpoints wait until the restore is over. On a
+    /// failure the group, partly resumed, is killed rather than left half there.
+    /// </summary>
+    private async Task ResumeAsync(
+        Group group, string id, InitProcess init, IReadOnlyList<Member> members, IResumeOrder resume, CancellationToken cancellationToken)
+    {
+        group.Gate.BeginResuming();
+        try
+        {
+            await resume.ResumeAsync(members, new MemberResumer(group, _options.PrepareTimeout, _time), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            init.Kill();
+            await _availability.StopLockedAsync(group).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            _logger.LogError("Restore of group {Group} from checkpoint {CheckpointId} failed while resuming: {Cause}", group.Name, id, e.Message);
+            if (e is ResumeFailedException)
+            {
+                throw AgentException.Unavailable(
+                    $"restore of group {group.Name} from checkpoint {id} failed: {e.Message}; see {_paths.NativeLog(group.Name)}", e);
+            }
+            throw;
         }
     }
 

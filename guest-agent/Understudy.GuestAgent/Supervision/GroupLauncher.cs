@@ -3,24 +3,24 @@ using Understudy.GuestAgent.Groups;
 using Understudy.GuestAgent.Health;
 using Understudy.GuestAgent.Launch;
 using Understudy.GuestAgent.Policies;
+using Understudy.GuestAgent.Restore;
 
 namespace Understudy.GuestAgent.Supervision;
 
 /// <summary>
-/// Brings a group's applications up in launch order: each is launched only once every
-/// application before it is ready. After a restore, where all of them came back at once, it
-/// checks their readiness in the same order.
+/// Brings a group's applications up in launch order, each only once every application before
+/// it is ready: launched fresh, or, after a restore, resumed (<see cref="ResumeInLaunchOrder"/>).
 /// </summary>
 internal sealed class GroupLauncher
 {
     private readonly AvailabilityManager _availability;
-    private readonly ReadinessWaiter _readiness;
+    private readonly AppReadiness _readiness;
     private readonly IEventPublisher _events;
 
     public GroupLauncher(AvailabilityManager availability, ReadinessWaiter readiness, IEventPublisher events)
     {
         _availability = availability;
-        _readiness = readiness;
+        _readiness = new AppReadiness(readiness, events);
         _events = events;
     }
 
@@ -38,25 +38,16 @@ internal sealed class GroupLauncher
             var member = await _availability.LaunchAsync(spec, cancellationToken).ConfigureAwait(false);
             vpids[app.Name] = member.Vpid;
             launched(app.Name, member.Vpid);
-            await WaitReadyAsync(policy.Group, app, member.Vpid, restored: false, cancellationToken).ConfigureAwait(false);
+            await _readiness.WaitAsync(policy.Group, app, member.Vpid, cancellationToken).ConfigureAwait(false);
         }
         _events.Publish(new GroupStarted(policy.Group, policy.Apps.Select(a => a.Name).ToList()));
         return vpids;
     }
 
-    /// <summary>After a restore: each application, in launch order, must meet its readiness condition.</summary>
-    /// <exception cref="NotReadyException">an application is missing or not ready.</exception>
-    public async Task VerifyReadyAsync(GroupPolicy policy, IReadOnlyDictionary<string, int> vpids, CancellationToken cancellationToken)
-    {
-        foreach (var app in policy.Apps)
-        {
-            if (!vpids.TryGetValue(app.Name, out var vpid))
-            {
-                throw new NotReadyException($"{app.Name} is not in the restored checkpoint");
-            }
-            await WaitReadyAsync(policy.Group, app, vpid, restored: true, cancellationToken).ConfigureAwait(false);
-        }
-    }
+    /// <summary>How a restore of the group resumes it: app by app in launch order, each once the one before is ready.</summary>
+    /// <param name="resumed">told each application's main process just before it is resumed</param>
+    public IResumeOrder ResumeInLaunchOrder(GroupPolicy policy, Action<string, int> resumed) =>
+        new LaunchOrderResume(policy, _readiness, _events, resumed);
 
     /// <summary>
     /// The main process of each application among restored members: the one us-init launched
@@ -67,10 +58,4 @@ internal sealed class GroupLauncher
             .Where(m => m.Vppid == 1 && policy.FindApp(m.App) is not null)
             .GroupBy(m => m.App)
             .ToDictionary(g => g.Key, g => g.Min(m => m.Vpid), StringComparer.Ordinal);
-
-    private async Task WaitReadyAsync(string group, AppPolicy app, int vpid, bool restored, CancellationToken cancellationToken)
-    {
-        var condition = await _readiness.WaitAsync(new ProbeTarget(group, app.Name, vpid), app.Ready, restored, cancellationToken).ConfigureAwait(false);
-        _events.Publish(new AppReady(group, app.Name, vpid, condition));
-    }
 }

@@ -67,6 +67,8 @@ internal sealed class GroupSupervisor
     private int _runningInit;
     private Fault? _lastFault;
     private bool _shuttingDown;
+    // Its policy was deleted: it starts, restarts and restores nothing any more.
+    private bool _retired;
 
     public GroupSupervisor(
         AppliedPolicy applied, GroupLauncher launcher, RecoveryRunner recovery, AvailabilityManager availability,
@@ -108,6 +110,7 @@ internal sealed class GroupSupervisor
         await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            RequireNotRetired();
             if (State == AvailabilityState.Running)
             {
                 return;
@@ -142,6 +145,7 @@ internal sealed class GroupSupervisor
         await BeginStopAsync("the group is being restarted", cancellationToken).ConfigureAwait(false);
         try
         {
+            RequireNotRetired();
             try
             {
                 await StopLockedAsync("restart requested").ConfigureAwait(false);
@@ -159,18 +163,20 @@ internal sealed class GroupSupervisor
         }
     }
 
-    /// <summary>hactl restore of a supervised group: restored, checked for readiness, and watched again.</summary>
+    /// <summary>hactl restore of a supervised group: restored, resumed app by app as each one before is ready, and watched again.</summary>
+    /// <exception cref="AgentException">it did not come back; it is stopped and marked failed, with the reason.</exception>
     public async Task<RestoreOutcome> RestoreAsync(string? checkpointId, CancellationToken cancellationToken)
     {
         await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            RequireNotRetired();
             await _monitoring.StopAsync().ConfigureAwait(false);
             SetState(AvailabilityState.Recovering, "restore requested");
             using var operation = BeginOperation(cancellationToken);
             try
             {
-                var recovered = await _recovery.RestoreAsync(_applied.Policy, checkpointId, operation.Token).ConfigureAwait(false);
+                var recovered = await _recovery.RestoreAsync(_applied.Policy, checkpointId, Track, operation.Token).ConfigureAwait(false);
                 await EnterRunningAsync(recovered.MainVpids).ConfigureAwait(false);
                 return recovered.Restore!;
             }
@@ -179,7 +185,51 @@ internal sealed class GroupSupervisor
                 var why = await DescribeAsync(e).ConfigureAwait(false);
                 await _availability.StopAsync(Group, CancellationToken.None).ConfigureAwait(false);
                 Fail($"restore requested by the operator failed: {why}");
-                throw;
+                if (e is AgentException || cancellationToken.IsCancellationRequested)
+                {
+                    throw;
+                }
+                if (_operation.StopRequested)
+                {
+                    throw AgentException.Aborted($"restore of group {Group} interrupted: {why}", e);
+                }
+                throw AgentException.FailedPrecondition(
+                    $"restore of group {Group} failed: {why}; the group is stopped and marked failed (hactl group start {Group} starts it afresh)", e);
+            }
+        }
+        finally
+        {
+            _transition.Release();
+        }
+    }
+
+    /// <summary>
+    /// hactl group delete: the group must be stopped (or failed) and have no process left; then
+    /// <paramref name="deleteStored"/> removes its stored policy, and from then on this supervisor
+    /// starts, restarts and restores nothing.
+    /// </summary>
+    /// <exception cref="AgentException">FailedPrecondition: the group runs; nothing was changed.</exception>
+    public async Task RetireAsync(Action deleteStored, CancellationToken cancellationToken)
+    {
+        await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            RequireNotRetired();
+            var state = State;
+            if (state is not (AvailabilityState.Stopped or AvailabilityState.Failed))
+            {
+                throw AgentException.FailedPrecondition(
+                    $"group {Group} is {state.ToString().ToLowerInvariant()}; stop it first with: hactl group stop {Group}");
+            }
+            if (_groups.Find(Group) is { IsRunning: true } group)
+            {
+                throw AgentException.FailedPrecondition(
+                    $"group {Group} still has {group.Members.Count} process(es) outside its policy; stop them first with: hactl stop {Group}");
+            }
+            deleteStored();
+            lock (_sync)
+            {
+                _retired = true;
             }
         }
         finally
@@ -469,6 +519,17 @@ internal sealed class GroupSupervisor
             return $"{exit.App} (pid {exit.Vpid}) {exit.How} while the group was coming up";
         }
         return e is OperationCanceledException ? _operation.AbortReason ?? "cancelled" : e.Message;
+    }
+
+    private void RequireNotRetired()
+    {
+        lock (_sync)
+        {
+            if (_retired)
+            {
+                throw AgentException.NotFound($"group {Group} has no policy any more (it was deleted); give it one with: hactl group apply -f POLICY.yaml");
+            }
+        }
     }
 
     private static bool IsTransitionFailure(Exception e) => e is NotReadyException or AgentException or OperationCanceledException;

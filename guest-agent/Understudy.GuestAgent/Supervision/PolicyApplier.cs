@@ -11,7 +11,8 @@ internal sealed record ApplyOutcome(string Group, bool Created, IReadOnlyList<Po
 /// <summary>
 /// hactl group apply: the policy is parsed, checked against this node, stored and put in force,
 /// in that order, so that a policy with any error changes nothing at all. A change is recorded
-/// as an event (policy.applied or policy.changed).
+/// as an event (policy.applied or policy.changed). hactl group delete takes a stopped group's
+/// policy away again (policy.deleted). One at a time.
 /// </summary>
 internal sealed class PolicyApplier
 {
@@ -78,6 +79,31 @@ internal sealed class PolicyApplier
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw AgentException.Unavailable($"storing the policy of group {parsed.Policy.Group} failed: {e.Message}; check the state directory and apply it again");
+        }
+        finally
+        {
+            _serial.Release();
+        }
+    }
+
+    /// <summary>Removes the policy of a stopped (or failed) group and its supervision; its checkpoints are kept.</summary>
+    /// <exception cref="AgentException">NotFound: no policy; FailedPrecondition: the group runs (nothing was changed).</exception>
+    public async Task DeleteAsync(string group, CancellationToken cancellationToken)
+    {
+        GroupNames.Require(group);
+        await _serial.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var source = _catalog.Find(group)?.Source ?? "";
+            if (!await _registry.RemoveAsync(group, () => _store.Delete(group), cancellationToken).ConfigureAwait(false))
+            {
+                throw AgentException.NotFound($"group {group} has no policy; see hactl status");
+            }
+            _events.Publish(new PolicyDeleted(group, source));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw AgentException.Unavailable($"deleting the stored policy of group {group} failed: {e.Message}; check the state directory and try again (nothing was changed)");
         }
         finally
         {

@@ -50,6 +50,24 @@ internal sealed class SupervisorRegistry : IHostedService
         return _supervisors.GetOrAdd(applied.Policy.Group, _ => _factory.Create(applied));
     }
 
+    /// <summary>
+    /// Takes a stopped group's policy away (hactl group delete): its supervisor retires, its
+    /// stored policy is deleted, and the group is no longer supervised.
+    /// </summary>
+    /// <returns>false if the group has no policy</returns>
+    /// <exception cref="Errors.AgentException">FailedPrecondition: the group runs; nothing was changed.</exception>
+    public async Task<bool> RemoveAsync(string group, Action deleteStored, CancellationToken cancellationToken)
+    {
+        if (Find(group) is not { } supervisor)
+        {
+            return false;
+        }
+        await supervisor.RetireAsync(deleteStored, cancellationToken).ConfigureAwait(false);
+        _supervisors.TryRemove(new KeyValuePair<string, GroupSupervisor>(group, supervisor));
+        _catalog.Remove(group);
+        return true;
+    }
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _subscription = _bus.Subscribe();
