@@ -23,7 +23,7 @@ public sealed class PolicyParserTests
         Assert.Equal("shop", policy.Group);
         Assert.True(policy.Autostart);
         Assert.Equal("/srv/understudy/shop", policy.ImagesPath);
-        Assert.Equal(new CheckpointSchedule(TimeSpan.FromSeconds(30), 10, 5), policy.Checkpoints);
+        Assert.Equal(new CheckpointSchedule(TimeSpan.FromSeconds(30), 10, 5, "lz4"), policy.Checkpoints);
         Assert.Equal(new RecoveryPolicy(RecoveryAction.Restore, 3, TimeSpan.FromMinutes(10)), policy.Recovery);
         Assert.Equal(["db", "web", "indexer"], policy.Apps.Select(a => a.Name));
         var db = policy.Apps[0];
@@ -43,7 +43,7 @@ public sealed class PolicyParserTests
         var policy = PolicyParser.Parse(Minimal, "p.yaml").Policy;
         Assert.False(policy.Autostart);
         Assert.Null(policy.ImagesPath);
-        Assert.Equal(new CheckpointSchedule(null, 1, 3), policy.Checkpoints);
+        Assert.Equal(new CheckpointSchedule(null, 1, 3, "none"), policy.Checkpoints);
         Assert.Equal(new RecoveryPolicy(RecoveryAction.Restore, 3, TimeSpan.FromMinutes(10)), policy.Recovery);
         var app = Assert.Single(policy.Apps);
         Assert.Null(app.Ready);
@@ -117,6 +117,7 @@ public sealed class PolicyParserTests
     [InlineData("group: g\napps:\n  - name: a\n    command: bin/x\n", 4, "'bin/x' is a relative path")]
     [InlineData("group: g\nrecovery: { action: reboot }\napps: [{name: a, command: x}]\n", 2, "'reboot' is not a recovery action")]
     [InlineData("group: g\ncheckpoints: { retention: 0 }\napps: [{name: a, command: x}]\n", 2, "checkpoints.retention: 0 is out of range: it must be from 1 to 1000000")]
+    [InlineData("group: g\ncheckpoints: { compression: zstd }\napps: [{name: a, command: x}]\n", 2, "checkpoints.compression: 'zstd' is not one of: none, lz4")]
     [InlineData("group: g/h\napps: [{name: a, command: x}]\n", 1, "group: group name \"g/h\" has characters")]
     [InlineData("group: g\napps: [{name: a, command: x}\n", 3, "not valid YAML")]
     public void InvalidPolicies_NameTheirLineAndReason(string yaml, int line, string reason)
@@ -138,7 +139,7 @@ public sealed class PolicyParserTests
         var before = PolicyParser.Parse(Minimal, "p.yaml").Policy;
         var after = PolicyParser.Parse("""
             group: g
-            checkpoints: { interval: 5s }
+            checkpoints: { interval: 5s, compression: lz4 }
             apps:
               - name: a
                 command: /bin/false
@@ -146,8 +147,9 @@ public sealed class PolicyParserTests
             """, "p.yaml").Policy;
         var changes = PolicyDiff.Compare(before, after);
         Assert.Contains(new PolicyChange("checkpoints.interval: off -> 5s", Live: true), changes);
+        Assert.Contains(new PolicyChange("checkpoints.compression: none -> lz4", Live: false), changes);
         Assert.Contains(new PolicyChange("apps.a.command: /bin/true -> /bin/false", Live: false), changes);
         Assert.Contains(changes, c => c.Text.StartsWith("apps.a.health: none -> alive every 10s") && c.Live);
-        Assert.Equal(3, changes.Count);
+        Assert.Equal(4, changes.Count);
     }
 }

@@ -45,8 +45,8 @@ public static class GroupShowCommand
         Console.WriteLine($"  images: {g.ImagesDir}");
         var c = g.Checkpoints;
         Console.WriteLine(c.Interval == "off"
-            ? $"  checkpoints: not scheduled, keep {c.Retention}; last {c.LastCheckpoint ?? "none"}"
-            : $"  checkpoints: every {c.Interval}, full every {c.FullEvery}, keep {c.Retention}; last {c.LastCheckpoint ?? "none"}" +
+            ? $"  checkpoints: not scheduled, keep {c.Retention}, compression {c.Compression}; last {c.LastCheckpoint ?? "none"}"
+            : $"  checkpoints: every {c.Interval}, full every {c.FullEvery}, keep {c.Retention}, compression {c.Compression}; last {c.LastCheckpoint ?? "none"}" +
               (c.NextDue is null ? "" : $", next due {c.NextDue}"));
         Console.WriteLine($"  recovery: {g.Recovery.Action}, at most {g.Recovery.MaxAttempts} attempts within {g.Recovery.Window}");
         if (g.LastFault is not null)

@@ -52,7 +52,7 @@ public sealed record AppView(string Name, IReadOnlyList<string> Argv, IReadOnlyL
         new(a.Name, a.Argv.ToList(), a.After.ToList(), a.Ready, a.Pid, a.HostPid, a.Health.Select(HealthInfo.From).ToList());
 }
 
-public sealed record ScheduleView(string Interval, int FullEvery, int Retention, string? NextDue, string? LastCheckpoint);
+public sealed record ScheduleView(string Interval, int FullEvery, int Retention, string Compression, string? NextDue, string? LastCheckpoint);
 
 public sealed record RecoveryView(string Action, int MaxAttempts, string Window);
 
@@ -63,7 +63,7 @@ public sealed record GroupView(
     public static GroupView From(ShowGroupReply r) => new(
         r.Group, AvailabilityInfo.From(r.Availability), r.PolicySource, r.PolicyApplied, r.Autostart, r.ImagesDir,
         new ScheduleView(r.Checkpoints.Interval, r.Checkpoints.FullEvery, r.Checkpoints.Retention,
-            NullIfEmpty(r.Checkpoints.NextDue), NullIfEmpty(r.Checkpoints.LastCheckpoint)),
+            r.Checkpoints.Compression.Length == 0 ? "none" : r.Checkpoints.Compression, NullIfEmpty(r.Checkpoints.NextDue), NullIfEmpty(r.Checkpoints.LastCheckpoint)),
         new RecoveryView(r.Recovery.Action, r.Recovery.MaxAttempts, r.Recovery.Window),
         r.Apps.Select(AppView.From).ToList(), NullIfEmpty(r.LastFault), r.PolicyYaml);
 

@@ -38,6 +38,7 @@ internal static class AvailabilityMapping
                 Interval = PolicyText.Interval(policy.Checkpoints.Interval),
                 FullEvery = policy.Checkpoints.FullEvery,
                 Retention = policy.Checkpoints.Retention,
+                Compression = policy.Checkpoints.Compression,
                 NextDue = snapshot.NextCheckpointUtc is { } due ? Utc(due) : "",
                 LastCheckpoint = lastCheckpoint ?? "",
             },

@@ -45,7 +45,8 @@ internal sealed record HealthCheck(ProbeSpec Probe, TimeSpan Interval, TimeSpan 
 /// <param name="Interval">null: no periodic checkpoints</param>
 /// <param name="FullEvery">every Nth scheduled checkpoint is full (1: all of them)</param>
 /// <param name="Retention">how many committed checkpoints to keep</param>
-internal sealed record CheckpointSchedule(TimeSpan? Interval, int FullEvery, int Retention);
+/// <param name="Compression">"none" or "lz4": how the processes store page data (UNDERSTUDY_COMPRESS)</param>
+internal sealed record CheckpointSchedule(TimeSpan? Interval, int FullEvery, int Retention, string Compression = "none");
 
 internal enum RecoveryAction
 {

@@ -22,6 +22,8 @@ internal static class PolicyDiff
         Add("checkpoints.interval", PolicyText.Interval(before.Checkpoints.Interval), PolicyText.Interval(after.Checkpoints.Interval), live: true);
         Add("checkpoints.fullEvery", Number(before.Checkpoints.FullEvery), Number(after.Checkpoints.FullEvery), live: true);
         Add("checkpoints.retention", Number(before.Checkpoints.Retention), Number(after.Checkpoints.Retention), live: true);
+        // the processes read it from their environment when they start
+        Add("checkpoints.compression", before.Checkpoints.Compression, after.Checkpoints.Compression, live: false);
         Add("recovery.action", before.Recovery.Action.ToToken(), after.Recovery.Action.ToToken(), live: true);
         Add("recovery.maxAttempts", Number(before.Recovery.MaxAttempts), Number(after.Recovery.MaxAttempts), live: true);
         Add("recovery.window", DurationFormat.Format(before.Recovery.Window), DurationFormat.Format(after.Recovery.Window), live: true);

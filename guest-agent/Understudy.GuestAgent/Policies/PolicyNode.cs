@@ -130,6 +130,15 @@ internal sealed class PolicyNode
         return value;
     }
 
+    /// <summary>A value that must be one of <paramref name="choices"/>.</summary>
+    public string OneOf(IReadOnlyList<string> choices)
+    {
+        var text = String();
+        return choices.Contains(text, StringComparer.Ordinal)
+            ? text
+            : throw Error($"'{text}' is not one of: {string.Join(", ", choices)}");
+    }
+
     public bool Bool()
     {
         return String() switch

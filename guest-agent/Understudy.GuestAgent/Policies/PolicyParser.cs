@@ -19,7 +19,7 @@ internal static class PolicyParser
 
     private static readonly string[] TopKeys = ["group", "autostart", "images", "checkpoints", "recovery", "apps"];
     private static readonly string[] ImagesKeys = ["path"];
-    private static readonly string[] CheckpointKeys = ["interval", "fullEvery", "retention"];
+    private static readonly string[] CheckpointKeys = ["interval", "fullEvery", "retention", "compression"];
     private static readonly string[] RecoveryKeys = ["action", "maxAttempts", "window"];
     private static readonly string[] AppKeys = ["name", "command", "args", "env", "cwd", "user", "after", "ready", "health"];
     private static readonly string[] ReadyProbes = ["tcp", "http", "file", "command", "delay"];
@@ -102,7 +102,8 @@ internal static class PolicyParser
         return new CheckpointSchedule(
             interval,
             map.Optional("fullEvery")?.Int(1, 1_000_000) ?? defaults.FullEvery,
-            map.Optional("retention")?.Int(1, 1_000_000) ?? defaults.Retention);
+            map.Optional("retention")?.Int(1, 1_000_000) ?? defaults.Retention,
+            map.Optional("compression")?.OneOf(["none", "lz4"]) ?? defaults.Compression);
     }
 
     private static RecoveryPolicy ReadRecovery(PolicyNode? node)

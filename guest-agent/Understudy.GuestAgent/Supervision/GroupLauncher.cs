@@ -34,7 +34,7 @@ internal sealed class GroupLauncher
         var vpids = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var app in policy.Apps)
         {
-            var spec = LaunchSpecFactory.Create(policy.Group, app.Name, app.Argv, app.Cwd, app.Env);
+            var spec = LaunchSpecFactory.Create(policy.Group, app.Name, app.Argv, app.Cwd, EnvironmentOf(policy, app));
             var member = await _availability.LaunchAsync(spec, cancellationToken).ConfigureAwait(false);
             vpids[app.Name] = member.Vpid;
             launched(app.Name, member.Vpid);
@@ -42,6 +42,17 @@ internal sealed class GroupLauncher
         }
         _events.Publish(new GroupStarted(policy.Group, policy.Apps.Select(a => a.Name).ToList()));
         return vpids;
+    }
+
+    /// <summary>The app's environment, with the group's page compression unless the app sets its own.</summary>
+    private static IReadOnlyDictionary<string, string> EnvironmentOf(GroupPolicy policy, AppPolicy app)
+    {
+        const string Compress = "UNDERSTUDY_COMPRESS";
+        if (policy.Checkpoints.Compression == "none" || app.Env.ContainsKey(Compress))
+        {
+            return app.Env;
+        }
+        return new Dictionary<string, string>(app.Env, StringComparer.Ordinal) { [Compress] = policy.Checkpoints.Compression };
     }
 
     /// <summary>How a restore of the group resumes it: app by app in launch order, each once the one before is ready.</summary>
