@@ -51,6 +51,9 @@ struct scratch {
 	char *lz4_table, *lz4_out;      /* the writer's compression scratch */
 	char *writer_map;               /* the writer's state description and scratch */
 	uint64_t writer_map_len;
+	uint64_t private_bytes;         /* private mappings' sizes: is staging cheaper than a fork? */
+	char *stage;                    /* staged image: data runs copied while frozen, at their pages_off */
+	uint64_t stage_len;
 	uint32_t nrecords;
 	int failed;
 	char *why;
@@ -235,7 +238,7 @@ static int pad_pages_file(struct scratch *s, uint64_t align)
 
 /* Stores [addr, addr + npages) at the end of .pages and describes it in run: as an
  * LZ4 block where that saves an eighth or more, else raw and page-aligned. */
-static int store_run(struct scratch *s, struct us_page_run *run, int readable, int mem_fd)
+static int store_run(struct scratch *s, struct us_page_run *run, const char *staged, int readable, int mem_fd)
 {
 	int compress = us.compress && run->npages <= US_LZ4_RUN_PAGES;
 	uint64_t len = run->npages * US_PAGE_SIZE, z = 0;
@@ -243,7 +246,7 @@ static int store_run(struct scratch *s, struct us_page_run *run, int readable, i
 	run->crc = 0;
 	for (uint64_t off = 0; off < len; off += DATA_MAX) {
 		uint64_t n = len - off < DATA_MAX ? len - off : DATA_MAX;
-		const void *src = run_source(s, run->addr + off, n, readable, mem_fd);
+		const void *src = staged ? staged + off : run_source(s, run->addr + off, n, readable, mem_fd);
 		if (!src)
 			return -EFAULT;
 		if (!off && compress)
@@ -277,6 +280,8 @@ struct rewrite {
 	size_t len, cap;
 	int mem_fd, readable;
 	uint32_t nruns;
+	uint64_t run_addr;              /* the capture's run being written, */
+	const char *staged;             /* and its staged copy, if any */
 };
 
 static void out_add(struct rewrite *w, const void *p, size_t n)
@@ -293,7 +298,7 @@ static void out_add(struct rewrite *w, const void *p, size_t n)
 static void out_data(struct rewrite *w, uint64_t addr, uint64_t npages)
 {
 	struct us_page_run run = { .addr = addr, .npages = npages };
-	int e = store_run(w->s, &run, w->readable, w->mem_fd);
+	int e = store_run(w->s, &run, w->staged ? w->staged + (addr - w->run_addr) : NULL, w->readable, w->mem_fd);
 	if (e)
 		fail(w->s, "cannot write the pages file", NULL, e);
 	out_add(w, &run, sizeof run);
@@ -314,7 +319,8 @@ static void out_without_zeros(struct rewrite *w, const struct us_page_run *run, 
 	uint64_t end = run->addr + run->npages * US_PAGE_SIZE, from = run->addr;
 	int zeros = -1;                 /* what [from, p) holds: 1 zeros, 0 data */
 	for (uint64_t p = run->addr; p <= end && !w->s->failed; p += US_PAGE_SIZE) {
-		int z = p < end ? page_is_zero((const uint64_t *)p) : -1;
+		const void *page = w->staged ? w->staged + (p - run->addr) : (const void *)p;
+		int z = p < end ? page_is_zero(page) : -1;
 		if (z == zeros)
 			continue;
 		if (p > from && !zeros)
@@ -337,6 +343,8 @@ static void rewrite_vma(struct rewrite *w, const struct us_rec_hdr *r)
 	w->readable = (v->prot & PROT_READ) != 0;
 	int delta = w->s->incremental && !(v->flags & US_VMA_F_COMPLETE);
 	for (uint32_t i = 0; i < v->nruns && !w->s->failed; i++, run++) {
+		w->run_addr = run->addr;
+		w->staged = w->s->stage && !(run->flags & US_RUN_F_HOLE) ? w->s->stage + run->pages_off : NULL;
 		if (run->flags & US_RUN_F_HOLE)
 			out_hole(w, run->addr, run->npages);
 		else if (run->flags & RUN_SCAN_ZERO)
@@ -603,6 +611,8 @@ static void capture_memory(struct scratch *s)
 				continue;
 			if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
 				continue;   /* our own scratch area */
+			if (!v.shared)
+				s->private_bytes += v.end - v.start;
 			capture_vma(s, &v, pm_fd);
 		}
 	}
@@ -1133,6 +1143,54 @@ static void arm_tracker(struct scratch *s)
 		us_sc1(SYS_close, pm_fd);
 }
 
+/* A small increment is copied aside while the group is frozen, and written by the
+ * checkpoint thread once the group runs again: cheaper than forking a writer,
+ * whose cost is copying the page tables of all the process's memory. Returns 1 when
+ * staged (each data run's pages_off then says where its copy is). */
+#define STAGE_MAX (256ull << 20)
+static int stage_pages(struct scratch *s)
+{
+	uint64_t total = 0;
+	const char *end = s->meta + s->meta_len;
+	for (int pass = 0; pass < 2; pass++) {
+		int mem_fd = pass ? (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC, 0) : -1;
+		uint64_t at = 0;
+		for (struct us_rec_hdr *r = (void *)(s->meta + sizeof(struct us_meta_header));
+		     (const char *)r < end && !s->failed; r = (void *)((char *)(r + 1) + US_REC_ALIGN(r->len))) {
+			struct us_rec_vma *v = (void *)(r + 1);
+			struct us_page_run *run = (void *)(v + 1);
+			for (uint32_t i = 0; r->type == US_REC_VMA && i < v->nruns && !s->failed; i++, run++) {
+				uint64_t len = run->npages * US_PAGE_SIZE;
+				if (run->flags & US_RUN_F_HOLE)
+					continue;
+				for (uint64_t off = 0; pass && off < len; off += DATA_MAX) {
+					uint64_t n = len - off < DATA_MAX ? len - off : DATA_MAX;
+					const void *src = run_source(s, run->addr + off, n, (v->prot & PROT_READ) != 0, mem_fd);
+					if (!src)
+						fail(s, "cannot read memory to stage", NULL, -EFAULT);
+					else
+						__builtin_memcpy(s->stage + at + off, src, n);
+				}
+				run->pages_off = at;
+				at += len;
+			}
+		}
+		if (mem_fd >= 0)
+			us_sc1(SYS_close, mem_fd);
+		total = at;
+		if (!pass) {
+			if (!total || total > STAGE_MAX || total * 8 > s->private_bytes)
+				return 0;
+			long m = us_sc6(SYS_mmap, 0, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (m < 0 && m > -4096)
+				return 0;
+			s->stage = (char *)m;
+			s->stage_len = total;
+		}
+	}
+	return 1;
+}
+
 /* Copies the pages, then writes the state description last, so that a complete
  * .meta means a complete image. */
 static void finish_image(struct scratch *s)
@@ -1211,8 +1269,34 @@ static void start_writer(struct scratch *s)
 	writer_pid = (int)pid;
 }
 
+static struct scratch staged;   /* an image staged by us_write_image, written here */
+
+static void release_image(struct scratch *s)
+{
+	if (s->meta_fd >= 0)
+		us_sc1(SYS_close, s->meta_fd);
+	if (s->pages_fd >= 0)
+		us_sc1(SYS_close, s->pages_fd);
+	if (s->writer_map)
+		us_sc2(SYS_munmap, s->writer_map, s->writer_map_len);
+	if (s->stage)
+		us_sc2(SYS_munmap, s->stage, s->stage_len);
+	us_sc2(SYS_munmap, s->base, SCRATCH_SIZE);
+}
+
 int us_wait_writer(char *why, int cap, uint64_t *meta_bytes, uint64_t *pages_bytes)
 {
+	if (staged.base) {
+		staged.why = why;
+		staged.why_cap = cap;
+		finish_image(&staged);
+		*meta_bytes = staged.meta_len;
+		*pages_bytes = staged.pages_len;
+		int failed = staged.failed;
+		release_image(&staged);
+		staged = (struct scratch){ 0 };
+		return failed ? -1 : 0;
+	}
 	if (!writer_pid)
 		return 0;
 	int status = 0;
@@ -1302,11 +1386,14 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 		if (!s.failed)
 			capture_memory(&s);
 	}
+	s.meta_fd = meta_fd;
+	int is_staged = 0;
 	if (!s.failed) {
-		s.meta_fd = meta_fd;
 		s.seq = seq;
 		s.base_seq = base_seq;
-		if (cow)
+		if (cow && s.incremental && stage_pages(&s))
+			is_staged = 1;
+		else if (cow)
 			start_writer(&s);
 		else
 			finish_image(&s);
@@ -1319,12 +1406,9 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 		arm_tracker(&s);
 		us.pending_seq = seq;   /* becomes the tracked base once the checkpoint commits */
 	}
-	if (meta_fd >= 0)
-		us_sc1(SYS_close, meta_fd);
-	if (s.pages_fd >= 0)
-		us_sc1(SYS_close, s.pages_fd);
-	if (s.writer_map)
-		us_sc2(SYS_munmap, s.writer_map, s.writer_map_len);
-	us_sc2(SYS_munmap, s.base, SCRATCH_SIZE);
+	if (is_staged && !s.failed)
+		staged = s;             /* us_wait_writer writes it and lets it go */
+	else
+		release_image(&s);
 	return s.failed ? -1 : 0;
 }
