@@ -7,8 +7,10 @@ namespace Understudy.AvailabilityTests;
 /// Issue 4, items 1 and 2 together: a group recovered by a restore comes back in its launch
 /// order, like a start. Its restored applications are resumed one by one, each only once the one
 /// before met its readiness condition; a readiness that does not come in time fails the recovery.
-/// The server's readiness is a file that the test creates only once it has seen the restored
-/// server run while the worker (next in the launch order) and the client are still frozen.
+/// The server is ready when a file exists and its port answers (so that the worker, which
+/// connects at once, never starts before it listens); the test creates the file only once it has
+/// seen the restored server run while the worker (next in the launch order) and the client are
+/// still frozen.
 /// </summary>
 [Collection(AgentCollection.Name)]
 public sealed class RestoreOrderTests(AvailabilityFixture fx, ITestOutputHelper output)
@@ -33,7 +35,7 @@ public sealed class RestoreOrderTests(AvailabilityFixture fx, ITestOutputHelper 
             command: {{Workloads.Service}}
             args: [server, --tcp, "{{port}}"]
             ready:
-              file: {{serverReady}}
+              command: [/bin/bash, -c, "test -e {{serverReady}} && exec 3<>/dev/tcp/127.0.0.1/{{port}}"]
               timeout: {{serverTimeout}}
         """;
 
@@ -96,7 +98,7 @@ public sealed class RestoreOrderTests(AvailabilityFixture fx, ITestOutputHelper 
         Assert.True(Seq("app.resumed", "worker") < Seq("app.ready", "worker"));
         Assert.True(Seq("app.ready", "worker") < Seq("app.resumed", "client"), "the client was resumed before the worker was ready");
         Assert.True(Seq("app.ready", "client") < finished.Seq);
-        Assert.Equal($"file {serverReady}: {serverReady} exists",
+        Assert.StartsWith($"command /bin/bash -c test -e {serverReady} ",
             events.Single(e => e.Type == "app.ready" && e.Field("app") == "server").Field("condition"));
         Assert.Equal("registered", events.Single(e => e.Type == "app.ready" && e.Field("app") == "client").Field("condition"));
 
@@ -128,7 +130,7 @@ public sealed class RestoreOrderTests(AvailabilityFixture fx, ITestOutputHelper 
         var failed = await g.WaitForEvent("group.failed", mark);
         var events = await g.Events(mark);
         var recoveryFailed = events.Single(e => e.Type == "recovery.failed");
-        Assert.Contains($"server was not ready within 1500 ms: file {serverReady}", recoveryFailed.Message);
+        Assert.Contains($"server was not ready within 1500 ms: command /bin/bash -c test -e {serverReady}", recoveryFailed.Message);
         Assert.Equal(["server"], events.Where(e => e.Type == "app.resumed").Select(e => e.Field("app")));
         Assert.DoesNotContain(events, e => e.Type is "app.ready" or "recovery.finished");
         Assert.Contains("crash loop", failed.Field("reason"));

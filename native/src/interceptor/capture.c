@@ -79,6 +79,39 @@ static void fail(struct scratch *s, const char *what, const char *detail, long e
 	s->failed = 1;
 }
 
+/* The staging area stays mapped from one checkpoint to the next, so that its pages
+ * are there already: a fault per page costs more than the copy itself. It is not
+ * the application's: never captured, tracked, or inherited by a fork. */
+static char *stage_buf;
+static uint64_t stage_cap;
+
+static int grow_stage(uint64_t len)
+{
+	len = (len + (2ull << 20) - 1) & ~((2ull << 20) - 1);
+	if (stage_buf)
+		us_sc2(SYS_munmap, stage_buf, stage_cap);
+	stage_buf = NULL;
+	stage_cap = 0;
+	long m = us_sc6(SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m < 0 && m > -4096)
+		return -1;
+	us_sc3(SYS_madvise, m, len, MADV_DONTFORK);
+	stage_buf = (char *)m;
+	stage_cap = len;
+	return 0;
+}
+
+static int is_stage(uint64_t start, uint64_t end)
+{
+	return stage_buf && start >= (uint64_t)stage_buf && end <= (uint64_t)stage_buf + stage_cap;
+}
+
+void us_stage_forget(void)
+{
+	stage_buf = NULL;
+	stage_cap = 0;
+}
+
 /* ---- record building ---- */
 
 static size_t rec_start;
@@ -609,8 +642,8 @@ static void capture_memory(struct scratch *s)
 			p = us_maps_next(p, &v);
 			if (v.end <= v.start || us_maps_path_is(&v, "[vsyscall]"))
 				continue;
-			if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
-				continue;   /* our own scratch area */
+			if ((v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE) || is_stage(v.start, v.end))
+				continue;   /* our own scratch and staging areas */
 			if (!v.shared)
 				s->private_bytes += v.end - v.start;
 			capture_vma(s, &v, pm_fd);
@@ -1134,7 +1167,7 @@ static void arm_tracker(struct scratch *s)
 		p = us_maps_next(p, &v);
 		if (!us_tracker_wants(&v))
 			continue;
-		if (v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE)
+		if ((v.start >= (uint64_t)s->base && v.end <= (uint64_t)s->base + SCRATCH_SIZE) || is_stage(v.start, v.end))
 			continue;
 		if (us_tracker_may_arm(v.start, v.end, us_maps_path_is(&v, "[stack]")))
 			us_tracker_rearm(v.start, v.end, v.prot, pm_fd, s->regions, REGIONS_MAX);
@@ -1148,6 +1181,7 @@ static void arm_tracker(struct scratch *s)
  * whose cost is copying the page tables of all the process's memory. Returns 1 when
  * staged (each data run's pages_off then says where its copy is). */
 #define STAGE_MAX (256ull << 20)
+
 static int stage_pages(struct scratch *s)
 {
 	uint64_t total = 0;
@@ -1181,10 +1215,9 @@ static int stage_pages(struct scratch *s)
 		if (!pass) {
 			if (!total || total > STAGE_MAX || total * 8 > s->private_bytes)
 				return 0;
-			long m = us_sc6(SYS_mmap, 0, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-			if (m < 0 && m > -4096)
+			if (total > stage_cap && grow_stage(total) < 0)
 				return 0;
-			s->stage = (char *)m;
+			s->stage = stage_buf;
 			s->stage_len = total;
 		}
 	}
@@ -1279,8 +1312,8 @@ static void release_image(struct scratch *s)
 		us_sc1(SYS_close, s->pages_fd);
 	if (s->writer_map)
 		us_sc2(SYS_munmap, s->writer_map, s->writer_map_len);
-	if (s->stage)
-		us_sc2(SYS_munmap, s->stage, s->stage_len);
+	if (s->stage)   /* kept for the next one; the kernel may take the pages back meanwhile */
+		us_sc3(SYS_madvise, s->stage, s->stage_len, MADV_FREE);
 	us_sc2(SYS_munmap, s->base, SCRATCH_SIZE);
 }
 

@@ -114,6 +114,8 @@ US_HIDDEN int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, i
  * this waits for it. 0 when the image is complete. */
 US_HIDDEN int us_wait_writer(char *why, int cap, uint64_t *meta_bytes, uint64_t *pages_bytes);
 #define US_WRITE_RESTORED 2
+/* After a restore or in a forked child: the staging area is not in this address space. */
+US_HIDDEN void us_stage_forget(void);
 
 /* tracker.c */
 struct us_page_region;

@@ -99,6 +99,7 @@ static void restored(void)
 	us_set_exe();
 	/* the restored memory is exactly the checkpoint's: track from there */
 	uint64_t restored_seq = us.tracked_seq;
+	us_stage_forget();
 	us_tracker_init(us.tracker_wanted);
 	us_tracker_arm_all();
 	us.tracked_seq = us.tracker == US_TRACK_UFFD ? restored_seq : 0;
@@ -287,6 +288,7 @@ void us_after_fork_child(struct us_fork_handover *h)
 	us_link_reset_reader();
 	us_sc1(SYS_close, us.coord_fd);   /* the parent's link */
 	us.vpid = (int)us_sc0(SYS_getpid);
+	us_stage_forget();
 	us_tracker_after_fork(h);   /* continues against the parent's base image, or full */
 	us.coord_fd = us_link_connect();
 	if (us.coord_fd < 0 || us_link_hello("fork", (int)us_sc0(SYS_getppid)) < 0) {
