@@ -96,6 +96,28 @@ public sealed class IncrementalTrackerTests : IClassFixture<AgentFixture>
             var (bad, result) = await g.VerifyImage(id);
             Assert.False(bad, $"checkpoint {id} does not verify:\n{result}");
         }
+        AssertProtectionsKept(g, taken);
+    }
+
+    // The workloads never change their protections after the first checkpoint: every image must
+    // give each page the protection it had then. (The mprotect tracker's own read-only pages once
+    // leaked into images where the kernel had merged them with a read-only neighbour.)
+    private void AssertProtectionsKept(GroupSession g, List<CheckpointTaken> taken)
+    {
+        var store = new CheckpointStore(_fx.StateDir);
+        VmaRecord[] VmasOf(string id) =>
+            ProcessImage.ReadMeta(ImageFiles.Of(Path.Combine(g.CheckpointsDir, id), Assert.Single(store.LoadManifest(g.Name, id).Members)).Meta)
+                .Vmas.ToArray();
+        var first = VmasOf(taken[0].Id).Where(v => v.Prot.HasFlag(VmaProt.Write) && !v.Flags.HasFlag(VmaFlags.Shared)).ToList();
+        foreach (var ck in taken.Skip(1))
+        {
+            foreach (var v in VmasOf(ck.Id).Where(v => !v.Prot.HasFlag(VmaProt.Write)))
+            {
+                var was = first.FirstOrDefault(w => w.Start < v.End && v.Start < w.End);
+                Assert.True(was is null,
+                    $"checkpoint {ck.Id} has {v.Start:x}-{v.End:x} {v.Path} read-only, writable ({was?.Start:x}-{was?.End:x}) in {taken[0].Id}");
+            }
+        }
     }
 }
 

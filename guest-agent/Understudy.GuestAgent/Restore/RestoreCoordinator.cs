@@ -163,8 +163,8 @@ internal sealed class RestoreCoordinator
             }
 
             step = "waiting for the restored processes to register";
-            await UnlessInitExits(init, group.Members.WaitUntilAsync(
-                table => expected.All(table.ContainsKey), deadline.Token)).ConfigureAwait(false);
+            await UnlessInitExits(init, UnlessOneExits(init, expected, group.Members.WaitUntilAsync(
+                table => expected.All(table.ContainsKey), deadline.Token))).ConfigureAwait(false);
             var members = expected.Order().Select(vpid => group.Members.Find(vpid)).OfType<Member>().ToList();
             return (init, members);
         }
@@ -232,6 +232,20 @@ internal sealed class RestoreCoordinator
             return;
         }
         throw new InitProcessException(init.DescribeExit());
+    }
+
+    /// <summary>Waits for <paramref name="work"/>, failing at once, with how it ended, if a restored process dies first.</summary>
+    private static async Task UnlessOneExits(InitProcess init, IReadOnlySet<int> vpids, Task work)
+    {
+        var exits = vpids.Select(init.Reaped.WhenReaped).ToList();
+        var first = await Task.WhenAny([work, .. exits]).ConfigureAwait(false);
+        if (first == work)
+        {
+            await work.ConfigureAwait(false);
+            return;
+        }
+        var exit = await ((Task<InitExited>)first).ConfigureAwait(false);
+        throw new InitProcessException($"restored process {exit.Vpid} {exit.How} before it registered");
     }
 
     private static string Missing(Group group, IReadOnlySet<int> expected)

@@ -646,7 +646,19 @@ static void capture_memory(struct scratch *s)
 				continue;   /* our own scratch and staging areas */
 			if (!v.shared)
 				s->private_bytes += v.end - v.start;
-			capture_vma(s, &v, pm_fd);
+			if (us.tracker != US_TRACK_MPROTECT || v.shared) {
+				capture_vma(s, &v, pm_fd);
+				continue;
+			}
+			/* each piece has one protection of the application's: see us_mp_piece_end */
+			for (uint64_t at = v.start; at < v.end && !s->failed;) {
+				struct us_maps_line piece = v;
+				piece.start = at;
+				piece.end = us_mp_piece_end(at, v.end);
+				piece.offset = v.offset + (at - v.start);
+				capture_vma(s, &piece, pm_fd);
+				at = piece.end;
+			}
 		}
 	}
 	us_sc1(SYS_close, pm_fd);
@@ -1213,8 +1225,10 @@ static int stage_pages(struct scratch *s)
 			us_sc1(SYS_close, mem_fd);
 		total = at;
 		if (!pass) {
-			if (!total || total > STAGE_MAX || total * 8 > s->private_bytes)
+			if (total > STAGE_MAX || total * 8 > s->private_bytes)
 				return 0;
+			if (!total)
+				return 1;       /* nothing written since the base: nothing to copy */
 			if (total > stage_cap && grow_stage(total) < 0)
 				return 0;
 			s->stage = stage_buf;

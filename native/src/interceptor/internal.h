@@ -145,6 +145,7 @@ US_HIDDEN int us_mp_covers(uint64_t start, uint64_t end);
 US_HIDDEN int us_mp_owns(uint64_t start, uint64_t end);
 US_HIDDEN int us_mp_dirty(uint64_t page);
 US_HIDDEN uint32_t us_mp_app_prot(uint64_t start, uint32_t prot);
+US_HIDDEN uint64_t us_mp_piece_end(uint64_t start, uint64_t end);
 US_HIDDEN void us_mp_touch(const void *p, uint64_t len);
 US_HIDDEN int us_mp_sigaction(const struct us_kernel_sigaction *act, struct us_kernel_sigaction *old);
 US_HIDDEN int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, uint64_t mask, struct us_page_region *vec,

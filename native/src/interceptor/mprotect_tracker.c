@@ -155,6 +155,25 @@ int us_mp_owns(uint64_t start, uint64_t end)
 	return 0;
 }
 
+/* Where the part of [start, end) that begins at start stops being all inside one
+ * range or all outside every range. A mapping line does not say: the kernel merges
+ * a range we made read-only with a read-only neighbour into one mapping. */
+uint64_t us_mp_piece_end(uint64_t start, uint64_t end)
+{
+	struct mp_range *r = find(start);
+	if (r)
+		return r->end < end ? r->end : end;
+	int lo = 0, hi = nranges;       /* the first range that starts after start */
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (ranges[mid].start <= start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < nranges && ranges[lo].start < end ? ranges[lo].start : end;
+}
+
 /* Tracked: [start, end) lies inside one range that still tracks page by page. */
 int us_mp_covers(uint64_t start, uint64_t end)
 {
