@@ -119,7 +119,8 @@ static void restored(void)
 	us_log("restored", NULL);
 }
 
-/* An image a forked writer is still writing: WRITTEN is sent once it is done. */
+/* An image not written yet (a forked writer's, or one staged for this thread to
+ * write after RESUME): WRITTEN is sent once it is done. */
 struct written {
 	int waiting;
 	int incremental, base_vpid;
@@ -198,7 +199,7 @@ static void serve(void)
 				reply("FAILED", why);
 			} else if (cow) {
 				/* the snapshot is taken: the group may resume, and WRITTEN
-				 * follows once the forked writer is done */
+				 * follows once the image is written */
 				pending = (struct written){ 1, incremental, us.base_vpid };
 				reply("CAPTURED", NULL);
 			} else {
@@ -216,7 +217,7 @@ static void serve(void)
 			us.pending_seq = 0;
 			us_thaw_all();
 			reply("RESUMED", NULL);
-			if (pending.waiting) {   /* a forked writer is still copying pages */
+			if (pending.waiting) {   /* the image is still to be written */
 				uint64_t mb = 0, pb = 0;
 				if (us_wait_writer(why, sizeof why, &mb, &pb) < 0) {
 					us.tracked_seq = 0;
