@@ -44,10 +44,11 @@ internal sealed class ManifestBuilder
                 FlushToDisk(file);
             }
 
+            written.TryGetValue(member, out var reply);
             ManifestMember entry;
             try
             {
-                entry = ManifestMember.FromFiles(stagingDir, member.Vpid, member.Vppid, member.App, member.ExecCount);
+                entry = ManifestMember.FromFiles(stagingDir, member.Vpid, member.Vppid, member.App, member.ExecCount, reply?.BaseVpid);
             }
             catch (ImageFormatException e)
             {
@@ -57,11 +58,6 @@ internal sealed class ManifestBuilder
             {
                 var asked = plan.IsIncremental ? $"an image on checkpoint {plan.BaseSeq} was asked for" : "a full image was asked for";
                 throw new CheckpointCommitException($"{member.Describe()} wrote an incremental image on checkpoint {entry.BaseSeq} but {asked}");
-            }
-            written.TryGetValue(member, out var reply);
-            if (entry.IsIncremental && reply?.BaseVpid is int baseVpid && baseVpid != member.Vpid)
-            {
-                entry = entry with { BaseVpid = baseVpid };
             }
             if (reply is not null)
             {
