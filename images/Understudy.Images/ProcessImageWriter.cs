@@ -200,6 +200,15 @@ public sealed class ProcessImageWriter : IDisposable
         _open = null;
     }
 
+    /// <summary>What both run builders check before they take pages: still open, whole pages.</summary>
+    private void CheckAppend(object run, ulong addr, int length)
+    {
+        if (!ReferenceEquals(_open, run))
+            throw new InvalidOperationException($"the run at 0x{addr:x} was already ended");
+        if (length % ImageLayout.PageSize != 0)
+            throw new ArgumentException($"a run holds whole pages, got {length} bytes", "pages");
+    }
+
     private void ThrowIfClosedOrBusy()
     {
         ObjectDisposedException.ThrowIf(_finished, this);
@@ -254,10 +263,7 @@ public sealed class ProcessImageWriter : IDisposable
         /// <summary>Appends whole pages (any number, including none).</summary>
         public void Append(ReadOnlySpan<byte> pages)
         {
-            if (!ReferenceEquals(_writer._open, this))
-                throw new InvalidOperationException($"the run at 0x{Addr:x} was already ended");
-            if (pages.Length % ImageLayout.PageSize != 0)
-                throw new ArgumentException($"a run holds whole pages, got {pages.Length} bytes", nameof(pages));
+            _writer.CheckAppend(this, Addr, pages.Length);
             _writer.Write(pages);
             _crc = Crc32C.Compute(pages, _crc);
             NPages += (ulong)(pages.Length / ImageLayout.PageSize);
@@ -301,10 +307,7 @@ public sealed class ProcessImageWriter : IDisposable
         /// <summary>Appends whole pages (any number, including none).</summary>
         public void Append(ReadOnlySpan<byte> pages)
         {
-            if (!ReferenceEquals(_writer._open, this))
-                throw new InvalidOperationException($"the run at 0x{Addr:x} was already ended");
-            if (pages.Length % ImageLayout.PageSize != 0)
-                throw new ArgumentException($"a run holds whole pages, got {pages.Length} bytes", nameof(pages));
+            _writer.CheckAppend(this, Addr, pages.Length);
             byte[] chunk = _writer._chunk!;
             while (!pages.IsEmpty)
             {

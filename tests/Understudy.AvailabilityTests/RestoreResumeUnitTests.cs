@@ -26,7 +26,7 @@ public sealed class RestoreResumeUnitTests
     }
 
     [Fact]
-    public void ReapedProcesses_ForgetAnExit_WhenItsVpidIsLaunchedAgain()
+    public async Task ReapedProcesses_ForgetAnExit_WhenItsVpidIsLaunchedAgain()
     {
         var reaped = new ReapedProcesses();
         reaped.Record(new InitExited(5, 1, 0));
@@ -37,7 +37,7 @@ public sealed class RestoreResumeUnitTests
         var next = reaped.WhenReaped(5);
         Assert.False(next.IsCompleted);
         reaped.Record(new InitExited(5, 0, 9));
-        Assert.Equal(9, next.Result.Signal);
+        Assert.Equal(9, (await next).Signal);
     }
 
     [Fact]
