@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <fcntl.h>
 #include "us_procfs.h"
 #include "us_fmt.h"
@@ -81,4 +82,27 @@ int us_list_numbers(const char *dir, int skip_own, int *out, int cap)
 	}
 	us_sc1(SYS_close, dfd);
 	return n;
+}
+
+/* Reads a whole small file (up to cap - 1 bytes) and terminates it. Returns its
+ * length, or -errno if it cannot be opened. */
+long us_read_file(const char *path, char *buf, size_t cap)
+{
+	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	size_t n = 0;
+	for (;;) {
+		long r = us_sc3(SYS_read, fd, buf + n, cap - 1 - n);
+		if (r == -EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (n == cap - 1)
+			break;
+	}
+	us_sc1(SYS_close, fd);
+	buf[n] = 0;
+	return (long)n;
 }

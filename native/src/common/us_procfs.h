@@ -24,4 +24,7 @@ void us_stat_fields(const char *text, uint64_t f[64]);
  * skip_own, the entry for the descriptor this reads the directory with is left
  * out (listing /proc/self/fd). Returns the count, or -1. */
 int us_list_numbers(const char *dir, int skip_own, int *out, int cap);
+/* The whole of a small file, read with raw system calls and terminated: its
+ * length (at most cap - 1), or -errno. */
+long us_read_file(const char *path, char *buf, size_t cap);
 #endif

@@ -148,27 +148,6 @@ static void rec_end(struct scratch *s)
 
 /* ---- small /proc helpers ---- */
 
-static long read_file(const char *path, char *buf, size_t cap)
-{
-	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return fd;
-	size_t n = 0;
-	for (;;) {
-		long r = us_sc3(SYS_read, fd, buf + n, cap - 1 - n);
-		if (r == -EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		if (n == cap - 1)
-			break;
-	}
-	us_sc1(SYS_close, fd);
-	buf[n] = 0;
-	return (long)n;
-}
-
 static long read_link(const char *path, char *buf, size_t cap)
 {
 	long n = us_sc4(SYS_readlinkat, AT_FDCWD, path, buf, cap - 1);
@@ -634,7 +613,7 @@ static void capture_memory(struct scratch *s)
 		fail(s, "cannot open /proc/self/pagemap", NULL, pm_fd);
 		return;
 	}
-	if (read_file("/proc/self/maps", s->maps, MAPS_MAX) >= (long)MAPS_MAX - 1) {
+	if (us_read_file("/proc/self/maps", s->maps, MAPS_MAX) >= (long)MAPS_MAX - 1) {
 		fail(s, "too many memory mappings", NULL, 0);
 	} else {
 		for (const char *p = s->maps; *p && !s->failed;) {
@@ -822,7 +801,7 @@ static void capture_fd(struct scratch *s, int fd)
 		us_put(&ib, "/proc/self/fdinfo/");
 		us_putu(&ib, (uint64_t)fd);
 		const char *text = s->data + DATA_MAX / 2;
-		read_file(us_term(&ib), (char *)text, DATA_MAX / 2);
+		us_read_file(us_term(&ib), (char *)text, DATA_MAX / 2);
 		if (us_streq(link, "anon_inode:[eventfd]")) {
 			r.kind = US_FD_EVENTFD;
 			r.aux[0] = field_u(text, "eventfd-count:", 16);
@@ -1058,12 +1037,12 @@ static void capture_proc(struct scratch *s)
 	p.entry = (uint64_t)us_restore_entry;
 	p.entry_arg = 0;
 
-	read_file("/proc/self/status", text, DATA_MAX);
+	us_read_file("/proc/self/status", text, DATA_MAX);
 	p.umask = (uint32_t)field_u(text, "Umask:", 8);
 	us.pending_signals = field_u(text, "ShdPnd:", 16);
 
 	/* /proc/self/stat: fields after "(comm)" start at field 3 */
-	read_file("/proc/self/stat", text, DATA_MAX);
+	us_read_file("/proc/self/stat", text, DATA_MAX);
 	uint64_t f[64];
 	us_stat_fields(text, f);
 	p.mm[US_MM_START_CODE] = f[26];
@@ -1082,10 +1061,10 @@ static void capture_proc(struct scratch *s)
 	for (long i = 0; i <= ne && i < (long)sizeof us.exe_path; i++)
 		us.exe_path[i] = exe[i];
 	long nc = read_link("/proc/self/cwd", cwd, sizeof cwd);
-	long nm = read_file("/proc/self/comm", comm, sizeof comm);
+	long nm = us_read_file("/proc/self/comm", comm, sizeof comm);
 	if (nm > 0 && comm[nm - 1] == '\n')
 		comm[--nm] = 0;
-	long na = read_file("/proc/self/auxv", text, DATA_MAX);
+	long na = us_read_file("/proc/self/auxv", text, DATA_MAX);
 	p.exe_len = ne > 0 ? (uint32_t)ne : 0;
 	p.cwd_len = nc > 0 ? (uint32_t)nc : 0;
 	p.comm_len = nm > 0 ? (uint32_t)nm : 0;
@@ -1171,7 +1150,7 @@ static void arm_tracker(struct scratch *s)
 	if (us.tracker == US_TRACK_MPROTECT) {
 		/* pages made writable split the mappings: undo that, then look again */
 		us_mp_reset();
-		read_file("/proc/self/maps", s->maps, MAPS_MAX);
+		us_read_file("/proc/self/maps", s->maps, MAPS_MAX);
 	}
 	int pm_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
 	for (const char *p = s->maps; *p;) {

@@ -208,17 +208,6 @@ static long map_scratch(uint64_t len, int shared)
 	return m < 0 && m > -4096 ? 0 : m;
 }
 
-static uint64_t read_maps(char *text, uint64_t cap)
-{
-	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
-	uint64_t n = 0;
-	for (long r; fd >= 0 && (r = us_sc3(SYS_read, fd, text + n, cap - 1 - n)) > 0;)
-		n += (uint64_t)r;
-	if (fd >= 0)
-		us_sc1(SYS_close, fd);
-	text[n] = 0;
-	return n;
-}
 
 /* After a restore: track every private mapping from the restored state. */
 void us_tracker_arm_all(void)
@@ -231,7 +220,7 @@ void us_tracker_arm_all(void)
 	long buf = map_scratch(cap, 0);
 	if (!buf)
 		return;
-	read_maps((char *)buf, cap);
+	us_read_file("/proc/self/maps", (char *)buf, cap);
 	for (const char *p = (char *)buf; *p;) {
 		struct us_maps_line l;
 		p = us_maps_next(p, &l);
@@ -306,7 +295,8 @@ void us_tracker_fork_end(struct us_fork_handover *h, int forked)
 		return;
 	if (forked) {
 		int pm_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
-		if (pm_fd < 0 || read_maps(h->maps, FORK_MAPS_MAX) >= FORK_MAPS_MAX - 1)
+		long n = us_read_file("/proc/self/maps", h->maps, FORK_MAPS_MAX);
+		if (pm_fd < 0 || n < 0 || n >= (long)FORK_MAPS_MAX - 1)
 			h->state = FORK_FAILED;
 		for (const char *p = h->maps; *p && h->state == FORK_PENDING;) {
 			struct us_maps_line l;
