@@ -127,7 +127,19 @@ internal sealed class MemberConnection
         }
     }
 
-    public async Task SendAsync(MemberCommand command, CancellationToken cancellationToken = default)
+    public Task SendAsync(MemberCommand command, CancellationToken cancellationToken = default) =>
+        SendAsync(command, beforeSending: null, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="register"/>, then sends WELCOME, with the connection's write lock held
+    /// across both. Registering makes the member visible, and whoever waited for it (a restore
+    /// about to send RESUME) may write at once; the interceptor reads nothing but WELCOME until
+    /// WELCOME arrives, so nothing may overtake it.
+    /// </summary>
+    public Task RegisterAndWelcomeAsync(Action register, WelcomeCommand welcome, CancellationToken cancellationToken) =>
+        SendAsync(welcome, register, cancellationToken);
+
+    private async Task SendAsync(MemberCommand command, Action? beforeSending, CancellationToken cancellationToken)
     {
         var bytes = Encoding.UTF8.GetBytes(command.ToLine() + "\n");
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -137,6 +149,7 @@ internal sealed class MemberConnection
             {
                 throw new MemberDisconnectedException("connection closed");
             }
+            beforeSending?.Invoke();
             await _socket.SendAsync(bytes, SocketFlags.None, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)

@@ -104,11 +104,16 @@ internal sealed class MemberProtocol : IMemberMessageHandler
         try
         {
             var member = new Member(Interlocked.Increment(ref _lastMemberId), hello, connection);
-            group.Members.Register(member);
-            connection.Member = member;
-            // WELCOME goes out before the registration counts as complete, so that a checkpoint
-            // waiting for it cannot send PREPARE ahead of WELCOME.
-            await connection.SendAsync(new WelcomeCommand(member.Id), connection.Closed).ConfigureAwait(false);
+            // WELCOME goes out before anything else reaches the member: a restore sends RESUME as
+            // soon as the member is in the table, and a checkpoint waits for the registration to
+            // finish (below) before it sends PREPARE.
+            await connection.RegisterAndWelcomeAsync(
+                () =>
+                {
+                    group.Members.Register(member);
+                    connection.Member = member;
+                },
+                new WelcomeCommand(member.Id), connection.Closed).ConfigureAwait(false);
             _events.Publish(new MemberJoined(group.Name, member.App, member.Vpid, member.HostPid, hello.Origin.ToToken(), member.ExecCount));
         }
         finally

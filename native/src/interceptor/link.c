@@ -138,7 +138,9 @@ int us_link_hello(const char *origin, int vppid)
 			us_log("refused", line + 7);
 			return -1;
 		}
-		/* anything else before WELCOME is out of order: ignore it */
+		/* The coordinator sends WELCOME first (docs/protocol.md); a line
+		 * before it cannot be acted on, but must not vanish unseen. */
+		us_log("protocol-error", line);
 	}
 }
 
