@@ -122,9 +122,15 @@ public sealed record CheckpointManifest(
             throw new ImageDefect(DescribeJsonError(e));
         }
         if (manifest is null)
+        {
             throw new ImageDefect("the JSON is null, not a manifest");
+        }
+
         if (Problem(manifest) is { } problem)
+        {
             throw new ImageDefect(problem, unsupported: manifest.Format == FormatName && manifest.Version != CurrentVersion);
+        }
+
         return manifest with
         {
             CreatedUtc = AsUtc(manifest.CreatedUtc),
@@ -135,57 +141,114 @@ public sealed record CheckpointManifest(
     private static string? Problem(CheckpointManifest m)
     {
         if (m.Format != FormatName)
+        {
             return $"format is \"{ImageLocation.OneLine(m.Format)}\", expected \"{FormatName}\"";
+        }
+
         if (m.Version != CurrentVersion)
+        {
             return $"manifest version {m.Version} is not supported (this build reads version {CurrentVersion})";
+        }
+
         if (GroupName.Problem(m.Group) is { } groupProblem)
+        {
             return groupProblem;
+        }
+
         if (!CheckpointId.TryParse(m.Id, out long idSeq) || idSeq != m.Seq)
+        {
             return $"id \"{ImageLocation.OneLine(m.Id)}\" is not seq {m.Seq} zero-padded to six digits";
+        }
+
         if (m.Kind is not (FullKind or IncrementalKind))
+        {
             return $"kind is \"{ImageLocation.OneLine(m.Kind)}\", expected \"{FullKind}\" or \"{IncrementalKind}\"";
+        }
+
         if (m.Bytes < 0)
+        {
             return $"bytes is negative ({m.Bytes})";
+        }
+
         if (m.Members.Count == 0)
+        {
             return "it lists no members";
+        }
 
         var vpids = new HashSet<int>();
         for (int i = 0; i < m.Members.Count; i++)
         {
             if (m.Members[i] is not { } member)
+            {
                 return $"member {i} is null";
+            }
+
             string which = $"member {i} (vpid {member.Vpid})";
             if (member.Vpid <= 0 || member.Vppid < 0 || member.ExecCount < 0)
+            {
                 return $"{which} has a negative or zero pid, or a negative exec count";
+            }
+
             if (!vpids.Add(member.Vpid))
+            {
                 return $"{which} repeats vpid {member.Vpid}";
+            }
+
             if (!IsPlainFileName(member.Meta) || !IsPlainFileName(member.Pages))
+            {
                 return $"{which} names files outside the checkpoint directory (\"{ImageLocation.OneLine(member.Meta)}\", \"{ImageLocation.OneLine(member.Pages)}\")";
+            }
+
             if (member.MetaBytes < ImageLayout.HeaderSize || member.PagesBytes < 0)
+            {
                 return $"{which} has impossible sizes (metaBytes {member.MetaBytes}, pagesBytes {member.PagesBytes})";
+            }
+
             if (member.Kind is not (FullKind or IncrementalKind))
+            {
                 return $"{which} has kind \"{ImageLocation.OneLine(member.Kind)}\", expected \"{FullKind}\" or \"{IncrementalKind}\"";
+            }
+
             if (member.Kind == FullKind && member.BaseSeq != 0)
+            {
                 return $"{which} is full but has baseSeq {member.BaseSeq}, expected 0";
+            }
+
             if (member.Kind == IncrementalKind && (member.BaseSeq <= 0 || member.BaseSeq >= m.Seq))
+            {
                 return $"{which} is incremental on baseSeq {member.BaseSeq}; it must name an earlier checkpoint";
+            }
+
             if (member.BaseVpid is { } baseVpid)
             {
                 // Only an increment applies to an image; a full image stands alone.
                 if (member.Kind != IncrementalKind)
+                {
                     return $"{which} is full but has baseVpid {baseVpid}; only an incremental member names a base image";
+                }
+
                 if (baseVpid <= 0)
+                {
                     return $"{which} has baseVpid {baseVpid}, expected a pid of 1 or more";
+                }
             }
         }
         if (m.Kind != KindOf(m.Members))
+        {
             return $"kind is \"{m.Kind}\" but {(m.Kind == FullKind ? "a member is incremental" : "no member is incremental")}";
+        }
+
         if (m.Merged is { } merged)
         {
             if (m.Kind != FullKind)
+            {
                 return "it is marked merged but still has incremental members";
+            }
+
             if (merged.BaseSeq <= 0 || merged.BaseSeq >= m.Seq || merged.Bytes < 0)
+            {
                 return $"merged names base {merged.BaseSeq} and {merged.Bytes} bytes; the base must be an earlier checkpoint";
+            }
         }
         return null;
     }
@@ -202,7 +265,10 @@ public sealed record CheckpointManifest(
         string message = ImageLocation.OneLine(e.Message);
         int sentenceEnd = message.IndexOf(". ", StringComparison.Ordinal);
         if (sentenceEnd >= 0)
+        {
             message = message[..sentenceEnd];
+        }
+
         string where = e.LineNumber is { } line
             ? $" at line {line + 1}, byte {e.BytePositionInLine + 1}{(string.IsNullOrEmpty(e.Path) ? "" : $" ({e.Path})")}"
             : "";

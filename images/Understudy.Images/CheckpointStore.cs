@@ -58,7 +58,9 @@ public sealed class CheckpointStore(string stateDir)
         CheckpointId.Parse(id);
         string dir = Path.Combine(GroupDir(group), StagingDirName, id);
         if (Directory.Exists(dir))
+        {
             Directory.Delete(dir, recursive: true);
+        }
     }
 
     /// <summary>Removes every staging directory of the group: what a crash left behind.</summary>
@@ -66,9 +68,14 @@ public sealed class CheckpointStore(string stateDir)
     {
         string staging = Path.Combine(GroupDir(group), StagingDirName);
         if (!Directory.Exists(staging))
+        {
             return;
+        }
+
         foreach (string dir in Directory.EnumerateDirectories(staging))
+        {
             Directory.Delete(dir, recursive: true);
+        }
     }
 
     /// <summary>
@@ -101,11 +108,16 @@ public sealed class CheckpointStore(string stateDir)
         }
         string staged = Path.Combine(GroupDir(group), StagingDirName, id);
         if (!Directory.Exists(staged))
+        {
             throw new CheckpointNotFoundException(group, id, $"no staging checkpoint {id} in group {group} to commit; it was discarded or never created");
+        }
+
         string checkpoints = Path.Combine(GroupDir(group), CheckpointsDirName);
         string committed = Path.Combine(checkpoints, id);
         if (Directory.Exists(committed))
+        {
             throw new InvalidOperationException($"checkpoint {group}/{id} is already committed; a new checkpoint needs a new staging id");
+        }
 
         WriteDurably(Path.Combine(staged, CheckpointManifest.FileName), manifest.ToJson());
         Libc.FsyncDirectory(staged);
@@ -172,16 +184,27 @@ public sealed class CheckpointStore(string stateDir)
             string metaPath = Path.Combine(dir, member.Meta);
             byte[] meta = ImageLocation.OfFile(metaPath).Guard(metaPath, () => File.ReadAllBytes(metaPath));
             if (meta.Length != member.MetaBytes)
+            {
                 throw location.Corrupt($"{member.Meta} is {meta.Length} bytes but the manifest says {member.MetaBytes}");
+            }
+
             uint crc = Crc32C.Compute(meta);
             if (crc != member.MetaCrc32c)
+            {
                 throw location.Corrupt($"{member.Meta} checksum 0x{crc:x8} differs from the manifest's 0x{member.MetaCrc32c:x8}");
+            }
 
             ProcessImage image = ProcessImage.ReadMeta(metaPath);
             if (image.Header.Vpid != member.Vpid)
+            {
                 throw location.Corrupt($"{member.Meta} holds vpid {image.Header.Vpid} but the manifest lists it for vpid {member.Vpid}");
+            }
+
             if (image.Header.CheckpointSeq != (ulong)manifest.Seq)
+            {
                 throw location.Corrupt($"{member.Meta} belongs to checkpoint seq {image.Header.CheckpointSeq}, not {manifest.Seq}");
+            }
+
             if (ImageNames.Of(image.Header.Kind) != member.Kind || image.Header.BaseSeq != (ulong)member.BaseSeq)
             {
                 throw location.Corrupt(
@@ -191,7 +214,10 @@ public sealed class CheckpointStore(string stateDir)
             string pagesPath = Path.Combine(dir, member.Pages);
             long pagesBytes = ImageLocation.OfFile(pagesPath).Guard(pagesPath, () => new FileInfo(pagesPath).Length);
             if (pagesBytes != member.PagesBytes)
+            {
                 throw location.Corrupt($"{member.Pages} is {pagesBytes} bytes but the manifest says {member.PagesBytes}");
+            }
+
             image.VerifyPages(pagesPath);
         }
         return manifest;
@@ -228,11 +254,17 @@ public sealed class CheckpointStore(string stateDir)
     {
         long seq = CheckpointId.Parse(id);
         if (manifest.Group != group || manifest.Id != id || manifest.Seq != seq)
+        {
             throw new ArgumentException($"manifest of {manifest.Group}/{manifest.Id} cannot replace the one of checkpoint {group}/{id}", nameof(manifest));
+        }
+
         string dir = CheckpointDir(group, id);
         string path = Path.Combine(dir, CheckpointManifest.FileName);
         if (!File.Exists(path))
+        {
             throw new CheckpointNotFoundException(group, id, $"no checkpoint {id} in group {group}; see hactl images list {group}");
+        }
+
         try
         {
             CheckpointManifest.FromJson(manifest.ToJson());
@@ -246,7 +278,9 @@ public sealed class CheckpointStore(string stateDir)
             foreach (string file in (string[])[member.Meta, member.Pages])
             {
                 if (!File.Exists(Path.Combine(dir, file)))
+                {
                     throw new ArgumentException($"the new manifest of checkpoint {group}/{id} names {file}, which does not exist", nameof(manifest));
+                }
             }
         }
 
@@ -275,12 +309,18 @@ public sealed class CheckpointStore(string stateDir)
         {
             string name = Path.GetFileName(path);
             if (referenced.Contains(name) || !(name == TemporaryManifestName || IsImageFileName(name)))
+            {
                 continue;
+            }
+
             File.Delete(path);
             removed.Add(name);
         }
         if (removed.Count > 0)
+        {
             Libc.FsyncDirectory(dir);
+        }
+
         removed.Sort(StringComparer.Ordinal);
         return removed;
     }
@@ -297,7 +337,10 @@ public sealed class CheckpointStore(string stateDir)
             : name.EndsWith(".pages", StringComparison.Ordinal) ? name[..^".pages".Length]
             : "";
         if (stem.EndsWith(MergedSuffix, StringComparison.Ordinal))
+        {
             stem = stem[..^MergedSuffix.Length];
+        }
+
         return stem.Length > 0 && stem.All(char.IsAsciiDigit);
     }
 
@@ -327,7 +370,9 @@ public sealed class CheckpointStore(string stateDir)
             foreach (ManifestMember member in byBase)
             {
                 if (baseManifest.Members.All(b => b.Vpid != member.BaseImageVpid))
+                {
                     throw location.Unusable($"its incremental image of vpid {member.Vpid} applies to {DescribeBase(member, baseId)}, which has no process {member.BaseImageVpid}");
+                }
             }
         }
     }
@@ -346,10 +391,16 @@ public sealed class CheckpointStore(string stateDir)
         string dir = CheckpointDir(group, id);
         string manifestPath = Path.Combine(dir, CheckpointManifest.FileName);
         if (!File.Exists(manifestPath))
+        {
             throw new CheckpointNotFoundException(group, id, $"no checkpoint {id} in group {group}; see hactl images list {group}");
+        }
+
         CheckpointManifest manifest = CheckpointManifest.Load(manifestPath);
         if (manifest.Group != group || manifest.Id != id)
+        {
             throw ImageLocation.OfCheckpoint(group, id).Corrupt($"its manifest describes checkpoint {manifest.Group}/{manifest.Id}");
+        }
+
         return (manifest, dir);
     }
 
@@ -357,7 +408,10 @@ public sealed class CheckpointStore(string stateDir)
     {
         string checkpoints = Path.Combine(GroupDir(group), CheckpointsDirName);
         if (!Directory.Exists(checkpoints))
+        {
             return [];
+        }
+
         return Directory.EnumerateDirectories(checkpoints)
             .Where(dir => CheckpointId.TryParse(Path.GetFileName(dir), out _) && File.Exists(Path.Combine(dir, CheckpointManifest.FileName)))
             .Select(dir => (Path.GetFileName(dir), dir));
@@ -370,7 +424,9 @@ public sealed class CheckpointStore(string stateDir)
         {
             CheckpointManifest m = CheckpointManifest.Load(Path.Combine(dir, CheckpointManifest.FileName));
             if (m.Group == group && m.Id == id)
+            {
                 return new CheckpointInfo(group, id, seq, m.Kind, m.Bytes, m.CreatedUtc, m.Members.Count, dir, m.BaseSeq, m.Merged is not null);
+            }
         }
         catch (ImageFormatException)
         {
@@ -386,9 +442,15 @@ public sealed class CheckpointStore(string stateDir)
     private static void CreateDirectories(string dir)
     {
         if (Directory.Exists(dir))
+        {
             return;
+        }
+
         if (Path.GetDirectoryName(dir) is { } parent)
+        {
             CreateDirectories(parent);
+        }
+
         Directory.CreateDirectory(dir, DirMode);
     }
 

@@ -24,7 +24,10 @@ public static class Crc32C
             data = data[sizeof(ulong)..];
         }
         foreach (byte b in data)
+        {
             state = BitOperations.Crc32C(state, b);
+        }
+
         return ~state;
     }
 }

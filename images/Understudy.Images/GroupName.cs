@@ -9,13 +9,25 @@ public static class GroupName
     public static string? Problem(string? group)
     {
         if (string.IsNullOrEmpty(group))
+        {
             return "group name is empty";
+        }
+
         if (group.Length > MaxLength)
+        {
             return $"group name \"{group[..MaxLength]}...\" is longer than {MaxLength} characters";
+        }
+
         if (group[0] == '.')
+        {
             return $"group name \"{group}\" starts with '.'";
+        }
+
         if (!group.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+        {
             return $"group name \"{ImageLocation.OneLine(group)}\" has characters other than A-Z a-z 0-9 . _ -";
+        }
+
         return null;
     }
 
@@ -23,6 +35,8 @@ public static class GroupName
     public static void Validate(string group)
     {
         if (Problem(group) is { } problem)
+        {
             throw new ArgumentException(problem, nameof(group));
+        }
     }
 }

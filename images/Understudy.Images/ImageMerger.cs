@@ -59,7 +59,9 @@ public static class ImageMerger
         ArgumentNullException.ThrowIfNull(output);
         string[] inputs = [Path.GetFullPath(baseImage.Meta), Path.GetFullPath(baseImage.Pages), Path.GetFullPath(increment.Meta), Path.GetFullPath(increment.Pages)];
         if (inputs.Contains(Path.GetFullPath(output.Meta)) || inputs.Contains(Path.GetFullPath(output.Pages)))
+        {
             throw new ArgumentException("a merge cannot write over one of its inputs", nameof(output));
+        }
 
         ProcessImage @base = ProcessImage.ReadMeta(baseImage.Meta);
         ProcessImage inc = ProcessImage.ReadMeta(increment.Meta);
@@ -89,10 +91,16 @@ public static class ImageMerger
     {
         ImageLocation incLocation = ImageLocation.OfFile(incFiles.Meta);
         if (inc.Header.Kind != ImageKind.Incremental)
+        {
             throw incLocation.Unmergeable("it is a full image already; only an incremental image is merged");
+        }
+
         if (@base.Header.Kind != ImageKind.Full)
+        {
             throw ImageLocation.OfFile(baseFiles.Meta).Unmergeable(
                 $"it is itself incremental (on checkpoint {@base.Header.BaseSeq}); merge it into its own base first");
+        }
+
         if (@base.Header.Vpid != baseVpid)
         {
             throw incLocation.Unmergeable(baseVpid == inc.Header.Vpid
@@ -100,8 +108,10 @@ public static class ImageMerger
                 : $"it (vpid {inc.Header.Vpid}) applies to the image of vpid {baseVpid} but the base image is of vpid {@base.Header.Vpid}");
         }
         if (inc.Header.BaseSeq != @base.Header.CheckpointSeq)
+        {
             throw incLocation.Unmergeable(
                 $"it applies to checkpoint {inc.Header.BaseSeq} but the base image belongs to checkpoint {@base.Header.CheckpointSeq}");
+        }
     }
 
     private static void TryDelete(string path)
@@ -133,7 +143,9 @@ public static class ImageMerger
             _writer = writer;
             var vmas = new List<VmaRecord>(increment.Vmas.Count);
             foreach (VmaRecord vma in increment.Vmas)
+            {
                 vmas.Add(MergeVma(vma));
+            }
             // Base pages above the last mapping belong to mappings that are gone; they are still
             // read, so that every byte of the base is checked.
             _dropped += @base.Take(ulong.MaxValue, null, Pace);
@@ -182,16 +194,23 @@ public static class ImageMerger
         private void Gap(ulong end, bool complete)
         {
             if (complete)
+            {
                 _dropped += @base.Take(end, null, Pace);
+            }
             else
+            {
                 _fromBase += @base.Take(end, Emit, Pace);
+            }
         }
 
         /// <summary>Adds pages to the output, continuing the open run when they follow it.</summary>
         private void Emit(ulong addr, ReadOnlySpan<byte> pages)
         {
             if ((_open?.NextAddr ?? _openCompressed?.NextAddr ?? addr) != addr)
+            {
                 CloseRun();
+            }
+
             if (compress)
             {
                 _openCompressed ??= _writer!.BeginCompressedRun(addr);
@@ -207,9 +226,15 @@ public static class ImageMerger
         private void CloseRun()
         {
             if (_open is not null)
+            {
                 _runs.Add(_open.End());
+            }
+
             if (_openCompressed is not null)
+            {
                 _runs.AddRange(_openCompressed.End());
+            }
+
             _open = null;
             _openCompressed = null;
         }
@@ -257,7 +282,9 @@ public static class ImageMerger
             _length = RandomAccess.GetLength(file);
             _runs = image.Vmas.SelectMany(v => v.Runs).Where(r => !r.IsHole).ToList();
             if ((ulong)_length != image.Header.PagesLen)
+            {
                 throw Defect($"the file is {_length} bytes but the header says {image.Header.PagesLen} (truncated or overwritten)");
+            }
         }
 
         public static RunSource Open(string pagesPath, ProcessImage image) =>
@@ -287,7 +314,10 @@ public static class ImageMerger
                 PageRun run = _runs[_index];
                 ulong addr = run.Addr + _done * ImageLayout.PageSize;
                 if (addr >= limit)
+                {
                     break;
+                }
+
                 if (_done == 0)
                 {
                     CheckPlacement(run);
@@ -316,7 +346,10 @@ public static class ImageMerger
                 if (_done == run.NPages)
                 {
                     if (!run.IsCompressed && _crc != run.Crc)
+                    {
                         throw Defect($"{run.Describe()} checksum mismatch (stored 0x{run.Crc:x8}, computed 0x{_crc:x8})");
+                    }
+
                     _index++;
                     _done = 0;
                     _crc = 0;
@@ -330,7 +363,10 @@ public static class ImageMerger
         {
             string where = $"contents of file {ImageLocation.OneLine(file.Path)} ({file.Size} bytes at offset {file.PagesOff})";
             if (file.PagesOff > (ulong)_length || file.Size > (ulong)_length - file.PagesOff)
+            {
                 throw Defect($"{where} reach past the end of the file ({_length} bytes)");
+            }
+
             uint crc = 0;
             long offset = (long)file.PagesOff;
             for (ulong left = file.Size; left > 0;)
@@ -345,7 +381,9 @@ public static class ImageMerger
                 left -= (ulong)n;
             }
             if (crc != file.Crc)
+            {
                 throw Defect($"{where} checksum mismatch (stored 0x{file.Crc:x8}, computed 0x{crc:x8})");
+            }
         }
 
         public void Dispose()
@@ -353,13 +391,17 @@ public static class ImageMerger
             _file.Dispose();
             ArrayPool<byte>.Shared.Return(_buffer);
             if (_decoded is not null)
+            {
                 ArrayPool<byte>.Shared.Return(_decoded);
+            }
         }
 
         private void CheckPlacement(PageRun run)
         {
             if (run.PagesOff > (ulong)_length || run.StoredLen > (ulong)_length - run.PagesOff)
+            {
                 throw Defect($"{run.Describe()} reaches past the end of the file ({_length} bytes)");
+            }
         }
 
         /// <summary>
@@ -372,10 +414,15 @@ public static class ImageMerger
             Read(block, (long)run.PagesOff);
             uint crc = Crc32C.Compute(block);
             if (crc != run.Crc)
+            {
                 throw Defect($"{run.Describe()} checksum mismatch (stored 0x{run.Crc:x8}, computed 0x{crc:x8})");
+            }
+
             _decoded ??= ArrayPool<byte>.Shared.Rent(Lz4Pages.MaxRunBytes);
             if (Lz4Pages.Decode(block, _decoded.AsSpan(0, (int)run.Bytes)) is { } problem)
+            {
                 throw Defect($"{run.Describe()}: {problem}");
+            }
         }
 
         private void Read(Span<byte> buffer, long offset)

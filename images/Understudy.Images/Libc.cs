@@ -18,11 +18,16 @@ internal static partial class Libc
     {
         int fd = Open(path, ORdonly | ODirectory | OCloexec);
         if (fd < 0)
+        {
             throw Failure("open", path);
+        }
+
         try
         {
             if (Fsync(fd) != 0)
+            {
                 throw Failure("fsync", path);
+            }
         }
         finally
         {
@@ -34,9 +39,15 @@ internal static partial class Libc
     public static bool TryMakeDirectory(string path, UnixFileMode mode)
     {
         if (MakeDirectory(path, (uint)mode) == 0)
+        {
             return true;
+        }
+
         if (Marshal.GetLastPInvokeError() == EExist)
+        {
             return false;
+        }
+
         throw Failure("mkdir", path);
     }
 

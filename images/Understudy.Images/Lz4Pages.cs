@@ -37,9 +37,15 @@ internal static class Lz4Pages
         // rather than a read or write outside the two spans.
         int decoded = LZ4Codec.Decode(block, pages);
         if (decoded < 0)
+        {
             return $"its LZ4 block is malformed (it does not decode to {pages.Length} bytes or fewer)";
+        }
+
         if (decoded != pages.Length)
+        {
             return $"its LZ4 block decodes to {decoded} bytes, not the {pages.Length} of its pages";
+        }
+
         return null;
     }
 }

@@ -60,7 +60,10 @@ public sealed record ManifestMember(
     public static ManifestMember FromFiles(string checkpointDir, string meta, string pages, int vpid, int vppid, string app, int execCount, int? baseVpid = null)
     {
         if (baseVpid is <= 0)
+        {
             throw new ArgumentOutOfRangeException(nameof(baseVpid), baseVpid, "a base vpid is a pid, 1 or more");
+        }
+
         string metaPath = Path.Combine(checkpointDir, meta);
         (byte[] metaBytes, MetaHeader header) = ImageLocation.OfFile(metaPath).Guard(metaPath, () =>
         {

@@ -26,15 +26,26 @@ internal static class MetaEncoder
 
         Append(RecordType.Proc, Proc(image.Proc));
         foreach (ThreadRecord thread in image.Threads)
+        {
             Append(RecordType.Thread, Thread(thread));
+        }
+
         Append(RecordType.Sigact, Sigact(image.Sigactions));
         Append(RecordType.Misc, Misc(image.Misc));
         foreach (FdRecord fd in image.Fds)
+        {
             Append(RecordType.Fd, Fd(fd));
+        }
+
         foreach (FileRecord file in image.Files)
+        {
             Append(RecordType.File, File(file));
+        }
+
         foreach (VmaRecord vma in image.Vmas)
+        {
             Append(RecordType.Vma, Vma(vma));
+        }
 
         MetaHeader h = image.Header;
         var header = new FieldWriter();
@@ -59,11 +70,17 @@ internal static class MetaEncoder
         byte[] exe = PosixString.Encode(p.Exe), cwd = PosixString.Encode(p.Cwd), comm = PosixString.Encode(p.Comm);
         var w = new FieldWriter();
         foreach (uint v in (uint[])[p.Vpid, p.Vppid, p.Vpgid, p.Vsid, p.Uid, p.Gid, p.ExecCount, p.Umask])
+        {
             w.U32(v);
+        }
+
         w.U64(p.Entry);
         w.U64(p.EntryArg);
         foreach (ulong v in p.Mm.ToArray())
+        {
             w.U64(v);
+        }
+
         w.U32((uint)exe.Length);
         w.U32((uint)cwd.Length);
         w.U32((uint)comm.Length);
@@ -124,7 +141,10 @@ internal static class MetaEncoder
     {
         byte[] comm = PosixString.Encode(t.Comm);
         if (comm.Length > ThreadCommSize)
+        {
             throw new ArgumentException($"thread {t.Tid}: comm \"{t.Comm}\" is {comm.Length} bytes, more than the {ThreadCommSize} of us_rec_thread.comm");
+        }
+
         var w = new FieldWriter();
         w.U32(t.Tid);
         w.U32(t.IsCheckpointThread ? 1u : 0u);
@@ -178,7 +198,10 @@ internal static class MetaEncoder
     private static FieldWriter Misc(MiscRecord m)
     {
         if (m.Itimers.Count != ItimerCount || m.RlimCur.Count != RlimitCount)
+        {
             throw new ArgumentException($"MISC needs {ItimerCount} itimers and {RlimitCount} rlimits, got {m.Itimers.Count} and {m.RlimCur.Count}");
+        }
+
         var w = new FieldWriter();
         foreach (ItimerValue t in m.Itimers)
         {
@@ -188,7 +211,10 @@ internal static class MetaEncoder
             w.I64(t.ValueUsec);
         }
         foreach (ulong limit in m.RlimCur)
+        {
             w.U64(limit);
+        }
+
         w.U64(m.PendingShared);
         return w;
     }

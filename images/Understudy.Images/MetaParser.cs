@@ -15,23 +15,37 @@ internal static class MetaParser
     public static MetaHeader ParseHeader(ReadOnlySpan<byte> start, long fileLength)
     {
         if (fileLength < HeaderSize)
+        {
             throw new ImageDefect($"the file is {fileLength} bytes, shorter than the {HeaderSize}-byte header");
+        }
+
         ReadOnlySpan<byte> bytes = start[..HeaderSize];
         if (!bytes[..8].SequenceEqual(Magic))
+        {
             throw new ImageDefect("bad magic: this is not an Understudy .meta file");
+        }
 
         var r = new FieldReader(bytes[8..]);
         uint version = r.U32();
         // An older image is not damaged, and older checkpoints are of the same older format:
         // restoring one of them would not help, a new checkpoint does.
         if (version < FormatVersion)
+        {
             throw new ImageDefect($"image format version {version} is not supported by this build (it reads version {FormatVersion})",
                 unsupported: true, advice: "take a new checkpoint");
+        }
+
         if (version != FormatVersion)
+        {
             throw new ImageDefect($"image format version {version} is not supported by this build (it reads version {FormatVersion})", unsupported: true);
+        }
+
         uint headerSize = r.U32();
         if (headerSize != HeaderSize)
+        {
             throw new ImageDefect($"header_size is {headerSize}, a version {FormatVersion} header is {HeaderSize} bytes");
+        }
+
         uint kind = r.U32();
         uint recordCount = r.U32();
         ulong recordsLen = r.U64();
@@ -46,23 +60,45 @@ internal static class MetaParser
         // is reported as what it is rather than as a strange value.
         uint computed = Crc32C.Compute(bytes[..HeaderCrcOffset]);
         if (computed != headerCrc)
+        {
             throw new ImageDefect($"header checksum mismatch (stored 0x{headerCrc:x8}, computed 0x{computed:x8})");
+        }
 
         var imageKind = (ImageKind)kind;
         if (imageKind is not (ImageKind.Full or ImageKind.Incremental))
+        {
             throw new ImageDefect($"unknown image kind {kind}");
+        }
+
         if (vpid == 0)
+        {
             throw new ImageDefect("the header's vpid is 0");
+        }
+
         if (seq == 0)
+        {
             throw new ImageDefect("the header's checkpoint_seq is 0");
+        }
+
         if (imageKind == ImageKind.Full && baseSeq != 0)
+        {
             throw new ImageDefect($"a full image has base_seq {baseSeq}, expected 0");
+        }
+
         if (imageKind == ImageKind.Incremental && (baseSeq == 0 || baseSeq >= seq))
+        {
             throw new ImageDefect($"an incremental image of checkpoint {seq} has base_seq {baseSeq}; it must name an earlier checkpoint");
+        }
+
         if (recordsLen != (ulong)(fileLength - HeaderSize))
+        {
             throw new ImageDefect($"the header says {recordsLen} bytes of records but the file has {fileLength - HeaderSize} after the header (truncated or overwritten)");
+        }
+
         if (recordsLen > (ulong)(Array.MaxLength - HeaderSize))
+        {
             throw new ImageDefect($"{recordsLen} bytes of records is more than a reader accepts ({Array.MaxLength - HeaderSize})");
+        }
 
         return new MetaHeader(imageKind, vpid, seq, baseSeq)
         {
@@ -80,7 +116,9 @@ internal static class MetaParser
         ReadOnlySpan<byte> records = meta[HeaderSize..];
         uint computed = Crc32C.Compute(records);
         if (computed != header.RecordsCrc)
+        {
             throw new ImageDefect($"records checksum mismatch (stored 0x{header.RecordsCrc:x8}, computed 0x{computed:x8})");
+        }
 
         var image = new Collector(header);
         int offset = 0;
@@ -90,26 +128,40 @@ internal static class MetaParser
             int at = HeaderSize + offset;
             int left = records.Length - offset;
             if (left < RecordHeaderSize)
+            {
                 throw new ImageDefect($"record {index} at byte {at} is cut off: {left} bytes left, a record header needs {RecordHeaderSize}");
+            }
+
             var r = new FieldReader(records.Slice(offset, RecordHeaderSize));
             var type = (RecordType)r.U32();
             uint len = r.U32();
             if (type is < RecordType.Proc or > RecordType.File)
+            {
                 throw new ImageDefect($"record {index} at byte {at} has unknown type {(uint)type}");
+            }
+
             string context = $"{ImageNames.Of(type)} record {index} at byte {at}";
             long padded = Align(len);
             if (padded > left - RecordHeaderSize)
+            {
                 throw new ImageDefect($"{context} claims {len} payload bytes ({padded} padded) but only {left - RecordHeaderSize} remain");
+            }
+
             ReadOnlySpan<byte> payload = records.Slice(offset + RecordHeaderSize, (int)len);
             if (records.Slice(offset + RecordHeaderSize + (int)len, (int)(padded - len)).ContainsAnyExcept((byte)0))
+            {
                 throw new ImageDefect($"{context} has nonzero padding");
+            }
 
             image.Add(type, payload, context);
             offset += RecordHeaderSize + (int)padded;
             index++;
         }
         if (index != header.RecordCount)
+        {
             throw new ImageDefect($"the header says {header.RecordCount} records but {index} were found");
+        }
+
         return image.Finish();
     }
 
@@ -133,42 +185,63 @@ internal static class MetaParser
             {
                 case RecordType.Proc:
                     if (_proc is not null)
+                    {
                         throw new ImageDefect($"{context} is a second PROC record");
+                    }
+
                     _proc = ParseProc(payload, context);
                     break;
                 case RecordType.Vma:
                     VmaRecord vma = ParseVma(payload, context, header.Kind, header.PagesLen);
                     if (_vmas.Count > 0 && vma.Start < _vmas[^1].End)
+                    {
                         throw new ImageDefect($"{context} at 0x{vma.Start:x} is not above the previous VMA, which ends at 0x{_vmas[^1].End:x}");
+                    }
+
                     _vmas.Add(vma);
                     break;
                 case RecordType.Thread:
                     ThreadRecord thread = ParseThread(payload, context);
                     if (!_tids.Add(thread.Tid))
+                    {
                         throw new ImageDefect($"{context} repeats thread {thread.Tid}");
+                    }
+
                     _threads.Add(thread);
                     break;
                 case RecordType.Fd:
                     FdRecord fd = ParseFd(payload, context);
                     if (!_fdNumbers.Add(fd.Fd))
+                    {
                         throw new ImageDefect($"{context} repeats fd {fd.Fd}");
+                    }
+
                     _fds.Add(fd);
                     break;
                 case RecordType.Sigact:
                     if (_sigactions is not null)
+                    {
                         throw new ImageDefect($"{context} is a second SIGACT record");
+                    }
+
                     _sigactions = ParseSigact(payload, context);
                     break;
                 case RecordType.Misc:
                     if (_misc is not null)
+                    {
                         throw new ImageDefect($"{context} is a second MISC record");
+                    }
+
                     _misc = ParseMisc(payload, context);
                     break;
                 case RecordType.File:
                     FileRecord file = ParseFile(payload, context);
                     // Two contents for one path would make a restore's result depend on order.
                     if (!_filePaths.Add(file.Path))
+                    {
                         throw new ImageDefect($"{context} repeats the file {ImageLocation.OneLine(file.Path)}");
+                    }
+
                     _files.Add(file);
                     break;
             }
@@ -177,15 +250,30 @@ internal static class MetaParser
         public ProcessImage Finish()
         {
             if (_proc is null)
+            {
                 throw new ImageDefect("there is no PROC record");
+            }
+
             if (_proc.Vpid != header.Vpid)
+            {
                 throw new ImageDefect($"the PROC record's vpid {_proc.Vpid} differs from the header's vpid {header.Vpid}");
+            }
+
             if (_threads.Count == 0)
+            {
                 throw new ImageDefect("there is no THREAD record");
+            }
+
             if (_sigactions is null)
+            {
                 throw new ImageDefect("there is no SIGACT record");
+            }
+
             if (_misc is null)
+            {
                 throw new ImageDefect("there is no MISC record");
+            }
+
             return new ProcessImage(header, _proc, _vmas, _threads, _fds, _sigactions, _misc) { Files = _files };
         }
     }
@@ -199,13 +287,22 @@ internal static class MetaParser
         ulong entry = r.U64(), entryArg = r.U64();
         Span<ulong> mm = stackalloc ulong[MmFieldCount];
         for (int i = 0; i < mm.Length; i++)
+        {
             mm[i] = r.U64();
+        }
+
         uint exeLen = r.U32(), cwdLen = r.U32(), commLen = r.U32(), auxvLen = r.U32();
         ulong need = (ulong)ProcSize + exeLen + cwdLen + commLen + auxvLen;
         if (need != (ulong)p.Length)
+        {
             throw new ImageDefect($"{context} is {p.Length} bytes but its struct and strings (exe {exeLen}, cwd {cwdLen}, comm {commLen}, auxv {auxvLen}) need {need}");
+        }
+
         if (vpid == 0)
+        {
             throw new ImageDefect($"{context} has vpid 0");
+        }
+
         return new ProcRecord(vpid, vppid, vpgid, vsid, uid, gid, execCount, umask, entry, entryArg,
             MmLayout.FromArray(mm),
             PosixString.Decode(r.Bytes((int)exeLen)),
@@ -224,17 +321,31 @@ internal static class MetaParser
         uint nruns = r.U32(), reserved = r.U32();
         ulong need = (ulong)VmaSize + (ulong)nruns * PageRunSize + pathLen;
         if (need != (ulong)p.Length)
+        {
             throw new ImageDefect($"{context} is {p.Length} bytes but its struct, {nruns} page runs and {pathLen}-byte path need {need}");
+        }
 
         string where = $"{context} (VMA 0x{start:x}-0x{end:x})";
         if (start % PageSize != 0 || end % PageSize != 0 || start >= end)
+        {
             throw new ImageDefect($"{where} is not a nonempty page-aligned range");
+        }
+
         if ((VmaKind)kind is < VmaKind.Anon or > VmaKind.VvarVclock)
+        {
             throw new ImageDefect($"{where} has unknown kind {kind}");
+        }
+
         if ((prot & ~(uint)(VmaProt.Read | VmaProt.Write | VmaProt.Exec)) != 0)
+        {
             throw new ImageDefect($"{where} has unknown prot bits 0x{prot:x}");
+        }
+
         if ((flags & ~(uint)(VmaFlags.Shared | VmaFlags.Complete)) != 0)
+        {
             throw new ImageDefect($"{where} has unknown flags 0x{flags:x}");
+        }
+
         RequireZero(reserved, where);
 
         var runs = new PageRun[nruns];
@@ -245,13 +356,25 @@ internal static class MetaParser
             uint crc = r.U32(), runFlags = r.U32();
             string run = $"{where} page run {i} at 0x{addr:x}";
             if (addr % PageSize != 0)
+            {
                 throw new ImageDefect($"{run} is not page-aligned");
+            }
+
             if (npages == 0)
+            {
                 throw new ImageDefect($"{run} has no pages");
+            }
+
             if (addr < next)
+            {
                 throw new ImageDefect($"{run} overlaps the VMA's start or the previous run (runs must ascend)");
+            }
+
             if (addr >= end || npages > (end - addr) / PageSize)
+            {
                 throw new ImageDefect($"{run} with {npages} pages reaches past the VMA's end");
+            }
+
             CheckRunData(run, imageKind, pagesLen, npages, pagesOff, storedLen, crc, runFlags);
             runs[i] = new PageRun(addr, npages, pagesOff, storedLen, crc, (PageRunFlags)runFlags);
             next = addr + npages * PageSize;
@@ -268,39 +391,65 @@ internal static class MetaParser
     private static void CheckRunData(string run, ImageKind imageKind, ulong pagesLen, ulong npages, ulong pagesOff, ulong storedLen, uint crc, uint runFlags)
     {
         if ((runFlags & ~(uint)(PageRunFlags.Hole | PageRunFlags.Lz4)) != 0)
+        {
             throw new ImageDefect($"{run} has unknown flags 0x{runFlags:x}");
+        }
+
         var flags = (PageRunFlags)runFlags;
         ulong bytes = npages * PageSize;
         if (flags.HasFlag(PageRunFlags.Hole))
         {
             if (flags.HasFlag(PageRunFlags.Lz4))
+            {
                 throw new ImageDefect($"{run} is both a hole and compressed (flags 0x{runFlags:x}); a hole has no data to compress");
+            }
             // A full image has no base for "no longer in memory" to differ from.
             if (imageKind != ImageKind.Incremental)
+            {
                 throw new ImageDefect($"{run} is a hole run, which only an incremental image may have");
+            }
+
             if (pagesOff != 0 || storedLen != 0 || crc != 0)
+            {
                 throw new ImageDefect($"{run} is a hole run but has pages_off {pagesOff}, stored_len {storedLen} and crc 0x{crc:x8}; a hole has no data and all three must be 0");
+            }
+
             return;
         }
         if (flags.HasFlag(PageRunFlags.Lz4))
         {
             // Bounded so that a reader decodes a compressed run whole, in a buffer of fixed size.
             if (npages > Lz4RunPages)
+            {
                 throw new ImageDefect($"{run} is compressed over {npages} pages; a compressed run covers at most {Lz4RunPages}");
+            }
+
             if (pagesOff % Lz4RunAlignment != 0)
+            {
                 throw new ImageDefect($"{run} is compressed at pages_off {pagesOff}, which is not a multiple of {Lz4RunAlignment}");
+            }
+
             if (storedLen == 0 || storedLen > Lz4Bound(bytes))
+            {
                 throw new ImageDefect($"{run} is compressed into stored_len {storedLen}; an LZ4 block of {npages} pages is 1 to {Lz4Bound(bytes)} bytes");
+            }
         }
         else
         {
             if (pagesOff % PageSize != 0)
+            {
                 throw new ImageDefect($"{run} has pages_off {pagesOff}, which is not a multiple of {PageSize}");
+            }
+
             if (storedLen != bytes)
+            {
                 throw new ImageDefect($"{run} has stored_len {storedLen}; a raw run of {npages} pages stores exactly {bytes} bytes");
+            }
         }
         if (pagesOff > pagesLen || storedLen > pagesLen - pagesOff)
+        {
             throw new ImageDefect($"{run} has {storedLen} bytes at pages_off {pagesOff}, past the end of the {pagesLen}-byte .pages file");
+        }
     }
 
     private static FileRecord ParseFile(ReadOnlySpan<byte> p, string context)
@@ -311,15 +460,27 @@ internal static class MetaParser
         uint crc = r.U32(), pathLen = r.U32(), flags = r.U32(), reserved = r.U32();
         ulong need = (ulong)FileSize + pathLen;
         if (need != (ulong)p.Length)
+        {
             throw new ImageDefect($"{context} is {p.Length} bytes but its struct and {pathLen}-byte path need {need}");
+        }
+
         if (pathLen == 0)
+        {
             throw new ImageDefect($"{context} has an empty path");
+        }
+
         string path = PosixString.Decode(r.Bytes((int)pathLen));
         string where = $"{context} (file {ImageLocation.OneLine(path)})";
         if (pagesOff % PageSize != 0)
+        {
             throw new ImageDefect($"{where} has pages_off {pagesOff}, which is not a multiple of {PageSize}");
+        }
+
         if (size > ulong.MaxValue - pagesOff)
+        {
             throw new ImageDefect($"{where} has {size} bytes at pages_off {pagesOff}, past any file's end");
+        }
+
         RequireZero(flags, where);
         RequireZero(reserved, where);
         return new FileRecord(dev, inode, size, pagesOff, crc, path);
@@ -333,9 +494,15 @@ internal static class MetaParser
         ulong fsBase = r.U64();
         ReadOnlySpan<byte> comm = r.Bytes(ThreadCommSize);
         if (tid == 0)
+        {
             throw new ImageDefect($"{context} has tid 0");
+        }
+
         if (isCheckpointThread > 1)
+        {
             throw new ImageDefect($"{context} has is_checkpoint_thread {isCheckpointThread}, expected 0 or 1");
+        }
+
         int nul = comm.IndexOf((byte)0);
         return new ThreadRecord(tid, isCheckpointThread == 1, fsBase, PosixString.Decode(nul < 0 ? comm : comm[..nul]));
     }
@@ -352,20 +519,37 @@ internal static class MetaParser
         uint dataLen = r.U32(), reserved = r.U32();
         ulong need = (ulong)FdSize + pathLen + dataLen;
         if (need != (ulong)p.Length)
+        {
             throw new ImageDefect($"{context} is {p.Length} bytes but its struct, {pathLen}-byte path and {dataLen}-byte data need {need}");
+        }
 
         string where = $"{context} (fd {fd})";
         var fdKind = (FdKind)kind;
         if (fd < 0)
+        {
             throw new ImageDefect($"{where} is negative");
+        }
+
         if (fdKind is < FdKind.File or > FdKind.Udp)
+        {
             throw new ImageDefect($"{where} has unknown kind {kind}");
+        }
+
         if ((fdFlags & ~FdRecord.CloseOnExec) != 0)
+        {
             throw new ImageDefect($"{where} has unknown fd_flags 0x{fdFlags:x}");
+        }
+
         if (dataLen != 0 && !FdRecord.CarriesData(fdKind))
+        {
             throw new ImageDefect($"{where} is a {ImageNames.Of(fdKind)} but carries {dataLen} data bytes");
+        }
+
         if (fdKind == FdKind.Epoll && dataLen % EpollTargetSize != 0)
+        {
             throw new ImageDefect($"{where} has {dataLen} bytes of epoll targets, not a multiple of {EpollTargetSize}");
+        }
+
         RequireZero(reserved, where);
         return new FdRecord(fd, fdFlags, fdKind, openFlags, pos, dev, inode, mode,
             PosixString.Decode(r.Bytes((int)pathLen)), aux, r.Bytes((int)dataLen).ToArray());
@@ -378,7 +562,10 @@ internal static class MetaParser
         uint count = r.U32(), reserved = r.U32();
         ulong need = SigactHeaderSize + (ulong)count * SigactionSize;
         if (need != (ulong)p.Length)
+        {
             throw new ImageDefect($"{context} is {p.Length} bytes but {count} sigactions need {need}");
+        }
+
         RequireZero(reserved, context);
 
         var entries = new SigactionEntry[count];
@@ -387,9 +574,15 @@ internal static class MetaParser
         {
             uint signo = r.U32(), entryReserved = r.U32();
             if (signo is < 1 or > 64)
+            {
                 throw new ImageDefect($"{context} entry {i} has signal number {signo}, outside 1..64");
+            }
+
             if (!seen.Add(signo))
+            {
                 throw new ImageDefect($"{context} repeats signal {signo}");
+            }
+
             RequireZero(entryReserved, $"{context} entry {i}");
             entries[i] = new SigactionEntry(signo, r.U64(), r.U64(), r.U64(), r.U64());
         }
@@ -402,29 +595,41 @@ internal static class MetaParser
         var r = new FieldReader(p);
         var itimers = new ItimerValue[ItimerCount];
         for (int i = 0; i < itimers.Length; i++)
+        {
             itimers[i] = new ItimerValue(r.I64(), r.I64(), r.I64(), r.I64());
+        }
+
         var rlimits = new ulong[RlimitCount];
         for (int i = 0; i < rlimits.Length; i++)
+        {
             rlimits[i] = r.U64();
+        }
+
         return new MiscRecord(itimers, rlimits, r.U64());
     }
 
     private static void RequireAtLeast(ReadOnlySpan<byte> p, int size, string type, string context)
     {
         if (p.Length < size)
+        {
             throw new ImageDefect($"{context} is {p.Length} bytes, shorter than the {size}-byte {type}");
+        }
     }
 
     private static void RequireExactly(ReadOnlySpan<byte> p, int size, string type, string context)
     {
         if (p.Length != size)
+        {
             throw new ImageDefect($"{context} is {p.Length} bytes, a {type} is {size}");
+        }
     }
 
     /// <summary>Reserved fields are zero in this version, which keeps them usable by a later version.</summary>
     private static void RequireZero(uint reserved, string context)
     {
         if (reserved != 0)
+        {
             throw new ImageDefect($"{context} has a nonzero reserved field");
+        }
     }
 }

@@ -20,7 +20,9 @@ internal static class PageVerifier
     {
         long length = RandomAccess.GetLength(file);
         if ((ulong)length != image.Header.PagesLen)
+        {
             throw new ImageDefect($"the file is {length} bytes but the header says {image.Header.PagesLen} (truncated or overwritten)");
+        }
 
         // Hole runs have no data. Everything else in file order, so a GiB-sized file is read
         // front to back once.
@@ -37,9 +39,14 @@ internal static class PageVerifier
             foreach (Region region in regions)
             {
                 if (region.Offset % (ulong)region.Alignment != 0)
+                {
                     throw new ImageDefect($"{region.Where} is not {region.Alignment}-aligned in the file");
+                }
+
                 if (region.Offset > (ulong)length || region.Length > (ulong)length - region.Offset)
+                {
                     throw new ImageDefect($"{region.Where} reaches past the end of the file ({length} bytes)");
+                }
 
                 if (region.DecodedLength == 0)
                 {
@@ -52,14 +59,18 @@ internal static class PageVerifier
                 CheckCrc(region, Crc32C.Compute(block));
                 decoded ??= ArrayPool<byte>.Shared.Rent(Lz4Pages.MaxRunBytes);
                 if (Lz4Pages.Decode(block, decoded.AsSpan(0, (int)region.DecodedLength)) is { } problem)
+                {
                     throw new ImageDefect($"{region.Where}: {problem}");
+                }
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(chunk);
             if (decoded is not null)
+            {
                 ArrayPool<byte>.Shared.Return(decoded);
+            }
         }
     }
 
@@ -73,7 +84,10 @@ internal static class PageVerifier
         if (!run.IsCompressed)
         {
             if (run.NPages > ulong.MaxValue / ImageLayout.PageSize || run.StoredLen != run.Bytes)
+            {
                 throw new ImageDefect($"{where} has stored_len {run.StoredLen}, but a raw run stores its {run.NPages} pages as they are");
+            }
+
             return new Region(run.PagesOff, run.StoredLen, run.Crc, ImageLayout.PageSize, 0, where);
         }
         if (run.NPages > ImageLayout.Lz4RunPages || run.StoredLen == 0 || run.StoredLen > ImageLayout.Lz4Bound(run.Bytes))
@@ -87,7 +101,9 @@ internal static class PageVerifier
     private static void CheckCrc(Region region, uint crc)
     {
         if (crc != region.Crc)
+        {
             throw new ImageDefect($"{region.Where} checksum mismatch (stored 0x{region.Crc:x8}, computed 0x{crc:x8})");
+        }
     }
 
     private static uint Checksum(SafeFileHandle file, long offset, ulong bytes, byte[] chunk)

@@ -18,7 +18,9 @@ public static class PosixString
     public static string Decode(ReadOnlySpan<byte> bytes)
     {
         if (Utf8.IsValid(bytes))
+        {
             return StrictUtf8.GetString(bytes);
+        }
 
         var text = new StringBuilder(bytes.Length);
         char[] chunk = ArrayPool<char>.Shared.Rent(Math.Min(bytes.Length, 4096));
@@ -64,7 +66,10 @@ public static class PosixString
             }
         }
         if (runStart == 0)
+        {
             return StrictUtf8.GetBytes(text);
+        }
+
         bytes.AddRange(StrictUtf8.GetBytes(text, runStart, text.Length - runStart));
         return [.. bytes];
     }

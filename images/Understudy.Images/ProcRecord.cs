@@ -42,7 +42,10 @@ public sealed record MmLayout(
     public static MmLayout FromArray(ReadOnlySpan<ulong> f)
     {
         if (f.Length != ImageLayout.MmFieldCount)
+        {
             throw new ArgumentException($"mm needs {ImageLayout.MmFieldCount} fields, got {f.Length}", nameof(f));
+        }
+
         return new(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10]);
     }
 }

@@ -104,7 +104,10 @@ public sealed record ProcessImage(
         {
             int n = RandomAccess.Read(file, buffer, offset);
             if (n == 0)
+            {
                 throw new ImageDefect($"the file ended at byte {offset} while being read (it changed underneath)");
+            }
+
             buffer = buffer[n..];
             offset += n;
         }

@@ -47,7 +47,10 @@ public sealed class ProcessImageWriter : IDisposable
     public PageRun AppendRun(ulong addr, ReadOnlySpan<byte> pages)
     {
         if (pages.IsEmpty || pages.Length % ImageLayout.PageSize != 0)
+        {
             throw new ArgumentException($"a run is a nonzero number of whole pages, got {pages.Length} bytes", nameof(pages));
+        }
+
         PageRunBuilder run = BeginRun(addr);
         run.Append(pages);
         return run.End();
@@ -61,7 +64,10 @@ public sealed class ProcessImageWriter : IDisposable
     {
         ThrowIfClosedOrBusy();
         if (addr % ImageLayout.PageSize != 0)
+        {
             throw new ArgumentException($"run address 0x{addr:x} is not page-aligned", nameof(addr));
+        }
+
         PadTo(ImageLayout.PageSize);
         var run = new PageRunBuilder(this, addr, (ulong)PagesLength);
         _open = run;
@@ -77,7 +83,10 @@ public sealed class ProcessImageWriter : IDisposable
     public IReadOnlyList<PageRun> AppendCompressedRun(ulong addr, ReadOnlySpan<byte> pages)
     {
         if (pages.IsEmpty || pages.Length % ImageLayout.PageSize != 0)
+        {
             throw new ArgumentException($"a run is a nonzero number of whole pages, got {pages.Length} bytes", nameof(pages));
+        }
+
         CompressedRunBuilder run = BeginCompressedRun(addr);
         run.Append(pages);
         return run.End();
@@ -91,7 +100,10 @@ public sealed class ProcessImageWriter : IDisposable
     {
         ThrowIfClosedOrBusy();
         if (addr % ImageLayout.PageSize != 0)
+        {
             throw new ArgumentException($"run address 0x{addr:x} is not page-aligned", nameof(addr));
+        }
+
         _chunk ??= new byte[Lz4Pages.MaxRunBytes];
         _block ??= new byte[Lz4Pages.MaxBlockBytes];
         var run = new CompressedRunBuilder(this, addr);
@@ -130,12 +142,16 @@ public sealed class ProcessImageWriter : IDisposable
         foreach (PageRun run in image.Vmas.SelectMany(v => v.Runs).Where(r => !r.IsHole))
         {
             if (run.PagesOff > length || run.StoredLen > length - run.PagesOff)
+            {
                 throw new ArgumentException($"page run at 0x{run.Addr:x} lies outside the {length} bytes appended", nameof(image));
+            }
         }
         foreach (FileRecord file in image.Files)
         {
             if (file.PagesOff > length || file.Size > length - file.PagesOff)
+            {
                 throw new ArgumentException($"contents of file {file.Path} lie outside the {length} bytes appended", nameof(image));
+            }
         }
         (byte[] meta, ProcessImage written) = EncodeChecked(image with { Header = image.Header with { PagesLen = length } });
 
@@ -170,7 +186,10 @@ public sealed class ProcessImageWriter : IDisposable
             return;
         }
         if (_buffered + data.Length > BufferSize)
+        {
             Flush();
+        }
+
         data.CopyTo(_buffer.AsSpan(_buffered));
         _buffered += data.Length;
     }
@@ -178,7 +197,10 @@ public sealed class ProcessImageWriter : IDisposable
     private void Flush()
     {
         if (_buffered == 0)
+        {
             return;
+        }
+
         RandomAccess.Write(_pages, _buffer.AsSpan(0, _buffered), _flushed);
         _flushed += _buffered;
         _buffered = 0;
@@ -189,14 +211,19 @@ public sealed class ProcessImageWriter : IDisposable
     {
         int partial = (int)(PagesLength % alignment);
         if (partial != 0)
+        {
             Write(new byte[alignment - partial]);
+        }
     }
 
     private void Close(object region)
     {
         ObjectDisposedException.ThrowIf(_finished, this);
         if (!ReferenceEquals(_open, region))
+        {
             throw new InvalidOperationException("this run or file was already ended");
+        }
+
         _open = null;
     }
 
@@ -204,16 +231,23 @@ public sealed class ProcessImageWriter : IDisposable
     private void CheckAppend(object run, ulong addr, int length)
     {
         if (!ReferenceEquals(_open, run))
+        {
             throw new InvalidOperationException($"the run at 0x{addr:x} was already ended");
+        }
+
         if (length % ImageLayout.PageSize != 0)
+        {
             throw new ArgumentException($"a run holds whole pages, got {length} bytes", "pages");
+        }
     }
 
     private void ThrowIfClosedOrBusy()
     {
         ObjectDisposedException.ThrowIf(_finished, this);
         if (_open is not null)
+        {
             throw new InvalidOperationException("a run or file is still being appended; end it first");
+        }
     }
 
     // The writer never produces what the reader refuses: it decodes its own output.
@@ -274,7 +308,10 @@ public sealed class ProcessImageWriter : IDisposable
         public PageRun End()
         {
             if (NPages == 0)
+            {
                 throw new InvalidOperationException($"the run at 0x{Addr:x} has no pages; a run has at least one");
+            }
+
             _writer.Close(this);
             return PageRun.Raw(Addr, NPages, _pagesOff, _crc);
         }
@@ -317,7 +354,9 @@ public sealed class ProcessImageWriter : IDisposable
                 NPages += (ulong)(n / ImageLayout.PageSize);
                 pages = pages[n..];
                 if (_buffered == chunk.Length)
+                {
                     StoreChunk();
+                }
             }
         }
 
@@ -326,9 +365,15 @@ public sealed class ProcessImageWriter : IDisposable
         public IReadOnlyList<PageRun> End()
         {
             if (NPages == 0)
+            {
                 throw new InvalidOperationException($"the run at 0x{Addr:x} has no pages; a run has at least one");
+            }
+
             if (!ReferenceEquals(_writer._open, this))
+            {
                 throw new InvalidOperationException($"the run at 0x{Addr:x} was already ended");
+            }
+
             StoreChunk();
             EndRaw();
             _writer.Close(this);
@@ -338,7 +383,10 @@ public sealed class ProcessImageWriter : IDisposable
         private void StoreChunk()
         {
             if (_buffered == 0)
+            {
                 return;
+            }
+
             ReadOnlySpan<byte> pages = _writer._chunk!.AsSpan(0, _buffered);
             ulong addr = NextAddr - (ulong)_buffered;
             ulong npages = (ulong)(_buffered / ImageLayout.PageSize);
@@ -367,7 +415,10 @@ public sealed class ProcessImageWriter : IDisposable
         private void EndRaw()
         {
             if (_rawPages == 0)
+            {
                 return;
+            }
+
             _runs.Add(PageRun.Raw(_rawAddr, _rawPages, _rawOff, _rawCrc));
             _rawPages = 0;
         }
@@ -392,7 +443,10 @@ public sealed class ProcessImageWriter : IDisposable
         public void Append(ReadOnlySpan<byte> contents)
         {
             if (!ReferenceEquals(_writer._open, this))
+            {
                 throw new InvalidOperationException("these file contents were already ended");
+            }
+
             _writer.Write(contents);
             _crc = Crc32C.Compute(contents, _crc);
             Size += (ulong)contents.Length;

@@ -55,7 +55,10 @@ public sealed class AgentRestartTests(AvailabilityFixture fx, ITestOutputHelper 
     {
         var psi = new ProcessStartInfo(Repo.Hactl) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in new[] { "events", g.Name, "--follow", "--json", "--agent", fx.Agent.Address })
+        {
             psi.ArgumentList.Add(arg);
+        }
+
         using var follower = Process.Start(psi)!;
         ProcessSweeper.RegisterDotnetChild(follower.Id);
         try
@@ -68,7 +71,9 @@ public sealed class AgentRestartTests(AvailabilityFixture fx, ITestOutputHelper 
                 using var doc = JsonDocument.Parse(line);
                 var e = doc.RootElement;
                 if (e.GetProperty("type").GetString() == type && e.GetProperty("seq").GetInt64() > mark)
+                {
                     return e.Clone();
+                }
             }
             throw g.Failure($"hactl events --follow ended without a {type} event: {await follower.StandardError.ReadToEndAsync()}");
         }

@@ -61,7 +61,9 @@ public sealed class CheckpointStoreTests : IDisposable
 
         foreach (string dir in new[] { _store.StateDir, Path.Combine(_store.StateDir, "groups"), _store.GroupDir("web"),
                      Path.GetDirectoryName(first.Dir)!, first.Dir, second.Dir })
+        {
             Assert.Equal(Dir0700, File.GetUnixFileMode(dir));
+        }
 
         Assert.Equal("000001", _store.CreateStaging("other").Id);
     }
@@ -174,7 +176,10 @@ public sealed class CheckpointStoreTests : IDisposable
         CheckpointInfo first = Checkpoint("web", 2);
         CheckpointInfo second = Checkpoint("web", 2);
         foreach (string file in new[] { "2.meta", "2.pages" })
+        {
             File.Copy(Path.Combine(first.Directory, file), Path.Combine(second.Directory, file), overwrite: true);
+        }
+
         string manifestPath = Path.Combine(second.Directory, "manifest.json");
         CheckpointManifest m = CheckpointManifest.Load(manifestPath);
         File.WriteAllText(manifestPath, (m with { Members = [ManifestMember.FromFiles(second.Directory, 2, 1, "app2", 0)] }).ToJson());

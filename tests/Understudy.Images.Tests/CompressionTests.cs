@@ -69,7 +69,10 @@ public sealed class CompressionTests : IDisposable
         // What each run describes, decoded, is what was written.
         var written = new SortedDictionary<ulong, byte[]>();
         foreach (ulong addr in Enumerable.Range(0, 100).Select(i => A + (ulong)i * P).Concat(Enumerable.Range(0, 70).Select(i => B + (ulong)i * P)))
+        {
             written[addr] = Mixed(addr, 1);
+        }
+
         AssertSamePages(written, ReadPages(files));
     }
 
@@ -229,7 +232,10 @@ public sealed class CompressionTests : IDisposable
                 {
                     case 0:
                         for (int n = random.Next(1, 6); n > 0; n--)
+                        {
                             b[random.Next(b.Length)] = (byte)random.Next(256);
+                        }
+
                         return b;
                     case 1:
                         return b[..random.Next(1, b.Length)];

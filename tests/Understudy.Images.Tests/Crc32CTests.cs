@@ -26,7 +26,9 @@ public class Crc32CTests
         new Random(7).NextBytes(data);
         uint whole = Crc32C.Compute(data);
         for (int split = 0; split <= data.Length; split++)
+        {
             Assert.Equal(whole, Crc32C.Compute(data.AsSpan(split), Crc32C.Compute(data.AsSpan(0, split))));
+        }
     }
 
     [Fact]
@@ -51,7 +53,9 @@ public class Crc32CTests
         {
             crc ^= b;
             for (int k = 0; k < 8; k++)
+            {
                 crc = (crc >> 1) ^ (0x82F63B78u & (uint)-(int)(crc & 1));
+            }
         }
         return ~crc;
     }

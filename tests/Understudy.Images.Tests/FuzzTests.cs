@@ -36,7 +36,10 @@ public class FuzzTests(ITestOutputHelper output)
             byte[] original = seeds[iterations % seeds.Length];
             byte[] mutant = Mutate(original, random);
             if (random.Next(10) < 8)
+            {
                 mutant = Reseal(mutant);
+            }
+
             try
             {
                 ProcessImage image = ProcessImage.Parse(mutant);
@@ -48,7 +51,9 @@ public class FuzzTests(ITestOutputHelper output)
             {
                 AssertOneLine(e.Message);
                 if (!e.Message.Contains("checksum"))
+                {
                     refusedBehindChecksums++;
+                }
             }
             catch (Exception e)
             {
@@ -127,7 +132,10 @@ public class FuzzTests(ITestOutputHelper output)
         {
             case 0: // a few random bytes
                 for (int n = random.Next(1, 8); n > 0; n--)
+                {
                     b[random.Next(b.Length)] = (byte)random.Next(256);
+                }
+
                 return b;
             case 1: // an aligned 32-bit field gets a boundary value
                 BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(random.Next(b.Length / 4) * 4), (uint)Interesting(random));
@@ -138,7 +146,10 @@ public class FuzzTests(ITestOutputHelper output)
             case 3: // truncated, with records_len made to agree half of the time
                 b = b[..random.Next(b.Length)];
                 if (b.Length >= ImageLayout.HeaderSize && random.Next(2) == 0)
+                {
                     BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(24), (ulong)(b.Length - ImageLayout.HeaderSize));
+                }
+
                 return b;
             case 4: // a slice duplicated somewhere after the header, records_len adjusted
                 int from = random.Next(ImageLayout.HeaderSize, b.Length), len = random.Next(1, Math.Min(200, b.Length - from) + 1);

@@ -282,19 +282,36 @@ public sealed class ImageMergerTests : IDisposable
         {
             int choice = random.Next(6);
             if (choice == 0)
+            {
                 continue; // unmapped
+            }
+
             ulong start = vma.Start, end = vma.End;
             if (choice == 1)
+            {
                 end += (ulong)random.Next(1, 8) * P; // grown (may reach into the gap after)
+            }
             else if (choice == 2 && end - start > P)
+            {
                 end -= P;
+            }
+
             if (next.Count > 0 && start < next[^1].End)
+            {
                 start = next[^1].End;
+            }
+
             if (next.Count > 0 && end <= start)
+            {
                 continue;
+            }
+
             start = Math.Max(start, floor);
             if (end <= start)
+            {
                 continue;
+            }
+
             next.Add(new VmaSpec(start, end, [], Complete: choice == 3));
             floor = end;
         }
@@ -313,7 +330,10 @@ public sealed class ImageMergerTests : IDisposable
         {
             at += (ulong)random.Next(0, 4) * P;
             if (at >= vma.End)
+            {
                 break;
+            }
+
             int n = (int)Math.Min((ulong)random.Next(1, 6), (vma.End - at) / P);
             runs.Add(holes && random.Next(3) == 0 ? RunSpec.HoleAt(at, n) : RunSpec.Data(at, n, version));
             at += (ulong)n * P;

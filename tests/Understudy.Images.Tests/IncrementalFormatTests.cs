@@ -208,7 +208,9 @@ public sealed class IncrementalFormatTests : IDisposable
         {
             int run = runs + i * PageRunSize;
             if (BinaryPrimitives.ReadUInt32LittleEndian(meta.AsSpan(run + 36)) == (uint)PageRunFlags.Hole)
+            {
                 return run;
+            }
         }
     }
 }

@@ -129,7 +129,10 @@ public class ManifestTests
         {
             byte[] mutant = (byte[])json.Clone();
             for (int n = random.Next(1, 4); n > 0; n--)
+            {
                 mutant[random.Next(mutant.Length)] = (byte)random.Next(256);
+            }
+
             try
             {
                 CheckpointManifest.FromJson(System.Text.Encoding.UTF8.GetString(mutant));

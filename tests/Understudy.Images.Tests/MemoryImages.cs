@@ -77,13 +77,19 @@ internal static class MemoryImages
                 {
                     ProcessImageWriter.CompressedRunBuilder compressed = writer.BeginCompressedRun(run.Addr);
                     for (int i = 0; i < run.NPages; i++)
+                    {
                         compressed.Append(pageData(run.Addr + (ulong)i * PageSize, run.Version));
+                    }
+
                     runs.AddRange(compressed.End());
                     continue;
                 }
                 ProcessImageWriter.PageRunBuilder builder = writer.BeginRun(run.Addr);
                 for (int i = 0; i < run.NPages; i++)
+                {
                     builder.Append(pageData(run.Addr + (ulong)i * PageSize, run.Version));
+                }
+
                 runs.Add(builder.End());
             }
             records.Add(TestImages.Vma(vma.Start, vma.End, VmaProt.Read | VmaProt.Write, vma.Kind, "", runs,
@@ -93,7 +99,10 @@ internal static class MemoryImages
         ImageKind kind = baseSeq == 0 ? ImageKind.Full : ImageKind.Incremental;
         ProcessImage image = TestImages.Image(vpid, seq, kind, baseSeq, records) with { Files = fileRecords };
         if (seed != 0)
+        {
             image = image with { Misc = image.Misc with { PendingShared = (ulong)seed } };
+        }
+
         writer.Finish(image);
         return paths;
     }
@@ -107,7 +116,9 @@ internal static class MemoryImages
         {
             byte[] data = PageRunReader.ReadPages(files.Pages, run);
             for (ulong i = 0; i < run.NPages; i++)
+            {
                 pages.Add(run.Addr + i * PageSize, data.AsSpan((int)(i * PageSize), PageSize).ToArray());
+            }
         }
         return pages;
     }
@@ -127,9 +138,13 @@ internal static class MemoryImages
             {
                 PageRun? run = vma.Runs.FirstOrDefault(r => r.Addr <= addr && addr < r.End);
                 if (run is { IsHole: false })
+                {
                     result[addr] = data[addr];
+                }
                 else if (run is null && !vma.Flags.HasFlag(VmaFlags.Complete) && basePages.TryGetValue(addr, out byte[]? page))
+                {
                     result[addr] = page;
+                }
             }
         }
         return result;
@@ -139,6 +154,8 @@ internal static class MemoryImages
     {
         Assert.Equal(expected.Keys.Select(a => $"0x{a:x}"), actual.Keys.Select(a => $"0x{a:x}"));
         foreach ((ulong addr, byte[] page) in expected)
+        {
             Assert.True(page.AsSpan().SequenceEqual(actual[addr]), $"page 0x{addr:x} differs");
+        }
     }
 }

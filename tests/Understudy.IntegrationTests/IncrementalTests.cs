@@ -250,13 +250,19 @@ public sealed class MergeEqualsChainTests : IClassFixture<ManualMergeAgentFixtur
         await g.Launch("memory", Repo.Workload("wl_memory"), "64");
         var taken = new List<CheckpointTaken>();
         for (int i = 0; i < 3; i++)
+        {
             taken.Add(await g.Checkpoint(tags, members: 1));
+        }
+
         Assert.Equal(["full", "incremental", "incremental"], taken.Select(c => c.Kind));
 
         // The chain as it was written, before anything merges it.
         var copy = Path.Combine(_fx.TempDir, "chain-copy");
         foreach (var ck in taken)
+        {
             Incremental.CopyDirectory(Path.Combine(g.CheckpointsDir, ck.Id), Path.Combine(copy, ck.Id));
+        }
+
         var store = new CheckpointStore(_fx.StateDir);
         Assert.Equal("incremental", store.LoadManifest(g.Name, taken[2].Id).Kind);
 
@@ -276,7 +282,10 @@ public sealed class MergeEqualsChainTests : IClassFixture<ManualMergeAgentFixtur
         var actual = Incremental.ReadPages(mergedFiles);
         Assert.Equal(expected.Count, actual.Count);
         foreach (var (address, page) in expected)
+        {
             Assert.True(actual.TryGetValue(address, out var got) && page.AsSpan().SequenceEqual(got), $"page 0x{address:x} differs from the chain's");
+        }
+
         Assert.Equal(ProcessImage.ReadMeta(chain[2].Meta).Vmas.Select(v => (v.Start, v.End, v.Kind, v.Path)),
             ProcessImage.ReadMeta(mergedFiles.Meta).Vmas.Select(v => (v.Start, v.End, v.Kind, v.Path)));
 
@@ -376,7 +385,9 @@ internal static class Incremental
     public static void MakeFifo(string path)
     {
         if (MkFifo(path, 0x180) != 0) // 0600
+        {
             throw new IOException($"mkfifo {path} failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        }
     }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mkfifo", SetLastError = true)]
@@ -386,7 +397,9 @@ internal static class Incremental
     {
         Directory.CreateDirectory(to);
         foreach (var file in Directory.EnumerateFiles(from))
+        {
             File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        }
     }
 
     /// <summary>The one member's image files of a checkpoint directory.</summary>
@@ -405,7 +418,9 @@ internal static class Incremental
         {
             var data = PageRunReader.ReadPages(files.Pages, run);   // raw or LZ4, checked
             for (ulong i = 0; i < run.NPages; i++)
+            {
                 pages[run.Addr + i * 4096] = data.AsSpan((int)(i * 4096), 4096).ToArray();
+            }
         }
         return pages;
     }
@@ -422,9 +437,13 @@ internal static class Incremental
             {
                 var run = vma.Runs.FirstOrDefault(r => r.Addr <= addr && addr < r.End);
                 if (run is { IsHole: false })
+                {
                     result[addr] = written[addr];
+                }
                 else if (run is null && !vma.Flags.HasFlag(VmaFlags.Complete) && basePages.TryGetValue(addr, out var page))
+                {
                     result[addr] = page;
+                }
             }
         }
         return result;
@@ -434,15 +453,26 @@ internal static class Incremental
     {
         using var x = File.OpenRead(a);
         using var y = File.OpenRead(b);
-        if (x.Length != y.Length) return false;
+        if (x.Length != y.Length)
+        {
+            return false;
+        }
+
         var bx = new byte[1 << 20];
         var by = new byte[1 << 20];
         while (true)
         {
             int n = x.Read(bx);
-            if (n == 0) return true;
+            if (n == 0)
+            {
+                return true;
+            }
+
             y.ReadExactly(by, 0, n);
-            if (!bx.AsSpan(0, n).SequenceEqual(by.AsSpan(0, n))) return false;
+            if (!bx.AsSpan(0, n).SequenceEqual(by.AsSpan(0, n)))
+            {
+                return false;
+            }
         }
     }
 }

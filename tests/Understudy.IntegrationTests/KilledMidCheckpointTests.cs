@@ -39,14 +39,20 @@ public sealed class KilledMidCheckpointTests : IClassFixture<AgentFixture>
             return staging is not null || checkpoint.IsCompleted;
         }, $"a checkpoint directory in {g.StagingDir}");
         if (staging is null)
+        {
             throw g.Failure($"the checkpoint finished before any staging directory was seen (is UNDERSTUDY_FAULT=stall-write honoured?):\n{await checkpoint}");
+        }
+
         var stagingId = Path.GetFileName(staging);
         _out.WriteLine($"checkpoint {stagingId} is staging");
 
         // Let the healthy member get its image written if it can (best effort, not asserted),
         // then kill B in the middle of the checkpoint.
         for (int i = 0; i < 50 && !checkpoint.IsCompleted && !Directory.EnumerateFiles(staging).Any(); i++)
+        {
             await Task.Delay(Timeouts.Poll);
+        }
+
         Assert.False(checkpoint.IsCompleted, $"the checkpoint finished while B stalled:\n{(checkpoint.IsCompleted ? await checkpoint : null)}");
         await g.KillMembers(new[] { b });
 
@@ -59,7 +65,9 @@ public sealed class KilledMidCheckpointTests : IClassFixture<AgentFixture>
         var counts = g.Log.Counts("count");
         Assert.Equal(1, counts[0]);
         for (int i = 1; i < counts.Count; i++)
+        {
             Assert.True(counts[i] == counts[i - 1] + 1, $"A's counter went from {counts[i - 1]} to {counts[i]}");
+        }
 
         // The staging area is discarded; the previous checkpoint is still the newest.
         await g.WaitUntil(() => !Directory.Exists(g.StagingDir) || !Directory.EnumerateFileSystemEntries(g.StagingDir).Any(),

@@ -169,7 +169,9 @@ public sealed class ScriptExecWorkloadTests : IClassFixture<AgentFixture>
             var m = members.SingleOrDefault(x => x.Program?.EndsWith(program, StringComparison.Ordinal) == true)
                     ?? throw g.Failure($"status shows no member running {program}: {string.Join("; ", members)}");
             if (m.ExecCount is not >= 1)
+            {
                 throw g.Failure($"{program} was exec'd, so its execCount must be at least 1: {m}");
+            }
         }
     }
 }

@@ -44,6 +44,8 @@ public static class CommandActions
     {
         Console.Error.WriteLine(line);
         if (Environment.GetEnvironmentVariable("HACTL_DEBUG") is "1" or "true")
+        {
             Console.Error.WriteLine(e);
+        }
     }
 }

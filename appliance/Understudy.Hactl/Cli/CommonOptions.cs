@@ -23,7 +23,9 @@ public static class CommonOptions
         {
             var value = result.GetValueOrDefault<string?>();
             if (value is not null && !AgentEndpoint.TryParse(value, out _, out var why))
+            {
                 result.AddError($"--agent '{value}' is not an agent address: {why}");
+            }
         });
         return option;
     }

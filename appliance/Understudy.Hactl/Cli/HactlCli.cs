@@ -56,7 +56,10 @@ public static class HactlCli
     private static string Rephrase(string message, ParseResult parse, Command command)
     {
         if (!message.StartsWith("Required argument missing", StringComparison.Ordinal))
+        {
             return ErrorLine.Clause(message);
+        }
+
         var missing = command.Arguments
             .Where(a => a.Arity.MinimumNumberOfValues > 0 && (parse.GetResult(a) is not { } r || r.Tokens.Count == 0))
             .Select(a => a.Name)
@@ -68,7 +71,10 @@ public static class HactlCli
     {
         var names = new List<string>();
         for (Command? c = command; c is not null; c = c.Parents.OfType<Command>().FirstOrDefault())
+        {
             names.Add(c is RootCommand ? "hactl" : c.Name);
+        }
+
         names.Reverse();
         return string.Join(' ', names);
     }

@@ -28,7 +28,9 @@ public static class AgentCommand
         {
             var value = result.GetValueOrDefault<string>();
             if (!AgentEndpoint.TryParse(value, out _, out var why))
+            {
                 result.AddError($"--listen '{value}' is not a listen address: {why}");
+            }
         });
         var stateDir = new Option<string>("--state-dir")
         {
@@ -53,7 +55,9 @@ public static class AgentCommand
         fullEvery.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<int>() < 0)
+            {
                 result.AddError("--full-every must be 0 or more");
+            }
         });
         var chainLimit = new Option<int>("--chain-limit")
         {
@@ -64,7 +68,9 @@ public static class AgentCommand
         chainLimit.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<int>() < 1)
+            {
                 result.AddError("--chain-limit must be 1 or more");
+            }
         });
 
         var noBackgroundMerge = new Option<bool>("--no-background-merge")

@@ -34,9 +34,14 @@ public static class CheckpointCommand
             progress.Clear();
 
             if (asJson)
+            {
                 Json.Write(result);
+            }
             else
+            {
                 Console.WriteLine(Describe(result));
+            }
+
             return ExitCodes.Ok;
         });
         return checkpoint;

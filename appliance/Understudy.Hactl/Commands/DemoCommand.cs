@@ -27,7 +27,10 @@ public static class DemoCommand
             var options = new DemoOptions(parse.GetValue(keep), parse.GetValue(json), native, NativePaths.Interceptor(null, native));
             var report = await new DemoRunner(options).RunAsync(ct);
             if (options.Json)
+            {
                 Json.Write(report);
+            }
+
             return ExitCodes.Ok;
         });
         return demo;

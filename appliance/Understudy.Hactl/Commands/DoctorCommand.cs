@@ -29,7 +29,10 @@ public static class DoctorCommand
 
             var table = new Table("FEATURE", "STATUS", "DETAIL");
             foreach (var f in result.Features)
+            {
                 table.Add(f.Name, f.Available ? "ok" : "missing", f.Detail.Length == 0 ? "" : f.Detail);
+            }
+
             table.WriteTo(Console.Out);
             Console.WriteLine();
             Console.WriteLine($"tracker: {result.Tracker} ({ExplainTracker(result.Tracker)})");

@@ -25,7 +25,9 @@ public static class EventsCommand
         last.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<int?>() is <= 0)
+            {
                 result.AddError("--last must be a positive number");
+            }
         });
         var agent = CommonOptions.Agent();
         var json = CommonOptions.Json();
@@ -55,11 +57,17 @@ public static class EventsCommand
                     {
                         var view = EventView.From(e);
                         if (asJson && !following)
+                        {
                             collected.Add(view);
+                        }
                         else if (asJson)
+                        {
                             Console.WriteLine(Json.SerializeLine(view));
+                        }
                         else
+                        {
                             Console.WriteLine(Describe(view));
+                        }
                     }
                     return 0;
                 }, ct);
@@ -69,7 +77,10 @@ public static class EventsCommand
                 // Ctrl-C (or SIGTERM) is how --follow ends.
             }
             if (asJson && !following)
+            {
                 Json.Write(new EventsResult(collected));
+            }
+
             return ExitCodes.Ok;
         });
         return events;

@@ -46,9 +46,14 @@ public static class GroupApplyCommand
             var result = ApplyResult.From(reply);
 
             if (parse.GetValue(json))
+            {
                 Json.Write(result);
+            }
             else
+            {
                 WriteHuman(result, path);
+            }
+
             return ExitCodes.Ok;
         });
         return apply;
@@ -70,6 +75,8 @@ public static class GroupApplyCommand
         }
         Console.WriteLine($"group {result.Group} updated from {path} ({state}):");
         foreach (var change in result.Changes)
+        {
             Console.WriteLine($"  {change.Text}{(change.Live ? "" : " (from the next start)")}");
+        }
     }
 }

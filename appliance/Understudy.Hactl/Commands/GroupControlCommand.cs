@@ -39,11 +39,18 @@ public static class GroupControlCommand
             var result = GroupActionResult.From(reply);
 
             if (parse.GetValue(json))
+            {
                 Json.Write(result);
+            }
             else if (verb == Verb.Stop)
+            {
                 Console.WriteLine($"stopped group {result.Group}: {Units.Count(result.Killed, "process", "processes")} ended");
+            }
             else
+            {
                 Console.WriteLine($"group {result.Group} is {result.Availability?.Describe() ?? "running"}");
+            }
+
             return ExitCodes.Ok;
         });
         return command;

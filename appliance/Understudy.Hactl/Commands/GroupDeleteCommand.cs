@@ -30,9 +30,14 @@ public static class GroupDeleteCommand
             var result = new GroupDeleteResult(reply.Group, reply.ImagesDir);
 
             if (parse.GetValue(json))
+            {
                 Json.Write(result);
+            }
             else
+            {
                 Console.WriteLine($"deleted the policy of group {result.Group}; its checkpoints are kept in {result.ImagesDir}");
+            }
+
             return ExitCodes.Ok;
         });
         return command;

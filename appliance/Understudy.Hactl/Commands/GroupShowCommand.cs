@@ -30,9 +30,14 @@ public static class GroupShowCommand
             var view = GroupView.From(reply);
 
             if (parse.GetValue(json))
+            {
                 Json.Write(view);
+            }
             else
+            {
                 WriteHuman(view);
+            }
+
             return ExitCodes.Ok;
         });
         return show;
@@ -50,7 +55,10 @@ public static class GroupShowCommand
               (c.NextDue is null ? "" : $", next due {c.NextDue}"));
         Console.WriteLine($"  recovery: {g.Recovery.Action}, at most {g.Recovery.MaxAttempts} attempts within {g.Recovery.Window}");
         if (g.LastFault is not null)
+        {
             Console.WriteLine($"  last fault: {g.LastFault}");
+        }
+
         Console.WriteLine("  applications, in launch order:");
         var order = 0;
         foreach (var app in g.Apps)

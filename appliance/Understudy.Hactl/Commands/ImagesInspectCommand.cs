@@ -43,9 +43,13 @@ public static class ImagesInspectCommand
             using (document)
             {
                 if (parse.GetValue(json))
+                {
                     Json.WriteRaw(reply.Json);
+                }
                 else
+                {
                     new JsonSummary(Console.Out).Write(document.RootElement);
+                }
             }
             return ExitCodes.Ok;
         });

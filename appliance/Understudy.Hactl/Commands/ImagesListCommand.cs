@@ -39,7 +39,10 @@ public static class ImagesListCommand
             }
             var table = new Table("GROUP", "ID", "KIND", "BASE", "SIZE", "MEMBERS", "CREATED (UTC)");
             foreach (var c in result.Checkpoints)
+            {
                 table.Add(c.Group, c.Id, c.Kind, c.Base ?? "-", Units.Bytes(c.Bytes), c.Members, c.CreatedUtc);
+            }
+
             table.WriteTo(Console.Out);
             return ExitCodes.Ok;
         });

@@ -33,7 +33,10 @@ public static class ImagesVerifyCommand
             var result = VerifyResult.From(reply) with { Group = groupName, Id = checkpointId };
 
             if (parse.GetValue(json))
+            {
                 Json.Write(result);
+            }
+
             if (!result.Ok)
             {
                 throw new HactlException($"checkpoint {checkpointId} of group {groupName} is damaged",
@@ -41,7 +44,10 @@ public static class ImagesVerifyCommand
                     $"do not restore it: restore an older one with 'hactl restore {groupName} --checkpoint ID' or take a new checkpoint");
             }
             if (!parse.GetValue(json))
+            {
                 Console.WriteLine($"checkpoint {checkpointId} of group {groupName}: ok");
+            }
+
             return ExitCodes.Ok;
         });
         return verify;

@@ -29,8 +29,12 @@ public static class LaunchCommand
         env.Validators.Add(result =>
         {
             foreach (var item in result.GetValueOrDefault<string[]>() ?? [])
+            {
                 if (item.IndexOf('=') <= 0)
+                {
                     result.AddError($"--env '{item}' is not NAME=VALUE");
+                }
+            }
         });
         var agent = CommonOptions.Agent();
         var json = CommonOptions.Json();
@@ -47,7 +51,9 @@ public static class LaunchCommand
             var argv = parse.GetRequiredValue(command);
             var workDir = Path.GetFullPath(parse.GetValue(cwd) ?? Environment.CurrentDirectory);
             if (!Directory.Exists(workDir))
+            {
                 throw new HactlException($"cannot launch '{argv[0]}' in group {groupName}", $"working directory {workDir} does not exist", "pass an existing directory with --cwd");
+            }
 
             argv[0] = ProgramResolver.Resolve(argv[0], workDir);
             var request = new LaunchRequest { Group = groupName, App = parse.GetValue(app) ?? "", Cwd = workDir };
@@ -64,9 +70,14 @@ public static class LaunchCommand
             var result = LaunchResult.From(reply);
 
             if (parse.GetValue(json))
+            {
                 Json.Write(result);
+            }
             else
+            {
                 Console.WriteLine($"launched {result.App} in group {result.Group}: pid {result.Pid} (host pid {result.HostPid})");
+            }
+
             return ExitCodes.Ok;
         });
         return launch;

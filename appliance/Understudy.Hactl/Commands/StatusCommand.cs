@@ -23,9 +23,14 @@ public static class StatusCommand
             var result = await GetAsync(client, parse.GetValue(group), ct);
 
             if (parse.GetValue(json))
+            {
                 Json.Write(result);
+            }
             else
+            {
                 WriteHuman(result);
+            }
+
             return ExitCodes.Ok;
         });
         return status;
@@ -50,12 +55,18 @@ public static class StatusCommand
         foreach (var g in result.Groups)
         {
             if (!first)
+            {
                 Console.WriteLine();
+            }
+
             first = false;
             var init = g.InitHostPid == 0 ? "" : $", init host pid {g.InitHostPid}";
             Console.WriteLine($"group {g.Name}: {g.State}, last checkpoint {g.LastCheckpoint ?? "none"}{init}");
             if (g.Availability is { } availability)
+            {
                 Console.WriteLine($"  availability: {availability.Describe()}");
+            }
+
             MemberTable.Write(Console.Out, g.Members, "  ");
         }
     }

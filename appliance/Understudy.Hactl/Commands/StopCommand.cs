@@ -24,9 +24,14 @@ public static class StopCommand
             var result = await StopAsync(client, groupName, ct);
 
             if (parse.GetValue(json))
+            {
                 Json.Write(result);
+            }
             else
+            {
                 Console.WriteLine($"stopped group {result.Group}: {Units.Count(result.Killed, "process", "processes")} killed");
+            }
+
             return ExitCodes.Ok;
         });
         return stop;

@@ -12,12 +12,12 @@ namespace Understudy.Hactl.Connection;
 /// </summary>
 public sealed class AgentClient : IDisposable
 {
-    private readonly GrpcChannel channel;
+    private readonly GrpcChannel _channel;
 
     private AgentClient(AgentEndpoint endpoint, GrpcChannel channel)
     {
         Endpoint = endpoint;
-        this.channel = channel;
+        _channel = channel;
         Api = new Agent.AgentClient(channel);
         AvailabilityApi = new Availability.AvailabilityClient(channel);
     }
@@ -86,8 +86,10 @@ public sealed class AgentClient : IDisposable
     public void EnsureSocketExists()
     {
         if (!File.Exists(Endpoint.SocketPath))
+        {
             throw RpcErrors.Unreachable(Endpoint, "no such socket");
+        }
     }
 
-    public void Dispose() => channel.Dispose();
+    public void Dispose() => _channel.Dispose();
 }

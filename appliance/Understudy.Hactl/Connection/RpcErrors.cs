@@ -14,14 +14,18 @@ public static class RpcErrors
     public static HactlException ToHactl(string what, AgentEndpoint endpoint, RpcException e)
     {
         if (FindSocketError(e) is { } socketError)
+        {
             return Unreachable(endpoint, DescribeSocketError(socketError));
+        }
 
         var detail = string.IsNullOrWhiteSpace(e.Status.Detail) ? e.StatusCode.ToString() : ErrorLine.Clause(e.Status.Detail);
 
         // A status made by the client side (no connection, broken stream) carries the transport
         // exception; a status sent by the agent does not.
         if (e is { StatusCode: StatusCode.Unavailable, Status.DebugException: not null })
+        {
             return Unreachable(endpoint, ErrorLine.Clause(e.Status.DebugException!.GetBaseException().Message));
+        }
 
         return e.StatusCode switch
         {
@@ -53,7 +57,9 @@ public static class RpcErrors
         for (Exception? inner = e; inner is not null; inner = inner.InnerException)
         {
             if (inner is SocketException socket)
+            {
                 return socket.SocketErrorCode;
+            }
         }
         return null;
     }

@@ -26,14 +26,19 @@ public sealed class DemoRunner(DemoOptions options)
             api => api.InspectImageAsync(new InspectImageRequest { Group = Group, Id = checkpointId }, cancellationToken: ct).ResponseAsync, ct);
         using var doc = System.Text.Json.JsonDocument.Parse(reply.Json);
         foreach (var fd in doc.RootElement.GetProperty("members")[0].GetProperty("fds").EnumerateArray())
+        {
             if (fd.GetProperty("fd").GetInt32() == 1)
+            {
                 return fd.GetProperty("pos").GetInt64();
+            }
+        }
+
         return long.MaxValue;
     }
 
     private static readonly TimeSpan RunTime = TimeSpan.FromSeconds(1.5);
 
-    private readonly Narrator narrator = new(options.Json, Steps);
+    private readonly Narrator _narrator = new(options.Json, Steps);
 
     public async Task<DemoReport> RunAsync(CancellationToken ct)
     {
@@ -49,7 +54,7 @@ public sealed class DemoRunner(DemoOptions options)
         try
         {
             // 1. Agent
-            narrator.Step("Starting a guest agent inside this process",
+            _narrator.Step("Starting a guest agent inside this process",
                 "It coordinates the group's checkpoints and keeps the images in a private state directory.");
             agent = await InProcessAgent.StartAsync(new AgentHostOptions
             {
@@ -60,82 +65,102 @@ public sealed class DemoRunner(DemoOptions options)
                 JsonLogs = false,
             }, ct);
             client = AgentClient.Connect(agent.Endpoint);
-            narrator.Detail($"state directory: {stateDir}");
-            narrator.Detail($"listening on {agent.Endpoint.Address}; its log: {agentLogPath}");
+            _narrator.Detail($"state directory: {stateDir}");
+            _narrator.Detail($"listening on {agent.Endpoint.Address}; its log: {agentLogPath}");
 
             // 2. Launch
             var workload = ChooseWorkload();
-            narrator.Step($"Launching a counter into group '{Group}'",
+            _narrator.Step($"Launching a counter into group '{Group}'",
                 "It prints \"count N\" every 100 ms and keeps N only in memory; it runs unmodified, with the interceptor preloaded.");
             var launch = await LaunchAsync(client, workload, stateDir, ct);
             launched = true;
-            narrator.Detail(ShellQuote.Join(workload));
-            narrator.Detail($"pid {launch.Pid} in the group (host pid {launch.HostPid})");
+            _narrator.Detail(ShellQuote.Join(workload));
+            _narrator.Detail($"pid {launch.Pid} in the group (host pid {launch.HostPid})");
 
             // 3. Let it run
             var log = new OutputLog(Path.Combine(stateDir, "groups", Group, "output.log"));
-            narrator.Step($"Letting it run for {RunTime.TotalSeconds} s",
+            _narrator.Step($"Letting it run for {RunTime.TotalSeconds} s",
                 $"Its output goes to {log.Path}. The last lines:");
             await Task.Delay(RunTime, ct);
             var before = log.LinesSince();
             if (before.Count == 0)
+            {
                 throw Fail("the counter printed nothing", $"look at {log.Path} and the group's native.log");
-            narrator.Output(before.TakeLast(3));
+            }
+
+            _narrator.Output(before.TakeLast(3));
 
             // 4. Checkpoint
-            narrator.Step("Checkpointing the whole group",
+            _narrator.Step("Checkpointing the whole group",
                 "Every member is frozen together, its state written to an image, then it runs on.");
             var checkpoint = await CheckpointCommand.RunAsync(client, Group, full: true, _ => { }, ct);
             // The image records where the counter's stdout stood at the checkpoint instant.
             var stdoutAtCheckpoint = await StdoutOffsetAsync(client, checkpoint.Id, ct);
             var countAtCheckpoint = OutputLog.Counts(log.LinesBefore(stdoutAtCheckpoint)).LastOrDefault();
-            narrator.Detail(CheckpointCommand.Describe(checkpoint));
-            narrator.Detail($"the image holds the counter at count {countAtCheckpoint}");
+            _narrator.Detail(CheckpointCommand.Describe(checkpoint));
+            _narrator.Detail($"the image holds the counter at count {countAtCheckpoint}");
 
             // 5. Crash
             await Task.Delay(TimeSpan.FromMilliseconds(500), ct);
-            narrator.Step("Simulating a crash",
+            _narrator.Step("Simulating a crash",
                 "SIGKILL to every member of the group, with no warning and no chance to save anything.");
             var killed = await KillMembersAsync(client, ct);
             var lastBeforeKill = OutputLog.Counts(log.LinesSince()).LastOrDefault();
-            narrator.Detail($"killed host pid {string.Join(", ", killed)}; the last line it printed was count {lastBeforeKill}");
+            _narrator.Detail($"killed host pid {string.Join(", ", killed)}; the last line it printed was count {lastBeforeKill}");
 
             // 6. Restore
-            narrator.Step($"Restoring the group from checkpoint {checkpoint.Id}",
+            _narrator.Step($"Restoring the group from checkpoint {checkpoint.Id}",
                 "The process tree is rebuilt with the same pids, and each process continues exactly where it was frozen.");
             var offset = log.Length;
             var restore = await RestoreCommand.RestoreAsync(client, Group, checkpoint.Id, ct);
             foreach (var m in restore.Members)
-                narrator.Detail($"pid {m.Pid} (host pid {m.HostPid}) {m.App}: {m.State}");
+            {
+                _narrator.Detail($"pid {m.Pid} (host pid {m.HostPid}) {m.App}: {m.State}");
+            }
 
             // 7. Watch it continue
-            narrator.Step($"Letting it run for {RunTime.TotalSeconds} s",
+            _narrator.Step($"Letting it run for {RunTime.TotalSeconds} s",
                 "The counter goes on from the checkpoint, not from 1. Its output since the restore:");
             await Task.Delay(RunTime, ct);
             var after = log.LinesSince(offset);
             var countsAfter = OutputLog.Counts(after);
             if (countsAfter.Count == 0)
+            {
                 throw Fail("the restored counter printed nothing", $"look at {log.Path} and the group's native.log");
-            narrator.Output(after.Take(2));
+            }
+
+            _narrator.Output(after.Take(2));
             if (after.Count > 3)
-                narrator.Detail("| ...");
+            {
+                _narrator.Detail("| ...");
+            }
+
             if (after.Count > 2)
-                narrator.Output(after.TakeLast(1));
+            {
+                _narrator.Output(after.TakeLast(1));
+            }
+
             if (countsAfter[0] <= 1 && countAtCheckpoint > 1)
+            {
                 throw Fail("the restored counter started again from 1 instead of continuing", "the restore did not bring back the process's memory; see the agent's log");
+            }
+
             if (countsAfter[0] != countAtCheckpoint + 1)
+            {
                 throw Fail($"the restored counter resumed at count {countsAfter[0]}, not right after the checkpoint's count {countAtCheckpoint}",
                     "the restore did not bring back the process's memory exactly; see the agent's log");
-            narrator.Detail($"it resumed at count {countsAfter[0]}, right after the checkpoint's count {countAtCheckpoint}");
+            }
+
+            _narrator.Detail($"it resumed at count {countsAfter[0]}, right after the checkpoint's count {countAtCheckpoint}");
 
             // 8. Stop
-            narrator.Step("Stopping the group and the agent",
+            _narrator.Step("Stopping the group and the agent",
                 options.Keep ? $"The state directory is kept: {stateDir}" : "The private state directory is removed.");
             var stop = await StopCommand.StopAsync(client, Group, ct);
             launched = false;
-            narrator.Detail($"stopped group {stop.Group}: {Units.Count(stop.Killed, "process", "processes")} killed");
+            _narrator.Detail($"stopped group {stop.Group}: {Units.Count(stop.Killed, "process", "processes")} killed");
 
-            narrator.Done("Demo finished: the group was checkpointed, killed and restored, and it kept counting.");
+            _narrator.Done("Demo finished: the group was checkpointed, killed and restored, and it kept counting.");
             return new DemoReport
             {
                 StateDir = stateDir,
@@ -156,20 +181,28 @@ public sealed class DemoRunner(DemoOptions options)
         catch (HactlException e)
         {
             var keep = options.Keep ? $"; the state is kept in {stateDir}" : "; 'hactl demo --keep' keeps the state directory and its logs";
-            throw new HactlException($"demo failed at step {narrator.CurrentStep} ({narrator.CurrentTitle.ToLowerInvariant()}): {e.What}",
+            throw new HactlException($"demo failed at step {_narrator.CurrentStep} ({_narrator.CurrentTitle.ToLowerInvariant()}): {e.What}",
                 e.Why, e.Todo + keep, e.ExitCode);
         }
         finally
         {
             if (launched && client is not null)
+            {
                 await BestEffort(() => StopCommand.StopAsync(client, Group, CancellationToken.None));
+            }
+
             client?.Dispose();
             if (agent is not null)
+            {
                 await agent.DisposeAsync();
+            }
+
             Console.SetError(realStderr);
             await agentLog.DisposeAsync();
             if (!options.Keep)
+            {
                 await BestEffort(() => Task.Run(() => Directory.Delete(stateDir, recursive: true)));
+            }
         }
     }
 
@@ -196,18 +229,25 @@ public sealed class DemoRunner(DemoOptions options)
         var pids = status.Groups.Where(g => g.Name == Group).SelectMany(g => g.Members)
             .Select(m => m.HostPid).Where(pid => pid > 0 && pid != Environment.ProcessId).ToList();
         if (pids.Count == 0)
+        {
             throw Fail("the status shows no running member to kill", "see 'hactl status' and the agent's log");
+        }
 
         foreach (var pid in pids)
         {
             if (Kill(pid, SigKill) != 0)
+            {
                 throw Fail($"kill -9 {pid} failed (errno {Marshal.GetLastPInvokeError()})", "run the demo as root");
+            }
         }
 
         // Wait until the processes are gone (reaped by the group's init).
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
         while (pids.Any(pid => Directory.Exists($"/proc/{pid}")) && DateTime.UtcNow < deadline)
+        {
             await Task.Delay(50, ct);
+        }
+
         return pids;
     }
 

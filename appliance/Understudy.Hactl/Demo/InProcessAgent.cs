@@ -11,13 +11,13 @@ public sealed class InProcessAgent : IAsyncDisposable
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(15);
 
-    private readonly CancellationTokenSource stop = new();
-    private readonly Task run;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _run;
 
     private InProcessAgent(AgentHostOptions options)
     {
         Endpoint = new AgentEndpoint(options.ListenSocket);
-        run = Task.Run(() => AgentHost.RunAsync(options, stop.Token));
+        _run = Task.Run(() => AgentHost.RunAsync(options, _stop.Token));
     }
 
     public AgentEndpoint Endpoint { get; }
@@ -45,9 +45,9 @@ public sealed class InProcessAgent : IAsyncDisposable
         using var client = AgentClient.Connect(Endpoint);
         while (true)
         {
-            if (run.IsCompleted)
+            if (_run.IsCompleted)
             {
-                var why = run.Exception?.GetBaseException().Message is { } message
+                var why = _run.Exception?.GetBaseException().Message is { } message
                     ? ErrorLine.Clause(message)
                     : "it stopped right after starting";
                 throw new HactlException(what, why, "run 'hactl doctor' and check that ./build.sh completed");
@@ -65,22 +65,25 @@ public sealed class InProcessAgent : IAsyncDisposable
                 }
             }
             if (DateTime.UtcNow >= deadline)
+            {
                 throw new HactlException(what, $"it did not answer on {Endpoint.Address} within {StartTimeout.TotalSeconds:0} s", "run 'hactl agent run' by hand to see its log");
+            }
+
             await Task.Delay(100, ct);
         }
     }
 
     public async ValueTask DisposeAsync()
     {
-        await stop.CancelAsync();
+        await _stop.CancelAsync();
         try
         {
-            await run.WaitAsync(StopTimeout);
+            await _run.WaitAsync(StopTimeout);
         }
         catch (Exception)
         {
             // Stopping is best effort: the demo reports the step that failed, not the shutdown.
         }
-        stop.Dispose();
+        _stop.Dispose();
     }
 }

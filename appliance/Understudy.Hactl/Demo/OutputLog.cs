@@ -15,7 +15,10 @@ public sealed partial class OutputLog(string path)
     public IReadOnlyList<string> LinesBefore(long end)
     {
         if (!File.Exists(Path))
+        {
             return [];
+        }
+
         using var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         var buffer = new byte[Math.Min(end, stream.Length)];
         stream.ReadExactly(buffer);
@@ -28,10 +31,16 @@ public sealed partial class OutputLog(string path)
     public IReadOnlyList<string> LinesSince(long offset = 0)
     {
         if (!File.Exists(Path))
+        {
             return [];
+        }
+
         using var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         if (offset > stream.Length)
+        {
             offset = 0;
+        }
+
         stream.Seek(offset, SeekOrigin.Begin);
         using var reader = new StreamReader(stream, Encoding.UTF8);
         var text = reader.ReadToEnd();

@@ -16,7 +16,10 @@ public static class NativePaths
     public static string NativeDir(string? option)
     {
         if (!string.IsNullOrWhiteSpace(option))
+        {
             return Path.GetFullPath(option);
+        }
+
         var env = Environment.GetEnvironmentVariable(NativeDirVariable);
         return string.IsNullOrWhiteSpace(env) ? ExeDirectory : Path.GetFullPath(env);
     }

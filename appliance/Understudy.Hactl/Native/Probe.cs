@@ -21,7 +21,9 @@ public static class Probe
         var path = NativePaths.Probe(nativeDir);
         const string what = "cannot check this node's kernel features";
         if (!File.Exists(path))
+        {
             throw new HactlException(what, $"{path} does not exist", "build the native parts with ./build.sh, or point --native-dir or $UNDERSTUDY_NATIVE_DIR at them");
+        }
 
         var start = new ProcessStartInfo(path)
         {
@@ -83,7 +85,10 @@ public static class Probe
     {
         bool Has(string name) => features.Any(f => f.Name == name && f.Available);
         if (Has(UffdWpAsync) && Has(PagemapScan))
+        {
             return "uffd-wp-async";
+        }
+
         return features.Any(f => f.Name == Mprotect && !f.Available) ? "none" : "mprotect";
     }
 

@@ -17,11 +17,20 @@ public static class ProgramResolver
         {
             var full = Path.GetFullPath(command, cwd);
             if (Directory.Exists(full))
+            {
                 throw NotRunnable(command, $"{full} is a directory");
+            }
+
             if (!File.Exists(full))
+            {
                 throw NotRunnable(command, $"{full} does not exist");
+            }
+
             if (!IsExecutable(full))
+            {
                 throw NotRunnable(command, $"{full} is not executable", "make it executable (chmod +x) or give another program");
+            }
+
             return full;
         }
 
@@ -30,7 +39,9 @@ public static class ProgramResolver
         {
             var candidate = Path.GetFullPath(Path.Combine(dir.Length == 0 ? cwd : dir, command), cwd);
             if (File.Exists(candidate) && IsExecutable(candidate))
+            {
                 return candidate;
+            }
         }
         throw NotRunnable(command, "no such program in PATH");
     }

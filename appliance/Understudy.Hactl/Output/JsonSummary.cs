@@ -12,15 +12,21 @@ public sealed class JsonSummary(TextWriter writer, int maxScalarItems = 16, int 
     public void Write(JsonElement element)
     {
         if (element.ValueKind == JsonValueKind.Object)
+        {
             WriteObject(element, "");
+        }
         else
+        {
             WriteValue(element, "");
+        }
     }
 
     private void WriteObject(JsonElement obj, string indent)
     {
         foreach (var property in obj.EnumerateObject())
+        {
             WriteProperty(property.Name, property.Value, indent);
+        }
     }
 
     private void WriteProperty(string name, JsonElement value, string indent)
@@ -62,7 +68,10 @@ public sealed class JsonSummary(TextWriter writer, int maxScalarItems = 16, int 
         }
         var items = value.EnumerateArray().ToList();
         if (items.All(i => i.ValueKind == JsonValueKind.Object) && TryWriteTable(items, indent))
+        {
             return;
+        }
+
         foreach (var item in items.Take(maxRows))
         {
             if (item.ValueKind == JsonValueKind.Object)
@@ -76,7 +85,9 @@ public sealed class JsonSummary(TextWriter writer, int maxScalarItems = 16, int 
             }
         }
         if (items.Count > maxRows)
+        {
             writer.WriteLine($"{indent}... {items.Count - maxRows} more");
+        }
     }
 
     /// <summary>Objects as rows; nested arrays and objects become [N] and {...} cells.</summary>
@@ -84,7 +95,10 @@ public sealed class JsonSummary(TextWriter writer, int maxScalarItems = 16, int 
     {
         var columns = rows.SelectMany(r => r.EnumerateObject().Select(p => p.Name)).Distinct().ToList();
         if (columns.Count > maxColumns)
+        {
             return false;
+        }
+
         var table = new Table(columns.ToArray());
         foreach (var row in rows.Take(maxRows))
         {
@@ -92,7 +106,10 @@ public sealed class JsonSummary(TextWriter writer, int maxScalarItems = 16, int 
         }
         table.WriteTo(writer, indent);
         if (rows.Count > maxRows)
+        {
             writer.WriteLine($"{indent}... {rows.Count - maxRows} more");
+        }
+
         return true;
     }
 

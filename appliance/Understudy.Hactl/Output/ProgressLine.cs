@@ -6,27 +6,33 @@ namespace Understudy.Hactl.Output;
 /// </summary>
 public sealed class ProgressLine : IDisposable
 {
-    private readonly bool enabled;
-    private bool shown;
+    private readonly bool _enabled;
+    private bool _shown;
 
-    public ProgressLine(bool json) => enabled = !json && !Console.IsErrorRedirected;
+    public ProgressLine(bool json) => _enabled = !json && !Console.IsErrorRedirected;
 
     public void Show(string text)
     {
-        if (!enabled)
+        if (!_enabled)
+        {
             return;
+        }
+
         Console.Error.Write("\r\x1b[K" + text);
         Console.Error.Flush();
-        shown = true;
+        _shown = true;
     }
 
     public void Clear()
     {
-        if (!shown)
+        if (!_shown)
+        {
             return;
+        }
+
         Console.Error.Write("\r\x1b[K");
         Console.Error.Flush();
-        shown = false;
+        _shown = false;
     }
 
     public void Dispose() => Clear();

@@ -11,7 +11,10 @@ public static class Units
     public static string Bytes(long bytes)
     {
         if (bytes < 1000)
+        {
             return $"{bytes} B";
+        }
+
         double value = bytes;
         var unit = 0;
         while (value >= 1000 && unit < ByteUnits.Length - 1)

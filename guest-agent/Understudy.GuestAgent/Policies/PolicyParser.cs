@@ -1,6 +1,6 @@
+using Understudy.Images;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
-using Understudy.Images;
 
 namespace Understudy.GuestAgent.Policies;
 

@@ -37,7 +37,10 @@ public sealed class AgentProcess
             WorkingDirectory = Dir,
         };
         foreach (var arg in new[] { "agent", "run", "--listen", Address, "--state-dir", StateDir })
+        {
             psi.ArgumentList.Add(arg);
+        }
+
         psi.Environment.Remove("HACTL_AGENT");
         lock (_logLock)
         {
@@ -58,11 +61,20 @@ public sealed class AgentProcess
         while (true)
         {
             if (process.HasExited)
+            {
                 throw new InvalidOperationException($"the agent exited with code {process.ExitCode} before it was ready:\n{LogTail(40)}");
+            }
+
             if (CanConnect() && (await hactl.Run("status")).ExitCode == 0)
+            {
                 return;
+            }
+
             if (DateTime.UtcNow > deadline)
+            {
                 throw new TimeoutException($"the agent did not answer on {Socket} within {Timeouts.Wait.TotalSeconds:0} s:\n{LogTail(40)}");
+            }
+
             await Task.Delay(Timeouts.Poll);
         }
     }
@@ -71,7 +83,10 @@ public sealed class AgentProcess
     public async Task StopAsync()
     {
         if (_process is not { } process)
+        {
             return;
+        }
+
         try
         {
             if (!process.HasExited)
@@ -123,7 +138,10 @@ public sealed class AgentProcess
     private void Write(string stream, string? line)
     {
         if (line is null)
+        {
             return;
+        }
+
         lock (_logLock)
         {
             _log?.WriteLine($"{stream}: {line}");
@@ -133,7 +151,10 @@ public sealed class AgentProcess
     private bool CanConnect()
     {
         if (!File.Exists(Socket))
+        {
             return false;
+        }
+
         try
         {
             using var s = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);

@@ -31,7 +31,10 @@ public sealed class AvailabilityFixture : IAsyncLifetime
     {
         var name = $"{prefix}-{Interlocked.Increment(ref _groupCounter)}";
         lock (_groups)
+        {
             _groups.Add(name);
+        }
+
         return new SupervisedGroup(this, name, output);
     }
 
@@ -43,7 +46,10 @@ public sealed class AvailabilityFixture : IAsyncLifetime
             {
                 List<string> groups;
                 lock (_groups)
+                {
                     groups = [.. _groups];
+                }
+
                 foreach (var group in groups)
                 {
                     try { await Hactl.Run(["stop", group], timeout: Timeouts.Cleanup); }

@@ -16,7 +16,10 @@ public static class Continuity
         var values = log.Counts(tag, checkpointOffset);
         var expected = checkpointed + 1;
         if (values.Count == 0 || values[0] != expected)
+        {
             throw new XunitException($"\"{tag}\": the first value after the checkpoint is {(values.Count == 0 ? "missing" : values[0])}, expected {expected}");
+        }
+
         var restart = Enumerable.Range(1, values.Count - 1).FirstOrDefault(i => values[i] != values[i - 1] + 1);
         var restored = restart == 0 ? values : values.Skip(restart).ToList();
         if (restored[0] != expected)
@@ -25,8 +28,13 @@ public static class Continuity
             throw new XunitException($"\"{tag}\" went on with {restored[0]} after the recovery, but the checkpoint had printed {checkpointed}: {why}");
         }
         for (var i = 1; i < restored.Count; i++)
+        {
             if (restored[i] != restored[i - 1] + 1)
+            {
                 throw new XunitException($"\"{tag}\" went from {restored[i - 1]} to {restored[i]} after the recovery");
+            }
+        }
+
         return restored;
     }
 

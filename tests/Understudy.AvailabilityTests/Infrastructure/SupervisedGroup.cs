@@ -47,8 +47,12 @@ public sealed class SupervisedGroup : IAsyncDisposable
             {
                 using var doc = JsonDocument.Parse(result.Stdout);
                 lock (_hostPids)
+                {
                     foreach (var pid in doc.RootElement.AllLongs("hostPid").Concat(doc.RootElement.AllLongs("initHostPid")).Where(p => p > 1))
+                    {
                         _hostPids.Add((int)pid);
+                    }
+                }
             }
             catch (JsonException) { }
         }
@@ -115,7 +119,10 @@ public sealed class SupervisedGroup : IAsyncDisposable
         while (!await condition())
         {
             if (DateTime.UtcNow > deadline)
+            {
                 throw Failure($"timed out waiting for {what}");
+            }
+
             await Task.Delay(Timeouts.Poll);
         }
     }
@@ -143,10 +150,16 @@ public sealed class SupervisedGroup : IAsyncDisposable
     public async Task Kill9(int hostPid)
     {
         if (!ProcessSweeper.IsOurs(hostPid))
+        {
             throw Failure($"host pid {hostPid} is not a process started under this test's agent");
+        }
+
         Native.Kill(hostPid, Native.SIGKILL);
         if (!await ProcessSweeper.WaitGone([hostPid], Timeouts.Wait))
+        {
             throw Failure($"host pid {hostPid} still runs after kill -9");
+        }
+
         Note($"killed -9: host pid {hostPid}");
     }
 
@@ -155,10 +168,17 @@ public sealed class SupervisedGroup : IAsyncDisposable
     {
         var mark = Log.Length;
         foreach (var p in processes)
+        {
             if (ProcessSweeper.IsOurs(p.HostPid))
+            {
                 Native.Kill(p.HostPid, Native.SIGUSR1);
+            }
+        }
+
         foreach (var role in roles)
+        {
             await WaitUntil(() => Task.FromResult(Log.Verified(role, mark).Count > 0), $"\"VERIFY OK {role}\"");
+        }
     }
 
     public XunitException Failure(string message)
@@ -178,7 +198,10 @@ public sealed class SupervisedGroup : IAsyncDisposable
         }
         List<int> left;
         lock (_hostPids)
+        {
             left = _hostPids.Where(Native.IsRunning).ToList();
+        }
+
         if (left.Count > 0)
         {
             ProcessSweeper.Signal(left, Native.SIGKILL);

@@ -23,8 +23,13 @@ public static class Workloads
     {
         var lines = yaml.Split('\n');
         for (var i = 0; i < lines.Length; i++)
+        {
             if (lines[i].Contains(text, StringComparison.Ordinal))
+            {
                 return i + 1;
+            }
+        }
+
         throw new ArgumentException($"'{text}' is not in the policy");
     }
 }

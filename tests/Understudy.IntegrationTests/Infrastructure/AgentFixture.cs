@@ -64,7 +64,10 @@ public sealed class AgentFixture : IAsyncLifetime
     public async Task StartAgentAsync(IReadOnlyDictionary<string, string>? environment = null, params string[] agentArgs)
     {
         if (AgentRunning)
+        {
             throw new InvalidOperationException("the agent is already running");
+        }
+
         _agent?.Dispose();
         var psi = new ProcessStartInfo(Repo.Hactl)
         {
@@ -75,10 +78,16 @@ public sealed class AgentFixture : IAsyncLifetime
             WorkingDirectory = TempDir,
         };
         foreach (var a in new[] { "agent", "run", "--listen", AgentAddress, "--state-dir", StateDir }.Concat(agentArgs))
+        {
             psi.ArgumentList.Add(a);
+        }
+
         psi.Environment.Remove("HACTL_AGENT");
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
             psi.Environment[name] = value;
+        }
+
         lock (_agentLogLock)
         {
             // Appended to: the log of an agent started again follows the one it replaces.
@@ -88,7 +97,10 @@ public sealed class AgentFixture : IAsyncLifetime
             };
         }
         if (File.Exists(Socket))
+        {
             File.Delete(Socket); // left by an agent that was killed
+        }
+
         _agent = new Process { StartInfo = psi, EnableRaisingEvents = true };
         _agent.OutputDataReceived += (_, e) => AgentLine("out", e.Data);
         _agent.ErrorDataReceived += (_, e) => AgentLine("err", e.Data);
@@ -104,17 +116,26 @@ public sealed class AgentFixture : IAsyncLifetime
         while (true)
         {
             if (_agent.HasExited)
+            {
                 throw new InvalidOperationException(
                     $"the agent exited with code {_agent.ExitCode} before it was ready:\n{AgentLogTail(40)}");
+            }
+
             if (File.Exists(Socket) && CanConnect(Socket))
             {
                 last = await Hactl.Run("status");
-                if (last.ExitCode == 0) break;
+                if (last.ExitCode == 0)
+                {
+                    break;
+                }
             }
             if (DateTime.UtcNow > deadline)
+            {
                 throw new TimeoutException(
                     $"the agent did not become ready on {Socket} within {Timeouts.Wait.TotalSeconds:0} s" +
                     (last is null ? "" : $"\nlast status:\n{last}") + $"\nagent log:\n{AgentLogTail(40)}");
+            }
+
             await Task.Delay(Timeouts.Poll);
         }
     }
@@ -123,7 +144,10 @@ public sealed class AgentFixture : IAsyncLifetime
     public async Task KillAgentAsync()
     {
         if (_agent is null || _agent.HasExited)
+        {
             return;
+        }
+
         ProcessSweeper.Signal(new[] { _agent.Id }, Native.SIGKILL);
         await _agent.WaitForExitAsync(new CancellationTokenSource(Timeouts.Wait).Token);
         ProcessSweeper.UnregisterAgent(_agent.Id);
@@ -146,7 +170,11 @@ public sealed class AgentFixture : IAsyncLifetime
 
     private void AgentLine(string stream, string? line)
     {
-        if (line is null) return;
+        if (line is null)
+        {
+            return;
+        }
+
         lock (_agentLogLock)
         {
             try { _agentLog?.WriteLine($"{stream}: {line}"); } catch (ObjectDisposedException) { }
@@ -177,7 +205,11 @@ public sealed class AgentFixture : IAsyncLifetime
     {
         var pids = reply.AllLongs("hostPid").Concat(reply.AllLongs("initHostPid"))
             .Where(p => p > 1).Select(p => (int)p).ToList();
-        foreach (var p in pids) _hostPids[p] = 0;
+        foreach (var p in pids)
+        {
+            _hostPids[p] = 0;
+        }
+
         return pids;
     }
 
@@ -203,11 +235,13 @@ public sealed class AgentFixture : IAsyncLifetime
         try
         {
             if (AgentRunning)
+            {
                 foreach (var g in _groups.Keys)
                 {
                     try { await Hactl.Run(new[] { "stop", g }, timeout: Timeouts.Cleanup); }
                     catch (TimeoutException) { }
                 }
+            }
         }
         finally
         {
@@ -215,7 +249,11 @@ public sealed class AgentFixture : IAsyncLifetime
             {
                 try
                 {
-                    if (!_agent.HasExited) _agent.Kill(entireProcessTree: true);
+                    if (!_agent.HasExited)
+                    {
+                        _agent.Kill(entireProcessTree: true);
+                    }
+
                     await _agent.WaitForExitAsync(new CancellationTokenSource(Timeouts.Cleanup).Token);
                 }
                 catch (InvalidOperationException) { }

@@ -32,24 +32,39 @@ public sealed class GroupLog
         {
             using var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
             long end = Math.Min(fs.Length, to);
-            if (from >= end) return lines;
+            if (from >= end)
+            {
+                return lines;
+            }
+
             fs.Position = from;
             bytes = new byte[end - from];
             int got = 0;
             while (got < bytes.Length)
             {
                 int n = fs.Read(bytes, got, bytes.Length - got);
-                if (n == 0) break;
+                if (n == 0)
+                {
+                    break;
+                }
+
                 got += n;
             }
-            if (got < bytes.Length) System.Array.Resize(ref bytes, got);
+            if (got < bytes.Length)
+            {
+                System.Array.Resize(ref bytes, got);
+            }
         }
         catch (FileNotFoundException) { return lines; }
         catch (DirectoryNotFoundException) { return lines; }
         int start = 0;
         for (int i = 0; i < bytes.Length; i++)
         {
-            if (bytes[i] != (byte)'\n') continue;
+            if (bytes[i] != (byte)'\n')
+            {
+                continue;
+            }
+
             lines.Add(Encoding.UTF8.GetString(bytes, start, i - start));
             start = i + 1;
         }
@@ -64,7 +79,10 @@ public sealed class GroupLog
         lock (Patterns)
         {
             if (!Patterns.TryGetValue(tag, out var re))
+            {
                 Patterns[tag] = re = new Regex("^" + Regex.Escape(tag) + @" (\d+)(?: |$)", RegexOptions.CultureInvariant);
+            }
+
             return re;
         }
     }
@@ -77,7 +95,10 @@ public sealed class GroupLog
         foreach (var line in Lines(from, to))
         {
             var m = re.Match(line);
-            if (m.Success) values.Add(long.Parse(m.Groups[1].Value));
+            if (m.Success)
+            {
+                values.Add(long.Parse(m.Groups[1].Value));
+            }
         }
         return values;
     }

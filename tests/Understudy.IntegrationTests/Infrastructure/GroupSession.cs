@@ -55,7 +55,12 @@ public sealed class GroupSession : IAsyncDisposable
             {
                 using var doc = JsonDocument.Parse(r.Stdout);
                 lock (_pids)
-                    foreach (var p in _fx.Track(doc.RootElement)) _pids.Add(p);
+                {
+                    foreach (var p in _fx.Track(doc.RootElement))
+                    {
+                        _pids.Add(p);
+                    }
+                }
             }
             catch (JsonException) { }
         }
@@ -71,15 +76,24 @@ public sealed class GroupSession : IAsyncDisposable
     {
         var args = new List<string> { "launch", Name, "--app", app };
         foreach (var (name, value) in env)
+        {
             args.AddRange(new[] { "--env", $"{name}={value}" });
+        }
+
         args.Add("--");
         var r = (await Run(args.Concat(command).ToArray())).Ok();
         var j = r.Json;
         long pid = j.Long("pid") ?? 0, hostPid = j.Long("hostPid") ?? 0;
         if (pid <= 0 || hostPid <= 1)
+        {
             throw Failure($"launch --json must report pid and hostPid:\n{r}");
+        }
+
         if (j.Str("group") is { } g && g != Name)
+        {
             throw Failure($"launch into {Name} reported group {g}:\n{r}");
+        }
+
         return new Member((int)pid, (int)hostPid, app, null, null, null);
     }
 
@@ -90,8 +104,16 @@ public sealed class GroupSession : IAsyncDisposable
         var root = r.Json;
         JsonElement? group = root.Array("groups").Cast<JsonElement?>()
             .FirstOrDefault(g => g!.Value.Str("name") == Name || g.Value.Str("group") == Name);
-        if (group is null && (root.Str("name") == Name || root.Str("group") == Name)) group = root;
-        if (group is null) return new List<Member>();
+        if (group is null && (root.Str("name") == Name || root.Str("group") == Name))
+        {
+            group = root;
+        }
+
+        if (group is null)
+        {
+            return new List<Member>();
+        }
+
         return group.Value.Array("members").Select(Member.From).Where(m => m.IsLive).ToList();
     }
 
@@ -102,11 +124,18 @@ public sealed class GroupSession : IAsyncDisposable
         while (true)
         {
             last = await Members();
-            if (ok(last)) return last;
+            if (ok(last))
+            {
+                return last;
+            }
+
             AssertNoFail();
             if (DateTime.UtcNow > deadline)
+            {
                 throw Failure($"timed out waiting for status to show {what}; members now:\n  " +
                               string.Join("\n  ", last));
+            }
+
             await Task.Delay(Timeouts.Poll);
         }
     }
@@ -118,7 +147,11 @@ public sealed class GroupSession : IAsyncDisposable
     public async Task<List<string>> CheckpointIds()
     {
         var r = await Run("images", "list", Name);
-        if (r.ExitCode != 0) r = await Run("images", "list");
+        if (r.ExitCode != 0)
+        {
+            r = await Run("images", "list");
+        }
+
         r.Ok();
         return r.Json.Objects()
             .Where(o => o.Str("id") is { } id && id.Length > 0 && id.All(char.IsAsciiDigit)
@@ -152,7 +185,10 @@ public sealed class GroupSession : IAsyncDisposable
     public void AssertNoFail()
     {
         var fail = Log.FirstFail();
-        if (fail is not null) throw Failure($"a workload reported: {fail}");
+        if (fail is not null)
+        {
+            throw Failure($"a workload reported: {fail}");
+        }
     }
 
     /// <summary>Waits for n "TAG N" lines at or after offset from; fails at once on a FAIL line.</summary>
@@ -164,9 +200,17 @@ public sealed class GroupSession : IAsyncDisposable
         var deadline = DateTime.UtcNow + Timeouts.Wait;
         while (true)
         {
-            if (ok()) return;
+            if (ok())
+            {
+                return;
+            }
+
             AssertNoFail();
-            if (DateTime.UtcNow > deadline) throw Failure($"timed out waiting for {what}");
+            if (DateTime.UtcNow > deadline)
+            {
+                throw Failure($"timed out waiting for {what}");
+            }
+
             await Task.Delay(Timeouts.Poll);
         }
     }
@@ -182,29 +226,60 @@ public sealed class GroupSession : IAsyncDisposable
     public async Task<CheckpointTaken> Checkpoint(string[] tags, int members, bool full = false)
     {
         var before = await WaitForMembers(m => m.Count == members, $"{members} member(s)");
-        foreach (var tag in tags) await WaitForCounts(tag, 3, 0);
+        foreach (var tag in tags)
+        {
+            await WaitForCounts(tag, 3, 0);
+        }
 
         var args = new List<string> { "checkpoint", Name };
-        if (full) args.Add("--full");
+        if (full)
+        {
+            args.Add("--full");
+        }
+
         var r = (await Run(args.ToArray())).Ok();
         var j = r.Json;
         var id = j.Str("id");
         var kind = j.Str("kind");
         long bytes = j.Long("bytes") ?? 0;
-        if (string.IsNullOrWhiteSpace(id)) throw Failure($"checkpoint --json has no id:\n{r}");
-        if (kind is not ("full" or "incremental")) throw Failure($"checkpoint --json kind must be full or incremental:\n{r}");
-        if (bytes <= 0) throw Failure($"checkpoint --json must report the bytes it wrote:\n{r}");
-        if (j.Str("group") is { } g && g != Name) throw Failure($"checkpoint of {Name} reported group {g}:\n{r}");
+        if (string.IsNullOrWhiteSpace(id))
+        {
+            throw Failure($"checkpoint --json has no id:\n{r}");
+        }
+
+        if (kind is not ("full" or "incremental"))
+        {
+            throw Failure($"checkpoint --json kind must be full or incremental:\n{r}");
+        }
+
+        if (bytes <= 0)
+        {
+            throw Failure($"checkpoint --json must report the bytes it wrote:\n{r}");
+        }
+
+        if (j.Str("group") is { } g && g != Name)
+        {
+            throw Failure($"checkpoint of {Name} reported group {g}:\n{r}");
+        }
+
         if (!File.Exists(Path.Combine(CheckpointsDir, id, "manifest.json")))
+        {
             throw Failure($"checkpoint {id} reported, but {CheckpointsDir}/{id}/manifest.json does not exist");
+        }
 
         long pos = await StdoutPosAt(id);
         if (pos <= 0 || pos > Log.Length)
+        {
             throw Failure($"checkpoint {id} records stdout offset {pos}, but output.log is {Log.Length} bytes");
+        }
+
         var counts = new Dictionary<string, long>();
         foreach (var tag in tags)
+        {
             counts[tag] = Log.LastCount(tag, pos)
                 ?? throw Failure($"no \"{tag} N\" line before offset {pos} (the stdout offset in checkpoint {id})");
+        }
+
         Note($"checkpoint {id} ({kind}, {bytes} bytes): stdout offset {pos}, " +
              string.Join(", ", counts.Select(kv => $"last \"{kv.Key}\" {kv.Value}")));
         return new CheckpointTaken(id, kind, bytes, pos, counts, before);
@@ -217,14 +292,26 @@ public sealed class GroupSession : IAsyncDisposable
     public async Task KillMembers(IEnumerable<Member> members)
     {
         var pids = members.Select(m => m.HostPid).Where(p => p > 1).Distinct().ToList();
-        if (pids.Count == 0) throw Failure("no member hostPid to kill");
+        if (pids.Count == 0)
+        {
+            throw Failure("no member hostPid to kill");
+        }
+
         foreach (var p in pids)
+        {
             if (Native.ReadStat(p) is not null && !ProcessSweeper.IsOurs(p))
+            {
                 throw Failure($"hostPid {p} is not a process started under this test's agent");
+            }
+        }
+
         ProcessSweeper.Signal(pids, Native.SIGSTOP);
         ProcessSweeper.Signal(pids, Native.SIGKILL);
         if (!await ProcessSweeper.WaitGone(pids, Timeouts.Wait))
+        {
             throw Failure($"members {string.Join(", ", pids)} still run after kill -9");
+        }
+
         Note($"killed -9: {string.Join(", ", pids)}");
     }
 
@@ -240,19 +327,31 @@ public sealed class GroupSession : IAsyncDisposable
     {
         long mark = Log.Length;
         var args = new List<string> { "restore", Name };
-        if (explicitId) args.AddRange(new[] { "--checkpoint", ck.Id });
+        if (explicitId)
+        {
+            args.AddRange(new[] { "--checkpoint", ck.Id });
+        }
+
         var r = (await Run(args.ToArray())).Ok();
         if (r.Json.Str("id") is { } restoredId && restoredId != ck.Id)
+        {
             throw Failure($"restore reported checkpoint {restoredId}, expected {ck.Id}:\n{r}");
+        }
 
         foreach (var tag in tags)
+        {
             await WaitUntil(() =>
             {
                 if (Log.Length < mark)
+                {
                     throw Failure($"output.log shrank across the restore (from {mark} to {Log.Length} bytes): " +
                                   "the applications' output must be appended to, never rewritten");
+                }
+
                 return Log.Counts(tag, mark).Count >= 5;
             }, $"5 \"{tag} N\" lines after the restore (offset {mark})");
+        }
+
         foreach (var tag in tags)
         {
             var after = Log.Counts(tag, mark);
@@ -266,8 +365,13 @@ public sealed class GroupSession : IAsyncDisposable
                               $"had printed {saved} (at stdout offset {ck.StdoutPos}), so the next value must be {expected}: {why}");
             }
             for (int i = 1; i < after.Count; i++)
+            {
                 if (after[i] != after[i - 1] + 1)
+                {
                     throw Failure($"\"{tag}\" went from {after[i - 1]} to {after[i]} after the restore of {ck.Id}");
+                }
+            }
+
             Note($"\"{tag}\" continues: checkpoint {saved}, after restore {string.Join(" ", after.Take(5))} ...");
         }
         AssertNoFail();
@@ -276,17 +380,28 @@ public sealed class GroupSession : IAsyncDisposable
         var want = ck.Members.OrderBy(m => m.Pid).ToList();
         var got = members.OrderBy(m => m.Pid).ToList();
         if (!want.Select(m => m.Pid).SequenceEqual(got.Select(m => m.Pid)))
+        {
             throw Failure($"pids differ after restore: checkpointed {string.Join(",", want.Select(m => m.Pid))}, " +
                           $"now {string.Join(",", got.Select(m => m.Pid))}");
+        }
+
         for (int i = 0; i < want.Count; i++)
         {
             var (w, g) = (want[i], got[i]);
             if (w.App is not null && g.App is not null && w.App != g.App)
+            {
                 throw Failure($"pid {w.Pid}: app was {w.App}, is {g.App} after restore");
+            }
+
             if (w.Program is not null && g.Program is not null && w.Program != g.Program)
+            {
                 throw Failure($"pid {w.Pid}: program was {w.Program}, is {g.Program} after restore");
+            }
+
             if (w.ExecCount is not null && g.ExecCount is not null && w.ExecCount != g.ExecCount)
+            {
                 throw Failure($"pid {w.Pid}: execCount was {w.ExecCount}, is {g.ExecCount} after restore");
+            }
         }
 
         await Verify(members, roles);
@@ -301,8 +416,13 @@ public sealed class GroupSession : IAsyncDisposable
     {
         var pids = (await Members()).Select(m => m.HostPid).Where(p => p > 1).Distinct().ToList();
         foreach (var p in pids)
+        {
             if (!ProcessSweeper.IsOurs(p))
+            {
                 throw Failure($"hostPid {p} is not a running process started under this test's agent");
+            }
+        }
+
         ProcessSweeper.Signal(pids, Native.SIGUSR2);
     }
 
@@ -312,11 +432,19 @@ public sealed class GroupSession : IAsyncDisposable
         long mark = Log.Length;
         var pids = members.Select(m => m.HostPid).Where(p => p > 1).Distinct().ToList();
         foreach (var p in pids)
+        {
             if (!ProcessSweeper.IsOurs(p))
+            {
                 throw Failure($"hostPid {p} is not a running process started under this test's agent");
+            }
+        }
+
         ProcessSweeper.Signal(pids, Native.SIGUSR1);
         foreach (var role in roles)
+        {
             await WaitUntil(() => Log.Verified(role, mark).Count > 0, $"\"VERIFY OK {role}\" after SIGUSR1");
+        }
+
         AssertNoFail();
         Note($"verified: {string.Join(", ", roles)}");
     }
@@ -333,7 +461,11 @@ public sealed class GroupSession : IAsyncDisposable
         foreach (var args in new[] { new[] { "images", "inspect", Name, id }, new[] { "images", "inspect", dir } })
         {
             var r = await Run(args);
-            if (r.ExitCode != 0) continue;
+            if (r.ExitCode != 0)
+            {
+                continue;
+            }
+
             JsonElement j;
             try { j = r.Json; }
             catch (XunitException) { continue; }
@@ -342,24 +474,47 @@ public sealed class GroupSession : IAsyncDisposable
             {
                 long? fd = o.Long("fd");
                 long? pos = o.Long("pos") ?? o.Long("offset") ?? o.Long("position");
-                if (fd is not (1 or 2) || pos is null) continue;
+                if (fd is not (1 or 2) || pos is null)
+                {
+                    continue;
+                }
+
                 var path = o.Str("path");
                 var kind = o.Str("kind");
                 bool isLog = path is not null
                     ? path.EndsWith("output.log", StringComparison.Ordinal)
                     : kind is null || kind == "1" || kind.Contains("file", StringComparison.OrdinalIgnoreCase);
-                if (isLog) best = Math.Max(best, pos.Value);
+                if (isLog)
+                {
+                    best = Math.Max(best, pos.Value);
+                }
             }
-            if (best >= 0) return best;
+            if (best >= 0)
+            {
+                return best;
+            }
         }
 
         long fromMeta = -1;
         if (Directory.Exists(dir))
+        {
             foreach (var meta in Directory.EnumerateFiles(dir, "*.meta"))
+            {
                 foreach (var fd in MetaReader.ReadFds(meta))
+                {
                     if (fd.Fd is 1 or 2 && fd.Kind == 1 && (fd.Path.Length == 0 || fd.Path.EndsWith("output.log", StringComparison.Ordinal)))
+                    {
                         fromMeta = Math.Max(fromMeta, (long)fd.Pos);
-        if (fromMeta >= 0) return fromMeta;
+                    }
+                }
+            }
+        }
+
+        if (fromMeta >= 0)
+        {
+            return fromMeta;
+        }
+
         throw Failure($"cannot find the stdout offset (fd 1 on output.log) in checkpoint {id}: " +
                       "neither `images inspect --json` nor the .meta images show it");
     }
@@ -375,7 +530,11 @@ public sealed class GroupSession : IAsyncDisposable
         var native = new GroupLog(Path.Combine(Dir, "native.log"));
         sb.AppendLine($"--- {native.Path} (last 20 lines)").AppendLine(native.Tail(20));
         sb.AppendLine($"--- agent log (last 30 lines)").AppendLine(_fx.AgentLogTail(30));
-        if (!_fx.AgentRunning) sb.AppendLine("--- the agent is not running");
+        if (!_fx.AgentRunning)
+        {
+            sb.AppendLine("--- the agent is not running");
+        }
+
         return sb.ToString();
     }
 
@@ -387,7 +546,11 @@ public sealed class GroupSession : IAsyncDisposable
             catch (TimeoutException e) { Note(e.Message); }
         }
         List<int> pids;
-        lock (_pids) pids = _pids.ToList();
+        lock (_pids)
+        {
+            pids = _pids.ToList();
+        }
+
         var left = pids.Where(Native.IsRunning).ToList();
         if (left.Count > 0)
         {

@@ -36,7 +36,11 @@ public sealed class HactlResult
     /// <summary>Asserts a zero exit code.</summary>
     public HactlResult Ok()
     {
-        if (ExitCode != 0) throw new Xunit.Sdk.XunitException($"`{CommandLine}` failed:\n{this}");
+        if (ExitCode != 0)
+        {
+            throw new Xunit.Sdk.XunitException($"`{CommandLine}` failed:\n{this}");
+        }
+
         return this;
     }
 
@@ -47,10 +51,16 @@ public sealed class HactlResult
     public HactlResult FailsWithOneLine()
     {
         if (ExitCode == 0)
+        {
             throw new Xunit.Sdk.XunitException($"`{CommandLine}` succeeded, expected an error:\n{this}");
+        }
+
         if (StderrLines.Length != 1)
+        {
             throw new Xunit.Sdk.XunitException(
                 $"`{CommandLine}` must report its error in exactly one stderr line, got {StderrLines.Length}:\n{this}");
+        }
+
         return this;
     }
 
@@ -93,8 +103,16 @@ public sealed class Hactl
         int sep = full.IndexOf("--");
         var opts = new List<string>();
         var address = agent ?? _agent;
-        if (address is not null) opts.AddRange(new[] { "--agent", address });
-        if (json) opts.Add("--json");
+        if (address is not null)
+        {
+            opts.AddRange(new[] { "--agent", address });
+        }
+
+        if (json)
+        {
+            opts.Add("--json");
+        }
+
         full.InsertRange(sep >= 0 ? sep : full.Count, opts);
         return RunRaw(Repo.Hactl, full, timeout ?? Timeouts.Command, _log);
     }
@@ -110,7 +128,11 @@ public sealed class Hactl
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
         psi.Environment.Remove("HACTL_AGENT");
         var commandLine = "hactl " + string.Join(' ', args.Select(Quote));
 

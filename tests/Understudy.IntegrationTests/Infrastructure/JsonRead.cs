@@ -7,11 +7,24 @@ public static class JsonRead
 {
     public static JsonElement? Prop(this JsonElement e, string name)
     {
-        if (e.ValueKind != JsonValueKind.Object) return null;
-        if (e.TryGetProperty(name, out var v)) return v;
+        if (e.ValueKind != JsonValueKind.Object)
+        {
+            return null;
+        }
+
+        if (e.TryGetProperty(name, out var v))
+        {
+            return v;
+        }
+
         foreach (var p in e.EnumerateObject())
+        {
             if (string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
+            {
                 return p.Value;
+            }
+        }
+
         return null;
     }
 
@@ -29,9 +42,21 @@ public static class JsonRead
     public static long? Long(this JsonElement e, string name)
     {
         var v = e.Prop(name);
-        if (v is null) return null;
-        if (v.Value.ValueKind == JsonValueKind.Number && v.Value.TryGetInt64(out long n)) return n;
-        if (v.Value.ValueKind == JsonValueKind.String && long.TryParse(v.Value.GetString(), out n)) return n;
+        if (v is null)
+        {
+            return null;
+        }
+
+        if (v.Value.ValueKind == JsonValueKind.Number && v.Value.TryGetInt64(out long n))
+        {
+            return n;
+        }
+
+        if (v.Value.ValueKind == JsonValueKind.String && long.TryParse(v.Value.GetString(), out n))
+        {
+            return n;
+        }
+
         return null;
     }
 
@@ -49,13 +74,23 @@ public static class JsonRead
             case JsonValueKind.Object:
                 yield return e;
                 foreach (var p in e.EnumerateObject())
+                {
                     foreach (var o in p.Value.Objects())
+                    {
                         yield return o;
+                    }
+                }
+
                 break;
             case JsonValueKind.Array:
                 foreach (var item in e.EnumerateArray())
+                {
                     foreach (var o in item.Objects())
+                    {
                         yield return o;
+                    }
+                }
+
                 break;
         }
     }

@@ -18,7 +18,10 @@ public static class MetaReader
     {
         var b = File.ReadAllBytes(metaPath);
         if (b.Length < 64 || Encoding.ASCII.GetString(b, 0, 8) != "USTDMETA")
+        {
             throw new InvalidDataException($"{metaPath}: not an Understudy meta image");
+        }
+
         uint headerSize = BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan(12));
         ulong recordsLen = BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan(24));
         long off = headerSize, end = Math.Min(b.Length, (long)headerSize + (long)recordsLen);
@@ -28,7 +31,11 @@ public static class MetaReader
             uint type = BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan((int)off));
             uint len = BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan((int)off + 4));
             long payload = off + 8;
-            if (payload + len > end) break;
+            if (payload + len > end)
+            {
+                break;
+            }
+
             if (type == RecFd && len >= FdRecordSize)
             {
                 var p = b.AsSpan((int)payload, (int)len);

@@ -40,10 +40,17 @@ public static class Native
     {
         lock (SubreaperLock)
         {
-            if (_subreaper) return;
+            if (_subreaper)
+            {
+                return;
+            }
+
             if (Prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+            {
                 throw new InvalidOperationException(
                     $"prctl(PR_SET_CHILD_SUBREAPER) failed: errno {Marshal.GetLastPInvokeError()}");
+            }
+
             _subreaper = true;
         }
     }
@@ -68,9 +75,17 @@ public static class Native
         catch (UnauthorizedAccessException) { return null; }
         // comm may hold spaces and parentheses: fields resume after the last ')'.
         int open = text.IndexOf('('), close = text.LastIndexOf(')');
-        if (open < 0 || close < open) return null;
+        if (open < 0 || close < open)
+        {
+            return null;
+        }
+
         var rest = text[(close + 2)..].Split(' ');
-        if (rest.Length < 3) return null;
+        if (rest.Length < 3)
+        {
+            return null;
+        }
+
         return new ProcStat(pid, text[(open + 1)..close], rest[0][0], int.Parse(rest[1]), int.Parse(rest[2]));
     }
 
@@ -87,9 +102,16 @@ public static class Native
         var all = new Dictionary<int, ProcStat>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+            if (!int.TryParse(Path.GetFileName(dir), out int pid))
+            {
+                continue;
+            }
+
             var st = ReadStat(pid);
-            if (st is not null) all[pid] = st;
+            if (st is not null)
+            {
+                all[pid] = st;
+            }
         }
         return all;
     }

@@ -27,7 +27,11 @@ public static class ProcessSweeper
         var children = new Dictionary<int, List<int>>();
         foreach (var p in snapshot.Values)
         {
-            if (!children.TryGetValue(p.PPid, out var list)) children[p.PPid] = list = new List<int>();
+            if (!children.TryGetValue(p.PPid, out var list))
+            {
+                children[p.PPid] = list = new List<int>();
+            }
+
             list.Add(p.Pid);
         }
         var result = new HashSet<int>();
@@ -36,11 +40,22 @@ public static class ProcessSweeper
         while (stack.Count > 0)
         {
             int pid = stack.Pop();
-            if (!children.TryGetValue(pid, out var kids)) continue;
+            if (!children.TryGetValue(pid, out var kids))
+            {
+                continue;
+            }
+
             foreach (int kid in kids)
             {
-                if (prune is not null && prune.Contains(kid)) continue;
-                if (result.Add(kid)) stack.Push(kid);
+                if (prune is not null && prune.Contains(kid))
+                {
+                    continue;
+                }
+
+                if (result.Add(kid))
+                {
+                    stack.Push(kid);
+                }
             }
         }
         return result;
@@ -49,14 +64,30 @@ public static class ProcessSweeper
     /// <summary>True if pid is a live descendant of the test process.</summary>
     public static bool IsOurs(int pid)
     {
-        if (pid <= 1) return false;
+        if (pid <= 1)
+        {
+            return false;
+        }
+
         int self = Native.GetPid();
         for (int hops = 0, cur = pid; hops < 4096; hops++)
         {
             var st = Native.ReadStat(cur);
-            if (st is null) return false;
-            if (st.PPid == self) return true;
-            if (st.PPid <= 1) return false;
+            if (st is null)
+            {
+                return false;
+            }
+
+            if (st.PPid == self)
+            {
+                return true;
+            }
+
+            if (st.PPid <= 1)
+            {
+                return false;
+            }
+
             cur = st.PPid;
         }
         return false;
@@ -67,7 +98,13 @@ public static class ProcessSweeper
     {
         var sent = new List<int>();
         foreach (int pid in pids.Distinct())
-            if (IsOurs(pid) && Native.Kill(pid, sig)) sent.Add(pid);
+        {
+            if (IsOurs(pid) && Native.Kill(pid, sig))
+            {
+                sent.Add(pid);
+            }
+        }
+
         return sent;
     }
 
@@ -78,7 +115,11 @@ public static class ProcessSweeper
         var deadline = DateTime.UtcNow + timeout;
         while (DateTime.UtcNow < deadline)
         {
-            if (list.All(p => !Native.IsRunning(p))) return true;
+            if (list.All(p => !Native.IsRunning(p)))
+            {
+                return true;
+            }
+
             await Task.Delay(50);
         }
         return list.All(p => !Native.IsRunning(p));
@@ -100,11 +141,19 @@ public static class ProcessSweeper
             var victims = Descendants(self, snap, prune)
                 .Where(p => snap.TryGetValue(p, out var s) && s.State != 'Z' && s.State != 'X')
                 .ToList();
-            if (victims.Count == 0 || DateTime.UtcNow > deadline) break;
+            if (victims.Count == 0 || DateTime.UtcNow > deadline)
+            {
+                break;
+            }
+
             foreach (int pid in victims)
             {
                 var st = snap[pid];
-                if (st.Pgid == pid && st.Pgid != ownGroup) Native.KillGroup(st.Pgid, Native.SIGKILL);
+                if (st.Pgid == pid && st.Pgid != ownGroup)
+                {
+                    Native.KillGroup(st.Pgid, Native.SIGKILL);
+                }
+
                 Native.Kill(pid, Native.SIGKILL);
             }
             await Task.Delay(100);
@@ -122,7 +171,11 @@ public static class ProcessSweeper
     {
         int self = Native.GetPid();
         foreach (var st in Native.Snapshot().Values)
+        {
             if (st.PPid == self && st.State == 'Z' && !DotnetChildren.ContainsKey(st.Pid))
+            {
                 Native.TryReap(st.Pid);
+            }
+        }
     }
 }

@@ -14,7 +14,10 @@ public static class Repo
         {
             var path = Path.Combine(Root, "out", "bin", "hactl");
             if (!File.Exists(path))
+            {
                 throw new InvalidOperationException($"{path} does not exist: run ./build.sh first");
+            }
+
             return path;
         }
     }
@@ -27,19 +30,29 @@ public static class Repo
     {
         var dirs = new List<string>();
         var env = Environment.GetEnvironmentVariable("UNDERSTUDY_WORKLOADS");
-        if (!string.IsNullOrEmpty(env)) dirs.Add(env);
+        if (!string.IsNullOrEmpty(env))
+        {
+            dirs.Add(env);
+        }
+
         dirs.Add(Path.Combine(Root, "out", "tests"));
         foreach (var dir in dirs)
         {
             var candidate = Path.Combine(dir, name);
-            if (File.Exists(candidate)) return Path.GetFullPath(candidate);
+            if (File.Exists(candidate))
+            {
+                return Path.GetFullPath(candidate);
+            }
         }
         var outDir = Path.Combine(Root, "out");
         if (Directory.Exists(outDir))
         {
             var found = Directory.EnumerateFiles(outDir, name, SearchOption.AllDirectories)
                 .OrderBy(p => p.Length).FirstOrDefault();
-            if (found is not null) return found;
+            if (found is not null)
+            {
+                return found;
+            }
         }
         throw new InvalidOperationException(
             $"test workload {name} not found in {string.Join(", ", dirs)} or below {outDir}: run ./build.sh first");
@@ -48,8 +61,13 @@ public static class Repo
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
             if (File.Exists(Path.Combine(dir.FullName, "Appliance.sln")))
+            {
                 return dir.FullName;
+            }
+        }
+
         throw new InvalidOperationException(
             $"no Appliance.sln above {AppContext.BaseDirectory}: cannot find the repository root");
     }
