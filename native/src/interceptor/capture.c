@@ -146,38 +146,6 @@ static void rec_end(struct scratch *s)
 	s->nrecords++;
 }
 
-/* ---- small /proc helpers ---- */
-
-static long read_link(const char *path, char *buf, size_t cap)
-{
-	long n = us_sc4(SYS_readlinkat, AT_FDCWD, path, buf, cap - 1);
-	buf[n > 0 ? n : 0] = 0;
-	return n;
-}
-
-/* Finds "key" at a line start in text and returns what follows it. */
-static const char *field(const char *text, const char *key)
-{
-	for (const char *p = text; *p;) {
-		if (us_startswith(p, key))
-			return p + us_strlen(key);
-		while (*p && *p != '\n')
-			p++;
-		if (*p)
-			p++;
-	}
-	return NULL;
-}
-
-static uint64_t field_u(const char *text, const char *key, int base)
-{
-	const char *p = field(text, key);
-	if (!p)
-		return 0;
-	us_skip_spaces(&p);
-	return us_parse_u(&p, base);
-}
-
 /* ---- pages ---- */
 
 /* capture to writer only, never in a file: look for pages of zeros in this run */
@@ -781,7 +749,7 @@ static void capture_fd(struct scratch *s, int fd)
 
 	us_put(&b, "/proc/self/fd/");
 	us_putu(&b, (uint64_t)fd);
-	if (read_link(us_term(&b), link, sizeof link) < 0 || us_sc2(SYS_fstat, fd, &st) < 0)
+	if (us_read_link(us_term(&b), link, sizeof link) < 0 || us_sc2(SYS_fstat, fd, &st) < 0)
 		return;   /* closed meanwhile by nobody (all frozen): cannot happen; skip */
 	r.fd_flags = (uint32_t)us_sc2(SYS_fcntl, fd, F_GETFD);
 	r.open_flags = (uint32_t)us_sc2(SYS_fcntl, fd, F_GETFL);
@@ -804,28 +772,28 @@ static void capture_fd(struct scratch *s, int fd)
 		us_read_file(us_term(&ib), (char *)text, DATA_MAX / 2);
 		if (us_streq(link, "anon_inode:[eventfd]")) {
 			r.kind = US_FD_EVENTFD;
-			r.aux[0] = field_u(text, "eventfd-count:", 16);
-			r.aux[1] = field_u(text, "eventfd-semaphore:", 10);
+			r.aux[0] = us_proc_field_u(text, "eventfd-count:", 16);
+			r.aux[1] = us_proc_field_u(text, "eventfd-semaphore:", 10);
 		} else if (us_streq(link, "anon_inode:[timerfd]")) {
 			r.kind = US_FD_TIMERFD;
-			r.aux[0] = field_u(text, "clockid:", 10);
-			const char *p = field(text, "it_value: (");
+			r.aux[0] = us_proc_field_u(text, "clockid:", 10);
+			const char *p = us_proc_field(text, "it_value: (");
 			uint64_t sec = p ? us_parse_u(&p, 10) : 0, nsec = 0;
 			if (p && *p == ',') { p++; us_skip_spaces(&p); nsec = us_parse_u(&p, 10); }
 			r.aux[2] = sec * 1000000000ull + nsec;
-			p = field(text, "it_interval: (");
+			p = us_proc_field(text, "it_interval: (");
 			sec = p ? us_parse_u(&p, 10) : 0, nsec = 0;
 			if (p && *p == ',') { p++; us_skip_spaces(&p); nsec = us_parse_u(&p, 10); }
 			r.aux[1] = sec * 1000000000ull + nsec;
 		} else if (us_streq(link, "anon_inode:[signalfd]")) {
 			r.kind = US_FD_SIGNALFD;
-			r.aux[0] = field_u(text, "sigmask:", 16);
+			r.aux[0] = us_proc_field_u(text, "sigmask:", 16);
 		} else if (us_streq(link, "anon_inode:[eventpoll]")) {
 			r.kind = US_FD_EPOLL;
 			struct us_epoll_target *t = (void *)s->data;
 			uint32_t n = 0;
 			uint32_t max = (DATA_MAX / 2) / sizeof *t;
-			for (const char *p = text; n < max && (p = field(p, "tfd:")) != NULL; n++) {
+			for (const char *p = text; n < max && (p = us_proc_field(p, "tfd:")) != NULL; n++) {
 				us_skip_spaces(&p);
 				t[n].fd = (int32_t)us_parse_u(&p, 10);
 				us_skip_spaces(&p);
@@ -995,7 +963,7 @@ static void capture_files(struct scratch *s, const int *fds, int n)
 			continue;
 		us_put(&b, "/proc/self/fd/");
 		us_putu(&b, (uint64_t)fds[i]);
-		if (read_link(us_term(&b), path, sizeof path) <= 0 || !file_wanted(path))
+		if (us_read_link(us_term(&b), path, sizeof path) <= 0 || !file_wanted(path))
 			continue;
 		int dup = 0;
 		for (int k = 0; k < nseen; k++)
@@ -1038,8 +1006,8 @@ static void capture_proc(struct scratch *s)
 	p.entry_arg = 0;
 
 	us_read_file("/proc/self/status", text, DATA_MAX);
-	p.umask = (uint32_t)field_u(text, "Umask:", 8);
-	us.pending_signals = field_u(text, "ShdPnd:", 16);
+	p.umask = (uint32_t)us_proc_field_u(text, "Umask:", 8);
+	us.pending_signals = us_proc_field_u(text, "ShdPnd:", 16);
 
 	/* /proc/self/stat: fields after "(comm)" start at field 3 */
 	us_read_file("/proc/self/stat", text, DATA_MAX);
@@ -1057,10 +1025,10 @@ static void capture_proc(struct scratch *s)
 	p.mm[US_MM_ENV_END] = f[51];
 	p.mm[US_MM_BRK] = (uint64_t)us_sc1(SYS_brk, 0);
 
-	long ne = read_link("/proc/self/exe", exe, sizeof exe);
+	long ne = us_read_link("/proc/self/exe", exe, sizeof exe);
 	for (long i = 0; i <= ne && i < (long)sizeof us.exe_path; i++)
 		us.exe_path[i] = exe[i];
-	long nc = read_link("/proc/self/cwd", cwd, sizeof cwd);
+	long nc = us_read_link("/proc/self/cwd", cwd, sizeof cwd);
 	long nm = us_read_file("/proc/self/comm", comm, sizeof comm);
 	if (nm > 0 && comm[nm - 1] == '\n')
 		comm[--nm] = 0;
