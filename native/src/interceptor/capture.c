@@ -4,8 +4,9 @@
  * inside malloc or stdio, so it uses raw system calls and its own scratch mapping.
  *
  * This file holds the order of a capture and the record building; each resource
- * is captured in its own file: capture_process.c, capture_fds.c,
- * capture_file_contents.c, capture_memory.c; image_writer.c writes the files. */
+ * is captured in its own file: capture_process.c, capture_fds.c (each kind of
+ * descriptor in src/descriptors/), capture_file_contents.c, capture_memory.c;
+ * image_writer.c writes the files. */
 #include <sys/mman.h>
 #include <time.h>
 #include "capture.h"

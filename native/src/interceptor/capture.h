@@ -1,6 +1,7 @@
-/* One image being captured and written: what capture.c, its capture_*.c parts
- * and image_writer.c share. All of it runs while the group is frozen (the writer
- * aside), so: raw system calls, no malloc. */
+/* One image being captured and written: what capture.c, its capture_*.c parts,
+ * image_writer.c and the descriptor kinds' capture halves (src/descriptors/)
+ * share. All of it runs while the group is frozen (the writer aside), so: raw
+ * system calls, no malloc. */
 #ifndef US_CAPTURE_H
 #define US_CAPTURE_H
 
@@ -32,7 +33,7 @@ struct scratch {
 	char *maps;                     /* /proc/self/maps text */
 	uint64_t *pm;                   /* pagemap batch */
 	char *data;                     /* peeked queue data, fdinfo text, diag replies */
-	char *peers;                    /* the Unix socket peer table (capture_fds.c) */
+	char *peers;                    /* the Unix socket peer table (src/descriptors/sockets.c) */
 	char *meta;                     /* records being built */
 	size_t meta_len, meta_cap;
 	size_t rec_start;               /* where the record being built starts in meta */
@@ -62,7 +63,7 @@ const char *fd_proc_path(char *buf, size_t cap, const char *dir, int fd);
 /* capture_process.c: PROC, THREAD, SIGACT and MISC */
 void capture_process(struct scratch *s);
 
-/* capture_fds.c: an FD record for every descriptor */
+/* capture_fds.c: an FD record for every descriptor, by its kind (src/descriptors/) */
 void capture_fds(struct scratch *s, const int *fds, int n);
 
 /* capture_file_contents.c: FILE records for files open for writing */
