@@ -5,8 +5,8 @@
  * binaries compile: the interceptor with US_FD_CAPTURE, us-init with
  * US_FD_RESTORE. Each builds its own half of every file; the other half's
  * functions are NULL in its entries. Capture halves run with the group frozen:
- * raw system calls, the capture's scratch memory, no libc. Restore halves are
- * ordinary libc code.
+ * raw system calls and the capture's scratch memory, no libc calls. Restore
+ * halves are ordinary libc code.
  *
  * A new kind: its value in us_image.h (and docs/image-format.md), its entry in a
  * file here, and its place in us_fd_kinds[] (kinds.c). */
