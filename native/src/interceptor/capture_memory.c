@@ -50,7 +50,7 @@ void us_stage_forget(void)
 }
 
 /* Adds a run to the current mapping's record; the writer places its bytes in
- * .pages later (write_pages), possibly in a forked writer. With compression, runs
+ * .pages later (image_writer.c), possibly in a forked writer. With compression, runs
  * are cut to what one LZ4 block may hold. */
 static uint32_t add_run(struct scratch *s, uint64_t addr, uint64_t npages, uint32_t flags)
 {

@@ -20,7 +20,6 @@ static int page_is_zero(const uint64_t *p)
 	return 1;
 }
 
-
 int write_all(int fd, const void *p, uint64_t n)
 {
 	const char *c = p;
