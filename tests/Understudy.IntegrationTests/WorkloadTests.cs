@@ -210,3 +210,34 @@ public sealed class FifoWorkloadTests : IClassFixture<AgentFixture>
         }
     }
 }
+
+[Trait("Category", "Integration")]
+public sealed class DescriptorsWorkloadTests : IClassFixture<AgentFixture>
+{
+    private readonly AgentFixture _fx;
+    private readonly ITestOutputHelper _out;
+
+    public DescriptorsWorkloadTests(AgentFixture fx, ITestOutputHelper output) => (_fx, _out) = (fx, output);
+
+    /// <summary>
+    /// Every descriptor kind a restore makes again (file, directory, character device, pipe,
+    /// Unix stream and datagram pairs, Unix and TCP listeners, UDP, eventfd, timerfd,
+    /// signalfd, epoll) comes back in the state it was captured in: the workload checks each.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task EveryDescriptorKind_KillRestore_EachDescriptorAsItWas()
+    {
+        await using var g = _fx.OpenGroup("descriptors", _out);
+        string[] tags = { "count" }, roles = { "descriptors" };
+        var launched = await g.Launch("descriptors", Repo.Workload("wl_descriptors"), _fx.TempDir);
+
+        for (int round = 1; round <= 2; round++)
+        {
+            var ck = await g.Checkpoint(tags, members: 1);
+            Assert.Equal(launched.Pid, Assert.Single(ck.Members).Pid);
+            await g.KillMembers(ck.Members);
+            var after = await g.RestoreAndVerify(ck, tags, roles);
+            Assert.Equal(launched.Pid, Assert.Single(after).Pid);
+        }
+    }
+}

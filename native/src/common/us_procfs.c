@@ -106,3 +106,32 @@ long us_read_file(const char *path, char *buf, size_t cap)
 	buf[n] = 0;
 	return (long)n;
 }
+
+long us_read_link(const char *path, char *buf, size_t cap)
+{
+	long n = us_sc4(SYS_readlinkat, AT_FDCWD, path, buf, cap - 1);
+	buf[n > 0 ? n : 0] = 0;
+	return n;
+}
+
+const char *us_proc_field(const char *text, const char *key)
+{
+	for (const char *p = text; *p;) {
+		if (us_startswith(p, key))
+			return p + us_strlen(key);
+		while (*p && *p != '\n')
+			p++;
+		if (*p)
+			p++;
+	}
+	return NULL;
+}
+
+uint64_t us_proc_field_u(const char *text, const char *key, int base)
+{
+	const char *p = us_proc_field(text, key);
+	if (!p)
+		return 0;
+	us_skip_spaces(&p);
+	return us_parse_u(&p, base);
+}

@@ -27,4 +27,11 @@ int us_list_numbers(const char *dir, int skip_own, int *out, int cap);
 /* The whole of a small file, read with raw system calls and terminated: its
  * length (at most cap - 1), or -errno. */
 long us_read_file(const char *path, char *buf, size_t cap);
+/* readlink, terminated (empty on failure): the link's length, or -errno. */
+long us_read_link(const char *path, char *buf, size_t cap);
+
+/* In /proc text of "key: value" lines (status, fdinfo): what follows key at the
+ * start of a line, or NULL; and that value as a number, 0 if absent. */
+const char *us_proc_field(const char *text, const char *key);
+uint64_t us_proc_field_u(const char *text, const char *key, int base);
 #endif

@@ -5,7 +5,6 @@
  * group with the interceptor preloaded, reaps every process of the namespace and
  * reports exits, and on --restore first rebuilds the checkpointed process tree.
  * Killing it kills the whole group: that is what a PID namespace's init does. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -107,14 +107,15 @@ US_HIDDEN void us_thaw_all(void);
 US_HIDDEN struct us_thread_slot *us_slot_for(int tid, int create);
 US_HIDDEN void us_capture_thread(struct us_thread_slot *s);
 
-/* capture.c */
+/* capture.c (its parts: capture.h) */
 US_HIDDEN int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, char *why, int cap,
 			     uint64_t *meta_bytes, uint64_t *pages_bytes, int *incremental);
-/* With cow, us_write_image returns once a forked writer holds the snapshot;
- * this waits for it. 0 when the image is complete. */
-US_HIDDEN int us_wait_writer(char *why, int cap, uint64_t *meta_bytes, uint64_t *pages_bytes);
 #define US_WRITE_RESTORED 2
-/* After a restore or in a forked child: the staging area is not in this address space. */
+/* image_writer.c: with cow, us_write_image returns once a forked writer holds the
+ * snapshot; this waits for it. 0 when the image is complete. */
+US_HIDDEN int us_wait_writer(char *why, int cap, uint64_t *meta_bytes, uint64_t *pages_bytes);
+/* capture_memory.c: after a restore or in a forked child, the staging area is not
+ * in this address space. */
 US_HIDDEN void us_stage_forget(void);
 
 /* tracker.c */

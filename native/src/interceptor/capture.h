@@ -1,0 +1,87 @@
+/* One image being captured and written: what capture.c, its capture_*.c parts,
+ * image_writer.c and the descriptor kinds' capture halves (src/descriptors/)
+ * share. All of it runs while the group is frozen (the writer aside), so: raw
+ * system calls, no malloc. */
+#ifndef US_CAPTURE_H
+#define US_CAPTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "internal.h"
+
+/* The scratch mapping, in this order; reserved, touched only as needed. */
+#define SCRATCH_SIZE (256ul << 20)
+#define MAPS_MAX     (16ul << 20)       /* /proc/self/maps text */
+#define PM_BATCH     65536              /* pagemap entries per read */
+#define DATA_MAX     (4ul << 20)        /* in-flight bytes captured per descriptor */
+#define PEERS_MAX    (4ul << 20)        /* after the data area: the Unix socket peer table */
+#define REGIONS_MAX  65536              /* PAGEMAP_SCAN output */
+
+/* In the capture's runs only, never in a file: the writer looks for pages of
+ * zeros in this run. */
+#define RUN_SCAN_ZERO 0x80000000u
+
+struct us_page_region;
+
+struct scratch {
+	int meta_fd;
+	uint64_t seq, base_seq;
+	char *base;
+	struct us_page_region *regions; /* PAGEMAP_SCAN output */
+	int scan_works;                 /* PAGEMAP_SCAN answered (Linux 6.7+) */
+	int incremental;
+	char *maps;                     /* /proc/self/maps text */
+	uint64_t *pm;                   /* pagemap batch */
+	char *data;                     /* peeked queue data, fdinfo text, diag replies */
+	char *peers;                    /* the Unix socket peer table (src/descriptors/sockets.c) */
+	char *meta;                     /* records being built */
+	size_t meta_len, meta_cap;
+	size_t rec_start;               /* where the record being built starts in meta */
+	int pages_fd;
+	uint64_t pages_len;             /* files' contents at capture; then what the writer wrote */
+	uint64_t runs_start;            /* where page runs begin, after saved files' contents */
+	char *lz4_table, *lz4_out;      /* the writer's compression scratch */
+	char *writer_map;               /* the writer's state description and scratch */
+	uint64_t writer_map_len;
+	uint64_t private_bytes;         /* private mappings' sizes: is staging cheaper than a fork? */
+	char *stage;                    /* staged image: data runs copied while frozen, at their pages_off */
+	uint64_t stage_len;
+	uint32_t nrecords;
+	int failed;
+	char *why;
+	int why_cap;
+};
+
+/* capture.c: the state description. The first failure is the one reported. */
+void capture_fail(struct scratch *s, const char *what, const char *detail, long err);
+void meta_add(struct scratch *s, const void *p, size_t n);     /* p NULL: n zero bytes */
+void rec_begin(struct scratch *s, uint32_t type);
+void rec_end(struct scratch *s);
+/* "/proc/self/<dir>/<fd>" in buf */
+const char *fd_proc_path(char *buf, size_t cap, const char *dir, int fd);
+
+/* capture_process.c: PROC, THREAD, SIGACT and MISC */
+void capture_process(struct scratch *s);
+
+/* capture_fds.c: an FD record for every descriptor, by its kind (src/descriptors/) */
+void capture_fds(struct scratch *s, const int *fds, int n);
+
+/* capture_file_contents.c: FILE records for files open for writing */
+void capture_file_contents(struct scratch *s, const int *fds, int n);
+
+/* capture_memory.c: VMA records and the pages each one saves */
+void capture_memory(struct scratch *s);
+void arm_tracker(struct scratch *s);
+int stage_pages(struct scratch *s);
+const void *run_source(struct scratch *s, uint64_t addr, uint64_t len, int readable, int mem_fd);
+
+/* image_writer.c: .pages and the final .meta */
+int write_all(int fd, const void *p, uint64_t n);
+int open_image_file(const char *dir, const char *ext);
+int map_writer_result(void);
+void finish_image(struct scratch *s);
+void start_writer(struct scratch *s);
+void write_staged_later(struct scratch *s);
+void release_image(struct scratch *s);
+
+#endif

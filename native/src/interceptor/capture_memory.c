@@ -1,0 +1,374 @@
+/* Memory: a VMA record for every mapping, with the runs of pages it saves, chosen
+ * with PAGEMAP_SCAN (or /proc/self/pagemap) and the dirty-page tracker; re-arming
+ * the tracker once the image is taken; staging a small increment while frozen. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include "capture.h"
+#include "../common/us_fmt.h"
+#include "../common/us_pagemap.h"
+#include "../common/us_procfs.h"
+#include "../../include/us_image.h"
+
+#define PM_PRESENT   (1ull << 63)
+#define PM_SWAPPED   (1ull << 62)
+#define PM_FILE      (1ull << 61)
+
+/* The staging area stays mapped from one checkpoint to the next, so that its pages
+ * are there already: a fault per page costs more than the copy itself. It is not
+ * the application's: never captured, tracked, or inherited by a fork. */
+static char *stage_buf;
+static uint64_t stage_cap;
+
+static int grow_stage(uint64_t len)
+{
+	len = (len + (2ull << 20) - 1) & ~((2ull << 20) - 1);
+	if (stage_buf)
+		us_sc2(SYS_munmap, stage_buf, stage_cap);
+	stage_buf = NULL;
+	stage_cap = 0;
+	long m = us_sc6(SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m < 0 && m > -4096)
+		return -1;
+	us_sc3(SYS_madvise, m, len, MADV_DONTFORK);
+	stage_buf = (char *)m;
+	stage_cap = len;
+	return 0;
+}
+
+/* Our own scratch and staging areas: neither captured nor tracked. */
+static int is_own(const struct scratch *s, uint64_t start, uint64_t end)
+{
+	return (start >= (uint64_t)s->base && end <= (uint64_t)s->base + SCRATCH_SIZE) ||
+	       (stage_buf && start >= (uint64_t)stage_buf && end <= (uint64_t)stage_buf + stage_cap);
+}
+
+void us_stage_forget(void)
+{
+	stage_buf = NULL;
+	stage_cap = 0;
+}
+
+/* Adds a run to the current mapping's record; the writer places its bytes in
+ * .pages later (image_writer.c), possibly in a forked writer. With compression, runs
+ * are cut to what one LZ4 block may hold. */
+static uint32_t add_run(struct scratch *s, uint64_t addr, uint64_t npages, uint32_t flags)
+{
+	uint32_t runs = 0;
+	for (; npages; runs++) {
+		uint64_t n = us.compress && npages > US_LZ4_RUN_PAGES ? US_LZ4_RUN_PAGES : npages;
+		struct us_page_run run = { .addr = addr, .npages = n, .stored_len = n * US_PAGE_SIZE, .flags = flags };
+		meta_add(s, &run, sizeof run);
+		addr += n * US_PAGE_SIZE;
+		npages -= n;
+	}
+	return runs;
+}
+
+/* Where a run's bytes can be read: the memory itself, or a copy in s->data when
+ * the memory is unreadable (through /proc/self/mem, which ignores protections) or
+ * is our own stack, which changes while we copy it. len <= DATA_MAX for a copy. */
+const void *run_source(struct scratch *s, uint64_t addr, uint64_t len, int readable, int mem_fd)
+{
+	uint64_t here = (uint64_t)&len;
+	if (readable && !(here >= addr && here < addr + len))
+		return (const void *)addr;
+	if (readable) {
+		for (uint64_t i = 0; i < len; i++)
+			s->data[i] = ((const char *)addr)[i];
+	} else if (us_sc4(SYS_pread64, mem_fd, s->data, len, addr) != (long)len) {
+		return NULL;
+	}
+	return s->data;
+}
+
+static int path_ends(const struct us_maps_line *v, const char *s)
+{
+	size_t n = us_strlen(s);
+	if (v->path_len < n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (v->path[v->path_len - n + i] != s[i])
+			return 0;
+	return 1;
+}
+
+/* ---- choosing pages ----
+ * Every page of a mapping is DATA (saved), HOLE (incremental: gone from memory) or
+ * left out (full: never touched, or the file's contents; incremental: unchanged). */
+enum { PG_SKIP, PG_DATA, PG_HOLE };
+/* what classify looks at; US_PAGE_IS_FILE too in private file mappings */
+#define SCAN_CATEGORIES (US_PAGE_IS_WPALLOWED | US_PAGE_IS_WRITTEN | US_PAGE_IS_PRESENT | US_PAGE_IS_SWAPPED | US_PAGE_IS_PFNZERO)
+
+struct vma_pass {
+	struct scratch *s;
+	int pm_fd, readable;
+	int anon_only;                  /* private file mapping: only copied-on-write pages differ */
+	int delta;                      /* tracked: pages not written are unchanged since the base */
+	uint32_t nruns;
+	uint64_t start, npages;
+	int type;
+};
+
+static void add_hole(struct vma_pass *x, uint64_t addr, uint64_t npages)
+{
+	struct us_page_run run = { .addr = addr, .npages = npages, .flags = US_RUN_F_HOLE };
+	meta_add(x->s, &run, sizeof run);
+	x->nruns++;
+}
+
+/* Saves a run of pages. Pages of zeros in anonymous memory read as zero anyway
+ * when absent: the writer leaves them out. */
+static void add_data(struct vma_pass *x, uint64_t addr, uint64_t npages)
+{
+	x->nruns += add_run(x->s, addr, npages, x->anon_only || !x->readable ? 0 : RUN_SCAN_ZERO);
+}
+
+static void flush_pages(struct vma_pass *x)
+{
+	if (x->type == PG_DATA)
+		add_data(x, x->start, x->npages);
+	else if (x->type == PG_HOLE)
+		add_hole(x, x->start, x->npages);
+	x->type = PG_SKIP;
+	x->npages = 0;
+}
+
+static void classify(void *ctx, uint64_t start, uint64_t end, uint64_t c)
+{
+	struct vma_pass *x = ctx;
+	int present = (c & (US_PAGE_IS_PRESENT | US_PAGE_IS_SWAPPED)) != 0;
+	int gone = !present || (c & US_PAGE_IS_PFNZERO) || (x->anon_only && (c & US_PAGE_IS_FILE));
+	int type;
+	if (!x->delta)
+		type = gone ? PG_SKIP : PG_DATA;
+	else
+		type = gone ? PG_HOLE : PG_SKIP;
+	if (x->delta && type == PG_SKIP && us.tracker == US_TRACK_MPROTECT) {
+		/* the mprotect tracker knows written pages one by one */
+		for (uint64_t p = start; p < end; p += US_PAGE_SIZE) {
+			int t = us_tracker_page_written(p, c) ? PG_DATA : PG_SKIP;
+			if (t == x->type && x->start + x->npages * US_PAGE_SIZE == p) {
+				x->npages++;
+				continue;
+			}
+			flush_pages(x);
+			x->type = t;
+			x->start = p;
+			x->npages = 1;
+		}
+		return;
+	}
+	if (x->delta && type == PG_SKIP && us_tracker_page_written(start, c))
+		type = PG_DATA;
+	if (type == x->type && x->start + x->npages * US_PAGE_SIZE == start) {
+		x->npages += (end - start) / US_PAGE_SIZE;
+		return;
+	}
+	flush_pages(x);
+	x->type = type;
+	x->start = start;
+	x->npages = (end - start) / US_PAGE_SIZE;
+}
+
+/* Without PAGEMAP_SCAN (kernels before 6.7): /proc/self/pagemap, page by page. */
+static void walk_pagemap(struct vma_pass *x, uint64_t start, uint64_t end)
+{
+	uint64_t npages = (end - start) / US_PAGE_SIZE;
+	for (uint64_t i = 0; i < npages && !x->s->failed; i += PM_BATCH) {
+		uint64_t n = npages - i < PM_BATCH ? npages - i : PM_BATCH;
+		long got = us_sc4(SYS_pread64, x->pm_fd, x->s->pm, n * 8, (start / US_PAGE_SIZE + i) * 8);
+		if (got != (long)(n * 8)) {
+			capture_fail(x->s, "cannot read /proc/self/pagemap", NULL, got < 0 ? got : -EIO);
+			return;
+		}
+		for (uint64_t k = 0; k < n; k++) {
+			uint64_t e = x->s->pm[k], c = 0;
+			if (e & PM_PRESENT) c |= US_PAGE_IS_PRESENT;
+			if (e & PM_SWAPPED) c |= US_PAGE_IS_SWAPPED;
+			if (e & PM_FILE) c |= US_PAGE_IS_FILE;
+			uint64_t page = start + (i + k) * US_PAGE_SIZE;
+			classify(x, page, page + US_PAGE_SIZE, c);
+		}
+	}
+}
+
+static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_fd)
+{
+	/* the mprotect tracker's read-only pages are the application's writable ones */
+	uint32_t prot = us.tracker == US_TRACK_MPROTECT && !v->shared ? us_mp_app_prot(v->start, v->prot) : v->prot;
+	struct us_rec_vma r = { .start = v->start, .end = v->end, .prot = prot,
+		.flags = v->shared ? US_VMA_F_SHARED : 0, .file_offset = v->offset,
+		.dev = v->dev, .inode = v->inode, .path_len = (uint32_t)v->path_len };
+	int save_all = 0, anon_only = 0;
+
+	if (us_maps_path_is(v, "[vdso]"))
+		r.kind = US_VMA_VDSO;
+	else if (us_maps_path_is(v, "[vvar]"))
+		r.kind = US_VMA_VVAR;
+	else if (us_maps_path_is(v, "[vvar_vclock]"))
+		r.kind = US_VMA_VVAR_VCLOCK;
+	else if (us_maps_path_is(v, "[heap]"))
+		r.kind = US_VMA_HEAP;
+	else if (us_maps_path_is(v, "[stack]"))
+		r.kind = US_VMA_STACK;
+	else if (v->shared && (v->path_len == 0 || v->path[0] == '[' || path_ends(v, " (deleted)") ||
+			       us_startswith(v->path, "/SYSV") || us_startswith(v->path, "/memfd:")))
+		r.kind = US_VMA_SHMEM, save_all = 1;      /* no name to map again: keep it all */
+	else if (v->path_len == 0 || v->path[0] == '[')
+		r.kind = US_VMA_ANON;
+	else if (!v->shared && path_ends(v, " (deleted)"))
+		r.kind = US_VMA_ANON, save_all = 1;       /* the file is gone: keep the contents */
+	else
+		r.kind = US_VMA_FILE, anon_only = !v->shared;
+
+	int want_pages = r.kind == US_VMA_ANON || r.kind == US_VMA_HEAP || r.kind == US_VMA_STACK ||
+			 r.kind == US_VMA_SHMEM || anon_only;
+	struct vma_pass x = { .s = s, .pm_fd = pm_fd,
+		.readable = (v->prot & PROT_READ) != 0, .anon_only = anon_only };
+
+	/* Incremental: a mapping the tracker covers entirely is a delta; any other is
+	 * captured whole and marked complete. */
+	if (want_pages && !save_all && s->incremental)
+		x.delta = us_tracker_covers(v->start, v->end, pm_fd, s->regions, REGIONS_MAX);
+	if (s->incremental && !x.delta)
+		r.flags |= US_VMA_F_COMPLETE;
+
+	r.object_size = v->end - v->start;
+	size_t hdr_at = s->meta_len + sizeof(struct us_rec_hdr);
+	rec_begin(s, US_REC_VMA);
+	meta_add(s, &r, sizeof r);
+	if (want_pages) {
+		if (save_all)
+			classify(&x, v->start, v->end, US_PAGE_IS_PRESENT);
+		else if (!s->scan_works ||
+			 us_tracker_scan(pm_fd, v->start, v->end, SCAN_CATEGORIES | (anon_only ? US_PAGE_IS_FILE : 0),
+					 s->regions, REGIONS_MAX, classify, &x) < 0) {
+			if (x.delta)
+				capture_fail(s, "PAGEMAP_SCAN failed on a tracked mapping", NULL, 0);
+			s->scan_works = 0;
+			x.type = PG_SKIP;
+			x.npages = 0;
+			walk_pagemap(&x, v->start, v->end);
+		}
+		flush_pages(&x);
+	}
+	meta_add(s, v->path, v->path_len);
+	if (!s->failed)
+		((struct us_rec_vma *)(s->meta + hdr_at))->nruns = x.nruns;
+	rec_end(s);
+}
+
+void capture_memory(struct scratch *s)
+{
+	int pm_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	if (pm_fd < 0) {
+		capture_fail(s, "cannot open /proc/self/pagemap", NULL, pm_fd);
+		return;
+	}
+	if (us_read_file("/proc/self/maps", s->maps, MAPS_MAX) >= (long)MAPS_MAX - 1) {
+		capture_fail(s, "too many memory mappings", NULL, 0);
+	} else {
+		for (const char *p = s->maps; *p && !s->failed;) {
+			struct us_maps_line v;
+			p = us_maps_next(p, &v);
+			if (v.end <= v.start || us_maps_path_is(&v, "[vsyscall]"))
+				continue;
+			if (is_own(s, v.start, v.end))
+				continue;
+			if (!v.shared)
+				s->private_bytes += v.end - v.start;
+			if (us.tracker != US_TRACK_MPROTECT || v.shared) {
+				capture_vma(s, &v, pm_fd);
+				continue;
+			}
+			/* each piece has one protection of the application's: see us_mp_piece_end */
+			for (uint64_t at = v.start; at < v.end && !s->failed;) {
+				struct us_maps_line piece = v;
+				piece.start = at;
+				piece.end = us_mp_piece_end(at, v.end);
+				piece.offset = v.offset + (at - v.start);
+				capture_vma(s, &piece, pm_fd);
+				at = piece.end;
+			}
+		}
+	}
+	us_sc1(SYS_close, pm_fd);
+}
+
+/* After an image is written, every private mapping is tracked again from a clean
+ * state, so that the next image can be relative to this one. */
+void arm_tracker(struct scratch *s)
+{
+	if (us.tracker == US_TRACK_NONE)
+		return;
+	if (us.tracker == US_TRACK_MPROTECT) {
+		/* pages made writable split the mappings: undo that, then look again */
+		us_mp_reset();
+		us_read_file("/proc/self/maps", s->maps, MAPS_MAX);
+	}
+	int pm_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	for (const char *p = s->maps; *p;) {
+		struct us_maps_line v;
+		p = us_maps_next(p, &v);
+		if (!us_tracker_wants(&v))
+			continue;
+		if (is_own(s, v.start, v.end))
+			continue;
+		if (us_tracker_may_arm(v.start, v.end, us_maps_path_is(&v, "[stack]")))
+			us_tracker_rearm(v.start, v.end, v.prot, pm_fd, s->regions, REGIONS_MAX);
+	}
+	if (pm_fd >= 0)
+		us_sc1(SYS_close, pm_fd);
+}
+
+/* A small increment is copied aside while the group is frozen, and written by the
+ * checkpoint thread once the group runs again: cheaper than forking a writer,
+ * whose cost is copying the page tables of all the process's memory. Returns 1 when
+ * staged (each data run's pages_off then says where its copy is). */
+#define STAGE_MAX (256ull << 20)
+
+int stage_pages(struct scratch *s)
+{
+	uint64_t total = 0;
+	const char *end = s->meta + s->meta_len;
+	for (int pass = 0; pass < 2; pass++) {
+		int mem_fd = pass ? (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC, 0) : -1;
+		uint64_t at = 0;
+		for (struct us_rec_hdr *r = (void *)(s->meta + sizeof(struct us_meta_header));
+		     (const char *)r < end && !s->failed; r = (void *)((char *)(r + 1) + US_REC_ALIGN(r->len))) {
+			struct us_rec_vma *v = (void *)(r + 1);
+			struct us_page_run *run = (void *)(v + 1);
+			for (uint32_t i = 0; r->type == US_REC_VMA && i < v->nruns && !s->failed; i++, run++) {
+				uint64_t len = run->npages * US_PAGE_SIZE;
+				if (run->flags & US_RUN_F_HOLE)
+					continue;
+				for (uint64_t off = 0; pass && off < len; off += DATA_MAX) {
+					uint64_t n = len - off < DATA_MAX ? len - off : DATA_MAX;
+					const void *src = run_source(s, run->addr + off, n, (v->prot & PROT_READ) != 0, mem_fd);
+					if (!src)
+						capture_fail(s, "cannot read memory to stage", NULL, -EFAULT);
+					else
+						__builtin_memcpy(s->stage + at + off, src, n);
+				}
+				run->pages_off = at;
+				at += len;
+			}
+		}
+		if (mem_fd >= 0)
+			us_sc1(SYS_close, mem_fd);
+		total = at;
+		if (!pass) {
+			if (total > STAGE_MAX || total * 8 > s->private_bytes)
+				return 0;
+			if (!total)
+				return 1;       /* nothing written since the base: nothing to copy */
+			if (total > stage_cap && grow_stage(total) < 0)
+				return 0;
+			s->stage = stage_buf;
+			s->stage_len = total;
+		}
+	}
+	return 1;
+}
+

@@ -1,0 +1,359 @@
+/* The image writer: lays out <vpid>.pages (page runs without their pages of zeros,
+ * LZ4 blocks where they save space) and the final state description, writes the
+ * state description last and fsyncs both. It runs in a forked writer that holds a
+ * copy-on-write snapshot of the frozen process, or on the checkpoint thread for a
+ * staged increment once the group runs again. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include "capture.h"
+#include "../common/us_fmt.h"
+#include "../common/us_crc32c.h"
+#include "../common/us_lz4.h"
+#include "../../include/us_image.h"
+
+static int page_is_zero(const uint64_t *p)
+{
+	for (unsigned i = 0; i < US_PAGE_SIZE / 8; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+int write_all(int fd, const void *p, uint64_t n)
+{
+	const char *c = p;
+	while (n) {
+		long r = us_sc3(SYS_write, fd, c, n > (1ul << 30) ? (1ul << 30) : n);
+		if (r == -EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? (int)r : -EIO;
+		c += r;
+		n -= (uint64_t)r;
+	}
+	return 0;
+}
+
+static int pad_pages_file(struct scratch *s, uint64_t align)
+{
+	static const char zeros[US_PAGE_SIZE];
+	uint64_t pad = (align - s->pages_len % align) % align;
+	s->pages_len += pad;
+	return pad ? write_all(s->pages_fd, zeros, pad) : 0;
+}
+
+/* Stores [addr, addr + npages) at the end of .pages and describes it in run: as an
+ * LZ4 block where that saves an eighth or more, else raw and page-aligned. */
+static int store_run(struct scratch *s, struct us_page_run *run, const char *staged, int readable, int mem_fd)
+{
+	int compress = us.compress && run->npages <= US_LZ4_RUN_PAGES;
+	uint64_t len = run->npages * US_PAGE_SIZE, z = 0;
+	run->stored_len = len;
+	run->crc = 0;
+	for (uint64_t off = 0; off < len; off += DATA_MAX) {
+		uint64_t n = len - off < DATA_MAX ? len - off : DATA_MAX;
+		const void *src = staged ? staged + off : run_source(s, run->addr + off, n, readable, mem_fd);
+		if (!src)
+			return -EFAULT;
+		if (!off && compress)
+			z = us_lz4_compress(src, len, s->lz4_out, len - len / 8, s->lz4_table);
+		int r = off ? 0 : pad_pages_file(s, z ? 8 : US_PAGE_SIZE);
+		if (r)
+			return r;
+		if (!off)
+			run->pages_off = s->pages_len;
+		if (z) {
+			run->flags |= US_RUN_F_LZ4;
+			run->stored_len = z;
+			src = s->lz4_out;
+			n = z;
+		}
+		run->crc = us_crc32c(run->crc, src, n);
+		if ((r = write_all(s->pages_fd, src, n)))
+			return r;
+		s->pages_len += n;
+	}
+	return 0;
+}
+
+/* The writer lays out .pages and the final state description together: the runs
+ * the capture reserved, with the pages of zeros of RUN_SCAN_ZERO runs left out
+ * (or, where the mapping is a delta, turned into holes). Looking for zeros here
+ * rather than in capture_vma keeps that reading out of the freeze. */
+struct rewrite {
+	struct scratch *s;
+	char *out;
+	size_t len, cap;
+	int mem_fd, readable;
+	uint32_t nruns;
+	uint64_t run_addr;              /* the capture's run being written, */
+	const char *staged;             /* and its staged copy, if any */
+};
+
+static void out_add(struct rewrite *w, const void *p, size_t n)
+{
+	if (w->len + n > w->cap) {
+		capture_fail(w->s, "state description larger than", "the writer's buffer", 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		w->out[w->len + i] = p ? ((const char *)p)[i] : 0;
+	w->len += n;
+}
+
+static void out_data(struct rewrite *w, uint64_t addr, uint64_t npages)
+{
+	struct us_page_run run = { .addr = addr, .npages = npages };
+	int e = store_run(w->s, &run, w->staged ? w->staged + (addr - w->run_addr) : NULL, w->readable, w->mem_fd);
+	if (e)
+		capture_fail(w->s, "cannot write the pages file", NULL, e);
+	out_add(w, &run, sizeof run);
+	w->nruns++;
+}
+
+static void out_hole(struct rewrite *w, uint64_t addr, uint64_t npages)
+{
+	struct us_page_run run = { .addr = addr, .npages = npages, .flags = US_RUN_F_HOLE };
+	out_add(w, &run, sizeof run);
+	w->nruns++;
+}
+
+/* The run's pages of data become data runs; its pages of zeros become holes in a
+ * delta, and nothing otherwise. */
+static void out_without_zeros(struct rewrite *w, const struct us_page_run *run, int delta)
+{
+	uint64_t end = run->addr + run->npages * US_PAGE_SIZE, from = run->addr;
+	int zeros = -1;                 /* what [from, p) holds: 1 zeros, 0 data */
+	for (uint64_t p = run->addr; p <= end && !w->s->failed; p += US_PAGE_SIZE) {
+		const void *page = w->staged ? w->staged + (p - run->addr) : (const void *)p;
+		int z = p < end ? page_is_zero(page) : -1;
+		if (z == zeros)
+			continue;
+		if (p > from && !zeros)
+			out_data(w, from, (p - from) / US_PAGE_SIZE);
+		else if (p > from && delta)
+			out_hole(w, from, (p - from) / US_PAGE_SIZE);
+		from = p;
+		zeros = z;
+	}
+}
+
+static void rewrite_vma(struct rewrite *w, const struct us_rec_hdr *r)
+{
+	const struct us_rec_vma *v = (const void *)(r + 1);
+	const struct us_page_run *run = (const void *)(v + 1);
+	size_t at = w->len;
+	out_add(w, r, sizeof *r);
+	out_add(w, v, sizeof *v);
+	w->nruns = 0;
+	w->readable = (v->prot & PROT_READ) != 0;
+	int delta = w->s->incremental && !(v->flags & US_VMA_F_COMPLETE);
+	for (uint32_t i = 0; i < v->nruns && !w->s->failed; i++, run++) {
+		w->run_addr = run->addr;
+		w->staged = w->s->stage && !(run->flags & US_RUN_F_HOLE) ? w->s->stage + run->pages_off : NULL;
+		if (run->flags & US_RUN_F_HOLE)
+			out_hole(w, run->addr, run->npages);
+		else if (run->flags & RUN_SCAN_ZERO)
+			out_without_zeros(w, run, delta);
+		else
+			out_data(w, run->addr, run->npages);
+	}
+	out_add(w, (const char *)(v + 1) + v->nruns * sizeof *run, v->path_len);
+	if (w->s->failed)
+		return;
+	struct us_rec_hdr *h = (void *)(w->out + at);
+	struct us_rec_vma *nv = (void *)(h + 1);
+	nv->nruns = w->nruns;
+	h->len = (uint32_t)(w->len - at - sizeof *h);
+	out_add(w, NULL, US_REC_ALIGN(h->len) - h->len);
+}
+
+static uint64_t writer_meta_cap(const struct scratch *s)
+{
+	/* at worst every other page of a scanned run becomes a run of its own */
+	uint64_t cap = s->meta_len;
+	const char *end = s->meta + s->meta_len;
+	for (const struct us_rec_hdr *r = (const void *)(s->meta + sizeof(struct us_meta_header));
+	     (const char *)r < end; r = (const void *)((const char *)(r + 1) + US_REC_ALIGN(r->len))) {
+		const struct us_rec_vma *v = (const void *)(r + 1);
+		const struct us_page_run *run = (const void *)(v + 1);
+		for (uint32_t i = 0; r->type == US_REC_VMA && i < v->nruns; i++)
+			if (run[i].flags & RUN_SCAN_ZERO)
+				cap += (run[i].npages + 1) * sizeof *run;
+	}
+	return (cap + US_PAGE_SIZE) & ~(uint64_t)(US_PAGE_SIZE - 1);
+}
+
+static void write_pages(struct scratch *s)
+{
+	struct rewrite w = { .s = s, .cap = writer_meta_cap(s) };
+	uint64_t lz4_len = us.compress ? US_LZ4_TABLE_BYTES + US_LZ4_BOUND(US_LZ4_RUN_PAGES * US_PAGE_SIZE) : 0;
+	long m = us_sc6(SYS_mmap, 0, w.cap + lz4_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m < 0 && m > -4096) {
+		capture_fail(s, "cannot map the writer's memory", NULL, m);
+		return;
+	}
+	w.out = (char *)m;
+	s->lz4_table = w.out + w.cap;
+	s->lz4_out = s->lz4_table + US_LZ4_TABLE_BYTES;
+	w.mem_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC, 0);
+	s->pages_len = s->runs_start;
+
+	out_add(&w, s->meta, sizeof(struct us_meta_header));
+	const char *end = s->meta + s->meta_len;
+	for (const struct us_rec_hdr *r = (const void *)(s->meta + sizeof(struct us_meta_header));
+	     (const char *)r < end && !s->failed; r = (const void *)((const char *)(r + 1) + US_REC_ALIGN(r->len))) {
+		if (r->type == US_REC_VMA)
+			rewrite_vma(&w, r);
+		else
+			out_add(&w, r, sizeof *r + US_REC_ALIGN(r->len));
+	}
+	if (w.mem_fd >= 0)
+		us_sc1(SYS_close, w.mem_fd);
+	/* the capture's scratch goes with the writer (or with us_write_image) */
+	s->meta = w.out;
+	s->meta_len = w.len;
+	s->writer_map = (char *)m;
+	s->writer_map_len = w.cap + lz4_len;
+}
+
+int open_image_file(const char *dir, const char *ext)
+{
+	char path[US_PATH_MAX];
+	struct us_buf b = { path, 0, sizeof path };
+	us_put(&b, dir);
+	us_putc(&b, '/');
+	us_putu(&b, (uint64_t)us.vpid);
+	us_put(&b, ext);
+	/* 0600: images hold application memory, which means secrets */
+	return (int)us_sc4(SYS_openat, AT_FDCWD, us_term(&b), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+}
+
+/* Copies the pages, then writes the state description last, so that a complete
+ * .meta means a complete image. */
+void finish_image(struct scratch *s)
+{
+	write_pages(s);
+	if (s->failed)
+		return;
+	struct us_meta_header *h = (void *)s->meta;
+	const char magic[8] = US_META_MAGIC;
+	for (int i = 0; i < 8; i++)
+		h->magic[i] = magic[i];
+	h->version = US_META_VERSION;
+	h->header_size = sizeof *h;
+	h->kind = s->incremental ? US_IMAGE_INCREMENTAL : US_IMAGE_FULL;
+	h->record_count = s->nrecords;
+	h->records_len = s->meta_len - sizeof *h;
+	h->pages_len = s->pages_len;
+	h->records_crc = us_crc32c(0, s->meta + sizeof *h, h->records_len);
+	h->vpid = (uint32_t)us.vpid;
+	h->checkpoint_seq = s->seq;
+	h->base_seq = s->incremental ? (uint32_t)s->base_seq : 0;
+	h->header_crc = us_crc32c(0, h, 60);
+	int r = write_all(s->meta_fd, s->meta, s->meta_len);
+	if (!r)
+		r = (int)us_sc1(SYS_fdatasync, s->pages_fd);
+	if (!r)
+		r = (int)us_sc1(SYS_fdatasync, s->meta_fd);
+	if (r)
+		capture_fail(s, "cannot write the image", NULL, r);
+}
+
+/* The forked writer: a copy-on-write snapshot of this process taken while it is
+ * frozen. The application resumes at once; the writer copies the pages from the
+ * snapshot. It is a clone child with no exit signal, so the application's own
+ * waitpid() never sees it. */
+static struct writer_result {
+	volatile int done, failed;
+	uint64_t meta_len, pages_len;   /* the writer decides them */
+	char why[480];
+} *writer;
+static int writer_pid;
+
+/* Made before the capture reads the memory map, so that every image holds it and
+ * a restored process finds it where its pointer says. */
+int map_writer_result(void)
+{
+	if (writer)
+		return 0;
+	long m = us_sc6(SYS_mmap, 0, US_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m < 0 && m > -4096)
+		return (int)m;
+	writer = (struct writer_result *)m;
+	return 0;
+}
+
+void start_writer(struct scratch *s)
+{
+	writer->done = writer->failed = 0;
+	writer->why[0] = 0;
+	long pid = us_sc5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0);
+	if (pid < 0) {
+		capture_fail(s, "cannot fork the image writer", NULL, pid);
+		return;
+	}
+	if (pid == 0) {
+		s->why = writer->why;
+		s->why_cap = sizeof writer->why;
+		finish_image(s);
+		writer->meta_len = s->meta_len;
+		writer->pages_len = s->pages_len;
+		writer->failed = s->failed;
+		writer->done = 1;
+		for (;;)
+			us_sc1(SYS_exit_group, s->failed);
+	}
+	writer_pid = (int)pid;
+}
+
+static struct scratch staged;   /* an image staged by us_write_image, written here */
+
+void write_staged_later(struct scratch *s)
+{
+	staged = *s;
+}
+
+void release_image(struct scratch *s)
+{
+	if (s->meta_fd >= 0)
+		us_sc1(SYS_close, s->meta_fd);
+	if (s->pages_fd >= 0)
+		us_sc1(SYS_close, s->pages_fd);
+	if (s->writer_map)
+		us_sc2(SYS_munmap, s->writer_map, s->writer_map_len);
+	if (s->stage)   /* kept for the next one; the kernel may take the pages back meanwhile */
+		us_sc3(SYS_madvise, s->stage, s->stage_len, MADV_FREE);
+	us_sc2(SYS_munmap, s->base, SCRATCH_SIZE);
+}
+
+int us_wait_writer(char *why, int cap, uint64_t *meta_bytes, uint64_t *pages_bytes)
+{
+	if (staged.base) {
+		staged.why = why;
+		staged.why_cap = cap;
+		finish_image(&staged);
+		*meta_bytes = staged.meta_len;
+		*pages_bytes = staged.pages_len;
+		int failed = staged.failed;
+		release_image(&staged);
+		staged = (struct scratch){ 0 };
+		return failed ? -1 : 0;
+	}
+	if (!writer_pid)
+		return 0;
+	int status = 0;
+	while (us_sc4(SYS_wait4, writer_pid, &status, 0x80000000 /* __WCLONE */, 0) == -EINTR)
+		;
+	writer_pid = 0;
+	if (writer->done && !writer->failed) {
+		*meta_bytes = writer->meta_len;
+		*pages_bytes = writer->pages_len;
+		return 0;
+	}
+	struct us_buf b = { why, 0, (size_t)cap };
+	us_put(&b, writer->done ? writer->why : "the image writer died");
+	us_term(&b);
+	return -1;
+}
