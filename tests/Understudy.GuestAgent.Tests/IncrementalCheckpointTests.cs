@@ -1,8 +1,8 @@
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
-using Understudy.GuestAgent.Hosting;
-using Understudy.GuestAgent.Members;
-using Understudy.GuestAgent.Merging;
+using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.GuestAgent.Model.Protocol;
+using Understudy.GuestAgent.Operations.Store;
 using Understudy.GuestAgent.Tests.Infrastructure;
 using Understudy.Images;
 using Xunit.Abstractions;

@@ -1,12 +1,11 @@
 using System.Threading.Channels;
 using Grpc.Core;
-using Understudy.GuestAgent.Checkpointing;
-using Understudy.GuestAgent.Errors;
-using Understudy.GuestAgent.Groups;
-using Understudy.GuestAgent.Launch;
-using Understudy.GuestAgent.Restore;
-using Understudy.GuestAgent.Scheduling;
-using Understudy.GuestAgent.Supervision;
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Operations.Checkpoints;
+using Understudy.GuestAgent.Operations.Launch;
+using Understudy.GuestAgent.Operations.Restore;
+using Understudy.GuestAgent.Supervision.Supervisors;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Api;
@@ -18,7 +17,7 @@ namespace Understudy.GuestAgent.Api;
 /// </summary>
 internal sealed class AgentService : Agent.AgentBase
 {
-    private readonly AvailabilityManager _availability;
+    private readonly GroupLauncher _availability;
     private readonly GroupCheckpointer _checkpoints;
     private readonly RestoreCoordinator _restores;
     private readonly GroupStatusQuery _status;
@@ -27,7 +26,7 @@ internal sealed class AgentService : Agent.AgentBase
     private readonly CheckpointStore _store;
 
     public AgentService(
-        AvailabilityManager availability, GroupCheckpointer checkpoints, RestoreCoordinator restores,
+        GroupLauncher availability, GroupCheckpointer checkpoints, RestoreCoordinator restores,
         GroupStatusQuery status, GroupOverview overview, SupervisorRegistry supervisors, CheckpointStore store)
     {
         _availability = availability;

@@ -7,18 +7,22 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Serilog;
 using Understudy.GuestAgent.Api;
-using Understudy.GuestAgent.Checkpointing;
-using Understudy.GuestAgent.Events;
-using Understudy.GuestAgent.Groups;
-using Understudy.GuestAgent.Health;
-using Understudy.GuestAgent.Launch;
-using Understudy.GuestAgent.Members;
-using Understudy.GuestAgent.Merging;
-using Understudy.GuestAgent.Policies;
-using Understudy.GuestAgent.Recovery;
-using Understudy.GuestAgent.Restore;
-using Understudy.GuestAgent.Scheduling;
-using Understudy.GuestAgent.Supervision;
+using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.GuestAgent.Foundation.Events;
+using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Model.Init;
+using Understudy.GuestAgent.Model.MemberSocket;
+using Understudy.GuestAgent.Model.Members;
+using Understudy.GuestAgent.Operations.Checkpoints;
+using Understudy.GuestAgent.Operations.Launch;
+using Understudy.GuestAgent.Operations.Merging;
+using Understudy.GuestAgent.Operations.Restore;
+using Understudy.GuestAgent.Operations.Store;
+using Understudy.GuestAgent.Supervision.Health;
+using Understudy.GuestAgent.Supervision.LaunchOrder;
+using Understudy.GuestAgent.Supervision.Policies;
+using Understudy.GuestAgent.Supervision.Recovery;
+using Understudy.GuestAgent.Supervision.Supervisors;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Hosting;
@@ -61,7 +65,7 @@ internal static class AgentApplication
 
         var app = builder.Build();
         app.MapGrpcService<AgentService>();
-        app.MapGrpcService<AvailabilityService>();
+        app.MapGrpcService<PolicyService>();
         return app;
     }
 
@@ -86,7 +90,7 @@ internal static class AgentApplication
         services.AddSingleton<IMemberMessageHandler>(provider => provider.GetRequiredService<MemberProtocol>());
 
         services.AddSingleton<InitCommandLine>();
-        services.AddSingleton<AvailabilityManager>();
+        services.AddSingleton<GroupLauncher>();
         services.AddSingleton<ManifestBuilder>();
         services.AddSingleton<CheckpointCoordinator>();
         services.AddSingleton<RestoreCoordinator>();
@@ -99,7 +103,7 @@ internal static class AgentApplication
         services.AddSingleton<ReadinessWaiter>();
         services.AddSingleton<CheckpointRetention>();
         services.AddSingleton<GroupCheckpointer>();
-        services.AddSingleton<GroupLauncher>();
+        services.AddSingleton<LaunchOrderStarter>();
         services.AddSingleton<RecoveryPointSelector>();
         services.AddSingleton<RecoveryRunner>();
         services.AddSingleton<GroupSupervisorFactory>();

@@ -1,14 +1,14 @@
 using Microsoft.Extensions.Hosting;
-using Understudy.GuestAgent.Launch;
+using Understudy.GuestAgent.Operations.Launch;
 
 namespace Understudy.GuestAgent.Hosting;
 
 /// <summary>On shutdown, stops every group so that no process is left behind.</summary>
 internal sealed class GroupShutdownService : IHostedService
 {
-    private readonly AvailabilityManager _availability;
+    private readonly GroupLauncher _availability;
 
-    public GroupShutdownService(AvailabilityManager availability)
+    public GroupShutdownService(GroupLauncher availability)
     {
         _availability = availability;
     }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Understudy.GuestAgent.Interop;
+using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Hosting;

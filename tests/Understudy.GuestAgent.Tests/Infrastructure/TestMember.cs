@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
-using Understudy.GuestAgent.Members;
+using Understudy.GuestAgent.Model.Protocol;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Tests.Infrastructure;
