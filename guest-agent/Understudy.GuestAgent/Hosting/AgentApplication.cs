@@ -95,13 +95,21 @@ internal static class AgentApplication
         services.AddSingleton<CheckpointCoordinator>();
         services.AddSingleton<RestoreCoordinator>();
 
+        // The checkpoint store's one owner, and the merges (docs/image-format.md, "Merging").
+        services.AddSingleton<CheckpointLineage>();
+        services.AddSingleton<CheckpointKindPolicy>();
+        services.AddSingleton<MergeFaults>();
+        services.AddSingleton<CheckpointMerger>();
+        services.AddSingleton<CheckpointKeeper>();
+        services.AddSingleton<BackgroundMerges>();
+
         // Availability management (docs/policy.md).
         services.AddSingleton<PolicyEnvironment>();
         services.AddSingleton<PolicyStore>();
         services.AddSingleton<PolicyCatalog>();
+        services.AddSingleton<IRetentionPolicy>(provider => provider.GetRequiredService<PolicyCatalog>());
         services.AddSingleton<ProbeRunner>();
         services.AddSingleton<ReadinessWaiter>();
-        services.AddSingleton<CheckpointRetention>();
         services.AddSingleton<GroupCheckpointer>();
         services.AddSingleton<LaunchOrderStarter>();
         services.AddSingleton<RecoveryPointSelector>();
@@ -111,10 +119,11 @@ internal static class AgentApplication
         services.AddSingleton<PolicyApplier>();
         services.AddSingleton<GroupOverview>();
 
-        // Started in this order (before Kestrel), stopped in reverse: groups are stopped while
-        // the member socket still hears their processes go.
+        // Started in this order (before Kestrel), stopped in reverse: the store is cleaned up
+        // before anything uses it, and groups are stopped while the member socket still hears
+        // their processes go.
         services.AddHostedService<StateDirectoryInitializer>();
-        services.AddIncrementalCheckpoints();
+        services.AddHostedService(provider => provider.GetRequiredService<BackgroundMerges>());
         services.AddSingleton<MemberListener>();
         services.AddHostedService(provider => provider.GetRequiredService<MemberListener>());
         services.AddHostedService<GroupShutdownService>();

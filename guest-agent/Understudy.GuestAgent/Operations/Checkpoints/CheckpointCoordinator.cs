@@ -6,40 +6,41 @@ using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Model.Members;
 using Understudy.GuestAgent.Model.Protocol;
-using Understudy.GuestAgent.Operations.Merging;
+using Understudy.GuestAgent.Operations.Store;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Operations.Checkpoints;
 
 /// <summary>
-/// Takes a coordinated checkpoint of one group, in the phases of DESIGN.md ("How a coordinated
-/// checkpoint goes"): lock, PREPARE, WRITE, COMMIT, RESUME. Any failure before the commit
+/// Takes a coordinated checkpoint of one group, in the phases of docs/architecture.md ("A coordinated
+/// checkpoint"): lock, PREPARE, WRITE, COMMIT, RESUME. Any failure before the commit
 /// aborts: the members resume, the staging directory is discarded, and the previous checkpoint
 /// stays the newest. <see cref="CheckpointKindPolicy"/> decides whether WRITE asks for
-/// incremental images; a committed incremental checkpoint is queued for a background merge,
-/// and the group's merges are held while it is checkpointed.
+/// incremental images; the store owner (<see cref="CheckpointKeeper"/>) stages and commits the
+/// checkpoint, holds the group's merges meanwhile, and has a committed incremental one merged in
+/// the background.
 /// </summary>
 internal sealed class CheckpointCoordinator
 {
     private readonly GroupLocator _locator;
     private readonly CheckpointStore _store;
+    private readonly CheckpointKeeper _keeper;
     private readonly ManifestBuilder _manifests;
     private readonly CheckpointKindPolicy _policy;
     private readonly CheckpointLineage _lineage;
-    private readonly BackgroundMerges _merges;
     private readonly AgentOptions _options;
     private readonly ILogger<CheckpointCoordinator> _logger;
 
     public CheckpointCoordinator(
-        GroupLocator locator, CheckpointStore store, ManifestBuilder manifests, CheckpointKindPolicy policy,
-        CheckpointLineage lineage, BackgroundMerges merges, IOptions<AgentOptions> options, ILogger<CheckpointCoordinator> logger)
+        GroupLocator locator, CheckpointStore store, CheckpointKeeper keeper, ManifestBuilder manifests, CheckpointKindPolicy policy,
+        CheckpointLineage lineage, IOptions<AgentOptions> options, ILogger<CheckpointCoordinator> logger)
     {
         _locator = locator;
         _store = store;
+        _keeper = keeper;
         _manifests = manifests;
         _policy = policy;
         _lineage = lineage;
-        _merges = merges;
         _options = options.Value;
         _logger = logger;
     }
@@ -59,10 +60,9 @@ internal sealed class CheckpointCoordinator
         {
             throw AgentException.FailedPrecondition($"group {group.Name} has no members to checkpoint");
         }
-        // The group's background merge waits until the group runs again.
-        using var mergesHeld = _merges.PauseGroup(group.Name);
-
-        var (id, seq, stagingDir) = _store.CreateStaging(group.Name);
+        // The group's background merges wait until the checkpoint is over.
+        using var staged = _keeper.BeginCheckpoint(group.Name);
+        var (id, seq, stagingDir) = (staged.Id, staged.Seq, staged.Directory);
         var plan = _policy.Decide(group.Name, full);
         _logger.LogInformation(
             "Checkpoint {CheckpointId} of group {Group} started: {Members} members, asking for {Kind} images ({Reason})",
@@ -115,16 +115,12 @@ internal sealed class CheckpointCoordinator
             phase = "COMMIT";
             progress?.Report(new(CheckpointPhases.Commit, members.Count, members.Count));
             var manifest = _manifests.Build(group.Name, seq, plan, stagingDir, members, written);
-            committed = _store.Commit(group.Name, id, manifest);
+            committed = staged.Commit(manifest);
             _lineage.Committed(group.Name, seq);
-            if (manifest.HasIncrementalMembers)
-            {
-                _merges.Enqueue(group.Name, id, "committed incremental");
-            }
         }
         catch (Exception e)
         {
-            await AbortAsync(group, id, members, phase, e).ConfigureAwait(false);
+            await AbortAsync(group, staged, members, phase, e).ConfigureAwait(false);
             if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
             {
                 throw;
@@ -142,8 +138,9 @@ internal sealed class CheckpointCoordinator
     }
 
     /// <summary>ABORT to every member still connected, then the staging directory goes.</summary>
-    private async Task AbortAsync(Group group, string id, IReadOnlyList<Member> members, string phase, Exception cause)
+    private async Task AbortAsync(Group group, StagedCheckpoint staged, IReadOnlyList<Member> members, string phase, Exception cause)
     {
+        var id = staged.Id;
         _logger.LogWarning(
             "Checkpoint {CheckpointId} of group {Group} failed during {Phase}: {Cause}; aborting",
             id, group.Name, phase, Cause(cause, phase));
@@ -159,7 +156,7 @@ internal sealed class CheckpointCoordinator
         }
         try
         {
-            _store.DiscardStaging(group.Name, id);
+            staged.Discard();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -1,14 +1,13 @@
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Operations.Store;
-using Understudy.GuestAgent.Supervision.Policies;
 
 namespace Understudy.GuestAgent.Operations.Checkpoints;
 
 /// <summary>
 /// Every checkpoint the agent takes, by hand (hactl checkpoint) or on schedule, goes through
 /// here: the coordinator takes it, the outcome becomes a checkpoint.taken or checkpoint.failed
-/// event, and the group's retention is applied.
+/// event, and the group's retention is applied (<see cref="IRetentionPolicy"/>).
 /// </summary>
 internal sealed class GroupCheckpointer
 {
@@ -16,15 +15,15 @@ internal sealed class GroupCheckpointer
     public const string Scheduled = "scheduled";
 
     private readonly CheckpointCoordinator _coordinator;
-    private readonly CheckpointRetention _retention;
-    private readonly PolicyCatalog _policies;
+    private readonly CheckpointKeeper _keeper;
+    private readonly IRetentionPolicy _retention;
     private readonly IEventPublisher _events;
 
-    public GroupCheckpointer(CheckpointCoordinator coordinator, CheckpointRetention retention, PolicyCatalog policies, IEventPublisher events)
+    public GroupCheckpointer(CheckpointCoordinator coordinator, CheckpointKeeper keeper, IRetentionPolicy retention, IEventPublisher events)
     {
         _coordinator = coordinator;
+        _keeper = keeper;
         _retention = retention;
-        _policies = policies;
         _events = events;
     }
 
@@ -44,9 +43,9 @@ internal sealed class GroupCheckpointer
             throw;
         }
         _events.Publish(new CheckpointTaken(group, outcome.Id, outcome.Kind, outcome.Bytes, outcome.Members, outcome.FrozenMs, trigger));
-        if (_policies.Find(group) is { } applied)
+        if (_retention.RetentionOf(group) is { } keep)
         {
-            _retention.Apply(group, applied.Policy.Checkpoints.Retention);
+            _keeper.ApplyRetention(group, keep);
         }
         return outcome;
     }

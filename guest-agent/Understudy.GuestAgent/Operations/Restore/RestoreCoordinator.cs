@@ -20,9 +20,9 @@ internal sealed record RestoreOutcome(string Group, string Id, IReadOnlyList<Mem
 /// <summary>
 /// Brings a group back from a committed checkpoint (DESIGN.md, "Restore"): a checkpoint that
 /// still has incremental images is merged into full ones first (the restorer reads full images
-/// only), the image is verified before anything is touched, the running group (if any) is
-/// stopped, us-init rebuilds the process tree, and once every process of the checkpoint said
-/// HELLO they are resumed, all together or in the order the caller gives (a supervised group:
+/// only), the checkpoint is pinned while it is read, the image is verified before anything is
+/// touched, the running group (if any) is stopped, us-init rebuilds the process tree, and once
+/// every process of the checkpoint said HELLO they are resumed, all together or in the order the caller gives (a supervised group:
 /// app by app in launch order, each once the one before is ready). The restored processes
 /// descend from that checkpoint: the next checkpoint may be incremental on it.
 /// </summary>
@@ -33,7 +33,7 @@ internal sealed class RestoreCoordinator
     private readonly GroupLauncher _availability;
     private readonly InitCommandLine _commandLine;
     private readonly StatePaths _paths;
-    private readonly MergeBeforeRestore _merge;
+    private readonly CheckpointKeeper _keeper;
     private readonly CheckpointLineage _lineage;
     private readonly AgentOptions _options;
     private readonly TimeProvider _time;
@@ -41,11 +41,11 @@ internal sealed class RestoreCoordinator
 
     public RestoreCoordinator(
         GroupRegistry groups, CheckpointStore store, GroupLauncher availability, InitCommandLine commandLine,
-        StatePaths paths, MergeBeforeRestore merge, CheckpointLineage lineage, IOptions<AgentOptions> options,
+        StatePaths paths, CheckpointKeeper keeper, CheckpointLineage lineage, IOptions<AgentOptions> options,
         TimeProvider time, ILogger<RestoreCoordinator> logger)
     {
         _time = time;
-        _merge = merge;
+        _keeper = keeper;
         _lineage = lineage;
         _commandLine = commandLine;
         _groups = groups;
@@ -73,6 +73,8 @@ internal sealed class RestoreCoordinator
             throw AgentException.NotFound($"group {groupName} has no checkpoint to restore; take one with: hactl checkpoint {groupName}");
         }
         await MergeChainAsync(groupName, id, cancellationToken).ConfigureAwait(false);
+        // Nothing may rewrite or delete the checkpoint while it is verified and read by us-init.
+        using var pin = _keeper.Pin(groupName, id);
         // A corrupt or truncated image is refused here, before the running group is touched.
         var manifest = Verify(groupName, id);
         var checkpointDir = _store.CheckpointDir(groupName, id);
@@ -115,7 +117,7 @@ internal sealed class RestoreCoordinator
     {
         try
         {
-            if (await _merge.RunAsync(group, id, cancellationToken).ConfigureAwait(false))
+            if (await _keeper.MergeForRestoreAsync(group, id, cancellationToken).ConfigureAwait(false))
             {
                 _logger.LogInformation("Restore of group {Group}: checkpoint {CheckpointId} was merged into full images first", group, id);
             }

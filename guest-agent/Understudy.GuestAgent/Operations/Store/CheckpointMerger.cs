@@ -21,8 +21,9 @@ internal sealed class CheckpointMergeException(string message, Exception? inner 
 /// </list>
 /// Killed at any point, the checkpoint has either its old manifest (the chain, whose files are all
 /// still there) or the new one (whose files are all on disk); what is left over is removed by
-/// <see cref="CheckpointStore.RemoveUnreferencedFiles"/> at the next start. The caller holds the
-/// group's lock (<see cref="GroupStoreLocks"/>).
+/// <see cref="CheckpointStore.RemoveUnreferencedFiles"/> at the next start. The merge engine of
+/// <see cref="CheckpointKeeper"/>, and called by it alone: the keeper holds the group's merge lock
+/// and replaces the manifest (step 2), where a pin can still stop the merge.
 /// </summary>
 internal sealed class CheckpointMerger
 {
@@ -44,15 +45,20 @@ internal sealed class CheckpointMerger
     /// incremental members, and the checkpoints its chain needs first.
     /// </summary>
     /// <param name="pace">called between chunks of work; may block (a paused merge) or throw.</param>
+    /// <param name="replaceManifest">replaces a checkpoint's manifest by the merged one (given its id): step 2</param>
     /// <returns>Whether anything was merged.</returns>
     /// <exception cref="CheckpointMergeException">An image is missing, corrupt or does not fit its base.</exception>
     /// <exception cref="CheckpointNotFoundException">The checkpoint does not exist (any more).</exception>
     /// <exception cref="IOException">Writing failed (a full disk); nothing already saved was changed.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; nothing already saved was changed.</exception>
-    public bool Merge(string group, string id, string reason, Action? pace, CancellationToken cancellationToken) =>
-        Merge(group, id, reason, pace, cancellationToken, depth: 0);
+    /// <exception cref="CheckpointPinnedException">A checkpoint it would rewrite is pinned; nothing already saved was changed.</exception>
+    public bool Merge(
+        string group, string id, string reason, Action? pace, Action<string, CheckpointManifest> replaceManifest, CancellationToken cancellationToken) =>
+        Merge(group, id, reason, pace, replaceManifest, cancellationToken, depth: 0);
 
-    private bool Merge(string group, string id, string reason, Action? pace, CancellationToken cancellationToken, int depth)
+    private bool Merge(
+        string group, string id, string reason, Action? pace, Action<string, CheckpointManifest> replaceManifest, CancellationToken cancellationToken,
+        int depth)
     {
         CheckpointManifest manifest = Load(group, id);
         if (!manifest.HasIncrementalMembers)
@@ -73,7 +79,7 @@ internal sealed class CheckpointMerger
             var statistics = new List<MergeStatistics>(incremental.Count);
             foreach (var member in incremental)
             {
-                var baseFiles = BaseImage(group, id, member, pace, cancellationToken, depth);
+                var baseFiles = BaseImage(group, id, member, pace, replaceManifest, cancellationToken, depth);
                 var (metaName, pagesName) = CheckpointStore.MergedFileNames(member.Vpid);
                 var output = new ImageFiles(Path.Combine(dir, metaName), Path.Combine(dir, pagesName));
                 written.Add(output.Meta);
@@ -99,7 +105,7 @@ internal sealed class CheckpointMerger
             pace?.Invoke();
             cancellationToken.ThrowIfCancellationRequested();
             var merged = manifest.AsMerged(replaced, _time.GetUtcNow().UtcDateTime);
-            _store.ReplaceManifest(group, id, merged);
+            replaceManifest(id, merged);
             written.Clear();
 
             var removed = RemoveLeftovers(group, id);
@@ -118,7 +124,11 @@ internal sealed class CheckpointMerger
             {
                 TryDelete(file);
             }
-            if (e is not OperationCanceledException)
+            if (e is CheckpointPinnedException)
+            {
+                _logger.LogInformation("Merge of checkpoint {CheckpointId} of group {Group} stopped: {Reason}; it stays incremental", id, group, e.Message);
+            }
+            else if (e is not OperationCanceledException)
             {
                 _logger.LogError(
                     "Merge of checkpoint {CheckpointId} of group {Group} failed: {Error}; the checkpoint stays incremental",
@@ -137,7 +147,9 @@ internal sealed class CheckpointMerger
     /// be: the base checkpoint's image of <see cref="ManifestMember.BaseImageVpid"/>, which is the
     /// parent's for a process forked since that checkpoint.
     /// </summary>
-    private ImageFiles BaseImage(string group, string id, ManifestMember member, Action? pace, CancellationToken cancellationToken, int depth)
+    private ImageFiles BaseImage(
+        string group, string id, ManifestMember member, Action? pace, Action<string, CheckpointManifest> replaceManifest,
+        CancellationToken cancellationToken, int depth)
     {
         var baseId = CheckpointId.Format(member.BaseSeq);
         var baseVpid = member.BaseImageVpid;
@@ -148,7 +160,7 @@ internal sealed class CheckpointMerger
         var baseManifest = LoadBase(group, id, baseId, member);
         if (baseManifest.Members.FirstOrDefault(m => m.Vpid == baseVpid) is { IsIncremental: true })
         {
-            Merge(group, baseId, $"checkpoint {id} applies to it", pace, cancellationToken, depth + 1);
+            Merge(group, baseId, $"checkpoint {id} applies to it", pace, replaceManifest, cancellationToken, depth + 1);
             baseManifest = LoadBase(group, id, baseId, member);
         }
         var baseMember = baseManifest.Members.FirstOrDefault(m => m.Vpid == baseVpid)

@@ -3,7 +3,8 @@ namespace Understudy.GuestAgent.Operations.Store;
 /// <summary>
 /// Holds a group's background merge while the group is being checkpointed, so that the merge's
 /// reads and writes never compete with a frozen group's capture and commit. A merge waits at its
-/// next chunk (at most 1 MiB away) and goes on once the checkpoint is over.
+/// next chunk (at most 1 MiB away) and goes on once the checkpoint is over. Part of
+/// <see cref="CheckpointKeeper"/>: a staged checkpoint pauses its group's merges.
 /// </summary>
 internal sealed class MergePauses
 {
