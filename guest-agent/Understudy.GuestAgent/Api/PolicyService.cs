@@ -10,9 +10,9 @@ using Understudy.Images;
 namespace Understudy.GuestAgent.Api;
 
 /// <summary>
-/// The availability API (agent.proto, service Availability): policies (apply, delete),
-/// supervised start, stop and restart, and the event stream. The work is done by the policy applier, the groups'
-/// supervisors and the event bus.
+/// The policy API (agent.proto, service Availability): group policies (apply, delete), the
+/// supervised start, stop and restart of a group, its policy and state (show), and the event
+/// stream. The work is done by the policy applier, the groups' supervisors and the event bus.
 /// </summary>
 internal sealed class PolicyService : Availability.AvailabilityBase
 {

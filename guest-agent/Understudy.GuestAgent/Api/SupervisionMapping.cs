@@ -6,7 +6,7 @@ using Understudy.GuestAgent.Supervision.Supervisors;
 
 namespace Understudy.GuestAgent.Api;
 
-/// <summary>Availability management's records to agent.proto messages.</summary>
+/// <summary>Supervision's records (a supervised group's state, its policy, events) to agent.proto messages.</summary>
 internal static class SupervisionMapping
 {
     public static string Utc(DateTimeOffset time) =>

@@ -4,26 +4,9 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Serilog;
 using Understudy.GuestAgent.Api;
 using Understudy.GuestAgent.Foundation.Configuration;
-using Understudy.GuestAgent.Foundation.Events;
-using Understudy.GuestAgent.Model.Groups;
-using Understudy.GuestAgent.Model.Init;
-using Understudy.GuestAgent.Model.MemberSocket;
-using Understudy.GuestAgent.Model.Members;
-using Understudy.GuestAgent.Operations.Checkpoints;
-using Understudy.GuestAgent.Operations.Launch;
-using Understudy.GuestAgent.Operations.Merging;
-using Understudy.GuestAgent.Operations.Restore;
-using Understudy.GuestAgent.Operations.Store;
-using Understudy.GuestAgent.Supervision.Health;
-using Understudy.GuestAgent.Supervision.LaunchOrder;
-using Understudy.GuestAgent.Supervision.Policies;
-using Understudy.GuestAgent.Supervision.Recovery;
-using Understudy.GuestAgent.Supervision.Supervisors;
-using Understudy.Images;
 
 namespace Understudy.GuestAgent.Hosting;
 
@@ -47,12 +30,12 @@ internal static class AgentApplication
 
         builder.Services.Configure<AgentOptions>(options =>
         {
-            options.CopyFrom(hostOptions);
+            CopyTo(options, hostOptions);
             tune?.Invoke(options);
         });
         builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = TimeSpan.FromSeconds(20));
 
-        AddAgentServices(builder.Services);
+        builder.Services.AddAgentServices();
 
         var socket = ApiSocketPath(hostOptions.ListenSocket);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socket, listen =>
@@ -73,62 +56,17 @@ internal static class AgentApplication
     public static string ApiSocketPath(string listenSocket) =>
         Path.GetFullPath(listenSocket.StartsWith("unix:", StringComparison.Ordinal) ? listenSocket["unix:".Length..] : listenSocket);
 
-    private static void AddAgentServices(IServiceCollection services)
+    private static void CopyTo(AgentOptions options, AgentHostOptions host)
     {
-        services.AddSingleton(TimeProvider.System);
-        services.AddSingleton<StatePaths>();
-        services.AddSingleton(provider => new CheckpointStore(provider.GetRequiredService<IOptions<AgentOptions>>().Value.StateDir));
-
-        services.AddSingleton<EventJournal>();
-        services.AddSingleton<EventBus>();
-        services.AddSingleton<IEventPublisher>(provider => provider.GetRequiredService<EventBus>());
-
-        services.AddSingleton<GroupRegistry>();
-        services.AddSingleton<GroupLocator>();
-        services.AddSingleton<GroupStatusQuery>();
-        services.AddSingleton<MemberProtocol>();
-        services.AddSingleton<IMemberMessageHandler>(provider => provider.GetRequiredService<MemberProtocol>());
-
-        services.AddSingleton<InitCommandLine>();
-        services.AddSingleton<GroupLauncher>();
-        services.AddSingleton<ManifestBuilder>();
-        services.AddSingleton<CheckpointCoordinator>();
-        services.AddSingleton<RestoreCoordinator>();
-
-        // The checkpoint store's one owner, and the merges (docs/image-format.md, "Merging").
-        services.AddSingleton<CheckpointLineage>();
-        services.AddSingleton<CheckpointKindPolicy>();
-        services.AddSingleton<MergeFaults>();
-        services.AddSingleton<CheckpointMerger>();
-        services.AddSingleton<CheckpointKeeper>();
-        services.AddSingleton<BackgroundMerges>();
-
-        // Availability management (docs/policy.md).
-        services.AddSingleton<PolicyEnvironment>();
-        services.AddSingleton<PolicyStore>();
-        services.AddSingleton<PolicyCatalog>();
-        services.AddSingleton<IRetentionPolicy>(provider => provider.GetRequiredService<PolicyCatalog>());
-        services.AddSingleton<ProbeRunner>();
-        services.AddSingleton<ReadinessWaiter>();
-        services.AddSingleton<GroupCheckpointer>();
-        services.AddSingleton<LaunchOrderStarter>();
-        services.AddSingleton<RecoveryPointSelector>();
-        services.AddSingleton<RecoveryRunner>();
-        services.AddSingleton<GroupSupervisorFactory>();
-        services.AddSingleton<SupervisorRegistry>();
-        services.AddSingleton<PolicyApplier>();
-        services.AddSingleton<GroupOverview>();
-
-        // Started in this order (before Kestrel), stopped in reverse: the store is cleaned up
-        // before anything uses it, and groups are stopped while the member socket still hears
-        // their processes go.
-        services.AddHostedService<StateDirectoryInitializer>();
-        services.AddHostedService(provider => provider.GetRequiredService<BackgroundMerges>());
-        services.AddSingleton<MemberListener>();
-        services.AddHostedService(provider => provider.GetRequiredService<MemberListener>());
-        services.AddHostedService<GroupShutdownService>();
-        // Last: it starts the autostart groups once the member socket listens, and at shutdown
-        // it stops supervising before GroupShutdownService stops the groups.
-        services.AddHostedService(provider => provider.GetRequiredService<SupervisorRegistry>());
+        options.ListenSocket = host.ListenSocket;
+        options.StateDir = Path.GetFullPath(host.StateDir);
+        options.NativeDir = Path.GetFullPath(host.NativeDir);
+        options.InterceptorPath = Path.GetFullPath(host.InterceptorPath);
+        options.PrepareTimeout = host.PrepareTimeout;
+        options.WriteTimeout = host.WriteTimeout;
+        options.RestoreTimeout = host.RestoreTimeout;
+        options.FullEvery = host.FullEvery;
+        options.ChainLimitPercent = host.ChainLimitPercent;
+        options.BackgroundMerges = host.BackgroundMerges;
     }
 }

@@ -1,11 +1,15 @@
 namespace Understudy.GuestAgent.Foundation.Configuration;
 
 /// <summary>
-/// The agent's settings as the services see them (through IOptions): the public
-/// <see cref="AgentHostOptions"/> plus the protocol's fixed grace periods, which tests may shorten.
+/// The agent's settings as the services see them (through IOptions): what hactl's agent run
+/// passes (Hosting copies it from the public AgentHostOptions) plus the protocol's fixed grace
+/// periods, which tests may shorten.
 /// </summary>
 internal sealed class AgentOptions
 {
+    public const int DefaultFullEvery = 8;
+    public const int DefaultChainLimitPercent = 50;
+
     public string ListenSocket { get; set; } = "";
     public string StateDir { get; set; } = "";
     public string NativeDir { get; set; } = "";
@@ -27,28 +31,14 @@ internal sealed class AgentOptions
     public TimeSpan StopGrace { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>At most this many incremental checkpoints follow a full one; 0: every checkpoint is full.</summary>
-    public int FullEvery { get; set; } = AgentHostOptions.DefaultFullEvery;
+    public int FullEvery { get; set; } = DefaultFullEvery;
 
     /// <summary>The next checkpoint is full once the incremental ones since the last full one hold this percentage of its bytes.</summary>
-    public int ChainLimitPercent { get; set; } = AgentHostOptions.DefaultChainLimitPercent;
+    public int ChainLimitPercent { get; set; } = DefaultChainLimitPercent;
 
     /// <summary>
     /// Merge committed incremental checkpoints in the background. Off, they stay incremental
     /// until a restore merges them (tests use this to keep chains unmerged).
     /// </summary>
     public bool BackgroundMerges { get; set; } = true;
-
-    public void CopyFrom(AgentHostOptions options)
-    {
-        ListenSocket = options.ListenSocket;
-        StateDir = Path.GetFullPath(options.StateDir);
-        NativeDir = Path.GetFullPath(options.NativeDir);
-        InterceptorPath = Path.GetFullPath(options.InterceptorPath);
-        PrepareTimeout = options.PrepareTimeout;
-        WriteTimeout = options.WriteTimeout;
-        RestoreTimeout = options.RestoreTimeout;
-        FullEvery = options.FullEvery;
-        ChainLimitPercent = options.ChainLimitPercent;
-        BackgroundMerges = options.BackgroundMerges;
-    }
 }

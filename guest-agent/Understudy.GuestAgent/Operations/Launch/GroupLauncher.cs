@@ -18,14 +18,15 @@ internal sealed record LaunchSpec(
 internal sealed record LaunchedMember(string Group, string App, int Vpid, int HostPid);
 
 /// <summary>
-/// The group launcher (the patent's availability manager): starts a group's us-init when its
-/// first application is launched, launches applications into it, stops groups, and keeps the
-/// group's state in line with what us-init reports (exits, its own death).
+/// Starts and stops a group's processes: starts the group's us-init (empty, or rebuilding a
+/// checkpoint's process tree), launches applications into it, stops the group, and keeps the
+/// group's state in line with what us-init reports (exits, its own death). Only the group's
+/// lifecycle calls it (Operations/Lifecycle), which holds the group's lifecycle lock where a start
+/// or stop of us-init needs it.
 /// </summary>
 internal sealed class GroupLauncher : IInitEventSink
 {
     private readonly GroupRegistry _groups;
-    private readonly GroupLocator _locator;
     private readonly InitCommandLine _commandLine;
     private readonly StatePaths _paths;
     private readonly AgentOptions _options;
@@ -35,12 +36,10 @@ internal sealed class GroupLauncher : IInitEventSink
     private volatile bool _shuttingDown;
 
     public GroupLauncher(
-        GroupRegistry groups, GroupLocator locator, InitCommandLine commandLine, StatePaths paths,
-        IOptions<AgentOptions> options, ILogger<GroupLauncher> logger, ILogger<InitProcess> initLogger,
-        IEventPublisher events)
+        GroupRegistry groups, InitCommandLine commandLine, StatePaths paths, IOptions<AgentOptions> options,
+        ILogger<GroupLauncher> logger, ILogger<InitProcess> initLogger, IEventPublisher events)
     {
         _groups = groups;
-        _locator = locator;
         _commandLine = commandLine;
         _paths = paths;
         _options = options.Value;
@@ -49,26 +48,18 @@ internal sealed class GroupLauncher : IInitEventSink
         _events = events;
     }
 
+    /// <summary>The group's us-init, started if it is not running; under the group's lifecycle lock.</summary>
+    public async Task<InitProcess> EnsureInitAsync(Group group, CancellationToken cancellationToken) =>
+        group.Init is { HasExited: false } running
+            ? running
+            : await StartInitAsync(group, restoreDir: null, cancellationToken).ConfigureAwait(false);
+
     /// <summary>
-    /// Launches an application into its group (created if new) and returns once the application
+    /// Launches an application into the group's running us-init and returns once the application
     /// said HELLO, so that it is a member as soon as this returns.
     /// </summary>
-    public async Task<LaunchedMember> LaunchAsync(LaunchSpec spec, CancellationToken cancellationToken)
+    public async Task<LaunchedMember> LaunchAsync(Group group, InitProcess init, LaunchSpec spec, CancellationToken cancellationToken)
     {
-        var group = _groups.GetOrCreate(spec.Group);
-        InitProcess init;
-        await group.Lifecycle.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            init = group.Init is { HasExited: false } running
-                ? running
-                : await StartInitLockedAsync(group, restoreDir: null, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            group.Lifecycle.Release();
-        }
-
         // Counts as a registration in flight until the application said HELLO, so a checkpoint
         // never starts with it half-registered (and a launch waits while a checkpoint runs).
         var registration = await group.Gate.BeginAsync(RegistrationKind.Launch, 0, cancellationToken).ConfigureAwait(false);
@@ -97,29 +88,8 @@ internal sealed class GroupLauncher : IInitEventSink
         }
     }
 
-    /// <summary>Stops a group: every process of it is killed. Returns how many members it had.</summary>
-    public async Task<int> StopAsync(string name, CancellationToken cancellationToken)
-    {
-        GroupNames.Require(name);
-        if (_groups.Find(name) is not { } group)
-        {
-            return _locator.Exists(name)
-                ? 0
-                : throw AgentException.NotFound($"unknown group {name}; see hactl status");
-        }
-        await group.Lifecycle.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            return await StopLockedAsync(group).ConfigureAwait(false);
-        }
-        finally
-        {
-            group.Lifecycle.Release();
-        }
-    }
-
-    /// <summary>Stops the group; the caller holds <see cref="Group.Lifecycle"/>.</summary>
-    public async Task<int> StopLockedAsync(Group group)
+    /// <summary>Stops the group: every process of it is killed. Returns how many members it had.</summary>
+    public async Task<int> StopAsync(Group group)
     {
         var init = group.Init;
         var count = group.Members.Count;
@@ -136,11 +106,10 @@ internal sealed class GroupLauncher : IInitEventSink
     }
 
     /// <summary>
-    /// Starts the group's us-init and waits for READY; the caller holds
-    /// <see cref="Group.Lifecycle"/>. With <paramref name="restoreDir"/>, us-init rebuilds that
-    /// checkpoint's process tree.
+    /// Starts the group's us-init and waits for READY. With <paramref name="restoreDir"/>, us-init
+    /// rebuilds that checkpoint's process tree.
     /// </summary>
-    public async Task<InitProcess> StartInitLockedAsync(Group group, string? restoreDir, CancellationToken cancellationToken)
+    public async Task<InitProcess> StartInitAsync(Group group, string? restoreDir, CancellationToken cancellationToken)
     {
         if (_shuttingDown)
         {
@@ -194,13 +163,13 @@ internal sealed class GroupLauncher : IInitEventSink
     public async Task StopAllAsync()
     {
         _shuttingDown = true;
-        // No Lifecycle lock: a restore in progress must not delay the shutdown; it fails when its
-        // us-init is killed.
+        // Without the groups' lifecycle locks: a restore in progress must not delay the shutdown; it
+        // fails when its us-init is killed.
         await Task.WhenAll(_groups.All().Select(async group =>
         {
             try
             {
-                await StopLockedAsync(group).ConfigureAwait(false);
+                await StopAsync(group).ConfigureAwait(false);
             }
             catch (Exception e)
             {

@@ -18,48 +18,43 @@ namespace Understudy.GuestAgent.Operations.Restore;
 internal sealed record RestoreOutcome(string Group, string Id, IReadOnlyList<Member> Members, double DurationMs);
 
 /// <summary>
-/// Brings a group back from a committed checkpoint (DESIGN.md, "Restore"): a checkpoint that
+/// Brings a group back from a committed checkpoint (docs/architecture.md, "A restore"): a checkpoint that
 /// still has incremental images is merged into full ones first (the restorer reads full images
 /// only), the checkpoint is pinned while it is read, the image is verified before anything is
 /// touched, the running group (if any) is stopped, us-init rebuilds the process tree, and once
-/// every process of the checkpoint said HELLO they are resumed, all together or in the order the caller gives (a supervised group:
-/// app by app in launch order, each once the one before is ready). The restored processes
-/// descend from that checkpoint: the next checkpoint may be incremental on it.
+/// every process of the checkpoint said HELLO they are resumed, in the order the caller gives
+/// (all together, or for a supervised group app by app in launch order, each once the one before
+/// is ready). The restored processes descend from that checkpoint: the next checkpoint may be
+/// incremental on it. Only the group's lifecycle calls it, holding the group's lifecycle lock.
 /// </summary>
 internal sealed class RestoreCoordinator
 {
     private readonly GroupRegistry _groups;
     private readonly CheckpointStore _store;
-    private readonly GroupLauncher _availability;
+    private readonly CheckpointKeeper _keeper;
+    private readonly GroupLauncher _launcher;
     private readonly InitCommandLine _commandLine;
     private readonly StatePaths _paths;
-    private readonly CheckpointKeeper _keeper;
     private readonly CheckpointLineage _lineage;
     private readonly AgentOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<RestoreCoordinator> _logger;
 
     public RestoreCoordinator(
-        GroupRegistry groups, CheckpointStore store, GroupLauncher availability, InitCommandLine commandLine,
-        StatePaths paths, CheckpointKeeper keeper, CheckpointLineage lineage, IOptions<AgentOptions> options,
-        TimeProvider time, ILogger<RestoreCoordinator> logger)
+        GroupRegistry groups, CheckpointStore store, CheckpointKeeper keeper, GroupLauncher launcher, InitCommandLine commandLine,
+        StatePaths paths, CheckpointLineage lineage, IOptions<AgentOptions> options, TimeProvider time, ILogger<RestoreCoordinator> logger)
     {
-        _time = time;
-        _keeper = keeper;
-        _lineage = lineage;
-        _commandLine = commandLine;
         _groups = groups;
         _store = store;
-        _availability = availability;
+        _keeper = keeper;
+        _launcher = launcher;
+        _commandLine = commandLine;
         _paths = paths;
+        _lineage = lineage;
         _options = options.Value;
+        _time = time;
         _logger = logger;
     }
-
-    /// <summary>Restores the group and resumes all of its processes together.</summary>
-    /// <param name="checkpointId">the checkpoint to restore, or null/empty for the newest.</param>
-    public Task<RestoreOutcome> RestoreAsync(string groupName, string? checkpointId, CancellationToken cancellationToken) =>
-        RestoreAsync(groupName, checkpointId, ResumeTogether.Instance, cancellationToken);
 
     /// <param name="checkpointId">the checkpoint to restore, or null/empty for the newest.</param>
     /// <param name="resume">how the restored processes are let run; its failures fail the restore as they are</param>
@@ -82,34 +77,26 @@ internal sealed class RestoreCoordinator
 
         var group = _groups.GetOrCreate(groupName);
         var duration = Stopwatch.StartNew();
-        await group.Lifecycle.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        _logger.LogInformation(
+            "Restore of group {Group} from checkpoint {CheckpointId} started: {Members} members",
+            group.Name, id, manifest.Members.Count);
+        if (group.Init is not null || group.Members.Count > 0)
         {
-            _logger.LogInformation(
-                "Restore of group {Group} from checkpoint {CheckpointId} started: {Members} members",
-                group.Name, id, manifest.Members.Count);
-            if (group.Init is not null || group.Members.Count > 0)
-            {
-                await _availability.StopLockedAsync(group).ConfigureAwait(false);
-            }
-
-            // A checkpoint that was running aborts now that its members are gone; then only
-            // restored processes may register until the group resumes.
-            using var lease = await group.Gate.HoldForRestoreAsync(cancellationToken).ConfigureAwait(false);
-            var (init, members) = await RebuildAsync(group, id, manifest, checkpointDir, cancellationToken).ConfigureAwait(false);
-            await ResumeAsync(group, id, init, members, resume, cancellationToken).ConfigureAwait(false);
-
-            _lineage.Restored(group.Name, CheckpointId.Parse(id));
-            var outcome = new RestoreOutcome(group.Name, id, members, duration.Elapsed.TotalMilliseconds);
-            _logger.LogInformation(
-                "Restore of group {Group} from checkpoint {CheckpointId} finished: {Members} members running after {DurationMs:F1} ms",
-                group.Name, id, members.Count, outcome.DurationMs);
-            return outcome;
+            await _launcher.StopAsync(group).ConfigureAwait(false);
         }
-        finally
-        {
-            group.Lifecycle.Release();
-        }
+
+        // A checkpoint that was running aborts now that its members are gone; then only
+        // restored processes may register until the group resumes.
+        using var lease = await group.Gate.HoldForRestoreAsync(cancellationToken).ConfigureAwait(false);
+        var (init, members) = await RebuildAsync(group, id, manifest, checkpointDir, cancellationToken).ConfigureAwait(false);
+        await ResumeAsync(group, id, init, members, resume, cancellationToken).ConfigureAwait(false);
+
+        _lineage.Restored(group.Name, CheckpointId.Parse(id));
+        var outcome = new RestoreOutcome(group.Name, id, members, duration.Elapsed.TotalMilliseconds);
+        _logger.LogInformation(
+            "Restore of group {Group} from checkpoint {CheckpointId} finished: {Members} members running after {DurationMs:F1} ms",
+            group.Name, id, members.Count, outcome.DurationMs);
+        return outcome;
     }
 
     /// <summary>Merges the checkpoint's incremental images (and its unmerged bases') into full ones.</summary>
@@ -156,7 +143,7 @@ internal sealed class RestoreCoordinator
         InitProcess? init = null;
         try
         {
-            init = await _availability.StartInitLockedAsync(group, checkpointDir, deadline.Token).ConfigureAwait(false);
+            init = await _launcher.StartInitAsync(group, checkpointDir, deadline.Token).ConfigureAwait(false);
 
             step = "waiting for RESTORED";
             var restored = await UnlessInitExits(init, init.WaitRestoredAsync(deadline.Token)).ConfigureAwait(false);
@@ -182,7 +169,7 @@ internal sealed class RestoreCoordinator
             {
                 // Whatever was rebuilt is incomplete: kill it rather than leave a half group.
                 init.Kill();
-                await _availability.StopLockedAsync(group).ConfigureAwait(false);
+                await _launcher.StopAsync(group).ConfigureAwait(false);
             }
             cancellationToken.ThrowIfCancellationRequested();
             _logger.LogError("Restore of group {Group} from checkpoint {CheckpointId} failed: {Cause}", group.Name, id, cause);
@@ -207,7 +194,7 @@ internal sealed class RestoreCoordinator
         catch (Exception e)
         {
             init.Kill();
-            await _availability.StopLockedAsync(group).ConfigureAwait(false);
+            await _launcher.StopAsync(group).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
             _logger.LogError("Restore of group {Group} from checkpoint {CheckpointId} failed while resuming: {Cause}", group.Name, id, e.Message);
             if (e is ResumeFailedException)

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Operations.Checkpoints;
+using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Supervision.Policies;
 
 namespace Understudy.GuestAgent.Supervision.Scheduling;
@@ -13,7 +14,7 @@ namespace Understudy.GuestAgent.Supervision.Scheduling;
 /// </summary>
 internal sealed class CheckpointScheduler
 {
-    private readonly GroupCheckpointer _checkpointer;
+    private readonly GroupLifecycle _lifecycle;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly object _sync = new();
@@ -21,9 +22,9 @@ internal sealed class CheckpointScheduler
     private CancellationTokenSource? _stop;
     private Task _loop = Task.CompletedTask;
 
-    public CheckpointScheduler(GroupCheckpointer checkpointer, TimeProvider time, ILogger logger)
+    public CheckpointScheduler(GroupLifecycle lifecycle, TimeProvider time, ILogger logger)
     {
-        _checkpointer = checkpointer;
+        _lifecycle = lifecycle;
         _time = time;
         _logger = logger;
     }
@@ -33,13 +34,13 @@ internal sealed class CheckpointScheduler
 
     /// <param name="schedule">read afresh before every wait: the policy may change</param>
     /// <param name="healthy">whether every health check passes now</param>
-    public void Start(string group, Func<CheckpointSchedule> schedule, Func<bool> healthy)
+    public void Start(Func<CheckpointSchedule> schedule, Func<bool> healthy)
     {
         lock (_sync)
         {
             _stop = new CancellationTokenSource();
             var stop = _stop.Token;
-            _loop = Task.Run(() => RunAsync(group, schedule, healthy, stop), CancellationToken.None);
+            _loop = Task.Run(() => RunAsync(schedule, healthy, stop), CancellationToken.None);
         }
     }
 
@@ -67,7 +68,7 @@ internal sealed class CheckpointScheduler
         }
     }
 
-    private async Task RunAsync(string group, Func<CheckpointSchedule> schedule, Func<bool> healthy, CancellationToken stop)
+    private async Task RunAsync(Func<CheckpointSchedule> schedule, Func<bool> healthy, CancellationToken stop)
     {
         var last = _time.GetUtcNow();
         var taken = 0;
@@ -103,13 +104,13 @@ internal sealed class CheckpointScheduler
                 last = _time.GetUtcNow();
                 if (!healthy())
                 {
-                    _logger.LogInformation("Scheduled checkpoint of group {Group} skipped: a health check is failing", group);
+                    _logger.LogInformation("Scheduled checkpoint of group {Group} skipped: a health check is failing", _lifecycle.Name);
                     continue;
                 }
                 var full = taken % current.FullEvery == 0;
                 try
                 {
-                    await _checkpointer.RunAsync(group, full, GroupCheckpointer.Scheduled, progress: null, stop).ConfigureAwait(false);
+                    await _lifecycle.CheckpointAsync(full, GroupCheckpointer.Scheduled, progress: null, stop).ConfigureAwait(false);
                     taken++;
                 }
                 catch (AgentException)

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Understudy.GuestAgent.Operations.Checkpoints;
+using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Supervision.Health;
 using Understudy.GuestAgent.Supervision.Policies;
 using Understudy.GuestAgent.Supervision.Scheduling;
@@ -17,18 +17,19 @@ internal sealed class GroupMonitoring
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CheckpointScheduler _scheduler;
+    // Serializes starting, stopping and restarting the health checks and the schedule.
     private readonly SemaphoreSlim _serial = new(1, 1);
     private volatile HealthMonitor? _health;
     private Func<GroupPolicy> _policy = () => throw new InvalidOperationException("monitoring never started");
     private IReadOnlyDictionary<string, int> _vpids = new Dictionary<string, int>();
     private Action<HealthVerdict> _unhealthy = _ => { };
 
-    public GroupMonitoring(ProbeRunner probes, GroupCheckpointer checkpointer, TimeProvider time, ILogger logger)
+    public GroupMonitoring(ProbeRunner probes, GroupLifecycle lifecycle, TimeProvider time, ILogger logger)
     {
         _probes = probes;
         _time = time;
         _logger = logger;
-        _scheduler = new CheckpointScheduler(checkpointer, time, logger);
+        _scheduler = new CheckpointScheduler(lifecycle, time, logger);
     }
 
     /// <summary>Every health check passed its last run, or none ran yet.</summary>
@@ -48,7 +49,7 @@ internal sealed class GroupMonitoring
         {
             (_policy, _vpids, _unhealthy) = (policy, vpids, unhealthy);
             StartHealth();
-            _scheduler.Start(policy().Group, () => _policy().Checkpoints, () => AllPassing);
+            _scheduler.Start(() => _policy().Checkpoints, () => AllPassing);
         }
         finally
         {

@@ -2,8 +2,8 @@ using Understudy.GuestAgent.Model.Groups;
 
 namespace Understudy.GuestAgent.Supervision.Supervisors;
 
-/// <summary>A group as Status shows it: its processes, and how its policy keeps it available (if it has one).</summary>
-internal sealed record GroupOverviewEntry(GroupStatus Status, SupervisorSnapshot? Availability);
+/// <summary>A group as Status shows it: its processes, and its supervisor's state (if it has a policy).</summary>
+internal sealed record GroupOverviewEntry(GroupStatus Status, SupervisorSnapshot? Supervision);
 
 /// <summary>
 /// Status of every group: the running ones and those with checkpoints (GroupStatusQuery), plus

@@ -4,6 +4,7 @@ using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Launch;
+using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Operations.Restore;
 using Understudy.GuestAgent.Supervision.Health;
 using Understudy.GuestAgent.Supervision.LaunchOrder;
@@ -12,40 +13,23 @@ using Understudy.GuestAgent.Supervision.Recovery;
 
 namespace Understudy.GuestAgent.Supervision.Supervisors;
 
-internal enum SupervisionState
-{
-    /// <summary>Not started, or stopped by the operator.</summary>
-    Stopped,
-    /// <summary>Launching its applications in order.</summary>
-    Starting,
-    /// <summary>Every application is ready; faults are watched for, checkpoints taken on schedule.</summary>
-    Running,
-    /// <summary>A fault was detected; the whole group is being restored or restarted.</summary>
-    Recovering,
-    Stopping,
-    /// <summary>Stopped by the agent: it did not start, or it failed too often. The reason says why.</summary>
-    Failed,
-}
-
-/// <summary>What a supervisor shows (hactl group show, status).</summary>
-internal sealed record SupervisorSnapshot(
-    SupervisionState State, string? Reason, DateTimeOffset Since, int RecentRecoveries, AppliedPolicy Applied,
-    IReadOnlyDictionary<string, int> MainVpids, IReadOnlyList<HealthCheckStatus> Health, DateTimeOffset? NextCheckpointUtc,
-    Fault? LastFault);
-
 /// <summary>
 /// Keeps one group available under its policy: starts it in launch order, watches it (exits as
-/// us-init reports them, health checks, periodic checkpoints), and on a fault recovers the whole
-/// group, or marks it failed after too many recoveries within the window. Transitions (start,
-/// stop, recovery, restore) happen one at a time; a stop interrupts a start or recovery in progress.
+/// us-init reports them, health checks, periodic checkpoints), and on a fault asks the recovery
+/// decider (<see cref="IRecoveryDecider"/>) what to do and does it for the whole group, or marks it
+/// failed. Every transition (start, stop, restart, recovery, restore, retirement) is exclusive work
+/// on the group's lifecycle (<see cref="GroupLifecycle.RunExclusiveAsync{T}"/>), so they happen one
+/// at a time and nothing else starts or stops the group meanwhile; a stop interrupts a start or
+/// recovery in progress. The lifecycle hands the operator's stop and restore of the group here
+/// (<see cref="IGroupSupervision"/>).
 /// </summary>
-internal sealed class GroupSupervisor
+internal sealed class GroupSupervisor : IGroupSupervision
 {
     private static readonly TimeSpan ExitReportPatience = TimeSpan.FromSeconds(1);
 
-    private readonly LaunchOrderStarter _launcher;
-    private readonly RecoveryRunner _recovery;
-    private readonly GroupLauncher _availability;
+    private readonly GroupLifecycle _lifecycle;
+    private readonly LaunchOrderStarter _starter;
+    private readonly IRecoveryDecider _decider;
     private readonly GroupRegistry _groups;
     private readonly IEventPublisher _events;
     private readonly TimeProvider _time;
@@ -54,7 +38,8 @@ internal sealed class GroupSupervisor
     private readonly RecoveryWindow _window = new();
     private readonly OperationControl _operation = new();
     private readonly ComingUpExits _comingUpExits = new();
-    private readonly SemaphoreSlim _transition = new(1, 1);
+    // Guards the state below, which exit reports (on the event stream's thread) read while a
+    // transition changes it.
     private readonly object _sync = new();
 
     private volatile AppliedPolicy _applied;
@@ -72,13 +57,13 @@ internal sealed class GroupSupervisor
     private bool _retired;
 
     public GroupSupervisor(
-        AppliedPolicy applied, LaunchOrderStarter launcher, RecoveryRunner recovery, GroupLauncher availability,
+        AppliedPolicy applied, GroupLifecycle lifecycle, LaunchOrderStarter starter, IRecoveryDecider decider,
         GroupRegistry groups, GroupMonitoring monitoring, IEventPublisher events, TimeProvider time, ILogger logger)
     {
         _applied = applied;
-        _launcher = launcher;
-        _recovery = recovery;
-        _availability = availability;
+        _lifecycle = lifecycle;
+        _starter = starter;
+        _decider = decider;
         _groups = groups;
         _monitoring = monitoring;
         _events = events;
@@ -106,10 +91,8 @@ internal sealed class GroupSupervisor
 
     /// <summary>Launches the group in order, waiting for each application's readiness; returns once it runs.</summary>
     /// <exception cref="AgentException">it did not start; it is stopped and marked failed, with the reason.</exception>
-    public async Task StartAsync(string why, CancellationToken cancellationToken)
-    {
-        await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+    public Task StartAsync(string why, CancellationToken cancellationToken) =>
+        _lifecycle.RunExclusiveAsync(async scope =>
         {
             RequireNotRetired();
             if (State == SupervisionState.Running)
@@ -117,59 +100,50 @@ internal sealed class GroupSupervisor
                 return;
             }
             _window.Clear();
-            await StartLockedAsync(why, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _transition.Release();
-        }
-    }
+            await StartAsync(scope, why, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
 
     /// <summary>Stops the group (interrupting a start or recovery); returns how many members it had.</summary>
     public async Task<int> StopAsync(string why, CancellationToken cancellationToken)
     {
-        await BeginStopAsync("the group is being stopped", cancellationToken).ConfigureAwait(false);
-        try
+        using var interruption = Interrupt("the group is being stopped");
+        return await _lifecycle.RunExclusiveAsync(async scope =>
         {
-            return await StopLockedAsync(why).ConfigureAwait(false);
-        }
-        finally
-        {
-            _operation.EndStop();
-            _transition.Release();
-        }
+            try
+            {
+                return await StopAsync(scope, why).ConfigureAwait(false);
+            }
+            finally
+            {
+                interruption.Dispose();
+            }
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Stops the group, then starts it fresh, in launch order.</summary>
     public async Task RestartAsync(CancellationToken cancellationToken)
     {
-        await BeginStopAsync("the group is being restarted", cancellationToken).ConfigureAwait(false);
-        try
+        using var interruption = Interrupt("the group is being restarted");
+        await _lifecycle.RunExclusiveAsync(async scope =>
         {
-            RequireNotRetired();
             try
             {
-                await StopLockedAsync("restart requested").ConfigureAwait(false);
+                RequireNotRetired();
+                await StopAsync(scope, "restart requested").ConfigureAwait(false);
             }
             finally
             {
-                _operation.EndStop();
+                interruption.Dispose();
             }
             _window.Clear();
-            await StartLockedAsync("restart requested", cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _transition.Release();
-        }
+            await StartAsync(scope, "restart requested", cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>hactl restore of a supervised group: restored, resumed app by app as each one before is ready, and watched again.</summary>
     /// <exception cref="AgentException">it did not come back; it is stopped and marked failed, with the reason.</exception>
-    public async Task<RestoreOutcome> RestoreAsync(string? checkpointId, CancellationToken cancellationToken)
-    {
-        await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+    public Task<RestoreOutcome> RestoreAsync(string? checkpointId, CancellationToken cancellationToken) =>
+        _lifecycle.RunExclusiveAsync(async scope =>
         {
             RequireNotRetired();
             await _monitoring.StopAsync().ConfigureAwait(false);
@@ -177,14 +151,14 @@ internal sealed class GroupSupervisor
             using var operation = BeginOperation(cancellationToken);
             try
             {
-                var recovered = await _recovery.RestoreAsync(_applied.Policy, checkpointId, Track, operation.Token).ConfigureAwait(false);
-                await EnterRunningAsync(recovered.MainVpids).ConfigureAwait(false);
-                return recovered.Restore!;
+                var running = await _starter.RestoreAsync(scope, _applied.Policy, checkpointId, Track, operation.Token).ConfigureAwait(false);
+                await EnterRunningAsync(running.MainVpids).ConfigureAwait(false);
+                return running.Restore!;
             }
             catch (Exception e) when (IsTransitionFailure(e))
             {
                 var why = await DescribeAsync(e).ConfigureAwait(false);
-                await _availability.StopAsync(Group, CancellationToken.None).ConfigureAwait(false);
+                await scope.StopAsync().ConfigureAwait(false);
                 Fail($"restore requested by the operator failed: {why}");
                 if (e is AgentException || cancellationToken.IsCancellationRequested)
                 {
@@ -197,12 +171,7 @@ internal sealed class GroupSupervisor
                 throw AgentException.FailedPrecondition(
                     $"restore of group {Group} failed: {why}; the group is stopped and marked failed (hactl group start {Group} starts it afresh)", e);
             }
-        }
-        finally
-        {
-            _transition.Release();
-        }
-    }
+        }, cancellationToken);
 
     /// <summary>
     /// hactl group delete: the group must be stopped (or failed) and have no process left; then
@@ -210,10 +179,8 @@ internal sealed class GroupSupervisor
     /// starts, restarts and restores nothing.
     /// </summary>
     /// <exception cref="AgentException">FailedPrecondition: the group runs; nothing was changed.</exception>
-    public async Task RetireAsync(Action deleteStored, CancellationToken cancellationToken)
-    {
-        await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+    public Task RetireAsync(Action deleteStored, CancellationToken cancellationToken) =>
+        _lifecycle.RunExclusiveAsync(_ =>
         {
             RequireNotRetired();
             var state = State;
@@ -232,12 +199,9 @@ internal sealed class GroupSupervisor
             {
                 _retired = true;
             }
-        }
-        finally
-        {
-            _transition.Release();
-        }
-    }
+            _lifecycle.Detach(this);
+            return Task.CompletedTask;
+        }, cancellationToken);
 
     /// <summary>A new policy: the checkpoint schedule, health checks and recovery policy change at once.</summary>
     public Task ApplyAsync(AppliedPolicy applied)
@@ -324,34 +288,32 @@ internal sealed class GroupSupervisor
 
     private async Task HandleFaultAsync(Fault fault)
     {
-        await _transition.WaitAsync().ConfigureAwait(false);
         try
         {
-            lock (_sync)
+            await _lifecycle.RunExclusiveAsync(async scope =>
             {
-                // Stale: the group was stopped, restarted or recovered since.
-                if (_state != SupervisionState.Running || fault.Generation != _generation || _shuttingDown)
+                lock (_sync)
                 {
-                    return;
+                    // Stale: the group was stopped, restarted or recovered since.
+                    if (_state != SupervisionState.Running || fault.Generation != _generation || _shuttingDown)
+                    {
+                        return;
+                    }
+                    _lastFault = fault;
                 }
-                _lastFault = fault;
-            }
-            _events.Publish(new FaultDetected(Group, fault.Kind, fault.App, fault.Vpid, fault.Reason));
-            await RecoverLockedAsync(fault).ConfigureAwait(false);
+                _events.Publish(new FaultDetected(Group, fault.Kind, fault.App, fault.Vpid, fault.Reason));
+                await RecoverAsync(scope, fault).ConfigureAwait(false);
+            }, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             _logger.LogError(e, "Recovery of group {Group} failed unexpectedly", Group);
             Fail($"recovery failed unexpectedly: {e.Message}");
         }
-        finally
-        {
-            _transition.Release();
-        }
     }
 
-    /// <summary>Recovers the whole group, attempt after attempt, until it runs or the window's attempts are used up.</summary>
-    private async Task RecoverLockedAsync(Fault fault)
+    /// <summary>Recovers the whole group, attempt after attempt, until it runs or the decider gives up.</summary>
+    private async Task RecoverAsync(LifecycleScope scope, Fault fault)
     {
         await _monitoring.StopAsync().ConfigureAwait(false);
         SetState(SupervisionState.Recovering, fault.Reason);
@@ -359,30 +321,39 @@ internal sealed class GroupSupervisor
         while (true)
         {
             var policy = _applied.Policy;
-            var recovery = policy.Recovery;
-            if (recovery.Action == RecoveryAction.Stop)
+            var decision = await _decider.DecideAsync(new RecoveryRequest(policy, fault, lastFailure, _window), CancellationToken.None).ConfigureAwait(false);
+            int attempt;
+            switch (decision)
             {
-                await _availability.StopAsync(Group, CancellationToken.None).ConfigureAwait(false);
-                Fail($"the recovery action is stop; the fault was: {fault.Reason}");
-                return;
-            }
-            var attempt = _window.Record(_time.GetUtcNow(), recovery.Window);
-            if (attempt > recovery.MaxAttempts)
-            {
-                await _availability.StopAsync(Group, CancellationToken.None).ConfigureAwait(false);
-                Fail($"{attempt} failures within {DurationFormat.Format(recovery.Window)}, more than recovery.maxAttempts {recovery.MaxAttempts} " +
-                     $"(crash loop); the last one: {lastFailure}");
-                return;
+                case RecoveryDecision.GiveUp giveUp:
+                    await scope.StopAsync().ConfigureAwait(false);
+                    Fail(giveUp.Reason);
+                    return;
+                case RecoveryDecision.FailOver failOver:
+                    await scope.StopAsync().ConfigureAwait(false);
+                    Fail($"failed over to the standby: {failOver.Reason}");
+                    return;
+                case RecoveryDecision.RestoreCheckpoint restore:
+                    attempt = restore.Attempt;
+                    break;
+                case RecoveryDecision.RestartFresh restart:
+                    attempt = restart.Attempt;
+                    break;
+                default:
+                    throw new InvalidOperationException($"unknown recovery decision {decision}");
             }
 
-            _events.Publish(new RecoveryStarted(Group, attempt, recovery.MaxAttempts, recovery.Action.ToToken(), lastFailure));
+            var action = policy.Recovery.Action.ToToken();
+            _events.Publish(new RecoveryStarted(Group, attempt, policy.Recovery.MaxAttempts, action, lastFailure));
             using var operation = BeginOperation(CancellationToken.None);
             var duration = Stopwatch.StartNew();
             try
             {
-                var recovered = await _recovery.RecoverAsync(policy, fault, Track, operation.Token).ConfigureAwait(false);
-                await EnterRunningAsync(recovered.MainVpids).ConfigureAwait(false);
-                _events.Publish(new RecoveryFinished(Group, attempt, recovery.Action.ToToken(), recovered.CheckpointId, duration.Elapsed.TotalMilliseconds));
+                var running = decision is RecoveryDecision.RestoreCheckpoint { CheckpointId: var checkpointId }
+                    ? await _starter.RestoreAsync(scope, policy, checkpointId, Track, operation.Token).ConfigureAwait(false)
+                    : await _starter.RestartAsync(scope, policy, Track, operation.Token).ConfigureAwait(false);
+                await EnterRunningAsync(running.MainVpids).ConfigureAwait(false);
+                _events.Publish(new RecoveryFinished(Group, attempt, action, running.CheckpointId, duration.Elapsed.TotalMilliseconds));
                 return;
             }
             catch (Exception e) when (IsTransitionFailure(e))
@@ -398,7 +369,7 @@ internal sealed class GroupSupervisor
         }
     }
 
-    private async Task StartLockedAsync(string why, CancellationToken cancellationToken)
+    private async Task StartAsync(LifecycleScope scope, string why, CancellationToken cancellationToken)
     {
         var policy = _applied.Policy;
         SetState(SupervisionState.Starting, null);
@@ -409,15 +380,15 @@ internal sealed class GroupSupervisor
             // Processes launched by hand into the group are not part of a fresh start.
             if (_groups.Find(Group) is { IsRunning: true })
             {
-                await _availability.StopAsync(Group, operation.Token).ConfigureAwait(false);
+                await scope.StopAsync().ConfigureAwait(false);
             }
-            var vpids = await _launcher.LaunchAllAsync(policy, Track, operation.Token).ConfigureAwait(false);
-            await EnterRunningAsync(vpids).ConfigureAwait(false);
+            var running = await _starter.LaunchAsync(scope, policy, Track, operation.Token).ConfigureAwait(false);
+            await EnterRunningAsync(running.MainVpids).ConfigureAwait(false);
         }
         catch (Exception e) when (IsTransitionFailure(e))
         {
             var reason = await DescribeAsync(e).ConfigureAwait(false);
-            await _availability.StopAsync(Group, CancellationToken.None).ConfigureAwait(false);
+            await scope.StopAsync().ConfigureAwait(false);
             if (_operation.StopRequested)
             {
                 throw AgentException.Aborted($"start of group {Group} interrupted: {reason}");
@@ -429,12 +400,12 @@ internal sealed class GroupSupervisor
         }
     }
 
-    private async Task<int> StopLockedAsync(string why)
+    private async Task<int> StopAsync(LifecycleScope scope, string why)
     {
         await _monitoring.StopAsync().ConfigureAwait(false);
         var wasStopped = State == SupervisionState.Stopped;
         SetState(SupervisionState.Stopping, why);
-        var killed = _groups.Find(Group) is null ? 0 : await _availability.StopAsync(Group, CancellationToken.None).ConfigureAwait(false);
+        var killed = await scope.StopAsync().ConfigureAwait(false);
         SetState(SupervisionState.Stopped, why);
         if (!wasStopped || killed > 0)
         {
@@ -443,19 +414,14 @@ internal sealed class GroupSupervisor
         return killed;
     }
 
-    /// <summary>Interrupts what is in progress, then waits for the transition lock (the caller releases it).</summary>
-    private async Task BeginStopAsync(string reason, CancellationToken cancellationToken)
+    /// <summary>
+    /// Interrupts the start or recovery in progress, and any that begins, before waiting for the
+    /// group's lifecycle; disposing (once the stop is done, or when it never came) ends that.
+    /// </summary>
+    private Interruption Interrupt(string reason)
     {
         _operation.RequestStop(reason);
-        try
-        {
-            await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            _operation.EndStop();
-            throw;
-        }
+        return new Interruption(_operation);
     }
 
     private async Task EnterRunningAsync(IReadOnlyDictionary<string, int> vpids)
@@ -553,6 +519,20 @@ internal sealed class GroupSupervisor
             _state = state;
             _reason = reason;
             _since = _time.GetUtcNow();
+        }
+    }
+
+    /// <summary>Ends an interruption of the supervisor's operations, once.</summary>
+    private sealed class Interruption(OperationControl operation) : IDisposable
+    {
+        private int _ended;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _ended, 1) == 0)
+            {
+                operation.EndStop();
+            }
         }
     }
 }

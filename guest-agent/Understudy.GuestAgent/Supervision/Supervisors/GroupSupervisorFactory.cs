@@ -1,8 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Model.Groups;
-using Understudy.GuestAgent.Operations.Checkpoints;
-using Understudy.GuestAgent.Operations.Launch;
+using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Supervision.Health;
 using Understudy.GuestAgent.Supervision.LaunchOrder;
 using Understudy.GuestAgent.Supervision.Policies;
@@ -10,17 +9,19 @@ using Understudy.GuestAgent.Supervision.Recovery;
 
 namespace Understudy.GuestAgent.Supervision.Supervisors;
 
-/// <summary>Makes a group's supervisor with the agent's shared services.</summary>
+/// <summary>Makes a group's supervisor with the agent's shared services, and attaches it to the group's lifecycle.</summary>
 internal sealed class GroupSupervisorFactory(
-    LaunchOrderStarter launcher, RecoveryRunner recovery, GroupLauncher availability, GroupRegistry groups,
-    ProbeRunner probes, GroupCheckpointer checkpointer, IEventPublisher events, TimeProvider time,
-    ILogger<GroupSupervisor> logger)
+    GroupLifecycles lifecycles, LaunchOrderStarter starter, IRecoveryDecider decider, GroupRegistry groups,
+    ProbeRunner probes, IEventPublisher events, TimeProvider time, ILogger<GroupSupervisor> logger)
 {
     public GroupSupervisor Create(AppliedPolicy applied)
     {
         // Status and stop know the group from now on, even before it ever ran.
         groups.GetOrCreate(applied.Policy.Group);
-        var monitoring = new GroupMonitoring(probes, checkpointer, time, logger);
-        return new GroupSupervisor(applied, launcher, recovery, availability, groups, monitoring, events, time, logger);
+        var lifecycle = lifecycles.For(applied.Policy.Group);
+        var monitoring = new GroupMonitoring(probes, lifecycle, time, logger);
+        var supervisor = new GroupSupervisor(applied, lifecycle, starter, decider, groups, monitoring, events, time, logger);
+        lifecycle.Attach(supervisor);
+        return supervisor;
     }
 }

@@ -49,7 +49,7 @@ internal sealed class SupervisorRegistry : IHostedService
             await existing.ApplyAsync(applied).ConfigureAwait(false);
             return existing;
         }
-        return _supervisors.GetOrAdd(applied.Policy.Group, _ => _factory.Create(applied));
+        return Add(applied);
     }
 
     /// <summary>
@@ -78,7 +78,7 @@ internal sealed class SupervisorRegistry : IHostedService
         {
             var applied = new AppliedPolicy(stored.Parsed, stored.Parsed.Marks.Source, stored.AppliedUtc);
             _catalog.Set(applied);
-            var supervisor = _supervisors.GetOrAdd(applied.Policy.Group, _ => _factory.Create(applied));
+            var supervisor = Add(applied);
             if (applied.Policy.Autostart)
             {
                 // In the background: the API must answer while the group comes up.
@@ -94,6 +94,17 @@ internal sealed class SupervisorRegistry : IHostedService
         await Task.WhenAll(_autostarts).ConfigureAwait(false);
         _subscription?.Dispose();
         await _dispatch.ConfigureAwait(false);
+    }
+
+    /// <summary>The group's supervisor, made (and attached to the group's lifecycle) only once.</summary>
+    private GroupSupervisor Add(AppliedPolicy applied)
+    {
+        lock (_supervisors)
+        {
+            return _supervisors.TryGetValue(applied.Policy.Group, out var existing)
+                ? existing
+                : _supervisors[applied.Policy.Group] = _factory.Create(applied);
+        }
     }
 
     private async Task AutostartAsync(GroupSupervisor supervisor)
