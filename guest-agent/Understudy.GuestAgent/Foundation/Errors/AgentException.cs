@@ -2,7 +2,7 @@ namespace Understudy.GuestAgent.Foundation.Errors;
 
 /// <summary>
 /// A failure the operator should see: the message is one line that says what failed, why and
-/// what to do (DESIGN.md, "Habits").
+/// what to do.
 /// </summary>
 internal sealed class AgentException : Exception
 {

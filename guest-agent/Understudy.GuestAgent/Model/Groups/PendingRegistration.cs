@@ -16,7 +16,7 @@ internal enum RegistrationKind
 
 /// <summary>
 /// A registration in flight. While any exists, a checkpoint does not start: no half-registered
-/// process is ever in a checkpoint (DESIGN.md, step 1).
+/// process is ever in a checkpoint (docs/architecture.md, "A coordinated checkpoint", step 1).
 /// </summary>
 internal sealed class PendingRegistration
 {

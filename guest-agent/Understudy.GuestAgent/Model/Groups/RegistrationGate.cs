@@ -27,7 +27,7 @@ internal enum GateMode
 internal sealed record HelloAdmission(PendingRegistration Registration, PendingRegistration? Claimed);
 
 /// <summary>
-/// A group's registration lock (DESIGN.md, "How a coordinated checkpoint goes", step 1). A
+/// A group's registration lock (docs/architecture.md, "A coordinated checkpoint", step 1). A
 /// checkpoint closes it: registrations already in flight finish first (a granted fork's child
 /// may still say HELLO), new ones wait until the checkpoint is over.
 /// </summary>

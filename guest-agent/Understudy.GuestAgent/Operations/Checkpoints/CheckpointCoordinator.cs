@@ -12,8 +12,8 @@ using Understudy.Images;
 namespace Understudy.GuestAgent.Operations.Checkpoints;
 
 /// <summary>
-/// Takes a coordinated checkpoint of one group, in the phases of docs/architecture.md ("A coordinated
-/// checkpoint"): lock, PREPARE, WRITE, COMMIT, RESUME. Any failure before the commit
+/// Takes a coordinated checkpoint of one group, in the phases of docs/architecture.md ("A
+/// coordinated checkpoint"): lock, PREPARE, WRITE, COMMIT, RESUME. Any failure before the commit
 /// aborts: the members resume, the staging directory is discarded, and the previous checkpoint
 /// stays the newest. <see cref="CheckpointKindPolicy"/> decides whether WRITE asks for
 /// incremental images; the store owner (<see cref="CheckpointKeeper"/>) stages and commits the

@@ -18,13 +18,13 @@ namespace Understudy.GuestAgent.Operations.Restore;
 internal sealed record RestoreOutcome(string Group, string Id, IReadOnlyList<Member> Members, double DurationMs);
 
 /// <summary>
-/// Brings a group back from a committed checkpoint (docs/architecture.md, "A restore"): a checkpoint that
-/// still has incremental images is merged into full ones first (the restorer reads full images
-/// only), the checkpoint is pinned while it is read, the image is verified before anything is
-/// touched, the running group (if any) is stopped, us-init rebuilds the process tree, and once
-/// every process of the checkpoint said HELLO they are resumed, in the order the caller gives
-/// (all together, or for a supervised group app by app in launch order, each once the one before
-/// is ready). The restored processes descend from that checkpoint: the next checkpoint may be
+/// Brings a group back from a committed checkpoint (docs/architecture.md, "A restore"): a
+/// checkpoint that still has incremental images is merged into full ones first (the restorer
+/// reads full images only), the checkpoint is pinned while it is read, the image is verified
+/// before anything is touched, the running group (if any) is stopped, us-init rebuilds the
+/// process tree, and once every process of the checkpoint said HELLO they are resumed, in the
+/// order the caller gives (all together, or for a supervised group app by app in launch order,
+/// each once the one before is ready). The restored processes descend from that checkpoint: the next checkpoint may be
 /// incremental on it. Only the group's lifecycle calls it, holding the group's lifecycle lock.
 /// </summary>
 internal sealed class RestoreCoordinator
