@@ -16,12 +16,21 @@ public sealed class CheckpointStore(string stateDir)
 
     public string StateDir { get; } = Path.GetFullPath(stateDir);
 
+    /// <summary>STATE/groups, which holds a directory per group.</summary>
+    public string GroupsDir => Path.Combine(StateDir, GroupsDirName);
+
     /// <exception cref="ArgumentException">The group name is not valid.</exception>
     public string GroupDir(string group)
     {
         GroupName.Validate(group);
-        return Path.Combine(StateDir, GroupsDirName, group);
+        return Path.Combine(GroupsDir, group);
     }
+
+    /// <summary>The groups that have a directory (with a valid name), in name order.</summary>
+    public IReadOnlyList<string> GroupNames() => Directory.Exists(GroupsDir)
+        ? Directory.EnumerateDirectories(GroupsDir).Select(Path.GetFileName).OfType<string>()
+            .Where(g => GroupName.Problem(g) is null).Order(StringComparer.Ordinal).ToList()
+        : [];
 
     /// <summary>The directory of a committed checkpoint, whether or not it exists.</summary>
     public string CheckpointDir(string group, string id)
@@ -144,10 +153,7 @@ public sealed class CheckpointStore(string stateDir)
         }
         else
         {
-            string groupsDir = Path.Combine(StateDir, GroupsDirName);
-            groups = Directory.Exists(groupsDir)
-                ? Directory.EnumerateDirectories(groupsDir).Select(Path.GetFileName).OfType<string>().Where(g => GroupName.Problem(g) is null)
-                : [];
+            groups = GroupNames();
         }
 
         return groups

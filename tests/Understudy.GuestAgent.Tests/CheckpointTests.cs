@@ -1,5 +1,5 @@
 using Grpc.Core;
-using Understudy.GuestAgent.Groups;
+using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Tests.Infrastructure;
 using Understudy.Images;
 using Xunit.Abstractions;

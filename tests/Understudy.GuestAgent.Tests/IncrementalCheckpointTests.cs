@@ -1,8 +1,8 @@
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
-using Understudy.GuestAgent.Hosting;
-using Understudy.GuestAgent.Members;
-using Understudy.GuestAgent.Merging;
+using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.GuestAgent.Model.Protocol;
+using Understudy.GuestAgent.Operations.Store;
 using Understudy.GuestAgent.Tests.Infrastructure;
 using Understudy.Images;
 using Xunit.Abstractions;
@@ -200,7 +200,7 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
             foreach (var member in new[] { db, worker })
             {
                 var files = ImageFiles.Of(dir, manifest.Members.Single(m => m.Vpid == member.Vpid));
-                AssertSamePages(member.PagesAt(seq), ReadPages(files));
+                AssertSamePages(member.PagesAt(seq), FullImagePages.Read(files));
             }
             var image = ProcessImage.ReadMeta(Path.Combine(dir, "2.merged.meta"));
             Assert.Equal([("/var/lib/db/data", 3ul)], image.Files.Select(f => (f.Path, f.Size)));
@@ -218,19 +218,19 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
     public async Task A_merge_waits_while_its_group_is_being_checkpointed()
     {
         await using var agent = await TestAgent.StartAsync(output);
-        var pauses = agent.Services.GetRequiredService<MergePauses>();
+        var keeper = agent.Services.GetRequiredService<CheckpointKeeper>();
         await using var db = await TrackingMemberAsync(agent, 2);
         await CheckpointAsync(agent, false, db);
         db.Touch(1);
 
         var call = agent.Api.CheckpointAsync("web");
         await db.FreezeAsync();
-        Assert.True(pauses.IsPaused("web"));
+        Assert.True(keeper.AreMergesPaused("web"));
         await db.WriteAsync();
         await db.ResumeAsync();
         var result = (await call)[^1].Result;
 
-        Assert.False(pauses.IsPaused("web"));
+        Assert.False(keeper.AreMergesPaused("web"));
         await WaitUntilMergedAsync(agent, result.Id);
     }
 
@@ -253,7 +253,7 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
                 expected = db.PagesAt(3);
 
                 // Checkpoint 2: killed after its manifest was replaced, before the incremental files were deleted.
-                agent.Services.GetRequiredService<CheckpointMerger>().Merge("web", "000002", "test", null, CancellationToken.None);
+                await agent.Services.GetRequiredService<CheckpointKeeper>().MergeForRestoreAsync("web", "000002", CancellationToken.None);
                 var dir2 = agent.Store.CheckpointDir("web", "000002");
                 File.WriteAllText(Path.Combine(dir2, "2.meta"), "the increment, not deleted yet");
                 File.WriteAllText(Path.Combine(dir2, "2.pages"), "");
@@ -277,7 +277,7 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
             await WaitUntilMergedAsync(again, "000003");
             Assert.Equal(["2.merged.meta", "2.merged.pages", "manifest.json"], FileNames(again, "000003"));
             var manifest = again.Store.Verify("web", "000003");
-            AssertSamePages(expected, ReadPages(ImageFiles.Of(again.Store.CheckpointDir("web", "000003"), manifest.Members[0])));
+            AssertSamePages(expected, FullImagePages.Read(ImageFiles.Of(again.Store.CheckpointDir("web", "000003"), manifest.Members[0])));
             again.Store.Verify("web", "000002");
         }
         finally
@@ -317,7 +317,7 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
             var manifest = agent.Store.Verify("web", third.Id);
             Assert.Equal(("full", 2L), (manifest.Kind, manifest.Merged!.BaseSeq));
             Assert.NotNull(agent.Store.LoadManifest("web", "000002").Merged);
-            AssertSamePages(expected, ReadPages(ImageFiles.Of(agent.Store.CheckpointDir("web", third.Id), manifest.Members[0])));
+            AssertSamePages(expected, FullImagePages.Read(ImageFiles.Of(agent.Store.CheckpointDir("web", third.Id), manifest.Members[0])));
 
             // The restored processes descend from the restored checkpoint.
             restored.Tracking = true;
@@ -382,28 +382,12 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
         var image = new ProcessImage(
             new MetaHeader(ImageKind.Incremental, (uint)vpid, (ulong)seq, (uint)baseSeq),
             new ProcRecord((uint)vpid, 1, (uint)vpid, 1, 0, 0, 0, 18, 0, 0, MmLayout.FromArray(new ulong[ImageLayout.MmFieldCount]), "/x", "/", "x", []),
-            [new VmaRecord(TestMember.MappingStart, TestMember.MappingStart + 8 * 4096UL, VmaProt.Read | VmaProt.Write, VmaFlags.None, VmaKind.Anon, 0, 0, 0, 0, runs, "")],
+            [new VmaRecord(SimulatedProcess.MappingStart, SimulatedProcess.MappingStart + 8 * 4096UL, VmaProt.Read | VmaProt.Write, VmaFlags.None, VmaKind.Anon, 0, 0, 0, 0, runs, "")],
             [new ThreadRecord((uint)vpid, false, 0, "x")],
             [],
             [],
             new MiscRecord([default, default, default], new ulong[ImageLayout.RlimitCount], 0));
         writer.Finish(image);
-    }
-
-    private static SortedDictionary<ulong, byte[]> ReadPages(ImageFiles files)
-    {
-        var image = ProcessImage.ReadMeta(files.Meta);
-        Assert.Equal(ImageKind.Full, image.Header.Kind);
-        var pages = new SortedDictionary<ulong, byte[]>();
-        foreach (var run in image.Vmas.SelectMany(v => v.Runs))
-        {
-            var data = PageRunReader.ReadPages(files.Pages, run);
-            for (ulong i = 0; i < run.NPages; i++)
-            {
-                pages.Add(run.Addr + i * ImageLayout.PageSize, data.AsSpan((int)(i * ImageLayout.PageSize), ImageLayout.PageSize).ToArray());
-            }
-        }
-        return pages;
     }
 
     private static void AssertSamePages(SortedDictionary<ulong, byte[]> expected, SortedDictionary<ulong, byte[]> actual)

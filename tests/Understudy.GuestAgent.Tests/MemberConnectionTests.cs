@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
-using Understudy.GuestAgent.Members;
+using Understudy.GuestAgent.Model.Members;
+using Understudy.GuestAgent.Model.Protocol;
 
 namespace Understudy.GuestAgent.Tests;
 

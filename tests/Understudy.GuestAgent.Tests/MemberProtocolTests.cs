@@ -1,5 +1,5 @@
 using Grpc.Core;
-using Understudy.GuestAgent.Groups;
+using Understudy.GuestAgent.Model.Members;
 using Understudy.GuestAgent.Tests.Infrastructure;
 using Xunit.Abstractions;
 

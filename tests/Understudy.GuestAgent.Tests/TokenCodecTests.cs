@@ -1,6 +1,4 @@
-using Understudy.GuestAgent.Groups;
-using Understudy.GuestAgent.Launch;
-using Understudy.GuestAgent.Members;
+using Understudy.GuestAgent.Model.Protocol;
 
 namespace Understudy.GuestAgent.Tests;
 

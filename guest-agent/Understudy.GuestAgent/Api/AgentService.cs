@@ -1,48 +1,40 @@
 using System.Threading.Channels;
 using Grpc.Core;
-using Understudy.GuestAgent.Checkpointing;
-using Understudy.GuestAgent.Errors;
-using Understudy.GuestAgent.Groups;
-using Understudy.GuestAgent.Launch;
-using Understudy.GuestAgent.Restore;
-using Understudy.GuestAgent.Scheduling;
-using Understudy.GuestAgent.Supervision;
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Operations.Checkpoints;
+using Understudy.GuestAgent.Operations.Launch;
+using Understudy.GuestAgent.Operations.Lifecycle;
+using Understudy.GuestAgent.Supervision.Supervisors;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Api;
 
 /// <summary>
-/// The agent's gRPC API (agent.proto). Translates requests and replies; the work is done by the
-/// availability manager, the coordinators and the image store. Errors are mapped by
+/// The agent's gRPC API (agent.proto, service Agent). Translates requests and replies; the work
+/// is done by each group's lifecycle (launch, checkpoint, stop, restore: the same for every group,
+/// supervised or not), the status queries and the image store. Errors are mapped by
 /// <see cref="ErrorMappingInterceptor"/>.
 /// </summary>
 internal sealed class AgentService : Agent.AgentBase
 {
-    private readonly AvailabilityManager _availability;
-    private readonly GroupCheckpointer _checkpoints;
-    private readonly RestoreCoordinator _restores;
+    private readonly GroupLifecycles _lifecycles;
     private readonly GroupStatusQuery _status;
     private readonly GroupOverview _overview;
-    private readonly SupervisorRegistry _supervisors;
     private readonly CheckpointStore _store;
 
-    public AgentService(
-        AvailabilityManager availability, GroupCheckpointer checkpoints, RestoreCoordinator restores,
-        GroupStatusQuery status, GroupOverview overview, SupervisorRegistry supervisors, CheckpointStore store)
+    public AgentService(GroupLifecycles lifecycles, GroupStatusQuery status, GroupOverview overview, CheckpointStore store)
     {
-        _availability = availability;
-        _checkpoints = checkpoints;
-        _restores = restores;
+        _lifecycles = lifecycles;
         _status = status;
         _overview = overview;
-        _supervisors = supervisors;
         _store = store;
     }
 
     public override async Task<LaunchReply> Launch(LaunchRequest request, ServerCallContext context)
     {
         var spec = LaunchSpecFactory.Create(request.Group, request.App, request.Argv, request.Cwd, request.Env);
-        var launched = await _availability.LaunchAsync(spec, context.CancellationToken).ConfigureAwait(false);
+        var launched = await _lifecycles.For(spec.Group).LaunchAsync(spec, context.CancellationToken).ConfigureAwait(false);
         return new LaunchReply { Group = launched.Group, App = launched.App, Pid = launched.Vpid, HostPid = launched.HostPid };
     }
 
@@ -80,18 +72,13 @@ internal sealed class AgentService : Agent.AgentBase
 
     public override async Task<StopReply> Stop(StopRequest request, ServerCallContext context)
     {
-        // A group with a policy is stopped by its supervisor, so that the stop is no fault.
-        var killed = _supervisors.Find(request.Group) is { } supervisor
-            ? await supervisor.StopAsync("stopped with hactl stop", context.CancellationToken).ConfigureAwait(false)
-            : await _availability.StopAsync(request.Group, context.CancellationToken).ConfigureAwait(false);
+        var killed = await _lifecycles.For(request.Group).StopAsync("stopped with hactl stop", context.CancellationToken).ConfigureAwait(false);
         return new StopReply { Group = request.Group, Killed = killed };
     }
 
     public override async Task<RestoreReply> Restore(RestoreRequest request, ServerCallContext context)
     {
-        var outcome = _supervisors.Find(request.Group) is { } supervisor
-            ? await supervisor.RestoreAsync(request.CheckpointId, context.CancellationToken).ConfigureAwait(false)
-            : await _restores.RestoreAsync(request.Group, request.CheckpointId, context.CancellationToken).ConfigureAwait(false);
+        var outcome = await _lifecycles.For(request.Group).RestoreAsync(request.CheckpointId, context.CancellationToken).ConfigureAwait(false);
         var reply = new RestoreReply { Group = outcome.Group, Id = outcome.Id, DurationMs = outcome.DurationMs };
         reply.Members.AddRange(_status.Query(outcome.Group).SelectMany(g => g.Members).Select(m => m.ToProto()));
         return reply;
@@ -103,7 +90,7 @@ internal sealed class AgentService : Agent.AgentBase
         reply.Groups.AddRange(_overview.Query(request.Group).Select(entry =>
         {
             var group = entry.Status.ToProto();
-            group.Availability = entry.Availability?.ToAvailability();
+            group.Availability = entry.Supervision?.ToAvailability();
             return group;
         }));
         return Task.FromResult(reply);
@@ -147,7 +134,8 @@ internal sealed class AgentService : Agent.AgentBase
         {
             await Task.Yield();
             var progress = new InlineProgress<CheckpointProgressUpdate>(update => updates.TryWrite(update));
-            return await _checkpoints.RunAsync(request.Group, request.Full, GroupCheckpointer.Manual, progress, cancellationToken).ConfigureAwait(false);
+            return await _lifecycles.For(request.Group).CheckpointAsync(request.Full, GroupCheckpointer.Manual, progress, cancellationToken)
+                .ConfigureAwait(false);
         }
         finally
         {

@@ -1,5 +1,5 @@
 using Grpc.Core;
-using Understudy.GuestAgent.Errors;
+using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Api;

@@ -1,7 +1,6 @@
 using System.Globalization;
-using Understudy.GuestAgent.Checkpointing;
-using Understudy.GuestAgent.Groups;
-using Understudy.Images;
+using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Operations.Checkpoints;
 using ProtoCheckpointInfo = Understudy.GuestAgent.Api.CheckpointInfo;
 using ProtoGroup = Understudy.GuestAgent.Api.Group;
 

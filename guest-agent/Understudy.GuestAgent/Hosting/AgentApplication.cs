@@ -4,22 +4,9 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Serilog;
 using Understudy.GuestAgent.Api;
-using Understudy.GuestAgent.Checkpointing;
-using Understudy.GuestAgent.Events;
-using Understudy.GuestAgent.Groups;
-using Understudy.GuestAgent.Health;
-using Understudy.GuestAgent.Launch;
-using Understudy.GuestAgent.Members;
-using Understudy.GuestAgent.Merging;
-using Understudy.GuestAgent.Policies;
-using Understudy.GuestAgent.Recovery;
-using Understudy.GuestAgent.Restore;
-using Understudy.GuestAgent.Scheduling;
-using Understudy.GuestAgent.Supervision;
-using Understudy.Images;
+using Understudy.GuestAgent.Foundation.Configuration;
 
 namespace Understudy.GuestAgent.Hosting;
 
@@ -43,12 +30,12 @@ internal static class AgentApplication
 
         builder.Services.Configure<AgentOptions>(options =>
         {
-            options.CopyFrom(hostOptions);
+            CopyTo(options, hostOptions);
             tune?.Invoke(options);
         });
         builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = TimeSpan.FromSeconds(20));
 
-        AddAgentServices(builder.Services);
+        builder.Services.AddAgentServices();
 
         var socket = ApiSocketPath(hostOptions.ListenSocket);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socket, listen =>
@@ -61,7 +48,7 @@ internal static class AgentApplication
 
         var app = builder.Build();
         app.MapGrpcService<AgentService>();
-        app.MapGrpcService<AvailabilityService>();
+        app.MapGrpcService<PolicyService>();
         return app;
     }
 
@@ -69,53 +56,17 @@ internal static class AgentApplication
     public static string ApiSocketPath(string listenSocket) =>
         Path.GetFullPath(listenSocket.StartsWith("unix:", StringComparison.Ordinal) ? listenSocket["unix:".Length..] : listenSocket);
 
-    private static void AddAgentServices(IServiceCollection services)
+    private static void CopyTo(AgentOptions options, AgentHostOptions host)
     {
-        services.AddSingleton(TimeProvider.System);
-        services.AddSingleton<StatePaths>();
-        services.AddSingleton(provider => new CheckpointStore(provider.GetRequiredService<IOptions<AgentOptions>>().Value.StateDir));
-
-        services.AddSingleton<EventJournal>();
-        services.AddSingleton<EventBus>();
-        services.AddSingleton<IEventPublisher>(provider => provider.GetRequiredService<EventBus>());
-
-        services.AddSingleton<GroupRegistry>();
-        services.AddSingleton<GroupLocator>();
-        services.AddSingleton<GroupStatusQuery>();
-        services.AddSingleton<MemberProtocol>();
-        services.AddSingleton<IMemberMessageHandler>(provider => provider.GetRequiredService<MemberProtocol>());
-
-        services.AddSingleton<InitCommandLine>();
-        services.AddSingleton<AvailabilityManager>();
-        services.AddSingleton<ManifestBuilder>();
-        services.AddSingleton<CheckpointCoordinator>();
-        services.AddSingleton<RestoreCoordinator>();
-
-        // Availability management (docs/policy.md).
-        services.AddSingleton<PolicyEnvironment>();
-        services.AddSingleton<PolicyStore>();
-        services.AddSingleton<PolicyCatalog>();
-        services.AddSingleton<ProbeRunner>();
-        services.AddSingleton<ReadinessWaiter>();
-        services.AddSingleton<CheckpointRetention>();
-        services.AddSingleton<GroupCheckpointer>();
-        services.AddSingleton<GroupLauncher>();
-        services.AddSingleton<RecoveryPointSelector>();
-        services.AddSingleton<RecoveryRunner>();
-        services.AddSingleton<GroupSupervisorFactory>();
-        services.AddSingleton<SupervisorRegistry>();
-        services.AddSingleton<PolicyApplier>();
-        services.AddSingleton<GroupOverview>();
-
-        // Started in this order (before Kestrel), stopped in reverse: groups are stopped while
-        // the member socket still hears their processes go.
-        services.AddHostedService<StateDirectoryInitializer>();
-        services.AddIncrementalCheckpoints();
-        services.AddSingleton<MemberListener>();
-        services.AddHostedService(provider => provider.GetRequiredService<MemberListener>());
-        services.AddHostedService<GroupShutdownService>();
-        // Last: it starts the autostart groups once the member socket listens, and at shutdown
-        // it stops supervising before GroupShutdownService stops the groups.
-        services.AddHostedService(provider => provider.GetRequiredService<SupervisorRegistry>());
+        options.ListenSocket = host.ListenSocket;
+        options.StateDir = Path.GetFullPath(host.StateDir);
+        options.NativeDir = Path.GetFullPath(host.NativeDir);
+        options.InterceptorPath = Path.GetFullPath(host.InterceptorPath);
+        options.PrepareTimeout = host.PrepareTimeout;
+        options.WriteTimeout = host.WriteTimeout;
+        options.RestoreTimeout = host.RestoreTimeout;
+        options.FullEvery = host.FullEvery;
+        options.ChainLimitPercent = host.ChainLimitPercent;
+        options.BackgroundMerges = host.BackgroundMerges;
     }
 }

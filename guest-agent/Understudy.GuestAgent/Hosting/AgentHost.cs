@@ -1,7 +1,6 @@
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Hosting;
-using Understudy.GuestAgent.Interop;
 
 namespace Understudy.GuestAgent;
 

@@ -27,8 +27,8 @@ public sealed class AgentHostOptions
     /// <summary>Log compact JSON (one object per line) instead of text.</summary>
     public bool JsonLogs { get; init; }
 
-    public const int DefaultFullEvery = 8;
-    public const int DefaultChainLimitPercent = 50;
+    public const int DefaultFullEvery = Foundation.Configuration.AgentOptions.DefaultFullEvery;
+    public const int DefaultChainLimitPercent = Foundation.Configuration.AgentOptions.DefaultChainLimitPercent;
 
     /// <summary>
     /// At most this many incremental checkpoints follow a full one (then the next is full);

@@ -1,19 +1,12 @@
 using Microsoft.Extensions.Hosting;
-using Understudy.GuestAgent.Launch;
+using Understudy.GuestAgent.Operations.Lifecycle;
 
 namespace Understudy.GuestAgent.Hosting;
 
 /// <summary>On shutdown, stops every group so that no process is left behind.</summary>
-internal sealed class GroupShutdownService : IHostedService
+internal sealed class GroupShutdownService(GroupLifecycles lifecycles) : IHostedService
 {
-    private readonly AvailabilityManager _availability;
-
-    public GroupShutdownService(AvailabilityManager availability)
-    {
-        _availability = availability;
-    }
-
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StopAsync(CancellationToken cancellationToken) => _availability.StopAllAsync();
+    public Task StopAsync(CancellationToken cancellationToken) => lifecycles.StopAllAsync();
 }

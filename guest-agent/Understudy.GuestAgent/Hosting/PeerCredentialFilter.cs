@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Logging;
-using Understudy.GuestAgent.Interop;
+using Understudy.GuestAgent.Foundation.Interop;
 
 namespace Understudy.GuestAgent.Hosting;
 

@@ -1,13 +1,14 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Understudy.GuestAgent.Interop;
-using Understudy.Images;
+using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.GuestAgent.Foundation.Interop;
 
 namespace Understudy.GuestAgent.Hosting;
 
 /// <summary>
-/// Runs first at startup: makes sure the state directory exists (0700) and discards the staging
-/// directories a crash left behind: a checkpoint that was not committed never existed.
+/// Runs first at startup: makes sure the state directory and its groups directory exist (0700).
+/// What a crash left in the checkpoint store is the store owner's to clean up (the background
+/// merges start it next).
 /// </summary>
 internal sealed class StateDirectoryInitializer : IHostedService
 {
@@ -16,13 +17,11 @@ internal sealed class StateDirectoryInitializer : IHostedService
         | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
 
     private readonly StatePaths _paths;
-    private readonly CheckpointStore _store;
     private readonly ILogger<StateDirectoryInitializer> _logger;
 
-    public StateDirectoryInitializer(StatePaths paths, CheckpointStore store, ILogger<StateDirectoryInitializer> logger)
+    public StateDirectoryInitializer(StatePaths paths, ILogger<StateDirectoryInitializer> logger)
     {
         _paths = paths;
-        _store = store;
         _logger = logger;
     }
 
@@ -41,23 +40,6 @@ internal sealed class StateDirectoryInitializer : IHostedService
             Directory.CreateDirectory(_paths.Root, UnixSocketFile.PrivateDirectory);
         }
         Directory.CreateDirectory(_paths.GroupsDir, UnixSocketFile.PrivateDirectory);
-
-        foreach (var dir in Directory.EnumerateDirectories(_paths.GroupsDir))
-        {
-            var group = Path.GetFileName(dir);
-            if (GroupName.Problem(group) is not null)
-            {
-                continue;
-            }
-            try
-            {
-                _store.DiscardAllStaging(group);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                _logger.LogWarning("Could not discard the staging checkpoints of group {Group}: {Error}", group, e.Message);
-            }
-        }
         return Task.CompletedTask;
     }
 

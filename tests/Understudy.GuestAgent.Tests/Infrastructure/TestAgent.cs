@@ -3,8 +3,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
-using Understudy.GuestAgent.Groups;
+using Understudy.GuestAgent.Foundation.Configuration;
 using Understudy.GuestAgent.Hosting;
+using Understudy.GuestAgent.Model.Groups;
 using Understudy.Images;
 using Xunit.Abstractions;
 

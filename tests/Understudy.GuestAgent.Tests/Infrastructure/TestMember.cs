@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
-using Understudy.GuestAgent.Members;
-using Understudy.Images;
+using Understudy.GuestAgent.Model.Protocol;
 
 namespace Understudy.GuestAgent.Tests.Infrastructure;
 
@@ -9,50 +8,43 @@ namespace Understudy.GuestAgent.Tests.Infrastructure;
 /// The interceptor's side of the member protocol, driven by a test: connects to the agent's
 /// real coord.sock and sends and reads lines as a process's checkpoint thread would.
 /// <para>
-/// Its memory is one anonymous mapping of <see cref="PageCount"/> pages, each holding data of a
-/// version (0: never written). Without <see cref="Tracking"/> it writes a full image whatever
-/// WRITE asks, like a process without a tracker. With it, it behaves like the interceptor's
-/// tracker: an incremental image (pages written since, holes for pages dropped) when WRITE asks
-/// for one on the checkpoint its tracking starts from, a full image otherwise.
+/// Its memory and images are a <see cref="SimulatedProcess"/>'s. Without <see cref="Tracking"/> it
+/// writes a full image whatever WRITE asks, like a process without a tracker. With it, it behaves
+/// like the interceptor's tracker: an incremental image (pages written since, holes for pages
+/// dropped) when WRITE asks for one on the checkpoint its tracking starts from, a full image otherwise.
 /// </para>
 /// </summary>
 internal sealed class TestMember : IAsyncDisposable
 {
-    /// <summary>Where the member's mapping starts.</summary>
-    public const ulong MappingStart = 0x7f00_0000_0000;
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
     private readonly LineReader _reader;
+    private readonly SimulatedProcess _process;
 
     private TestMember(Socket socket, string group, string app, int vpid)
     {
         _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: false);
         _reader = new LineReader(_stream);
+        _process = new SimulatedProcess(vpid, app);
         Group = group;
-        App = app;
-        Vpid = vpid;
     }
 
     public string Group { get; }
-    public string App { get; }
-    public int Vpid { get; }
+    public string App => _process.App;
+    public int Vpid => _process.Vpid;
 
-    /// <summary>The version of each page's data; 0 when the page has none.</summary>
-    private int[] _versions = [1];
-    private readonly HashSet<int> _dirty = [];
-    private readonly Dictionary<long, int[]> _snapshots = [];
     private long _trackedSeq;
     private long _pendingSeq;
     private string? _writtenAfterResume;
 
-    public int PageCount => _versions.Length;
+    public int PageCount => _process.PageCount;
 
     /// <summary>Writes incremental images when asked and possible (see the class summary).</summary>
     public bool Tracking { get; set; }
 
     /// <summary>Regular files captured with every image (storage checkpointing): path and contents.</summary>
-    public Dictionary<string, byte[]> Files { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, byte[]> Files => _process.Files;
 
     /// <summary>The WRITE lines received, for tests of what was asked.</summary>
     public List<string> WriteLines { get; } = [];
@@ -63,45 +55,18 @@ internal sealed class TestMember : IAsyncDisposable
     /// <summary>Gives the mapping <paramref name="pages"/> pages, all written (a fresh start: the next image is full).</summary>
     public void SetPages(int pages)
     {
-        _versions = [.. Enumerable.Repeat(1, pages)];
-        _dirty.Clear();
+        _process.SetPages(pages);
         _trackedSeq = 0;
     }
 
-    /// <summary>The application writes to these pages.</summary>
-    public void Touch(params int[] pages)
-    {
-        foreach (var page in pages)
-        {
-            _versions[page]++;
-            _dirty.Add(page);
-        }
-    }
+    /// <inheritdoc cref="SimulatedProcess.Touch"/>
+    public void Touch(params int[] pages) => _process.Touch(pages);
 
-    /// <summary>The application drops these pages (MADV_DONTNEED): they read as zero.</summary>
-    public void Drop(params int[] pages)
-    {
-        foreach (var page in pages)
-        {
-            _versions[page] = 0;
-            _dirty.Add(page);
-        }
-    }
+    /// <inheritdoc cref="SimulatedProcess.Drop"/>
+    public void Drop(params int[] pages) => _process.Drop(pages);
 
-    /// <summary>The contents of every page with data at checkpoint <paramref name="seq"/>, by address.</summary>
-    public SortedDictionary<ulong, byte[]> PagesAt(long seq)
-    {
-        var pages = new SortedDictionary<ulong, byte[]>();
-        var versions = _snapshots[seq];
-        for (var i = 0; i < versions.Length; i++)
-        {
-            if (versions[i] != 0)
-            {
-                pages[Address(i)] = PageData(i, versions[i]);
-            }
-        }
-        return pages;
-    }
+    /// <inheritdoc cref="SimulatedProcess.PagesAt"/>
+    public SortedDictionary<ulong, byte[]> PagesAt(long seq) => _process.PagesAt(seq);
 
     /// <summary>Whether the agent sent something not read yet (only ever used to show that it has not).</summary>
     public bool HasUnreadData => _socket.Available > 0;
@@ -183,7 +148,8 @@ internal sealed class TestMember : IAsyncDisposable
         var seq = long.Parse(write[1]);
         var baseSeq = long.Parse(write[4]);
         var incremental = Tracking && write[3] == "incremental" && baseSeq > 0 && _trackedSeq == baseSeq;
-        var (meta, pages) = WriteImage(dir, seq, incremental ? baseSeq : 0);
+        var (meta, pages) = _process.WriteImage(dir, seq, incremental ? baseSeq : 0);
+        _pendingSeq = seq;
         var kind = incremental ? "incremental" : "full";
         WrittenKinds.Add(kind);
         if (copyOnWrite)
@@ -221,66 +187,6 @@ internal sealed class TestMember : IAsyncDisposable
         await FreezeAsync();
         await WriteAsync();
         await ResumeAsync();
-    }
-
-    /// <summary>
-    /// Writes &lt;vpid&gt;.meta/.pages as the native writer would: a full image of every page with
-    /// data, or, on <paramref name="baseSeq"/>, the pages written since (holes for dropped ones).
-    /// </summary>
-    private (long Meta, long Pages) WriteImage(string dir, long seq, long baseSeq)
-    {
-        var vpid = (uint)Vpid;
-        using var writer = new ProcessImageWriter(Path.Combine(dir, $"{vpid}.meta"), Path.Combine(dir, $"{vpid}.pages"));
-        var runs = new List<PageRun>();
-        ProcessImageWriter.PageRunBuilder? open = null;
-        for (var i = 0; i < _versions.Length; i++)
-        {
-            var saved = baseSeq == 0 ? _versions[i] != 0 : _dirty.Contains(i) && _versions[i] != 0;
-            if (open is not null && (!saved || open.NextAddr != Address(i)))
-            {
-                runs.Add(open.End());
-                open = null;
-            }
-            if (saved)
-            {
-                open ??= writer.BeginRun(Address(i));
-                open.Append(PageData(i, _versions[i]));
-            }
-            else if (baseSeq != 0 && _dirty.Contains(i))
-            {
-                runs.Add(PageRun.Hole(Address(i), 1));
-            }
-        }
-        if (open is not null)
-        {
-            runs.Add(open.End());
-        }
-        var files = Files.Select((f, i) => writer.AppendFile(0x803, 9000 + (ulong)i, f.Key, f.Value)).ToList();
-        var image = new ProcessImage(
-            new MetaHeader(baseSeq == 0 ? ImageKind.Full : ImageKind.Incremental, vpid, (ulong)seq, (uint)baseSeq),
-            new ProcRecord(vpid, 1, vpid, 1, 0, 0, 0, 18, 0, 0, MmLayout.FromArray(new ulong[ImageLayout.MmFieldCount]),
-                "/usr/bin/" + App, "/", App, []),
-            [new VmaRecord(MappingStart, Address(_versions.Length), VmaProt.Read | VmaProt.Write, VmaFlags.None, VmaKind.Anon,
-                0, 0, 0, 0, runs, "")],
-            [new ThreadRecord(vpid, false, 0, App)],
-            [],
-            [],
-            new MiscRecord([default, default, default], new ulong[ImageLayout.RlimitCount], 0)) { Files = files };
-        writer.Finish(image);
-        _snapshots[seq] = (int[])_versions.Clone();
-        _dirty.Clear();
-        _pendingSeq = seq;
-        return (new FileInfo(Path.Combine(dir, $"{vpid}.meta")).Length, new FileInfo(Path.Combine(dir, $"{vpid}.pages")).Length);
-    }
-
-    private static ulong Address(int page) => MappingStart + (ulong)page * ImageLayout.PageSize;
-
-    /// <summary>The contents of page <paramref name="page"/> at <paramref name="version"/>: unique per member, page and version.</summary>
-    public byte[] PageData(int page, int version)
-    {
-        var data = new byte[ImageLayout.PageSize];
-        new Random(unchecked(Vpid * 1_000_003 + page * 1009 + version)).NextBytes(data);
-        return data;
     }
 
     public async ValueTask DisposeAsync()

@@ -1,0 +1,44 @@
+namespace Understudy.GuestAgent.Foundation.Configuration;
+
+/// <summary>
+/// The agent's settings as the services see them (through IOptions): what hactl's agent run
+/// passes (Hosting copies it from the public AgentHostOptions) plus the protocol's fixed grace
+/// periods, which tests may shorten.
+/// </summary>
+internal sealed class AgentOptions
+{
+    public const int DefaultFullEvery = 8;
+    public const int DefaultChainLimitPercent = 50;
+
+    public string ListenSocket { get; set; } = "";
+    public string StateDir { get; set; } = "";
+    public string NativeDir { get; set; } = "";
+    public string InterceptorPath { get; set; } = "";
+    public TimeSpan PrepareTimeout { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan WriteTimeout { get; set; } = TimeSpan.FromSeconds(120);
+    public TimeSpan RestoreTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A granted fork/exec/spawn whose child never says HELLO stops blocking checkpoints after this.</summary>
+    public TimeSpan RegistrationGrace { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a launched application has to say HELLO.</summary>
+    public TimeSpan LaunchRegistrationTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long us-init has to say READY.</summary>
+    public TimeSpan InitStartTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long us-init gets to exit after QUIT before it is killed.</summary>
+    public TimeSpan StopGrace { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>At most this many incremental checkpoints follow a full one; 0: every checkpoint is full.</summary>
+    public int FullEvery { get; set; } = DefaultFullEvery;
+
+    /// <summary>The next checkpoint is full once the incremental ones since the last full one hold this percentage of its bytes.</summary>
+    public int ChainLimitPercent { get; set; } = DefaultChainLimitPercent;
+
+    /// <summary>
+    /// Merge committed incremental checkpoints in the background. Off, they stay incremental
+    /// until a restore merges them (tests use this to keep chains unmerged).
+    /// </summary>
+    public bool BackgroundMerges { get; set; } = true;
+}

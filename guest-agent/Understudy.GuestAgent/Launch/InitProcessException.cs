@@ -1,4 +1,0 @@
-namespace Understudy.GuestAgent.Launch;
-
-/// <summary>us-init refused a request (ERROR) or is gone.</summary>
-internal sealed class InitProcessException(string message) : Exception(message);

@@ -1,0 +1,36 @@
+namespace Understudy.GuestAgent.Model.Groups;
+
+/// <summary>
+/// How a process of a group ended, from its us-init's EXITED report: for messages that must say
+/// "was killed by signal 6", not merely that the process is gone. A process is usually found
+/// gone (its connection closed) a moment before us-init reaps it, so the report is waited for,
+/// briefly.
+/// </summary>
+internal static class ExitReports
+{
+    /// <summary>How long a report may take after the process was found gone.</summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromSeconds(2);
+
+    /// <returns>
+    /// "was killed by signal 6", "exited with code 3", "ended with the group's us-init (...)", or
+    /// null when no report came in time
+    /// </returns>
+    public static async Task<string?> HowAsync(Group? group, int vpid, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (group?.Init is not { } init)
+        {
+            return null;
+        }
+        var reaped = init.Reaped.WhenReaped(vpid);
+        try
+        {
+            await Task.WhenAny(reaped, init.Exited).WaitAsync(Patience, time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return null;
+        }
+        // us-init reads out every report before it counts as exited: none is coming after that.
+        return reaped.IsCompletedSuccessfully ? reaped.Result.How : $"ended with the group's us-init ({init.DescribeExit()})";
+    }
+}

@@ -1,0 +1,191 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Model.Protocol;
+
+namespace Understudy.GuestAgent.Model.Members;
+
+/// <summary>The member socket went away while the coordinator was talking to it.</summary>
+internal sealed class MemberDisconnectedException(string message) : Exception(message);
+
+/// <summary>
+/// One process's connection to the coordinator: reads and parses its lines, writes commands,
+/// and queues its answers (FROZEN, WRITTEN, ...) for whoever runs the current checkpoint or
+/// restore round. What the messages mean is the <see cref="IMemberMessageHandler"/>'s business.
+/// </summary>
+internal sealed class MemberConnection
+{
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly CancellationTokenSource _closed = new();
+    private readonly Channel<MemberReply> _replies =
+        Channel.CreateUnbounded<MemberReply>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly List<Task> _requests = [];
+    private readonly ILogger _logger;
+    private Member? _member;
+
+    public MemberConnection(Socket socket, long id, int hostPid, ILogger logger)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: false);
+        Id = id;
+        HostPid = hostPid;
+        _logger = logger;
+    }
+
+    public long Id { get; }
+
+    /// <summary>The process's pid as the agent sees it (SO_PEERCRED).</summary>
+    public int HostPid { get; }
+
+    /// <summary>Cancelled once the connection is closed, by either side.</summary>
+    public CancellationToken Closed => _closed.Token;
+
+    public bool IsClosed => _closed.IsCancellationRequested;
+
+    /// <summary>
+    /// Answers to coordinator commands, in arrival order. Completed when the connection closes,
+    /// which is how a round learns that a member died.
+    /// </summary>
+    public ChannelReader<MemberReply> Replies => _replies.Reader;
+
+    /// <summary>The member this connection registered (set by the HELLO request, read by the read loop).</summary>
+    public Member? Member
+    {
+        get => Volatile.Read(ref _member);
+        set => Volatile.Write(ref _member, value);
+    }
+
+    /// <summary>Reads lines until the peer closes the connection or <see cref="Close"/> is called.</summary>
+    public async Task RunAsync(IMemberMessageHandler handler)
+    {
+        var reader = new LineReader(_stream);
+        try
+        {
+            while (await reader.ReadLineAsync(_closed.Token).ConfigureAwait(false) is { } line)
+            {
+                if (!MemberMessageParser.TryParse(line, out var message, out var error))
+                {
+                    _logger.LogWarning("Member connection {Connection} (pid {HostPid}) sent a bad line: {Error}", Id, HostPid, error);
+                    continue;
+                }
+                if (message is MemberReply reply)
+                {
+                    _replies.Writer.TryWrite(reply);
+                }
+                handler.OnMessage(this, message!);
+            }
+        }
+        catch (OperationCanceledException) when (_closed.IsCancellationRequested)
+        {
+        }
+        catch (Exception e) when (e is IOException or SocketException or InvalidDataException or ObjectDisposedException)
+        {
+            _logger.LogDebug("Member connection {Connection} (pid {HostPid}) ended: {Error}", Id, HostPid, e.Message);
+        }
+        finally
+        {
+            await reader.DisposeAsync().ConfigureAwait(false);
+            await _closed.CancelAsync().ConfigureAwait(false);
+            _replies.Writer.TryComplete();
+            // Requests that wait (HELLO, *_BEGIN) observe Closed and end; the handler must see the
+            // end of the connection only after them, so that a HELLO cannot register a dead member.
+            await Task.WhenAll(TakeRequests()).ConfigureAwait(false);
+            await handler.OnDisconnectedAsync(this).ConfigureAwait(false);
+            await _stream.DisposeAsync().ConfigureAwait(false);
+            _socket.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Runs a request whose reply may have to wait (for the registration lock) without holding
+    /// up the read loop: a member must still be able to answer PREPARE while one of its threads
+    /// waits for GRANT.
+    /// </summary>
+    public void TrackRequest(Func<Task> request)
+    {
+        var task = Task.Run(async () =>
+        {
+            try
+            {
+                await request().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or MemberDisconnectedException)
+            {
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "Member connection {Connection} (pid {HostPid}): request failed", Id, HostPid);
+            }
+        });
+        lock (_requests)
+        {
+            _requests.RemoveAll(t => t.IsCompleted);
+            _requests.Add(task);
+        }
+    }
+
+    public Task SendAsync(MemberCommand command, CancellationToken cancellationToken = default) =>
+        SendAsync(command, beforeSending: null, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="register"/>, then sends WELCOME, with the connection's write lock held
+    /// across both. Registering makes the member visible, and whoever waited for it (a restore
+    /// about to send RESUME) may write at once; the interceptor reads nothing but WELCOME until
+    /// WELCOME arrives, so nothing may overtake it.
+    /// </summary>
+    public Task RegisterAndWelcomeAsync(Action register, WelcomeCommand welcome, CancellationToken cancellationToken) =>
+        SendAsync(welcome, register, cancellationToken);
+
+    private async Task SendAsync(MemberCommand command, Action? beforeSending, CancellationToken cancellationToken)
+    {
+        var bytes = Encoding.UTF8.GetBytes(command.ToLine() + "\n");
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (IsClosed)
+            {
+                throw new MemberDisconnectedException("connection closed");
+            }
+            beforeSending?.Invoke();
+            await _socket.SendAsync(bytes, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+        {
+            throw new MemberDisconnectedException(e.Message);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Closes the connection; the read loop then ends and reports the disconnect.</summary>
+    public void Close()
+    {
+        if (_closed.IsCancellationRequested)
+        {
+            return;
+        }
+        try
+        {
+            _closed.Cancel();
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private Task[] TakeRequests()
+    {
+        lock (_requests)
+        {
+            var tasks = _requests.ToArray();
+            _requests.Clear();
+            return tasks;
+        }
+    }
+}

@@ -1,0 +1,53 @@
+namespace Understudy.GuestAgent.Model.Protocol;
+
+/// <summary>A line the coordinator sends to a process.</summary>
+internal abstract record MemberCommand
+{
+    /// <summary>The line without its terminating '\n'.</summary>
+    public abstract string ToLine();
+
+    /// <summary>The verb, for logs and error messages ("PREPARE", "WRITE", ...).</summary>
+    public string Verb => ToLine().Split(' ', 2)[0];
+}
+
+internal sealed record WelcomeCommand(long MemberId) : MemberCommand
+{
+    public override string ToLine() => $"WELCOME {MemberId}";
+}
+
+/// <summary>The reason is the rest of the line, like FAILED's; a newline in it is folded.</summary>
+internal sealed record RefusedCommand(string Reason) : MemberCommand
+{
+    public override string ToLine() => $"REFUSED {Reason.ReplaceLineEndings(" ")}";
+}
+
+internal sealed record GrantCommand : MemberCommand
+{
+    public override string ToLine() => "GRANT";
+}
+
+internal sealed record PrepareCommand(string CheckpointId) : MemberCommand
+{
+    public override string ToLine() => $"PREPARE {TokenCodec.Encode(CheckpointId)}";
+}
+
+/// <param name="Kind">"full" or "incremental": what is asked; a process may write full anyway.</param>
+/// <param name="BaseSeq">With "incremental": the checkpoint the image is to apply to; 0 with "full".</param>
+/// <param name="CopyOnWrite">the member answers CAPTURED once a forked writer holds its snapshot,
+/// and WRITTEN after the RESUME that follows, when the image is complete.</param>
+internal sealed record WriteCommand(string CheckpointId, string Directory, string Kind, long BaseSeq = 0, bool CopyOnWrite = false)
+    : MemberCommand
+{
+    public override string ToLine() =>
+        $"WRITE {TokenCodec.Encode(CheckpointId)} {TokenCodec.Encode(Directory)} {Kind} {BaseSeq}" + (CopyOnWrite ? " cow" : "");
+}
+
+internal sealed record ResumeCommand : MemberCommand
+{
+    public override string ToLine() => "RESUME";
+}
+
+internal sealed record AbortCommand : MemberCommand
+{
+    public override string ToLine() => "ABORT";
+}

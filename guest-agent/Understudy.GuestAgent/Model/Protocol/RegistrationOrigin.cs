@@ -1,0 +1,29 @@
+namespace Understudy.GuestAgent.Model.Protocol;
+
+/// <summary>How a process came to say HELLO (the last token of HELLO).</summary>
+internal enum RegistrationOrigin
+{
+    Launch,
+    Fork,
+    Exec,
+    Spawn,
+    Restore,
+}
+
+internal static class RegistrationOrigins
+{
+    public static bool TryParse(string token, out RegistrationOrigin origin)
+    {
+        switch (token)
+        {
+            case "launch": origin = RegistrationOrigin.Launch; return true;
+            case "fork": origin = RegistrationOrigin.Fork; return true;
+            case "exec": origin = RegistrationOrigin.Exec; return true;
+            case "spawn": origin = RegistrationOrigin.Spawn; return true;
+            case "restore": origin = RegistrationOrigin.Restore; return true;
+            default: origin = default; return false;
+        }
+    }
+
+    public static string ToToken(this RegistrationOrigin origin) => origin.ToString().ToLowerInvariant();
+}

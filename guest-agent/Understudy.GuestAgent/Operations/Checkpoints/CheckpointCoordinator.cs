@@ -1,0 +1,193 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Model.Members;
+using Understudy.GuestAgent.Model.Protocol;
+using Understudy.GuestAgent.Operations.Store;
+using Understudy.Images;
+
+namespace Understudy.GuestAgent.Operations.Checkpoints;
+
+/// <summary>
+/// Takes a coordinated checkpoint of one group, in the phases of docs/architecture.md ("A
+/// coordinated checkpoint"): lock, PREPARE, WRITE, COMMIT, RESUME. Any failure before the commit
+/// aborts: the members resume, the staging directory is discarded, and the previous checkpoint
+/// stays the newest. <see cref="CheckpointKindPolicy"/> decides whether WRITE asks for
+/// incremental images; the store owner (<see cref="CheckpointKeeper"/>) stages and commits the
+/// checkpoint, holds the group's merges meanwhile, and has a committed incremental one merged in
+/// the background.
+/// </summary>
+internal sealed class CheckpointCoordinator
+{
+    private readonly GroupLocator _locator;
+    private readonly CheckpointStore _store;
+    private readonly CheckpointKeeper _keeper;
+    private readonly ManifestBuilder _manifests;
+    private readonly CheckpointKindPolicy _policy;
+    private readonly CheckpointLineage _lineage;
+    private readonly AgentOptions _options;
+    private readonly ILogger<CheckpointCoordinator> _logger;
+
+    public CheckpointCoordinator(
+        GroupLocator locator, CheckpointStore store, CheckpointKeeper keeper, ManifestBuilder manifests, CheckpointKindPolicy policy,
+        CheckpointLineage lineage, IOptions<AgentOptions> options, ILogger<CheckpointCoordinator> logger)
+    {
+        _locator = locator;
+        _store = store;
+        _keeper = keeper;
+        _manifests = manifests;
+        _policy = policy;
+        _lineage = lineage;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    /// <param name="full">write full images even when incremental ones are possible.</param>
+    public async Task<CheckpointOutcome> RunAsync(
+        string groupName, bool full, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+    {
+        var group = _locator.RequireRunning(groupName);
+        var duration = Stopwatch.StartNew();
+
+        progress?.Report(new(CheckpointPhases.Lock, 0, 0));
+        // Step 1: registrations in flight finish, new ones wait until RESUME.
+        using var lease = await group.Gate.CloseForCheckpointAsync(_options.PrepareTimeout, cancellationToken).ConfigureAwait(false);
+        var members = group.Members.Snapshot();
+        if (members.Count == 0)
+        {
+            throw AgentException.FailedPrecondition($"group {group.Name} has no members to checkpoint");
+        }
+        // The group's background merges wait until the checkpoint is over.
+        using var staged = _keeper.BeginCheckpoint(group.Name);
+        var (id, seq, stagingDir) = (staged.Id, staged.Seq, staged.Directory);
+        var plan = _policy.Decide(group.Name, full);
+        _logger.LogInformation(
+            "Checkpoint {CheckpointId} of group {Group} started: {Members} members, asking for {Kind} images ({Reason})",
+            id, group.Name, members.Count, plan.Kind, plan.Reason);
+
+        var frozen = new Stopwatch();
+        var frozenMs = 0.0;
+        var phase = "PREPARE";
+        CheckpointInfo committed;
+        try
+        {
+            ReplyBarrier.DiscardStaleReplies(members);
+
+            // Step 2: every member stops its application threads.
+            progress?.Report(new(CheckpointPhases.Prepare, 0, members.Count));
+            frozen.Start();
+            await ReplyBarrier.RunAsync<FrozenReply>(
+                members, new PrepareCommand(id), _options.PrepareTimeout,
+                Counter(progress, CheckpointPhases.Prepare, members.Count), sent: null, cancellationToken).ConfigureAwait(false);
+            _logger.LogInformation(
+                "Checkpoint {CheckpointId} of group {Group}: all {Members} members frozen after {ElapsedMs:F1} ms",
+                id, group.Name, members.Count, frozen.Elapsed.TotalMilliseconds);
+
+            // Steps 3-4: with the whole group frozen, every member drains in-flight data and
+            // captures its state; a forked writer per member then writes the image from a
+            // copy-on-write snapshot, so the group is frozen for the capture only.
+            phase = "WRITE";
+            progress?.Report(new(CheckpointPhases.Write, 0, members.Count));
+            await ReplyBarrier.RunAsync<CapturedReply>(
+                members, new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: true), _options.WriteTimeout,
+                answered: null, sent: null, cancellationToken).ConfigureAwait(false);
+            phase = "RESUME";
+            progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
+            await ReplyBarrier.RunAsync<ResumedReply>(
+                members, new ResumeCommand(), _options.PrepareTimeout,
+                Counter(progress, CheckpointPhases.Resume, members.Count),
+                sent: () => frozenMs = frozen.Elapsed.TotalMilliseconds, cancellationToken).ConfigureAwait(false);
+            _logger.LogInformation(
+                "Checkpoint {CheckpointId} of group {Group}: captured and running again after {FrozenMs:F1} ms frozen",
+                id, group.Name, frozenMs);
+            phase = "WRITE";
+            var written = await ReplyBarrier.AwaitAllAsync<WrittenReply>(
+                members, "WRITE", _options.WriteTimeout,
+                Counter(progress, CheckpointPhases.Write, members.Count), cancellationToken).ConfigureAwait(false);
+            _logger.LogInformation(
+                "Checkpoint {CheckpointId} of group {Group}: all {Members} members written after {ElapsedMs:F1} ms",
+                id, group.Name, members.Count, frozen.Elapsed.TotalMilliseconds);
+
+            // Step 5: the checkpoint exists once its manifest is committed.
+            phase = "COMMIT";
+            progress?.Report(new(CheckpointPhases.Commit, members.Count, members.Count));
+            var manifest = _manifests.Build(group.Name, seq, plan, stagingDir, members, written);
+            committed = staged.Commit(manifest);
+            _lineage.Committed(group.Name, seq);
+        }
+        catch (Exception e)
+        {
+            await AbortAsync(group, staged, members, phase, e).ConfigureAwait(false);
+            if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            throw AgentException.Aborted(
+                $"checkpoint of group {group.Name} aborted: {Cause(e, phase)}; {PreviousCheckpoint(group.Name)}", e);
+        }
+
+        var outcome = new CheckpointOutcome(
+            group.Name, id, committed.Kind, committed.Bytes, members.Count, frozenMs, duration.Elapsed.TotalMilliseconds, committed.BaseSeq);
+        _logger.LogInformation(
+            "Checkpoint {CheckpointId} of group {Group} taken: kind {Kind} (base {BaseSeq}), {Members} members, {Bytes} bytes, frozen {FrozenMs:F1} ms, total {DurationMs:F1} ms",
+            outcome.Id, outcome.Group, outcome.Kind, outcome.BaseSeq, outcome.Members, outcome.Bytes, outcome.FrozenMs, outcome.DurationMs);
+        return outcome;
+    }
+
+    /// <summary>ABORT to every member still connected, then the staging directory goes.</summary>
+    private async Task AbortAsync(Group group, StagedCheckpoint staged, IReadOnlyList<Member> members, string phase, Exception cause)
+    {
+        var id = staged.Id;
+        _logger.LogWarning(
+            "Checkpoint {CheckpointId} of group {Group} failed during {Phase}: {Cause}; aborting",
+            id, group.Name, phase, Cause(cause, phase));
+        var connected = members.Where(m => m.Connection is { IsClosed: false }).ToList();
+        try
+        {
+            await ReplyBarrier.RunAsync<ResumedReply>(
+                connected, new AbortCommand(), _options.PrepareTimeout, answered: null, sent: null, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (MemberPhaseException e)
+        {
+            _logger.LogWarning("Checkpoint {CheckpointId} of group {Group}: after ABORT, {Problem}", id, group.Name, e.Message);
+        }
+        try
+        {
+            staged.Discard();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning(
+                "Checkpoint {CheckpointId} of group {Group}: could not discard its staging directory: {Error}", id, group.Name, e.Message);
+        }
+        _logger.LogWarning("Checkpoint {CheckpointId} of group {Group} aborted", id, group.Name);
+    }
+
+    private static string Cause(Exception e, string phase) => e switch
+    {
+        MemberPhaseException or CheckpointCommitException => e.Message,
+        OperationCanceledException => $"the caller cancelled it during {phase}",
+        IOException => $"writing the checkpoint failed during {phase}: {e.Message}",
+        _ => $"{phase} failed: {e.Message}",
+    };
+
+    private string PreviousCheckpoint(string group) =>
+        _store.NewestId(group) is { } previous
+            ? $"the previous checkpoint {previous} is still valid"
+            : "no earlier checkpoint exists";
+
+    private static IProgress<int>? Counter(IProgress<CheckpointProgressUpdate>? progress, string phase, int total) =>
+        progress is null ? null : new InlineProgress<int>(done => progress.Report(new(phase, done, total)));
+}
+
+/// <summary>
+/// IProgress that reports synchronously on the caller's thread, in order (Progress&lt;T&gt; would
+/// post to the thread pool and could reorder).
+/// </summary>
+internal sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

@@ -1,0 +1,108 @@
+using Microsoft.Extensions.Options;
+using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.Images;
+
+namespace Understudy.GuestAgent.Operations.Checkpoints;
+
+/// <summary>
+/// Decides whether a checkpoint asks for incremental images: only when the group's processes
+/// descend from a committed checkpoint (<see cref="CheckpointLineage"/>), and the chain since the
+/// last full checkpoint is still short: fewer than <see cref="AgentOptions.FullEvery"/>
+/// incremental checkpoints, holding less than <see cref="AgentOptions.ChainLimitPercent"/> of the
+/// full one's bytes. A merged checkpoint counts as the incremental one it was taken as: merging
+/// keeps restores short, the periodic full checkpoint keeps the images independent of old data.
+/// </summary>
+internal sealed class CheckpointKindPolicy
+{
+    private readonly CheckpointLineage _lineage;
+    private readonly CheckpointStore _store;
+    private readonly AgentOptions _options;
+
+    public CheckpointKindPolicy(CheckpointLineage lineage, CheckpointStore store, IOptions<AgentOptions> options)
+    {
+        _lineage = lineage;
+        _store = store;
+        _options = options.Value;
+    }
+
+    public CheckpointPlan Decide(string group, bool fullRequested)
+    {
+        if (fullRequested)
+        {
+            return CheckpointPlan.Full("a full checkpoint was asked for");
+        }
+        if (_options.FullEvery <= 0)
+        {
+            return CheckpointPlan.Full("incremental checkpoints are off (full every 0)");
+        }
+        if (_lineage.BaseOf(group) is not { } baseSeq)
+        {
+            return CheckpointPlan.Full("the group's processes descend from no checkpoint this agent committed or restored");
+        }
+
+        var baseId = CheckpointId.Format(baseSeq);
+        var chain = ChainSinceFull(group, baseSeq);
+        if (chain is null)
+        {
+            return CheckpointPlan.Full($"the chain of checkpoint {baseId} cannot be followed back to a full checkpoint");
+        }
+        var (incrementals, chainBytes, full) = chain.Value;
+        if (incrementals >= _options.FullEvery)
+        {
+            return CheckpointPlan.Full($"{incrementals} incremental checkpoints since the last full one (full every {_options.FullEvery})");
+        }
+        if (chainBytes * 100 >= full.Bytes * (long)_options.ChainLimitPercent)
+        {
+            return CheckpointPlan.Full(
+                $"the {incrementals} incremental checkpoints since full checkpoint {full.Id} hold {chainBytes} bytes, {_options.ChainLimitPercent}% of its {full.Bytes} or more");
+        }
+        return CheckpointPlan.Incremental(baseSeq,
+            $"on checkpoint {baseId}, {incrementals} incremental checkpoints ({chainBytes} bytes) since full checkpoint {full.Id} ({full.Bytes} bytes)");
+    }
+
+    /// <summary>
+    /// Walks from <paramref name="baseSeq"/> back to the last checkpoint taken full: how many
+    /// checkpoints taken incremental lie on the way (the base included) and the bytes they wrote.
+    /// Null when the chain is broken (a manifest is missing or unreadable).
+    /// </summary>
+    private (int Incrementals, long Bytes, CheckpointManifest Full)? ChainSinceFull(string group, long baseSeq)
+    {
+        var incrementals = 0;
+        long bytes = 0;
+        var seq = baseSeq;
+        while (true)
+        {
+            CheckpointManifest manifest;
+            try
+            {
+                manifest = _store.LoadManifest(group, CheckpointId.Format(seq));
+            }
+            catch (Exception e) when (e is CheckpointNotFoundException or ImageFormatException)
+            {
+                return null;
+            }
+            long previous;
+            if (manifest.Merged is { } merged)
+            {
+                bytes += merged.Bytes;
+                previous = merged.BaseSeq;
+            }
+            else if (manifest.Kind == CheckpointManifest.IncrementalKind)
+            {
+                bytes += manifest.Bytes;
+                previous = manifest.BaseSeq;
+            }
+            else
+            {
+                return (incrementals, bytes, manifest);
+            }
+            incrementals++;
+            // Bases always lie further back, so the walk ends; past FullEvery the answer is known.
+            if (incrementals >= _options.FullEvery || previous <= 0 || previous >= seq)
+            {
+                return incrementals >= _options.FullEvery ? (incrementals, bytes, manifest) : null;
+            }
+            seq = previous;
+        }
+    }
+}

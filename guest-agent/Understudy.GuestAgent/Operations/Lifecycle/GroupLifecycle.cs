@@ -1,0 +1,139 @@
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Operations.Checkpoints;
+using Understudy.GuestAgent.Operations.Launch;
+using Understudy.GuestAgent.Operations.Restore;
+
+namespace Understudy.GuestAgent.Operations.Lifecycle;
+
+/// <summary>
+/// The lifecycle of one group: launching into it, stopping it, restoring it and checkpointing it
+/// (later, migrating it) go through here, for every group, whoever asks (the API, the supervisor).
+/// <para>
+/// What starts or stops the group's us-init takes the group's lifecycle lock, which stays private:
+/// whole operations are offered, and a sequence of them that must not be interleaved with others (a
+/// supervised start in launch order, a recovery, stop-then-start) runs in
+/// <see cref="RunExclusiveAsync{T}"/>. A checkpoint does not take it: the registration lock orders a
+/// checkpoint against a restore, and a stop ends a running checkpoint by ending its members.
+/// </para>
+/// <para>
+/// The operator's stop and restore of a group with a supervisor are handed to the supervisor
+/// (<see cref="IGroupSupervision"/>), which carries them out through this lifecycle.
+/// </para>
+/// </summary>
+internal sealed class GroupLifecycle
+{
+    // Guards which us-init the group has: held while one is started or stopped (launching the first
+    // application, stop, restore) and through exclusive work, so that a group never has two and no
+    // other operation on its processes interleaves with a sequence that must not be split.
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private readonly GroupRegistry _groups;
+    private readonly GroupLocator _locator;
+    private readonly GroupLauncher _launcher;
+    private readonly RestoreCoordinator _restores;
+    private readonly GroupCheckpointer _checkpoints;
+    private volatile IGroupSupervision? _supervision;
+
+    public GroupLifecycle(
+        string name, GroupRegistry groups, GroupLocator locator, GroupLauncher launcher, RestoreCoordinator restores,
+        GroupCheckpointer checkpoints)
+    {
+        Name = name;
+        _groups = groups;
+        _locator = locator;
+        _launcher = launcher;
+        _restores = restores;
+        _checkpoints = checkpoints;
+    }
+
+    public string Name { get; }
+
+    /// <summary>The group has a supervisor from now on: the operator's stop and restore go through it.</summary>
+    public void Attach(IGroupSupervision supervision) => _supervision = supervision;
+
+    /// <summary>The group's supervisor retired (its policy was deleted).</summary>
+    public void Detach(IGroupSupervision supervision) =>
+        Interlocked.CompareExchange(ref _supervision, null, supervision);
+
+    /// <summary>
+    /// Launches an application into the group (created if new) and returns once it said HELLO. The
+    /// lock is held only while the group's us-init is started: launches into a running group
+    /// proceed side by side, and a stop is not held up by a launch waiting for its HELLO.
+    /// </summary>
+    public async Task<LaunchedMember> LaunchAsync(LaunchSpec spec, CancellationToken cancellationToken)
+    {
+        var group = _groups.GetOrCreate(Name);
+        var init = await RunExclusiveAsync(_ => _launcher.EnsureInitAsync(group, cancellationToken), cancellationToken).ConfigureAwait(false);
+        return await _launcher.LaunchAsync(group, init, spec, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Stops the group: every process of it is killed. Returns how many members it had.</summary>
+    /// <param name="why">for a supervised group's event (group.stopped)</param>
+    public Task<int> StopAsync(string why, CancellationToken cancellationToken)
+    {
+        if (_supervision is { } supervision)
+        {
+            return supervision.StopAsync(why, cancellationToken);
+        }
+        if (_groups.Find(Name) is null)
+        {
+            return _locator.Exists(Name)
+                ? Task.FromResult(0)
+                : throw AgentException.NotFound($"unknown group {Name}; see hactl status");
+        }
+        return RunExclusiveAsync(scope => scope.StopAsync(), cancellationToken);
+    }
+
+    /// <summary>
+    /// Recreates the group's processes from a checkpoint (see <see cref="RestoreCoordinator"/>):
+    /// all resumed together, or for a supervised group app by app in launch order.
+    /// </summary>
+    /// <param name="checkpointId">null or empty: the newest</param>
+    public Task<RestoreOutcome> RestoreAsync(string? checkpointId, CancellationToken cancellationToken) =>
+        _supervision is { } supervision
+            ? supervision.RestoreAsync(checkpointId, cancellationToken)
+            : RunExclusiveAsync(scope => scope.RestoreAsync(checkpointId, ResumeTogether.Instance, cancellationToken), cancellationToken);
+
+    /// <summary>A coordinated checkpoint of the running group (see <see cref="GroupCheckpointer"/>).</summary>
+    /// <param name="trigger">manual or scheduled, for the event</param>
+    public Task<CheckpointOutcome> CheckpointAsync(
+        bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken) =>
+        _checkpoints.RunAsync(Name, full, trigger, progress, cancellationToken);
+
+    /// <summary>Runs <paramref name="work"/> with the group's lifecycle lock held, giving it the group's operations.</summary>
+    public async Task<T> RunExclusiveAsync<T>(Func<LifecycleScope, Task<T>> work, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var scope = new LifecycleScope(this);
+        try
+        {
+            return await work(scope).ConfigureAwait(false);
+        }
+        finally
+        {
+            scope.End();
+            _lock.Release();
+        }
+    }
+
+    /// <inheritdoc cref="RunExclusiveAsync{T}"/>
+    public Task RunExclusiveAsync(Func<LifecycleScope, Task> work, CancellationToken cancellationToken) =>
+        RunExclusiveAsync(async scope =>
+        {
+            await work(scope).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    internal async Task<LaunchedMember> LaunchHeldAsync(LaunchSpec spec, CancellationToken cancellationToken)
+    {
+        var group = _groups.GetOrCreate(Name);
+        var init = await _launcher.EnsureInitAsync(group, cancellationToken).ConfigureAwait(false);
+        return await _launcher.LaunchAsync(group, init, spec, cancellationToken).ConfigureAwait(false);
+    }
+
+    internal Task<int> StopHeldAsync() =>
+        _groups.Find(Name) is { } group ? _launcher.StopAsync(group) : Task.FromResult(0);
+
+    internal Task<RestoreOutcome> RestoreHeldAsync(string? checkpointId, IResumeOrder resume, CancellationToken cancellationToken) =>
+        _restores.RestoreAsync(Name, checkpointId, resume, cancellationToken);
+}

@@ -1,0 +1,18 @@
+using Understudy.GuestAgent.Operations.Restore;
+
+namespace Understudy.GuestAgent.Operations.Lifecycle;
+
+/// <summary>
+/// A group's supervisor as its lifecycle sees it (the supervision layer implements it; see
+/// <see cref="GroupLifecycle.Attach"/>). The operator's stop and restore of a supervised group are
+/// the supervisor's to carry out, through the lifecycle's own operations: a stop is then no fault,
+/// and a restored group comes up in launch order and is watched again.
+/// </summary>
+internal interface IGroupSupervision
+{
+    /// <returns>how many members the group had</returns>
+    Task<int> StopAsync(string why, CancellationToken cancellationToken);
+
+    /// <param name="checkpointId">null or empty: the newest</param>
+    Task<RestoreOutcome> RestoreAsync(string? checkpointId, CancellationToken cancellationToken);
+}

@@ -1,0 +1,129 @@
+using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Operations.Checkpoints;
+using Understudy.GuestAgent.Operations.Lifecycle;
+using Understudy.GuestAgent.Supervision.Policies;
+
+namespace Understudy.GuestAgent.Supervision.Scheduling;
+
+/// <summary>
+/// Takes a running group's periodic checkpoints (checkpoints.interval), every fullEvery-th one
+/// full. A new interval takes effect at once: the next checkpoint is due one new interval
+/// after the last one. No checkpoint is taken while a health check is failing, so that a
+/// hung state is not saved as the newest checkpoint.
+/// </summary>
+internal sealed class CheckpointScheduler
+{
+    private readonly GroupLifecycle _lifecycle;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly object _sync = new();
+    private TaskCompletionSource _rescheduled = NewSignal();
+    private CancellationTokenSource? _stop;
+    private Task _loop = Task.CompletedTask;
+
+    public CheckpointScheduler(GroupLifecycle lifecycle, TimeProvider time, ILogger logger)
+    {
+        _lifecycle = lifecycle;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>When the next checkpoint is due; null when none is scheduled.</summary>
+    public DateTimeOffset? NextDueUtc { get; private set; }
+
+    /// <param name="schedule">read afresh before every wait: the policy may change</param>
+    /// <param name="healthy">whether every health check passes now</param>
+    public void Start(Func<CheckpointSchedule> schedule, Func<bool> healthy)
+    {
+        lock (_sync)
+        {
+            _stop = new CancellationTokenSource();
+            var stop = _stop.Token;
+            _loop = Task.Run(() => RunAsync(schedule, healthy, stop), CancellationToken.None);
+        }
+    }
+
+    public async Task StopAsync()
+    {
+        Task loop;
+        lock (_sync)
+        {
+            _stop?.Cancel();
+            _stop = null;
+            loop = _loop;
+        }
+        await loop.ConfigureAwait(false);
+        NextDueUtc = null;
+    }
+
+    /// <summary>The schedule changed: work out the next due time again.</summary>
+    public void Reschedule()
+    {
+        lock (_sync)
+        {
+            var signal = _rescheduled;
+            _rescheduled = NewSignal();
+            signal.TrySetResult();
+        }
+    }
+
+    private async Task RunAsync(Func<CheckpointSchedule> schedule, Func<bool> healthy, CancellationToken stop)
+    {
+        var last = _time.GetUtcNow();
+        var taken = 0;
+        try
+        {
+            while (true)
+            {
+                Task rescheduled;
+                lock (_sync)
+                {
+                    rescheduled = _rescheduled.Task;
+                }
+                var current = schedule();
+                if (current.Interval is not { } interval)
+                {
+                    NextDueUtc = null;
+                    await rescheduled.WaitAsync(stop).ConfigureAwait(false);
+                    continue;
+                }
+                var due = last + interval;
+                NextDueUtc = due;
+                var wait = due - _time.GetUtcNow();
+                if (wait > TimeSpan.Zero)
+                {
+                    var timer = Task.Delay(wait, _time, stop);
+                    if (await Task.WhenAny(timer, rescheduled).ConfigureAwait(false) == rescheduled)
+                    {
+                        continue;
+                    }
+                    await timer.ConfigureAwait(false);
+                }
+
+                last = _time.GetUtcNow();
+                if (!healthy())
+                {
+                    _logger.LogInformation("Scheduled checkpoint of group {Group} skipped: a health check is failing", _lifecycle.Name);
+                    continue;
+                }
+                var full = taken % current.FullEvery == 0;
+                try
+                {
+                    await _lifecycle.CheckpointAsync(full, GroupCheckpointer.Scheduled, progress: null, stop).ConfigureAwait(false);
+                    taken++;
+                }
+                catch (AgentException)
+                {
+                    // Already an event (checkpoint.failed); the next one is tried on schedule.
+                }
+                last = _time.GetUtcNow();
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}

@@ -1,0 +1,538 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Foundation.Events;
+using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Operations.Launch;
+using Understudy.GuestAgent.Operations.Lifecycle;
+using Understudy.GuestAgent.Operations.Restore;
+using Understudy.GuestAgent.Supervision.Health;
+using Understudy.GuestAgent.Supervision.LaunchOrder;
+using Understudy.GuestAgent.Supervision.Policies;
+using Understudy.GuestAgent.Supervision.Recovery;
+
+namespace Understudy.GuestAgent.Supervision.Supervisors;
+
+/// <summary>
+/// Keeps one group available under its policy: starts it in launch order, watches it (exits as
+/// us-init reports them, health checks, periodic checkpoints), and on a fault asks the recovery
+/// decider (<see cref="IRecoveryDecider"/>) what to do and does it for the whole group, or marks it
+/// failed. Every transition (start, stop, restart, recovery, restore, retirement) is exclusive work
+/// on the group's lifecycle (<see cref="GroupLifecycle.RunExclusiveAsync{T}"/>), so they happen one
+/// at a time and nothing else starts or stops the group meanwhile; a stop interrupts a start or
+/// recovery in progress. The lifecycle hands the operator's stop and restore of the group here
+/// (<see cref="IGroupSupervision"/>).
+/// </summary>
+internal sealed class GroupSupervisor : IGroupSupervision
+{
+    private static readonly TimeSpan ExitReportPatience = TimeSpan.FromSeconds(1);
+
+    private readonly GroupLifecycle _lifecycle;
+    private readonly LaunchOrderStarter _starter;
+    private readonly IRecoveryDecider _decider;
+    private readonly GroupRegistry _groups;
+    private readonly IEventPublisher _events;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly GroupMonitoring _monitoring;
+    private readonly RecoveryWindow _window = new();
+    private readonly OperationControl _operation = new();
+    private readonly ComingUpExits _comingUpExits = new();
+    // Guards the state below, which exit reports (on the event stream's thread) read while a
+    // transition changes it.
+    private readonly object _sync = new();
+
+    private volatile AppliedPolicy _applied;
+    private SupervisionState _state = SupervisionState.Stopped;
+    private string? _reason;
+    private DateTimeOffset _since;
+    private Dictionary<string, int> _mainVpids = new(StringComparer.Ordinal);
+    // Each time the group runs anew; a fault from an earlier run is stale.
+    private int _generation;
+    // The us-init of the current run: exits reported by another one are not this run's.
+    private int _runningInit;
+    private Fault? _lastFault;
+    private bool _shuttingDown;
+    // Its policy was deleted: it starts, restarts and restores nothing any more.
+    private bool _retired;
+
+    public GroupSupervisor(
+        AppliedPolicy applied, GroupLifecycle lifecycle, LaunchOrderStarter starter, IRecoveryDecider decider,
+        GroupRegistry groups, GroupMonitoring monitoring, IEventPublisher events, TimeProvider time, ILogger logger)
+    {
+        _applied = applied;
+        _lifecycle = lifecycle;
+        _starter = starter;
+        _decider = decider;
+        _groups = groups;
+        _monitoring = monitoring;
+        _events = events;
+        _time = time;
+        _logger = logger;
+        _since = time.GetUtcNow();
+    }
+
+    public string Group => _applied.Policy.Group;
+
+    public SupervisionState State
+    {
+        get { lock (_sync) { return _state; } }
+    }
+
+    public SupervisorSnapshot Snapshot()
+    {
+        lock (_sync)
+        {
+            return new SupervisorSnapshot(
+                _state, _reason, _since, _window.Count(_time.GetUtcNow(), _applied.Policy.Recovery.Window), _applied,
+                new Dictionary<string, int>(_mainVpids), _monitoring.Health, _monitoring.NextCheckpointUtc, _lastFault);
+        }
+    }
+
+    /// <summary>Launches the group in order, waiting for each application's readiness; returns once it runs.</summary>
+    /// <exception cref="AgentException">it did not start; it is stopped and marked failed, with the reason.</exception>
+    public Task StartAsync(string why, CancellationToken cancellationToken) =>
+        _lifecycle.RunExclusiveAsync(async scope =>
+        {
+            RequireNotRetired();
+            if (State == SupervisionState.Running)
+            {
+                return;
+            }
+            _window.Clear();
+            await StartAsync(scope, why, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+
+    /// <summary>Stops the group (interrupting a start or recovery); returns how many members it had.</summary>
+    public async Task<int> StopAsync(string why, CancellationToken cancellationToken)
+    {
+        using var interruption = Interrupt("the group is being stopped");
+        return await _lifecycle.RunExclusiveAsync(async scope =>
+        {
+            try
+            {
+                return await StopAsync(scope, why).ConfigureAwait(false);
+            }
+            finally
+            {
+                interruption.Dispose();
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Stops the group, then starts it fresh, in launch order.</summary>
+    public async Task RestartAsync(CancellationToken cancellationToken)
+    {
+        using var interruption = Interrupt("the group is being restarted");
+        await _lifecycle.RunExclusiveAsync(async scope =>
+        {
+            try
+            {
+                RequireNotRetired();
+                await StopAsync(scope, "restart requested").ConfigureAwait(false);
+            }
+            finally
+            {
+                interruption.Dispose();
+            }
+            _window.Clear();
+            await StartAsync(scope, "restart requested", cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>hactl restore of a supervised group: restored, resumed app by app as each one before is ready, and watched again.</summary>
+    /// <exception cref="AgentException">it did not come back; it is stopped and marked failed, with the reason.</exception>
+    public Task<RestoreOutcome> RestoreAsync(string? checkpointId, CancellationToken cancellationToken) =>
+        _lifecycle.RunExclusiveAsync(async scope =>
+        {
+            RequireNotRetired();
+            await _monitoring.StopAsync().ConfigureAwait(false);
+            SetState(SupervisionState.Recovering, "restore requested");
+            using var operation = BeginOperation(cancellationToken);
+            try
+            {
+                var running = await _starter.RestoreAsync(scope, _applied.Policy, checkpointId, Track, operation.Token).ConfigureAwait(false);
+                await EnterRunningAsync(running.MainVpids).ConfigureAwait(false);
+                return running.Restore!;
+            }
+            catch (Exception e) when (IsTransitionFailure(e))
+            {
+                var why = await DescribeAsync(e).ConfigureAwait(false);
+                await scope.StopAsync().ConfigureAwait(false);
+                Fail($"restore requested by the operator failed: {why}");
+                if (e is AgentException || cancellationToken.IsCancellationRequested)
+                {
+                    throw;
+                }
+                if (_operation.StopRequested)
+                {
+                    throw AgentException.Aborted($"restore of group {Group} interrupted: {why}", e);
+                }
+                throw AgentException.FailedPrecondition(
+                    $"restore of group {Group} failed: {why}; the group is stopped and marked failed (hactl group start {Group} starts it afresh)", e);
+            }
+        }, cancellationToken);
+
+    /// <summary>
+    /// hactl group delete: the group must be stopped (or failed) and have no process left; then
+    /// <paramref name="deleteStored"/> removes its stored policy, and from then on this supervisor
+    /// starts, restarts and restores nothing.
+    /// </summary>
+    /// <exception cref="AgentException">FailedPrecondition: the group runs; nothing was changed.</exception>
+    public Task RetireAsync(Action deleteStored, CancellationToken cancellationToken) =>
+        _lifecycle.RunExclusiveAsync(_ =>
+        {
+            RequireNotRetired();
+            var state = State;
+            if (state is not (SupervisionState.Stopped or SupervisionState.Failed))
+            {
+                throw AgentException.FailedPrecondition(
+                    $"group {Group} is {state.ToString().ToLowerInvariant()}; stop it first with: hactl group stop {Group}");
+            }
+            if (_groups.Find(Group) is { IsRunning: true } group)
+            {
+                throw AgentException.FailedPrecondition(
+                    $"group {Group} still has {group.Members.Count} process(es) outside its policy; stop them first with: hactl stop {Group}");
+            }
+            deleteStored();
+            lock (_sync)
+            {
+                _retired = true;
+            }
+            _lifecycle.Detach(this);
+            return Task.CompletedTask;
+        }, cancellationToken);
+
+    /// <summary>A new policy: the checkpoint schedule, health checks and recovery policy change at once.</summary>
+    public Task ApplyAsync(AppliedPolicy applied)
+    {
+        var previous = _applied.Policy;
+        _applied = applied;
+        return _monitoring.ApplyAsync(healthChanged: HealthChecks(previous) != HealthChecks(applied.Policy));
+    }
+
+    /// <summary>The agent is shutting down: stop watching, so that its killing the groups is no fault.</summary>
+    public async Task ShutdownAsync()
+    {
+        lock (_sync)
+        {
+            _shuttingDown = true;
+        }
+        _operation.RequestStop("the agent is shutting down");
+        await _monitoring.StopAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>us-init reaped a process of the group.</summary>
+    public void OnExited(MemberExited exit)
+    {
+        Fault? fault;
+        lock (_sync)
+        {
+            if (_shuttingDown)
+            {
+                return;
+            }
+            var mainApp = _mainVpids.FirstOrDefault(kv => kv.Value == exit.Vpid).Key;
+            if (_state is SupervisionState.Starting or SupervisionState.Recovering)
+            {
+                _comingUpExits.Record(exit);
+                // An application that was already launched died while the others come up.
+                if (mainApp is not null && exit.InitHostPid == CurrentInitHostPid())
+                {
+                    _operation.Abort($"{mainApp} (pid {exit.Vpid}) {exit.How} while the group was coming up");
+                }
+                return;
+            }
+            if (_state != SupervisionState.Running || exit.InitHostPid != _runningInit)
+            {
+                return;
+            }
+            fault = FaultClassifier.Classify(exit, mainApp, _generation);
+        }
+        if (fault is not null)
+        {
+            _ = HandleFaultAsync(fault);
+        }
+    }
+
+    /// <summary>us-init died by itself: all of the group's processes are gone.</summary>
+    public void OnInitDied(GroupInitDied died)
+    {
+        Fault fault;
+        lock (_sync)
+        {
+            if (_shuttingDown)
+            {
+                return;
+            }
+            if (_state is SupervisionState.Starting or SupervisionState.Recovering)
+            {
+                _operation.Abort($"us-init died while the group was coming up ({died.How})");
+                return;
+            }
+            if (_state != SupervisionState.Running || died.InitHostPid != _runningInit)
+            {
+                return;
+            }
+            fault = new Fault("init", null, null, $"us-init of the group died ({died.How})", null, _generation);
+        }
+        _ = HandleFaultAsync(fault);
+    }
+
+    private void OnUnhealthy(HealthVerdict verdict, int generation)
+    {
+        var reason = $"{verdict.Target.App} (pid {verdict.Target.Vpid}) failed its health check {verdict.Check.Probe.Describe()} " +
+                     $"{verdict.Check.FailureThreshold} times in a row (last: {verdict.LastDetail})";
+        _ = HandleFaultAsync(new Fault("hang", verdict.Target.App, verdict.Target.Vpid, reason, verdict.AnsweredUtc, generation));
+    }
+
+    private async Task HandleFaultAsync(Fault fault)
+    {
+        try
+        {
+            await _lifecycle.RunExclusiveAsync(async scope =>
+            {
+                lock (_sync)
+                {
+                    // Stale: the group was stopped, restarted or recovered since.
+                    if (_state != SupervisionState.Running || fault.Generation != _generation || _shuttingDown)
+                    {
+                        return;
+                    }
+                    _lastFault = fault;
+                }
+                _events.Publish(new FaultDetected(Group, fault.Kind, fault.App, fault.Vpid, fault.Reason));
+                await RecoverAsync(scope, fault).ConfigureAwait(false);
+            }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "Recovery of group {Group} failed unexpectedly", Group);
+            Fail($"recovery failed unexpectedly: {e.Message}");
+        }
+    }
+
+    /// <summary>Recovers the whole group, attempt after attempt, until it runs or the decider gives up.</summary>
+    private async Task RecoverAsync(LifecycleScope scope, Fault fault)
+    {
+        await _monitoring.StopAsync().ConfigureAwait(false);
+        SetState(SupervisionState.Recovering, fault.Reason);
+        var lastFailure = fault.Reason;
+        while (true)
+        {
+            var policy = _applied.Policy;
+            var decision = await _decider.DecideAsync(new RecoveryRequest(policy, fault, lastFailure, _window), CancellationToken.None).ConfigureAwait(false);
+            int attempt;
+            switch (decision)
+            {
+                case RecoveryDecision.GiveUp giveUp:
+                    await scope.StopAsync().ConfigureAwait(false);
+                    Fail(giveUp.Reason);
+                    return;
+                case RecoveryDecision.FailOver failOver:
+                    await scope.StopAsync().ConfigureAwait(false);
+                    Fail($"failed over to the standby: {failOver.Reason}");
+                    return;
+                case RecoveryDecision.RestoreCheckpoint restore:
+                    attempt = restore.Attempt;
+                    break;
+                case RecoveryDecision.RestartFresh restart:
+                    attempt = restart.Attempt;
+                    break;
+                default:
+                    throw new InvalidOperationException($"unknown recovery decision {decision}");
+            }
+
+            var action = policy.Recovery.Action.ToToken();
+            _events.Publish(new RecoveryStarted(Group, attempt, policy.Recovery.MaxAttempts, action, lastFailure));
+            using var operation = BeginOperation(CancellationToken.None);
+            var duration = Stopwatch.StartNew();
+            try
+            {
+                var running = decision is RecoveryDecision.RestoreCheckpoint { CheckpointId: var checkpointId }
+                    ? await _starter.RestoreAsync(scope, policy, checkpointId, Track, operation.Token).ConfigureAwait(false)
+                    : await _starter.RestartAsync(scope, policy, Track, operation.Token).ConfigureAwait(false);
+                await EnterRunningAsync(running.MainVpids).ConfigureAwait(false);
+                _events.Publish(new RecoveryFinished(Group, attempt, action, running.CheckpointId, duration.Elapsed.TotalMilliseconds));
+                return;
+            }
+            catch (Exception e) when (IsTransitionFailure(e))
+            {
+                if (_operation.StopRequested)
+                {
+                    return;
+                }
+                var why = await DescribeAsync(e).ConfigureAwait(false);
+                lastFailure = $"recovery {attempt} failed: {why}";
+                _events.Publish(new RecoveryFailed(Group, attempt, why));
+            }
+        }
+    }
+
+    private async Task StartAsync(LifecycleScope scope, string why, CancellationToken cancellationToken)
+    {
+        var policy = _applied.Policy;
+        SetState(SupervisionState.Starting, null);
+        _events.Publish(new GroupStarting(Group, why));
+        using var operation = BeginOperation(cancellationToken);
+        try
+        {
+            // Processes launched by hand into the group are not part of a fresh start.
+            if (_groups.Find(Group) is { IsRunning: true })
+            {
+                await scope.StopAsync().ConfigureAwait(false);
+            }
+            var running = await _starter.LaunchAsync(scope, policy, Track, operation.Token).ConfigureAwait(false);
+            await EnterRunningAsync(running.MainVpids).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsTransitionFailure(e))
+        {
+            var reason = await DescribeAsync(e).ConfigureAwait(false);
+            await scope.StopAsync().ConfigureAwait(false);
+            if (_operation.StopRequested)
+            {
+                throw AgentException.Aborted($"start of group {Group} interrupted: {reason}");
+            }
+            _events.Publish(new GroupStartFailed(Group, reason));
+            Fail($"it did not start: {reason}");
+            cancellationToken.ThrowIfCancellationRequested();
+            throw AgentException.FailedPrecondition($"group {Group} did not start: {reason}; fix the cause and run: hactl group start {Group}");
+        }
+    }
+
+    private async Task<int> StopAsync(LifecycleScope scope, string why)
+    {
+        await _monitoring.StopAsync().ConfigureAwait(false);
+        var wasStopped = State == SupervisionState.Stopped;
+        SetState(SupervisionState.Stopping, why);
+        var killed = await scope.StopAsync().ConfigureAwait(false);
+        SetState(SupervisionState.Stopped, why);
+        if (!wasStopped || killed > 0)
+        {
+            _events.Publish(new GroupStopped(Group, why));
+        }
+        return killed;
+    }
+
+    /// <summary>
+    /// Interrupts the start or recovery in progress, and any that begins, before waiting for the
+    /// group's lifecycle; disposing (once the stop is done, or when it never came) ends that.
+    /// </summary>
+    private Interruption Interrupt(string reason)
+    {
+        _operation.RequestStop(reason);
+        return new Interruption(_operation);
+    }
+
+    private async Task EnterRunningAsync(IReadOnlyDictionary<string, int> vpids)
+    {
+        Fault? gone;
+        int generation;
+        lock (_sync)
+        {
+            _mainVpids = new Dictionary<string, int>(vpids, StringComparer.Ordinal);
+            generation = ++_generation;
+            _runningInit = CurrentInitHostPid();
+            _lastFault = null;
+            _state = SupervisionState.Running;
+            _reason = null;
+            _since = _time.GetUtcNow();
+            // An exit seen while coming up (say, a restored process that crashed at once) was
+            // no fault then; it is one now.
+            gone = _comingUpExits.Of(_runningInit)
+                .Where(x => _mainVpids.ContainsValue(x.Vpid))
+                .Select(x => new Fault(x.Signal != 0 ? "crash" : "exit", x.App, x.Vpid,
+                    $"{x.App} (pid {x.Vpid}) {x.How} while the group was coming up", null, generation))
+                .FirstOrDefault();
+        }
+        await _monitoring.StartAsync(() => _applied.Policy, vpids, verdict => OnUnhealthy(verdict, generation)).ConfigureAwait(false);
+        if (gone is not null)
+        {
+            _ = HandleFaultAsync(gone);
+        }
+    }
+
+    /// <summary>Records each launched main process at once, so that its death during the start is noticed.</summary>
+    private void Track(string app, int vpid)
+    {
+        lock (_sync)
+        {
+            _mainVpids = new Dictionary<string, int>(_mainVpids, StringComparer.Ordinal) { [app] = vpid };
+        }
+    }
+
+    private CancellationTokenSource BeginOperation(CancellationToken cancellationToken)
+    {
+        lock (_sync)
+        {
+            _mainVpids = new Dictionary<string, int>(StringComparer.Ordinal);
+        }
+        _comingUpExits.Clear();
+        return _operation.Begin(cancellationToken);
+    }
+
+    /// <summary>
+    /// Why a start or recovery failed. A process of the group that died meanwhile says it best;
+    /// when an application was found gone, us-init's report of its exit is given a moment to arrive.
+    /// </summary>
+    private async Task<string> DescribeAsync(Exception e)
+    {
+        if (e is NotReadyException { Exited: true })
+        {
+            await _comingUpExits.WaitForOneAsync(ExitReportPatience, _time).ConfigureAwait(false);
+        }
+        if (_comingUpExits.Of(CurrentInitHostPid()).FirstOrDefault(x => x.App is not null) is { } exit)
+        {
+            return $"{exit.App} (pid {exit.Vpid}) {exit.How} while the group was coming up";
+        }
+        return e is OperationCanceledException ? _operation.AbortReason ?? "cancelled" : e.Message;
+    }
+
+    private void RequireNotRetired()
+    {
+        lock (_sync)
+        {
+            if (_retired)
+            {
+                throw AgentException.NotFound($"group {Group} has no policy any more (it was deleted); give it one with: hactl group apply -f POLICY.yaml");
+            }
+        }
+    }
+
+    private static bool IsTransitionFailure(Exception e) => e is NotReadyException or AgentException or OperationCanceledException;
+
+    private static string HealthChecks(GroupPolicy policy) =>
+        string.Join("\n", policy.Apps.Select(a => $"{a.Name}: {PolicyText.Describe(a.Health)}"));
+
+    private int CurrentInitHostPid() => _groups.Find(Group)?.Init is { HasExited: false } init ? init.HostPid : 0;
+
+    private void Fail(string reason)
+    {
+        SetState(SupervisionState.Failed, reason);
+        _events.Publish(new GroupFailed(Group, reason));
+    }
+
+    private void SetState(SupervisionState state, string? reason)
+    {
+        lock (_sync)
+        {
+            _state = state;
+            _reason = reason;
+            _since = _time.GetUtcNow();
+        }
+    }
+
+    /// <summary>Ends an interruption of the supervisor's operations, once.</summary>
+    private sealed class Interruption(OperationControl operation) : IDisposable
+    {
+        private int _ended;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _ended, 1) == 0)
+            {
+                operation.EndStop();
+            }
+        }
+    }
+}
