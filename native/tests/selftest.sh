@@ -93,6 +93,7 @@ run threads "threads" "count" -- "$dir/wl_threads"
 run pipes   "pipes-parent pipes-child" "count" -- "$dir/wl_pipes"
 run script  "exec-parent exec-child" "parent_count child_count" -- "$dir/wl_script.sh"
 run counter "counter-x" "x_count" -- "$dir/wl_counter" x
+run blocking "blocking" "count" -- "$dir/wl_blocking"
 
 run_fifo
 echo "selftest: all workloads verified themselves"

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <time.h>
 #include "../common/us_sys.h"
 
 #define US_HIDDEN __attribute__((visibility("hidden")))
@@ -12,6 +13,15 @@
 #define US_MAX_THREADS 512
 #define US_SIG_FREEZE 64                /* SIGRTMAX: reserved, hidden from the app */
 #define US_PATH_MAX 4096
+
+/* The system call a thread was blocked in when it froze (blocking_calls.c). */
+struct us_blocked_call {
+	int state;
+	long nr;
+	uint64_t args[6], sp, pc;       /* as /proc/self/task/TID/syscall showed them */
+	int64_t elapsed_ns;             /* spent in it before the freeze; -1: unknown */
+	struct timespec scratch;        /* what is left of a relative timeout */
+};
 
 struct us_thread_slot {
 	int tid;                        /* 0: free */
@@ -22,6 +32,7 @@ struct us_thread_slot {
 	uint64_t clear_tid;
 	stack_t altstack;
 	char comm[16];
+	struct us_blocked_call call;
 };
 
 struct us_state {
@@ -94,7 +105,10 @@ US_HIDDEN void us_notify(const char *line);       /* fire and forget */
 US_HIDDEN void us_link_reset_reader(void);        /* drop buffered input: new link, or after fork */
 
 /* wrappers.c */
+#define RESOLVE(name) do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
 US_HIDDEN void us_wrappers_init(void);
+/* set, or a copy of it without the freeze signal */
+US_HIDDEN const sigset_t *us_without_freeze(const sigset_t *set, sigset_t *copy);
 US_HIDDEN void us_lock(volatile int *l);
 US_HIDDEN void us_unlock(volatile int *l);
 US_HIDDEN void us_futex_wait(volatile int *addr, int val, long timeout_ms);
@@ -106,6 +120,11 @@ US_HIDDEN int us_freeze_all(char *why, int cap);  /* returns frozen threads or -
 US_HIDDEN void us_thaw_all(void);
 US_HIDDEN struct us_thread_slot *us_slot_for(int tid, int create);
 US_HIDDEN void us_capture_thread(struct us_thread_slot *s);
+
+/* blocking_calls.c: a call interrupted by the freeze goes on after it */
+US_HIDDEN void us_blocked_snapshot(struct us_thread_slot *s, int tid);   /* before signalling */
+US_HIDDEN void us_blocked_on_freeze(struct us_thread_slot *s, void *ucontext);
+US_HIDDEN void us_blocked_resume(struct us_thread_slot *s, void *ucontext);
 
 /* capture.c */
 US_HIDDEN int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, char *why, int cap,

@@ -32,8 +32,6 @@ static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
 static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
 
-#define RESOLVE(name) do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
-
 void us_wrappers_init(void)
 {
 	RESOLVE(fork);
@@ -487,7 +485,7 @@ US_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 	return old.sa_handler;
 }
 
-static const sigset_t *unblockable(const sigset_t *set, sigset_t *copy)
+const sigset_t *us_without_freeze(const sigset_t *set, sigset_t *copy)
 {
 	if (!set || !us.active || !sigismember(set, US_SIG_FREEZE))
 		return set;
@@ -500,7 +498,7 @@ US_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t copy;
 	RESOLVE(sigprocmask);
-	return real_sigprocmask(how, unblockable(set, &copy), old);
+	return real_sigprocmask(how, us_without_freeze(set, &copy), old);
 }
 
 US_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
@@ -513,5 +511,5 @@ US_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 		if (s && s->is_checkpoint_thread)
 			return real_pthread_sigmask(how, set, old);
 	}
-	return real_pthread_sigmask(how, unblockable(set, &copy), old);
+	return real_pthread_sigmask(how, us_without_freeze(set, &copy), old);
 }
