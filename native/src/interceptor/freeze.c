@@ -80,9 +80,10 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 	int gen = __atomic_load_n(&us.thaw_gen, __ATOMIC_ACQUIRE);
 	int tid = (int)us_sc0(SYS_gettid);
 	struct us_thread_slot *s = us_slot_for(tid, 1);
+	struct us_restart restart = { -1, -1 };
 
 	if (s) {
-		us_blocked_on_freeze(s, uc);
+		us_blocked_on_freeze(s, uc, &restart);
 		us_capture_thread(s);
 		if (us_jmp_save(&s->ctx) == 0) {
 			__atomic_add_fetch(&us.frozen_count, 1, __ATOMIC_ACQ_REL);
@@ -96,7 +97,7 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 	while (__atomic_load_n(&us.thaw_gen, __ATOMIC_ACQUIRE) == gen)
 		us_futex_wait(&us.thaw_gen, gen, -1);
 	if (s)
-		us_blocked_resume(s, uc);   /* after a thaw, or in the restored process */
+		us_blocked_resume(s, uc, &restart);   /* after a thaw, or in the restored process */
 	errno = saved_errno;
 }
 

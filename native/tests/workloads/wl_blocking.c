@@ -8,8 +8,9 @@
  *     syscall instruction) must time out, never fail with EINTR, and never return
  *     before their timeout;
  *   - waking probes (sem_wait, epoll_wait without a timeout, sigwaitinfo, pause,
- *     sigsuspend) are woken every 100 ms by a poster thread and must return only
- *     for what the poster did: a post, an event, the signal it sent.
+ *     sigsuspend, read from a pipe through libc and through syscall()) are woken
+ *     every 100 ms by a poster thread and must return only for what the poster
+ *     did: a post, an event, the signal it sent, the next number it wrote.
  * Unlike the other workloads, nothing here retries on EINTR: a checkpoint must be
  * invisible. A failed check prints "FAIL blocking: <probe>: ..." and exits 3.
  * The main thread prints "count <tick>" every 50 ms; on SIGUSR1 it waits until
@@ -25,11 +26,12 @@
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 
 #define TIMEOUT_MS 250
 #define POST_MS 100
-#define NPROBES 24
+#define NPROBES 32
 
 struct probe {
 	const char *name;
@@ -135,10 +137,10 @@ static int p_epoll_wait(struct probe *p)
 static int p_epoll_pwait(struct probe *p)
 {
 	struct epoll_event ev;
-	sigset_t none;
-	sigemptyset(&none);
+	sigset_t mask;   /* the thread's own: an empty one would let SIGUSR1 in */
+	pthread_sigmask(SIG_SETMASK, NULL, &mask);
 	int64_t t0 = now_ns(CLOCK_MONOTONIC);
-	return timed(p, t0, epoll_pwait(quiet_epoll, &ev, 1, TIMEOUT_MS, &none), 0, T_NS);
+	return timed(p, t0, epoll_pwait(quiet_epoll, &ev, 1, TIMEOUT_MS, &mask), 0, T_NS);
 }
 
 static int p_epoll_pwait2(struct probe *p)
@@ -345,6 +347,26 @@ static int p_sigsuspend(struct probe *p)
 	return 0;
 }
 
+/* Reads that block until the poster writes: into static memory, which a write
+ * tracker protects after each checkpoint; once through libc, once as syscall(). */
+static int feed[2][2] = { { -1, -1 }, { -1, -1 } };
+static volatile uint64_t fed[2], eaten[2];
+static uint64_t read_into[2][512];
+
+static int pipe_read(struct probe *p, int which, int raw)
+{
+	long r = raw ? syscall(SYS_read, feed[which][0], read_into[which], sizeof(uint64_t))
+		     : read(feed[which][0], read_into[which], sizeof(uint64_t));
+	if (r != (long)sizeof(uint64_t))
+		return fail_with(p, "read from the pipe the poster writes", r);
+	if (read_into[which][0] != ++eaten[which] || eaten[which] > fed[which])
+		return fail_with(p, "read a value the poster did not write next", (long)read_into[which][0]);
+	return 0;
+}
+
+static int p_pipe_read(struct probe *p) { return pipe_read(p, 0, 0); }
+static int p_syscall_read(struct probe *p) { return pipe_read(p, 1, 1); }
+
 static struct probe *probe_named(const char *name)
 {
 	for (int i = 0; i < nprobes; i++)
@@ -363,6 +385,11 @@ static void *poster(void *arg)
 			wl_fail("poster: nanosleep: %s", strerror(errno));
 		sem_posts++;
 		sem_post(&posted_sem);
+		for (int k = 0; k < 2; k++) {
+			uint64_t v = ++fed[k];
+			if (write(feed[k][1], &v, sizeof v) != sizeof v)
+				wl_fail("poster: pipe write: %s", strerror(errno));
+		}
 		wake_writes++;
 		uint64_t one = 1;
 		if (write(wake_fd, &one, sizeof one) != sizeof one)
@@ -413,6 +440,8 @@ int main(void)
 	struct epoll_event ev = { .events = EPOLLIN };
 	if (quiet_epoll < 0 || wake_epoll < 0 || wake_fd < 0 || epoll_ctl(wake_epoll, EPOLL_CTL_ADD, wake_fd, &ev))
 		wl_fail("epoll/eventfd: %s", strerror(errno));
+	if (pipe2(feed[0], O_CLOEXEC) || pipe2(feed[1], O_CLOEXEC))
+		wl_fail("pipe2: %s", strerror(errno));
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sigemptyset(&sa.sa_mask);   /* no SA_RESTART: pause and sigsuspend end with EINTR */
@@ -445,6 +474,8 @@ int main(void)
 	add("sigwaitinfo", p_sigwaitinfo);
 	add("pause", p_pause);
 	add("sigsuspend", p_sigsuspend);
+	add("pipe-read", p_pipe_read);
+	add("syscall-read", p_syscall_read);
 
 	/* Signals a probe waits for stay blocked everywhere else; SIGUSR1 (verify) goes
 	 * to this thread only. */
