@@ -94,6 +94,7 @@ run pipes   "pipes-parent pipes-child" "count" -- "$dir/wl_pipes"
 run script  "exec-parent exec-child" "parent_count child_count" -- "$dir/wl_script.sh"
 run counter "counter-x" "x_count" -- "$dir/wl_counter" x
 run descriptors "descriptors" "count" -- "$dir/wl_descriptors" "$work"
+run blocking "blocking" "count" -- "$dir/wl_blocking"
 
 run_fifo
 echo "selftest: all workloads verified themselves"

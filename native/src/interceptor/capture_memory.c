@@ -320,6 +320,7 @@ void arm_tracker(struct scratch *s)
 	}
 	if (pm_fd >= 0)
 		us_sc1(SYS_close, pm_fd);
+	us_mp_release_kernel_writes();
 }
 
 /* A small increment is copied aside while the group is frozen, and written by the

@@ -3,7 +3,9 @@
  * its own (thread pointer, robust list, clear-tid, alternate stack, name), saves a
  * resume point, checks in and waits. The kernel's signal frame on the thread's own
  * stack holds every register, FPU/AVX-512 state and the signal mask: returning from
- * the handler, after a thaw or after a restore, lets rt_sigreturn put them back. */
+ * the handler, after a thaw or after a restore, lets rt_sigreturn put them back.
+ * A system call the signal interrupted is entered again on the way out
+ * (blocking_calls.c), so that the application never sees the freeze. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/prctl.h>
@@ -73,13 +75,15 @@ void us_capture_thread(struct us_thread_slot *s)
 
 static void freeze_handler(int sig, siginfo_t *si, void *uc)
 {
-	(void)sig; (void)si; (void)uc;
+	(void)sig; (void)si;
 	int saved_errno = errno;
 	int gen = __atomic_load_n(&us.thaw_gen, __ATOMIC_ACQUIRE);
 	int tid = (int)us_sc0(SYS_gettid);
 	struct us_thread_slot *s = us_slot_for(tid, 1);
+	struct us_restart restart = { -1, -1 };
 
 	if (s) {
+		us_blocked_on_freeze(s, uc, &restart);
 		us_capture_thread(s);
 		if (us_jmp_save(&s->ctx) == 0) {
 			__atomic_add_fetch(&us.frozen_count, 1, __ATOMIC_ACQ_REL);
@@ -92,6 +96,8 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 	}
 	while (__atomic_load_n(&us.thaw_gen, __ATOMIC_ACQUIRE) == gen)
 		us_futex_wait(&us.thaw_gen, gen, -1);
+	if (s)
+		us_blocked_resume(s, uc, &restart);   /* after a thaw, or in the restored process */
 	errno = saved_errno;
 }
 
@@ -136,6 +142,9 @@ int us_freeze_all(char *why, int cap)
 				us_term(&w);
 				return -1;
 			}
+			struct us_thread_slot *ts = us_slot_for(t, 1);
+			if (ts)
+				us_blocked_snapshot(ts, t);
 			if (us_sc3(SYS_tgkill, us.vpid, t, US_SIG_FREEZE) == 0) {
 				signaled[nsig++] = t;
 				fresh++;

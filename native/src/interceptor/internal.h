@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <time.h>
 #include "../common/us_sys.h"
 
 #define US_HIDDEN __attribute__((visibility("hidden")))
@@ -12,6 +13,31 @@
 #define US_MAX_THREADS 512
 #define US_SIG_FREEZE 64                /* SIGRTMAX: reserved, hidden from the app */
 #define US_PATH_MAX 4096
+
+/* The system call a thread was blocked in just before the freeze signal was sent
+ * to it, as /proc/self/task/TID/syscall showed it (blocking_calls.c). Written by
+ * the checkpoint thread: the next checkpoint may write it again while the thread's
+ * handler still waits to return from this one. */
+struct us_blocked_call {
+	int state;
+	long nr;
+	uint64_t args[6], sp, pc;
+	struct timespec scratch;        /* what is left of a relative timeout, once restarted */
+};
+
+/* What the thread's own handler decided at the freeze: kept on its stack. */
+struct us_restart {
+	long nr;                        /* -1: nothing to restart (0 is read) */
+	int64_t elapsed_ns;             /* spent in the call before the freeze; -1: unknown */
+};
+
+/* Memory the kernel is to write into for a call the thread is making: the
+ * mprotect tracker must leave it writable when it re-arms during a freeze. */
+struct us_kernel_write {
+	uint64_t range[4][2];           /* start, length; unused ones are 0 */
+	uint64_t iov;                   /* struct iovec array, or 0 */
+	int iovcnt;
+};
 
 struct us_thread_slot {
 	int tid;                        /* 0: free */
@@ -22,6 +48,9 @@ struct us_thread_slot {
 	uint64_t clear_tid;
 	stack_t altstack;
 	char comm[16];
+	struct us_blocked_call call;
+	struct us_blocked_call restarted;   /* the call its handler last entered again */
+	struct us_kernel_write kwrite;  /* noted when it froze */
 };
 
 struct us_state {
@@ -94,7 +123,12 @@ US_HIDDEN void us_notify(const char *line);       /* fire and forget */
 US_HIDDEN void us_link_reset_reader(void);        /* drop buffered input: new link, or after fork */
 
 /* wrappers.c */
+#define RESOLVE(name) do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
 US_HIDDEN void us_wrappers_init(void);
+/* set, or a copy of it without the freeze signal */
+US_HIDDEN const sigset_t *us_without_freeze(const sigset_t *set, sigset_t *copy);
+/* what this thread's wrapped call has the kernel write into, if it is in one */
+US_HIDDEN const struct us_kernel_write *us_wrapped_kernel_write(void);
 US_HIDDEN void us_lock(volatile int *l);
 US_HIDDEN void us_unlock(volatile int *l);
 US_HIDDEN void us_futex_wait(volatile int *addr, int val, long timeout_ms);
@@ -106,6 +140,11 @@ US_HIDDEN int us_freeze_all(char *why, int cap);  /* returns frozen threads or -
 US_HIDDEN void us_thaw_all(void);
 US_HIDDEN struct us_thread_slot *us_slot_for(int tid, int create);
 US_HIDDEN void us_capture_thread(struct us_thread_slot *s);
+
+/* blocking_calls.c: a call interrupted by the freeze goes on after it */
+US_HIDDEN void us_blocked_snapshot(struct us_thread_slot *s, int tid);   /* before signalling */
+US_HIDDEN void us_blocked_on_freeze(struct us_thread_slot *s, void *ucontext, struct us_restart *out);
+US_HIDDEN void us_blocked_resume(struct us_thread_slot *s, void *ucontext, const struct us_restart *rs);
 
 /* capture.c (its parts: capture.h) */
 US_HIDDEN int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, char *why, int cap,
@@ -148,6 +187,9 @@ US_HIDDEN int us_mp_dirty(uint64_t page);
 US_HIDDEN uint32_t us_mp_app_prot(uint64_t start, uint32_t prot);
 US_HIDDEN uint64_t us_mp_piece_end(uint64_t start, uint64_t end);
 US_HIDDEN void us_mp_touch(const void *p, uint64_t len);
+US_HIDDEN void us_mp_touch_kernel_write(const struct us_kernel_write *k);
+/* After arming, with every thread frozen: what their calls write into stays writable. */
+US_HIDDEN void us_mp_release_kernel_writes(void);
 US_HIDDEN int us_mp_sigaction(const struct us_kernel_sigaction *act, struct us_kernel_sigaction *old);
 US_HIDDEN int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, uint64_t mask, struct us_page_region *vec,
 			      uint64_t vec_len, void (*fn)(void *, uint64_t, uint64_t, uint64_t), void *ctx);

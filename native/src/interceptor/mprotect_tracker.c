@@ -14,8 +14,10 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include "internal.h"
 #include "../../include/us_image.h"
+#include "../common/us_procfs.h"
 
 #define MP_RANGES 8192
 #define MP_BITS_CAP (64ull << 20)       /* dirty bits: one per page, reserved lazily */
@@ -43,9 +45,33 @@ static struct mp_range *find(uint64_t addr)
 	return 0;
 }
 
+/* Gives a range its application protection back. Part of it may have been unmapped
+ * since it was armed (a range can span mappings the kernel had merged, and libc's
+ * free() unmaps without going through any wrapper): mprotect then fails with ENOMEM
+ * at the hole and leaves what follows protected, so that is done line by line, and
+ * only where the protection is still the one the tracker set. */
+static void unprotect(const struct mp_range *r)
+{
+	if (us_sc3(SYS_mprotect, r->start, r->end - r->start, r->prot) != -ENOMEM)
+		return;
+	const uint64_t cap = 8ull << 20;
+	long maps = us_sc6(SYS_mmap, 0, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (maps < 0 && maps > -4096)
+		return;
+	us_read_file("/proc/self/maps", (char *)maps, cap);
+	for (const char *p = (const char *)maps; *p;) {
+		struct us_maps_line l;
+		p = us_maps_next(p, &l);
+		uint64_t lo = l.start > r->start ? l.start : r->start, hi = l.end < r->end ? l.end : r->end;
+		if (lo < hi && l.prot == (r->prot & ~(uint32_t)PROT_WRITE))
+			us_sc3(SYS_mprotect, lo, hi - lo, r->prot);
+	}
+	us_sc2(SYS_munmap, maps, cap);
+}
+
 static void give_up(struct mp_range *r)
 {
-	us_sc3(SYS_mprotect, r->start, r->end - r->start, r->prot);
+	unprotect(r);
 	r->given_up = 1;
 }
 
@@ -120,7 +146,7 @@ void us_mp_reset(void)
 {
 	for (int i = 0; i < nranges; i++)
 		if (!ranges[i].given_up)
-			us_sc3(SYS_mprotect, ranges[i].start, ranges[i].end - ranges[i].start, ranges[i].prot);
+			unprotect(&ranges[i]);
 	nranges = 0;
 	bits_used = 0;
 }
@@ -213,4 +239,22 @@ void us_mp_touch(const void *p, uint64_t len)
 		release(r, a & ~(uint64_t)(US_PAGE_SIZE - 1), to);
 		a = to;
 	}
+}
+
+void us_mp_touch_kernel_write(const struct us_kernel_write *k)
+{
+	for (int i = 0; i < 4; i++)
+		us_mp_touch((const void *)k->range[i][0], k->range[i][1]);
+	const struct iovec *iov = (const struct iovec *)k->iov;
+	for (int i = 0; iov && i < k->iovcnt; i++)
+		us_mp_touch(iov[i].iov_base, iov[i].iov_len);
+}
+
+void us_mp_release_kernel_writes(void)
+{
+	if (us.tracker != US_TRACK_MPROTECT)
+		return;
+	for (int i = 0; i < US_MAX_THREADS; i++)
+		if (us.slots[i].tid)
+			us_mp_touch_kernel_write(&us.slots[i].kwrite);
 }

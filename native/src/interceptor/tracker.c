@@ -229,6 +229,7 @@ void us_tracker_arm_all(void)
 			us_tracker_arm_range(l.start, l.end, l.prot);
 	}
 	us_sc2(SYS_munmap, buf, cap);
+	us_mp_release_kernel_writes();
 }
 
 /* ---- fork ----

@@ -32,8 +32,6 @@ static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
 static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
 
-#define RESOLVE(name) do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
-
 void us_wrappers_init(void)
 {
 	RESOLVE(fork);
@@ -384,17 +382,31 @@ US_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 	return real_sigaction(sig, act, old);
 }
 
-/* ---- system calls that write into the caller's memory (mprotect tracker) ---- */
+/* ---- system calls that write into the caller's memory (mprotect tracker) ----
+ * The kernel cannot fault on a page the tracker protected: it fails the call with
+ * EFAULT. So each wrapper unprotects (and marks written) the pages the call writes
+ * into, and notes them for as long as the call runs: a checkpoint that re-arms the
+ * tracker meanwhile (the thread frozen between the touch and the call, or blocked
+ * in the call) leaves them writable (us_mp_release_kernel_writes). */
+
+static __thread struct us_kernel_write kernel_write __attribute__((tls_model("initial-exec")));
+
+const struct us_kernel_write *us_wrapped_kernel_write(void) { return &kernel_write; }
+
+/* Runs call with the kernel's writes noted and unprotected; value of call. */
+#define WRITES_INTO(note, call)                                          \
+	({                                                               \
+		struct us_kernel_write outer_ = kernel_write;            \
+		kernel_write = (note);                                   \
+		us_mp_touch_kernel_write(&kernel_write);                 \
+		__typeof__(call) r_ = (call);                            \
+		kernel_write = outer_;   /* a handler may have nested */ \
+		r_;                                                      \
+	})
 
 #define FORWARD(ret, name, params)                       \
 	static ret (*real_##name) params;                    \
 	US_EXPORT ret name params
-
-static void touch_iov(const struct iovec *iov, int n)
-{
-	for (int i = 0; i < n; i++)
-		us_mp_touch(iov[i].iov_base, iov[i].iov_len);
-}
 
 /* mremap needs one mapping: pages the tracker made writable one by one split it, so
  * the whole range is released (and merged again) first. */
@@ -414,18 +426,19 @@ US_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
 				      : real_mremap(old, old_size, new_size, flags);
 }
 
+#define ONE(b, n) ((struct us_kernel_write){ .range = { { (uint64_t)(b), (n) } } })
+#define IOV(v, n) ((struct us_kernel_write){ .iov = (uint64_t)(v), .iovcnt = (n) })
+
 FORWARD(ssize_t, read, (int fd, void *buf, size_t n))
 {
 	RESOLVE(read);
-	us_mp_touch(buf, n);
-	return real_read(fd, buf, n);
+	return WRITES_INTO(ONE(buf, n), real_read(fd, buf, n));
 }
 
 FORWARD(ssize_t, pread, (int fd, void *buf, size_t n, off_t off))
 {
 	RESOLVE(pread);
-	us_mp_touch(buf, n);
-	return real_pread(fd, buf, n, off);
+	return WRITES_INTO(ONE(buf, n), real_pread(fd, buf, n, off));
 }
 
 /* the same function on x86-64 */
@@ -434,45 +447,39 @@ US_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off) __attribute__(
 FORWARD(ssize_t, readv, (int fd, const struct iovec *iov, int n))
 {
 	RESOLVE(readv);
-	touch_iov(iov, n);
-	return real_readv(fd, iov, n);
+	return WRITES_INTO(IOV(iov, n), real_readv(fd, iov, n));
 }
 
 FORWARD(ssize_t, preadv, (int fd, const struct iovec *iov, int n, off_t off))
 {
 	RESOLVE(preadv);
-	touch_iov(iov, n);
-	return real_preadv(fd, iov, n, off);
+	return WRITES_INTO(IOV(iov, n), real_preadv(fd, iov, n, off));
 }
 
 FORWARD(ssize_t, recv, (int fd, void *buf, size_t n, int flags))
 {
 	RESOLVE(recv);
-	us_mp_touch(buf, n);
-	return real_recv(fd, buf, n, flags);
+	return WRITES_INTO(ONE(buf, n), real_recv(fd, buf, n, flags));
 }
 
 FORWARD(ssize_t, recvfrom, (int fd, void *buf, size_t n, int flags, struct sockaddr *a, socklen_t *al))
 {
 	RESOLVE(recvfrom);
-	us_mp_touch(buf, n);
-	if (a && al)
-		us_mp_touch(a, *al);
-	if (al)
-		us_mp_touch(al, sizeof *al);
-	return real_recvfrom(fd, buf, n, flags, a, al);
+	struct us_kernel_write k = { .range = { { (uint64_t)buf, n }, { (uint64_t)al, al ? sizeof *al : 0 },
+						{ (uint64_t)a, a && al ? *al : 0 } } };
+	return WRITES_INTO(k, real_recvfrom(fd, buf, n, flags, a, al));
 }
 
 FORWARD(ssize_t, recvmsg, (int fd, struct msghdr *m, int flags))
 {
 	RESOLVE(recvmsg);
-	if (m) {
-		touch_iov(m->msg_iov, (int)m->msg_iovlen);
-		us_mp_touch(m->msg_name, m->msg_namelen);
-		us_mp_touch(m->msg_control, m->msg_controllen);
-		us_mp_touch(m, sizeof *m);
-	}
-	return real_recvmsg(fd, m, flags);
+	struct us_kernel_write k = { 0 };
+	if (m)
+		k = (struct us_kernel_write){ .range = { { (uint64_t)m, sizeof *m },
+							 { (uint64_t)m->msg_name, m->msg_namelen },
+							 { (uint64_t)m->msg_control, m->msg_controllen } },
+					      .iov = (uint64_t)m->msg_iov, .iovcnt = (int)m->msg_iovlen };
+	return WRITES_INTO(k, real_recvmsg(fd, m, flags));
 }
 
 US_EXPORT sighandler_t signal(int sig, sighandler_t handler)
@@ -487,7 +494,7 @@ US_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 	return old.sa_handler;
 }
 
-static const sigset_t *unblockable(const sigset_t *set, sigset_t *copy)
+const sigset_t *us_without_freeze(const sigset_t *set, sigset_t *copy)
 {
 	if (!set || !us.active || !sigismember(set, US_SIG_FREEZE))
 		return set;
@@ -500,7 +507,7 @@ US_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t copy;
 	RESOLVE(sigprocmask);
-	return real_sigprocmask(how, unblockable(set, &copy), old);
+	return real_sigprocmask(how, us_without_freeze(set, &copy), old);
 }
 
 US_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
@@ -513,5 +520,5 @@ US_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 		if (s && s->is_checkpoint_thread)
 			return real_pthread_sigmask(how, set, old);
 	}
-	return real_pthread_sigmask(how, unblockable(set, &copy), old);
+	return real_pthread_sigmask(how, us_without_freeze(set, &copy), old);
 }

@@ -7,8 +7,8 @@
  *   - SIGUSR1 asks for a full verification, answered with
  *     "VERIFY OK <role> <details>" (or FAIL) at the next loop iteration;
  *   - getpid()/getppid() are recorded at start and must never change.
- * Every system call retries on EINTR: the interceptor stops threads with
- * signals, and a restore may return EINTR from a blocked call. */
+ * Calls retry on EINTR where the workload's own signals (SIGUSR1, SIGUSR2)
+ * may interrupt them. A checkpoint never causes one: wl_blocking checks that. */
 #ifndef WL_COMMON_H
 #define WL_COMMON_H
 
