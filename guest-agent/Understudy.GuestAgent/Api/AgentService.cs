@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Grpc.Core;
 using Understudy.GuestAgent.Checkpointing;
+using Understudy.GuestAgent.Contracts;
 using Understudy.GuestAgent.Errors;
 using Understudy.GuestAgent.Groups;
 using Understudy.GuestAgent.Launch;
@@ -12,7 +13,7 @@ using Understudy.Images;
 namespace Understudy.GuestAgent.Api;
 
 /// <summary>
-/// The agent's gRPC API (agent.proto). Translates requests and replies; the work is done by the
+/// The agent's gRPC API (agent_services.proto). Translates requests and replies; the work is done by the
 /// availability manager, the coordinators and the image store. Errors are mapped by
 /// <see cref="ErrorMappingInterceptor"/>.
 /// </summary>

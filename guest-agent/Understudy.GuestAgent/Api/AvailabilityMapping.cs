@@ -1,4 +1,5 @@
 using System.Globalization;
+using Understudy.GuestAgent.Contracts;
 using Understudy.GuestAgent.Events;
 using Understudy.GuestAgent.Health;
 using Understudy.GuestAgent.Policies;
@@ -6,7 +7,7 @@ using Understudy.GuestAgent.Supervision;
 
 namespace Understudy.GuestAgent.Api;
 
-/// <summary>Availability management's records to agent.proto messages.</summary>
+/// <summary>Availability management's records to the API's messages (agent_messages.proto).</summary>
 internal static class AvailabilityMapping
 {
     public static string Utc(DateTimeOffset time) =>

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Understudy.GuestAgent.Contracts;
 using Understudy.GuestAgent.Errors;
 using Understudy.GuestAgent.Events;
 using Understudy.GuestAgent.Groups;
@@ -6,11 +7,12 @@ using Understudy.GuestAgent.Hosting;
 using Understudy.GuestAgent.Policies;
 using Understudy.GuestAgent.Supervision;
 using Understudy.Images;
+using ProtoPolicyChange = Understudy.GuestAgent.Contracts.PolicyChange;
 
 namespace Understudy.GuestAgent.Api;
 
 /// <summary>
-/// The availability API (agent.proto, service Availability): policies (apply, delete),
+/// The availability API (agent_services.proto, service Availability): policies (apply, delete),
 /// supervised start, stop and restart, and the event stream. The work is done by the policy applier, the groups'
 /// supervisors and the event bus.
 /// </summary>
@@ -44,7 +46,7 @@ internal sealed class AvailabilityService : Availability.AvailabilityBase
             Created = outcome.Created,
             Availability = Require(outcome.Group).Snapshot().ToAvailability(),
         };
-        reply.Changes.AddRange(outcome.Changes.Select(c => new PolicyChange { Text = c.Text, Live = c.Live }));
+        reply.Changes.AddRange(outcome.Changes.Select(c => new ProtoPolicyChange { Text = c.Text, Live = c.Live }));
         return reply;
     }
 
