@@ -38,9 +38,12 @@ public sealed class AgentRunOptions
 
     public Option<bool> Json { get; } = new("--json") { Description = "Same as --json-logs (the agent prints a log, not one document)" };
 
-    public Option<int> FullEvery { get; } = CreateFullEvery();
+    public Option<int> FullEvery { get; } = Count("--full-every",
+        "At most N incremental checkpoints follow a full one; 0 makes every checkpoint full", "N", DefaultFullEvery, minimum: 0);
 
-    public Option<int> ChainLimit { get; } = CreateChainLimit();
+    public Option<int> ChainLimit { get; } = Count("--chain-limit",
+        "The next checkpoint is full once the incremental ones since the last full one hold PERCENT of its size", "PERCENT",
+        DefaultChainLimitPercent, minimum: 1);
 
     public Option<bool> NoBackgroundMerge { get; } = new("--no-background-merge")
     {
@@ -92,39 +95,22 @@ public sealed class AgentRunOptions
         return listen;
     }
 
-    private static Option<int> CreateFullEvery()
+    /// <summary>A whole number of at least <paramref name="minimum"/>.</summary>
+    private static Option<int> Count(string name, string description, string helpName, int defaultValue, int minimum)
     {
-        var fullEvery = new Option<int>("--full-every")
+        var option = new Option<int>(name)
         {
-            Description = "At most N incremental checkpoints follow a full one; 0 makes every checkpoint full",
-            HelpName = "N",
-            DefaultValueFactory = _ => DefaultFullEvery,
+            Description = description,
+            HelpName = helpName,
+            DefaultValueFactory = _ => defaultValue,
         };
-        fullEvery.Validators.Add(result =>
+        option.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<int>() < 0)
+            if (result.GetValueOrDefault<int>() < minimum)
             {
-                result.AddError("--full-every must be 0 or more");
+                result.AddError($"{name} must be {minimum} or more");
             }
         });
-        return fullEvery;
-    }
-
-    private static Option<int> CreateChainLimit()
-    {
-        var chainLimit = new Option<int>("--chain-limit")
-        {
-            Description = "The next checkpoint is full once the incremental ones since the last full one hold PERCENT of its size",
-            HelpName = "PERCENT",
-            DefaultValueFactory = _ => DefaultChainLimitPercent,
-        };
-        chainLimit.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() < 1)
-            {
-                result.AddError("--chain-limit must be 1 or more");
-            }
-        });
-        return chainLimit;
+        return option;
     }
 }
