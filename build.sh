@@ -2,13 +2,17 @@
 # Builds everything into out/:
 #   native parts (CMake)  -> out/bin (us-init, us-restorer, us-probe), out/lib/libunderstudy.so, out/tests
 #   the .NET solution     -> Release build of Appliance.sln
-#   the CLI               -> out/bin/hactl (published next to the native programs)
+#   the CLI               -> out/bin/hactl, a native executable (Native AOT)
+#   the guest agent       -> out/bin/understudy-agent, one file on the installed .NET runtime
+# hactl and the agent are published into out/publish/NAME (with their symbols); their
+# executables are copied next to the native programs.
 # Installs missing system packages with apt-get on a fresh Debian machine.
 # Quiet by default; VERBOSE=1 ./build.sh shows every tool's output.
 set -euo pipefail
 
 # System packages the build and the tests need (Debian names). Keep this the only list.
-SYSTEM_PACKAGES=(build-essential cmake pkg-config)
+# clang and zlib1g-dev: Native AOT links hactl with them.
+SYSTEM_PACKAGES=(build-essential cmake pkg-config clang zlib1g-dev)
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT=$PWD
@@ -70,16 +74,34 @@ build_native() {
     step cmake-install cmake --install "$OUT/native-build" --prefix "$OUT"
 }
 
+# The .NET runtime identifier of this machine, for the published executables.
+runtime_id() {
+    case $(uname -m) in
+        x86_64) echo linux-x64 ;;
+        aarch64) echo linux-arm64 ;;
+        *) die "no .NET runtime identifier known for $(uname -m)" ;;
+    esac
+}
+
+# publish NAME PROJECT: publishes PROJECT into out/publish/NAME and copies its executable NAME into out/bin.
+publish() {
+    local name=$1 project=$2 dir=$OUT/publish/$1
+    say "dotnet: publish $name into out/bin"
+    rm -rf "$dir"
+    step "dotnet-publish-$name" dotnet publish "$project" -c Release -r "$(runtime_id)" -nologo -o "$dir"
+    [[ -x $dir/$name ]] || die "dotnet publish did not produce $name (see out/logs/dotnet-publish-$name.log)"
+    install -m 0755 "$dir/$name" "$OUT/bin/$name"
+}
+
 build_dotnet() {
     command -v dotnet >/dev/null || die "the .NET SDK (dotnet, version 10) is not on PATH; install it first"
     say "dotnet: restore Appliance.sln"
     step dotnet-restore dotnet restore Appliance.sln
     say "dotnet: build Appliance.sln (Release)"
     step dotnet-build dotnet build Appliance.sln -c Release --no-restore -nologo
-    say "dotnet: publish hactl into out/bin"
-    step dotnet-publish dotnet publish appliance/Understudy.Hactl/Understudy.Hactl.csproj \
-        -c Release --no-build -nologo -o "$OUT/bin"
-    [[ -x $OUT/bin/hactl ]] || die "out/bin/hactl was not produced by dotnet publish"
+    mkdir -p "$OUT/bin"
+    publish hactl appliance/Understudy.Hactl/Understudy.Hactl.csproj
+    publish understudy-agent guest-agent/Understudy.GuestAgent.Host/Understudy.GuestAgent.Host.csproj
 }
 
 mkdir -p "$OUT" "$LOGS"

@@ -1,15 +1,17 @@
 namespace Understudy.Architecture.Tests;
 
 /// <summary>
-/// A layer of the guest agent: a namespace (with the namespaces below it) and, for the top layer,
-/// the public entry points that live in the assembly's root namespace.
+/// A layer of the guest agent: a namespace (with the namespaces below it), other namespaces that
+/// belong to it, and, for the top layer, the public entry points in the assembly's root namespace.
 /// </summary>
-internal sealed record Layer(string Name, string Namespace, params string[] RootTypes)
+internal sealed record Layer(string Name, string Namespace, string[]? AlsoNamespaces = null, string[]? RootTypes = null)
 {
     private const string Root = "Understudy.GuestAgent";
 
+    private IEnumerable<string> Namespaces => [Namespace, .. AlsoNamespaces ?? []];
+
     /// <summary>What NetArchTest matches a dependency against (a namespace, or a type's full name, as prefixes).</summary>
-    public IReadOnlyList<string> DependencyNames => [Namespace, .. RootTypes.Select(t => $"{Root}.{t}")];
+    public IReadOnlyList<string> DependencyNames => [.. Namespaces, .. (RootTypes ?? []).Select(t => $"{Root}.{t}")];
 
     public bool Contains(Type type)
     {
@@ -18,7 +20,8 @@ internal sealed record Layer(string Name, string Namespace, params string[] Root
             type = outer;
         }
         var ns = type.Namespace ?? "";
-        return ns == Namespace || ns.StartsWith(Namespace + ".", StringComparison.Ordinal) || (ns == Root && RootTypes.Contains(type.Name));
+        return Namespaces.Any(n => ns == n || ns.StartsWith(n + ".", StringComparison.Ordinal))
+               || (ns == Root && (RootTypes ?? []).Contains(type.Name));
     }
 
     public override string ToString() => Name;
@@ -34,10 +37,14 @@ internal static class GuestAgentLayers
     public static readonly Layer Model = new("Model", "Understudy.GuestAgent.Model");
     public static readonly Layer Operations = new("Operations", "Understudy.GuestAgent.Operations");
     public static readonly Layer Supervision = new("Supervision", "Understudy.GuestAgent.Supervision");
-    public static readonly Layer Api = new("Api", "Understudy.GuestAgent.Api");
+    /// <summary>
+    /// The gRPC services, with the contract's server stubs generated into the agent (namespace
+    /// Understudy.GuestAgent.Contracts): wire messages stay in this layer too.
+    /// </summary>
+    public static readonly Layer Api = new("Api", "Understudy.GuestAgent.Api", AlsoNamespaces: ["Understudy.GuestAgent.Contracts"]);
 
     /// <summary>The composition root, and the public entry points in the root namespace.</summary>
-    public static readonly Layer Hosting = new("Hosting", "Understudy.GuestAgent.Hosting", "AgentHost", "AgentHostOptions");
+    public static readonly Layer Hosting = new("Hosting", "Understudy.GuestAgent.Hosting", RootTypes: ["AgentHost", "AgentHostOptions"]);
 
     public static readonly IReadOnlyList<Layer> BottomUp = [Foundation, Model, Operations, Supervision, Api, Hosting];
 

@@ -4,8 +4,8 @@ namespace Understudy.Architecture.Tests;
 
 /// <summary>
 /// The assemblies of the product whose structure the rules check, each found through a type of
-/// its own. A rule about another project (hactl, a later appliance or console) references that
-/// project, names its assembly here, and is one more test.
+/// its own. The rules about the agent's callers (hactl, a later appliance or console) are in
+/// CallerTests.
 /// </summary>
 internal static class ProductAssemblies
 {

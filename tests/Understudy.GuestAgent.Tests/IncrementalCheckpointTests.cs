@@ -19,7 +19,7 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
     private static void NoBackgroundMerges(AgentOptions o) => o.BackgroundMerges = false;
 
     /// <summary>One checkpoint with every member taking part; returns its result.</summary>
-    private static async Task<Api.CheckpointResult> CheckpointAsync(TestAgent agent, bool full, params TestMember[] members)
+    private static async Task<Contracts.CheckpointResult> CheckpointAsync(TestAgent agent, bool full, params TestMember[] members)
     {
         var call = agent.Api.CheckpointAsync("web", full);
         await Task.WhenAll(members.Select(m => m.TakePartAsync()));

@@ -17,7 +17,7 @@ public sealed class NativeEndToEndTests(ITestOutputHelper output)
         Skip.If(native is null, "the native parts are not built (run ./build.sh)");
 
         await using var agent = await TestAgent.StartAsync(output, nativeDir: native!.BinDir, interceptorPath: native.Interceptor);
-        var launched = await agent.Api.LaunchAsync(new Api.LaunchRequest
+        var launched = await agent.Api.LaunchAsync(new Contracts.LaunchRequest
         {
             Group = "e2e", App = "counter", Cwd = "/", Argv = { native.Workload("wl_counter") },
         });
@@ -59,7 +59,7 @@ public sealed class NativeEndToEndTests(ITestOutputHelper output)
         Skip.If(native is null, "the native parts are not built (run ./build.sh)");
 
         await using var agent = await TestAgent.StartAsync(output, nativeDir: native!.BinDir, interceptorPath: native.Interceptor);
-        var launched = await agent.Api.LaunchAsync(new Api.LaunchRequest
+        var launched = await agent.Api.LaunchAsync(new Contracts.LaunchRequest
         {
             Group = "e2e", App = "counter", Cwd = "/", Argv = { native.Workload("wl_counter"), "label with spaces" },
         });
@@ -81,7 +81,7 @@ public sealed class NativeEndToEndTests(ITestOutputHelper output)
         await using var agent = await TestAgent.StartAsync(output, nativeDir: native!.BinDir, interceptorPath: native.Interceptor);
         foreach (var (app, program) in new[] { ("script", "wl_script.sh"), ("pipes", "wl_pipes"), ("threads", "wl_threads") })
         {
-            await agent.Api.LaunchAsync(new Api.LaunchRequest { Group = "tree", App = app, Cwd = "/", Argv = { native.Workload(program) } });
+            await agent.Api.LaunchAsync(new Contracts.LaunchRequest { Group = "tree", App = app, Cwd = "/", Argv = { native.Workload(program) } });
         }
         // script -> (pipeline) -> exec wl_exec_parent (exec count 1) -> fork -> exec wl_exec_child (2); pipes forks its child.
         await Eventually.TrueAsync(() => Shape(agent) == "pipes:0 pipes:0 script:1 script:2 threads:0", "the process tree is complete");

@@ -62,7 +62,7 @@ public sealed class RestoreAndLaunchTests(ITestOutputHelper output) : IAsyncLife
     public async Task Launch_without_the_native_parts_says_what_is_missing()
     {
         var error = await Assert.ThrowsAsync<RpcException>(() => _agent.Api.LaunchAsync(
-            new Api.LaunchRequest { Group = "web", Argv = { "/bin/true" }, Cwd = "/" }));
+            new Contracts.LaunchRequest { Group = "web", Argv = { "/bin/true" }, Cwd = "/" }));
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
         Assert.Contains("us-init not found at", error.Status.Detail);
@@ -73,7 +73,7 @@ public sealed class RestoreAndLaunchTests(ITestOutputHelper output) : IAsyncLife
     [InlineData("web", "")]
     public async Task Launch_rejects_bad_requests(string group, string program)
     {
-        var request = new Api.LaunchRequest { Group = group, Cwd = "/" };
+        var request = new Contracts.LaunchRequest { Group = group, Cwd = "/" };
         if (program.Length > 0)
         {
             request.Argv.Add(program);

@@ -55,6 +55,8 @@ public sealed class BadInputTests : IClassFixture<AgentFixture>
         var newest = await g.Checkpoint(Tags, members: 1);
         Assert.NotEqual(good.Id, newest.Id);
         await g.KillMembers(newest.Members);
+        // The damage must reach the files the checkpoint keeps, not ones a merge is replacing.
+        await g.WaitUntilMerged(newest.Id);
 
         // Controls: verify accepts both images before one is damaged.
         foreach (var id in new[] { good.Id, newest.Id })

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Grpc.Core;
+using Understudy.GuestAgent.CommandLine;
 
 namespace Understudy.Hactl.Cli;
 
@@ -25,12 +26,12 @@ public static class CommandActions
         }
         catch (Exception e) when (IsCancellation(e, ct))
         {
-            Report(ErrorLine.Format($"{commandName} interrupted", "cancelled by a signal", "nothing else to do; run the command again if needed"), e);
+            Report(ErrorLine.Format(HactlCli.ProgramName, $"{commandName} interrupted", "cancelled by a signal", "nothing else to do; run the command again if needed"), e);
             return ExitCodes.Failure;
         }
         catch (Exception e)
         {
-            Report(ErrorLine.Format($"{commandName} failed", $"{e.GetType().Name}: {ErrorLine.Clause(e.Message)}",
+            Report(ErrorLine.Format(HactlCli.ProgramName, $"{commandName} failed", $"{e.GetType().Name}: {ErrorLine.Clause(e.Message)}",
                 "this is unexpected; rerun with HACTL_DEBUG=1 for details and report it"), e);
             return ExitCodes.Failure;
         }

@@ -1,6 +1,6 @@
 using System.CommandLine;
+using Understudy.GuestAgent.CommandLine;
 using Understudy.Hactl.Connection;
-using Understudy.Hactl.Native;
 
 namespace Understudy.Hactl.Cli;
 
@@ -30,11 +30,7 @@ public static class CommonOptions
         return option;
     }
 
-    public static Option<string?> NativeDir() => new("--native-dir")
-    {
-        Description = $"Directory of the native programs (us-init, us-probe, ...); default: ${NativePaths.NativeDirVariable}, else hactl's own directory",
-        HelpName = "DIR",
-    };
+    public static Option<string?> NativeDir() => AgentRunOptions.NativeDirOption("hactl's own directory");
 
     public static Argument<string> Group(string description = "Name of the group") => new("GROUP")
     {

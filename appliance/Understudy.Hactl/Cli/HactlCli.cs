@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Help;
+using Understudy.GuestAgent.CommandLine;
 using Understudy.Hactl.Commands;
 
 namespace Understudy.Hactl.Cli;
@@ -7,6 +8,9 @@ namespace Understudy.Hactl.Cli;
 /// <summary>The command tree and the top-level parse/invoke policy.</summary>
 public static class HactlCli
 {
+    /// <summary>The name that starts hactl's error lines.</summary>
+    public const string ProgramName = "hactl";
+
     public static RootCommand Build() => new(
         "hactl: checkpoint, restore and keep available groups of Linux processes with Understudy.\n" +
         $"Commands that talk to the agent find it through --agent unix:PATH, else $HACTL_AGENT, else unix:/run/understudy/agent.sock.")
@@ -31,7 +35,7 @@ public static class HactlCli
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && parse.Action is not HelpAction)
         {
-            Console.Error.WriteLine(UsageError(parse));
+            Console.Error.WriteLine(UsageError.Line(ProgramName, parse));
             return ExitCodes.Usage;
         }
         return await parse.InvokeAsync(new InvocationConfiguration
@@ -39,43 +43,5 @@ public static class HactlCli
             ProcessTerminationTimeout = TimeSpan.FromSeconds(20),
             EnableDefaultExceptionHandler = false,
         });
-    }
-
-    private static string UsageError(ParseResult parse)
-    {
-        var command = parse.CommandResult.Command;
-        var messages = parse.Errors.Select(e => Rephrase(e.Message, parse, command)).Distinct().ToList();
-        // "Unrecognized command" says more than "Required command was not provided".
-        var specific = messages.Where(m => !m.StartsWith("Required command was not provided", StringComparison.Ordinal)).ToList();
-        var why = string.Join(", ", (specific.Count > 0 ? specific : messages).Take(3));
-        var path = CommandPath(command);
-        return ErrorLine.Format($"invalid command line for '{path}'", why, $"see '{path} --help'");
-    }
-
-    /// <summary>Names the missing arguments instead of "Required argument missing for command".</summary>
-    private static string Rephrase(string message, ParseResult parse, Command command)
-    {
-        if (!message.StartsWith("Required argument missing", StringComparison.Ordinal))
-        {
-            return ErrorLine.Clause(message);
-        }
-
-        var missing = command.Arguments
-            .Where(a => a.Arity.MinimumNumberOfValues > 0 && (parse.GetResult(a) is not { } r || r.Tokens.Count == 0))
-            .Select(a => a.Name)
-            .ToList();
-        return missing.Count == 0 ? ErrorLine.Clause(message) : $"missing {string.Join(" and ", missing)}";
-    }
-
-    private static string CommandPath(Command command)
-    {
-        var names = new List<string>();
-        for (Command? c = command; c is not null; c = c.Parents.OfType<Command>().FirstOrDefault())
-        {
-            names.Add(c is RootCommand ? "hactl" : c.Name);
-        }
-
-        names.Reverse();
-        return string.Join(' ', names);
     }
 }

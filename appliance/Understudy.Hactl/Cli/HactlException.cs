@@ -1,3 +1,5 @@
+using Understudy.GuestAgent.CommandLine;
+
 namespace Understudy.Hactl.Cli;
 
 /// <summary>Exit codes of every hactl command.</summary>
@@ -21,40 +23,8 @@ public sealed class HactlException(string what, string why, string todo, int exi
     public int ExitCode { get; } = exitCode;
 
     /// <summary>The single stderr line for this error.</summary>
-    public string ToLine() => ErrorLine.Format(What, Why, Todo);
+    public string ToLine() => ErrorLine.Format(HactlCli.ProgramName, What, Why, Todo);
 
     public static HactlException Usage(string what, string why, string todo) =>
         new(what, why, todo, ExitCodes.Usage);
-}
-
-public static class ErrorLine
-{
-    public static string Format(string what, string why, string? todo)
-    {
-        var line = string.IsNullOrWhiteSpace(todo)
-            ? $"hactl: {what}: {why}"
-            : $"hactl: {what}: {why}; {todo}";
-        return OneLine(line);
-    }
-
-    /// <summary>Collapses any line breaks so that an error is always exactly one line.</summary>
-    public static string OneLine(string text)
-    {
-        var parts = text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        return string.Join(' ', parts);
-    }
-
-    /// <summary>
-    /// Splits "why; what to do" as other components write their one-line messages; a message
-    /// without "; " gets <paramref name="fallbackTodo"/>.
-    /// </summary>
-    public static (string Why, string Todo) SplitTodo(string message, string fallbackTodo)
-    {
-        var text = Clause(message);
-        var at = text.LastIndexOf("; ", StringComparison.Ordinal);
-        return at <= 0 ? (text, fallbackTodo) : (text[..at], text[(at + 2)..]);
-    }
-
-    /// <summary>Trims a sentence's final period, so that it reads well inside a longer line.</summary>
-    public static string Clause(string text) => OneLine(text).TrimEnd().TrimEnd('.');
 }

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Grpc.Core;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Connection;
 using Understudy.Hactl.Output;
@@ -35,7 +35,7 @@ public static class CheckpointCommand
 
             if (asJson)
             {
-                Json.Write(result);
+                Json.Write(result, HactlJsonContext.Default.CheckpointSummary);
             }
             else
             {

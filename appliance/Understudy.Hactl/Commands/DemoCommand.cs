@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Understudy.GuestAgent.CommandLine;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Demo;
 using Understudy.Hactl.Native;
@@ -16,7 +17,7 @@ public static class DemoCommand
         var json = CommonOptions.Json();
 
         var demo = new Command("demo",
-            "Show Understudy end to end: an agent in this process checkpoints a counter, which is killed, restored and counts on")
+            "Show Understudy end to end: an agent of its own checkpoints a counter, which is killed, restored and counts on")
         {
             keep, nativeDir, json,
         };
@@ -24,11 +25,11 @@ public static class DemoCommand
         demo.SetHandler(async (parse, ct) =>
         {
             var native = NativePaths.NativeDir(parse.GetValue(nativeDir));
-            var options = new DemoOptions(parse.GetValue(keep), parse.GetValue(json), native, NativePaths.Interceptor(null, native));
+            var options = new DemoOptions(parse.GetValue(keep), parse.GetValue(json), native, NativeLayout.Interceptor(null, native));
             var report = await new DemoRunner(options).RunAsync(ct);
             if (options.Json)
             {
-                Json.Write(report);
+                Json.Write(report, HactlJsonContext.Default.DemoReport);
             }
 
             return ExitCodes.Ok;

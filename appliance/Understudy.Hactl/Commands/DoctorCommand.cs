@@ -23,7 +23,7 @@ public static class DoctorCommand
             var result = await Probe.RunAsync(NativePaths.NativeDir(parse.GetValue(nativeDir)), ct);
             if (parse.GetValue(json))
             {
-                Json.Write(result);
+                Json.Write(result, HactlJsonContext.Default.DoctorResult);
                 return ExitCodes.Ok;
             }
 

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Grpc.Core;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Connection;
 using Understudy.Hactl.Output;
@@ -62,7 +62,7 @@ public static class EventsCommand
                         }
                         else if (asJson)
                         {
-                            Console.WriteLine(Json.SerializeLine(view));
+                            Console.WriteLine(Json.SerializeLine(view, HactlJsonContext.Default.EventView));
                         }
                         else
                         {
@@ -78,7 +78,7 @@ public static class EventsCommand
             }
             if (asJson && !following)
             {
-                Json.Write(new EventsResult(collected));
+                Json.Write(new EventsResult(collected), HactlJsonContext.Default.EventsResult);
             }
 
             return ExitCodes.Ok;

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Connection;
 using Understudy.Hactl.Output;
@@ -40,7 +40,7 @@ public static class GroupControlCommand
 
             if (parse.GetValue(json))
             {
-                Json.Write(result);
+                Json.Write(result, HactlJsonContext.Default.GroupActionResult);
             }
             else if (verb == Verb.Stop)
             {

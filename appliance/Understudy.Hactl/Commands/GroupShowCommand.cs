@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Connection;
 using Understudy.Hactl.Output;
@@ -31,7 +31,7 @@ public static class GroupShowCommand
 
             if (parse.GetValue(json))
             {
-                Json.Write(view);
+                Json.Write(view, HactlJsonContext.Default.GroupView);
             }
             else
             {

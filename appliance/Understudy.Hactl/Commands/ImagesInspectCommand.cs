@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.CommandLine;
+using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Connection;
 using Understudy.Hactl.Output;

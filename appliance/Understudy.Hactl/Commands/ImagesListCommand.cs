@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Connection;
 using Understudy.Hactl.Output;
@@ -27,7 +27,7 @@ public static class ImagesListCommand
 
             if (parse.GetValue(json))
             {
-                Json.Write(result);
+                Json.Write(result, HactlJsonContext.Default.ImagesListResult);
                 return ExitCodes.Ok;
             }
             if (result.Checkpoints.Count == 0)

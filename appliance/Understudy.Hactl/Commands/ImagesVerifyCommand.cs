@@ -1,5 +1,6 @@
 using System.CommandLine;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.CommandLine;
+using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Connection;
 using Understudy.Hactl.Output;
@@ -34,7 +35,7 @@ public static class ImagesVerifyCommand
 
             if (parse.GetValue(json))
             {
-                Json.Write(result);
+                Json.Write(result, HactlJsonContext.Default.VerifyResult);
             }
 
             if (!result.Ok)

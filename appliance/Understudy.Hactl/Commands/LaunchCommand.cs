@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Connection;
 using Understudy.Hactl.Native;
@@ -71,7 +71,7 @@ public static class LaunchCommand
 
             if (parse.GetValue(json))
             {
-                Json.Write(result);
+                Json.Write(result, HactlJsonContext.Default.LaunchResult);
             }
             else
             {

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Connection;
 using Understudy.Hactl.Output;
@@ -25,7 +25,7 @@ public static class StopCommand
 
             if (parse.GetValue(json))
             {
-                Json.Write(result);
+                Json.Write(result, HactlJsonContext.Default.StopResult);
             }
             else
             {

@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using Understudy.GuestAgent.CommandLine;
 using Understudy.Hactl.Cli;
 
 namespace Understudy.Hactl.Connection;
@@ -10,28 +11,20 @@ public sealed record AgentEndpoint(string SocketPath)
     public const string DefaultSocket = "/run/understudy/agent.sock";
     public const string DefaultAddress = "unix:" + DefaultSocket;
 
-    public string Address => "unix:" + SocketPath;
+    public string Address => UnixAddress.Scheme + SocketPath;
 
     public override string ToString() => Address;
 
     /// <summary>Parses <c>unix:PATH</c>; a relative PATH is taken from the current directory.</summary>
     public static bool TryParse(string text, [NotNullWhen(true)] out AgentEndpoint? endpoint, [NotNullWhen(false)] out string? why)
     {
+        if (UnixAddress.TryParse(text, out var socketPath, out why))
+        {
+            endpoint = new AgentEndpoint(socketPath);
+            return true;
+        }
         endpoint = null;
-        if (!text.StartsWith("unix:", StringComparison.Ordinal))
-        {
-            why = "expected unix:PATH";
-            return false;
-        }
-        var path = text["unix:".Length..];
-        if (path.Length == 0)
-        {
-            why = "the socket path after 'unix:' is empty";
-            return false;
-        }
-        endpoint = new AgentEndpoint(Path.GetFullPath(path));
-        why = null;
-        return true;
+        return false;
     }
 
     /// <summary>--agent if given, else $HACTL_AGENT, else the default socket.</summary>

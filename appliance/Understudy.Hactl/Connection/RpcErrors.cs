@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Grpc.Core;
+using Understudy.GuestAgent.CommandLine;
 using Understudy.Hactl.Cli;
 
 namespace Understudy.Hactl.Connection;

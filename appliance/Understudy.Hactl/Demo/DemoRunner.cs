@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
-using Understudy.GuestAgent;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.CommandLine;
+using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Commands;
 using Understudy.Hactl.Connection;
@@ -13,7 +13,7 @@ public sealed record DemoOptions(bool Keep, bool Json, string NativeDir, string 
 
 /// <summary>
 /// The end-to-end show: agent, launch, checkpoint, crash, restore, stop, with a private state
-/// directory and an agent inside this process.
+/// directory and an agent of its own (understudy-agent, a child of hactl).
 /// </summary>
 public sealed class DemoRunner(DemoOptions options)
 {
@@ -43,27 +43,25 @@ public sealed class DemoRunner(DemoOptions options)
     public async Task<DemoReport> RunAsync(CancellationToken ct)
     {
         var stateDir = Directory.CreateTempSubdirectory("understudy-demo-").FullName;
-        // The in-process agent logs to stderr; during the demo that goes to STATE/agent.log.
         var agentLogPath = Path.Combine(stateDir, "agent.log");
-        var realStderr = Console.Error;
-        var agentLog = new StreamWriter(agentLogPath) { AutoFlush = true };
-        Console.SetError(TextWriter.Synchronized(agentLog));
         var launched = false;
-        InProcessAgent? agent = null;
+        ChildAgent? agent = null;
         AgentClient? client = null;
         try
         {
             // 1. Agent
-            _narrator.Step("Starting a guest agent inside this process",
+            _narrator.Step("Starting a guest agent",
                 "It coordinates the group's checkpoints and keeps the images in a private state directory.");
-            agent = await InProcessAgent.StartAsync(new AgentHostOptions
-            {
-                ListenSocket = Path.Combine(stateDir, "agent.sock"),
-                StateDir = stateDir,
-                NativeDir = options.NativeDir,
-                InterceptorPath = options.Interceptor,
-                JsonLogs = false,
-            }, ct);
+            var settings = new AgentRunSettings(
+                ListenSocket: Path.Combine(stateDir, "agent.sock"),
+                StateDir: stateDir,
+                NativeDir: options.NativeDir,
+                InterceptorPath: options.Interceptor,
+                JsonLogs: false,
+                FullEvery: AgentRunOptions.DefaultFullEvery,
+                ChainLimitPercent: AgentRunOptions.DefaultChainLimitPercent,
+                BackgroundMerges: true);
+            agent = await ChildAgent.StartAsync(settings, agentLogPath, ct);
             client = AgentClient.Connect(agent.Endpoint);
             _narrator.Detail($"state directory: {stateDir}");
             _narrator.Detail($"listening on {agent.Endpoint.Address}; its log: {agentLogPath}");
@@ -197,8 +195,6 @@ public sealed class DemoRunner(DemoOptions options)
                 await agent.DisposeAsync();
             }
 
-            Console.SetError(realStderr);
-            await agentLog.DisposeAsync();
             if (!options.Keep)
             {
                 await BestEffort(() => Task.Run(() => Directory.Delete(stateDir, recursive: true)));
@@ -216,7 +212,7 @@ public sealed class DemoRunner(DemoOptions options)
 
     private static async Task<LaunchResult> LaunchAsync(AgentClient client, IReadOnlyList<string> argv, string cwd, CancellationToken ct)
     {
-        var request = new GuestAgent.Api.LaunchRequest { Group = Group, App = "counter", Cwd = cwd };
+        var request = new LaunchRequest { Group = Group, App = "counter", Cwd = cwd };
         request.Argv.AddRange(argv);
         var reply = await client.CallAsync($"cannot launch the counter in group {Group}",
             api => api.LaunchAsync(request, cancellationToken: ct).ResponseAsync, ct);
@@ -235,7 +231,7 @@ public sealed class DemoRunner(DemoOptions options)
 
         foreach (var pid in pids)
         {
-            if (Kill(pid, SigKill) != 0)
+            if (Libc.Kill(pid, Libc.SigKill) != 0)
             {
                 throw Fail($"kill -9 {pid} failed (errno {Marshal.GetLastPInvokeError()})", "run the demo as root");
             }
@@ -264,9 +260,4 @@ public sealed class DemoRunner(DemoOptions options)
             // Cleanup after a failure must not hide the failure itself.
         }
     }
-
-    private const int SigKill = 9;
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Understudy.GuestAgent.CommandLine;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Output;
 

@@ -1,5 +1,5 @@
 using System.Text.Json.Serialization;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Contracts;
 
 namespace Understudy.Hactl.Output;
 

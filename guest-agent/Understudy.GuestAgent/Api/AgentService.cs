@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Grpc.Core;
+using Understudy.GuestAgent.Contracts;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Checkpoints;
@@ -11,7 +12,7 @@ using Understudy.Images;
 namespace Understudy.GuestAgent.Api;
 
 /// <summary>
-/// The agent's gRPC API (agent.proto, service Agent). Translates requests and replies; the work
+/// The agent's gRPC API (agent_services.proto, service Agent). Translates requests and replies; the work
 /// is done by each group's lifecycle (launch, checkpoint, stop, restore: the same for every group,
 /// supervised or not), the status queries and the image store. Errors are mapped by
 /// <see cref="ErrorMappingInterceptor"/>.

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Understudy.GuestAgent.Contracts;
 using Understudy.GuestAgent.Foundation.Configuration;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
@@ -6,11 +7,12 @@ using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Supervision.Policies;
 using Understudy.GuestAgent.Supervision.Supervisors;
 using Understudy.Images;
+using ProtoPolicyChange = Understudy.GuestAgent.Contracts.PolicyChange;
 
 namespace Understudy.GuestAgent.Api;
 
 /// <summary>
-/// The policy API (agent.proto, service Availability): group policies (apply, delete), the
+/// The policy API (agent_services.proto, service Availability): group policies (apply, delete), the
 /// supervised start, stop and restart of a group, its policy and state (show), and the event
 /// stream. The work is done by the policy applier, the groups' supervisors and the event bus.
 /// </summary>
@@ -44,7 +46,7 @@ internal sealed class PolicyService : Availability.AvailabilityBase
             Created = outcome.Created,
             Availability = Require(outcome.Group).Snapshot().ToAvailability(),
         };
-        reply.Changes.AddRange(outcome.Changes.Select(c => new PolicyChange { Text = c.Text, Live = c.Live }));
+        reply.Changes.AddRange(outcome.Changes.Select(c => new ProtoPolicyChange { Text = c.Text, Live = c.Live }));
         return reply;
     }
 

@@ -1,12 +1,14 @@
 using System.Globalization;
+using Understudy.GuestAgent.Contracts;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Checkpoints;
-using ProtoCheckpointInfo = Understudy.GuestAgent.Api.CheckpointInfo;
-using ProtoGroup = Understudy.GuestAgent.Api.Group;
+using ProtoCheckpointInfo = Understudy.GuestAgent.Contracts.CheckpointInfo;
+using ProtoGroup = Understudy.GuestAgent.Contracts.Group;
+using ProtoMember = Understudy.GuestAgent.Contracts.Member;
 
 namespace Understudy.GuestAgent.Api;
 
-/// <summary>Domain records to agent.proto messages.</summary>
+/// <summary>Domain records to the API's messages (agent_messages.proto).</summary>
 internal static class ProtoMapping
 {
     public static CheckpointProgress ToProto(this CheckpointProgressUpdate update) => new()
@@ -41,7 +43,7 @@ internal static class ProtoMapping
         return group;
     }
 
-    public static Member ToProto(this MemberStatus member) => new()
+    public static ProtoMember ToProto(this MemberStatus member) => new()
     {
         Pid = member.Pid,
         HostPid = member.HostPid,

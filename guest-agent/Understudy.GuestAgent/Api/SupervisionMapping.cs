@@ -1,4 +1,5 @@
 using System.Globalization;
+using Understudy.GuestAgent.Contracts;
 using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Supervision.Health;
 using Understudy.GuestAgent.Supervision.Policies;
@@ -6,7 +7,7 @@ using Understudy.GuestAgent.Supervision.Supervisors;
 
 namespace Understudy.GuestAgent.Api;
 
-/// <summary>Supervision's records (a supervised group's state, its policy, events) to agent.proto messages.</summary>
+/// <summary>Supervision's records (a supervised group's state, its policy, events) to the API's messages (agent_messages.proto).</summary>
 internal static class SupervisionMapping
 {
     public static string Utc(DateTimeOffset time) =>

@@ -4,7 +4,7 @@ using Understudy.GuestAgent.Hosting;
 
 namespace Understudy.GuestAgent;
 
-/// <summary>Runs a node's guest agent in the foreground (<c>hactl agent run</c>).</summary>
+/// <summary>Runs a node's guest agent in the foreground (understudy-agent, <c>hactl agent run</c>).</summary>
 public static class AgentHost
 {
     /// <summary>

@@ -1,7 +1,10 @@
+extern alias TestClient;
+
 using System.Net.Sockets;
 using Grpc.Core;
 using Grpc.Net.Client;
-using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Contracts;
+using AgentClient = TestClient::Understudy.GuestAgent.Contracts.Agent.AgentClient;
 
 namespace Understudy.GuestAgent.Tests.Infrastructure;
 
@@ -9,7 +12,7 @@ namespace Understudy.GuestAgent.Tests.Infrastructure;
 internal sealed class AgentApiClient : IDisposable
 {
     private readonly GrpcChannel _channel;
-    private readonly Agent.AgentClient _client;
+    private readonly AgentClient _client;
 
     public AgentApiClient(string socketPath)
     {
@@ -31,7 +34,7 @@ internal sealed class AgentApiClient : IDisposable
             },
         };
         _channel = GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = handler });
-        _client = new Agent.AgentClient(_channel);
+        _client = new AgentClient(_channel);
     }
 
     public Task<LaunchReply> LaunchAsync(LaunchRequest request) => _client.LaunchAsync(request, Options()).ResponseAsync;

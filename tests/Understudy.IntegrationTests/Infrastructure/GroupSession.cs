@@ -161,6 +161,36 @@ public sealed class GroupSession : IAsyncDisposable
     }
 
     /// <summary>
+    /// Waits until checkpoint <paramref name="id"/> is not incremental any more: the agent's
+    /// background merge rewrites its files until it is merged (a full one is done at once).
+    /// </summary>
+    public async Task WaitUntilMerged(string id)
+    {
+        var deadline = DateTime.UtcNow + Timeouts.Wait;
+        while (true)
+        {
+            var kinds = (await Run("images", "list", Name)).Ok().Json.Objects()
+                .Where(o => o.Str("id") == id).Select(o => o.Str("kind")).ToList();
+            if (kinds.Count == 0)
+            {
+                throw Failure($"images list does not show checkpoint {id}");
+            }
+
+            if (kinds[0] != "incremental")
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw Failure($"timed out waiting for the merge of checkpoint {id}");
+            }
+
+            await Task.Delay(Timeouts.Poll);
+        }
+    }
+
+    /// <summary>
     /// `hactl images verify G ID`. Bad means a nonzero exit, or a reply that says
     /// ok/valid/verified: false.
     /// </summary>

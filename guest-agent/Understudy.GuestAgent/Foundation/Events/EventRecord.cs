@@ -1,7 +1,7 @@
 namespace Understudy.GuestAgent.Foundation.Events;
 
 /// <summary>
-/// An event as the world sees it: on the agent's event stream (agent.proto, Events), in the
+/// An event as the world sees it: on the agent's event stream (agent_services.proto, Events), in the
 /// history (STATE/events.jsonl) and in hactl events. <see cref="Seq"/> grows by one per event
 /// and carries on across agent restarts.
 /// </summary>

@@ -1,6 +1,6 @@
 namespace Understudy.GuestAgent.Operations.Checkpoints;
 
-/// <summary>The phase names of CheckpointProgress.phase (agent.proto).</summary>
+/// <summary>The phase names of CheckpointProgress.phase (agent_messages.proto).</summary>
 internal static class CheckpointPhases
 {
     public const string Lock = "lock";

@@ -1,0 +1,40 @@
+using System.Globalization;
+
+namespace Understudy.GuestAgent.CommandLine;
+
+/// <summary>How to run a guest agent, as read from <see cref="AgentRunOptions"/>: paths absolute, defaults resolved.</summary>
+public sealed record AgentRunSettings(
+    string ListenSocket,
+    string StateDir,
+    string NativeDir,
+    string InterceptorPath,
+    bool JsonLogs,
+    int FullEvery,
+    int ChainLimitPercent,
+    bool BackgroundMerges)
+{
+    /// <summary>understudy-agent's arguments for these settings, every one spelled out (no default left to the agent).</summary>
+    public IReadOnlyList<string> ToArguments()
+    {
+        List<string> args =
+        [
+            "--listen", UnixAddress.Scheme + ListenSocket,
+            "--state-dir", StateDir,
+            "--native-dir", NativeDir,
+            "--interceptor", InterceptorPath,
+            "--full-every", FullEvery.ToString(CultureInfo.InvariantCulture),
+            "--chain-limit", ChainLimitPercent.ToString(CultureInfo.InvariantCulture),
+        ];
+        if (JsonLogs)
+        {
+            args.Add("--json-logs");
+        }
+
+        if (!BackgroundMerges)
+        {
+            args.Add("--no-background-merge");
+        }
+
+        return args;
+    }
+}
