@@ -26,7 +26,8 @@ internal sealed class MemberResumer
     }
 
     /// <exception cref="ResumeFailedException">one of them did not resume.</exception>
-    public async Task ResumeAsync(IReadOnlyList<Member> members, CancellationToken cancellationToken)
+    /// <param name="sent">called once RESUME went to every one of them: they were let run, whatever follows</param>
+    public async Task ResumeAsync(IReadOnlyList<Member> members, CancellationToken cancellationToken, Action? sent = null)
     {
         if (members.Count == 0)
         {
@@ -35,7 +36,7 @@ internal sealed class MemberResumer
         try
         {
             await ReplyBarrier.RunAsync<ResumedReply>(
-                members, new ResumeCommand(), _timeout, answered: null, sent: null, cancellationToken).ConfigureAwait(false);
+                members, new ResumeCommand(), _timeout, answered: null, sent, cancellationToken).ConfigureAwait(false);
         }
         catch (MemberPhaseException e) when (e.Failure == PhaseFailure.Exited)
         {

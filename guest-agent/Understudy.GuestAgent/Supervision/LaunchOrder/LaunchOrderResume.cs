@@ -54,9 +54,8 @@ internal sealed class LaunchOrderResume : IResumeOrder
         }
     }
 
-    private async Task ResumeAppAsync(string app, int vpid, IReadOnlyList<Member> processes, MemberResumer resumer, CancellationToken cancellationToken)
-    {
-        await resumer.ResumeAsync(processes, cancellationToken).ConfigureAwait(false);
-        _events.Publish(new AppResumed(_policy.Group, app, vpid, processes.Count));
-    }
+    // app.resumed goes out as soon as RESUME did: a process may die at once, before it answers,
+    // and the event must still say that it was let run (the failure follows it).
+    private Task ResumeAppAsync(string app, int vpid, IReadOnlyList<Member> processes, MemberResumer resumer, CancellationToken cancellationToken) =>
+        resumer.ResumeAsync(processes, cancellationToken, sent: () => _events.Publish(new AppResumed(_policy.Group, app, vpid, processes.Count)));
 }
