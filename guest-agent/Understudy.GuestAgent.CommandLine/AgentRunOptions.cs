@@ -98,19 +98,12 @@ public sealed class AgentRunOptions
     /// <summary>A whole number of at least <paramref name="minimum"/>.</summary>
     private static Option<int> Count(string name, string description, string helpName, int defaultValue, int minimum)
     {
-        var option = new Option<int>(name)
+        return new Option<int>(name)
         {
             Description = description,
             HelpName = helpName,
             DefaultValueFactory = _ => defaultValue,
+            CustomParser = WholeNumber.AtLeast(name, minimum),
         };
-        option.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() < minimum)
-            {
-                result.AddError($"{name} must be {minimum} or more");
-            }
-        });
-        return option;
     }
 }

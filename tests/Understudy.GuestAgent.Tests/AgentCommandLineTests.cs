@@ -51,8 +51,10 @@ public sealed class AgentCommandLineTests
 
     [Theory]
     [InlineData("--listen 'tcp:1' is not a listen address: expected unix:PATH", "--listen", "tcp:1", "--state-dir", "s")]
-    [InlineData("--full-every must be 0 or more", "--listen", "unix:a", "--state-dir", "s", "--full-every", "-1")]
-    [InlineData("--chain-limit must be 1 or more", "--listen", "unix:a", "--state-dir", "s", "--chain-limit", "0")]
+    [InlineData("--full-every '-1' is not a whole number from 0 to 2147483647", "--listen", "unix:a", "--state-dir", "s", "--full-every", "-1")]
+    [InlineData("--chain-limit '0' is not a whole number from 1 to 2147483647", "--listen", "unix:a", "--state-dir", "s", "--chain-limit", "0")]
+    [InlineData("--full-every 'abc' is not a whole number", "--listen", "unix:a", "--state-dir", "s", "--full-every", "abc")]
+    [InlineData("--chain-limit '99999999999999' is not a whole number", "--listen", "unix:a", "--state-dir", "s", "--chain-limit", "99999999999999")]
     public void A_bad_value_is_a_usage_error_that_says_why(string why, params string[] args)
     {
         var (_, parse) = Parse(args);

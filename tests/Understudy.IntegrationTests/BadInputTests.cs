@@ -126,4 +126,21 @@ public sealed class BadInputTests : IClassFixture<AgentFixture>
             r.FailsWithOneLine();
         }
     }
+
+    /// <summary>(e) A number that is not one: a usage line and exit code 2, never a stack trace.</summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task NumbersThatAreNot_OneUsageLine_ExitCodeTwo()
+    {
+        var hactl = _fx.Hactl.WithLog(_out.WriteLine);
+        foreach (var value in new[] { "abc", "99999999999999", "-5", "0" })
+        {
+            var r = await hactl.Run("events", "--last", value);
+            r.FailsWithOneLine();
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains($"--last '{value}' is not a whole number", r.Stderr);
+        }
+        var agent = await hactl.Run("agent", "run", "--listen", "unix:/tmp/x.sock", "--state-dir", "/tmp/x", "--full-every", "abc");
+        agent.FailsWithOneLine();
+        Assert.Equal(2, agent.ExitCode);
+    }
 }

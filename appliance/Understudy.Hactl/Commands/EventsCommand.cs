@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Grpc.Core;
+using Understudy.GuestAgent.CommandLine;
 using Understudy.GuestAgent.Contracts;
 using Understudy.Hactl.Cli;
 using Understudy.Hactl.Connection;
@@ -21,14 +22,8 @@ public static class EventsCommand
         {
             Description = "Show only the newest N events of the history",
             HelpName = "N",
+            CustomParser = result => WholeNumber.AtLeast("--last", 1)(result),
         };
-        last.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int?>() is <= 0)
-            {
-                result.AddError("--last must be a positive number");
-            }
-        });
         var agent = CommonOptions.Agent();
         var json = CommonOptions.Json();
 
