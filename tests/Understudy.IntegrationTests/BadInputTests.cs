@@ -143,4 +143,41 @@ public sealed class BadInputTests : IClassFixture<AgentFixture>
         agent.FailsWithOneLine();
         Assert.Equal(2, agent.ExitCode);
     }
+
+    /// <summary>
+    /// (f) Another user: refused, and told why and what to do, not to start an agent. By the
+    /// agent's private directory; by the socket's own mode (0600); then, with both opened to
+    /// everyone, by the agent itself.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task AnotherUser_IsRefusedWithOneLineThatSaysWhy()
+    {
+        var args = new[] { "-u", "nobody", "--", Repo.Hactl, "status", "--agent", $"unix:{_fx.Socket}" };
+
+        var byDirectory = await Hactl.RunRaw("runuser", args, Timeouts.Command, _out.WriteLine);
+        byDirectory.FailsWithOneLine();
+        Assert.Contains($"permission denied: {_fx.TempDir} belongs to another user; run hactl as root or as the agent's user", byDirectory.Stderr);
+
+        var dirMode = File.GetUnixFileMode(_fx.TempDir);
+        var socketMode = File.GetUnixFileMode(_fx.Socket);
+        try
+        {
+            File.SetUnixFileMode(_fx.TempDir, dirMode | UnixFileMode.OtherExecute);
+            var bySocket = await Hactl.RunRaw("runuser", args, Timeouts.Command, _out.WriteLine);
+            bySocket.FailsWithOneLine();
+            Assert.Contains("permission denied: the socket belongs to another user; run hactl as root or as the agent's user", bySocket.Stderr);
+
+            File.SetUnixFileMode(_fx.Socket, socketMode | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+            var byAgent = await Hactl.RunRaw("runuser", args, Timeouts.Command, _out.WriteLine);
+            byAgent.FailsWithOneLine();
+            Assert.Matches(@"uid \d+ \(pid \d+\) may not use this agent: only root and uid 0, the agent's user, may; run hactl as one of them", byAgent.Stderr);
+        }
+        finally
+        {
+            File.SetUnixFileMode(_fx.Socket, socketMode);
+            File.SetUnixFileMode(_fx.TempDir, dirMode);
+        }
+        Assert.True(_fx.AgentRunning, "the agent died on a refused user");
+        (await _fx.Hactl.WithLog(_out.WriteLine).Run("status")).Ok();
+    }
 }

@@ -34,6 +34,12 @@ public static class GroupApplyCommand
             string yaml;
             try
             {
+                var size = new FileInfo(path).Length;
+                if (size > ContractLimits.MaxPolicyBytes)
+                {
+                    throw new HactlException(what, $"the file is {Units.Bytes(size)}, more than a policy may be ({Units.Bytes(ContractLimits.MaxPolicyBytes)})",
+                        "check that -f names the policy file");
+                }
                 yaml = await File.ReadAllTextAsync(path, ct);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -82,12 +82,31 @@ public sealed class AgentClient : IDisposable
     public Task<T> CallAvailabilityAsync<T>(string what, Func<Availability.AvailabilityClient, Task<T>> call, CancellationToken ct) =>
         CallAsync(what, _ => call(AvailabilityApi), ct);
 
-    /// <summary>Fails fast, with the standard message, when there is no socket at all.</summary>
+    /// <summary>Fails fast, with the standard message, when there is no socket at all (or none this user can see).</summary>
     public void EnsureSocketExists()
     {
-        if (!File.Exists(Endpoint.SocketPath))
+        if (File.Exists(Endpoint.SocketPath))
         {
-            throw RpcErrors.Unreachable(Endpoint, "no such socket");
+            return;
+        }
+        if (Path.GetDirectoryName(Endpoint.SocketPath) is { } dir && Directory.Exists(dir) && !CanList(dir))
+        {
+            throw RpcErrors.NotThisUsers(Endpoint, $"permission denied: {dir} belongs to another user");
+        }
+        throw RpcErrors.Unreachable(Endpoint, "no such socket");
+    }
+
+    private static bool CanList(string dir)
+    {
+        try
+        {
+            using var entries = Directory.EnumerateFileSystemEntries(dir).GetEnumerator();
+            entries.MoveNext();
+            return true;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 

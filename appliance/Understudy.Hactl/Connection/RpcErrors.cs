@@ -8,15 +8,26 @@ namespace Understudy.Hactl.Connection;
 /// <summary>Maps gRPC failures to the one-line error format.</summary>
 public static class RpcErrors
 {
+    /// <summary>No agent there: the advice is to start one.</summary>
     public static HactlException Unreachable(AgentEndpoint endpoint, string why) =>
         new($"cannot reach the agent at {endpoint.Address}", why,
             $"start it with 'hactl agent run --listen {endpoint.Address} --state-dir DIR' or pass --agent");
+
+    /// <summary>An agent is there, but its socket is its user's alone: starting another would not help.</summary>
+    public static HactlException NotThisUsers(AgentEndpoint endpoint, string why) =>
+        new($"cannot reach the agent at {endpoint.Address}", why, "run hactl as root or as the agent's user");
+
+    private static HactlException Unreachable(AgentEndpoint endpoint, SocketError error) => error switch
+    {
+        SocketError.AccessDenied => NotThisUsers(endpoint, "permission denied: the socket belongs to another user"),
+        _ => Unreachable(endpoint, DescribeSocketError(error)),
+    };
 
     public static HactlException ToHactl(string what, AgentEndpoint endpoint, RpcException e)
     {
         if (FindSocketError(e) is { } socketError)
         {
-            return Unreachable(endpoint, DescribeSocketError(socketError));
+            return Unreachable(endpoint, socketError);
         }
 
         var detail = string.IsNullOrWhiteSpace(e.Status.Detail) ? e.StatusCode.ToString() : ErrorLine.Clause(e.Status.Detail);
@@ -69,7 +80,6 @@ public static class RpcErrors
     {
         SocketError.AddressNotAvailable or SocketError.HostNotFound => "no such socket",
         SocketError.ConnectionRefused => "nothing is listening on the socket (is the agent stopped?)",
-        SocketError.AccessDenied => "permission denied",
         SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown =>
             "the agent closed the connection",
         SocketError.TimedOut => "the connection timed out",

@@ -39,6 +39,11 @@ internal sealed class PolicyService : Availability.AvailabilityBase
 
     public override async Task<ApplyPolicyReply> ApplyPolicy(ApplyPolicyRequest request, ServerCallContext context)
     {
+        if (System.Text.Encoding.UTF8.GetByteCount(request.Yaml) is var size && size > ContractLimits.MaxPolicyBytes)
+        {
+            throw AgentException.InvalidArgument(
+                $"policy {request.Source} is {size} bytes, more than a policy may be ({ContractLimits.MaxPolicyBytes / 1024} KiB); check that it is the policy file");
+        }
         var outcome = await _applier.ApplyAsync(request.Yaml, request.Source, context.CancellationToken).ConfigureAwait(false);
         var reply = new ApplyPolicyReply
         {

@@ -41,10 +41,13 @@ internal static class AgentApplication
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socket, listen =>
         {
             listen.Protocols = HttpProtocols.Http2;
-            var filterLogger = listen.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(PeerCredentialFilter));
-            listen.Use(PeerCredentialFilter.Create(filterLogger));
+            listen.Use(PeerCredentialFilter.Create());
         }));
-        builder.Services.AddGrpc(options => options.Interceptors.Add<ErrorMappingInterceptor>());
+        builder.Services.AddGrpc(options =>
+        {
+            options.Interceptors.Add<PeerCheckInterceptor>();
+            options.Interceptors.Add<ErrorMappingInterceptor>();
+        });
 
         var app = builder.Build();
         app.MapGrpcService<AgentService>();

@@ -1,28 +1,23 @@
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
-using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Foundation.Interop;
 
 namespace Understudy.GuestAgent.Hosting;
 
 /// <summary>
-/// Kestrel connection middleware for the API socket: like the member socket, it serves only
-/// the agent's own user and root (SO_PEERCRED).
+/// Kestrel connection middleware for the API socket: notes who is at the other end
+/// (SO_PEERCRED), for <see cref="Api.PeerCheckInterceptor"/> to refuse every call of a user
+/// other than the agent's own and root. Refusing the calls, rather than dropping the
+/// connection, lets the client say why it was refused.
 /// </summary>
 internal static class PeerCredentialFilter
 {
-    public static Func<ConnectionDelegate, ConnectionDelegate> Create(ILogger logger) => next => async context =>
+    public static Func<ConnectionDelegate, ConnectionDelegate> Create() => next => context =>
     {
         if (context.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket)
         {
-            var peer = PeerCredentials.Of(socket);
-            if (!peer.IsTrusted)
-            {
-                logger.LogWarning("Refused an API connection from pid {Pid}: uid {Uid} is neither the agent's nor root", peer.Pid, peer.Uid);
-                context.Abort();
-                return;
-            }
+            context.Items[typeof(PeerCredentials)] = PeerCredentials.Of(socket);
         }
-        await next(context).ConfigureAwait(false);
+        return next(context);
     };
 }

@@ -135,3 +135,31 @@ int us_next_token(const char **s, char *out, size_t cap)
 		out[n] = 0;
 	return (int)n;
 }
+
+/* The errors a checkpoint or a restore meets, in strerror's words. */
+static const struct { int err; const char *text; } errno_texts[] = {
+	{ 1, "operation not permitted" }, { 2, "no such file or directory" }, { 3, "no such process" },
+	{ 4, "interrupted system call" }, { 5, "input/output error" }, { 7, "argument list too long" },
+	{ 9, "bad file descriptor" }, { 11, "resource temporarily unavailable" }, { 12, "cannot allocate memory" },
+	{ 13, "permission denied" }, { 14, "bad address" }, { 16, "device or resource busy" },
+	{ 17, "file exists" }, { 20, "not a directory" }, { 21, "is a directory" }, { 22, "invalid argument" },
+	{ 23, "too many open files in system" }, { 24, "too many open files" }, { 26, "text file busy" },
+	{ 27, "file too large" }, { 28, "no space left on device" }, { 30, "read-only file system" },
+	{ 32, "broken pipe" }, { 36, "file name too long" }, { 38, "function not implemented" },
+	{ 40, "too many levels of symbolic links" }, { 95, "operation not supported" },
+	{ 98, "address already in use" }, { 110, "connection timed out" }, { 111, "connection refused" },
+	{ 122, "disk quota exceeded" },
+};
+
+void us_put_errno(struct us_buf *b, long err)
+{
+	if (err < 0)
+		err = -err;
+	for (size_t i = 0; i < sizeof errno_texts / sizeof errno_texts[0]; i++)
+		if (errno_texts[i].err == err) {
+			us_put(b, errno_texts[i].text);
+			return;
+		}
+	us_put(b, "errno ");
+	us_putu(b, (uint64_t)err);
+}

@@ -15,6 +15,9 @@ void us_putc(struct us_buf *b, char c);
 /* Percent-encodes space, '%', newline and control bytes (protocol tokens). */
 void us_put_token(struct us_buf *b, const char *s);
 const char *us_term(struct us_buf *b);   /* NUL-terminates, truncating if needed */
+/* What an errno value means, as strerror says it for the common ones ("no space
+ * left on device"), else "errno N". err may be given negative, as syscalls return it. */
+void us_put_errno(struct us_buf *b, long err);
 
 size_t us_strlen(const char *s);
 int us_streq(const char *a, const char *b);

@@ -26,9 +26,8 @@ void capture_fail(struct scratch *s, const char *what, const char *detail, long 
 		us_put(&b, detail);
 	}
 	if (err) {
-		us_put(&b, " (errno ");
-		us_puti(&b, -err);
-		us_putc(&b, ')');
+		us_put(&b, ": ");
+		us_put_errno(&b, err);
 	}
 	us_term(&b);
 	s->failed = 1;
