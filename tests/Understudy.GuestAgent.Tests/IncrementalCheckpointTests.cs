@@ -303,7 +303,7 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
             var expected = db.PagesAt(3);
             Assert.Equal(["full", "incremental", "incremental"], (await agent.Api.ListImagesAsync("web")).Checkpoints.Select(c => c.Kind));
 
-            var restore = agent.Api.RestoreAsync("web", third.Id);
+            var restore = agent.Api.RestoreAsync("web", third.Id, force: true);
             // The stopped member's connection closes; the restored process says HELLO restore.
             Assert.True(await db.IsClosedByAgentAsync());
             await db.DisposeAsync();
@@ -342,7 +342,7 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
         var second = await CheckpointAsync(agent, false, db);
         Directory.Delete(agent.Store.CheckpointDir("web", first.Id), recursive: true);
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Api.RestoreAsync("web", second.Id));
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Api.RestoreAsync("web", second.Id, force: true));
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
         Assert.Equal(

@@ -34,7 +34,7 @@ public sealed class NativeEndToEndTests(ITestOutputHelper output)
             Assert.True(result.Bytes > 0);
             Assert.True((await agent.Api.VerifyImageAsync("e2e", result.Id)).Ok);
 
-            var restored = await agent.Api.RestoreAsync("e2e", result.Id);
+            var restored = await agent.Api.RestoreAsync("e2e", result.Id, force: true);
             Assert.Equal(result.Id, restored.Id);
             var member = Assert.Single(restored.Members);
             Assert.Equal(launched.Pid, member.Pid);
@@ -89,14 +89,14 @@ public sealed class NativeEndToEndTests(ITestOutputHelper output)
 
         var result = (await agent.Api.CheckpointAsync("tree"))[^1].Result;
         Assert.Equal(5, result.Members);
-        var restored = await agent.Api.RestoreAsync("tree", result.Id);
+        var restored = await agent.Api.RestoreAsync("tree", result.Id, force: true);
 
         Assert.Equal(before.Select(m => m.Vpid), restored.Members.Select(m => m.Pid));
         Assert.Equal(before, agent.Group("tree").Members.Snapshot().Select(m => (m.Vpid, m.Vppid, m.App, m.ExecCount)).ToList());
         // And once more from the restored group.
         var again = (await agent.Api.CheckpointAsync("tree"))[^1].Result;
         Assert.Equal(5, again.Members);
-        Assert.Equal(5, (await agent.Api.RestoreAsync("tree", again.Id)).Members.Count);
+        Assert.Equal(5, (await agent.Api.RestoreAsync("tree", again.Id, force: true)).Members.Count);
     }
 
     private static string Shape(TestAgent agent) => string.Join(' ',

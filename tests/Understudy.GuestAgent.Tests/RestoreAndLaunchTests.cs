@@ -33,13 +33,33 @@ public sealed class RestoreAndLaunchTests(ITestOutputHelper output) : IAsyncLife
         bytes[100] ^= 0xff;
         File.WriteAllBytes(pages, bytes);
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => _agent.Api.RestoreAsync("web", id));
+        var error = await Assert.ThrowsAsync<RpcException>(() => _agent.Api.RestoreAsync("web", id, force: true));
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
         Assert.StartsWith("restore of group web refused:", error.Status.Detail);
         Assert.DoesNotContain('\n', error.Status.Detail);
         Assert.False((await _agent.Api.VerifyImageAsync("web", id)).Ok);
         Assert.False(db.HasUnreadData);
+        Assert.Equal("running", (await _agent.Api.StatusAsync("web")).Groups[0].State);
+    }
+
+    // hactl restore of a running group killed it and rolled it back, with exit code 0.
+    [Fact]
+    public async Task Restoring_a_running_group_is_refused_unless_forced_and_nothing_is_touched()
+    {
+        await using var db = await TestMember.JoinAsync(_agent, "web", "db", vpid: 2);
+        var checkpoint = _agent.Api.CheckpointAsync("web");
+        await db.TakePartAsync();
+        var id = (await checkpoint)[^1].Result.Id;
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => _agent.Api.RestoreAsync("web", id));
+
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        Assert.Equal(
+            $"group web is running (1 process): a restore would kill them and bring back checkpoint {id}; stop it first with 'hactl stop web', or pass --force",
+            error.Status.Detail);
+        Assert.False(db.HasUnreadData);
+        Assert.NotNull(_agent.Group("web").Members.Find(2));
         Assert.Equal("running", (await _agent.Api.StatusAsync("web")).Groups[0].State);
     }
 
@@ -51,7 +71,7 @@ public sealed class RestoreAndLaunchTests(ITestOutputHelper output) : IAsyncLife
         await db.TakePartAsync();
         await checkpoint;
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => _agent.Api.RestoreAsync("web"));
+        var error = await Assert.ThrowsAsync<RpcException>(() => _agent.Api.RestoreAsync("web", force: true));
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
         Assert.Contains("us-init not found", error.Status.Detail);

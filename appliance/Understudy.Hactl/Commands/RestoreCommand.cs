@@ -17,19 +17,23 @@ public static class RestoreCommand
             Description = "Checkpoint to restore (default: the newest)",
             HelpName = "ID",
         };
+        var force = new Option<bool>("--force")
+        {
+            Description = "Restore even though the group is running: its processes are killed and rolled back to the checkpoint",
+        };
         var agent = CommonOptions.Agent();
         var json = CommonOptions.Json();
 
-        var restore = new Command("restore", "Recreate every process of GROUP from a checkpoint, with the same pids")
+        var restore = new Command("restore", "Recreate every process of GROUP from a checkpoint, with the same pids; a running group is refused unless --force")
         {
-            group, checkpointId, agent, json,
+            group, checkpointId, force, agent, json,
         };
 
         restore.SetHandler(async (parse, ct) =>
         {
             var groupName = parse.GetRequiredValue(group);
             using var client = AgentClient.Connect(parse.GetValue(agent));
-            var result = await RestoreAsync(client, groupName, parse.GetValue(checkpointId), ct);
+            var result = await RestoreAsync(client, groupName, parse.GetValue(checkpointId), parse.GetValue(force), ct);
 
             if (parse.GetValue(json))
             {
@@ -46,11 +50,11 @@ public static class RestoreCommand
         return restore;
     }
 
-    public static async Task<RestoreResult> RestoreAsync(AgentClient client, string group, string? id, CancellationToken ct)
+    public static async Task<RestoreResult> RestoreAsync(AgentClient client, string group, string? id, bool force, CancellationToken ct)
     {
         var what = id is null ? $"cannot restore group {group}" : $"cannot restore group {group} from checkpoint {id}";
         var reply = await client.CallAsync(what,
-            api => api.RestoreAsync(new RestoreRequest { Group = group, CheckpointId = id ?? "" }, cancellationToken: ct).ResponseAsync, ct);
+            api => api.RestoreAsync(new RestoreRequest { Group = group, CheckpointId = id ?? "", Force = force }, cancellationToken: ct).ResponseAsync, ct);
         return RestoreResult.From(reply);
     }
 }

@@ -110,7 +110,7 @@ public sealed class DemoRunner(DemoOptions options)
             _narrator.Step($"Restoring the group from checkpoint {checkpoint.Id}",
                 "The process tree is rebuilt with the same pids, and each process continues exactly where it was frozen.");
             var offset = log.Length;
-            var restore = await RestoreCommand.RestoreAsync(client, Group, checkpoint.Id, ct);
+            var restore = await RestoreCommand.RestoreAsync(client, Group, checkpoint.Id, force: false, ct);
             foreach (var m in restore.Members)
             {
                 _narrator.Detail($"pid {m.Pid} (host pid {m.HostPid}) {m.App}: {m.State}");

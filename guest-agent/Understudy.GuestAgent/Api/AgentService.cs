@@ -79,7 +79,7 @@ internal sealed class AgentService : Agent.AgentBase
 
     public override async Task<RestoreReply> Restore(RestoreRequest request, ServerCallContext context)
     {
-        var outcome = await _lifecycles.For(request.Group).RestoreAsync(request.CheckpointId, context.CancellationToken).ConfigureAwait(false);
+        var outcome = await _lifecycles.For(request.Group).RestoreAsync(request.CheckpointId, request.Force, context.CancellationToken).ConfigureAwait(false);
         var reply = new RestoreReply { Group = outcome.Group, Id = outcome.Id, DurationMs = outcome.DurationMs };
         reply.Members.AddRange(_status.Query(outcome.Group).SelectMany(g => g.Members).Select(m => m.ToProto()));
         return reply;

@@ -41,8 +41,9 @@ internal sealed class AgentApiClient : IDisposable
 
     public Task<StopReply> StopAsync(string group) => _client.StopAsync(new StopRequest { Group = group }, Options()).ResponseAsync;
 
-    public Task<RestoreReply> RestoreAsync(string group, string id = "") =>
-        _client.RestoreAsync(new RestoreRequest { Group = group, CheckpointId = id }, Options()).ResponseAsync;
+    /// <param name="force">restore a running group (its processes are killed); refused otherwise</param>
+    public Task<RestoreReply> RestoreAsync(string group, string id = "", bool force = false) =>
+        _client.RestoreAsync(new RestoreRequest { Group = group, CheckpointId = id, Force = force }, Options()).ResponseAsync;
 
     public Task<StatusReply> StatusAsync(string group = "") => _client.StatusAsync(new StatusRequest { Group = group }, Options()).ResponseAsync;
 

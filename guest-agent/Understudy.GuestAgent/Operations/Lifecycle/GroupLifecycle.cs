@@ -89,10 +89,15 @@ internal sealed class GroupLifecycle
     /// all resumed together, or for a supervised group app by app in launch order.
     /// </summary>
     /// <param name="checkpointId">null or empty: the newest</param>
-    public Task<RestoreOutcome> RestoreAsync(string? checkpointId, CancellationToken cancellationToken) =>
+    /// <param name="force">restore even though the group runs; otherwise that is refused</param>
+    public Task<RestoreOutcome> RestoreAsync(string? checkpointId, bool force, CancellationToken cancellationToken) =>
         _supervision is { } supervision
-            ? supervision.RestoreAsync(checkpointId, cancellationToken)
-            : RunExclusiveAsync(scope => scope.RestoreAsync(checkpointId, ResumeTogether.Instance, cancellationToken), cancellationToken);
+            ? supervision.RestoreAsync(checkpointId, force, cancellationToken)
+            : RunExclusiveAsync(scope =>
+            {
+                scope.RequireStoppedUnless(force, checkpointId);
+                return scope.RestoreAsync(checkpointId, ResumeTogether.Instance, cancellationToken);
+            }, cancellationToken);
 
     /// <summary>A coordinated checkpoint of the running group (see <see cref="GroupCheckpointer"/>).</summary>
     /// <param name="trigger">manual or scheduled, for the event</param>
@@ -129,6 +134,20 @@ internal sealed class GroupLifecycle
         var group = _groups.GetOrCreate(Name);
         var init = await _launcher.EnsureInitAsync(group, cancellationToken).ConfigureAwait(false);
         return await _launcher.LaunchAsync(group, init, spec, cancellationToken).ConfigureAwait(false);
+    }
+
+    internal void RequireStoppedUnless(bool force, string? checkpointId)
+    {
+        // Its registered processes are what a restore would kill (after a crash there are none).
+        if (force || _groups.Find(Name) is not { } group || group.Members.Count == 0)
+        {
+            return;
+        }
+        var which = string.IsNullOrEmpty(checkpointId) ? "its newest checkpoint" : $"checkpoint {checkpointId}";
+        var processes = group.Members.Count == 1 ? "1 process" : $"{group.Members.Count} processes";
+        throw AgentException.FailedPrecondition(
+            $"group {Name} is running ({processes}): a restore would kill them and bring back {which}; " +
+            $"stop it first with 'hactl stop {Name}', or pass --force");
     }
 
     internal Task<int> StopHeldAsync() =>

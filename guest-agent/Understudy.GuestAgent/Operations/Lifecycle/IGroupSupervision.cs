@@ -14,5 +14,6 @@ internal interface IGroupSupervision
     Task<int> StopAsync(string why, CancellationToken cancellationToken);
 
     /// <param name="checkpointId">null or empty: the newest</param>
-    Task<RestoreOutcome> RestoreAsync(string? checkpointId, CancellationToken cancellationToken);
+    /// <param name="force">restore even though the group runs; otherwise that is refused</param>
+    Task<RestoreOutcome> RestoreAsync(string? checkpointId, bool force, CancellationToken cancellationToken);
 }

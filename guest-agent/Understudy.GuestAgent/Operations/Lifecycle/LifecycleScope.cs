@@ -1,3 +1,4 @@
+using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Operations.Restore;
 
@@ -25,6 +26,17 @@ internal sealed class LifecycleScope
     {
         ThrowIfEnded();
         return _lifecycle.LaunchHeldAsync(spec, cancellationToken);
+    }
+
+    /// <summary>
+    /// An operator's restore does not silently kill a running group: it is refused unless the
+    /// operator said so (<paramref name="force"/>).
+    /// </summary>
+    /// <exception cref="AgentException">FailedPrecondition: the group runs.</exception>
+    public void RequireStoppedUnless(bool force, string? checkpointId)
+    {
+        ThrowIfEnded();
+        _lifecycle.RequireStoppedUnless(force, checkpointId);
     }
 
     /// <summary>Stops the group, if it runs; returns how many members it had.</summary>

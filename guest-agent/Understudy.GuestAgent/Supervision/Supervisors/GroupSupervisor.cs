@@ -142,10 +142,11 @@ internal sealed class GroupSupervisor : IGroupSupervision
 
     /// <summary>hactl restore of a supervised group: restored, resumed app by app as each one before is ready, and watched again.</summary>
     /// <exception cref="AgentException">it did not come back; it is stopped and marked failed, with the reason.</exception>
-    public Task<RestoreOutcome> RestoreAsync(string? checkpointId, CancellationToken cancellationToken) =>
+    public Task<RestoreOutcome> RestoreAsync(string? checkpointId, bool force, CancellationToken cancellationToken) =>
         _lifecycle.RunExclusiveAsync(async scope =>
         {
             RequireNotRetired();
+            scope.RequireStoppedUnless(force, checkpointId);
             await _monitoring.StopAsync().ConfigureAwait(false);
             SetState(SupervisionState.Recovering, "restore requested");
             using var operation = BeginOperation(cancellationToken);
