@@ -175,16 +175,37 @@ public sealed class CheckpointStore(string stateDir)
     /// incremental member exists and holds the vpid it applies to
     /// (<see cref="ManifestMember.BaseImageVpid"/>); for every member the .meta size and CRC-32C
     /// against the manifest, the decoded image, its vpid, seq, kind and base, every page run
-    /// (compressed ones decoded) and every file's contents. Reads all page data, so it costs a
-    /// full read of the checkpoint.
+    /// (compressed ones decoded) and every file's contents; and the same of every checkpoint an
+    /// incremental member applies to, down the chain. Reads all page data, so it costs a full read
+    /// of the checkpoint and of its chain.
     /// </summary>
     /// <exception cref="CheckpointNotFoundException">No such group or checkpoint.</exception>
     /// <exception cref="ImageFormatException">Something does not match; the message names the file and the reason.</exception>
-    public CheckpointManifest Verify(string group, string id)
+    public CheckpointManifest Verify(string group, string id) => VerifyChain(group, id, new HashSet<long>());
+
+    /// <param name="verified">checkpoints of the chain verified already (several members may share a base)</param>
+    private CheckpointManifest VerifyChain(string group, string id, HashSet<long> verified)
     {
         (CheckpointManifest manifest, string dir) = LoadCommitted(group, id);
         var location = ImageLocation.OfCheckpoint(group, id);
         CheckBases(group, manifest, location);
+        // An incremental image is only as good as what it applies to: the whole chain is read.
+        foreach (long baseSeq in manifest.Members.Where(m => m.IsIncremental).Select(m => m.BaseSeq).Distinct())
+        {
+            if (!verified.Add(baseSeq))
+            {
+                continue;
+            }
+            string baseId = CheckpointId.Format(baseSeq);
+            try
+            {
+                VerifyChain(group, baseId, verified);
+            }
+            catch (ImageFormatException e)
+            {
+                throw location.Unusable($"its base checkpoint {baseId} does not verify ({ImageLocation.WithoutAdvice(e.Message)})");
+            }
+        }
         foreach (ManifestMember member in manifest.Members)
         {
             string metaPath = Path.Combine(dir, member.Meta);

@@ -49,6 +49,10 @@ internal sealed record ImageLocation(string Subject, string Advice)
         ? new($"{Subject} cannot be read: {defect.Message}; {defect.Advice ?? Advice}", defect)
         : new($"{Subject} is corrupt: {defect.Message}; {defect.Advice ?? Advice}", defect);
 
+    /// <summary>An error line of this kind without its "; what to do" part, to be quoted inside another.</summary>
+    public static string WithoutAdvice(string message) =>
+        message.LastIndexOf("; ", StringComparison.Ordinal) is var i and > 0 ? message[..i] : message;
+
     public ImageFormatException Missing(string path) =>
         new($"{Subject} is missing: {path} does not exist; {Advice}");
 

@@ -109,6 +109,27 @@ public sealed class IncrementalManifestTests : IDisposable
         Assert.Equal("incremental", _store.Verify("web", inc.Id).Kind);
     }
 
+    // images verify said ok for an incremental checkpoint whose base was corrupt.
+    [Fact]
+    public void Verify_reads_the_whole_base_chain_and_names_the_corrupt_base()
+    {
+        CheckpointInfo first = Commit(0, 2);
+        Commit(1, 2);
+        CheckpointInfo third = Commit(2, 2);
+        var pages = Path.Combine(first.Directory, "2.pages");
+        var bytes = File.ReadAllBytes(pages);
+        bytes[10] ^= 0xff;
+        File.WriteAllBytes(pages, bytes);
+
+        var e = Assert.Throws<ImageFormatException>(() => _store.Verify("web", third.Id));
+
+        Assert.StartsWith("checkpoint web/000003 cannot be used: its base checkpoint 000002 does not verify " +
+                          "(checkpoint web/000002 cannot be used: its base checkpoint 000001 does not verify (", e.Message);
+        Assert.Contains("2.pages", e.Message);
+        Assert.EndsWith("; restore an older checkpoint (hactl images list web)", e.Message);
+        TestImages.AssertOneLine(e.Message);
+    }
+
     [Fact]
     public void Verify_names_a_missing_base_checkpoint()
     {

@@ -17,7 +17,7 @@ public static class ImagesVerifyCommand
         var agent = CommonOptions.Agent();
         var json = CommonOptions.Json();
 
-        var verify = new Command("verify", "Check a checkpoint's manifest, magic numbers, versions and checksums, and that the checkpoints its incremental images apply to exist")
+        var verify = new Command("verify", "Check a checkpoint's manifest, magic numbers, versions and checksums, and the same of every checkpoint its incremental images apply to, down the chain")
         {
             group, id, agent, json,
         };

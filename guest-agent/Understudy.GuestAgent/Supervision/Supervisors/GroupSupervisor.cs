@@ -6,10 +6,12 @@ using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Operations.Restore;
+using Understudy.GuestAgent.Operations.Store;
 using Understudy.GuestAgent.Supervision.Health;
 using Understudy.GuestAgent.Supervision.LaunchOrder;
 using Understudy.GuestAgent.Supervision.Policies;
 using Understudy.GuestAgent.Supervision.Recovery;
+using Understudy.Images;
 
 namespace Understudy.GuestAgent.Supervision.Supervisors;
 
@@ -29,6 +31,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
 
     private readonly GroupLifecycle _lifecycle;
     private readonly LaunchOrderStarter _starter;
+    private readonly RecoveryPointSelector _points;
     private readonly IRecoveryDecider _decider;
     private readonly GroupRegistry _groups;
     private readonly IEventPublisher _events;
@@ -58,12 +61,14 @@ internal sealed class GroupSupervisor : IGroupSupervision
 
     public GroupSupervisor(
         AppliedPolicy applied, GroupLifecycle lifecycle, LaunchOrderStarter starter, IRecoveryDecider decider,
-        GroupRegistry groups, GroupMonitoring monitoring, IEventPublisher events, TimeProvider time, ILogger logger)
+        RecoveryPointSelector points, GroupRegistry groups, GroupMonitoring monitoring, IEventPublisher events, TimeProvider time,
+        ILogger logger)
     {
         _applied = applied;
         _lifecycle = lifecycle;
         _starter = starter;
         _decider = decider;
+        _points = points;
         _groups = groups;
         _monitoring = monitoring;
         _events = events;
@@ -313,6 +318,35 @@ internal sealed class GroupSupervisor : IGroupSupervision
         }
     }
 
+    /// <summary>
+    /// Restores the checkpoint decided on or, if it cannot be restored (corrupt, its base gone),
+    /// the newest older one that fits the fault, within the same attempt: a damaged image is no
+    /// reason to spend the policy's attempts, or to give up while a good checkpoint exists. Each
+    /// fallback is a recovery.fallback event.
+    /// </summary>
+    private async Task<RunningGroup> RestoreUsableAsync(
+        LifecycleScope scope, GroupPolicy policy, Fault fault, int attempt, string checkpointId, CancellationToken cancellationToken)
+    {
+        var unusable = new HashSet<string>(StringComparer.Ordinal);
+        while (true)
+        {
+            try
+            {
+                return await _starter.RestoreAsync(scope, policy, checkpointId, Track, cancellationToken).ConfigureAwait(false);
+            }
+            catch (AgentException e) when (Unrestorable(e) is { } why && _points.Select(Group, fault, unusable.Append(checkpointId).ToHashSet()) is { } older)
+            {
+                unusable.Add(checkpointId);
+                _events.Publish(new RecoveryFallback(Group, attempt, checkpointId, why, older));
+                checkpointId = older;
+            }
+        }
+    }
+
+    /// <summary>Why a restore refused its checkpoint itself, or null when it failed for another reason.</summary>
+    private static string? Unrestorable(AgentException e) =>
+        e.InnerException is ImageFormatException or CheckpointMergeException ? AgentException.OneLine(e.InnerException.Message) : null;
+
     /// <summary>Recovers the whole group, attempt after attempt, until it runs or the decider gives up.</summary>
     private async Task RecoverAsync(LifecycleScope scope, Fault fault)
     {
@@ -351,7 +385,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
             try
             {
                 var running = decision is RecoveryDecision.RestoreCheckpoint { CheckpointId: var checkpointId }
-                    ? await _starter.RestoreAsync(scope, policy, checkpointId, Track, operation.Token).ConfigureAwait(false)
+                    ? await RestoreUsableAsync(scope, policy, fault, attempt, checkpointId, operation.Token).ConfigureAwait(false)
                     : await _starter.RestartAsync(scope, policy, Track, operation.Token).ConfigureAwait(false);
                 await EnterRunningAsync(running.MainVpids).ConfigureAwait(false);
                 _events.Publish(new RecoveryFinished(Group, attempt, action, running.CheckpointId, duration.Elapsed.TotalMilliseconds));

@@ -62,6 +62,16 @@ internal sealed record RecoveryFinished(string Group, int Attempt, string Action
         [("attempt", Attempt), ("action", Action), ("checkpointId", CheckpointId), ("durationMs", Math.Round(DurationMs))];
 }
 
+/// <summary>recovery.fallback: the checkpoint chosen does not restore (corrupt, or its base is gone); an older one is tried.</summary>
+internal sealed record RecoveryFallback(string Group, int Attempt, string Unusable, string Reason, string Next) : AgentEvent(Group)
+{
+    public override string Type => "recovery.fallback";
+    public override EventSeverity Severity => EventSeverity.Warning;
+    public override string Message => $"recovery {Attempt}: checkpoint {Unusable} cannot be restored ({Reason}); restoring the older checkpoint {Next}";
+    public override IEnumerable<(string, object?)> Fields() =>
+        [("attempt", Attempt), ("checkpointId", Unusable), ("reason", Reason), ("next", Next)];
+}
+
 internal sealed record RecoveryFailed(string Group, int Attempt, string Reason) : AgentEvent(Group)
 {
     public override string Type => "recovery.failed";
