@@ -375,6 +375,46 @@ public sealed class CheckpointStore(string stateDir)
     /// An incremental member is only as good as its base: that checkpoint must exist and hold the
     /// vpid whose image it applies to (its own, or its parent's after a fork).
     /// </summary>
+    /// <summary>
+    /// <see cref="Verify(string, string)"/>, and whether the checkpoint can be restored on this
+    /// node as it is: the files its processes had mapped must be the very files the images were
+    /// taken with. A program or library replaced since (an upgrade) would run the image's memory
+    /// against other code and die at once. Compared by device and inode, so a file rewritten in
+    /// place is not noticed.
+    /// </summary>
+    /// <exception cref="ImageFormatException">Something does not match, or a mapped file changed.</exception>
+    public CheckpointManifest VerifyForRestore(string group, string id)
+    {
+        CheckpointManifest manifest = Verify(group, id);
+        var location = ImageLocation.OfCheckpoint(group, id);
+        string dir = CheckpointDir(group, id);
+        foreach (ManifestMember member in manifest.Members)
+        {
+            CheckMappedFiles(ProcessImage.ReadMeta(Path.Combine(dir, member.Meta)), location);
+        }
+        return manifest;
+    }
+
+    private static void CheckMappedFiles(ProcessImage image, ImageLocation location)
+    {
+        foreach (var vma in image.Vmas.Where(v => v.Kind == VmaKind.File && v.Path.StartsWith('/') && !v.Path.EndsWith(" (deleted)", StringComparison.Ordinal))
+                     .DistinctBy(v => v.Path))
+        {
+            var problem = Libc.Identity(vma.Path) switch
+            {
+                null => $"{vma.Path}, mapped by process {image.Header.Vpid}, is gone",
+                var (dev, inode) when dev != vma.Dev || inode != vma.Inode =>
+                    $"{vma.Path}, mapped by process {image.Header.Vpid}, was replaced since the checkpoint (inode {vma.Inode} is now {inode})",
+                _ => null,
+            };
+            if (problem is not null)
+            {
+                throw new ImageFormatException(
+                    $"{location.Subject} cannot be used: {problem}; the program changed since: start the group afresh, or put the old file back");
+            }
+        }
+    }
+
     private void CheckBases(string group, CheckpointManifest manifest, ImageLocation location)
     {
         foreach (var byBase in manifest.Members.Where(m => m.IsIncremental).GroupBy(m => m.BaseSeq))

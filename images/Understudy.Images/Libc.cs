@@ -68,4 +68,24 @@ internal static partial class Libc
 
     [LibraryImport("libc", EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int MakeDirectory(string path, uint mode);
+
+    /// <summary>A file's device (in st_dev's encoding, glibc's makedev) and inode, or null when it cannot be read.</summary>
+    public static (ulong Dev, ulong Inode)? Identity(string path)
+    {
+        // struct statx: stx_ino at 32, stx_dev_major and stx_dev_minor at 136 and 140.
+        Span<byte> buffer = stackalloc byte[256];
+        if (Statx(AtFdCwd, path, 0, StatxIno, ref MemoryMarshal.GetReference(buffer)) != 0)
+        {
+            return null;
+        }
+        ulong major = BitConverter.ToUInt32(buffer[136..]), minor = BitConverter.ToUInt32(buffer[140..]);
+        ulong dev = (major & 0xfff) << 8 | (minor & 0xff) | (major & ~0xfffUL) << 32 | (minor & ~0xffUL) << 12;
+        return (dev, BitConverter.ToUInt64(buffer[32..]));
+    }
+
+    private const int AtFdCwd = -100;
+    private const uint StatxIno = 0x100;
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Statx(int dirfd, string path, int flags, uint mask, ref byte statx);
 }

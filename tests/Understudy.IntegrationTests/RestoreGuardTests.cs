@@ -55,4 +55,33 @@ public sealed class RestoreGuardTests : IClassFixture<AgentFixture>
         Assert.Equal(restored.Json.Prop("members")?.EnumerateArray().Single().Long("hostPid"), member.HostPid);
         await g.Verify([member], Roles);
     }
+
+    // "A program replaced on disk since the checkpoint (an upgrade) restores successfully and
+    // dies at once with SIGSEGV."
+    [Fact, Trait("Category", "Integration")]
+    public async Task ProgramReplacedSinceTheCheckpoint_RestoreAndVerifyRefuseItByName_TheOldFileBackRestores()
+    {
+        await using var g = _fx.OpenGroup("upgrade", _out);
+        var program = Path.Combine(_fx.TempDir, $"{g.Name}-wl_memory");
+        File.Copy(Repo.Workload("wl_memory"), program);
+        await g.Launch("memory", program, "8");
+        var ck = await g.Checkpoint(Tags, members: 1);
+        await g.KillMembers(ck.Members);
+
+        // The upgrade: a new file under the program's name; the old one kept aside.
+        File.Move(program, program + ".old");
+        File.Copy(Repo.Workload("wl_memory"), program);
+
+        var refused = await g.Run("restore", g.Name);
+        refused.FailsWithOneLine();
+        Assert.Contains($"{program}, mapped by process {ck.Members[0].Pid}, was replaced since the checkpoint", refused.Stderr);
+        Assert.Contains("start the group afresh, or put the old file back", refused.Stderr);
+        var verify = await g.Run("images", "verify", g.Name, ck.Id);
+        Assert.NotEqual(0, verify.ExitCode);
+        Assert.Contains("was replaced since the checkpoint", verify.Stdout + verify.Stderr);
+        Assert.Empty(await g.Members());
+
+        File.Move(program + ".old", program, overwrite: true);
+        await g.RestoreAndVerify(ck, Tags, Roles);
+    }
 }

@@ -111,7 +111,7 @@ internal sealed class AgentService : Agent.AgentBase
         var reply = new VerifyImageReply { Group = group, Id = id, Ok = true };
         try
         {
-            _store.Verify(group, id);
+            _store.VerifyForRestore(group, id);
         }
         catch (ImageFormatException e)
         {

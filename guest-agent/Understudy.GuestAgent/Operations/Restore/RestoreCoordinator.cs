@@ -124,7 +124,7 @@ internal sealed class RestoreCoordinator
     {
         try
         {
-            return _store.Verify(group, id);
+            return _store.VerifyForRestore(group, id);
         }
         catch (ImageFormatException e)
         {
