@@ -63,7 +63,7 @@ internal static class CheckpointInspector
         Vmas = image.Vmas.Select(Vma),
         Threads = image.Threads.Select(t => new { t.Tid, t.IsCheckpointThread, FsBase = Hex(t.FsBase), t.Comm }),
         Fds = image.Fds.Select(Fd),
-        Files = image.Files.Select(f => new { f.Path, f.Size, f.Dev, f.Inode, f.PagesOff, f.Crc }),
+        Files = image.Files.Select(f => new { f.Path, f.Size, f.Dev, f.Inode, f.PagesOff, f.Crc, f.IsUnlinked }),
         SigactionCount = image.Sigactions.Count,
         Misc = new
         {
