@@ -77,6 +77,12 @@ public readonly record struct FdAux(ulong A0 = 0, ulong A1 = 0, ulong A2 = 0, ul
     /// <summary>PTY_MASTER, PTY_SLAVE: the pair's index, N of /dev/pts/N.</summary>
     public ulong PtyIndex => A0;
 
+    /// <summary>PTY_SLAVE: the controlling terminal of its process, a session leader (US_PTY_SLAVE_CTTY).</summary>
+    public bool IsControllingTerminal => (A1 & 1) != 0;
+
+    /// <summary>PTY_SLAVE that <see cref="IsControllingTerminal"/>: the terminal's foreground process group.</summary>
+    public ulong ForegroundGroup => A2;
+
     /// <summary>
     /// FILE, DIR, CHR, EVENTFD, TIMERFD, EPOLL, SIGNALFD, MEMFD, PTY_MASTER, PTY_SLAVE: the key of
     /// the open file description when other descriptors of the group share it ((vpid &lt;&lt; 32) | fd

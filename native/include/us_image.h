@@ -161,7 +161,10 @@ struct us_rec_fd {                      /* followed by path bytes, then data byt
 
 /* US_FD_PTY_MASTER and US_FD_PTY_SLAVE: aux[0] is the pty's index (/dev/pts/N). A
  * master's data starts with its pair's state; the bytes queued in each direction
- * follow, the slave's input first. Only one master record of a pair carries them. */
+ * follow, the slave's input first. Only one master record of a pair carries them.
+ * A slave's aux[1] is US_PTY_SLAVE_CTTY when it is the controlling terminal of its
+ * process, a session leader, and aux[2] then the terminal's foreground group. */
+#define US_PTY_SLAVE_CTTY 1u
 struct us_pty_state {                   /* 64 bytes */
 	uint8_t  termios[44];           /* the kernel's struct termios2 (TCGETS2) */
 	uint16_t ws_row, ws_col, ws_xpixel, ws_ypixel;

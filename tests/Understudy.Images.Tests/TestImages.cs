@@ -71,7 +71,7 @@ internal static class TestImages
          Fd(15, FdKind.Memfd, "/memfd:cache (deleted)", pos: 321, aux: new FdAux(0x3, 0, 0, 15)),
          Fd(16, FdKind.PtyMaster, "/dev/ptmx", aux: new FdAux(4),
             data: PtyState.Encode(new PtyState(new byte[44], 24, 80, 0, 0, PtyState.Packet, 0, 0), "line\n"u8, "out\r\n"u8)),
-         Fd(17, FdKind.PtySlave, "/dev/pts/4", aux: new FdAux(4))],
+         Fd(17, FdKind.PtySlave, "/dev/pts/4", aux: new FdAux(4, 1, 4242))],
         [new SigactionEntry(2, 0x40_1000, 0x0400_0000, 0x40_1100, 0),
          new SigactionEntry(15, 1, 0, 0, 0),
          new SigactionEntry(17, 0x40_1200, 0x0400_0004, 0x40_1100, 1UL << 1)],

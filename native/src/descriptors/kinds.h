@@ -54,6 +54,9 @@ struct us_fd_ops {
 	 * which the caller places at f->fd; -1 fails the restore. NULL: the kind
 	 * is not made by us-init (the coordinator link: the interceptor's own). */
 	int (*restore)(const struct proc *p, const struct us_rec_fd *f);
+	/* us-init, in the process being restored, once the descriptor is at f->fd,
+	 * however it was made: what only its own process can do with it. */
+	void (*placed)(const struct proc *p, const struct us_rec_fd *f);
 	/* Restored after every other kind, because it refers to them (epoll). */
 	int restore_last;
 	/* aux[3] holds the open file's key (US_FD_AUX_OPEN_KEY): descriptors of one

@@ -81,6 +81,7 @@ static void pty_inject(int master, int slave, const struct termios2 *t,
 #include <fcntl.h>
 #include <sys/sysmacros.h>
 #include "../common/us_fmt.h"
+#include "../common/us_procfs.h"
 
 static int is_ptmx(const struct us_fd_capture *c)
 {
@@ -97,9 +98,21 @@ static int is_pts(const struct us_fd_capture *c)
 	return S_ISCHR(c->st.st_mode) && major(c->st.st_rdev) >= 136 && major(c->st.st_rdev) <= 143;
 }
 
+/* Whether the slave is our controlling terminal and we lead its session: then
+ * the restore makes it that again, with its foreground process group. */
 static void capture_pty_slave(struct us_fd_capture *c)
 {
+	uint64_t f[64];
+	unsigned maj = major(c->st.st_rdev), min = minor(c->st.st_rdev);
+	uint64_t tty_nr = (uint64_t)maj << 8 | (min & 0xff) | (uint64_t)(min & ~0xffu) << 12;
 	c->rec.aux[0] = pts_index(c->st.st_rdev);
+	if (us_read_file("/proc/self/stat", c->s->data, 4096) <= 0)
+		return;
+	us_stat_fields(c->s->data, f);
+	if (f[6] == (uint64_t)us_sc0(SYS_getpid) && f[7] == tty_nr) {
+		c->rec.aux[1] = US_PTY_SLAVE_CTTY;
+		c->rec.aux[2] = f[8];
+	}
 }
 
 /* Whether a process of the group holds the slave of pty index: only then may the
@@ -282,6 +295,27 @@ static int restore_pty_slave(const struct proc *p, const struct us_rec_fd *f)
 		return restore_status_flags(dup(o->fd2), f);
 	return (int)ioctl(o->fd, TIOCGPTPEER, restore_open_flags(f) | O_NOCTTY);
 }
+
+/* The controlling terminal of a session leader, and its foreground group: that
+ * group may be a child's, made at the same time, so it is waited for a little. */
+static void make_controlling(const struct proc *p, const struct us_rec_fd *f)
+{
+	if (!(f->aux[1] & US_PTY_SLAVE_CTTY))
+		return;
+	if (ioctl(f->fd, TIOCSCTTY, 0) < 0) {
+		restore_log("restore-warning pid=%u reason=cannot-set-controlling-terminal errno=%d", restore_vpid(p), errno);
+		return;
+	}
+	pid_t group = (pid_t)f->aux[2];
+	for (int tries = 0; group > 0 && group != getpgrp() && ioctl(f->fd, TIOCSPGRP, &group) < 0; tries++) {
+		if (tries == 100) {
+			restore_log("restore-warning pid=%u reason=cannot-set-foreground-group pgid=%d errno=%d",
+				    restore_vpid(p), (int)group, errno);
+			return;
+		}
+		usleep(1000);
+	}
+}
 #endif
 
 const struct us_fd_ops us_fd_pty_master = {
@@ -298,5 +332,6 @@ const struct us_fd_ops us_fd_pty_slave = {
 	.detect = US_CAPTURE(is_pts),
 	.capture = US_CAPTURE(capture_pty_slave),
 	.restore = US_RESTORE(restore_pty_slave),
+	.placed = US_RESTORE(make_controlling),
 	.open_key = 1,
 };

@@ -432,16 +432,15 @@ static void setup_fds(const struct proc *p, const int *keep, int nkeep)
 			if (!kind)
 				restore_fail(p, "cannot-make-descriptor", NULL);
 			struct us_object *shared = restore_find_object(US_OBJ_OPEN_FILE, 0, restore_open_key(p, f));
-			if (shared) {   /* one open file with other descriptors: made in PID 1 */
-				if (!last)
-					place(p, f, dup(shared->fd));
-				in_table[f->fd] = 1;
-				continue;
-			}
-			if (!kind->restore || kind->restore_last != last)
+			if (shared && !last)   /* one open file with other descriptors: made in PID 1 */
+				place(p, f, dup(shared->fd));
+			else if (!shared && kind->restore && kind->restore_last == last)
+				place(p, f, kind->restore(p, f));
+			else
 				continue;   /* another pass, or not made here (the coordinator link) */
-			place(p, f, kind->restore(p, f));
 			in_table[f->fd] = 1;
+			if (kind->placed)
+				kind->placed(p, f);
 		}
 	for (int k = 0; k < nkeep; k++)
 		in_table[keep[k]] = 1;

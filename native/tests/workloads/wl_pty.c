@@ -2,17 +2,21 @@
  *
  * The parent opens a pair (posix_openpt), sets the slave's termios (canonical,
  * no echo, its own erase character, no output processing) and a window size,
- * turns packet mode off and leaves both locks open, then forks a child that
- * keeps the slave. At every verification the parent first takes what was
+ * then forks a child that keeps the slave and makes it the controlling terminal
+ * of a session of its own. At every verification the parent first takes what was
  * queued: the line the master wrote and the slave has not read, and what the
  * slave wrote and the master has not read, checks both against what it queued
  * (round k's text), then queues round k+1's, so every checkpoint holds bytes in
  * both directions, plus a partial line behind the complete one. Each prints
  * "pty N" or "pty-child N" every 20 ms; on SIGUSR1 each checks the slave's
- * number (ptsname, ttyname), termios and window size and prints "VERIFY OK". */
+ * number (ttyname), termios and window size, the child that the slave is still
+ * its controlling terminal (/dev/tty, its session, its foreground group), and
+ * prints "VERIFY OK". */
 #include "wl_common.h"
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 
 static int master, slave;
@@ -42,6 +46,20 @@ static void check_queue(int fd, const char *want, const char *what)
 	buf[n] = 0;
 	if (strcmp(buf, want) != 0)
 		wl_fail("%s: read \"%s\", expected \"%s\"", what, buf, want);
+}
+
+static void check_controlling(void)
+{
+	struct stat own;
+	unsigned int tty = 0;   /* the terminal behind /dev/tty, in the kernel's encoding */
+	int fd = open("/dev/tty", O_RDONLY | O_NOCTTY);
+	if (fd < 0 || ioctl(fd, TIOCGDEV, &tty) != 0 || fstat(slave, &own) != 0 ||
+	    ((tty >> 8) & 0xfff) != major(own.st_rdev) || ((tty & 0xff) | ((tty >> 12) & 0xfff00)) != minor(own.st_rdev))
+		wl_fail("/dev/tty is not the slave: %s", fd < 0 ? strerror(errno) : "another terminal");
+	close(fd);
+	if (tcgetsid(slave) != getpid() || tcgetpgrp(slave) != getpgrp())
+		wl_fail("the slave's session is %d and foreground group %d, expected %d",
+			(int)tcgetsid(slave), (int)tcgetpgrp(slave), (int)getpid());
 }
 
 static void check_settings(int fd)
@@ -85,12 +103,17 @@ int main(void)
 	pid_t child = fork();
 	if (child < 0)
 		wl_fail("fork: %s", strerror(errno));
-	if (child == 0)
+	if (child == 0) {
 		wl_reinit_child("pty-child", parent);
+		if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) != 0)
+			wl_fail("setsid, TIOCSCTTY: %s", strerror(errno));
+	}
 	for (long i = 1;; i++) {
 		wl_check_ids();
 		if (wl_take_verify()) {
 			check_settings(child ? master : slave);
+			if (!child)
+				check_controlling();
 			if (child) {
 				char want[64];
 				snprintf(want, sizeof want, "%sto-slave %ld\n", round_no ? "part" : "", round_no);
