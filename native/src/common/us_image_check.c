@@ -55,7 +55,7 @@ const char *us_image_check(const void *buf, uint64_t size)
 		if (h->magic[i] != magic[i])
 			return "not an Understudy image (bad magic)";
 	if (h->version != US_META_VERSION || h->header_size != sizeof *h)
-		return "unsupported image version: this build reads version 2 only; take a new checkpoint";
+		return "unsupported image version: this build reads version 3 only; take a new checkpoint";
 	if (us_crc32c(0, h, 60) != h->header_crc)
 		return "header checksum mismatch";
 	if (h->records_len != size - sizeof *h)

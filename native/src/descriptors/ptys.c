@@ -202,9 +202,12 @@ static void capture_pty_master(struct us_fd_capture *c)
 #include <string.h>
 #include <unistd.h>
 
-static const struct us_pty_state *state_of(const struct us_rec_fd *f)
+/* The pair's state in a master record: after the path, so not aligned. */
+static struct us_pty_state state_of(const struct us_rec_fd *f)
 {
-	return (const void *)us_fd_data(f);
+	struct us_pty_state st;
+	memcpy(&st, us_fd_data(f), sizeof st);
+	return st;
 }
 
 /* A record of pair index of this kind; with designated, the master record of the
@@ -243,7 +246,7 @@ static int share_pty(const struct us_rec_fd *f)
 	if (f->data_len < sizeof(struct us_pty_state) || restore_find_object(US_FD_PTY_MASTER, 0, f->aux[0]))
 		return 0;
 	const struct us_rec_fd *d = pair_record(US_FD_PTY_MASTER, f->aux[0], 1);
-	const struct us_pty_state *st = state_of(d ? d : f);
+	const struct us_pty_state state = state_of(d ? d : f), *st = &state;
 	uint32_t queued = st->to_slave_len + st->to_master_len;
 	struct termios2 t;
 	memcpy(&t, st->termios, sizeof t);
@@ -263,8 +266,8 @@ static int share_pty(const struct us_rec_fd *f)
 	if (pair_record(US_FD_PTY_SLAVE, f->aux[0], 0) || queued)
 		slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave >= 0) {
-		const char *queued = (const char *)(st + 1);
-		pty_inject(master, slave, &t, queued, st->to_slave_len, queued + st->to_slave_len, st->to_master_len);
+		const char *bytes = us_fd_data(d ? d : f) + sizeof state;
+		pty_inject(master, slave, &t, bytes, st->to_slave_len, bytes + st->to_slave_len, st->to_master_len);
 	}
 	int packet = (st->flags & US_PTY_F_PACKET) != 0, lock = (st->flags & US_PTY_F_LOCKED) != 0;
 	ioctl(master, TIOCPKT, &packet);

@@ -79,7 +79,7 @@ static void capture_file(struct scratch *s, int fd, const char *path, const stru
 
 void capture_file_contents(struct scratch *s, const int *fds, int n)
 {
-	uint64_t seen[256];
+	struct { uint64_t dev, ino; } seen[256];
 	int nseen = 0;
 	for (int i = 0; i < n && !s->failed; i++) {
 		char path[US_PATH_MAX], proc[64];
@@ -94,11 +94,13 @@ void capture_file_contents(struct scratch *s, const int *fds, int n)
 			continue;
 		int dup = 0;
 		for (int k = 0; k < nseen; k++)
-			dup |= seen[k] == st.st_ino;
+			dup |= seen[k].ino == st.st_ino && seen[k].dev == st.st_dev;
 		if (dup)
 			continue;
-		if (nseen < 256)
-			seen[nseen++] = st.st_ino;
+		if (nseen < 256) {
+			seen[nseen].dev = st.st_dev;
+			seen[nseen++].ino = st.st_ino;
+		}
 		if ((uint64_t)st.st_size > us.files_max) {
 			capture_fail(s, unlinked ? "an unlinked file or memfd is larger than UNDERSTUDY_FILES_MAX; raise it:"
 						 : "a file open for writing is larger than UNDERSTUDY_FILES_MAX; raise it or leave the file out with UNDERSTUDY_FILES:",
