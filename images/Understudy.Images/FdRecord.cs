@@ -27,6 +27,11 @@ public sealed record FdRecord(
     /// <summary>The epoll targets held in <see cref="Data"/>; empty for other kinds.</summary>
     public IReadOnlyList<EpollTarget> EpollTargets => Kind == FdKind.Epoll ? EpollTarget.Decode(Data) : [];
 
+    /// <summary>Whether aux[3] of a descriptor of this kind is its open file key (<see cref="FdAux.OpenKey"/>).</summary>
+    public static bool HasOpenKey(FdKind kind) =>
+        kind is FdKind.File or FdKind.Dir or FdKind.Chr or FdKind.Eventfd or FdKind.Timerfd or FdKind.Epoll
+            or FdKind.Signalfd or FdKind.Memfd or FdKind.PtyMaster or FdKind.PtySlave;
+
     /// <summary>Whether a descriptor of this kind may carry <see cref="Data"/>.</summary>
     public static bool CarriesData(FdKind kind) =>
         kind is FdKind.Pipe or FdKind.Fifo or FdKind.UnixStream or FdKind.UnixDgram or FdKind.Epoll or FdKind.PtyMaster;
