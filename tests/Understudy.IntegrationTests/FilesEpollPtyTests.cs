@@ -28,6 +28,25 @@ public sealed class FilesEpollPtyTests : IClassFixture<AgentFixture>
     }
 
     /// <summary>
+    /// An unlinked file larger than UNDERSTUDY_FILES_MAX fails the checkpoint with one line that
+    /// names the limit, instead of leaving its contents out; the group runs on.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task UnlinkedFileOverTheLimit_CheckpointFailsWithOneLine_GroupRunsOn()
+    {
+        await using var g = _fx.OpenGroup("files-limit", _out);
+        var env = new Dictionary<string, string> { ["UNDERSTUDY_FILES_MAX"] = "4096" };
+        await g.LaunchWithEnv("files", env, Repo.Workload("wl_files"), _fx.TempDir);
+        await g.WaitForMembers(m => m.Count == 2, "2 members");
+
+        var r = (await g.Run("checkpoint", g.Name)).FailsWithOneLine();
+
+        Assert.Contains("UNDERSTUDY_FILES_MAX", r.StderrLines[0]);
+        Assert.Empty(await g.CheckpointIds());
+        await g.WaitForCounts("files", 5, g.Log.Length);
+    }
+
+    /// <summary>
     /// An epoll set shared by a parent and its child, naming descriptors of both, reports its
     /// pending level-triggered events after a restore (and not its fired one-shot item), and
     /// is still one non-blocking open file in both.
