@@ -63,7 +63,7 @@ internal static class CheckpointInspector
         Vmas = image.Vmas.Select(Vma),
         Threads = image.Threads.Select(t => new { t.Tid, t.IsCheckpointThread, FsBase = Hex(t.FsBase), t.Comm }),
         Fds = image.Fds.Select(Fd),
-        Files = image.Files.Select(f => new { f.Path, f.Size, f.Dev, f.Inode, f.PagesOff, f.Crc }),
+        Files = image.Files.Select(f => new { f.Path, f.Size, f.Dev, f.Inode, f.PagesOff, f.Crc, f.IsUnlinked }),
         SigactionCount = image.Sigactions.Count,
         Misc = new
         {
@@ -147,6 +147,8 @@ internal static class CheckpointInspector
         Aux = Aux(f.Kind, f.Aux),
         DataBytes = f.Data.Length,
         EpollTargets = f.Kind == FdKind.Epoll ? f.EpollTargets : null,
+        OpenFile = FdRecord.HasOpenKey(f.Kind) && f.Aux.OpenKey != 0 ? $"{f.Aux.OpenKey >> 32}:{(uint)f.Aux.OpenKey}" : null,
+        Pty = f.Pty is { } p ? new { p.Rows, p.Cols, p.Flags, p.ToSlaveLen, p.ToMasterLen } : null,
     };
 
     private static object? Aux(FdKind kind, FdAux a) => kind switch
@@ -158,6 +160,9 @@ internal static class CheckpointInspector
         FdKind.Eventfd => new { Count = a.EventCount, Flags = a.EventFlags },
         FdKind.Timerfd => new { a.ClockId, a.IntervalNs, a.NextExpiryNs },
         FdKind.Signalfd => new { Mask = Hex(a.SignalMask) },
+        FdKind.Memfd => new { Seals = Hex(a.Seals) },
+        FdKind.PtyMaster => new { a.PtyIndex },
+        FdKind.PtySlave => new { a.PtyIndex, a.IsControllingTerminal, a.ForegroundGroup },
         _ => null,
     };
 

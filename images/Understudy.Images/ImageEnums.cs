@@ -94,6 +94,9 @@ public enum FdKind : uint
     UnixDgram = 12,
     Tcp = 13,
     Udp = 14,
+    Memfd = 15,
+    PtyMaster = 16,
+    PtySlave = 17,
 }
 
 /// <summary>The lowercase names that JSON output and docs/image-format.md use for the enums.</summary>
@@ -147,6 +150,9 @@ public static class ImageNames
         FdKind.UnixDgram => "unix_dgram",
         FdKind.Tcp => "tcp",
         FdKind.Udp => "udp",
+        FdKind.Memfd => "memfd",
+        FdKind.PtyMaster => "pty_master",
+        FdKind.PtySlave => "pty_slave",
         _ => $"unknown({(uint)kind})",
     };
 

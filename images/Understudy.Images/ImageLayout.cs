@@ -7,7 +7,7 @@ namespace Understudy.Images;
 public static class ImageLayout
 {
     public const int PageSize = 4096;
-    public const uint FormatVersion = 2;
+    public const uint FormatVersion = 3;
 
     /// <summary>"USTDMETA", without terminator.</summary>
     public static ReadOnlySpan<byte> Magic => "USTDMETA"u8;
@@ -23,6 +23,7 @@ public static class ImageLayout
     public const int ThreadCommSize = 16;        // us_rec_thread.comm
     public const int FdSize = 88;                // struct us_rec_fd
     public const int EpollTargetSize = 16;       // struct us_epoll_target
+    public const int PtyStateSize = 64;          // struct us_pty_state
     public const int SigactionSize = 40;         // struct us_sigact
     public const int SigactHeaderSize = 8;       // struct us_rec_sigact
     public const int MiscSize = 232;             // struct us_rec_misc

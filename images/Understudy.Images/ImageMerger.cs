@@ -244,7 +244,7 @@ public static class ImageMerger
             ProcessImageWriter.FileContentsBuilder copy = _writer!.BeginFile();
             inc.Copy(file, copy.Append, Pace);
             _fileBytes += (long)file.Size;
-            return copy.End(file.Dev, file.Inode, file.Path);
+            return copy.End(file.Dev, file.Inode, file.Path, file.Flags);
         }
 
         private void Pace()

@@ -131,7 +131,7 @@ internal static class MetaEncoder
         w.U64(f.PagesOff);
         w.U32(f.Crc);
         w.U32((uint)path.Length);
-        w.U32(0);
+        w.U32(f.Flags);
         w.U32(0);
         w.Bytes(path);
         return w;

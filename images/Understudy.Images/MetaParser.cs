@@ -171,6 +171,7 @@ internal static class MetaParser
         private readonly List<VmaRecord> _vmas = [];
         private readonly List<FileRecord> _files = [];
         private readonly HashSet<string> _filePaths = new(StringComparer.Ordinal);
+        private readonly HashSet<(ulong Dev, ulong Inode)> _unlinkedFiles = [];
         private readonly List<ThreadRecord> _threads = [];
         private readonly List<FdRecord> _fds = [];
         private readonly HashSet<uint> _tids = [];
@@ -236,8 +237,8 @@ internal static class MetaParser
                     break;
                 case RecordType.File:
                     FileRecord file = ParseFile(payload, context);
-                    // Two contents for one path would make a restore's result depend on order.
-                    if (!_filePaths.Add(file.Path))
+                    // Two contents for one file would make a restore's result depend on order.
+                    if (file.IsUnlinked ? !_unlinkedFiles.Add((file.Dev, file.Inode)) : !_filePaths.Add(file.Path))
                     {
                         throw new ImageDefect($"{context} repeats the file {ImageLocation.OneLine(file.Path)}");
                     }
@@ -481,9 +482,13 @@ internal static class MetaParser
             throw new ImageDefect($"{where} has {size} bytes at pages_off {pagesOff}, past any file's end");
         }
 
-        RequireZero(flags, where);
+        if ((flags & ~FileRecord.Unlinked) != 0)
+        {
+            throw new ImageDefect($"{where} has unknown flags 0x{flags:x}");
+        }
+
         RequireZero(reserved, where);
-        return new FileRecord(dev, inode, size, pagesOff, crc, path);
+        return new FileRecord(dev, inode, size, pagesOff, crc, path, flags);
     }
 
     private static ThreadRecord ParseThread(ReadOnlySpan<byte> p, string context)
@@ -530,7 +535,7 @@ internal static class MetaParser
             throw new ImageDefect($"{where} is negative");
         }
 
-        if (fdKind is < FdKind.File or > FdKind.Udp)
+        if (fdKind is < FdKind.File or > FdKind.PtySlave)
         {
             throw new ImageDefect($"{where} has unknown kind {kind}");
         }
@@ -550,9 +555,35 @@ internal static class MetaParser
             throw new ImageDefect($"{where} has {dataLen} bytes of epoll targets, not a multiple of {EpollTargetSize}");
         }
 
+        if (fdKind == FdKind.PtyMaster)
+        {
+            CheckPtyState(p.Slice(FdSize + (int)pathLen, (int)dataLen), where);
+        }
+
         RequireZero(reserved, where);
         return new FdRecord(fd, fdFlags, fdKind, openFlags, pos, dev, inode, mode,
             PosixString.Decode(r.Bytes((int)pathLen)), aux, r.Bytes((int)dataLen).ToArray());
+    }
+
+    /// <summary>A pty master's data: its state, then exactly the bytes it says are queued.</summary>
+    private static void CheckPtyState(ReadOnlySpan<byte> data, string where)
+    {
+        if (data.Length < PtyStateSize)
+        {
+            throw new ImageDefect($"{where} is a pty master with {data.Length} data bytes, shorter than the {PtyStateSize}-byte us_pty_state");
+        }
+
+        PtyState state = PtyState.Decode(data);
+        if ((state.Flags & ~(PtyState.Locked | PtyState.Packet)) != 0)
+        {
+            throw new ImageDefect($"{where} has unknown pty flags 0x{state.Flags:x}");
+        }
+
+        ulong need = (ulong)PtyStateSize + state.ToSlaveLen + state.ToMasterLen;
+        if (need != (ulong)data.Length)
+        {
+            throw new ImageDefect($"{where} has {data.Length} data bytes but its pty state and queued bytes ({state.ToSlaveLen} + {state.ToMasterLen}) need {need}");
+        }
     }
 
     private static IReadOnlyList<SigactionEntry> ParseSigact(ReadOnlySpan<byte> p, string context)

@@ -453,11 +453,11 @@ public sealed class ProcessImageWriter : IDisposable
         }
 
         /// <summary>Ends the contents (padded to a page boundary in .pages, as the native writer does) and returns their FILE record.</summary>
-        public FileRecord End(ulong dev, ulong inode, string path)
+        public FileRecord End(ulong dev, ulong inode, string path, uint flags = 0)
         {
             _writer.Close(this);
             _writer.PadTo(ImageLayout.PageSize);
-            return new FileRecord(dev, inode, Size, _pagesOff, _crc, path);
+            return new FileRecord(dev, inode, Size, _pagesOff, _crc, path, flags);
         }
     }
 }

@@ -5,6 +5,7 @@
  * from the shared test vector. Half of the mutants get their checksums recomputed
  * so that the structural checks behind the CRCs are exercised too. The checker
  * must accept the seed, reject targeted corruptions, and never crash. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,22 @@ static void flip_record_byte(uint8_t *b, size_t n) { b[n / 2] ^= 0x40; }
 static void huge_record(uint8_t *b, size_t n) { ((struct us_rec_hdr *)(b + 64))->len = 0xfffffff0u; reseal(b, n); }
 static void zero_pages_len(uint8_t *b, size_t n) { ((struct us_meta_header *)b)->pages_len = 0; reseal(b, n); }
 
+/* One more byte announced queued in the seed's pty master than its data holds. */
+static void pty_queue_overrun(uint8_t *b, size_t n)
+{
+	for (size_t off = sizeof(struct us_meta_header); off + sizeof(struct us_rec_hdr) <= n;) {
+		struct us_rec_hdr *r = (void *)(b + off);
+		struct us_rec_fd *f = (void *)(r + 1);
+		if (r->type == US_REC_FD && f->kind == US_FD_PTY_MASTER) {
+			uint8_t *len = (uint8_t *)(f + 1) + f->path_len + offsetof(struct us_pty_state, to_slave_len);
+			len[0]++;   /* little-endian, and the seed's is small */
+			break;
+		}
+		off += sizeof *r + US_REC_ALIGN(r->len);
+	}
+	reseal(b, n);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -82,6 +99,7 @@ int main(int argc, char **argv)
 	ok &= expect_reject(seed, size, "flipped record byte", flip_record_byte);
 	ok &= expect_reject(seed, size, "record length past the end", huge_record);
 	ok &= expect_reject(seed, size, "page runs past an empty pages file", zero_pages_len);
+	ok &= expect_reject(seed, size, "pty queue past its record's data", pty_queue_overrun);
 	for (size_t cut = 0; cut < size; cut++)
 		if (!us_image_check(seed, cut)) {
 			printf("truncation to %zu bytes accepted\n", cut);

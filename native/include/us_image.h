@@ -1,4 +1,4 @@
-/* Understudy process image format, version 2.
+/* Understudy process image format, version 3.
  *
  * One process of one checkpoint is two files in the checkpoint directory:
  *   <vpid>.meta   the state description: a 64-byte header, then records.
@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define US_META_MAGIC   "USTDMETA"      /* 8 bytes, no terminator in the file */
-#define US_META_VERSION 2u
+#define US_META_VERSION 3u
 #define US_PAGE_SIZE    4096u
 
 enum us_image_kind { US_IMAGE_FULL = 1, US_IMAGE_INCREMENTAL = 2 };
@@ -131,8 +131,11 @@ enum us_fd_kind {
 	US_FD_UNIX_DGRAM = 12,
 	US_FD_TCP = 13,                 /* path: local address "a.b.c.d:port" or "[v6]:port" */
 	US_FD_UDP = 14,
+	US_FD_MEMFD = 15,               /* contents in a FILE record of the same dev/inode */
+	US_FD_PTY_MASTER = 16,          /* data: struct us_pty_state, then the queued bytes */
+	US_FD_PTY_SLAVE = 17,
 };
-#define US_FD_KIND_MAX US_FD_UDP
+#define US_FD_KIND_MAX US_FD_PTY_SLAVE
 
 struct us_rec_fd {                      /* followed by path bytes, then data bytes */
 	int32_t  fd;
@@ -147,6 +150,30 @@ struct us_rec_fd {                      /* followed by path bytes, then data byt
 	uint32_t data_len;              /* pipes, FIFOs, sockets: bytes queued for reading; epoll: targets */
 	uint32_t reserved;
 };
+
+/* FILE, DIR, CHR, EVENTFD, TIMERFD, EPOLL, SIGNALFD, MEMFD, PTY_MASTER, PTY_SLAVE:
+ * aux[3] is the open file description's key when more than one descriptor of the
+ * group refers to it (after dup or fork), 0 otherwise: (vpid << 32) | fd of its
+ * holder with the lowest vpid, then the lowest fd. Records with one key are one
+ * open file again after a restore. */
+#define US_FD_AUX_OPEN_KEY 3
+#define US_OPEN_KEY(vpid, fd) ((uint64_t)(vpid) << 32 | (uint32_t)(fd))
+
+/* US_FD_PTY_MASTER and US_FD_PTY_SLAVE: aux[0] is the pty's index (/dev/pts/N). A
+ * master's data starts with its pair's state; the bytes queued in each direction
+ * follow, the slave's input first. Only one master record of a pair carries them.
+ * A slave's aux[1] is US_PTY_SLAVE_CTTY when it is the controlling terminal of its
+ * process, a session leader, and aux[2] then the terminal's foreground group. */
+#define US_PTY_SLAVE_CTTY 1u
+struct us_pty_state {                   /* 64 bytes */
+	uint8_t  termios[44];           /* the kernel's struct termios2 (TCGETS2) */
+	uint16_t ws_row, ws_col, ws_xpixel, ws_ypixel;
+	uint32_t flags;                 /* US_PTY_F_* */
+	uint32_t to_slave_len;          /* written by the master, not yet read from the slave */
+	uint32_t to_master_len;         /* written to the slave, not yet read from the master */
+};
+#define US_PTY_F_LOCKED 1u              /* the slave cannot be opened (unlockpt not called) */
+#define US_PTY_F_PACKET 2u              /* TIOCPKT mode on the master */
 
 struct us_epoll_target {
 	int32_t  fd;
@@ -171,9 +198,13 @@ struct us_rec_file {                    /* followed by path bytes */
 	uint64_t pages_off;             /* contents in .pages, 4096-aligned, size bytes */
 	uint32_t crc;                   /* crc32c of those size bytes */
 	uint32_t path_len;
-	uint32_t flags;                 /* reserved, 0 */
+	uint32_t flags;                 /* US_FILE_F_* */
 	uint32_t reserved;
 };
+/* The file has no name (unlinked, or a memfd): its contents are the object that FD
+ * records of the same dev/inode open again; nothing is written back to the path,
+ * which is the one /proc showed ("/tmp/x (deleted)", "/memfd:name (deleted)"). */
+#define US_FILE_F_UNLINKED 1u
 
 struct us_rec_misc {
 	int64_t  itimer[3][4];          /* ITIMER_REAL/VIRTUAL/PROF: interval s, us, value s, us */

@@ -39,7 +39,7 @@ public sealed class CompressionTests : IDisposable
         ProcessImage image = ProcessImage.Parse(meta);
 
         Assert.Equal(meta, ProcessImageWriter.EncodeMeta(image));
-        Assert.Equal(2u, BinaryPrimitives.ReadUInt32LittleEndian(meta.AsSpan(8)));
+        Assert.Equal(3u, BinaryPrimitives.ReadUInt32LittleEndian(meta.AsSpan(8)));
         // 100 compressible pages: 64 + 36 as LZ4. 64 random pages: one raw run, and the 6 after it LZ4.
         Assert.Equal(
             [(A, 64ul, PageRunFlags.Lz4), (A + 64 * P, 36ul, PageRunFlags.Lz4), (A + 120 * P, 3ul, PageRunFlags.Hole),
@@ -144,7 +144,7 @@ public sealed class CompressionTests : IDisposable
 
         var e = Assert.Throws<ImageFormatException>(() => ProcessImage.ReadMeta(files.Meta));
 
-        Assert.Equal($"image {files.Meta} cannot be read: image format version 1 is not supported by this build (it reads version 2); take a new checkpoint", e.Message);
+        Assert.Equal($"image {files.Meta} cannot be read: image format version 1 is not supported by this build (it reads version 3); take a new checkpoint", e.Message);
     }
 
     /// <summary>A compressed image whose first run's stored bytes are replaced, with its CRC recomputed so that only decoding can tell.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using static Understudy.Images.ImageLayout;
 using static Understudy.Images.Tests.TestImages;
 
@@ -113,10 +114,36 @@ public class CorruptionTests
         int fd = Payload(meta, RecordType.Fd);
         Assert.Contains("unknown kind 9", Refused(WithU32(meta, vma + 24, 9)).Message);
         Assert.Contains("unknown kind 0", Refused(WithU32(meta, vma + 24, 0)).Message);
-        Assert.Contains("unknown kind 15", Refused(WithU32(meta, fd + 8, 15)).Message);
+        Assert.Contains("unknown kind 99", Refused(WithU32(meta, fd + 8, 99)).Message);
         Assert.Contains("unknown type 8", Refused(WithU32(meta, HeaderSize, 8)).Message);
         Assert.Contains("unknown image kind 3", Refused(WithU32(meta, 16, 3)).Message);
         Assert.Contains("unknown prot bits", Refused(WithU32(meta, vma + 16, 8)).Message);
+    }
+
+    [Fact]
+    public void Pty_state_that_does_not_fill_its_data_is_refused()
+    {
+        byte[] meta = RichMeta();
+        var pty = Records(meta).Where(r => r.Type == RecordType.Fd)
+            .Single(r => BinaryPrimitives.ReadUInt32LittleEndian(meta.AsSpan(r.Offset + RecordHeaderSize + 8)) == (uint)FdKind.PtyMaster);
+        int body = pty.Offset + RecordHeaderSize;
+        int state = body + FdSize + (int)BinaryPrimitives.ReadUInt32LittleEndian(meta.AsSpan(body + 44));
+        Assert.Contains("queued bytes (6 + 5) need 75", Refused(WithU32(meta, state + 56, 6)).Message);
+        Assert.Contains("unknown pty flags 0x4", Refused(WithU32(meta, state + 52, 4)).Message);
+    }
+
+    [Fact]
+    public void File_flags_and_repeated_unlinked_files_are_checked()
+    {
+        using var dir = new TempDir();
+        ProcessImage image = TestImages.WriteRich(dir.Path);
+        FileRecord unlinked = new(7, 70, 0, 0, 0, "/tmp/x (deleted)", FileRecord.Unlinked);
+        byte[] one = ProcessImageWriter.EncodeMeta(image with { Files = [unlinked, unlinked with { Inode = 71 }] });
+        Assert.True(ProcessImage.Parse(one).Files.All(f => f.IsUnlinked));
+        Assert.Contains("repeats the file /tmp/x (deleted)",
+            Assert.Throws<ArgumentException>(() => ProcessImageWriter.EncodeMeta(image with { Files = [unlinked, unlinked] })).Message);
+        int file = Payload(one, RecordType.File);
+        Assert.Contains("unknown flags 0x2", Refused(WithU32(one, file + 40, 2)).Message);
     }
 
     [Fact]
@@ -129,11 +156,11 @@ public class CorruptionTests
 
         // Version 1 is not damaged, but no checkpoint of that format helps: take a new one.
         Assert.Equal(
-            "image cannot be read: image format version 1 is not supported by this build (it reads version 2); take a new checkpoint",
-            Refused(WithU32(meta, 8, 1)).Message);
+            "image cannot be read: image format version 2 is not supported by this build (it reads version 3); take a new checkpoint",
+            Refused(WithU32(meta, 8, 2)).Message);
         Assert.Equal(
-            "image cannot be read: image format version 3 is not supported by this build (it reads version 2); use another image or take a new checkpoint",
-            Refused(WithU32(meta, 8, 3)).Message);
+            "image cannot be read: image format version 4 is not supported by this build (it reads version 3); use another image or take a new checkpoint",
+            Refused(WithU32(meta, 8, 4)).Message);
         Assert.Contains("header_size is 72", Refused(WithU32(meta, 12, 72)).Message);
     }
 

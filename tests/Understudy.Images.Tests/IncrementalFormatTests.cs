@@ -93,7 +93,7 @@ public sealed class IncrementalFormatTests : IDisposable
         byte[] meta = File.ReadAllBytes(WriteIncremental().Meta);
         int file = Payload(meta, RecordType.File);
         Assert.Contains("has pages_off 100, which is not a multiple of 4096", Refused(WithU64(meta, file + 24, 100)).Message);
-        Assert.Contains("(file /var/lib/app/data.db) has a nonzero reserved field", Refused(WithU32(meta, file + 40, 1)).Message);
+        Assert.Contains("(file /var/lib/app/data.db) has unknown flags 0x2", Refused(WithU32(meta, file + 40, 2)).Message);
         Assert.Contains("(file /var/lib/app/data.db) has a nonzero reserved field", Refused(WithU32(meta, file + 44, 1)).Message);
         Assert.Contains("past any file's end", Refused(WithU64(meta, file + 16, ulong.MaxValue)).Message);
         Assert.Contains("its struct and 200-byte path need 248", Refused(WithU32(meta, file + 36, 200)).Message);

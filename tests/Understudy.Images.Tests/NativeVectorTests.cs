@@ -13,7 +13,7 @@ public class NativeVectorTests
 
         Assert.Equal(new MetaHeader(ImageKind.Full, 7, 3, 0) with
         {
-            RecordCount = 15, RecordsLen = 1880 - 64, PagesLen = 16384, RecordsCrc = image.Header.RecordsCrc, HeaderCrc = image.Header.HeaderCrc,
+            RecordCount = 17, RecordsLen = 2176 - 64, PagesLen = 16384, RecordsCrc = image.Header.RecordsCrc, HeaderCrc = image.Header.HeaderCrc,
         }, image.Header);
 
         ProcRecord p = image.Proc;
@@ -39,7 +39,7 @@ public class NativeVectorTests
         Assert.Equal([(7u, false, 0x7f00000aa000ul, "vector-app"), (8u, true, 0x7f00000bb000ul, "us-ckpt")],
             image.Threads.Select(t => (t.Tid, t.IsCheckpointThread, t.FsBase, t.Comm)));
 
-        Assert.Equal([0, 3, 4, 5, 6, 7], image.Fds.Select(f => f.Fd));
+        Assert.Equal([0, 3, 4, 5, 6, 7, 8, 9], image.Fds.Select(f => f.Fd));
         FdRecord chr = image.Fds[0], log = image.Fds[1], pipe = image.Fds[2], epoll = image.Fds[3], sock = image.Fds[4], timer = image.Fds[5];
         Assert.Equal((FdKind.Chr, "/dev/null", 0x103ul, TestImages.Oct("20666")), (chr.Kind, chr.Path, chr.Aux.Rdev, chr.Mode));
         Assert.Equal((FdKind.File, 1u, 0x401u, 12345ul, "/srv/data/log.txt"), (log.Kind, log.FdFlags, log.OpenFlags, log.Pos, log.Path));
@@ -47,6 +47,15 @@ public class NativeVectorTests
         Assert.Equal([new EpollTarget(4, 1, 0x1122334455667788), new EpollTarget(6, 5, 42)], epoll.EpollTargets);
         Assert.Equal((FdKind.UnixStream, "/run/s.0", "abc", 4242ul, false), (sock.Kind, sock.Path, System.Text.Encoding.ASCII.GetString(sock.Data), sock.Aux.PeerInode, sock.Aux.IsListening));
         Assert.Equal((FdKind.Timerfd, 1ul, 1_000_000_000ul, 500_000_000ul), (timer.Kind, timer.Aux.ClockId, timer.Aux.IntervalNs, timer.Aux.NextExpiryNs));
+        FdRecord ptm = image.Fds[6], memfd = image.Fds[7];
+        Assert.Equal((FdKind.PtyMaster, "/dev/ptmx", 3ul, (7ul << 32) | 8), (ptm.Kind, ptm.Path, ptm.Aux.PtyIndex, ptm.Aux.OpenKey));
+        PtyState pty = ptm.Pty!;
+        Assert.Equal(Enumerable.Range(1, 44).Select(i => (byte)i), pty.Termios);
+        Assert.Equal(((ushort)24, (ushort)80, (ushort)640, (ushort)480, PtyState.Packet, 3u, 2u),
+            (pty.Rows, pty.Cols, pty.XPixels, pty.YPixels, pty.Flags, pty.ToSlaveLen, pty.ToMasterLen));
+        Assert.Equal("ab\nxy", System.Text.Encoding.ASCII.GetString(ptm.Data.AsSpan(ImageLayout.PtyStateSize)));
+        Assert.Equal(ptm.Data, PtyState.Encode(pty, "ab\n"u8, "xy"u8));
+        Assert.Equal((FdKind.Memfd, "/memfd:cache (deleted)", 77ul, 0x13ul, 0ul), (memfd.Kind, memfd.Path, memfd.Pos, memfd.Aux.Seals, memfd.Aux.OpenKey));
 
         Assert.Equal([new SigactionEntry(2, 0x401000, 0x04000000, 0x401100, 0x1000), new SigactionEntry(15, 1, 0, 0, 0)], image.Sigactions);
 

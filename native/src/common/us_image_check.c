@@ -35,6 +35,16 @@ static const char *check_vma(const struct us_rec_vma *v, uint64_t len, uint64_t 
 	return 0;
 }
 
+/* A pty master's data: its state, then exactly the bytes queued each way. */
+static int pty_state_fits(const struct us_rec_fd *f)
+{
+	struct us_pty_state st;
+	if (f->data_len < sizeof st)
+		return 0;
+	__builtin_memcpy(&st, (const char *)(f + 1) + f->path_len, sizeof st);
+	return (uint64_t)sizeof st + st.to_slave_len + st.to_master_len == f->data_len;
+}
+
 const char *us_image_check(const void *buf, uint64_t size)
 {
 	const struct us_meta_header *h = buf;
@@ -45,7 +55,7 @@ const char *us_image_check(const void *buf, uint64_t size)
 		if (h->magic[i] != magic[i])
 			return "not an Understudy image (bad magic)";
 	if (h->version != US_META_VERSION || h->header_size != sizeof *h)
-		return "unsupported image version: this build reads version 2 only; take a new checkpoint";
+		return "unsupported image version: this build reads version 3 only; take a new checkpoint";
 	if (us_crc32c(0, h, 60) != h->header_crc)
 		return "header checksum mismatch";
 	if (h->records_len != size - sizeof *h)
@@ -96,6 +106,8 @@ const char *us_image_check(const void *buf, uint64_t size)
 				why = "descriptor record overruns itself";
 			else if (f->fd < 0 || f->kind < US_FD_FILE || f->kind > US_FD_KIND_MAX)
 				why = "descriptor record has a bad number or kind";
+			else if (f->kind == US_FD_PTY_MASTER && !pty_state_fits(f))
+				why = "pty record's state and queued bytes do not fill its data";
 			break;
 		}
 		case US_REC_SIGACT: {

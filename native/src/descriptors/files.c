@@ -1,10 +1,12 @@
-/* Regular files, directories and character devices: opened again by path, at
- * the offset they had. A memfd or deleted file that a process also maps is the
- * shared memory object made for the mapping (restore_tree.c). */
+/* Regular files, directories, character devices and memfds: opened again at the
+ * offset they had. An unlinked file or a memfd is opened again from the object
+ * us-init made once from its saved contents (FILE record, restore_tree.c), which
+ * is also what a mapping of it maps. */
 #include <stddef.h>
 #include "kinds.h"
 
 #ifdef US_FD_CAPTURE
+#include <fcntl.h>
 #include "../common/us_fmt.h"
 
 /* An anonymous inode of a kind not in the table is unsupported, whatever mode
@@ -12,6 +14,11 @@
 static int is_file(const struct us_fd_capture *c)
 {
 	return S_ISREG(c->st.st_mode) && !us_startswith(c->link, "anon_inode:");
+}
+
+static int is_memfd(const struct us_fd_capture *c)
+{
+	return S_ISREG(c->st.st_mode) && us_startswith(c->link, "/memfd:");
 }
 
 static int is_dir(const struct us_fd_capture *c)
@@ -27,6 +34,13 @@ static int is_chr(const struct us_fd_capture *c)
 static void capture_offset(struct us_fd_capture *c)
 {
 	c->rec.pos = (uint64_t)us_sc3(SYS_lseek, c->fd, 0, SEEK_CUR);
+}
+
+static void capture_memfd(struct us_fd_capture *c)
+{
+	capture_offset(c);
+	long seals = us_sc2(SYS_fcntl, c->fd, F_GET_SEALS);
+	c->rec.aux[0] = seals > 0 ? (uint64_t)seals : 0;
 }
 
 static void capture_chr(struct us_fd_capture *c)
@@ -51,18 +65,29 @@ static int open_again(const struct proc *p, const struct us_rec_fd *f)
 	return fd;
 }
 
-static int restore_file(const struct proc *p, const struct us_rec_fd *f)
+/* Another open file of an object made once in PID 1, at the record's offset. */
+static int reopen_object(const struct proc *p, const struct us_rec_fd *f, const struct us_object *o)
 {
-	/* a memfd or deleted file: the same object as a shared mapping of it */
-	struct us_object *o = restore_find_object(US_OBJ_SHARED_MEMORY, f->dev, f->inode);
-	if (!o)
-		return open_again(p, f);
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", o->fd);
 	int fd = open(path, restore_open_flags(f));
 	if (fd < 0 || lseek(fd, (off_t)f->pos, SEEK_SET) < 0)
-		restore_fail(p, "cannot-reopen-shared-memory", NULL);
+		restore_fail(p, "cannot-reopen-unlinked-file", NULL);
 	return fd;
+}
+
+static int restore_file(const struct proc *p, const struct us_rec_fd *f)
+{
+	struct us_object *o = restore_find_object(US_OBJ_SHARED_MEMORY, f->dev, f->inode);
+	return o ? reopen_object(p, f, o) : open_again(p, f);
+}
+
+static int restore_memfd(const struct proc *p, const struct us_rec_fd *f)
+{
+	struct us_object *o = restore_find_object(US_OBJ_SHARED_MEMORY, f->dev, f->inode);
+	if (!o)
+		restore_fail(p, "memfd-contents-missing", NULL);
+	return reopen_object(p, f, o);
 }
 #endif
 
@@ -71,6 +96,15 @@ const struct us_fd_ops us_fd_file = {
 	.detect = US_CAPTURE(is_file),
 	.capture = US_CAPTURE(capture_offset),
 	.restore = US_RESTORE(restore_file),
+	.open_key = 1,
+};
+
+const struct us_fd_ops us_fd_memfd = {
+	.kind = US_FD_MEMFD,
+	.detect = US_CAPTURE(is_memfd),
+	.capture = US_CAPTURE(capture_memfd),
+	.restore = US_RESTORE(restore_memfd),
+	.open_key = 1,
 };
 
 const struct us_fd_ops us_fd_dir = {
@@ -78,6 +112,7 @@ const struct us_fd_ops us_fd_dir = {
 	.detect = US_CAPTURE(is_dir),
 	.capture = US_CAPTURE(capture_offset),
 	.restore = US_RESTORE(open_again),
+	.open_key = 1,
 };
 
 const struct us_fd_ops us_fd_chr = {
@@ -85,4 +120,5 @@ const struct us_fd_ops us_fd_chr = {
 	.detect = US_CAPTURE(is_chr),
 	.capture = US_CAPTURE(capture_chr),
 	.restore = US_RESTORE(open_again),
+	.open_key = 1,
 };

@@ -22,7 +22,8 @@ static const struct us_fd_ops coordinator = {
 	.capture = US_CAPTURE(capture_coordinator),
 };
 
-extern const struct us_fd_ops us_fd_file, us_fd_dir, us_fd_chr;                /* files.c */
+extern const struct us_fd_ops us_fd_file, us_fd_memfd, us_fd_dir, us_fd_chr;   /* files.c */
+extern const struct us_fd_ops us_fd_pty_master, us_fd_pty_slave;              /* ptys.c */
 extern const struct us_fd_ops us_fd_pipe, us_fd_fifo;                          /* pipes.c */
 extern const struct us_fd_ops us_fd_tcp, us_fd_udp, us_fd_unix_stream, us_fd_unix_dgram;   /* sockets.c */
 extern const struct us_fd_ops us_fd_eventfd, us_fd_timerfd, us_fd_signalfd, us_fd_epoll;  /* events.c */
@@ -31,7 +32,7 @@ extern const struct us_fd_ops us_fd_eventfd, us_fd_timerfd, us_fd_signalfd, us_f
 const struct us_fd_ops *const us_fd_kinds[] = {
 	&coordinator,
 	&us_fd_eventfd, &us_fd_timerfd, &us_fd_signalfd, &us_fd_epoll,
-	&us_fd_file, &us_fd_dir, &us_fd_chr,
+	&us_fd_memfd, &us_fd_file, &us_fd_dir, &us_fd_pty_master, &us_fd_pty_slave, &us_fd_chr,
 	&us_fd_pipe, &us_fd_fifo,
 	&us_fd_tcp, &us_fd_udp, &us_fd_unix_stream, &us_fd_unix_dgram,
 	NULL,

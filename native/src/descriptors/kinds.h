@@ -47,12 +47,21 @@ struct us_fd_ops {
 	 * record shares with other processes' records (a pipe, a socket pair), so
 	 * that every process inherits the same ones. 0, or -1 to fail the restore. */
 	int (*share)(const struct us_rec_fd *f);
+	/* us-init, in PID 1, for a record whose open file several descriptors share
+	 * (open_key): that open file, made once. NULL: restore, run in PID 1. */
+	int (*share_open)(const struct proc *p, const struct us_rec_fd *f);
 	/* us-init, in the process being restored: a descriptor for the record,
 	 * which the caller places at f->fd; -1 fails the restore. NULL: the kind
 	 * is not made by us-init (the coordinator link: the interceptor's own). */
 	int (*restore)(const struct proc *p, const struct us_rec_fd *f);
+	/* us-init, in the process being restored, once the descriptor is at f->fd,
+	 * however it was made: what only its own process can do with it. */
+	void (*placed)(const struct proc *p, const struct us_rec_fd *f);
 	/* Restored after every other kind, because it refers to them (epoll). */
 	int restore_last;
+	/* aux[3] holds the open file's key (US_FD_AUX_OPEN_KEY): descriptors of one
+	 * open file are one again after a restore, made once in PID 1. */
+	int open_key;
 };
 
 /* Every kind, in the order the capture tries them; NULL-terminated (kinds.c). */
@@ -97,15 +106,34 @@ int restore_queue(int fd, const struct us_rec_fd *f);
 
 /* An object made once in PID 1 and inherited by every process of the group. */
 struct us_object { uint64_t dev, ino; int kind; int fd, fd2; };
-#define US_OBJ_SHARED_MEMORY (-1)       /* kind of the memfd made for a shared mapping */
+#define US_OBJ_SHARED_MEMORY (-1)       /* the memfd or file made for shared memory or an unlinked file */
+#define US_OBJ_OPEN_FILE (-2)           /* an open file several descriptors share; ino: its key */
 
 struct us_object *restore_find_object(int kind, uint64_t dev, uint64_t ino);
 /* Keeps fd (and fd2, -1 for none) as an object, moved above the descriptors any
  * process will need. */
 void restore_add_object(int kind, uint64_t dev, uint64_t ino, int fd, int fd2);
+/* fd moved above every number a record will take (closing fd); -1 stays -1. */
+int restore_move_high(int fd);
 /* The first record of any process that holds queued data for this object: every
  * holder peeked the same queue at the same frozen instant. */
 const struct us_rec_fd *restore_queued_data(int kind, uint64_t dev, uint64_t ino);
+/* The key of the record's open file: aux[3] when the kind has one and it is set,
+ * else the record's own (vpid, fd). */
+uint64_t restore_open_key(const struct proc *p, const struct us_rec_fd *f);
+/* The open file of p's record, made once in PID 1 (by the kind's share_open or
+ * restore) and kept as an object that every descriptor with its key duplicates:
+ * its descriptor in PID 1, or -1. */
+int restore_open_file(const struct proc *p, const struct us_rec_fd *f);
+/* The group's records, one a call: *cursor 0 first; NULL after the last.
+ * *holder is the record's process. */
+const struct us_rec_fd *restore_next_record(long *cursor, const struct proc **holder);
+/* The same, only the records whose open file has this key (US_FD_AUX_OPEN_KEY). */
+const struct us_rec_fd *restore_next_with_key(uint64_t key, long *cursor, const struct proc **holder);
+/* p's pid in the group. */
+uint32_t restore_vpid(const struct proc *p);
+/* p's record for descriptor fd, or NULL. */
+const struct us_rec_fd *restore_fd_of(const struct proc *p, int fd);
 /* Whether any process of the group has a descriptor of this kind and inode. */
 int restore_in_group(int kind, uint64_t ino);
 /* One line to the group's native log. */

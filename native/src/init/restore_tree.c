@@ -93,7 +93,7 @@ struct us_object *restore_find_object(int kind, uint64_t dev, uint64_t ino)
 	return NULL;
 }
 
-static int high(int fd)
+int restore_move_high(int fd)
 {
 	if (fd < 0)
 		return fd;
@@ -105,9 +105,9 @@ static int high(int fd)
 void restore_add_object(int kind, uint64_t dev, uint64_t ino, int fd, int fd2)
 {
 	struct us_object *o = &objects[nobjects];
-	*o = (struct us_object){ dev, ino, kind, high(fd), -1 };
+	*o = (struct us_object){ dev, ino, kind, restore_move_high(fd), -1 };
 	if (fd2 >= 0)
-		o->fd2 = high(fd2);
+		o->fd2 = restore_move_high(fd2);
 	nobjects++;
 }
 
@@ -143,6 +143,194 @@ void restore_log(const char *fmt, ...)
 	init_log(cfg, "%s", line);
 }
 
+/* Copies a FILE record's saved contents into out, checking them on the way. */
+static int copy_contents(const struct proc *p, const struct us_rec_file *f, int out, char *buf)
+{
+	int pages = open(p->pages_path, O_RDONLY | O_CLOEXEC);
+	uint32_t crc = 0;
+	for (uint64_t off = 0; pages >= 0 && off < f->size;) {
+		size_t want = f->size - off > (1u << 20) ? (1u << 20) : (size_t)(f->size - off);
+		if (pread(pages, buf, want, (off_t)(f->pages_off + off)) != (ssize_t)want ||
+		    pwrite(out, buf, want, (off_t)off) != (ssize_t)want)
+			break;
+		crc = us_crc32c(crc, buf, want);
+		off += want;
+	}
+	int ok = pages >= 0 && crc == f->crc && ftruncate(out, (off_t)f->size) == 0;
+	if (pages >= 0)
+		close(pages);
+	return ok;
+}
+
+static const char *file_path(const struct us_rec_file *f, char *out, size_t cap)
+{
+	size_t n = f->path_len < cap - 1 ? f->path_len : cap - 1;
+	memcpy(out, f + 1, n);
+	out[n] = 0;
+	return out;
+}
+
+static int first_of_inode(int i, int k)
+{
+	const struct us_rec_file *f = procs[i].files[k];
+	for (int a = 0; a <= i; a++)
+		for (int b = 0; b < (a == i ? k : procs[a].nfiles); b++)
+			if (procs[a].files[b]->dev == f->dev && procs[a].files[b]->inode == f->inode)
+				return 0;
+	return 1;
+}
+
+/* Storage checkpointing: files the group had open for writing get back the contents
+ * and length they had at the checkpoint, before any process runs. */
+static int restore_files(char *buf)
+{
+	for (int i = 0; i < nprocs; i++)
+		for (int k = 0; k < procs[i].nfiles; k++) {
+			const struct us_rec_file *f = procs[i].files[k];
+			if ((f->flags & US_FILE_F_UNLINKED) || !first_of_inode(i, k))
+				continue;
+			char path[4096];
+			int out = open(file_path(f, path, sizeof path), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+			int ok = out >= 0 && copy_contents(&procs[i], f, out, buf) && fsync(out) == 0;
+			if (out >= 0)
+				close(out);
+			if (!ok) {
+				init_log(cfg, "restore-failed reason=cannot-restore-file path=%s errno=%d", path, errno);
+				return -1;
+			}
+			init_log(cfg, "file-restored path=%s bytes=%llu", path, (unsigned long long)f->size);
+		}
+	return 0;
+}
+
+/* An unlinked file comes back unlinked in its directory (O_TMPFILE), a memfd as a
+ * memfd of the same name; either as a memfd where the directory will not do. */
+static int make_nameless(const char *path)
+{
+	const char *deleted = " (deleted)";
+	size_t n = strlen(path), k = strlen(deleted);
+	char name[4096];
+	snprintf(name, sizeof name, "%.*s", (int)(n >= k && !strcmp(path + n - k, deleted) ? n - k : n), path);
+	if (!strncmp(name, "/memfd:", 7))
+		return memfd_create(name + 7, MFD_ALLOW_SEALING);
+	char *slash = strrchr(name, '/');
+	if (slash && slash != name) {
+		*slash = 0;
+		int fd = open(name, O_TMPFILE | O_RDWR, 0600);
+		*slash = '/';
+		if (fd >= 0)
+			return fd;
+	}
+	return memfd_create(slash ? slash + 1 : name, MFD_ALLOW_SEALING);
+}
+
+/* Unlinked files and memfds: one object each, with its saved contents, before any
+ * descriptor or mapping of it is made (a mapped memfd stays that one object). */
+static int make_unlinked_files(char *buf)
+{
+	for (int i = 0; i < nprocs; i++)
+		for (int k = 0; k < procs[i].nfiles; k++) {
+			const struct us_rec_file *f = procs[i].files[k];
+			if (!(f->flags & US_FILE_F_UNLINKED) || restore_find_object(US_OBJ_SHARED_MEMORY, f->dev, f->inode))
+				continue;
+			char path[4096];
+			int fd = make_nameless(file_path(f, path, sizeof path));
+			if (fd < 0 || !copy_contents(&procs[i], f, fd, buf)) {
+				init_log(cfg, "restore-failed reason=cannot-restore-unlinked-file path=%s errno=%d", path, errno);
+				return -1;
+			}
+			restore_add_object(US_OBJ_SHARED_MEMORY, f->dev, f->inode, fd, -1);
+		}
+	return 0;
+}
+
+/* A memfd's seals, once its contents are in: a seal against writing would refuse them. */
+static void seal_memfds(void)
+{
+	for (int i = 0; i < nprocs; i++)
+		for (int k = 0; k < procs[i].nfds; k++) {
+			const struct us_rec_fd *f = procs[i].fds[k];
+			struct us_object *o = f->kind == US_FD_MEMFD ? restore_find_object(US_OBJ_SHARED_MEMORY, f->dev, f->inode) : NULL;
+			if (o && f->aux[0])
+				fcntl(o->fd, F_ADD_SEALS, (int)f->aux[0]);
+		}
+}
+
+uint64_t restore_open_key(const struct proc *p, const struct us_rec_fd *f)
+{
+	const struct us_fd_ops *kind = us_fd_ops_of(f->kind);
+	if (kind && kind->open_key && f->aux[US_FD_AUX_OPEN_KEY])
+		return f->aux[US_FD_AUX_OPEN_KEY];
+	return US_OPEN_KEY(p->rec->vpid, f->fd);
+}
+
+int restore_open_file(const struct proc *p, const struct us_rec_fd *f)
+{
+	uint64_t key = restore_open_key(p, f);
+	struct us_object *o = restore_find_object(US_OBJ_OPEN_FILE, 0, key);
+	if (o)
+		return o->fd;
+	const struct us_fd_ops *kind = us_fd_ops_of(f->kind);
+	if (!kind || !kind->restore || nobjects >= 8190)
+		return -1;
+	int fd = kind->share_open ? kind->share_open(p, f) : kind->restore(p, f);
+	if (fd < 0)
+		return -1;
+	restore_add_object(US_OBJ_OPEN_FILE, 0, key, fd, -1);
+	return objects[nobjects - 1].fd;
+}
+
+const struct us_rec_fd *restore_next_record(long *cursor, const struct proc **holder)
+{
+	for (long c = *cursor; c / 65536 < nprocs; c = (c / 65536 + 1) * 65536)
+		if (c % 65536 < procs[c / 65536].nfds) {
+			*cursor = c + 1;
+			*holder = &procs[c / 65536];
+			return procs[c / 65536].fds[c % 65536];
+		}
+	return NULL;
+}
+
+const struct us_rec_fd *restore_next_with_key(uint64_t key, long *cursor, const struct proc **holder)
+{
+	for (const struct us_rec_fd *f; (f = restore_next_record(cursor, holder));) {
+		const struct us_fd_ops *kind = us_fd_ops_of(f->kind);
+		if (kind && kind->open_key && f->aux[US_FD_AUX_OPEN_KEY] == key)
+			return f;
+	}
+	return NULL;
+}
+
+uint32_t restore_vpid(const struct proc *p)
+{
+	return p->rec->vpid;
+}
+
+const struct us_rec_fd *restore_fd_of(const struct proc *p, int fd)
+{
+	for (int k = 0; k < p->nfds; k++)
+		if (p->fds[k]->fd == fd)
+			return p->fds[k];
+	return NULL;
+}
+
+/* Every open file that several descriptors share, once, after the objects it may
+ * be made of (pipes, shared memory). */
+static int share_open_files(void)
+{
+	for (int i = 0; i < nprocs; i++)
+		for (int k = 0; k < procs[i].nfds; k++) {
+			const struct us_rec_fd *f = procs[i].fds[k];
+			const struct us_fd_ops *kind = us_fd_ops_of(f->kind);
+			if (kind && kind->open_key && f->aux[US_FD_AUX_OPEN_KEY] && restore_open_file(&procs[i], f) < 0) {
+				init_log(cfg, "restore-failed pid=%u reason=cannot-make-shared-open-file fd=%d errno=%d",
+					 procs[i].rec->vpid, f->fd, errno);
+				return -1;
+			}
+		}
+	return 0;
+}
+
 /* Writes one saved run of a shared memory object into the object at off, through
  * buf (1 MiB) or, compressed, block; checks the stored bytes on the way. */
 static int fill_shared_run(const struct us_page_run *run, int pages, int obj, uint64_t off, char *buf, char *block)
@@ -166,9 +354,11 @@ static int fill_shared_run(const struct us_page_run *run, int pages, int obj, ui
 	return crc == run->crc;
 }
 
-static int make_objects(void)
+static int make_objects(char *buf)
 {
-	/* pipes, FIFOs, socket pairs, listening and bound sockets: each kind's own */
+	if (make_unlinked_files(buf) < 0)
+		return -1;
+	/* pipes, FIFOs, socket pairs, listening and bound sockets, ptys: each kind's own */
 	for (int i = 0; i < nprocs; i++)
 		for (int k = 0; k < procs[i].nfds; k++) {
 			const struct us_rec_fd *f = procs[i].fds[k];
@@ -198,64 +388,17 @@ static int make_objects(void)
 			if (pages < 0)
 				return -1;
 			const struct us_page_run *run = (const void *)(v + 1);
-			char *buf = malloc(1 << 20), *block = malloc(US_LZ4_BOUND(US_LZ4_RUN_PAGES * US_PAGE_SIZE));
-			int ok = buf && block;
+			char *block = malloc(US_LZ4_BOUND(US_LZ4_RUN_PAGES * US_PAGE_SIZE));
+			int ok = block != NULL;
 			for (uint32_t r = 0; r < v->nruns && ok; r++)
 				ok = fill_shared_run(&run[r], pages, o->fd, run[r].addr - v->start + v->file_offset, buf, block);
-			free(buf);
 			free(block);
 			close(pages);
 			if (!ok)
 				return -1;
 		}
-	return 0;
-}
-
-/* Storage checkpointing: files the group had open for writing get back the contents
- * and length they had at the checkpoint, before any process runs. */
-static int restore_files(void)
-{
-	char *buf = malloc(1 << 20);
-	if (!buf)
-		return -1;
-	for (int i = 0; i < nprocs; i++)
-		for (int k = 0; k < procs[i].nfiles; k++) {
-			const struct us_rec_file *f = procs[i].files[k];
-			int done = 0;
-			for (int a = 0; a < i && !done; a++)
-				for (int b = 0; b < procs[a].nfiles && !done; b++)
-					done = procs[a].files[b]->dev == f->dev && procs[a].files[b]->inode == f->inode;
-			if (done)
-				continue;
-			char path[4096];
-			size_t n = f->path_len < sizeof path - 1 ? f->path_len : sizeof path - 1;
-			memcpy(path, f + 1, n);
-			path[n] = 0;
-			int pages = open(procs[i].pages_path, O_RDONLY | O_CLOEXEC);
-			int out = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-			uint32_t crc = 0;
-			for (uint64_t off = 0; pages >= 0 && out >= 0 && off < f->size;) {
-				size_t want = f->size - off > (1u << 20) ? (1u << 20) : (size_t)(f->size - off);
-				if (pread(pages, buf, want, (off_t)(f->pages_off + off)) != (ssize_t)want ||
-				    pwrite(out, buf, want, (off_t)off) != (ssize_t)want)
-					break;
-				crc = us_crc32c(crc, buf, want);
-				off += want;
-			}
-			int ok = pages >= 0 && out >= 0 && crc == f->crc && ftruncate(out, (off_t)f->size) == 0 && fsync(out) == 0;
-			if (pages >= 0)
-				close(pages);
-			if (out >= 0)
-				close(out);
-			if (!ok) {
-				init_log(cfg, "restore-failed reason=cannot-restore-file path=%s errno=%d", path, errno);
-				free(buf);
-				return -1;
-			}
-			init_log(cfg, "file-restored path=%s bytes=%llu", path, (unsigned long long)f->size);
-		}
-	free(buf);
-	return 0;
+	seal_memfds();
+	return share_open_files();
 }
 
 /* ---- one process ---- */
@@ -288,10 +431,16 @@ static void setup_fds(const struct proc *p, const int *keep, int nkeep)
 				restore_fail(p, "descriptor-number-out-of-range", NULL);
 			if (!kind)
 				restore_fail(p, "cannot-make-descriptor", NULL);
-			if (!kind->restore || kind->restore_last != last)
+			struct us_object *shared = restore_find_object(US_OBJ_OPEN_FILE, 0, restore_open_key(p, f));
+			if (shared && !last)   /* one open file with other descriptors: made in PID 1 */
+				place(p, f, dup(shared->fd));
+			else if (!shared && kind->restore && kind->restore_last == last)
+				place(p, f, kind->restore(p, f));
+			else
 				continue;   /* another pass, or not made here (the coordinator link) */
-			place(p, f, kind->restore(p, f));
 			in_table[f->fd] = 1;
+			if (kind->placed)
+				kind->placed(p, f);
 		}
 	for (int k = 0; k < nkeep; k++)
 		in_table[keep[k]] = 1;
@@ -418,12 +567,14 @@ int restore_tree(const struct init_config *c)
 			if (procs[i].fds[k]->fd > max_fd)
 				max_fd = procs[i].fds[k]->fd;
 	fd_base = max_fd + 64;
-	if (restore_files() < 0)
+	char *buf = malloc(1 << 20);
+	if (!buf || restore_files(buf) < 0)
 		return -1;
-	if (make_objects() < 0) {
+	if (make_objects(buf) < 0) {
 		init_log(c, "restore-failed reason=cannot-recreate-shared-objects errno=%d", errno);
 		return -1;
 	}
+	free(buf);
 	int started = 0;
 	for (int i = 0; i < nprocs; i++) {
 		uint32_t ppid = procs[i].rec->vppid;

@@ -278,6 +278,11 @@ int main(int argc, char **argv)
 		init_say("ERROR cannot mount /proc for the group: %s", strerror(errno));
 		return 1;
 	}
+	/* A devpts instance of the group's own: pty numbers start at 0 and are free
+	 * again after a restore, so a pty pair gets back its /dev/pts/N. */
+	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0 ||
+	    mount("/dev/pts/ptmx", "/dev/ptmx", NULL, MS_BIND, NULL) < 0)
+		init_log(&c, "warning reason=no-private-devpts errno=%d", errno);
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);

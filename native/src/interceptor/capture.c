@@ -118,7 +118,9 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 	s.data = s.base + MAPS_MAX + PM_BATCH * 8;
 	s.peers = s.data + DATA_MAX;
 	s.regions = (struct us_page_region *)(s.peers + PEERS_MAX);
-	s.meta = (char *)(s.regions + REGIONS_MAX);
+	s.holders = (struct fd_holder *)(s.regions + REGIONS_MAX);
+	s.nholders = -1;
+	s.meta = (char *)(s.holders + HOLDERS_MAX);
 	s.scan_works = 1;
 	/* relative to base_seq only if this process has tracked every write since then */
 	s.incremental = base_seq && us.tracker != US_TRACK_NONE && us.tracked_seq == base_seq;

@@ -16,12 +16,14 @@
 #define DATA_MAX     (4ul << 20)        /* in-flight bytes captured per descriptor */
 #define PEERS_MAX    (4ul << 20)        /* after the data area: the Unix socket peer table */
 #define REGIONS_MAX  65536              /* PAGEMAP_SCAN output */
+#define HOLDERS_MAX  65536              /* the group's descriptors, for open file keys */
 
 /* In the capture's runs only, never in a file: the writer looks for pages of
  * zeros in this run. */
 #define RUN_SCAN_ZERO 0x80000000u
 
 struct us_page_region;
+struct fd_holder;
 
 struct scratch {
 	int meta_fd;
@@ -34,6 +36,8 @@ struct scratch {
 	uint64_t *pm;                   /* pagemap batch */
 	char *data;                     /* peeked queue data, fdinfo text, diag replies */
 	char *peers;                    /* the Unix socket peer table (src/descriptors/sockets.c) */
+	struct fd_holder *holders;      /* every descriptor of the group, listed once when first needed */
+	int nholders;                   /* -1 until listed */
 	char *meta;                     /* records being built */
 	size_t meta_len, meta_cap;
 	size_t rec_start;               /* where the record being built starts in meta */
@@ -65,6 +69,10 @@ void capture_process(struct scratch *s);
 
 /* capture_fds.c: an FD record for every descriptor, by its kind (src/descriptors/) */
 void capture_fds(struct scratch *s, const int *fds, int n);
+/* One descriptor of a process of the group (this one included), by pid in the group. */
+struct fd_holder { int pid, fd; };
+/* Every descriptor of the group's processes, listed once per image. */
+int group_fds(struct scratch *s);
 
 /* capture_file_contents.c: FILE records for files open for writing */
 void capture_file_contents(struct scratch *s, const int *fds, int n);

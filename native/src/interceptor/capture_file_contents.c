@@ -2,7 +2,9 @@
  * saved with the image, so that a restore brings their contents and lengths back
  * to the checkpoint instant, consistent with memory. UNDERSTUDY_FILES limits this
  * to ':'-separated path prefixes ("none": off); the group's output log is never
- * rolled back. The contents go to .pages ahead of the page runs. */
+ * rolled back. Files without a name (unlinked, memfds) open in any mode are
+ * always saved: nothing else holds their contents. The contents go to .pages
+ * ahead of the page runs. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include "capture.h"
@@ -20,7 +22,7 @@ static int path_has_suffix(const char *path, const char *suffix)
 static int file_wanted(const char *path)
 {
 	if (us_streq(us.files, "none") || us_streq(path, us.output_path) || us_streq(path, us.log_path) ||
-	    path_has_suffix(path, " (deleted)") || us_startswith(path, "/proc/") || us_startswith(path, "/dev/"))
+	    us_startswith(path, "/proc/") || us_startswith(path, "/dev/"))
 		return 0;
 	if (!us.files[0])
 		return 1;
@@ -39,7 +41,7 @@ static int file_wanted(const char *path)
 	return 0;
 }
 
-static void capture_file(struct scratch *s, int fd, const char *path, const struct stat *st)
+static void capture_file(struct scratch *s, int fd, const char *path, const struct stat *st, uint32_t flags)
 {
 	char proc[64];
 	int rd = (int)us_sc4(SYS_openat, AT_FDCWD, fd_proc_path(proc, sizeof proc, "fd", fd), O_RDONLY | O_CLOEXEC, 0);
@@ -48,7 +50,7 @@ static void capture_file(struct scratch *s, int fd, const char *path, const stru
 		return;
 	}
 	struct us_rec_file r = { .dev = st->st_dev, .inode = st->st_ino, .size = (uint64_t)st->st_size,
-		.pages_off = s->pages_len, .path_len = (uint32_t)us_strlen(path) };
+		.pages_off = s->pages_len, .path_len = (uint32_t)us_strlen(path), .flags = flags };
 	for (uint64_t off = 0; off < r.size && !s->failed;) {
 		uint64_t want = r.size - off < DATA_MAX ? r.size - off : DATA_MAX;
 		long got = us_sc4(SYS_pread64, rd, s->data, want, off);
@@ -77,28 +79,34 @@ static void capture_file(struct scratch *s, int fd, const char *path, const stru
 
 void capture_file_contents(struct scratch *s, const int *fds, int n)
 {
-	uint64_t seen[256];
+	struct { uint64_t dev, ino; } seen[256];
 	int nseen = 0;
 	for (int i = 0; i < n && !s->failed; i++) {
 		char path[US_PATH_MAX], proc[64];
 		struct stat st;
 		int flags = (int)us_sc2(SYS_fcntl, fds[i], F_GETFL);
-		if (fds[i] == us.coord_fd || fds[i] == us.uffd || us_sc2(SYS_fstat, fds[i], &st) < 0 ||
-		    !S_ISREG(st.st_mode) || (flags & O_ACCMODE) == O_RDONLY)
+		if (fds[i] == us.coord_fd || fds[i] == us.uffd || us_sc2(SYS_fstat, fds[i], &st) < 0 || !S_ISREG(st.st_mode) ||
+		    us_read_link(fd_proc_path(proc, sizeof proc, "fd", fds[i]), path, sizeof path) <= 0 ||
+		    us_startswith(path, "anon_inode:"))
 			continue;
-		if (us_read_link(fd_proc_path(proc, sizeof proc, "fd", fds[i]), path, sizeof path) <= 0 || !file_wanted(path))
+		int unlinked = path_has_suffix(path, " (deleted)");
+		if (!unlinked && ((flags & O_ACCMODE) == O_RDONLY || !file_wanted(path)))
 			continue;
 		int dup = 0;
 		for (int k = 0; k < nseen; k++)
-			dup |= seen[k] == st.st_ino;
+			dup |= seen[k].ino == st.st_ino && seen[k].dev == st.st_dev;
 		if (dup)
 			continue;
-		if (nseen < 256)
-			seen[nseen++] = st.st_ino;
+		if (nseen < 256) {
+			seen[nseen].dev = st.st_dev;
+			seen[nseen++].ino = st.st_ino;
+		}
 		if ((uint64_t)st.st_size > us.files_max) {
-			capture_fail(s, "a file open for writing is larger than UNDERSTUDY_FILES_MAX; raise it or leave the file out with UNDERSTUDY_FILES:", path, 0);
+			capture_fail(s, unlinked ? "an unlinked file or memfd is larger than UNDERSTUDY_FILES_MAX; raise it:"
+						 : "a file open for writing is larger than UNDERSTUDY_FILES_MAX; raise it or leave the file out with UNDERSTUDY_FILES:",
+				     path, 0);
 			return;
 		}
-		capture_file(s, fds[i], path, &st);
+		capture_file(s, fds[i], path, &st, unlinked ? US_FILE_F_UNLINKED : 0);
 	}
 }

@@ -243,6 +243,20 @@ int main(int argc, char **argv)
 	struct us_rec_fd timer = { .fd = 7, .kind = US_FD_TIMERFD, .open_flags = 2,
 		.aux = { 1, 1000000000, 500000000 } };
 	record(US_REC_FD, &timer, sizeof timer, NULL, 0, NULL, 0);
+	/* a pty master with its state and both queues, shared with pid 7's fd 8 (itself) */
+	struct { struct us_pty_state st; char queued[5]; } pty = {
+		.st = { .ws_row = 24, .ws_col = 80, .ws_xpixel = 640, .ws_ypixel = 480, .flags = US_PTY_F_PACKET,
+			.to_slave_len = 3, .to_master_len = 2 },
+		.queued = "ab\nxy" };
+	for (int i = 0; i < 44; i++)
+		pty.st.termios[i] = (uint8_t)(i + 1);
+	struct us_rec_fd ptm = { .fd = 8, .kind = US_FD_PTY_MASTER, .open_flags = 2, .path_len = 9,
+		.aux = { 3, 0, 0, US_OPEN_KEY(7, 8) }, .data_len = sizeof pty.st + 5 };
+	record(US_REC_FD, &ptm, sizeof ptm, "/dev/ptmx", 9, &pty, sizeof pty.st + 5);
+	const char memfd_fd[] = "/memfd:cache (deleted)";
+	struct us_rec_fd mfd = { .fd = 9, .kind = US_FD_MEMFD, .open_flags = 2, .pos = 77, .dev = 1, .inode = 31337,
+		.mode = 0100777, .path_len = sizeof memfd_fd - 1, .aux = { 0x13 } };
+	record(US_REC_FD, &mfd, sizeof mfd, memfd_fd, sizeof memfd_fd - 1, NULL, 0);
 
 	/* VMA 1: heap, two runs */
 	struct us_page_run heap_runs[2] = {
