@@ -19,4 +19,23 @@ internal static class ProcFs
             return "";
         }
     }
+
+    /// <summary>The process exists and is not a zombie (the state field of /proc/PID/stat).</summary>
+    public static bool IsRunning(int hostPid)
+    {
+        if (hostPid <= 0)
+        {
+            return false;
+        }
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{hostPid}/stat");
+            var state = stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault();
+            return state is not ('Z' or 'X' or default(char));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Launch;
@@ -138,13 +139,19 @@ internal sealed class GroupLifecycle
 
     internal void RequireStoppedUnless(bool force, string? checkpointId)
     {
-        // Its registered processes are what a restore would kill (after a crash there are none).
-        if (force || _groups.Find(Name) is not { } group || group.Members.Count == 0)
+        // Its live processes are what a restore would kill. After a crash there are none, although the
+        // agent may not have heard of the deaths yet: a member killed a moment ago is still registered.
+        if (force || _groups.Find(Name) is not { } group)
+        {
+            return;
+        }
+        var alive = group.Members.Snapshot().Count(member => ProcFs.IsRunning(member.HostPid));
+        if (alive == 0)
         {
             return;
         }
         var which = string.IsNullOrEmpty(checkpointId) ? "its newest checkpoint" : $"checkpoint {checkpointId}";
-        var processes = group.Members.Count == 1 ? "1 process" : $"{group.Members.Count} processes";
+        var processes = alive == 1 ? "1 process" : $"{alive} processes";
         throw AgentException.FailedPrecondition(
             $"group {Name} is running ({processes}): a restore would kill them and bring back {which}; " +
             $"stop it first with 'hactl stop {Name}', or pass --force");

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Net.Sockets;
 using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Supervision.Policies;
 
@@ -125,24 +126,9 @@ internal sealed class ProbeRunner : IDisposable
         {
             return ProbeResult.Fail($"process {target.Vpid} is no longer a member");
         }
-        return IsRunning(member.HostPid)
+        return ProcFs.IsRunning(member.HostPid)
             ? ProbeResult.Pass($"process {target.Vpid} (host pid {member.HostPid}) is alive")
             : ProbeResult.Fail($"process {target.Vpid} (host pid {member.HostPid}) is gone");
-    }
-
-    /// <summary>The process exists and is not a zombie (/proc/PID/stat's state).</summary>
-    private static bool IsRunning(int hostPid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{hostPid}/stat");
-            var state = stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault();
-            return state is not ('Z' or 'X' or default(char));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
     }
 
     private static string? LastLine(string text)
