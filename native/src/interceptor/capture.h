@@ -43,6 +43,7 @@ struct scratch {
 	size_t rec_start;               /* where the record being built starts in meta */
 	int pages_fd;
 	uint64_t pages_len;             /* files' contents at capture; then what the writer wrote */
+	uint64_t pages_started;         /* .pages bytes the disk was told to start writing */
 	uint64_t runs_start;            /* where page runs begin, after saved files' contents */
 	char *lz4_table, *lz4_out;      /* the writer's compression scratch */
 	char *writer_map;               /* the writer's state description and scratch */
