@@ -46,6 +46,26 @@ public class Crc32CTests
         }
     }
 
+    // Long inputs run three chains at once and join them: lengths around and past the
+    // 3 x 8 KiB round, at every alignment, and continued from a previous result.
+    [Theory]
+    [InlineData(3 * 8192 - 1)]
+    [InlineData(3 * 8192)]
+    [InlineData(3 * 8192 + 5)]
+    [InlineData(6 * 8192 + 4099)]
+    [InlineData(10 * 8192)]
+    public void Agrees_with_the_bitwise_definition_over_three_chain_rounds(int length)
+    {
+        var data = new byte[length + 8];
+        new Random(length).NextBytes(data);
+        for (int start = 0; start < 8; start += 3)
+        {
+            ReadOnlySpan<byte> slice = data.AsSpan(start, length);
+            Assert.Equal(Bitwise(slice), Crc32C.Compute(slice));
+            Assert.Equal(Bitwise(slice), Crc32C.Compute(slice[1000..], Crc32C.Compute(slice[..1000])));
+        }
+    }
+
     private static uint Bitwise(ReadOnlySpan<byte> data)
     {
         uint crc = ~0u;
