@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Understudy benchmark: a 1 GiB process rewriting 5 % of its pages per second, as in
-# DESIGN.md's performance table. Prints medians of --runs runs beside the DMTCP 5.0,
-# CRIU 4.2 and target figures. Needs ./build.sh first, gcc and python3; runs as root.
-#   bench/run.sh [--runs N] [--size MiB]
+# docs/benchmarks.md. Prints medians of --runs runs beside the targets, and beside CRIU
+# and DMTCP measured in the same runs on the same workload when --peers names a
+# directory with their builds (criu/criu, dmtcp/bin/; see bench/peers.sh).
+# Needs ./build.sh first, gcc and python3; runs as root.
+#   bench/run.sh [--runs N] [--size MiB] [--peers DIR]
 set -euo pipefail
-RUNS=5 SIZE=1024
+RUNS=5 SIZE=1024 PEERS=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
         --size) SIZE=$2; shift 2 ;;
-        -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+        --peers) PEERS=$(cd "$2" && pwd) || { echo "bench: --peers $2: no such directory" >&2; exit 2; }; shift 2 ;;
+        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
         *) echo "bench: unknown argument $1; see --help" >&2; exit 2 ;;
     esac
 done
@@ -43,6 +46,7 @@ host_pid() { "$HACTL" status "$1" $AGENT --json | json 'd["groups"][0]["members"
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -a full_frozen full_durable full_bytes inc_frozen inc_durable inc_bytes restore_ms
+declare -a criu_frozen criu_durable criu_restore criu_bytes dmtcp_frozen dmtcp_durable dmtcp_restore dmtcp_bytes
 for i in $(seq "$RUNS"); do
     g=bench$i
     echo "run $i/$RUNS: launching a ${SIZE} MiB workload" >&2
@@ -63,12 +67,29 @@ for i in $(seq "$RUNS"); do
     inc_bytes+=("$(json 'd["bytes"]' <<<"$r")")
     kill -9 "$(host_pid "$g")"
     sleep 0.5
-    r=$("$HACTL" restore "$g" --checkpoint "$full_id" $AGENT --json)
-    restore_ms+=("$(json 'd["durationMs"]' <<<"$r")")
+    # timed as the peers' restores are: from the command to the restored process's first write
+    restore_ms+=("$(python3 bench/progress.py restore "$WORK/state/groups/$g/output.log" -- \
+        "$HACTL" restore "$g" --checkpoint "$full_id" $AGENT)")
     kill -USR1 "$(host_pid "$g")"
     wait_line "$g" 'VERIFY OK'
     "$HACTL" stop "$g" $AGENT >/dev/null
+    # the peers, interleaved with Understudy: the machine's speed drifts, ratios much less
+    if [[ -n $PEERS ]]; then
+        for tool in criu dmtcp; do
+            echo "run $i/$RUNS: $tool on the same ${SIZE} MiB workload" >&2
+            # DMTCP's coordinator listens on every interface: a network namespace of its own
+            wrap=(); [[ $tool == dmtcp ]] && wrap=(unshare --net)
+            read -r f d r b < <("${wrap[@]}" bench/peers.sh "$tool" "$PEERS" "$SIZE" "$ROOT/out/bench/wl_bench" "$WORK/$tool$i") || true
+            [[ -n ${b:-} ]] || { echo "bench: the $tool round failed (see above)" >&2; exit 1; }
+            eval "${tool}_frozen+=($f) ${tool}_durable+=($d) ${tool}_restore+=($r) ${tool}_bytes+=($b)"
+            rm -rf "$WORK/$tool$i"
+        done
+    fi
 done
+peer() {   # peer TOOL FIGURE: the median, or - when the peers were not run
+    local -n values=${1}_$2
+    if [[ ${#values[@]} -gt 0 ]]; then median "${values[@]}"; else echo nan; fi
+}
 
 # LZ4: the same checkpoints of memory that compresses (each page repeats 64 bytes),
 # without and with UNDERSTUDY_COMPRESS=lz4
@@ -119,19 +140,25 @@ python3 - "$SIZE" "$RUNS" "$(median "${full_frozen[@]}")" "$(median "${full_dura
     "$(median "${inc_frozen[@]}")" "$(median "${inc_durable[@]}")" "$(median "${inc_bytes[@]}")" "$(median "${restore_ms[@]}")" \
     "${firstwrite[none]}" "${firstwrite[uffd]}" "${firstwrite[mprotect]}" \
     "${z_frozen[none]}" "${z_durable[none]}" "${z_bytes[none]}" "${z_restore[none]}" \
-    "${z_frozen[lz4]}" "${z_durable[lz4]}" "${z_bytes[lz4]}" "${z_restore[lz4]}" <<'PY'
-import sys
+    "${z_frozen[lz4]}" "${z_durable[lz4]}" "${z_bytes[lz4]}" "${z_restore[lz4]}" \
+    "$(peer dmtcp frozen)" "$(peer dmtcp durable)" "$(peer dmtcp bytes)" "$(peer dmtcp restore)" \
+    "$(peer criu frozen)" "$(peer criu durable)" "$(peer criu bytes)" "$(peer criu restore)" <<'PY'
+import math, sys
 size, runs = sys.argv[1:3]
-ff, fd, fb, inf, ind, ib, rs, fw0, fwu, fwm, zf0, zd0, zb0, zr0, zf, zd, zb, zr = map(float, sys.argv[3:])
-print(f"\nUnderstudy benchmark: {size} MiB process, 5 % of pages rewritten per second, median of {runs} runs\n")
+ff, fd, fb, inf, ind, ib, rs, fw0, fwu, fwm, zf0, zd0, zb0, zr0, zf, zd, zb, zr, \
+    df, dd, db, dr, cf, cd, cb, cr = map(float, sys.argv[3:])
+def ms(v): return "-" if math.isnan(v) else f"{v:.0f} ms"
+def mb(v): return "-" if math.isnan(v) else f"{v/1e6:.0f} MB"
+print(f"\nUnderstudy benchmark: {size} MiB process, 5 % of pages rewritten per second, median of {runs} runs")
+print("DMTCP and CRIU: measured in the same runs (bench/peers.sh), '-' without --peers\n")
 rows = [
-    ("frozen, full checkpoint", "2.0 s", "0.88 s", "<= 50 ms", f"{ff:.0f} ms"),
-    ("durable, full checkpoint", "-", "-", "-", f"{fd:.0f} ms"),
-    ("full image size", "1.1 GB", "-", "-", f"{fb/1e6:.0f} MB"),
+    ("frozen, full checkpoint", ms(df), ms(cf), "<= 50 ms", f"{ff:.0f} ms"),
+    ("durable, full checkpoint (+ sync for peers)", ms(dd), ms(cd), "<= 700 ms", f"{fd:.0f} ms"),
+    ("full image size", mb(db), mb(cb), "-", f"{fb/1e6:.0f} MB"),
     ("frozen, incremental (5 % dirty)", "none", "none", "<= 10 ms", f"{inf:.0f} ms"),
     ("durable, incremental", "-", "-", "-", f"{ind:.0f} ms"),
     ("incremental size / full", "100 %", "-", "<= 6 %", f"{ib/1e6:.0f} MB = {100*ib/fb:.1f} %"),
-    ("restore until running (resident)", "0.85 s", "0.73 s", "<= 0.5 s", f"{rs:.0f} ms"),
+    ("restore, command to first write (resident)", ms(dr), ms(cr), "<= 0.5 s", f"{rs:.0f} ms"),
     ("first write after checkpoint, uffd", "-", "-", "<= 2 us extra", f"{fwu/1000:.2f} us ({(fwu-fw0)/1000:+.2f} us vs none)"),
     ("first write after checkpoint, mprotect", "-", "-", "-", f"{fwm/1000:.2f} us ({(fwm-fw0)/1000:+.2f} us vs none)"),
     ("compressible memory: full image, raw / lz4", "-", "-", "-", f"{zb0/1e6:.0f} MB / {zb/1e6:.0f} MB"),
@@ -139,7 +166,8 @@ rows = [
     ("compressible memory: durable, raw / lz4", "-", "-", "-", f"{zd0:.0f} ms / {zd:.0f} ms"),
     ("compressible memory: restore, raw / lz4", "-", "-", "<= 0.5 s", f"{zr0:.0f} ms / {zr:.0f} ms"),
 ]
-w = [max(len(r[i]) for r in rows + [("figure", "DMTCP 5.0", "CRIU 4.2", "target", "Understudy")]) for i in range(5)]
-for r in [("figure", "DMTCP 5.0", "CRIU 4.2", "target", "Understudy")] + rows:
+head = ("figure", "DMTCP", "CRIU 4.2", "target", "Understudy")
+w = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
+for r in [head] + rows:
     print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
 PY

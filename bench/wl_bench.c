@@ -1,7 +1,8 @@
 /* The benchmark workload: SIZE MiB of random data, 5 % of its pages rewritten per
- * second (spread over 20 ticks), as in DESIGN.md's performance table. With a second
+ * second (spread over 20 ticks), as in docs/benchmarks.md. With a second
  * argument "compressible", each page repeats a 64-byte pattern instead (for LZ4).
- *   count N            one line per tick
+ *   count N at MS      one line per tick, MS from CLOCK_MONOTONIC (the benchmark
+ *                      reads how long the process made no progress from these)
  *   firstwrite NS      on SIGUSR2: nanoseconds per first write to each of 4096
  *                      pages not written since the last checkpoint (tracking cost)
  *   VERIFY OK          on SIGUSR1, after checking every page */
@@ -80,7 +81,8 @@ int main(int argc, char **argv)
 					bad += mem[p * words + w] != (mix(p * words + w % period) ^ (w ? 0 : version[p]));
 			say(bad ? "FAIL memory\n" : "VERIFY OK\n");
 		}
-		snprintf(line, sizeof line, "count %llu\n", (unsigned long long)tick);
+		snprintf(line, sizeof line, "count %llu at %llu\n", (unsigned long long)tick,
+			 (unsigned long long)(now_ns() / 1000000));
 		say(line);
 		usleep(50000);
 	}
