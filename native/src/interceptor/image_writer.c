@@ -143,21 +143,66 @@ static void out_hole(struct rewrite *w, uint64_t addr, uint64_t npages)
 	w->nruns++;
 }
 
+/* A data run written while the scan for zeros goes on: each chunk behind the scan is
+ * checksummed and copied while it is still in the cache (scanning a whole run before
+ * writing it read all of memory from RAM twice). stored_len counts what is written. */
+static void open_run(struct rewrite *w, struct us_page_run *open, uint64_t addr)
+{
+	int e = pad_pages_file(w->s, US_PAGE_SIZE);
+	if (e)
+		capture_fail(w->s, "cannot write the pages file", NULL, e);
+	*open = (struct us_page_run){ .addr = addr, .pages_off = w->s->pages_len };
+}
+
+static void write_open_run(struct rewrite *w, struct us_page_run *open, uint64_t upto)
+{
+	uint64_t from = open->addr + open->stored_len, n = upto - from;
+	if (!n || w->s->failed)
+		return;
+	const void *src = w->staged ? w->staged + (from - w->run_addr) : run_source(w->s, from, n, w->readable, w->mem_fd);
+	int e = src ? append_pages(w->s, open, src, n) : -EFAULT;
+	if (e)
+		capture_fail(w->s, "cannot write the pages file", NULL, e);
+	open->stored_len += n;
+}
+
+static void close_run(struct rewrite *w, struct us_page_run *open, uint64_t end)
+{
+	write_open_run(w, open, end);
+	open->npages = open->stored_len / US_PAGE_SIZE;
+	out_add(w, open, sizeof *open);
+	w->nruns++;
+}
+
 /* The run's pages of data become data runs; its pages of zeros become holes in a
- * delta, and nothing otherwise. */
+ * delta, and nothing otherwise. LZ4 needs a run whole before it can choose, so a
+ * compressed image finds each run's end first. */
 static void out_without_zeros(struct rewrite *w, const struct us_page_run *run, int delta)
 {
 	uint64_t end = run->addr + run->npages * US_PAGE_SIZE, from = run->addr;
 	int zeros = -1;                 /* what [from, p) holds: 1 zeros, 0 data */
+	struct us_page_run open = { 0 };
 	for (uint64_t p = run->addr; p <= end && !w->s->failed; p += US_PAGE_SIZE) {
-		const void *page = w->staged ? w->staged + (p - run->addr) : (const void *)p;
-		int z = p < end ? page_is_zero(page) : -1;
-		if (z == zeros)
+		const char *page = w->staged ? w->staged + (p - run->addr) : (const char *)p;
+		/* the first word of each page is a miss; ask for pages ahead of it */
+		if (p + 16 * US_PAGE_SIZE < end)
+			__builtin_prefetch(page + 16 * US_PAGE_SIZE);
+		int z = p < end ? page_is_zero((const uint64_t *)page) : -1;
+		if (z == zeros) {
+			if (!z && !us.compress && p - (open.addr + open.stored_len) >= WRITE_CHUNK)
+				write_open_run(w, &open, p);
 			continue;
-		if (p > from && !zeros)
-			out_data(w, from, (p - from) / US_PAGE_SIZE);
-		else if (p > from && delta)
+		}
+		if (p > from && !zeros) {
+			if (us.compress)
+				out_data(w, from, (p - from) / US_PAGE_SIZE);
+			else
+				close_run(w, &open, p);
+		} else if (p > from && delta) {
 			out_hole(w, from, (p - from) / US_PAGE_SIZE);
+		}
+		if (z == 0 && !us.compress)
+			open_run(w, &open, p);
 		from = p;
 		zeros = z;
 	}
