@@ -124,6 +124,15 @@ const struct us_rec_fd *restore_queued_data(int kind, uint64_t dev, uint64_t ino
 	return NULL;
 }
 
+const struct us_rec_fd *restore_find_record(int (*match)(const struct us_rec_fd *f, const void *arg), const void *arg)
+{
+	for (int i = 0; i < nprocs; i++)
+		for (int k = 0; k < procs[i].nfds; k++)
+			if (match(procs[i].fds[k], arg))
+				return procs[i].fds[k];
+	return NULL;
+}
+
 int restore_in_group(int kind, uint64_t ino)
 {
 	for (int i = 0; i < nprocs; i++)
@@ -358,16 +367,19 @@ static int make_objects(char *buf)
 {
 	if (make_unlinked_files(buf) < 0)
 		return -1;
-	/* pipes, FIFOs, socket pairs, listening and bound sockets, ptys: each kind's own */
-	for (int i = 0; i < nprocs; i++)
-		for (int k = 0; k < procs[i].nfds; k++) {
-			const struct us_rec_fd *f = procs[i].fds[k];
-			const struct us_fd_ops *kind = us_fd_ops_of(f->kind);
-			if (nobjects >= 8190)
-				return -1;
-			if (kind && kind->share && kind->share(f) < 0)
-				return -1;
-		}
+	/* pipes, FIFOs, socket pairs, listening and bound sockets, ptys, TCP
+	 * connections: each kind's own */
+	for (int late = 0; late <= 1; late++)
+		for (int i = 0; i < nprocs; i++)
+			for (int k = 0; k < procs[i].nfds; k++) {
+				const struct us_rec_fd *f = procs[i].fds[k];
+				const struct us_fd_ops *kind = us_fd_ops_of(f->kind);
+				int (*share)(const struct us_rec_fd *) = !kind ? NULL : late ? kind->share_late : kind->share;
+				if (nobjects >= 8190)
+					return -1;
+				if (share && share(f) < 0)
+					return -1;
+			}
 	/* shared memory objects: one memfd each, filled from the pages of any sharer */
 	for (int i = 0; i < nprocs; i++)
 		for (int k = 0; k < procs[i].nshm_vmas; k++) {
