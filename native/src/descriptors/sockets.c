@@ -165,27 +165,20 @@ static const struct unix_peer *find_peer(uint64_t ino)
 	return NULL;
 }
 
-/* The bytes queued for reading, peeked. */
-static uint32_t peek_stream(struct scratch *s, int fd)
+/* What is queued for reading, peeked without taking it: a stream's bytes, or each
+ * datagram or record (framed) as its length then its bytes. A peek offset walks
+ * the queue (a stream's peek stops where the sender changes); with SO_PASSCRED
+ * every record carries credentials, which tells an empty record from the end of a
+ * closed seqpacket stream. */
+static uint32_t peek_queue(struct scratch *s, int fd, uint64_t ino, int framed)
 {
 	int queued = 0;
-	us_sc3(SYS_ioctl, fd, FIONREAD, &queued);
-	if (queued <= 0)
+	if (!framed && (us_sc3(SYS_ioctl, fd, FIONREAD, &queued) < 0 || queued <= 0))
 		return 0;
 	if ((unsigned)queued > DATA_MAX) {
 		capture_fail(s, "socket queue larger than 4 MiB", NULL, 0);
 		return 0;
 	}
-	long r = us_sc6(SYS_recvfrom, fd, (long)s->data, queued, MSG_PEEK | MSG_DONTWAIT, 0, 0);
-	return r > 0 ? (uint32_t)r : 0;
-}
-
-/* The datagrams or records queued for reading, each as its length then its bytes,
- * peeked one by one: a peek offset walks the queue without taking anything, and
- * with SO_PASSCRED every record carries credentials, which tells an empty record
- * from the end of a closed seqpacket stream. */
-static uint32_t peek_records(struct scratch *s, int fd, uint64_t ino)
-{
 	int lock = socket_capture_lock(s, ino);
 	if (lock < 0)
 		return 0;
@@ -193,25 +186,24 @@ static uint32_t peek_records(struct scratch *s, int fd, uint64_t ino)
 	int passcred = socket_option(fd, SOL_SOCKET, SO_PASSCRED), zero = 0, one = 1;
 	us_sc5(SYS_setsockopt, fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
 	us_sc5(SYS_setsockopt, fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
-	uint32_t used = 0;
-	while (!s->failed) {
+	uint32_t used = 0, head = framed ? 4 : 0;
+	while (!s->failed && used + head < DATA_MAX) {
 		char control[CMSG_SPACE(sizeof(struct ucred))];
-		struct iovec iov = { s->data + used + 4, DATA_MAX - used - 4 };
+		struct iovec iov = { s->data + used + head, DATA_MAX - used - head };
 		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
-		if (used + 4 > DATA_MAX) {
-			capture_fail(s, "socket queue larger than 4 MiB", NULL, 0);
-			break;
-		}
 		long n = us_sc3(SYS_recvmsg, fd, &m, MSG_PEEK | MSG_DONTWAIT);
-		if (n < 0 || !m.msg_controllen)
+		if (n < 0 || (framed ? !m.msg_controllen : n == 0))
 			break;          /* the whole queue was seen (EAGAIN), or the stream ended */
-		if (m.msg_flags & MSG_TRUNC)
-			capture_fail(s, "socket queue larger than 4 MiB", NULL, 0);
-		else if (m.msg_flags & MSG_CTRUNC)
+		if (m.msg_flags & MSG_CTRUNC)
 			capture_fail(s, "descriptors in flight on a Unix socket (SCM_RIGHTS) cannot be checkpointed", NULL, 0);
-		*(uint32_t *)(s->data + used) = (uint32_t)n;
-		used += 4 + (uint32_t)n;
+		else if (m.msg_flags & MSG_TRUNC)
+			capture_fail(s, "socket queue larger than 4 MiB", NULL, 0);
+		if (framed)
+			*(uint32_t *)(s->data + used) = (uint32_t)n;
+		used += head + (uint32_t)n;
 	}
+	if (!s->failed && (framed ? used + head >= DATA_MAX : used != (uint32_t)queued))
+		capture_fail(s, framed ? "socket queue larger than 4 MiB" : "cannot copy the data queued on a Unix socket", NULL, 0);
 	us_sc5(SYS_setsockopt, fd, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof passcred);
 	us_sc5(SYS_setsockopt, fd, SOL_SOCKET, SO_PEEK_OFF, &peek_off, sizeof peek_off);
 	us_sc1(SYS_close, lock);
@@ -236,7 +228,7 @@ static void capture_unix(struct us_fd_capture *c)
 	}
 	if (c->rec.aux[1])
 		return;
-	c->data_len = c->type == SOCK_STREAM ? peek_stream(c->s, c->fd) : peek_records(c->s, c->fd, c->st.st_ino);
+	c->data_len = peek_queue(c->s, c->fd, c->st.st_ino, c->type != SOCK_STREAM);
 }
 #endif
 
