@@ -7,6 +7,34 @@ namespace Understudy.IntegrationTests;
 // kill -9 and restore, and checks itself after each restore (counters continue exactly,
 // same pids, no FAIL, VERIFY OK from every process).
 
+internal static class SocketRounds
+{
+    /// <summary>
+    /// Two rounds of checkpoint, kill -9 and restore of the group's members, each verified;
+    /// with <paramref name="verifyAgainAfterTicks"/>, verified once more that many ticks of the
+    /// parent after the restore's verification, when the workload has gone through what was
+    /// queued at the checkpoint.
+    /// </summary>
+    public static async Task Run(GroupSession g, Member parent, string[] roles, int members,
+        int verifyAgainAfterTicks = 0, string[]? tags = null)
+    {
+        tags ??= ["parent count", "child count"];
+        for (int round = 1; round <= 2; round++)
+        {
+            var ck = await g.Checkpoint(tags, members);
+            Assert.Contains(ck.Members, m => m.Pid == parent.Pid);
+            await g.KillMembers(ck.Members);
+            var after = await g.RestoreAndVerify(ck, tags, roles);
+            Assert.Equal(ck.Members.Select(m => m.Pid).Order(), after.Select(m => m.Pid).Order());
+            if (verifyAgainAfterTicks > 0)
+            {
+                await g.WaitForCounts(tags[0], verifyAgainAfterTicks, g.Log.Length);
+                await g.Verify(after, roles);
+            }
+        }
+    }
+}
+
 [Trait("Category", "Integration")]
 public sealed class TcpPairWorkloadTests : IClassFixture<AgentFixture>
 {
@@ -29,19 +57,8 @@ public sealed class TcpPairWorkloadTests : IClassFixture<AgentFixture>
     public async Task TcpConnectionsBetweenMembers_KillRestore_StreamContinuesExactly()
     {
         await using var g = _fx.OpenGroup("tcppair", _out);
-        string[] tags = { "parent count", "child count" }, roles = { "tcp-parent", "tcp-child" };
         var parent = await g.Launch("tcppair", Repo.Workload("wl_tcp_pair"));
-
-        for (int round = 1; round <= 2; round++)
-        {
-            var ck = await g.Checkpoint(tags, members: 2);
-            Assert.Contains(ck.Members, m => m.Pid == parent.Pid);
-            await g.KillMembers(ck.Members);
-            var after = await g.RestoreAndVerify(ck, tags, roles);
-            Assert.Equal(ck.Members.Select(m => m.Pid).Order(), after.Select(m => m.Pid).Order());
-            await g.WaitForCounts("parent count", 60, g.Log.Length);
-            await g.Verify(after, roles);
-        }
+        await SocketRounds.Run(g, parent, ["tcp-parent", "tcp-child"], members: 2, verifyAgainAfterTicks: 60);
     }
 }
 
@@ -64,19 +81,8 @@ public sealed class RecordSocketsWorkloadTests : IClassFixture<AgentFixture>
     public async Task SeqpacketAndDatagramQueues_KillRestore_BoundariesKept()
     {
         await using var g = _fx.OpenGroup("records", _out);
-        string[] tags = { "parent count", "child count" }, roles = { "records-parent", "records-child" };
         var parent = await g.Launch("records", Repo.Workload("wl_records"), _fx.TempDir);
-
-        for (int round = 1; round <= 2; round++)
-        {
-            var ck = await g.Checkpoint(tags, members: 2);
-            Assert.Contains(ck.Members, m => m.Pid == parent.Pid);
-            await g.KillMembers(ck.Members);
-            var after = await g.RestoreAndVerify(ck, tags, roles);
-            Assert.Equal(ck.Members.Select(m => m.Pid).Order(), after.Select(m => m.Pid).Order());
-            await g.WaitForCounts("parent count", 30, g.Log.Length);
-            await g.Verify(after, roles);
-        }
+        await SocketRounds.Run(g, parent, ["records-parent", "records-child"], members: 2, verifyAgainAfterTicks: 30);
     }
 }
 
@@ -90,25 +96,16 @@ public sealed class SharedUdpPortWorkloadTests : IClassFixture<AgentFixture>
 
     /// <summary>
     /// A parent and two workers share UDP ports: one socket inherited by both workers, and a
-    /// socket per process bound to one port with SO_REUSEPORT. After each restore every
-    /// process still receives on every socket it had, at the same ports.
+    /// socket per process bound to one port with SO_REUSEPORT; and each listens on one TCP port
+    /// with SO_REUSEPORT. After each restore every process still receives on every UDP socket
+    /// it had and still listens, at the same ports, with the reuse options it had.
     /// </summary>
     [Fact, Trait("Category", "Integration")]
     public async Task UdpPortsUsedBySeveralProcesses_KillRestore_EveryProcessStillReceives()
     {
         await using var g = _fx.OpenGroup("udpshared", _out);
-        string[] tags = { "parent count", "worker1 count", "worker2 count" };
-        string[] roles = { "udp-parent", "udp-worker1", "udp-worker2" };
         var parent = await g.Launch("udpshared", Repo.Workload("wl_udp_shared"));
-
-        for (int round = 1; round <= 2; round++)
-        {
-            var ck = await g.Checkpoint(tags, members: 3);
-            Assert.Contains(ck.Members, m => m.Pid == parent.Pid);
-            await g.KillMembers(ck.Members);
-            var after = await g.RestoreAndVerify(ck, tags, roles);
-            Assert.Equal(ck.Members.Select(m => m.Pid).Order(), after.Select(m => m.Pid).Order());
-        }
+        await SocketRounds.Run(g, parent, ["udp-parent", "udp-worker1", "udp-worker2"], members: 3, tags: ["parent count", "worker1 count", "worker2 count"]);
     }
 }
 
