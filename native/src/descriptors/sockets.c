@@ -94,7 +94,7 @@ static void format_inet_name(int fd, char *out, size_t cap)
 	us_term(&b);
 }
 
-static int socket_option(int fd, int level, int name)
+int socket_int(int fd, int level, int name)
 {
 	int v = 0;
 	unsigned int len = sizeof v;
@@ -104,9 +104,9 @@ static int socket_option(int fd, int level, int name)
 
 static void capture_inet(struct us_fd_capture *c)
 {
-	c->rec.aux[1] = socket_option(c->fd, SOL_SOCKET, SO_ACCEPTCONN) != 0;
-	c->rec.aux[2] = (socket_option(c->fd, SOL_SOCKET, SO_REUSEADDR) ? US_INET_F_REUSEADDR : 0) |
-			(socket_option(c->fd, SOL_SOCKET, SO_REUSEPORT) ? US_INET_F_REUSEPORT : 0);
+	c->rec.aux[1] = socket_int(c->fd, SOL_SOCKET, SO_ACCEPTCONN) != 0;
+	c->rec.aux[2] = (socket_int(c->fd, SOL_SOCKET, SO_REUSEADDR) ? US_INET_F_REUSEADDR : 0) |
+			(socket_int(c->fd, SOL_SOCKET, SO_REUSEPORT) ? US_INET_F_REUSEPORT : 0);
 	format_inet_name(c->fd, c->link, sizeof c->link);
 	c->name = c->link;
 	if (c->type == SOCK_STREAM && !c->rec.aux[1])
@@ -182,8 +182,8 @@ static uint32_t peek_queue(struct scratch *s, int fd, uint64_t ino, int framed)
 	int lock = socket_capture_lock(s, ino);
 	if (lock < 0)
 		return 0;
-	int peek_off = socket_option(fd, SOL_SOCKET, SO_PEEK_OFF);
-	int passcred = socket_option(fd, SOL_SOCKET, SO_PASSCRED), zero = 0, one = 1;
+	int peek_off = socket_int(fd, SOL_SOCKET, SO_PEEK_OFF);
+	int passcred = socket_int(fd, SOL_SOCKET, SO_PASSCRED), zero = 0, one = 1;
 	us_sc5(SYS_setsockopt, fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
 	us_sc5(SYS_setsockopt, fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
 	uint32_t used = 0, head = framed ? 4 : 0;

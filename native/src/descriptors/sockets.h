@@ -14,6 +14,8 @@
  * same time. Takes the socket's capture lock: a descriptor to close to release it,
  * or -1 (the capture failed). */
 int socket_capture_lock(struct scratch *s, uint64_t ino);
+/* An int socket option (getsockopt), 0 if it cannot be read. */
+int socket_int(int fd, int level, int name);
 /* A connected TCP socket's state and queues, taken in repair mode, as the data of
  * its record (struct us_tcp_conn, then the queues); nothing for a connection that
  * cannot be repaired. */

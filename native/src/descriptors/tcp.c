@@ -10,9 +10,10 @@
  * Restore: a connection whose peer is in the group too is made again, both ends
  * at once, in repair mode, so no packet leaves before both exist; then the ends
  * leave repair mode and carry on from the same sequence numbers, with nothing
- * lost or repeated. Repair mode binds over a lingering TIME_WAIT of the killed
- * processes' connection and over the restored listener's port. Any other
- * connection comes back dropped (share_dropped_connection in sockets.c). */
+ * lost or repeated. Repair mode binds over the restored listener's port and over a
+ * lingering TIME_WAIT of the killed processes' connection; what of theirs still
+ * holds the connection's addresses is ended (end_orphans). Any other connection
+ * comes back dropped (share_dropped_connection in sockets.c). */
 #include <stddef.h>
 #include <netinet/tcp.h>
 #include "sockets.h"
@@ -27,14 +28,6 @@ static int repairable(int state)
 {
 	return state == TCP_ESTABLISHED || state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 ||
 	       state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING;
-}
-
-static int get_int(int fd, int level, int name)
-{
-	int v = 0;
-	unsigned int len = sizeof v;
-	us_sc5(SYS_getsockopt, fd, level, name, &v, &len);
-	return v;
 }
 
 static void set_int(int fd, int level, int name, int v)
@@ -145,14 +138,14 @@ void tcp_capture_connection(struct us_fd_capture *c)
 	t->options = ti.tcpi_options;
 	t->snd_wscale = ti.tcpi_snd_wscale;
 	t->rcv_wscale = ti.tcpi_rcv_wscale;
-	t->sndbuf = (uint32_t)get_int(c->fd, SOL_SOCKET, SO_SNDBUF);
-	t->rcvbuf = (uint32_t)get_int(c->fd, SOL_SOCKET, SO_RCVBUF);
-	if (get_int(c->fd, SOL_TCP, TCP_NODELAY))
+	t->sndbuf = (uint32_t)socket_int(c->fd, SOL_SOCKET, SO_SNDBUF);
+	t->rcvbuf = (uint32_t)socket_int(c->fd, SOL_SOCKET, SO_RCVBUF);
+	if (socket_int(c->fd, SOL_TCP, TCP_NODELAY))
 		t->flags |= US_TCP_F_NODELAY;
-	if (get_int(c->fd, SOL_SOCKET, SO_KEEPALIVE))
+	if (socket_int(c->fd, SOL_SOCKET, SO_KEEPALIVE))
 		t->flags |= US_TCP_F_KEEPALIVE;
 	/* the peeks start at the queue's head, whatever peek offset the application set */
-	int peek_off = get_int(c->fd, SOL_SOCKET, SO_PEEK_OFF);
+	int peek_off = socket_int(c->fd, SOL_SOCKET, SO_PEEK_OFF);
 	set_int(c->fd, SOL_SOCKET, SO_PEEK_OFF, -1);
 
 	const char *why = NULL;
@@ -198,14 +191,27 @@ static int conn_of(const struct us_rec_fd *f, struct us_tcp_conn *t)
 	return 1;
 }
 
+/* Whether two addresses are the same host: an IPv6 socket talking to an IPv4 one
+ * sees it as ::ffff:a.b.c.d. */
+static int same_host(int family, const uint8_t *a, int other_family, const uint8_t *b)
+{
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+	if (family == AF_INET6 && other_family == AF_INET)
+		return !memcmp(a, v4_mapped, 12) && !memcmp(a + 12, b, 4);
+	if (family == AF_INET && other_family == AF_INET6)
+		return same_host(other_family, b, family, a);
+	return family == other_family && !memcmp(a, b, 16);
+}
+
 /* The other end of the connection arg describes: local and remote swapped. */
 static int is_other_end(const struct us_rec_fd *f, const void *arg)
 {
 	const struct us_tcp_conn *mine = arg;
 	struct us_tcp_conn t;
-	return conn_of(f, &t) && (t.flags & US_TCP_F_REPAIR) && t.family == mine->family &&
+	return conn_of(f, &t) && (t.flags & US_TCP_F_REPAIR) &&
 	       t.local_port == mine->remote_port && t.remote_port == mine->local_port &&
-	       !memcmp(t.local_addr, mine->remote_addr, 16) && !memcmp(t.remote_addr, mine->local_addr, 16);
+	       same_host(t.family, t.local_addr, mine->family, mine->remote_addr) &&
+	       same_host(t.family, t.remote_addr, mine->family, mine->local_addr);
 }
 
 static socklen_t sockaddr_of(const struct us_tcp_conn *t, int remote, struct sockaddr_in6 *sa)

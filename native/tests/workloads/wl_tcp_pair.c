@@ -12,7 +12,10 @@
  *     both ends hold (after a restore: what was written since crossed too);
  *   - "half": the child writes HALF_BYTES bytes and shuts down writing; the parent
  *     reads them one byte per tick, then must see the end of the stream, and writes
- *     the child one byte per tick, which the child reads and checks.
+ *     the child one byte per tick, which the child reads and checks;
+ *   - "mixed": the child's end is an IPv6 socket connected to ::ffff:127.0.0.1, the
+ *     parent's an IPv4 one; each writes the other one byte per tick and checks what
+ *     it reads.
  * SIGPIPE keeps its default action: a dropped connection ends the writer, as it
  * ended real programs. Each prints "parent|child count N" per 20 ms tick; SIGUSR1 checks the
  * connections' addresses and progress and prints "VERIFY OK tcp-parent|tcp-child". */
@@ -48,6 +51,10 @@ static uint32_t kind_out, kind_in;
 /* The half-closed connection */
 static unsigned half_read, half_written;
 static int half_eof;
+
+/* The IPv6-to-IPv4 connection */
+static int mixed_fd, mixed_family;
+static unsigned mixed_read, mixed_written, mixed_verified;
 
 static void small_buffers(int fd)
 {
@@ -154,6 +161,23 @@ static uint64_t in_flight_max(void)
 	return (uint64_t)(snd + rcv) / WL_REC_SIZE;
 }
 
+static void pump_mixed(int parent)
+{
+	unsigned char b = half_byte(mixed_written, parent ? 2 : 3);
+	if (send(mixed_fd, &b, 1, 0) == 1)
+		mixed_written++;
+	else if (errno != EAGAIN && errno != EINTR)
+		wl_fail("IPv6-to-IPv4 connection send: %s", strerror(errno));
+	ssize_t n = recv(mixed_fd, &b, 1, 0);
+	if (n == 1) {
+		if (b != half_byte(mixed_read, parent ? 3 : 2))
+			wl_fail("IPv6-to-IPv4 connection: byte %u is wrong", mixed_read);
+		mixed_read++;
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		wl_fail("IPv6-to-IPv4 connection recv: %s", n ? strerror(errno) : "the connection ended");
+	}
+}
+
 static void check_addresses(void)
 {
 	struct sockaddr_in l, p;
@@ -163,6 +187,10 @@ static void check_addresses(void)
 	if (l.sin_port != local0.sin_port || p.sin_port != peer0.sin_port || l.sin_family != AF_INET)
 		wl_fail("the stream connection's ports changed: %u->%u, was %u->%u", ntohs(l.sin_port), ntohs(p.sin_port),
 			ntohs(local0.sin_port), ntohs(peer0.sin_port));
+	struct sockaddr_storage m;
+	socklen_t ml = sizeof m;
+	if (getsockname(mixed_fd, (struct sockaddr *)&m, &ml) != 0 || m.ss_family != mixed_family)
+		wl_fail("the IPv6-to-IPv4 connection's family changed to %d, was %d", m.ss_family, mixed_family);
 	int nodelay = 0;
 	socklen_t len = sizeof nodelay;
 	if (getsockopt(stream_fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) != 0 || !nodelay)
@@ -177,8 +205,13 @@ static void run(int parent)
 	getpeername(stream_fd, (struct sockaddr *)&peer0, &len);
 	int one = 1;
 	setsockopt(stream_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	struct sockaddr_storage m;
+	len = sizeof m;
+	getsockname(mixed_fd, (struct sockaddr *)&m, &len);
+	mixed_family = m.ss_family;
 	nonblocking(stream_fd);
 	nonblocking(half_fd);
+	nonblocking(mixed_fd);
 	kind_out = parent ? KIND_DOWN : KIND_UP;
 	kind_in = parent ? KIND_UP : KIND_DOWN;
 	uint64_t verified_at = 0, verified_tick = 0;
@@ -189,6 +222,7 @@ static void run(int parent)
 			pump_half_parent();
 		else
 			pump_half_child();
+		pump_mixed(parent);
 		if (wl_take_verify()) {
 			check_addresses();
 			if (received <= verified_at)
@@ -197,11 +231,14 @@ static void run(int parent)
 				wl_fail("only %llu records arrived in %llu ticks, no more than the buffers hold (%llu)",
 					(unsigned long long)(received - verified_at), iter - verified_tick,
 					(unsigned long long)in_flight_max());
+			if (mixed_read <= mixed_verified)
+				wl_fail("nothing arrived on the IPv6-to-IPv4 connection since the last verification");
 			verified_at = received;
 			verified_tick = iter;
-			wl_out("VERIFY OK %s pid=%d sent=%llu received=%llu half=%u%s", wl_role, (int)wl_pid0,
+			mixed_verified = mixed_read;
+			wl_out("VERIFY OK %s pid=%d sent=%llu received=%llu half=%u%s mixed=%u", wl_role, (int)wl_pid0,
 			       (unsigned long long)sent, (unsigned long long)received, half_read,
-			       half_eof ? " half-ended" : "");
+			       half_eof ? " half-ended" : "", mixed_read);
 		}
 		wl_out("%s count %llu", parent ? "parent" : "child", iter);
 		wl_sleep_ms(20);
@@ -226,8 +263,12 @@ int main(void)
 		stream_fd = socket(AF_INET, SOCK_STREAM, 0);
 		half_fd = socket(AF_INET, SOCK_STREAM, 0);
 		small_buffers(stream_fd);
+		struct sockaddr_in6 mapped = { .sin6_family = AF_INET6, .sin6_port = addr.sin_port };
+		inet_pton(AF_INET6, "::ffff:127.0.0.1", &mapped.sin6_addr);
+		mixed_fd = socket(AF_INET6, SOCK_STREAM, 0);
 		if (connect(stream_fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-		    connect(half_fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+		    connect(half_fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+		    connect(mixed_fd, (struct sockaddr *)&mapped, sizeof mapped) != 0)
 			wl_fail("connect: %s", strerror(errno));
 		unsigned char b[HALF_BYTES];
 		for (unsigned i = 0; i < HALF_BYTES; i++)
@@ -237,7 +278,8 @@ int main(void)
 		run(0);
 	}
 	small_buffers(listener);
-	if ((stream_fd = accept(listener, NULL, NULL)) < 0 || (half_fd = accept(listener, NULL, NULL)) < 0)
+	if ((stream_fd = accept(listener, NULL, NULL)) < 0 || (half_fd = accept(listener, NULL, NULL)) < 0 ||
+	    (mixed_fd = accept(listener, NULL, NULL)) < 0)
 		wl_fail("accept: %s", strerror(errno));
 	wl_out("tcp pair ready port %u", ntohs(addr.sin_port));
 	run(1);
