@@ -100,11 +100,11 @@ public class SocketDataTests
     }
 
     [Fact]
-    public void Kinds_of_other_numbers_are_refused()
+    public void Kinds_without_a_number_are_refused()
     {
         byte[] meta = Meta();
         int fd = Payload(meta, RecordType.Fd);
-        foreach (uint kind in new uint[] { 15, 16, 17, 19 })
+        foreach (uint kind in new uint[] { 0, 100 })
         {
             Assert.Contains($"unknown kind {kind}", Refused(WithU32(meta, fd + 8, kind)).Message);
         }

@@ -122,8 +122,6 @@ int restore_move_high(int fd);
 /* The first record of any process that holds queued data for this object: every
  * holder peeked the same queue at the same frozen instant. */
 const struct us_rec_fd *restore_queued_data(int kind, uint64_t dev, uint64_t ino);
-/* The first record of any process of the group that match says is the one. */
-const struct us_rec_fd *restore_find_record(int (*match)(const struct us_rec_fd *f, const void *arg), const void *arg);
 /* The key of the record's open file: aux[3] when the kind has one and it is set,
  * else the record's own (vpid, fd). */
 uint64_t restore_open_key(const struct proc *p, const struct us_rec_fd *f);

@@ -203,15 +203,20 @@ static int same_host(int family, const uint8_t *a, int other_family, const uint8
 	return family == other_family && !memcmp(a, b, 16);
 }
 
-/* The other end of the connection arg describes: local and remote swapped. */
-static int is_other_end(const struct us_rec_fd *f, const void *arg)
+/* The record of the other end of mine's connection in the group (local and remote
+ * swapped), or NULL. */
+static const struct us_rec_fd *other_end(const struct us_tcp_conn *mine)
 {
-	const struct us_tcp_conn *mine = arg;
+	long cursor = 0;
+	const struct proc *holder;
 	struct us_tcp_conn t;
-	return conn_of(f, &t) && (t.flags & US_TCP_F_REPAIR) &&
-	       t.local_port == mine->remote_port && t.remote_port == mine->local_port &&
-	       same_host(t.family, t.local_addr, mine->family, mine->remote_addr) &&
-	       same_host(t.family, t.remote_addr, mine->family, mine->local_addr);
+	for (const struct us_rec_fd *f; (f = restore_next_record(&cursor, &holder));)
+		if (conn_of(f, &t) && (t.flags & US_TCP_F_REPAIR) &&
+		    t.local_port == mine->remote_port && t.remote_port == mine->local_port &&
+		    same_host(t.family, t.local_addr, mine->family, mine->remote_addr) &&
+		    same_host(t.family, t.remote_addr, mine->family, mine->local_addr))
+			return f;
+	return NULL;
 }
 
 static socklen_t sockaddr_of(const struct us_tcp_conn *t, int remote, struct sockaddr_in6 *sa)
@@ -353,7 +358,7 @@ int tcp_share_connection(const struct us_rec_fd *f)
 	char local[80], remote[80];
 	if (!conn_of(f, &t))
 		return share_dropped_connection(f, NULL, 0);
-	const struct us_rec_fd *pf = (t.flags & US_TCP_F_REPAIR) ? restore_find_record(is_other_end, &t) : NULL;
+	const struct us_rec_fd *pf = (t.flags & US_TCP_F_REPAIR) ? other_end(&t) : NULL;
 	format_end(&t, 0, local, sizeof local);
 	format_end(&t, 1, remote, sizeof remote);
 	if (!pf || pf->inode == f->inode || !conn_of(pf, &pt)) {

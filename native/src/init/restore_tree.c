@@ -124,15 +124,6 @@ const struct us_rec_fd *restore_queued_data(int kind, uint64_t dev, uint64_t ino
 	return NULL;
 }
 
-const struct us_rec_fd *restore_find_record(int (*match)(const struct us_rec_fd *f, const void *arg), const void *arg)
-{
-	for (int i = 0; i < nprocs; i++)
-		for (int k = 0; k < procs[i].nfds; k++)
-			if (match(procs[i].fds[k], arg))
-				return procs[i].fds[k];
-	return NULL;
-}
-
 int restore_in_group(int kind, uint64_t ino)
 {
 	for (int i = 0; i < nprocs; i++)
