@@ -149,13 +149,37 @@ internal static class CheckpointInspector
         EpollTargets = f.Kind == FdKind.Epoll ? f.EpollTargets : null,
         OpenFile = FdRecord.HasOpenKey(f.Kind) && f.Aux.OpenKey != 0 ? $"{f.Aux.OpenKey >> 32}:{(uint)f.Aux.OpenKey}" : null,
         Pty = f.Pty is { } p ? new { p.Rows, p.Cols, p.Flags, p.ToSlaveLen, p.ToMasterLen } : null,
+        QueuedRecords = FdRecord.HasRecordBoundaries(f.Kind) ? f.Records.Count : (int?)null,
+        Tcp = f.Tcp is { } t ? Tcp(t) : null,
     };
+
+    private static object Tcp(TcpConnection t) => new
+    {
+        t.State,
+        Local = Endpoint(t.Family, t.LocalAddress, t.LocalPort),
+        Remote = Endpoint(t.Family, t.RemoteAddress, t.RemotePort),
+        t.Repaired,
+        t.SendSeq,
+        t.RecvSeq,
+        SendBytes = t.SendLength,
+        UnsentBytes = t.UnsentLength,
+        RecvBytes = t.RecvLength,
+        t.Mss,
+        FinSent = t.Flags.HasFlag(TcpFlags.FinSent),
+        FinReceived = t.Flags.HasFlag(TcpFlags.FinReceived),
+    };
+
+    private static string Endpoint(ushort family, byte[] address, ushort port) =>
+        family == TcpConnection.Inet6Family
+            ? $"[{new System.Net.IPAddress(address)}]:{port}"
+            : $"{new System.Net.IPAddress(address[..4])}:{port}";
 
     private static object? Aux(FdKind kind, FdAux a) => kind switch
     {
         FdKind.Pipe or FdKind.Fifo => new { a.IsReadEnd },
-        FdKind.UnixStream or FdKind.UnixDgram => new { a.PeerInode, a.IsListening },
-        FdKind.Tcp => new { a.IsListening },
+        FdKind.UnixStream or FdKind.UnixDgram or FdKind.UnixSeqpacket => new { a.PeerInode, a.IsListening },
+        FdKind.Tcp => new { a.IsListening, a.ReuseAddress, a.ReusePort },
+        FdKind.Udp => new { a.ReuseAddress, a.ReusePort },
         FdKind.Chr => new { a.Rdev },
         FdKind.Eventfd => new { Count = a.EventCount, Flags = a.EventFlags },
         FdKind.Timerfd => new { a.ClockId, a.IntervalNs, a.NextExpiryNs },

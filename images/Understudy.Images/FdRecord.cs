@@ -4,7 +4,9 @@ namespace Understudy.Images;
 
 /// <summary>struct us_rec_fd, its path and its data.</summary>
 /// <param name="Data">
-/// Pipes, FIFOs and sockets: bytes that were queued for reading. Epoll: the targets
+/// Pipes, FIFOs and Unix stream sockets: bytes that were queued for reading. Unix datagram and
+/// seqpacket sockets: the queued records (<see cref="QueuedRecords"/>). A connected TCP socket:
+/// its state and queues (<see cref="TcpConnection"/>). Epoll: the targets
 /// (<see cref="EpollTargets"/>). PTY_MASTER: the pair's state and queued bytes
 /// (<see cref="Pty"/>). Empty for every other kind.
 /// </param>
@@ -32,12 +34,23 @@ public sealed record FdRecord(
         kind is FdKind.File or FdKind.Dir or FdKind.Chr or FdKind.Eventfd or FdKind.Timerfd or FdKind.Epoll
             or FdKind.Signalfd or FdKind.Memfd or FdKind.PtyMaster or FdKind.PtySlave;
 
-    /// <summary>Whether a descriptor of this kind may carry <see cref="Data"/>.</summary>
-    public static bool CarriesData(FdKind kind) =>
-        kind is FdKind.Pipe or FdKind.Fifo or FdKind.UnixStream or FdKind.UnixDgram or FdKind.Epoll or FdKind.PtyMaster;
-
     /// <summary>The pty pair's state and queued bytes held in <see cref="Data"/> (PTY_MASTER), else null.</summary>
     public PtyState? Pty => Kind == FdKind.PtyMaster ? PtyState.Decode(Data) : null;
+
+    /// <summary>The connection state held in <see cref="Data"/>: a connected TCP socket's; null otherwise.</summary>
+    public TcpConnection? Tcp => Kind == FdKind.Tcp && Data.Length > 0 ? TcpConnection.Decode(Data, $"fd {Fd}") : null;
+
+    /// <summary>The datagrams or records held in <see cref="Data"/>; empty for other kinds.</summary>
+    public IReadOnlyList<byte[]> Records =>
+        HasRecordBoundaries(Kind) ? Understudy.Images.QueuedRecords.Decode(Data, $"fd {Fd}") : [];
+
+    /// <summary>Whether a descriptor of this kind may carry <see cref="Data"/>.</summary>
+    public static bool CarriesData(FdKind kind) =>
+        kind is FdKind.Pipe or FdKind.Fifo or FdKind.UnixStream or FdKind.UnixDgram or FdKind.UnixSeqpacket
+            or FdKind.Tcp or FdKind.Epoll or FdKind.PtyMaster;
+
+    /// <summary>Whether the data of this kind is framed as records (datagrams, seqpacket records).</summary>
+    public static bool HasRecordBoundaries(FdKind kind) => kind is FdKind.UnixDgram or FdKind.UnixSeqpacket;
 }
 
 /// <summary>
@@ -49,11 +62,17 @@ public readonly record struct FdAux(ulong A0 = 0, ulong A1 = 0, ulong A2 = 0, ul
     /// <summary>PIPE, FIFO.</summary>
     public bool IsReadEnd => A0 == 1;
 
-    /// <summary>UNIX_STREAM, UNIX_DGRAM; 0 when unknown.</summary>
+    /// <summary>UNIX_STREAM, UNIX_DGRAM, UNIX_SEQPACKET; 0 when unknown.</summary>
     public ulong PeerInode => A0;
 
-    /// <summary>UNIX_STREAM, UNIX_DGRAM.</summary>
+    /// <summary>UNIX_STREAM, UNIX_DGRAM, UNIX_SEQPACKET, TCP.</summary>
     public bool IsListening => A1 == 1;
+
+    /// <summary>TCP, UDP: SO_REUSEADDR was set (US_INET_F_REUSEADDR).</summary>
+    public bool ReuseAddress => (A2 & 1) != 0;
+
+    /// <summary>TCP, UDP: SO_REUSEPORT was set (US_INET_F_REUSEPORT).</summary>
+    public bool ReusePort => (A2 & 2) != 0;
 
     /// <summary>CHR.</summary>
     public ulong Rdev => A0;

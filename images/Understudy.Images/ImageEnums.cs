@@ -97,6 +97,7 @@ public enum FdKind : uint
     Memfd = 15,
     PtyMaster = 16,
     PtySlave = 17,
+    UnixSeqpacket = 18,
 }
 
 /// <summary>The lowercase names that JSON output and docs/image-format.md use for the enums.</summary>
@@ -153,6 +154,7 @@ public static class ImageNames
         FdKind.Memfd => "memfd",
         FdKind.PtyMaster => "pty_master",
         FdKind.PtySlave => "pty_slave",
+        FdKind.UnixSeqpacket => "unix_seqpacket",
         _ => $"unknown({(uint)kind})",
     };
 

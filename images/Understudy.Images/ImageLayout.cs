@@ -24,6 +24,7 @@ public static class ImageLayout
     public const int FdSize = 88;                // struct us_rec_fd
     public const int EpollTargetSize = 16;       // struct us_epoll_target
     public const int PtyStateSize = 64;          // struct us_pty_state
+    public const int TcpConnSize = 104;          // struct us_tcp_conn
     public const int SigactionSize = 40;         // struct us_sigact
     public const int SigactHeaderSize = 8;       // struct us_rec_sigact
     public const int MiscSize = 232;             // struct us_rec_misc

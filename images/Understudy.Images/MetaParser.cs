@@ -535,7 +535,7 @@ internal static class MetaParser
             throw new ImageDefect($"{where} is negative");
         }
 
-        if (fdKind is < FdKind.File or > FdKind.PtySlave)
+        if (!Enum.IsDefined(fdKind))
         {
             throw new ImageDefect($"{where} has unknown kind {kind}");
         }
@@ -561,8 +561,23 @@ internal static class MetaParser
         }
 
         RequireZero(reserved, where);
-        return new FdRecord(fd, fdFlags, fdKind, openFlags, pos, dev, inode, mode,
-            PosixString.Decode(r.Bytes((int)pathLen)), aux, r.Bytes((int)dataLen).ToArray());
+        string path = PosixString.Decode(r.Bytes((int)pathLen));
+        ReadOnlySpan<byte> data = r.Bytes((int)dataLen);
+        if (FdRecord.HasRecordBoundaries(fdKind))
+        {
+            QueuedRecords.Decode(data, where);
+        }
+        else if (fdKind == FdKind.Tcp && dataLen != 0)
+        {
+            if (aux.IsListening)
+            {
+                throw new ImageDefect($"{where} is a listening TCP socket but carries {dataLen} bytes of connection state");
+            }
+
+            TcpConnection.Decode(data, where);
+        }
+
+        return new FdRecord(fd, fdFlags, fdKind, openFlags, pos, dev, inode, mode, path, aux, data.ToArray());
     }
 
     /// <summary>A pty master's data: its state, then exactly the bytes it says are queued.</summary>

@@ -56,21 +56,32 @@ static void flip_record_byte(uint8_t *b, size_t n) { b[n / 2] ^= 0x40; }
 static void huge_record(uint8_t *b, size_t n) { ((struct us_rec_hdr *)(b + 64))->len = 0xfffffff0u; reseal(b, n); }
 static void zero_pages_len(uint8_t *b, size_t n) { ((struct us_meta_header *)b)->pages_len = 0; reseal(b, n); }
 
-/* One more byte announced queued in the seed's pty master than its data holds. */
-static void pty_queue_overrun(uint8_t *b, size_t n)
+/* The data of the seed's first FD record of this kind, or NULL. */
+static uint8_t *fd_data(uint8_t *b, size_t n, uint32_t kind)
 {
 	for (size_t off = sizeof(struct us_meta_header); off + sizeof(struct us_rec_hdr) <= n;) {
 		struct us_rec_hdr *r = (void *)(b + off);
 		struct us_rec_fd *f = (void *)(r + 1);
-		if (r->type == US_REC_FD && f->kind == US_FD_PTY_MASTER) {
-			uint8_t *len = (uint8_t *)(f + 1) + f->path_len + offsetof(struct us_pty_state, to_slave_len);
-			len[0]++;   /* little-endian, and the seed's is small */
-			break;
-		}
+		if (r->type == US_REC_FD && f->kind == kind)
+			return (uint8_t *)(f + 1) + f->path_len;
 		off += sizeof *r + US_REC_ALIGN(r->len);
 	}
+	return NULL;
+}
+
+/* One more byte announced than the record's data holds (lengths are little-endian,
+ * and the seed's are small). */
+static void bump(uint8_t *b, size_t n, uint32_t kind, size_t at)
+{
+	uint8_t *d = fd_data(b, n, kind);
+	if (d)
+		d[at]++;
 	reseal(b, n);
 }
+
+static void pty_queue_overrun(uint8_t *b, size_t n) { bump(b, n, US_FD_PTY_MASTER, offsetof(struct us_pty_state, to_slave_len)); }
+static void tcp_queue_overrun(uint8_t *b, size_t n) { bump(b, n, US_FD_TCP, offsetof(struct us_tcp_conn, recv_len)); }
+static void seqpacket_record_overrun(uint8_t *b, size_t n) { bump(b, n, US_FD_UNIX_SEQPACKET, 0); }
 
 int main(int argc, char **argv)
 {
@@ -100,6 +111,8 @@ int main(int argc, char **argv)
 	ok &= expect_reject(seed, size, "record length past the end", huge_record);
 	ok &= expect_reject(seed, size, "page runs past an empty pages file", zero_pages_len);
 	ok &= expect_reject(seed, size, "pty queue past its record's data", pty_queue_overrun);
+	ok &= expect_reject(seed, size, "TCP queue past its record's data", tcp_queue_overrun);
+	ok &= expect_reject(seed, size, "seqpacket record past the queue", seqpacket_record_overrun);
 	for (size_t cut = 0; cut < size; cut++)
 		if (!us_image_check(seed, cut)) {
 			printf("truncation to %zu bytes accepted\n", cut);

@@ -134,8 +134,9 @@ enum us_fd_kind {
 	US_FD_MEMFD = 15,               /* contents in a FILE record of the same dev/inode */
 	US_FD_PTY_MASTER = 16,          /* data: struct us_pty_state, then the queued bytes */
 	US_FD_PTY_SLAVE = 17,
+	US_FD_UNIX_SEQPACKET = 18,
 };
-#define US_FD_KIND_MAX US_FD_PTY_SLAVE
+#define US_FD_KIND_MAX US_FD_UNIX_SEQPACKET
 
 struct us_rec_fd {                      /* followed by path bytes, then data bytes */
 	int32_t  fd;
@@ -147,7 +148,7 @@ struct us_rec_fd {                      /* followed by path bytes, then data byt
 	uint32_t mode;                  /* st_mode */
 	uint32_t path_len;
 	uint64_t aux[4];                /* kind-specific, see docs/image-format.md */
-	uint32_t data_len;              /* pipes, FIFOs, sockets: bytes queued for reading; epoll: targets */
+	uint32_t data_len;              /* pipes, FIFOs, sockets: what is queued (below); epoll: targets */
 	uint32_t reserved;
 };
 
@@ -174,6 +175,42 @@ struct us_pty_state {                   /* 64 bytes */
 };
 #define US_PTY_F_LOCKED 1u              /* the slave cannot be opened (unlockpt not called) */
 #define US_PTY_F_PACKET 2u              /* TIOCPKT mode on the master */
+
+/* aux[2] of TCP and UDP records: the SO_REUSEADDR and SO_REUSEPORT the socket had. */
+#define US_INET_F_REUSEADDR 1u
+#define US_INET_F_REUSEPORT 2u
+
+/* The data of a UNIX_DGRAM or UNIX_SEQPACKET record: each queued datagram or record
+ * in order, as its length (uint32_t) then its bytes, back to back. */
+
+/* The data of a connected (not listening) TCP record: this, then the receive queue
+ * (recv_len bytes), then the send queue (send_len bytes). Without US_TCP_F_REPAIR
+ * (closed, still connecting, or TCP_REPAIR refused) only the addresses, state,
+ * buffers, flags and receive queue are known, and everything else is 0. */
+struct us_tcp_conn {                    /* 104 bytes */
+	uint16_t family;                /* AF_INET 2, AF_INET6 10 */
+	uint16_t state;                 /* TCP_ESTABLISHED 1, ... (netinet/tcp.h) */
+	uint16_t local_port, remote_port;
+	uint8_t  local_addr[16];        /* network order; IPv4 in the first 4 bytes */
+	uint8_t  remote_addr[16];
+	uint32_t send_seq;              /* sequence number of the send queue's first byte */
+	uint32_t recv_seq;              /* sequence number of the receive queue's first byte */
+	uint32_t send_len;              /* bytes not yet acknowledged by the peer, ... */
+	uint32_t unsent_len;            /* ... the last unsent_len of them never sent */
+	uint32_t recv_len;              /* bytes received, not yet read */
+	uint32_t mss;                   /* TCP_MAXSEG */
+	uint32_t timestamp;             /* TCP_TIMESTAMP */
+	uint8_t  snd_wscale, rcv_wscale;
+	uint16_t options;               /* TCPI_OPT_* of tcp_info */
+	uint32_t snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup;   /* TCP_REPAIR_WINDOW */
+	uint32_t sndbuf, rcvbuf;        /* SO_SNDBUF, SO_RCVBUF as read */
+	uint32_t flags;                 /* US_TCP_F_* */
+};
+#define US_TCP_F_REPAIR       1u        /* taken with TCP_REPAIR: sequence numbers, options, window, send queue */
+#define US_TCP_F_FIN_SENT     2u        /* this end had shut down writing: a FIN follows the send queue */
+#define US_TCP_F_FIN_RECEIVED 4u        /* the peer's FIN follows the receive queue */
+#define US_TCP_F_NODELAY      8u        /* TCP_NODELAY was set */
+#define US_TCP_F_KEEPALIVE    16u       /* SO_KEEPALIVE was set */
 
 struct us_epoll_target {
 	int32_t  fd;

@@ -265,7 +265,7 @@ public sealed class CheckpointStoreTests : IDisposable
         JsonElement fds = member.GetProperty("fds");
         JsonElement log = fds.EnumerateArray().Single(f => f.GetProperty("fd").GetInt32() == 3);
         Assert.Equal(("file", "/var/log/app.log", 123_456_789UL), (log.GetProperty("kind").GetString(), log.GetProperty("path").GetString(), log.GetProperty("pos").GetUInt64()));
-        Assert.Equal(["chr", "pipe", "fifo", "file", "dir", "unix_stream", "unix_stream", "unix_dgram", "eventfd", "timerfd", "epoll", "signalfd", "coordinator", "tcp", "udp", "memfd", "pty_master", "pty_slave"],
+        Assert.Equal(["chr", "pipe", "fifo", "file", "dir", "unix_stream", "unix_stream", "unix_dgram", "eventfd", "timerfd", "epoll", "signalfd", "coordinator", "tcp", "udp", "memfd", "pty_master", "pty_slave", "tcp", "unix_seqpacket"],
             fds.EnumerateArray().Select(f => f.GetProperty("kind").GetString()));
         JsonElement timer = fds[9].GetProperty("aux");
         Assert.Equal(1_000_000_000UL, timer.GetProperty("intervalNs").GetUInt64());

@@ -26,7 +26,9 @@ public class FuzzTests(ITestOutputHelper output)
         }
         // The incremental vector has hole runs, a complete mapping and a FILE record.
         byte[] incremental = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "TestVectors", "vector-inc.meta"));
-        byte[][] seeds = [rich, Minimal(), incremental];
+        // The full vector has a TCP connection's state and queues and a seqpacket socket's records.
+        byte[] vector = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "TestVectors", "vector.meta"));
+        byte[][] seeds = [rich, Minimal(), incremental, vector];
         var random = new Random(Seed);
         var clock = Stopwatch.StartNew();
         int accepted = 0, refusedBehindChecksums = 0, iterations = 0;

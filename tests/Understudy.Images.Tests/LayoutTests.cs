@@ -20,6 +20,7 @@ public class LayoutTests
         Assert.Equal(32, ThreadSize);
         Assert.Equal(88, FdSize);
         Assert.Equal(16, EpollTargetSize);
+        Assert.Equal(104, TcpConnSize);
         Assert.Equal(40, SigactionSize);
         Assert.Equal(8, SigactHeaderSize);
         Assert.Equal(232, MiscSize);

@@ -13,7 +13,7 @@ public class NativeVectorTests
 
         Assert.Equal(new MetaHeader(ImageKind.Full, 7, 3, 0) with
         {
-            RecordCount = 17, RecordsLen = 2176 - 64, PagesLen = 16384, RecordsCrc = image.Header.RecordsCrc, HeaderCrc = image.Header.HeaderCrc,
+            RecordCount = 19, RecordsLen = 2512 - 64, PagesLen = 16384, RecordsCrc = image.Header.RecordsCrc, HeaderCrc = image.Header.HeaderCrc,
         }, image.Header);
 
         ProcRecord p = image.Proc;
@@ -39,7 +39,7 @@ public class NativeVectorTests
         Assert.Equal([(7u, false, 0x7f00000aa000ul, "vector-app"), (8u, true, 0x7f00000bb000ul, "us-ckpt")],
             image.Threads.Select(t => (t.Tid, t.IsCheckpointThread, t.FsBase, t.Comm)));
 
-        Assert.Equal([0, 3, 4, 5, 6, 7, 8, 9], image.Fds.Select(f => f.Fd));
+        Assert.Equal([0, 3, 4, 5, 6, 7, 8, 9, 10, 11], image.Fds.Select(f => f.Fd));
         FdRecord chr = image.Fds[0], log = image.Fds[1], pipe = image.Fds[2], epoll = image.Fds[3], sock = image.Fds[4], timer = image.Fds[5];
         Assert.Equal((FdKind.Chr, "/dev/null", 0x103ul, TestImages.Oct("20666")), (chr.Kind, chr.Path, chr.Aux.Rdev, chr.Mode));
         Assert.Equal((FdKind.File, 1u, 0x401u, 12345ul, "/srv/data/log.txt"), (log.Kind, log.FdFlags, log.OpenFlags, log.Pos, log.Path));
@@ -56,6 +56,22 @@ public class NativeVectorTests
         Assert.Equal("ab\nxy", System.Text.Encoding.ASCII.GetString(ptm.Data.AsSpan(ImageLayout.PtyStateSize)));
         Assert.Equal(ptm.Data, PtyState.Encode(pty, "ab\n"u8, "xy"u8));
         Assert.Equal((FdKind.Memfd, "/memfd:cache (deleted)", 77ul, 0x13ul, 0ul), (memfd.Kind, memfd.Path, memfd.Pos, memfd.Aux.Seals, memfd.Aux.OpenKey));
+        FdRecord tcp = image.Fds[8], seqpacket = image.Fds[9];
+        Assert.Equal((FdKind.Tcp, "127.0.0.1:8080", false, true, false), (tcp.Kind, tcp.Path, tcp.Aux.IsListening, tcp.Aux.ReuseAddress, tcp.Aux.ReusePort));
+        TcpConnection c = tcp.Tcp!;
+        Assert.Equal((TcpConnection.InetFamily, (ushort)1, (ushort)8080, (ushort)40000), (c.Family, c.State, c.LocalPort, c.RemotePort));
+        Assert.Equal([127, 0, 0, 1, .. new byte[12]], c.LocalAddress);
+        Assert.Equal([127, 0, 0, 2, .. new byte[12]], c.RemoteAddress);
+        Assert.Equal((0xfffffffeu, 1000u, 5u, 2u, 4u, 65483u, 0x12345678u), (c.SendSeq, c.RecvSeq, c.SendLength, c.UnsentLength, c.RecvLength, c.Mss, c.Timestamp));
+        Assert.Equal(((byte)7, (byte)9, (ushort)7), (c.SendWindowScale, c.RecvWindowScale, c.Options));
+        Assert.Equal((990u, 65536u, 131072u, 65000u, 1000u, 262144u, 524288u), (c.SndWl1, c.SndWnd, c.MaxWindow, c.RcvWnd, c.RcvWup, c.SendBuffer, c.RecvBuffer));
+        Assert.Equal((TcpFlags.Repair | TcpFlags.NoDelay, true), (c.Flags, c.Repaired));
+        Assert.Equal("ping"u8.ToArray(), c.ReceiveQueue(tcp.Data).ToArray());
+        Assert.Equal("pong!"u8.ToArray(), c.SendQueue(tcp.Data).ToArray());
+        Assert.Equal(tcp.Data, c.Encode("ping"u8, "pong!"u8));
+        Assert.Equal((FdKind.UnixSeqpacket, 8889ul), (seqpacket.Kind, seqpacket.Aux.PeerInode));
+        Assert.Equal(["ab"u8.ToArray(), []], seqpacket.Records);
+        Assert.Equal(seqpacket.Data, QueuedRecords.Encode(seqpacket.Records));
 
         Assert.Equal([new SigactionEntry(2, 0x401000, 0x04000000, 0x401100, 0x1000), new SigactionEntry(15, 1, 0, 0, 0)], image.Sigactions);
 

@@ -12,7 +12,7 @@ public class RoundTripTests
         Assert.Equal(written.Header, read.Header);
         Assert.Equal((ImageKind.Incremental, 4u, 6ul, 5u), (read.Header.Kind, read.Header.Vpid, read.Header.CheckpointSeq, read.Header.BaseSeq));
         Assert.Equal((ulong)new FileInfo(dir.File("4.pages")).Length, read.Header.PagesLen);
-        Assert.Equal(1u + 10 + 3 + 18 + 1 + 1, read.Header.RecordCount); // PROC, VMAs, THREADs, FDs, SIGACT, MISC
+        Assert.Equal(1u + 10 + 3 + 20 + 1 + 1, read.Header.RecordCount); // PROC, VMAs, THREADs, FDs, SIGACT, MISC
 
         // Encoding is a function of every field, so equal bytes mean equal images.
         Assert.Equal(File.ReadAllBytes(dir.File("4.meta")), ProcessImageWriter.EncodeMeta(read));

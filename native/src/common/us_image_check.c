@@ -45,6 +45,31 @@ static int pty_state_fits(const struct us_rec_fd *f)
 	return (uint64_t)sizeof st + st.to_slave_len + st.to_master_len == f->data_len;
 }
 
+/* The queued data of a socket record, which a restore writes back: datagrams and
+ * records framed exactly, a TCP connection's queues as long as its state says. */
+static const char *check_fd_data(const struct us_rec_fd *f)
+{
+	const unsigned char *d = (const unsigned char *)(f + 1) + f->path_len;
+	if (f->kind == US_FD_UNIX_DGRAM || f->kind == US_FD_UNIX_SEQPACKET) {
+		for (uint64_t at = 0; at < f->data_len;) {
+			if (f->data_len - at < 4)
+				return "queued datagrams overrun their descriptor record";
+			uint32_t n = (uint32_t)d[at] | (uint32_t)d[at + 1] << 8 | (uint32_t)d[at + 2] << 16 | (uint32_t)d[at + 3] << 24;
+			if (n > f->data_len - at - 4)
+				return "queued datagrams overrun their descriptor record";
+			at += 4 + (uint64_t)n;
+		}
+	} else if (f->kind == US_FD_TCP && f->data_len) {
+		struct us_tcp_conn t;
+		if (f->data_len < sizeof t)
+			return "TCP connection state truncated";
+		__builtin_memcpy(&t, d, sizeof t);
+		if ((uint64_t)sizeof t + t.recv_len + t.send_len != f->data_len || t.unsent_len > t.send_len)
+			return "TCP connection queues do not match their lengths";
+	}
+	return 0;
+}
+
 const char *us_image_check(const void *buf, uint64_t size)
 {
 	const struct us_meta_header *h = buf;
@@ -108,6 +133,8 @@ const char *us_image_check(const void *buf, uint64_t size)
 				why = "descriptor record has a bad number or kind";
 			else if (f->kind == US_FD_PTY_MASTER && !pty_state_fits(f))
 				why = "pty record's state and queued bytes do not fill its data";
+			else
+				why = check_fd_data(f);
 			break;
 		}
 		case US_REC_SIGACT: {

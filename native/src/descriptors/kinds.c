@@ -25,7 +25,8 @@ static const struct us_fd_ops coordinator = {
 extern const struct us_fd_ops us_fd_file, us_fd_memfd, us_fd_dir, us_fd_chr;   /* files.c */
 extern const struct us_fd_ops us_fd_pty_master, us_fd_pty_slave;              /* ptys.c */
 extern const struct us_fd_ops us_fd_pipe, us_fd_fifo;                          /* pipes.c */
-extern const struct us_fd_ops us_fd_tcp, us_fd_udp, us_fd_unix_stream, us_fd_unix_dgram;   /* sockets.c */
+extern const struct us_fd_ops us_fd_tcp, us_fd_udp;                            /* sockets.c */
+extern const struct us_fd_ops us_fd_unix_stream, us_fd_unix_dgram, us_fd_unix_seqpacket;
 extern const struct us_fd_ops us_fd_eventfd, us_fd_timerfd, us_fd_signalfd, us_fd_epoll;  /* events.c */
 
 /* The coordinator link is a Unix socket: it goes before the socket kinds. */
@@ -34,7 +35,7 @@ const struct us_fd_ops *const us_fd_kinds[] = {
 	&us_fd_eventfd, &us_fd_timerfd, &us_fd_signalfd, &us_fd_epoll,
 	&us_fd_memfd, &us_fd_file, &us_fd_dir, &us_fd_pty_master, &us_fd_pty_slave, &us_fd_chr,
 	&us_fd_pipe, &us_fd_fifo,
-	&us_fd_tcp, &us_fd_udp, &us_fd_unix_stream, &us_fd_unix_dgram,
+	&us_fd_tcp, &us_fd_udp, &us_fd_unix_stream, &us_fd_unix_dgram, &us_fd_unix_seqpacket,
 	NULL,
 };
 

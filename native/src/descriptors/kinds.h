@@ -47,6 +47,9 @@ struct us_fd_ops {
 	 * record shares with other processes' records (a pipe, a socket pair), so
 	 * that every process inherits the same ones. 0, or -1 to fail the restore. */
 	int (*share)(const struct us_rec_fd *f);
+	/* The same, in a second pass, once every record's share has run (a TCP
+	 * connection binds to its listener's port, which must be bound first). */
+	int (*share_late)(const struct us_rec_fd *f);
 	/* us-init, in PID 1, for a record whose open file several descriptors share
 	 * (open_key): that open file, made once. NULL: restore, run in PID 1. */
 	int (*share_open)(const struct proc *p, const struct us_rec_fd *f);
@@ -83,7 +86,8 @@ struct us_fd_capture {
 	char link[US_PATH_MAX];         /* where /proc/self/fd/<fd> points; a kind may reuse it */
 	struct us_rec_fd rec;           /* fd, flags, identity and mode filled in */
 	const char *name;               /* the record's path: link, unless the kind changes it */
-	uint32_t data_len;              /* bytes of s->data the record carries */
+	const char *data;               /* what the record carries: s->data unless the kind sets it */
+	uint32_t data_len;              /* how many bytes of it */
 };
 #endif
 
@@ -99,7 +103,7 @@ int restore_open_flags(const struct us_rec_fd *f);
 /* fd, given the record's status flags (O_NONBLOCK, ...): for kinds whose making
  * does not set them. */
 int restore_status_flags(int fd, const struct us_rec_fd *f);
-/* Writes the record's queued data into fd (a new pipe or socket). 0 or -1. */
+/* Writes the record's queued data into fd (a new pipe). 0 or -1. */
 int restore_queue(int fd, const struct us_rec_fd *f);
 
 /* restore_tree.c: the group being restored */

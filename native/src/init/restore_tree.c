@@ -358,16 +358,19 @@ static int make_objects(char *buf)
 {
 	if (make_unlinked_files(buf) < 0)
 		return -1;
-	/* pipes, FIFOs, socket pairs, listening and bound sockets, ptys: each kind's own */
-	for (int i = 0; i < nprocs; i++)
-		for (int k = 0; k < procs[i].nfds; k++) {
-			const struct us_rec_fd *f = procs[i].fds[k];
-			const struct us_fd_ops *kind = us_fd_ops_of(f->kind);
-			if (nobjects >= 8190)
-				return -1;
-			if (kind && kind->share && kind->share(f) < 0)
-				return -1;
-		}
+	/* pipes, FIFOs, socket pairs, listening and bound sockets, ptys, TCP
+	 * connections: each kind's own */
+	for (int late = 0; late <= 1; late++)
+		for (int i = 0; i < nprocs; i++)
+			for (int k = 0; k < procs[i].nfds; k++) {
+				const struct us_rec_fd *f = procs[i].fds[k];
+				const struct us_fd_ops *kind = us_fd_ops_of(f->kind);
+				int (*share)(const struct us_rec_fd *) = !kind ? NULL : late ? kind->share_late : kind->share;
+				if (nobjects >= 8190)
+					return -1;
+				if (share && share(f) < 0)
+					return -1;
+			}
 	/* shared memory objects: one memfd each, filled from the pages of any sharer */
 	for (int i = 0; i < nprocs; i++)
 		for (int k = 0; k < procs[i].nshm_vmas; k++) {

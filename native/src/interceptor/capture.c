@@ -125,7 +125,8 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 	/* relative to base_seq only if this process has tracked every write since then */
 	s.incremental = base_seq && us.tracker != US_TRACK_NONE && us.tracked_seq == base_seq;
 	us.pending_seq = 0;
-	s.meta_cap = SCRATCH_SIZE - (size_t)(s.meta - s.base);
+	s.queues = s.base + SCRATCH_SIZE - QUEUES_MAX;
+	s.meta_cap = (size_t)(s.queues - s.meta);
 
 	int mapped = cow ? map_writer_result() : 0;
 	if (mapped)

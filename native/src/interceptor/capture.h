@@ -17,6 +17,7 @@
 #define PEERS_MAX    (4ul << 20)        /* after the data area: the Unix socket peer table */
 #define REGIONS_MAX  65536              /* PAGEMAP_SCAN output */
 #define HOLDERS_MAX  65536              /* the group's descriptors, for open file keys */
+#define QUEUES_MAX   (32ul << 20)       /* at the end: a TCP connection's state and queues */
 
 /* In the capture's runs only, never in a file: the writer looks for pages of
  * zeros in this run. */
@@ -38,6 +39,7 @@ struct scratch {
 	char *peers;                    /* the Unix socket peer table (src/descriptors/sockets.c) */
 	struct fd_holder *holders;      /* every descriptor of the group, listed once when first needed */
 	int nholders;                   /* -1 until listed */
+	char *queues;                   /* a TCP connection's state and queues (src/descriptors/tcp.c) */
 	char *meta;                     /* records being built */
 	size_t meta_len, meta_cap;
 	size_t rec_start;               /* where the record being built starts in meta */

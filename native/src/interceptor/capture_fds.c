@@ -78,7 +78,7 @@ static void capture_fd(struct scratch *s, int fd)
 	while (*kind && !(*kind)->detect(&c))
 		kind++;
 	if (!*kind) {
-		capture_fail(s, S_ISSOCK(c.st.st_mode) ? "unsupported socket (Unix, TCP and UDP sockets only):"
+		capture_fail(s, S_ISSOCK(c.st.st_mode) ? "unsupported socket (Unix stream, datagram and seqpacket, TCP and UDP only):"
 						      : "unsupported descriptor:", c.link, 0);
 		return;
 	}
@@ -93,7 +93,7 @@ static void capture_fd(struct scratch *s, int fd)
 	rec_begin(s, US_REC_FD);
 	meta_add(s, &c.rec, sizeof c.rec);
 	meta_add(s, c.name, c.rec.path_len);
-	meta_add(s, s->data, c.data_len);
+	meta_add(s, c.data ? c.data : s->data, c.data_len);
 	rec_end(s);
 }
 

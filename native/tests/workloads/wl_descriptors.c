@@ -1,8 +1,8 @@
 /* wl_descriptors: one process holding a descriptor of each kind a restore makes
  * again, each in a state it can check without changing it: a regular file at an
  * offset, a directory, /dev/null, a pipe and a Unix stream socket pair with data
- * queued, a Unix datagram socket pair (its queue is not captured: left empty), a
- * listening Unix socket, a listening TCP socket and a
+ * queued, a Unix datagram socket pair with two datagrams queued, a listening Unix
+ * socket, a listening TCP socket and a
  * bound UDP socket, an eventfd with a count, an armed timerfd, a signalfd, and an
  * epoll set watching the pipe and the eventfd.
  *
@@ -42,7 +42,7 @@ static void make_descriptors(const char *dir)
 		wl_fail("the pipe: %s", strerror(errno));
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, stream) != 0 || wl_write_all(stream[0], "stream", 6) != 0)
 		wl_fail("the stream pair: %s", strerror(errno));
-	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram) != 0)
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram) != 0 || send(dgram[0], "dgram", 5, 0) != 5 || send(dgram[0], "", 0, 0) != 0)
 		wl_fail("the datagram pair: %s", strerror(errno));
 
 	unix_name.sun_family = AF_UNIX;
@@ -135,7 +135,11 @@ static void verify(void)
 		wl_fail("the pipe holds %d bytes, or lost O_NONBLOCK", queued);
 	if (recv(stream[1], buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT) != 6 || memcmp(buf, "stream", 6))
 		wl_fail("the stream pair lost its queued bytes");
-	if (send(dgram[0], "dgram", 5, 0) != 5 || recv(dgram[1], buf, sizeof buf, MSG_DONTWAIT) != 5 || memcmp(buf, "dgram", 5))
+	/* the two queued datagrams, each whole, then nothing; queued again for the next time */
+	if (recv(dgram[1], buf, sizeof buf, MSG_DONTWAIT) != 5 || memcmp(buf, "dgram", 5) ||
+	    recv(dgram[1], buf, sizeof buf, MSG_DONTWAIT) != 0 || recv(dgram[1], buf, sizeof buf, MSG_DONTWAIT) != -1)
+		wl_fail("the datagram pair lost its queued datagrams or their boundaries");
+	if (send(dgram[0], "dgram", 5, 0) != 5 || send(dgram[0], "", 0, 0) != 0)
 		wl_fail("the datagram pair is no longer a pair");
 
 	expect_listening(unix_listener, AF_UNIX, &unix_name, sizeof unix_name, "the Unix listener");

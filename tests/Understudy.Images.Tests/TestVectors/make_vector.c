@@ -257,6 +257,26 @@ int main(int argc, char **argv)
 	struct us_rec_fd mfd = { .fd = 9, .kind = US_FD_MEMFD, .open_flags = 2, .pos = 77, .dev = 1, .inode = 31337,
 		.mode = 0100777, .path_len = sizeof memfd_fd - 1, .aux = { 0x13 } };
 	record(US_REC_FD, &mfd, sizeof mfd, memfd_fd, sizeof memfd_fd - 1, NULL, 0);
+	/* a TCP connection taken with TCP repair: its state, then "ping" received, then
+	 * "pong!" to send, of which "g!" never sent */
+	struct us_tcp_conn conn = { .family = 2, .state = 1, .local_port = 8080, .remote_port = 40000,
+		.local_addr = { 127, 0, 0, 1 }, .remote_addr = { 127, 0, 0, 2 }, .send_seq = 0xfffffffe,
+		.recv_seq = 1000, .send_len = 5, .unsent_len = 2, .recv_len = 4, .mss = 65483,
+		.timestamp = 0x12345678, .snd_wscale = 7, .rcv_wscale = 9, .options = 7, .snd_wl1 = 990,
+		.snd_wnd = 65536, .max_window = 131072, .rcv_wnd = 65000, .rcv_wup = 1000,
+		.sndbuf = 262144, .rcvbuf = 524288, .flags = US_TCP_F_REPAIR | US_TCP_F_NODELAY };
+	uint8_t tcp_data[sizeof conn + 9];
+	memcpy(tcp_data, &conn, sizeof conn);
+	memcpy(tcp_data + sizeof conn, "pingpong!", 9);
+	const char tcp_name[] = "127.0.0.1:8080";
+	struct us_rec_fd tcp = { .fd = 10, .kind = US_FD_TCP, .open_flags = 04002, .inode = 7777, .mode = 0140777,
+		.path_len = sizeof tcp_name - 1, .aux = { 0, 0, US_INET_F_REUSEADDR }, .data_len = sizeof tcp_data };
+	record(US_REC_FD, &tcp, sizeof tcp, tcp_name, sizeof tcp_name - 1, tcp_data, sizeof tcp_data);
+	/* a seqpacket socket with two records queued, "ab" and an empty one */
+	const uint8_t records[] = { 2, 0, 0, 0, 'a', 'b', 0, 0, 0, 0 };
+	struct us_rec_fd seq = { .fd = 11, .kind = US_FD_UNIX_SEQPACKET, .open_flags = 2, .inode = 8888,
+		.mode = 0140777, .aux = { 8889 }, .data_len = sizeof records };
+	record(US_REC_FD, &seq, sizeof seq, records, sizeof records, NULL, 0);
 
 	/* VMA 1: heap, two runs */
 	struct us_page_run heap_runs[2] = {
