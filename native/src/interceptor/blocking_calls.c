@@ -160,6 +160,14 @@ static void note_raw_kernel_write(struct us_kernel_write *k, const struct us_blo
 	}
 }
 
+/* Whether the thread stopped right after a "syscall" (0f 05). Bytes before the
+ * instruction pointer are read only within its page, which is mapped. */
+static int after_syscall_instruction(const greg_t *r)
+{
+	const unsigned char *ip = (const unsigned char *)r[REG_RIP];
+	return (uint64_t)ip % 4096 >= 2 && ip[-2] == 0x0f && ip[-1] == 0x05;
+}
+
 /* The thread entered a wrapped call after the checkpoint thread looked (/proc said
  * "running"), and the signal interrupted it: the frame still holds the arguments,
  * only the number is gone from rax. It is one of the two the wrapper expects; the
@@ -167,9 +175,9 @@ static void note_raw_kernel_write(struct us_kernel_write *k, const struct us_blo
 static long wrapped_call_number(const greg_t *r)
 {
 	const unsigned char *ip = (const unsigned char *)r[REG_RIP];
-	if (!clock_now.start_ns || ip[-2] != 0x0f || ip[-1] != 0x05)
+	if (!clock_now.start_ns || !after_syscall_instruction(r))
 		return -1;
-	if (ip[-7] == 0xb8) {
+	if ((uint64_t)ip % 4096 >= 7 && ip[-7] == 0xb8) {
 		int32_t imm;
 		__builtin_memcpy(&imm, ip - 6, sizeof imm);
 		if (imm == clock_now.nr[0] || imm == clock_now.nr[1])
@@ -195,6 +203,23 @@ static int frame_is(const struct us_blocked_call *c, const greg_t *r, int *inter
 	return 1;
 }
 
+/* A raw system call (not through libc) that the thread entered after the checkpoint
+ * thread looked and before the signal came: nothing says which call it was, so it
+ * returns EINTR. Said in the log, so that an application that then fails can be
+ * traced to it (docs/architecture.md, "A checkpoint is invisible to blocked calls"). */
+static void note_unknown_call(const struct us_thread_slot *s, const greg_t *r)
+{
+	if (!after_syscall_instruction(r))
+		return;   /* EINTR is the application's own value */
+	char detail[96];
+	struct us_buf b = { detail, 0, sizeof detail };
+	us_put(&b, "tid=");
+	us_puti(&b, s->tid);
+	us_put(&b, " pc=0x");
+	us_putx(&b, (uint64_t)r[REG_RIP]);
+	us_log("blocked-call-unknown", us_term(&b));
+}
+
 void us_blocked_on_freeze(struct us_thread_slot *s, void *ucontext, struct us_restart *out)
 {
 	struct us_blocked_call *c = &s->call;
@@ -215,8 +240,11 @@ void us_blocked_on_freeze(struct us_thread_slot *s, void *ucontext, struct us_re
 	}
 	if (out->nr >= 0 && !restartable(out->nr))
 		out->nr = -1;
-	if (out->nr < 0)
+	if (out->nr < 0) {
+		if (r[REG_RAX] == -EINTR)
+			note_unknown_call(s, r);
 		return;
+	}
 	out->elapsed_ns = -1;
 	if (clock_now.start_ns && (clock_now.nr[0] == out->nr || clock_now.nr[1] == out->nr))
 		out->elapsed_ns = (int64_t)(monotonic_ns() - clock_now.start_ns);
