@@ -112,6 +112,31 @@ public sealed class AgentProcess
         }
     }
 
+    /// <summary>SIGKILL, as a crash would: nothing of the agent's own clean-up runs; its groups are left as they are.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is not { } process)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!process.HasExited)
+            {
+                Native.Kill(process.Id, Native.SIGKILL);
+                await process.WaitForExitAsync(new CancellationTokenSource(Timeouts.Wait).Token);
+            }
+        }
+        finally
+        {
+            ProcessSweeper.UnregisterAgent(process.Id);
+            process.Dispose();
+            _process = null;
+            Write("test", "agent killed with SIGKILL");
+        }
+    }
+
     public void CloseLog()
     {
         lock (_logLock)
