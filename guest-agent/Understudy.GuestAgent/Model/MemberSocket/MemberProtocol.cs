@@ -90,8 +90,9 @@ internal sealed class MemberProtocol : IMemberMessageHandler
                 "Member {Vpid} ({App}) left group {Group}: its connection closed (host pid {HostPid})",
                 member.Vpid, member.App, group.Name, member.HostPid);
             // A process that exits has ended its run before its connection closes; one that
-            // still runs lost its link (it closed the descriptor, or the link was cut).
-            if (ProcFs.IsRunning(member.HostPid))
+            // still runs lost its link (it closed the descriptor, or the link was cut), unless
+            // the agent closed it (it shuts down, and the process registers with the next one).
+            if (!connection.ClosedByAgent && ProcFs.IsRunning(member.HostPid))
             {
                 _events.Publish(new MemberUnprotected(group.Name, member.App, member.Vpid, member.HostPid));
             }
