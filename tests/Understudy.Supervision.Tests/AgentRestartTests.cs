@@ -82,24 +82,7 @@ public sealed class AgentRestartTests(SupervisionFixture fx, ITestOutputHelper o
               action: restore
               maxAttempts: 5
               window: 10m
-            apps:
-              - name: server
-                command: {{Workloads.Service}}
-                args: [server, --tcp, "{{port}}"]
-                ready: { tcp: "{{port}}", timeout: 20s }
-                health:
-                  - http: http://127.0.0.1:{{port}}/health
-                    interval: 500ms
-                    timeout: 2s
-              - name: worker
-                command: {{Workloads.Service}}
-                args: [worker, --connect, "{{port}}"]
-                after: [server]
-              - name: client
-                command: {{Workloads.Service}}
-                args: [client, --connect, "{{port}}"]
-                after: [worker]
-                ready: { delay: 200ms }
+            {{Workloads.ServiceApps(port)}}
             """)).Ok();
         (await g.Run("group", "start", g.Name)).Ok();
         var start = await g.Mark();
