@@ -50,8 +50,14 @@ public sealed class AgentRunOptions
         Description = "Leave incremental checkpoints as they are until a restore merges them (default: merge each one into full images in the background)",
     };
 
+    public Option<bool> KeepGroups { get; } = new("--keep-groups")
+    {
+        Description = "On SIGINT or SIGTERM, leave the groups running for the next agent on this state directory to take up " +
+                      "(an upgrade, a service restart); default: stop them",
+    };
+
     /// <summary>Every option, in the order of the help.</summary>
-    public IReadOnlyList<Option> All => [Listen, StateDir, JsonLogs, NativeDir, Interceptor, Json, FullEvery, ChainLimit, NoBackgroundMerge];
+    public IReadOnlyList<Option> All => [Listen, StateDir, JsonLogs, NativeDir, Interceptor, Json, FullEvery, ChainLimit, NoBackgroundMerge, KeepGroups];
 
     /// <param name="ownDirectory">what the default is, for example "hactl's own directory".</param>
     public static Option<string?> NativeDirOption(string ownDirectory) => new("--native-dir")
@@ -73,7 +79,8 @@ public sealed class AgentRunOptions
             JsonLogs: parse.GetValue(JsonLogs) || parse.GetValue(Json),
             FullEvery: parse.GetValue(FullEvery),
             ChainLimitPercent: parse.GetValue(ChainLimit),
-            BackgroundMerges: !parse.GetValue(NoBackgroundMerge));
+            BackgroundMerges: !parse.GetValue(NoBackgroundMerge),
+            KeepGroups: parse.GetValue(KeepGroups));
     }
 
     private static Option<string> CreateListen()

@@ -11,7 +11,8 @@ public sealed record AgentRunSettings(
     bool JsonLogs,
     int FullEvery,
     int ChainLimitPercent,
-    bool BackgroundMerges)
+    bool BackgroundMerges,
+    bool KeepGroups = false)
 {
     /// <summary>understudy-agent's arguments for these settings, every one spelled out (no default left to the agent).</summary>
     public IReadOnlyList<string> ToArguments()
@@ -33,6 +34,11 @@ public sealed record AgentRunSettings(
         if (!BackgroundMerges)
         {
             args.Add("--no-background-merge");
+        }
+
+        if (KeepGroups)
+        {
+            args.Add("--keep-groups");
         }
 
         return args;

@@ -54,6 +54,7 @@ internal static class AgentProgram
             FullEvery = settings.FullEvery,
             ChainLimitPercent = settings.ChainLimitPercent,
             BackgroundMerges = settings.BackgroundMerges,
+            KeepGroups = settings.KeepGroups,
         };
         try
         {

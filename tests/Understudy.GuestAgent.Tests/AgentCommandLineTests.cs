@@ -29,10 +29,10 @@ public sealed class AgentCommandLineTests
     public void The_arguments_hactl_passes_on_give_the_agent_the_same_settings()
     {
         var settings = Read("--listen", "unix:/run/a.sock", "--state-dir", "/var/lib/s", "--native-dir", "/opt/us/bin",
-            "--interceptor", "/opt/us/lib/x.so", "--json", "--full-every", "0", "--chain-limit", "25", "--no-background-merge");
+            "--interceptor", "/opt/us/lib/x.so", "--json", "--full-every", "0", "--chain-limit", "25", "--no-background-merge", "--keep-groups");
 
         Assert.Equal(new AgentRunSettings("/run/a.sock", "/var/lib/s", "/opt/us/bin", "/opt/us/lib/x.so", JsonLogs: true,
-            FullEvery: 0, ChainLimitPercent: 25, BackgroundMerges: false), settings);
+            FullEvery: 0, ChainLimitPercent: 25, BackgroundMerges: false, KeepGroups: true), settings);
         Assert.Equal(settings, Read([.. settings.ToArguments()]));
     }
 
@@ -44,8 +44,8 @@ public sealed class AgentCommandLineTests
         Assert.Equal(Path.GetFullPath("rel/a.sock"), settings.ListenSocket);
         Assert.Equal(Path.GetFullPath("state"), settings.StateDir);
         Assert.Equal("/opt/us/lib/libunderstudy.so", settings.InterceptorPath);
-        Assert.Equal((false, AgentRunOptions.DefaultFullEvery, AgentRunOptions.DefaultChainLimitPercent, true),
-            (settings.JsonLogs, settings.FullEvery, settings.ChainLimitPercent, settings.BackgroundMerges));
+        Assert.Equal((false, AgentRunOptions.DefaultFullEvery, AgentRunOptions.DefaultChainLimitPercent, true, false),
+            (settings.JsonLogs, settings.FullEvery, settings.ChainLimitPercent, settings.BackgroundMerges, settings.KeepGroups));
         Assert.Equal(settings, Read([.. settings.ToArguments()]));
     }
 

@@ -29,24 +29,7 @@ public sealed class CrashRecoveryTests(SupervisionFixture fx, ITestOutputHelper 
               action: restore
               maxAttempts: 5
               window: 10m
-            apps:
-              - name: server
-                command: {{Workloads.Service}}
-                args: [server, --tcp, "{{port}}"]
-                ready: { tcp: "{{port}}", timeout: 20s }
-                health:
-                  - http: http://127.0.0.1:{{port}}/health
-                    interval: 500ms
-                    timeout: 2s
-              - name: worker
-                command: {{Workloads.Service}}
-                args: [worker, --connect, "{{port}}"]
-                after: [server]
-              - name: client
-                command: {{Workloads.Service}}
-                args: [client, --connect, "{{port}}"]
-                after: [worker]
-                ready: { delay: 200ms }
+            {{Workloads.ServiceApps(port)}}
             """)).Ok();
         (await g.Run("group", "start", g.Name)).Ok();
         var before = await g.Members();

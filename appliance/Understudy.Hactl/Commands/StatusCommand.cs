@@ -68,6 +68,14 @@ public static class StatusCommand
             }
 
             MemberTable.Write(Console.Out, g.Members, "  ");
+            if (g.Unprotected.Count > 0)
+            {
+                Console.WriteLine($"  warning: {g.Unprotected.Count} of {g.Processes} process(es) are not registered: they run unprotected and are in no checkpoint");
+                foreach (var p in g.Unprotected)
+                {
+                    Console.WriteLine($"    pid {(p.Pid == 0 ? "?" : p.Pid)} (host pid {p.HostPid}) {(p.Program.Length == 0 ? "-" : p.Program)}");
+                }
+            }
         }
     }
 }

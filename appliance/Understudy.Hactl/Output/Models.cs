@@ -36,11 +36,16 @@ public sealed record RestoreResult(string Group, string Id, IReadOnlyList<Member
     public static RestoreResult From(RestoreReply r) => new(r.Group, r.Id, MemberInfo.From(r.Members), r.DurationMs);
 }
 
+/// <summary>A process of a group that is not a member: it is in no checkpoint.</summary>
+public sealed record UnprotectedInfo(int Pid, int HostPid, string Program);
+
 public sealed record GroupInfo(string Name, string State, string? LastCheckpoint, int InitHostPid, IReadOnlyList<MemberInfo> Members,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] AvailabilityInfo? Availability)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] AvailabilityInfo? Availability,
+    int Processes, IReadOnlyList<UnprotectedInfo> Unprotected)
 {
     public static GroupInfo From(Group g) =>
-        new(g.Name, g.State, NullIfEmpty(g.LastCheckpoint), g.InitHostPid, MemberInfo.From(g.Members), AvailabilityInfo.From(g.Availability));
+        new(g.Name, g.State, NullIfEmpty(g.LastCheckpoint), g.InitHostPid, MemberInfo.From(g.Members), AvailabilityInfo.From(g.Availability),
+            g.Processes, g.Unprotected.Select(p => new UnprotectedInfo(p.Pid, p.HostPid, p.Program)).ToList());
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 }

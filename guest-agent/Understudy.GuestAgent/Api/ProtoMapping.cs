@@ -5,6 +5,7 @@ using Understudy.GuestAgent.Operations.Checkpoints;
 using ProtoCheckpointInfo = Understudy.GuestAgent.Contracts.CheckpointInfo;
 using ProtoGroup = Understudy.GuestAgent.Contracts.Group;
 using ProtoMember = Understudy.GuestAgent.Contracts.Member;
+using ProtoUnprotectedProcess = Understudy.GuestAgent.Contracts.UnprotectedProcess;
 
 namespace Understudy.GuestAgent.Api;
 
@@ -38,8 +39,15 @@ internal static class ProtoMapping
             State = status.State,
             LastCheckpoint = status.LastCheckpoint ?? "",
             InitHostPid = status.InitHostPid,
+            Processes = status.Processes,
         };
         group.Members.AddRange(status.Members.Select(ToProto));
+        group.Unprotected.AddRange(status.Unprotected.Select(p => new ProtoUnprotectedProcess
+        {
+            Pid = p.Pid,
+            HostPid = p.HostPid,
+            Program = p.Program,
+        }));
         return group;
     }
 

@@ -71,5 +71,6 @@ internal static class AgentApplication
         options.FullEvery = host.FullEvery;
         options.ChainLimitPercent = host.ChainLimitPercent;
         options.BackgroundMerges = host.BackgroundMerges;
+        options.KeepGroups = host.KeepGroups;
     }
 }

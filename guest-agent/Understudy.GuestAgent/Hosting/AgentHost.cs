@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Hosting;
+using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Hosting;
 
@@ -33,6 +34,12 @@ public static class AgentHost
 
             await app.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
             logger.Information("Guest agent stopped");
+        }
+        catch (AgentException e)
+        {
+            // A refusal that says what to do (the state directory is in use, a socket is taken): no stack trace.
+            logger.Error("Guest agent failed: {Error}", e.Message);
+            throw;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -47,4 +47,10 @@ public sealed class AgentHostOptions
     /// stay incremental until a restore merges them.
     /// </summary>
     public bool BackgroundMerges { get; init; } = true;
+
+    /// <summary>
+    /// At shutdown, leave the groups running (their us-init outlives the agent) for the next
+    /// agent on the state directory to take up. Off, a shutdown stops every group.
+    /// </summary>
+    public bool KeepGroups { get; init; }
 }

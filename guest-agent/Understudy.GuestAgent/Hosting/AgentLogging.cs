@@ -15,6 +15,8 @@ internal static class AgentLogging
             // Framework chatter (Kestrel, hosting, gRPC per-call logs) only when something is wrong.
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
             .MinimumLevel.Override("Grpc", LogEventLevel.Warning)
+            // A start that fails is reported by AgentHost, in one line when it is a refusal.
+            .MinimumLevel.Override("Microsoft.Extensions.Hosting.Internal.Host", LogEventLevel.Fatal)
             .Enrich.FromLogContext();
         return json
             ? configuration.WriteTo.Console(new CompactJsonFormatter(), standardErrorFromLevel: LogEventLevel.Verbose).CreateLogger()

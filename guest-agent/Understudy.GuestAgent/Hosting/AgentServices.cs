@@ -78,6 +78,9 @@ internal static class AgentServices
         services.AddHostedService<StateDirectoryInitializer>();
         services.AddHostedService(provider => provider.GetRequiredService<BackgroundMerges>());
         services.AddHostedService(provider => provider.GetRequiredService<MemberListener>());
+        // Once the member socket listens (their processes register again there): the groups
+        // whose us-init outlived the previous agent are taken up.
+        services.AddHostedService<RunningGroups>();
         services.AddHostedService<GroupShutdownService>();
         // Last: it starts the autostart groups once the member socket listens, and at shutdown
         // it stops supervising before GroupShutdownService stops the groups.

@@ -6,11 +6,12 @@ using Understudy.GuestAgent.Foundation.Interop;
 namespace Understudy.GuestAgent.Hosting;
 
 /// <summary>
-/// Runs first at startup: makes sure the state directory and its groups directory exist (0700).
-/// What a crash left in the checkpoint store is the store owner's to clean up (the background
-/// merges start it next).
+/// Runs first at startup: makes sure the state directory and its groups directory exist (0700)
+/// and locks it (<see cref="StateDirectoryLock"/>) before anything cleans up there, so that a
+/// second agent on the same directory is refused with one line. What a crash left in the
+/// checkpoint store is the store owner's to clean up (the background merges start it next).
 /// </summary>
-internal sealed class StateDirectoryInitializer : IHostedService
+internal sealed class StateDirectoryInitializer : IHostedService, IDisposable
 {
     private const UnixFileMode GroupOrOtherAccess =
         UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
@@ -18,6 +19,7 @@ internal sealed class StateDirectoryInitializer : IHostedService
 
     private readonly StatePaths _paths;
     private readonly ILogger<StateDirectoryInitializer> _logger;
+    private StateDirectoryLock? _lock;
 
     public StateDirectoryInitializer(StatePaths paths, ILogger<StateDirectoryInitializer> logger)
     {
@@ -39,9 +41,13 @@ internal sealed class StateDirectoryInitializer : IHostedService
         {
             Directory.CreateDirectory(_paths.Root, UnixSocketFile.PrivateDirectory);
         }
+        _lock = StateDirectoryLock.Acquire(_paths.Root, _paths.LockFile);
         Directory.CreateDirectory(_paths.GroupsDir, UnixSocketFile.PrivateDirectory);
         return Task.CompletedTask;
     }
 
+    // Held until the agent is gone: its last clean-up (stopping groups) still runs under it.
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public void Dispose() => _lock?.Dispose();
 }

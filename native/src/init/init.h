@@ -5,10 +5,12 @@
 
 struct init_config {
 	const char *group, *coord, *lib, *log, *output;
+	const char *control;             /* the socket a later agent attaches on, or NULL */
 	const char *restore_dir, *restorer;
 };
 
-/* Writes one line to the agent (stdout), percent-encoding nothing: callers pass tokens. */
+/* Writes one line to the agent (its pipe or connection; kept for the next agent if
+ * none), percent-encoding nothing: callers pass tokens. */
 void init_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* One event line to the group's native log. */
 void init_log(const struct init_config *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

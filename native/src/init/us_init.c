@@ -4,7 +4,11 @@
  * (docs/protocol.md, "Group init control"). It launches applications into the
  * group with the interceptor preloaded, reaps every process of the namespace and
  * reports exits, and on --restore first rebuilds the checkpointed process tree.
- * Killing it kills the whole group: that is what a PID namespace's init does. */
+ * Killing it kills the whole group: that is what a PID namespace's init does.
+ *
+ * It outlives its agent: when the pipe closes (the agent crashed, was killed or
+ * restarted), the group runs on, exits are kept, and the next agent attaches on
+ * the control socket (--control, 0600), where the same lines go both ways. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -24,8 +30,45 @@
 
 static const char usage[] =
 	"usage: us-init --group G --coord SOCKET --lib LIBUNDERSTUDY --log FILE --output FILE\n"
-	"               [--restore CHECKPOINT_DIR --restorer US_RESTORER]\n"
+	"               [--control SOCKET] [--restore CHECKPOINT_DIR --restorer US_RESTORER]\n"
 	"PID 1 of an Understudy group; started by the guest agent, not by hand.\n";
+
+/* The agent's channel: the pipes it started us with, later a connection on the
+ * control socket; -1 while no agent is attached. */
+static int agent_in = STDIN_FILENO, agent_out = STDOUT_FILENO;
+
+/* EXITED lines said while no agent listened, replayed to the next one. The
+ * oldest go first when it fills up (a counter says how many were lost). */
+#define KEPT_LINES 1024
+static char kept[KEPT_LINES][48];
+static int kept_first, kept_count, kept_lost;
+
+static void keep_line(const char *line, int n)
+{
+	if (n >= (int)sizeof kept[0] || strncmp(line, "EXITED ", 7))
+		return;   /* only exits matter to the next agent; the rest answered a gone one */
+	if (kept_count == KEPT_LINES) {
+		kept_first = (kept_first + 1) % KEPT_LINES;
+		kept_count--;
+		kept_lost++;
+	}
+	char *slot = kept[(kept_first + kept_count++) % KEPT_LINES];
+	memcpy(slot, line, (size_t)n);
+	slot[n] = 0;
+}
+
+static int write_all(int fd, const char *p, int n)
+{
+	for (int off = 0; off < n;) {
+		ssize_t w = write(fd, p + off, (size_t)(n - off));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		off += (int)w;
+	}
+	return 0;
+}
 
 void init_say(const char *fmt, ...)
 {
@@ -38,13 +81,18 @@ void init_say(const char *fmt, ...)
 		return;
 	if (n > (int)sizeof line - 2)
 		n = sizeof line - 2;
-	line[n++] = '\n';
-	for (int off = 0; off < n;) {
-		ssize_t w = write(STDOUT_FILENO, line + off, (size_t)(n - off));
-		if (w <= 0 && errno != EINTR)
-			return;
-		if (w > 0)
-			off += (int)w;
+	if (agent_out < 0) {
+		keep_line(line, n);
+		return;
+	}
+	line[n] = '\n';
+	if (write_all(agent_out, line, n + 1) < 0) {
+		/* The agent is going (its end of the channel is seen next): this line
+		 * is the next agent's, and so is every one until then. */
+		if (agent_out != agent_in)
+			close(agent_out);
+		agent_out = -1;
+		keep_line(line, n);
 	}
 }
 
@@ -179,31 +227,110 @@ static __attribute__((noreturn)) void quit(void)
 	_exit(0);
 }
 
+/* The control socket: bound by this init (so that SO_PEERCRED gives the agent our
+ * host pid), 0600, for the next agent to attach. -1 when there is none. */
+static int control_listen(const struct init_config *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (!c->control)
+		return -1;
+	if (strlen(c->control) >= sizeof sa.sun_path) {
+		init_log(c, "control-socket-unavailable reason=path-too-long path=%s", c->control);
+		return -1;
+	}
+	strcpy(sa.sun_path, c->control);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	mode_t old = umask(0177);
+	unlink(c->control);
+	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 4) == 0;
+	umask(old);
+	if (!ok) {
+		init_log(c, "control-socket-unavailable errno=%d path=%s", errno, c->control);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void detach(const struct init_config *c, const char *why)
+{
+	if (agent_out >= 0 && agent_out != agent_in)
+		close(agent_out);
+	if (agent_in >= 0)
+		close(agent_in);
+	agent_in = agent_out = -1;
+	init_log(c, "agent-detached reason=%s", why);
+}
+
+/* A new agent: it replaces any other (only one agent may hold the state
+ * directory, so the other one is gone). ATTACHED, then the exits it missed. */
+static void attach(const struct init_config *c, int lfd)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || (cred.uid != 0 && cred.uid != getuid())) {
+		close(fd);
+		return;
+	}
+	if (agent_in >= 0)
+		detach(c, "replaced");
+	agent_in = agent_out = fd;
+	char group[512];
+	encode(group, sizeof group, c->group);
+	init_say("ATTACHED %s %d", group, kept_lost);
+	init_log(c, "agent-attached exits-kept=%d exits-lost=%d", kept_count, kept_lost);
+	while (kept_count > 0 && agent_out >= 0) {
+		char line[sizeof kept[0]];
+		strcpy(line, kept[kept_first]);
+		kept_first = (kept_first + 1) % KEPT_LINES;
+		kept_count--;
+		init_say("%s", line);
+	}
+	kept_lost = 0;
+}
+
 static void serve(const struct init_config *c)
 {
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	int lfd = control_listen(c);
 	char buf[65536];
 	size_t len = 0;
 
 	reap(c);
 	for (;;) {
-		struct pollfd fds[2] = { { 0, POLLIN, 0 }, { sfd, POLLIN, 0 } };
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+		struct pollfd fds[3] = { { sfd, POLLIN, 0 }, { lfd, POLLIN, 0 }, { agent_in, POLLIN, 0 } };
+		if (poll(fds, 3, -1) < 0 && errno != EINTR)
 			quit();
-		if (fds[1].revents) {
+		if (fds[0].revents) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof si) > 0)
 				;
 			reap(c);
 		}
-		if (!fds[0].revents)
+		if (fds[1].revents) {
+			attach(c, lfd);
+			len = 0;
 			continue;
-		ssize_t n = read(0, buf + len, sizeof buf - 1 - len);
-		if (n <= 0)
-			quit();   /* the agent is gone: so is the group */
+		}
+		if (agent_in < 0 || !fds[2].revents)
+			continue;
+		ssize_t n = read(agent_in, buf + len, sizeof buf - 1 - len);
+		if (n <= 0) {
+			/* The agent is gone: the group runs on until the next one attaches
+			 * (or, without a control socket, it goes too). */
+			if (lfd < 0)
+				quit();
+			detach(c, "end-of-channel");
+			len = 0;
+			continue;
+		}
 		len += (size_t)n;
 		buf[len] = 0;
 		char *nl;
@@ -232,6 +359,7 @@ int main(int argc, char **argv)
 				    !strcmp(argv[i], "--lib") ? &c.lib :
 				    !strcmp(argv[i], "--log") ? &c.log :
 				    !strcmp(argv[i], "--output") ? &c.output :
+				    !strcmp(argv[i], "--control") ? &c.control :
 				    !strcmp(argv[i], "--restore") ? &c.restore_dir :
 				    !strcmp(argv[i], "--restorer") ? &c.restorer : NULL;
 		if (!strcmp(argv[i], "--help")) {

@@ -73,10 +73,15 @@ struct us_state {
 
 	/* one request (FORK_BEGIN, ...) to the coordinator at a time */
 	volatile int req_lock;
-	volatile int req_granted;
+	volatile int req_seq;           /* requests sent on this link */
+	volatile int grant_seq;         /* GRANTs received (or given up for) */
+	volatile int lines_heard;       /* lines read from the link: the coordinator is alive */
+	volatile int silent;            /* a wait gave up and nothing was heard since: do not wait again */
 	char pending_req[32];           /* re-sent after a restore if still waiting */
 	volatile int send_lock;
-	volatile int link_dead;          /* coordinator gone: run unprotected */
+	volatile int link_dead;         /* no link now: run unprotected until a new one is made */
+	volatile int registered;        /* WELCOME came on the present link */
+	uint64_t coord_ino;             /* the link's socket inode: coord_fd is still ours */
 
 	/* what the restorer left mapped, unmapped by the restored checkpoint thread */
 	uint64_t restorer_start, restorer_end;
@@ -85,6 +90,7 @@ struct us_state {
 	/* dirty-page tracking (tracker.c) */
 	int tracker;                    /* enum us_tracker_mode */
 	int uffd;
+	uint64_t uffd_ino;              /* its inode: us.uffd is still ours */
 	uint64_t tracked_seq;           /* checkpoint the tracked state is relative to; 0: none */
 	uint64_t pending_seq;           /* written, becomes tracked_seq on RESUME */
 	int base_vpid;                  /* whose image of tracked_seq we are: our own, or a parent's before fork */
@@ -114,10 +120,25 @@ enum us_tracker_mode { US_TRACK_NONE = 0, US_TRACK_UFFD = 1, US_TRACK_MPROTECT =
 US_HIDDEN void us_log(const char *event, const char *detail);
 
 /* link.c: the coordinator connection */
-US_HIDDEN int us_link_connect(void);
-US_HIDDEN int us_link_hello(const char *origin, int vppid);
+#define US_LINK_PATIENCE_MS 2000        /* silence a request or a registration waits through */
+#define US_LINK_TIMEOUT (-2)
+US_HIDDEN long us_now_ms(void);
+US_HIDDEN int us_fd_base(void);                   /* where our descriptors go */
+US_HIDDEN int us_fd_move_high(int fd);            /* fd moved there (or fd, if no room) */
+US_HIDDEN int us_link_connect(void);              /* a connected descriptor, high, or -errno */
+US_HIDDEN void us_link_set(int fd);               /* the link is fd from now on */
+US_HIDDEN int us_link_ok(void);                   /* coord_fd is still our socket */
+US_HIDDEN uint64_t us_fd_inode(int fd);           /* 0 when fd is not open */
+US_HIDDEN void us_link_close(void);               /* closes coord_fd if it is still ours */
+/* HELLO, then its reply: 0 registered, 1 no reply within the patience (the
+ * checkpoint thread takes it: us_link_on_hello_reply), -1 no link, -2 refused.
+ * patient: wait for the reply however long (a restore). */
+US_HIDDEN int us_link_hello(const char *origin, int vppid, int patient);
+US_HIDDEN int us_link_send_hello(const char *origin, int vppid);
+US_HIDDEN int us_link_on_hello_reply(const char *line);  /* 1 WELCOME, -1 REFUSED, 0 other */
 US_HIDDEN int us_link_send(const char *line);
 US_HIDDEN int us_link_read_line(char *out, int cap);
+US_HIDDEN int us_link_read_line_within(char *out, int cap, long timeout_ms);  /* or US_LINK_TIMEOUT */
 US_HIDDEN void us_request(const char *what);      /* sends and waits for GRANT */
 US_HIDDEN void us_notify(const char *line);       /* fire and forget */
 US_HIDDEN void us_link_reset_reader(void);        /* drop buffered input: new link, or after fork */
@@ -165,6 +186,9 @@ US_HIDDEN void us_tracker_arm_range(uint64_t start, uint64_t end, uint32_t prot)
 US_HIDDEN void us_tracker_rearm(uint64_t start, uint64_t end, uint32_t prot, int pm_fd,
 				struct us_page_region *vec, uint64_t vec_len);
 US_HIDDEN void us_tracker_arm_all(void);
+/* The userfaultfd is still ours (a raw close_range may have taken it); else it is
+ * made again, everything armed, and the next image is full. With every thread frozen. */
+US_HIDDEN void us_tracker_ensure_intact(void);
 struct us_maps_line;
 US_HIDDEN int us_tracker_wants(const struct us_maps_line *l);
 /* fork: the parent's half (begin before fork(), end after it) and the child's */
@@ -196,6 +220,7 @@ US_HIDDEN int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, uint64_t 
 
 /* main.c */
 US_HIDDEN void us_start_checkpoint_thread(void);
+US_HIDDEN int us_fd_is_ours(int fd);
 US_HIDDEN void us_after_fork_child(struct us_fork_handover *h);
 
 /* restore.c */

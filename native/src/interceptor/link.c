@@ -1,11 +1,22 @@
 /* The process's link to its coordinator: a Unix stream socket carrying the line
  * protocol of docs/protocol.md. The checkpoint thread owns reading; any thread may
  * send, under send_lock with the freeze signal blocked so that a thread is never
- * frozen halfway through a line. */
+ * frozen halfway through a line.
+ *
+ * The link's descriptor lives at a high number, out of the way of programs that
+ * close what they did not open (wrappers.c refuses them ours); a descriptor closed
+ * anyway (a raw close_range) is noticed by its inode, never written to, and the
+ * checkpoint thread makes a new link. A coordinator that does not answer at all
+ * (stopped, stalled, gone) holds a request or a registration for at most
+ * US_LINK_PATIENCE_MS of silence: the process then goes on unregistered, and
+ * registers once the coordinator is back. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include "internal.h"
@@ -34,6 +45,60 @@ void us_unlock(volatile int *l)
 	us_futex_wake(l);
 }
 
+long us_now_ms(void)
+{
+	struct timespec ts;
+	us_sc2(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Where the interceptor's own descriptors go: just below the soft descriptor
+ * limit (at most 1024, so that no process grows a huge descriptor table). */
+int us_fd_base(void)
+{
+	struct rlimit rl;
+	uint64_t cur = 1024;
+	if (us_sc4(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 && rl.rlim_cur < cur)
+		cur = rl.rlim_cur;
+	return cur >= 64 ? (int)cur - 32 : (int)cur / 2 > 3 ? (int)cur / 2 : 3;
+}
+
+int us_fd_move_high(int fd)
+{
+	if (fd < 0)
+		return fd;
+	int high = (int)us_sc3(SYS_fcntl, fd, F_DUPFD_CLOEXEC, us_fd_base());
+	if (high < 0)
+		return fd;   /* no room up there: where it is still works */
+	us_sc1(SYS_close, fd);
+	return high;
+}
+
+uint64_t us_fd_inode(int fd)
+{
+	struct stat st;
+	return fd >= 0 && us_sc2(SYS_fstat, fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+void us_link_set(int fd)
+{
+	us.coord_fd = fd;
+	us.coord_ino = us_fd_inode(fd);
+}
+
+int us_link_ok(void)
+{
+	return us.coord_fd >= 0 && us.coord_ino && us_fd_inode(us.coord_fd) == us.coord_ino;
+}
+
+void us_link_close(void)
+{
+	if (us_link_ok())
+		us_sc1(SYS_close, us.coord_fd);
+	us.coord_fd = -1;
+	us.coord_ino = 0;
+}
+
 int us_link_connect(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -42,7 +107,9 @@ int us_link_connect(void)
 		return -ENAMETOOLONG;
 	for (size_t i = 0; i <= n; i++)
 		sa.sun_path[i] = us.coord_path[i];
-	int fd = (int)us_sc3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a stalled coordinator's full backlog fails the connect (EAGAIN)
+	 * instead of holding the process; the link is made again later. */
+	int fd = (int)us_sc3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return fd;
 	long r = us_sc3(SYS_connect, fd, &sa, sizeof sa);
@@ -50,7 +117,8 @@ int us_link_connect(void)
 		us_sc1(SYS_close, fd);
 		return (int)r;
 	}
-	return fd;
+	us_sc3(SYS_fcntl, fd, F_SETFL, 0);   /* blocking again */
+	return us_fd_move_high(fd);
 }
 
 int us_link_send(const char *line)
@@ -61,13 +129,18 @@ int us_link_send(const char *line)
 
 	us_sc4(SYS_rt_sigprocmask, SIG_BLOCK, &block, &old, 8);
 	us_lock(&us.send_lock);
-	while (off < len) {
+	if (!us_link_ok())
+		r = -EBADF, len = 1;   /* never write into a descriptor that is no longer ours */
+	while (off < len && r == 0) {
 		r = us_sc6(SYS_sendto, us.coord_fd, (long)(line + off), (long)(len - off), MSG_NOSIGNAL, 0, 0);
-		if (r == -EINTR)
+		if (r == -EINTR) {
+			r = 0;
 			continue;
+		}
 		if (r <= 0)
 			break;
 		off += (size_t)r;
+		r = 0;
 	}
 	us_unlock(&us.send_lock);
 	us_sc4(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
@@ -80,6 +153,11 @@ static char rbuf[4096];
 static int rlen;
 
 int us_link_read_line(char *out, int cap)
+{
+	return us_link_read_line_within(out, cap, -1);
+}
+
+int us_link_read_line_within(char *out, int cap, long timeout_ms)
 {
 	for (;;) {
 		for (int i = 0; i < rlen; i++) {
@@ -96,6 +174,17 @@ int us_link_read_line(char *out, int cap)
 		}
 		if (rlen == (int)sizeof rbuf)
 			rlen = 0;   /* an over-long line is garbage: drop it */
+		if (!us_link_ok())
+			return -1;
+		if (timeout_ms >= 0) {
+			struct pollfd pfd = { us.coord_fd, POLLIN, 0 };
+			struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000 };
+			long p = us_sc5(SYS_ppoll, &pfd, 1, &ts, NULL, 8);
+			if (p == -EINTR)
+				continue;
+			if (p == 0)
+				return US_LINK_TIMEOUT;
+		}
 		long r = us_sc3(SYS_read, us.coord_fd, rbuf + rlen, sizeof rbuf - rlen);
 		if (r == -EINTR)
 			continue;
@@ -107,7 +196,7 @@ int us_link_read_line(char *out, int cap)
 
 void us_link_reset_reader(void) { rlen = 0; }
 
-int us_link_hello(const char *origin, int vppid)
+int us_link_send_hello(const char *origin, int vppid)
 {
 	char line[1024];
 	struct us_buf b = { line, 0, sizeof line };
@@ -126,21 +215,44 @@ int us_link_hello(const char *origin, int vppid)
 	us_putc(&b, ' ');
 	us_put(&b, us_tracker_name());
 	us_putc(&b, '\n');
-	if (us_link_send(us_term(&b)) < 0)
+	us.registered = 0;
+	return us_link_send(us_term(&b)) < 0 ? -1 : 0;
+}
+
+int us_link_on_hello_reply(const char *line)
+{
+	if (us_startswith(line, "WELCOME")) {
+		us.registered = 1;
+		return 1;
+	}
+	if (us_startswith(line, "REFUSED")) {
+		us_log("refused", line + 7);
+		return -1;
+	}
+	/* WAIT: the coordinator is there and answers later (a checkpoint holds the
+	 * registration lock). Anything else cannot be acted on before WELCOME, but
+	 * must not vanish unseen. */
+	if (!us_streq(line, "WAIT"))
+		us_log("protocol-error", line);
+	return 0;
+}
+
+int us_link_hello(const char *origin, int vppid, int patient)
+{
+	char line[1024];
+	if (us_link_send_hello(origin, vppid) < 0)
 		return -1;
 	for (;;) {
-		int n = us_link_read_line(line, sizeof line);
+		int n = us_link_read_line_within(line, sizeof line, patient ? -1 : us.silent ? 0 : US_LINK_PATIENCE_MS);
+		if (n == US_LINK_TIMEOUT) {
+			us.silent = 1;
+			return 1;   /* silence: go on; the checkpoint thread reads the WELCOME */
+		}
 		if (n < 0)
 			return -1;
-		if (us_startswith(line, "WELCOME"))
-			return 0;
-		if (us_startswith(line, "REFUSED")) {
-			us_log("refused", line + 7);
-			return -1;
-		}
-		/* The coordinator sends WELCOME first (docs/protocol.md); a line
-		 * before it cannot be acted on, but must not vanish unseen. */
-		us_log("protocol-error", line);
+		int r = us_link_on_hello_reply(line);
+		if (r)
+			return r > 0 ? 0 : -2;
 	}
 }
 
@@ -150,20 +262,40 @@ void us_request(const char *what)
 	struct us_buf b = { line, 0, sizeof line };
 
 	us_lock(&us.req_lock);
-	us.req_granted = 0;
 	for (int i = 0; i < (int)sizeof us.pending_req - 1 && what[i]; i++)
 		us.pending_req[i] = what[i], us.pending_req[i + 1] = 0;
 	us_put(&b, what);
 	us_putc(&b, '\n');
+	/* GRANTs carry no id: this request is granted once as many came as were
+	 * asked for, counting those that came too late for a request given up. */
+	int seq = __atomic_add_fetch(&us.req_seq, 1, __ATOMIC_ACQ_REL);
 	if (us_link_send(us_term(&b)) < 0) {
+		__atomic_store_n(&us.grant_seq, seq, __ATOMIC_RELEASE);
 		us.pending_req[0] = 0;
 		us_unlock(&us.req_lock);
 		return;   /* no coordinator: carry on unprotected rather than hang the app */
 	}
-	/* The checkpoint thread sets req_granted on GRANT. Waiting here is safe to
-	 * freeze: after a restore the request is re-sent on the new link. */
-	while (!__atomic_load_n(&us.req_granted, __ATOMIC_ACQUIRE) && !us.link_dead)
-		us_futex_wait(&us.req_granted, 0, 1000);
+	/* The checkpoint thread counts GRANTs. Waiting here is safe to freeze: after a
+	 * restore the request is re-sent on the new link. Silence for longer than the
+	 * patience (no line at all on the link) gives up: the coordinator is stopped
+	 * or stalled, and the application must not be. */
+	long heard = us_now_ms();
+	int last = __atomic_load_n(&us.lines_heard, __ATOMIC_ACQUIRE);
+	for (;;) {
+		int granted = __atomic_load_n(&us.grant_seq, __ATOMIC_ACQUIRE);
+		if (granted - seq >= 0 || us.link_dead || us.silent)
+			break;
+		us_futex_wait(&us.grant_seq, granted, 200);
+		int now_heard = __atomic_load_n(&us.lines_heard, __ATOMIC_ACQUIRE);
+		if (now_heard != last) {
+			last = now_heard;
+			heard = us_now_ms();
+		} else if (us_now_ms() - heard > US_LINK_PATIENCE_MS) {
+			us_log("request-unanswered", what);
+			us.silent = 1;   /* until the checkpoint thread hears a line */
+			break;
+		}
+	}
 	us.pending_req[0] = 0;
 	us_unlock(&us.req_lock);
 }

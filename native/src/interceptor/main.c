@@ -107,11 +107,11 @@ static void restored(void)
 
 	us_link_reset_reader();
 	int fd = us_link_connect();
-	if (fd >= 0 && fd != us.coord_fd) {
-		us_sc3(SYS_dup3, fd, us.coord_fd, O_CLOEXEC);
-		us_sc1(SYS_close, fd);
-	}
-	if (fd < 0 || us_link_hello("restore", (int)us_sc0(SYS_getppid)) < 0) {
+	if (fd >= 0)
+		us_link_set(fd);
+	/* the request a thread still waits for is sent again after RESUME */
+	us.grant_seq = us.req_seq - (us.pending_req[0] ? 1 : 0);
+	if (fd < 0 || us_link_hello("restore", (int)us_sc0(SYS_getppid), 1) < 0) {
 		us_log("restore-failed", "cannot register with the coordinator");
 		us_sc1(SYS_exit_group, 125);
 	}
@@ -143,6 +143,74 @@ static void reply_written(uint64_t meta_bytes, uint64_t pages_bytes, int increme
 	reply("WRITTEN", us_term(&b));
 }
 
+/* The origin of the next HELLO on a new link: the process's own until it was
+ * welcomed once, then reattach. */
+static const char *next_origin = "reattach";
+
+/* How often an idle checkpoint thread checks that its descriptor is still its own. */
+#define LINK_CHECK_MS 1000
+
+static void lose_link(const char *why, struct written *pending)
+{
+	us_log("link-lost", why);
+	us_thaw_all();   /* never leave the application frozen without a coordinator */
+	if (pending->waiting) {   /* an image nobody will commit: let its writer finish */
+		char ignored[128];
+		uint64_t mb, pb;
+		us_wait_writer(ignored, sizeof ignored, &mb, &pb);
+		pending->waiting = 0;
+	}
+	us.tracked_seq = 0;   /* whatever was written since is in no committed image */
+	us.pending_seq = 0;
+	us.link_dead = 1;
+	us.registered = 0;
+	us.silent = 0;
+	us_lock(&us.send_lock);
+	us_link_close();
+	us_unlock(&us.send_lock);
+	/* a thread waiting for GRANT goes on: none will come on this link */
+	__atomic_store_n(&us.grant_seq, us.req_seq, __ATOMIC_RELEASE);
+	us_futex_wake(&us.grant_seq);
+}
+
+/* A new link and a HELLO on it, trying again with a back-off (50 ms doubling to
+ * 1 s) until the coordinator answers the connection. The WELCOME is read by serve. */
+static void relink(void)
+{
+	long delay_ms = 50;
+	for (;;) {
+		int fd = us_link_connect();
+		if (fd >= 0) {
+			us_lock(&us.send_lock);
+			us_link_set(fd);
+			us_unlock(&us.send_lock);
+			us_link_reset_reader();
+			us.req_seq = us.grant_seq = 0;
+			if (us_link_send_hello(next_origin, (int)us_sc0(SYS_getppid)) == 0) {
+				us.link_dead = 0;
+				us_log("relinking", next_origin);
+				return;
+			}
+			us_lock(&us.send_lock);
+			us_link_close();
+			us_unlock(&us.send_lock);
+		}
+		struct timespec ts = { delay_ms / 1000, (delay_ms % 1000) * 1000000 };
+		us_sc2(SYS_nanosleep, &ts, NULL);
+		delay_ms = delay_ms * 2 > 1000 ? 1000 : delay_ms * 2;
+	}
+}
+
+static void welcomed(void)
+{
+	char d[32];
+	struct us_buf b = { d, 0, sizeof d };
+	us_put(&b, "origin=");
+	us_put(&b, next_origin);
+	us_log("joined", us_term(&b));
+	next_origin = "reattach";
+}
+
 static void serve(void)
 {
 	char line[US_PATH_MAX + 128], why[512];
@@ -151,16 +219,35 @@ static void serve(void)
 	struct written pending = { 0 };
 
 	for (;;) {
-		if (us_link_read_line(line, sizeof line) < 0) {
-			us_log("link-lost", "coordinator closed the connection; running unprotected");
-			us_thaw_all();   /* never leave the application frozen without a coordinator */
-			us.link_dead = 1;
-			us_futex_wake(&us.req_granted);
-			return;
+		if (us.link_dead)
+			relink();
+		int n = us_link_read_line_within(line, sizeof line, LINK_CHECK_MS);
+		if (n == US_LINK_TIMEOUT) {
+			if (!us_link_ok())
+				lose_link("the application closed the link's descriptor; making a new link", &pending);
+			continue;
+		}
+		if (n < 0) {
+			lose_link(us_link_ok() ? "the coordinator closed the connection; making a new link"
+					       : "the application closed the link's descriptor; making a new link", &pending);
+			continue;
+		}
+		__atomic_add_fetch(&us.lines_heard, 1, __ATOMIC_ACQ_REL);
+		us.silent = 0;
+		if (!us.registered) {
+			int r = us_link_on_hello_reply(line);
+			if (r > 0) {
+				welcomed();
+			} else if (r < 0) {
+				lose_link("registration refused; running unprotected", &pending);
+				us.active = 0;
+				return;
+			}
+			continue;
 		}
 		if (us_streq(line, "GRANT")) {
-			__atomic_store_n(&us.req_granted, 1, __ATOMIC_RELEASE);
-			us_futex_wake(&us.req_granted);
+			__atomic_add_fetch(&us.grant_seq, 1, __ATOMIC_ACQ_REL);
+			us_futex_wake(&us.grant_seq);
 		} else if (us_startswith(line, "PREPARE ")) {
 			int n = us_freeze_all(why, sizeof why);
 			if (n < 0) {
@@ -186,6 +273,7 @@ static void serve(void)
 				base[0] = 0;
 			char mode[16];
 			int cow = us_next_token(&p, mode, sizeof mode) >= 0 && us_streq(mode, "cow");
+			us_tracker_ensure_intact();
 			const char *q = id, *bq = base;
 			uint64_t base_seq = us_streq(kind, "incremental") ? us_parse_u(&bq, 10) : 0;
 			int r = us_write_image(dir, us_parse_u(&q, 10), base_seq, cow, why, sizeof why, &mb, &pb, &incremental);
@@ -279,6 +367,39 @@ void us_start_checkpoint_thread(void)
 	pthread_attr_destroy(&a);
 }
 
+/* Connects and says HELLO with the given origin, waiting for WELCOME through
+ * at most the link's patience; then starts the checkpoint thread, which makes
+ * the link again if there is none (the coordinator is down) and reads a WELCOME
+ * that came late. 0 unless the coordinator refused the process. */
+static int join(const char *origin, int vppid)
+{
+	next_origin = origin;
+	us.req_seq = us.grant_seq = 0;
+	int fd = us_link_connect();
+	if (fd < 0) {
+		us.link_dead = 1;
+		us_log("unlinked", "cannot reach the coordinator; registering once it is back");
+	} else {
+		us_link_set(fd);
+		us.link_dead = 0;
+		int r = us_link_hello(origin, vppid, 0);
+		if (r == 0) {
+			welcomed();
+		} else if (r > 0) {
+			us_log("registering", "no answer yet; running until the coordinator answers");
+		} else if (r == -2) {
+			us_link_close();
+			us_log("error", "registration refused; running unprotected");
+			us.active = 0;
+			return -1;
+		} else {
+			us.link_dead = 1;
+		}
+	}
+	us_start_checkpoint_thread();
+	return 0;
+}
+
 void us_after_fork_child(struct us_fork_handover *h)
 {
 	us.send_lock = 0;
@@ -287,18 +408,12 @@ void us_after_fork_child(struct us_fork_handover *h)
 	for (int i = 0; i < US_MAX_THREADS; i++)
 		us.slots[i].tid = 0;
 	us_link_reset_reader();
-	us_sc1(SYS_close, us.coord_fd);   /* the parent's link */
+	us_link_close();   /* the parent's link */
+	us.registered = 0;
 	us.vpid = (int)us_sc0(SYS_getpid);
 	us_stage_forget();
 	us_tracker_after_fork(h);   /* continues against the parent's base image, or full */
-	us.coord_fd = us_link_connect();
-	if (us.coord_fd < 0 || us_link_hello("fork", (int)us_sc0(SYS_getppid)) < 0) {
-		us_log("error", "forked child cannot register; running unprotected");
-		us.active = 0;
-		return;
-	}
-	us_log("joined", "origin=fork");
-	us_start_checkpoint_thread();
+	join("fork", (int)us_sc0(SYS_getppid));
 }
 
 __attribute__((constructor)) static void us_start(void)
@@ -320,6 +435,7 @@ __attribute__((constructor)) static void us_start(void)
 	us.compress = compress && us_streq(compress, "lz4");
 	us.uffd = -1;
 	us.vpid = us.base_vpid = getpid();
+	us.silent = env_int("UNDERSTUDY_LINK_SILENT") == 1;
 
 	const char *origin = "spawn";
 	us.exec_count = 0;
@@ -335,21 +451,7 @@ __attribute__((constructor)) static void us_start(void)
 	if (compress && !us.compress && !us_streq(compress, "none"))
 		us_log("error", "UNDERSTUDY_COMPRESS must be lz4 or none; page data is stored raw");
 
-	us.coord_fd = us_link_connect();
-	if (us.coord_fd < 0) {
-		us_log("error", "cannot reach the coordinator; running unprotected");
-		return;
-	}
-	if (us_link_hello(origin, getppid()) < 0) {
-		us_sc1(SYS_close, us.coord_fd);
-		us_log("error", "registration refused; running unprotected");
-		return;
-	}
+	us.coord_fd = -1;
 	us.active = 1;
-	char d[32];
-	struct us_buf b = { d, 0, sizeof d };
-	us_put(&b, "origin=");
-	us_put(&b, origin);
-	us_log("joined", us_term(&b));
-	us_start_checkpoint_thread();
+	join(origin, getppid());
 }

@@ -28,9 +28,10 @@ void us_tracker_init(const char *wanted)
 {
 	us.tracked_seq = 0;
 	us.pending_seq = 0;
-	if (us.uffd > 0)
-		us_sc1(SYS_close, us.uffd);
+	if (us.uffd > 0 && us.uffd_ino && us_fd_inode(us.uffd) == us.uffd_ino)
+		us_sc1(SYS_close, us.uffd);   /* never a descriptor the application has now */
 	us.uffd = -1;
+	us.uffd_ino = 0;
 	if (us.tracker == US_TRACK_MPROTECT)
 		us_mp_reset();
 	us.tracker = US_TRACK_NONE;
@@ -53,8 +54,19 @@ void us_tracker_init(const char *wanted)
 		us_log("tracker", "userfaultfd lacks asynchronous write-protect: every checkpoint is full");
 		return;
 	}
-	us.uffd = fd;
+	us.uffd = us_fd_move_high(fd);   /* out of the way of the application's close loops */
+	us.uffd_ino = us_fd_inode(us.uffd);
 	us.tracker = US_TRACK_UFFD;
+}
+
+void us_tracker_ensure_intact(void)
+{
+	if (us.tracker != US_TRACK_UFFD || us_fd_inode(us.uffd) == us.uffd_ino)
+		return;
+	us_log("tracker-lost", "the application closed the userfaultfd; this image is full and tracking starts again");
+	us.uffd_ino = 0;   /* the number is not ours any more: init must not close it */
+	us_tracker_init(us.tracker_wanted);
+	us_tracker_arm_all();
 }
 
 /* Registers and write-protects one private mapping. A refusal leaves it untracked,

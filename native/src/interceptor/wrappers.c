@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include "internal.h"
 #include "../common/us_fmt.h"
 
@@ -31,6 +32,9 @@ static FILE *(*real_popen)(const char *, const char *);
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
 static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
+static int (*real_close)(int);
+static int (*real_dup2)(int, int);
+static int (*real_dup3)(int, int, int);
 
 void us_wrappers_init(void)
 {
@@ -44,13 +48,16 @@ void us_wrappers_init(void)
 	RESOLVE(sigaction);
 	RESOLVE(sigprocmask);
 	RESOLVE(pthread_sigmask);
+	RESOLVE(close);
+	RESOLVE(dup2);
+	RESOLVE(dup3);
 }
 
 /* Registered and talking to the coordinator from this very process (a child made
  * by a raw clone inherits our memory but not our registration). */
 static int linked(void)
 {
-	return us.active && !us.link_dead && getpid() == us.vpid;
+	return us.active && !us.link_dead && us.registered && getpid() == us.vpid;
 }
 
 /* ---- environment kept across exec ---- */
@@ -59,7 +66,7 @@ static const char *const kept[] = {
 	"UNDERSTUDY_COORD", "UNDERSTUDY_GROUP", "UNDERSTUDY_APP", "UNDERSTUDY_LIB",
 	"UNDERSTUDY_LOG", "UNDERSTUDY_EXEC_VPID", "UNDERSTUDY_EXEC_COUNT", "UNDERSTUDY_OUTPUT",
 	"UNDERSTUDY_TRACKER", "UNDERSTUDY_FILES",
-	"UNDERSTUDY_LAUNCH_VPID", "LD_PRELOAD",
+	"UNDERSTUDY_LAUNCH_VPID", "UNDERSTUDY_LINK_SILENT", "LD_PRELOAD",
 };
 #define NKEPT (sizeof kept / sizeof kept[0])
 
@@ -125,6 +132,8 @@ static char **fix_env(char *const envp[], char **out, size_t cap, struct fixed_e
 		set_var(f->files, sizeof f->files, "UNDERSTUDY_FILES", us.files);
 		out[n++] = f->files;
 	}
+	if (us.silent)   /* the next program need not wait for a coordinator that did not answer us */
+		out[n++] = (char *)"UNDERSTUDY_LINK_SILENT=1";
 	if (for_exec) {
 		struct us_buf b = { f->exec_vpid, 0, sizeof f->exec_vpid };
 		us_put(&b, "UNDERSTUDY_EXEC_VPID=");
@@ -350,6 +359,116 @@ US_EXPORT FILE *popen(const char *cmd, const char *mode)
 	FILE *f = real_popen(cmd, mode);
 	spawn_end(0);
 	return f;
+}
+
+/* ---- the interceptor's descriptors are ours ----
+ * The link and the userfaultfd live at high numbers (link.c); a program that closes
+ * every descriptor it did not open (close in a loop, close_range, closefrom: the
+ * daemon idiom) or puts one of its own on that number must not take them. They do
+ * not exist for the application: closing one fails with EBADF, a range skips
+ * them, and a dup2 onto one moves ours out of the way first. A raw system call
+ * cannot be stopped: the checkpoint thread then notices and makes a new link. */
+
+int us_fd_is_ours(int fd)
+{
+	return us.active && fd >= 0 && ((fd == us.coord_fd && us_link_ok()) || (fd == us.uffd && us_fd_inode(fd) == us.uffd_ino));
+}
+
+/* Our descriptor at fd goes to another high number (the application wants fd). */
+static void move_ours_from(int fd)
+{
+	if (!us_fd_is_ours(fd))
+		return;
+	int to = (int)us_sc3(SYS_fcntl, fd, F_DUPFD_CLOEXEC, us_fd_base());
+	if (to == fd || to < 0)
+		to = (int)us_sc3(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3);
+	if (to < 0)
+		return;   /* the application's dup2 replaces it: the link is made again */
+	if (fd == us.uffd) {
+		us.uffd = to;
+	} else {
+		us_lock(&us.send_lock);
+		us.coord_fd = to;   /* same socket, same inode */
+		us_unlock(&us.send_lock);
+	}
+	/* the application's call replaces fd itself */
+}
+
+US_EXPORT int close(int fd)
+{
+	RESOLVE(close);
+	if (us_fd_is_ours(fd)) {
+		errno = EBADF;
+		return -1;
+	}
+	return real_close(fd);
+}
+
+/* first..last without our descriptors: the pieces between them, in order. */
+static int close_pieces(unsigned first, unsigned last, int flags)
+{
+	int ours[2] = { -1, -1 }, n = 0;
+	if (us_fd_is_ours(us.coord_fd))
+		ours[n++] = us.coord_fd;
+	if (us_fd_is_ours(us.uffd))
+		ours[n++] = us.uffd;
+	if (n == 2 && ours[0] > ours[1]) {
+		int t = ours[0];
+		ours[0] = ours[1];
+		ours[1] = t;
+	}
+	unsigned from = first;
+	for (int i = 0; i < n; i++) {
+		unsigned o = (unsigned)ours[i];   /* below 2^31: o + 1 does not wrap */
+		if (o < from || o > last)
+			continue;
+		if (o > from) {
+			long r = us_sc3(SYS_close_range, from, o - 1, flags);
+			if (r < 0) {
+				errno = (int)-r;
+				return -1;
+			}
+		}
+		if (o == last)
+			return 0;
+		from = o + 1;
+	}
+	long r = us_sc3(SYS_close_range, from, last, flags);
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return 0;
+}
+
+US_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	if (first > last) {
+		errno = EINVAL;
+		return -1;
+	}
+	return close_pieces(first, last, flags);
+}
+
+US_EXPORT void closefrom(int lowfd)
+{
+	close_pieces(lowfd < 0 ? 0 : (unsigned)lowfd, ~0u, 0);
+}
+
+US_EXPORT int dup2(int oldfd, int newfd)
+{
+	RESOLVE(dup2);
+	if (oldfd != newfd)
+		move_ours_from(newfd);
+	return real_dup2(oldfd, newfd);
+}
+
+US_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	RESOLVE(dup3);
+	if (oldfd != newfd)
+		move_ours_from(newfd);
+	return real_dup3(oldfd, newfd, flags);
 }
 
 /* ---- the freeze signal is ours ---- */

@@ -44,6 +44,9 @@ public sealed class AgentFixture : IAsyncLifetime
 
     public bool AgentRunning => _agent is { HasExited: false };
 
+    /// <summary>The agent's pid (hactl agent run executes the agent in its own place), 0 when it is not running.</summary>
+    public int AgentPid => _agent is { HasExited: false } agent ? agent.Id : 0;
+
     public string GroupDir(string group) => Path.Combine(StateDir, "groups", group);
 
     public async Task InitializeAsync()

@@ -26,7 +26,8 @@ public sealed class AgentProcess
     public string LogPath => Path.Combine(Dir, "agent.log");
     public bool Running => _process is { HasExited: false };
 
-    public async Task StartAsync()
+    /// <param name="options">more `agent run` options</param>
+    public async Task StartAsync(params string[] options)
     {
         var psi = new ProcessStartInfo(Repo.Hactl)
         {
@@ -36,7 +37,7 @@ public sealed class AgentProcess
             UseShellExecute = false,
             WorkingDirectory = Dir,
         };
-        foreach (var arg in new[] { "agent", "run", "--listen", Address, "--state-dir", StateDir })
+        foreach (var arg in new[] { "agent", "run", "--listen", Address, "--state-dir", StateDir }.Concat(options))
         {
             psi.ArgumentList.Add(arg);
         }
@@ -79,7 +80,7 @@ public sealed class AgentProcess
         }
     }
 
-    /// <summary>SIGTERM, as a service manager stops it; it stops its groups and exits. SIGKILL if it hangs.</summary>
+    /// <summary>SIGTERM, as a service manager stops it; it stops its groups (unless it runs with --keep-groups) and exits. SIGKILL if it hangs.</summary>
     public async Task StopAsync()
     {
         if (_process is not { } process)
@@ -109,6 +110,31 @@ public sealed class AgentProcess
             ProcessSweeper.UnregisterAgent(process.Id);
             process.Dispose();
             _process = null;
+        }
+    }
+
+    /// <summary>SIGKILL, as a crash would: nothing of the agent's own clean-up runs; its groups are left as they are.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is not { } process)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!process.HasExited)
+            {
+                Native.Kill(process.Id, Native.SIGKILL);
+                await process.WaitForExitAsync(new CancellationTokenSource(Timeouts.Wait).Token);
+            }
+        }
+        finally
+        {
+            ProcessSweeper.UnregisterAgent(process.Id);
+            process.Dispose();
+            _process = null;
+            Write("test", "agent killed with SIGKILL");
         }
     }
 

@@ -8,6 +8,31 @@ public static class Workloads
 {
     public static string Service => Repo.Workload("wl_service");
 
+    /// <summary>
+    /// A policy's `apps:` (at the top level of the document): a server on <paramref name="port"/>
+    /// with an HTTP health check, then a worker and a client connected to it, in launch order.
+    /// </summary>
+    public static string ServiceApps(int port) => $$"""
+        apps:
+          - name: server
+            command: {{Service}}
+            args: [server, --tcp, "{{port}}"]
+            ready: { tcp: "{{port}}", timeout: 20s }
+            health:
+              - http: http://127.0.0.1:{{port}}/health
+                interval: 500ms
+                timeout: 2s
+          - name: worker
+            command: {{Service}}
+            args: [worker, --connect, "{{port}}"]
+            after: [server]
+          - name: client
+            command: {{Service}}
+            args: [client, --connect, "{{port}}"]
+            after: [worker]
+            ready: { delay: 200ms }
+        """;
+
     /// <summary>A TCP port on 127.0.0.1 that nothing listens on now.</summary>
     public static int FreePort()
     {

@@ -41,4 +41,10 @@ internal sealed class AgentOptions
     /// until a restore merges them (tests use this to keep chains unmerged).
     /// </summary>
     public bool BackgroundMerges { get; set; } = true;
+
+    /// <summary>
+    /// At shutdown, leave the groups running for the next agent on the state directory to take
+    /// up (an upgrade, a service restart). Off, a shutdown stops every group.
+    /// </summary>
+    public bool KeepGroups { get; set; }
 }

@@ -26,6 +26,10 @@ internal sealed class StatePaths
     public string InterceptorPath { get; }
 
     public string CoordSocket => Path.Combine(Root, "coord.sock");
+    /// <summary>Held (flock) by the one agent that uses the state directory.</summary>
+    public string LockFile => Path.Combine(Root, "agent.lock");
+    /// <summary>Where a group's us-init listens for the next agent (docs/protocol.md, "Group init control").</summary>
+    public string InitControlSocket(string group) => Path.Combine(GroupDir(group), "init.sock");
     public string GroupsDir => _store.GroupsDir;
     public string GroupDir(string group) => _store.GroupDir(group);
     public string NativeLog(string group) => Path.Combine(GroupDir(group), "native.log");

@@ -18,7 +18,46 @@ internal static class Libc
     [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
     private static extern int StatxNative(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte[] buffer);
 
+    private const int LockExclusive = 2;
+    private const int LockNonBlocking = 4;
+
+    [DllImport("libc", EntryPoint = "flock", SetLastError = true)]
+    private static extern int FlockNative(int fd, int operation);
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int KillNative(int pid, int signal);
+
     public static uint EffectiveUserId => GetEffectiveUserIdNative();
+
+    /// <summary>The inode number of <paramref name="path"/> (following symlinks), or null.</summary>
+    public static ulong? Inode(string path)
+    {
+        const uint StatxIno = 0x100;
+        const int StatxInoOffset = 32;  // struct statx: stx_ino is a __u64 at byte 32
+        var buffer = new byte[256];
+        return StatxNative(AtFdCwd, path, 0, StatxIno, buffer) == 0 ? BitConverter.ToUInt64(buffer, StatxInoOffset) : null;
+    }
+
+    /// <summary>flock(LOCK_EX | LOCK_NB): false when another open file description holds it.</summary>
+    public static bool TryLockExclusive(SafeHandle file)
+    {
+        var added = false;
+        try
+        {
+            file.DangerousAddRef(ref added);
+            return FlockNative((int)file.DangerousGetHandle(), LockExclusive | LockNonBlocking) == 0;
+        }
+        finally
+        {
+            if (added)
+            {
+                file.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>kill(2); false if the process is gone or not ours to signal.</summary>
+    public static bool Kill(int pid, int signal) => pid > 0 && KillNative(pid, signal) == 0;
 
     /// <summary>
     /// Whether <paramref name="path"/> is a Unix socket (not following symlinks). statx is used

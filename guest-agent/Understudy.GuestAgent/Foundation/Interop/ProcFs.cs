@@ -20,22 +20,105 @@ internal static class ProcFs
         }
     }
 
-    /// <summary>The process exists and is not a zombie (the state field of /proc/PID/stat).</summary>
-    public static bool IsRunning(int hostPid)
+    private const uint ProcessExiting = 0x4;   // PF_EXITING in /proc/PID/stat's flags
+
+    /// <summary>
+    /// The host pids of the processes in the pid namespace whose PID 1 is
+    /// <paramref name="initHostPid"/>, without it: every process of a group, registered or not.
+    /// Zombies, exiting processes and the interceptor's image writers ("us-writer") are left out.
+    /// </summary>
+    public static IReadOnlyList<int> ProcessesInNamespaceOf(int initHostPid)
     {
-        if (hostPid <= 0)
+        if (PidNamespace(initHostPid) is not { } ns)
         {
-            return false;
+            return [];
         }
+        var found = new List<int>();
+        foreach (var dir in EnumerateProcessDirectories())
+        {
+            if (int.TryParse(Path.GetFileName(dir), out var pid) && pid != initHostPid
+                && PidNamespace(pid) == ns && IsLive(pid, out var name) && name != "us-writer")
+            {
+                found.Add(pid);
+            }
+        }
+        found.Sort();
+        return found;
+    }
+
+    /// <summary>The process's pid in its own (innermost) pid namespace, from NSpid; 0 when unknown.</summary>
+    public static int InnermostPid(int hostPid)
+    {
         try
         {
-            var stat = File.ReadAllText($"/proc/{hostPid}/stat");
-            var state = stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault();
-            return state is not ('Z' or 'X' or default(char));
+            foreach (var line in File.ReadLines($"/proc/{hostPid}/status"))
+            {
+                if (line.StartsWith("NSpid:", StringComparison.Ordinal))
+                {
+                    var last = line.Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries)[^1];
+                    return int.TryParse(last, System.Globalization.CultureInfo.InvariantCulture, out var pid) ? pid : 0;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+        return 0;
+    }
+
+    /// <summary>Whether the process runs (not a zombie, not exiting): its end is not under way.</summary>
+    public static bool IsRunning(int hostPid) => hostPid > 0 && IsLive(hostPid, out _);
+
+    private static string? PidNamespace(int pid)
+    {
+        try
+        {
+            return new FileInfo($"/proc/{pid}/ns/pid").LinkTarget;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static IEnumerable<string> EnumerateProcessDirectories()
+    {
+        try
+        {
+            return Directory.EnumerateDirectories("/proc").ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>/proc/PID/stat: "pid (comm) state ppid ... flags" (flags is the 9th field).</summary>
+    private static bool IsLive(int pid, out string name)
+    {
+        name = "";
+        string stat;
+        try
+        {
+            stat = File.ReadAllText($"/proc/{pid}/stat");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return false;
         }
+        var open = stat.IndexOf('(', StringComparison.Ordinal);
+        var close = stat.LastIndexOf(')');
+        if (open < 0 || close < open)
+        {
+            return false;
+        }
+        name = stat[(open + 1)..close];
+        var fields = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        // fields[0] is the state, fields[6] the flags
+        if (fields.Length < 7 || fields[0] is "Z" or "X" or "x")
+        {
+            return false;
+        }
+        return !uint.TryParse(fields[6], System.Globalization.CultureInfo.InvariantCulture, out var flags) || (flags & ProcessExiting) == 0;
     }
 }

@@ -27,6 +27,7 @@ internal sealed class InitCommandLine
                      "--lib", _paths.InterceptorPath,
                      "--log", _paths.NativeLog(group),
                      "--output", _paths.OutputLog(group),
+                     "--control", _paths.InitControlSocket(group),
                  })
         {
             startInfo.ArgumentList.Add(arg);

@@ -1,4 +1,3 @@
-using System.ComponentModel;
 using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -7,12 +6,13 @@ using Understudy.GuestAgent.Model.Protocol;
 namespace Understudy.GuestAgent.Model.Init;
 
 /// <summary>
-/// One group's us-init process, PID 1 of the group's pid namespace: starts it, speaks its
-/// control protocol over stdin/stdout, and stops it. Killing it kills the whole group.
+/// One group's us-init process, PID 1 of the group's pid namespace: starts it (or attaches to
+/// one a previous agent started, which outlived it), speaks its control protocol over its
+/// <see cref="InitChannel"/>, and stops it. Killing it kills the whole group.
 /// </summary>
 internal sealed class InitProcess
 {
-    private readonly Process _process;
+    private readonly InitChannel _channel;
     private readonly IInitEventSink _sink;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource<int> _ready = NewSource<int>();
@@ -26,17 +26,23 @@ internal sealed class InitProcess
     private volatile string? _lastError;
     private volatile bool _stopping;
 
-    private InitProcess(string group, bool restoring, Process process, IInitEventSink sink, ILogger logger)
+    private InitProcess(string group, bool restoring, InitChannel channel, int pid, IInitEventSink sink, ILogger logger)
     {
         Group = group;
         Restoring = restoring;
-        _process = process;
-        _pid = process.Id;
+        _channel = channel;
+        _pid = pid;
         _sink = sink;
         _logger = logger;
     }
 
     public string Group { get; }
+
+    /// <summary>Started by an earlier agent, and attached to on its control socket.</summary>
+    public bool Adopted => _channel is SocketInitChannel;
+
+    /// <summary>ATTACHED's count of exits us-init could not keep for this agent (it keeps the last 1024).</summary>
+    public int ExitsLost { get; private set; }
 
     /// <summary>The processes it reaped so far, and how each ended.</summary>
     public ReapedProcesses Reaped { get; } = new();
@@ -55,23 +61,20 @@ internal sealed class InitProcess
     /// <exception cref="InitProcessException">the program could not be started.</exception>
     public static InitProcess Start(string group, ProcessStartInfo startInfo, bool restoring, IInitEventSink sink, ILogger logger)
     {
-        startInfo.UseShellExecute = false;
-        startInfo.RedirectStandardInput = true;
-        startInfo.RedirectStandardOutput = true;
-        startInfo.RedirectStandardError = true;
-        var process = new Process { StartInfo = startInfo };
-        try
-        {
-            process.Start();
-        }
-        catch (Win32Exception e)
-        {
-            process.Dispose();
-            throw new InitProcessException($"cannot start {startInfo.FileName}: {e.Message}");
-        }
-        var init = new InitProcess(group, restoring, process, sink, logger);
-        _ = Task.Run(init.ReadStdoutAsync);
-        _ = Task.Run(init.ReadStderrAsync);
+        var channel = PipeInitChannel.Start(group, startInfo, logger);
+        var init = new InitProcess(group, restoring, channel, channel.ProcessId, sink, logger);
+        _ = Task.Run(init.ReadReportsAsync);
+        return init;
+    }
+
+    /// <summary>
+    /// A us-init found running, on the channel to it: ready once it said ATTACHED (then come
+    /// the exits it kept while no agent listened).
+    /// </summary>
+    public static InitProcess Attach(string group, SocketInitChannel channel, IInitEventSink sink, ILogger logger)
+    {
+        var init = new InitProcess(group, restoring: false, channel, channel.HostPid, sink, logger);
+        _ = Task.Run(init.ReadReportsAsync);
         return init;
     }
 
@@ -145,14 +148,7 @@ internal sealed class InitProcess
     public void Kill()
     {
         _stopping = true;
-        try
-        {
-            _process.Kill();
-        }
-        catch (Exception e) when (e is InvalidOperationException or Win32Exception)
-        {
-            // Already gone.
-        }
+        _channel.Kill();
     }
 
     private async Task WriteLineAsync(string line)
@@ -161,11 +157,11 @@ internal sealed class InitProcess
         await _writeLock.WaitAsync().ConfigureAwait(false);
         try
         {
-            var stdin = _process.StandardInput.BaseStream;
-            await stdin.WriteAsync(bytes).ConfigureAwait(false);
-            await stdin.FlushAsync().ConfigureAwait(false);
+            var requests = _channel.Requests;
+            await requests.WriteAsync(bytes).ConfigureAwait(false);
+            await requests.FlushAsync().ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
             throw Gone();
         }
@@ -175,23 +171,22 @@ internal sealed class InitProcess
         }
     }
 
-    private async Task ReadStdoutAsync()
+    private async Task ReadReportsAsync()
     {
         try
         {
-            await using var reader = new LineReader(_process.StandardOutput.BaseStream);
+            await using var reader = new LineReader(_channel.Reports);
             while (await reader.ReadLineAsync(CancellationToken.None).ConfigureAwait(false) is { } line)
             {
                 Dispatch(line);
             }
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ObjectDisposedException)
+        catch (Exception e) when (e is IOException or InvalidDataException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
             _logger.LogWarning("Reading us-init of group {Group} failed: {Error}", Group, e.Message);
         }
 
-        await _process.WaitForExitAsync().ConfigureAwait(false);
-        var code = _process.ExitCode;
+        var code = await _channel.WaitForExitAsync().ConfigureAwait(false);
         var gone = Gone(code);
         _ready.TrySetException(gone);
         _restored.TrySetException(gone);
@@ -202,25 +197,9 @@ internal sealed class InitProcess
         {
             _launch?.TrySetException(gone);
         }
-        _exited.TrySetResult(code);
-        _process.Dispose();
-        _sink.OnInitExited(this, code, _stopping);
-    }
-
-    private async Task ReadStderrAsync()
-    {
-        // us-init logs to --log; anything on stderr is unexpected and worth seeing.
-        try
-        {
-            await using var reader = new LineReader(_process.StandardError.BaseStream);
-            while (await reader.ReadLineAsync(CancellationToken.None).ConfigureAwait(false) is { } line)
-            {
-                _logger.LogWarning("us-init of group {Group}: {Line}", Group, line);
-            }
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or ObjectDisposedException)
-        {
-        }
+        _exited.TrySetResult(code ?? -1);
+        _channel.Dispose();
+        _sink.OnInitExited(this, code ?? -1, _stopping);
     }
 
     private void Dispatch(string line)
@@ -229,6 +208,10 @@ internal sealed class InitProcess
         {
             case InitReady ready:
                 _ready.TrySetResult(ready.HostPid);
+                break;
+            case InitAttached attached when Adopted:
+                ExitsLost = attached.ExitsLost;
+                _ready.TrySetResult(_pid);
                 break;
             case InitLaunched launched:
                 Reaped.Launched(launched.Vpid);
@@ -287,7 +270,7 @@ internal sealed class InitProcess
     {
         var how = code switch
         {
-            null => "us-init is gone",
+            null or -1 => "us-init is gone",
             > 128 => $"us-init was killed by signal {code - 128}",
             _ => $"us-init exited with code {code}",
         };

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Model.Members;
 using Understudy.GuestAgent.Model.Protocol;
@@ -15,6 +16,9 @@ namespace Understudy.GuestAgent.Model.MemberSocket;
 internal sealed class MemberProtocol : IMemberMessageHandler
 {
     private const int ProtocolVersion = 1;
+
+    /// <summary>How often WAIT tells a process whose HELLO or *_BEGIN waits that the coordinator is there.</summary>
+    private static readonly TimeSpan WaitInterval = TimeSpan.FromSeconds(1);
 
     private readonly GroupRegistry _groups;
     private readonly ILogger<MemberProtocol> _logger;
@@ -85,6 +89,13 @@ internal sealed class MemberProtocol : IMemberMessageHandler
             _logger.LogInformation(
                 "Member {Vpid} ({App}) left group {Group}: its connection closed (host pid {HostPid})",
                 member.Vpid, member.App, group.Name, member.HostPid);
+            // A process that exits has ended its run before its connection closes; one that
+            // still runs lost its link (it closed the descriptor, or the link was cut), unless
+            // the agent closed it (it shuts down, and the process registers with the next one).
+            if (!connection.ClosedByAgent && ProcFs.IsRunning(member.HostPid))
+            {
+                _events.Publish(new MemberUnprotected(group.Name, member.App, member.Vpid, member.HostPid));
+            }
         }
         return Task.CompletedTask;
     }
@@ -102,9 +113,18 @@ internal sealed class MemberProtocol : IMemberMessageHandler
 
         var group = _groups.GetOrCreate(hello.Group);
         // Waits while a checkpoint holds the registration lock (reply later).
-        var admission = await group.Gate.AdmitHelloAsync(hello, connection.Closed).ConfigureAwait(false);
+        var admitting = group.Gate.AdmitHelloAsync(hello, connection.Closed);
+        await KeepAliveAsync(connection, admitting).ConfigureAwait(false);
+        var admission = await admitting.ConfigureAwait(false);
         try
         {
+            if (group.Members.Find(hello.Vpid) is { } newer && newer.ExecCount > hello.ExecCount
+                && newer.Connection is { IsClosed: false })
+            {
+                // A HELLO that waited while the program it exec'd already registered: that one is the process now.
+                await connection.SendAsync(new RefusedCommand($"vpid {hello.Vpid} already registered with exec count {newer.ExecCount}"), connection.Closed).ConfigureAwait(false);
+                return;
+            }
             var member = new Member(Interlocked.Increment(ref _lastMemberId), hello, connection);
             // WELCOME goes out before anything else reaches the member: a restore sends RESUME as
             // soon as the member is in the table, and a checkpoint waits for the registration to
@@ -158,7 +178,9 @@ internal sealed class MemberProtocol : IMemberMessageHandler
 
         connection.TrackRequest(async () =>
         {
-            var registration = await group.Gate.BeginAsync(kind, member.Vpid, connection.Closed).ConfigureAwait(false);
+            var beginning = group.Gate.BeginAsync(kind, member.Vpid, connection.Closed);
+            await KeepAliveAsync(connection, beginning).ConfigureAwait(false);
+            var registration = await beginning.ConfigureAwait(false);
             try
             {
                 await connection.SendAsync(new GrantCommand(), connection.Closed).ConfigureAwait(false);
@@ -169,6 +191,26 @@ internal sealed class MemberProtocol : IMemberMessageHandler
                 throw;
             }
         });
+    }
+
+    /// <summary>WAIT every second until <paramref name="reply"/> is decided (docs/protocol.md): the process waits through silence only so long.</summary>
+    private static async Task KeepAliveAsync(MemberConnection connection, Task reply)
+    {
+        try
+        {
+            while (!reply.IsCompleted)
+            {
+                var first = await Task.WhenAny(reply, Task.Delay(WaitInterval, connection.Closed)).ConfigureAwait(false);
+                if (first != reply && !reply.IsCompleted)
+                {
+                    await connection.SendAsync(new WaitCommand(), connection.Closed).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or MemberDisconnectedException)
+        {
+            // The connection closed: the reply fails with it.
+        }
     }
 
     /// <param name="childVpid">FORK_END/SPAWN_END's child, or -1/0 (and 0 for EXEC_FAIL) when it failed.</param>

@@ -45,6 +45,9 @@ internal sealed class MemberConnection
 
     public bool IsClosed => _closed.IsCancellationRequested;
 
+    /// <summary>The agent closed it (<see cref="Close"/>: a shutdown, a member it let go), not the process.</summary>
+    public bool ClosedByAgent { get; private set; }
+
     /// <summary>
     /// Answers to coordinator commands, in arrival order. Completed when the connection closes,
     /// which is how a round learns that a member died.
@@ -169,6 +172,7 @@ internal sealed class MemberConnection
         {
             return;
         }
+        ClosedByAgent = true;
         try
         {
             _closed.Cancel();

@@ -9,6 +9,9 @@ internal sealed record InitReady(int HostPid) : InitMessage;
 
 internal sealed record InitLaunched(int Vpid) : InitMessage;
 
+/// <summary>An agent attached on the control socket; <paramref name="ExitsLost"/> exits were not kept for it.</summary>
+internal sealed record InitAttached(string Group, int ExitsLost) : InitMessage;
+
 /// <summary>us-init reaped an application process.</summary>
 internal sealed record InitExited(int Vpid, int ExitCode, int Signal) : InitMessage
 {
@@ -34,6 +37,7 @@ internal static class InitMessageParser
         return tokens[0] switch
         {
             "READY" when tokens.Length == 2 && TryInt(tokens[1], out var pid) => new InitReady(pid),
+            "ATTACHED" when tokens.Length == 3 && TryInt(tokens[2], out var lost) => new InitAttached(TokenCodec.Decode(tokens[1]), lost),
             "LAUNCHED" when tokens.Length == 2 && TryInt(tokens[1], out var vpid) => new InitLaunched(vpid),
             "EXITED" when tokens.Length == 4 && TryInt(tokens[1], out var vpid) && TryInt(tokens[2], out var code)
                 && TryInt(tokens[3], out var signal) => new InitExited(vpid, code, signal),

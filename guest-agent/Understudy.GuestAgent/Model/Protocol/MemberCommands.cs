@@ -21,6 +21,16 @@ internal sealed record RefusedCommand(string Reason) : MemberCommand
     public override string ToLine() => $"REFUSED {Reason.ReplaceLineEndings(" ")}";
 }
 
+/// <summary>
+/// The coordinator is there and answers a HELLO or a *_BEGIN later (a checkpoint holds the
+/// registration lock): sent every second while it waits, so that the process can tell a busy
+/// coordinator from a silent one.
+/// </summary>
+internal sealed record WaitCommand : MemberCommand
+{
+    public override string ToLine() => "WAIT";
+}
+
 internal sealed record GrantCommand : MemberCommand
 {
     public override string ToLine() => "GRANT";

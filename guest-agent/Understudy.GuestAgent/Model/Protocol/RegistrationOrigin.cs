@@ -8,6 +8,8 @@ internal enum RegistrationOrigin
     Exec,
     Spawn,
     Restore,
+    /// <summary>A running process made its link again: the agent restarted, or its link was cut.</summary>
+    Reattach,
 }
 
 internal static class RegistrationOrigins
@@ -21,6 +23,7 @@ internal static class RegistrationOrigins
             case "exec": origin = RegistrationOrigin.Exec; return true;
             case "spawn": origin = RegistrationOrigin.Spawn; return true;
             case "restore": origin = RegistrationOrigin.Restore; return true;
+            case "reattach": origin = RegistrationOrigin.Reattach; return true;
             default: origin = default; return false;
         }
     }

@@ -159,6 +159,45 @@ internal sealed class GroupLauncher : IInitEventSink
         return init;
     }
 
+    /// <summary>
+    /// Takes up the group's us-init if one outlived the previous agent (it listens on the
+    /// group's control socket): the group is running again as far as this agent knows, its
+    /// processes register again by themselves, and the exits us-init kept are reported. Null
+    /// when no us-init listens there; a socket nobody answers on is removed.
+    /// </summary>
+    public async Task<InitProcess?> AdoptAsync(Group group, CancellationToken cancellationToken)
+    {
+        var path = _paths.InitControlSocket(group.Name);
+        if (!Libc.IsSocket(path))
+        {
+            return null;
+        }
+        if (SocketInitChannel.Connect(path) is not { } channel)
+        {
+            TryDelete(path);
+            return null;
+        }
+        var init = InitProcess.Attach(group.Name, channel, this, _initLogger);
+        group.Init = init;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.InitStartTimeout);
+        try
+        {
+            await init.WaitReadyAsync(deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InitProcessException or OperationCanceledException)
+        {
+            // Not a us-init that answers: leave it be (it is not this agent's to kill) and forget it.
+            Forget(group, init);
+            channel.Dispose();
+            cancellationToken.ThrowIfCancellationRequested();
+            _logger.LogWarning("Group {Group}: the process on {Socket} did not attach ({Error}); the group is not taken up", group.Name, path, e.Message);
+            return null;
+        }
+        _logger.LogInformation("Group {Group} taken up: us-init host pid {InitPid} outlived the previous agent", group.Name, init.HostPid);
+        return init;
+    }
+
     /// <summary>On shutdown: no process of any group is left behind.</summary>
     public async Task StopAllAsync()
     {
@@ -230,6 +269,18 @@ internal sealed class GroupLauncher : IInitEventSink
         }
         throw AgentException.FailedPrecondition(
             $"application {app} did not register: is it dynamically linked? see {_paths.NativeLog(group.Name)}");
+    }
+
+    private void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogDebug("Could not remove {Socket}: {Error}", path, e.Message);
+        }
     }
 
     /// <summary>The group's processes are gone: drop its members and what they had in flight.</summary>

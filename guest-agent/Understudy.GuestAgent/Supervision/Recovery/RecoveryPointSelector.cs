@@ -28,4 +28,10 @@ internal sealed class RecoveryPointSelector
         }
         return usable.LastOrDefault()?.Id;
     }
+
+    /// <summary>When the group's newest checkpoint was taken; null when it has none.</summary>
+    public DateTimeOffset? NewestTakenUtc(string group) =>
+        _store.List(group).Where(c => c.Kind != CheckpointInfo.CorruptKind).LastOrDefault() is { } newest
+            ? new DateTimeOffset(DateTime.SpecifyKind(newest.CreatedUtc, DateTimeKind.Utc))
+            : null;
 }

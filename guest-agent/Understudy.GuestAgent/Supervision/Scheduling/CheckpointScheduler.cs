@@ -34,13 +34,15 @@ internal sealed class CheckpointScheduler
 
     /// <param name="schedule">read afresh before every wait: the policy may change</param>
     /// <param name="healthy">whether every health check passes now</param>
-    public void Start(Func<CheckpointSchedule> schedule, Func<bool> healthy)
+    /// <param name="lastTaken">when the last checkpoint was taken, to go on from (a group taken up after an agent
+    /// restart); null: the schedule starts now</param>
+    public void Start(Func<CheckpointSchedule> schedule, Func<bool> healthy, DateTimeOffset? lastTaken = null)
     {
         lock (_sync)
         {
             _stop = new CancellationTokenSource();
             var stop = _stop.Token;
-            _loop = Task.Run(() => RunAsync(schedule, healthy, stop), CancellationToken.None);
+            _loop = Task.Run(() => RunAsync(schedule, healthy, lastTaken, stop), CancellationToken.None);
         }
     }
 
@@ -68,9 +70,10 @@ internal sealed class CheckpointScheduler
         }
     }
 
-    private async Task RunAsync(Func<CheckpointSchedule> schedule, Func<bool> healthy, CancellationToken stop)
+    private async Task RunAsync(Func<CheckpointSchedule> schedule, Func<bool> healthy, DateTimeOffset? lastTaken, CancellationToken stop)
     {
-        var last = _time.GetUtcNow();
+        var now = _time.GetUtcNow();
+        var last = lastTaken is { } before && before < now ? before : now;
         var taken = 0;
         try
         {

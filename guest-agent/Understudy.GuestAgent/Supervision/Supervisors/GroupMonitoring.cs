@@ -42,14 +42,16 @@ internal sealed class GroupMonitoring
     /// <param name="policy">read afresh each time: a policy applied meanwhile counts</param>
     /// <param name="vpids">each application's main process</param>
     /// <param name="unhealthy">told once when a check fails past its threshold</param>
-    public async Task StartAsync(Func<GroupPolicy> policy, IReadOnlyDictionary<string, int> vpids, Action<HealthVerdict> unhealthy)
+    /// <param name="lastCheckpoint">when the group's last checkpoint was taken, for the schedule to go on from; null: it starts now</param>
+    public async Task StartAsync(
+        Func<GroupPolicy> policy, IReadOnlyDictionary<string, int> vpids, Action<HealthVerdict> unhealthy, DateTimeOffset? lastCheckpoint = null)
     {
         await _serial.WaitAsync().ConfigureAwait(false);
         try
         {
             (_policy, _vpids, _unhealthy) = (policy, vpids, unhealthy);
             StartHealth();
-            _scheduler.Start(() => _policy().Checkpoints, () => AllPassing);
+            _scheduler.Start(() => _policy().Checkpoints, () => AllPassing, lastCheckpoint);
         }
         finally
         {

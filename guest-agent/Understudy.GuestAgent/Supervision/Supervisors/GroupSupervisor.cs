@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Operations.Lifecycle;
@@ -28,6 +29,7 @@ namespace Understudy.GuestAgent.Supervision.Supervisors;
 internal sealed class GroupSupervisor : IGroupSupervision
 {
     private static readonly TimeSpan ExitReportPatience = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RegistrationPoll = TimeSpan.FromMilliseconds(200);
 
     private readonly GroupLifecycle _lifecycle;
     private readonly LaunchOrderStarter _starter;
@@ -107,6 +109,70 @@ internal sealed class GroupSupervisor : IGroupSupervision
             _window.Clear();
             await StartAsync(scope, why, cancellationToken).ConfigureAwait(false);
         }, cancellationToken);
+
+    /// <summary>
+    /// The agent restarted and found the group running (its us-init outlived the previous
+    /// agent): supervision takes up where it was, starting nothing. Its processes register
+    /// again by themselves; once they did (or <paramref name="patience"/> passed), each
+    /// application's main process is its member that us-init is the parent of, health checks run
+    /// again and the checkpoint schedule goes on from the newest checkpoint. An application
+    /// with no process left (it ended while no agent watched) is a fault, recovered as any.
+    /// </summary>
+    public Task AdoptAsync(TimeSpan patience, CancellationToken cancellationToken) =>
+        _lifecycle.RunExclusiveAsync(async scope =>
+        {
+            RequireNotRetired();
+            if (_groups.Find(Group) is not { Init: { HasExited: false } init } group)
+            {
+                return;
+            }
+            await WaitForRegistrationsAsync(group, init.HostPid, patience, cancellationToken).ConfigureAwait(false);
+            var apps = _applied.Policy.Apps.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
+            var mains = group.Members.Snapshot()
+                .Where(m => m.Vppid == 1 && apps.Contains(m.App))
+                .GroupBy(m => m.App, StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.Min(m => m.Vpid), StringComparer.Ordinal);
+            await EnterRunningAsync(mains, _points.NewestTakenUtc(Group)).ConfigureAwait(false);
+            _events.Publish(new SupervisionResumed(Group, mains.Count, apps.Count));
+            if (_applied.Policy.Apps.FirstOrDefault(a => !mains.ContainsKey(a.Name)) is { } missing)
+            {
+                int generation;
+                lock (_sync)
+                {
+                    generation = _generation;
+                }
+                _ = HandleFaultAsync(new Fault("exit", missing.Name, null,
+                    $"{missing.Name} has no process left: it ended while no agent watched the group", null, generation));
+            }
+        }, cancellationToken);
+
+    /// <summary>Until every process of the group is a member again, or <paramref name="patience"/> passed.</summary>
+    private async Task WaitForRegistrationsAsync(Group group, int initHostPid, TimeSpan patience, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(patience);
+        try
+        {
+            while (true)
+            {
+                var registered = group.Members.Snapshot().Select(m => m.HostPid).ToHashSet();
+                var missing = ProcFs.ProcessesInNamespaceOf(initHostPid).Count(p => !registered.Contains(p));
+                if (missing == 0)
+                {
+                    return;
+                }
+                // A member's HELLO changes the table; a process that ends does not, hence the poll.
+                await Task.WhenAny(
+                    group.Members.WaitUntilAsync(_ => false, deadline.Token),
+                    Task.Delay(RegistrationPoll, _time, deadline.Token)).ConfigureAwait(false);
+                deadline.Token.ThrowIfCancellationRequested();
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            _logger.LogWarning("Group {Group}: not every process registered again within {Patience}; supervising those that did", Group, patience);
+        }
+    }
 
     /// <summary>Stops the group (interrupting a start or recovery); returns how many members it had.</summary>
     public async Task<int> StopAsync(string why, CancellationToken cancellationToken)
@@ -459,7 +525,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
         return new Interruption(_operation);
     }
 
-    private async Task EnterRunningAsync(IReadOnlyDictionary<string, int> vpids)
+    private async Task EnterRunningAsync(IReadOnlyDictionary<string, int> vpids, DateTimeOffset? lastCheckpoint = null)
     {
         Fault? gone;
         int generation;
@@ -480,7 +546,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
                     $"{x.App} (pid {x.Vpid}) {x.How} while the group was coming up", null, generation))
                 .FirstOrDefault();
         }
-        await _monitoring.StartAsync(() => _applied.Policy, vpids, verdict => OnUnhealthy(verdict, generation)).ConfigureAwait(false);
+        await _monitoring.StartAsync(() => _applied.Policy, vpids, verdict => OnUnhealthy(verdict, generation), lastCheckpoint).ConfigureAwait(false);
         if (gone is not null)
         {
             _ = HandleFaultAsync(gone);

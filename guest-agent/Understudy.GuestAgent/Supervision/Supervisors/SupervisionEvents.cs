@@ -79,3 +79,11 @@ internal sealed record RecoveryFailed(string Group, int Attempt, string Reason) 
     public override string Message => $"recovery {Attempt} failed: {Reason}";
     public override IEnumerable<(string, object?)> Fields() => [("attempt", Attempt), ("reason", Reason)];
 }
+
+/// <summary>Supervision of a group taken up after an agent restart goes on: health checks and the checkpoint schedule run again.</summary>
+internal sealed record SupervisionResumed(string Group, int AppsRunning, int Apps) : AgentEvent(Group)
+{
+    public override string Type => "supervision.resumed";
+    public override string Message => $"supervision goes on after the agent restart: {AppsRunning} of {Apps} application(s) running";
+    public override IEnumerable<(string, object?)> Fields() => [("appsRunning", AppsRunning), ("apps", Apps)];
+}

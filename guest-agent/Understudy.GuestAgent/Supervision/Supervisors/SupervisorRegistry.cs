@@ -3,6 +3,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
+using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Supervision.Policies;
 
@@ -10,25 +11,32 @@ namespace Understudy.GuestAgent.Supervision.Supervisors;
 
 /// <summary>
 /// The supervisors of the groups that have a policy. At agent start it loads the stored
-/// policies and starts the autostart groups; while it runs, it hands every process exit and
+/// policies, resumes supervising the groups found running (taken up after an agent restart) and
+/// starts the autostart groups that are not; while it runs, it hands every process exit and
 /// us-init death on the event stream to the group's supervisor (fault detection by exit
 /// notification); at shutdown it stops supervision before the groups are stopped.
 /// </summary>
 internal sealed class SupervisorRegistry : IHostedService
 {
+    /// <summary>How long a group taken up after an agent restart is given for its processes to register again.</summary>
+    private static readonly TimeSpan AdoptionPatience = TimeSpan.FromSeconds(10);
+
     private readonly ConcurrentDictionary<string, GroupSupervisor> _supervisors = new(StringComparer.Ordinal);
     private readonly GroupSupervisorFactory _factory;
     private readonly PolicyCatalog _catalog;
     private readonly PolicyStore _store;
     private readonly EventBus _bus;
+    private readonly GroupRegistry _groups;
     private readonly ILogger<SupervisorRegistry> _logger;
     private readonly List<Task> _autostarts = [];
     private EventSubscription? _subscription;
     private Task _dispatch = Task.CompletedTask;
 
     public SupervisorRegistry(
-        GroupSupervisorFactory factory, PolicyCatalog catalog, PolicyStore store, EventBus bus, ILogger<SupervisorRegistry> logger)
+        GroupSupervisorFactory factory, PolicyCatalog catalog, PolicyStore store, EventBus bus, GroupRegistry groups,
+        ILogger<SupervisorRegistry> logger)
     {
+        _groups = groups;
         _factory = factory;
         _catalog = catalog;
         _store = store;
@@ -79,7 +87,12 @@ internal sealed class SupervisorRegistry : IHostedService
             var applied = new AppliedPolicy(stored.Parsed, stored.Parsed.Marks.Source, stored.AppliedUtc);
             _catalog.Set(applied);
             var supervisor = Add(applied);
-            if (applied.Policy.Autostart)
+            if (_groups.Find(applied.Policy.Group)?.Init is { Adopted: true, HasExited: false })
+            {
+                // Found running (taken up after an agent restart): supervised where it was, never started afresh.
+                _autostarts.Add(Task.Run(() => AdoptAsync(supervisor), CancellationToken.None));
+            }
+            else if (applied.Policy.Autostart)
             {
                 // In the background: the API must answer while the group comes up.
                 _autostarts.Add(Task.Run(() => AutostartAsync(supervisor), CancellationToken.None));
@@ -104,6 +117,18 @@ internal sealed class SupervisorRegistry : IHostedService
             return _supervisors.TryGetValue(applied.Policy.Group, out var existing)
                 ? existing
                 : _supervisors[applied.Policy.Group] = _factory.Create(applied);
+        }
+    }
+
+    private async Task AdoptAsync(GroupSupervisor supervisor)
+    {
+        try
+        {
+            await supervisor.AdoptAsync(AdoptionPatience, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AgentException or OperationCanceledException)
+        {
+            _logger.LogWarning("Supervision of group {Group} did not resume: {Error}", supervisor.Group, e.Message);
         }
     }
 
