@@ -340,7 +340,7 @@ static void *checkpoint_thread(void *arg)
 	sigdelset(&all, SIGBUS);
 	pthread_sigmask(SIG_SETMASK, &all, NULL);
 	prctl(PR_SET_NAME, "us-checkpoint");
-	struct us_thread_slot *s = us_slot_for((int)us_sc0(SYS_gettid), 1);
+	struct us_thread_slot *s = us_slot_claim((int)us_sc0(SYS_gettid));
 	if (s)
 		s->is_checkpoint_thread = 1;
 	serve();
@@ -405,8 +405,8 @@ void us_after_fork_child(struct us_fork_handover *h)
 	us.send_lock = 0;
 	us.req_lock = 0;
 	us.pending_req[0] = 0;
-	for (int i = 0; i < US_MAX_THREADS; i++)
-		us.slots[i].tid = 0;
+	for (int i = 0, n = us_slot_count(); i < n; i++)
+		us_slot_at(i)->tid = 0;
 	us_link_reset_reader();
 	us_link_close();   /* the parent's link */
 	us.registered = 0;
