@@ -51,6 +51,25 @@ public sealed class EngineLimitsTests : IClassFixture<AgentFixture>
         await RunTwoRounds(g, command.ToArray());
     }
 
+    /// <summary>
+    /// A process with so many mappings that a restore could not make them again (the restorer
+    /// needs a few of its own within vm.max_map_count) fails the checkpoint with one line that
+    /// names the limit, instead of writing an image that can never be restored; it runs on.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task MappingsUpToMaxMapCount_CheckpointFailsWithOneLine_ProcessRunsOn()
+    {
+        await using var g = _fx.OpenGroup("maps", _out);
+        await g.Launch("limits", Repo.Workload("wl_limits"), "maps", "8");
+        await g.WaitForCounts("limits", 3, 0);
+
+        var r = (await g.Run("checkpoint", g.Name)).FailsWithOneLine();
+
+        Assert.Contains("vm.max_map_count", r.StderrLines[0]);
+        Assert.Empty(await g.CheckpointIds());
+        await g.WaitForCounts("limits", 3, g.Log.Length);
+    }
+
     private static async Task RunTwoRounds(GroupSession g, params string[] command)
     {
         var launched = await g.Launch("limits", command);

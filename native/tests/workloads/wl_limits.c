@@ -10,13 +10,16 @@
  *   wl_limits shm N       N shared anonymous mappings of two pages, each with
  *                         its own pattern; the main loop writes one per tick; a
  *                         verification checks them all.
+ *   wl_limits maps N      as many one-page private mappings as vm.max_map_count
+ *                         allows, less N: too many for a restore to make again,
+ *                         so a checkpoint must fail (nothing to verify).
  *   wl_limits args K ARG...  checks at start and on verification that it got K
  *                         arguments after "args K", each of 64 KiB of its own
  *                         letter (so K = 16 is a 1 MiB command line), in argv and
  *                         in /proc/self/cmdline.
  *
  * Prints "limits N" every 20 ms; on SIGUSR1 "VERIFY OK limits ...".
- * Usage: wl_limits threads|fds|shm N [DIR], or wl_limits args K ARG... */
+ * Usage: wl_limits threads|fds|shm|maps N [DIR], or wl_limits args K ARG... */
 #include "wl_common.h"
 #include <fcntl.h>
 #include <pthread.h>
@@ -183,6 +186,22 @@ static void verify_shared(void)
 				wl_fail("shared mapping %d: byte %zu differs", i, off);
 }
 
+/* ---- mappings up to vm.max_map_count ---- */
+
+static void map_to_the_limit(void)
+{
+	void *last[64];
+	int n = 0;
+	for (;; n++) {
+		void *m = mmap(NULL, 4096, n % 2 ? PROT_READ : PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			break;
+		last[n % 64] = m;
+	}
+	for (int i = 0; i < count && i < 64 && n > 0; i++, n--)   /* room for the program itself */
+		munmap(last[(n - 1) % 64], 4096);
+}
+
 /* ---- a long command line ---- */
 
 static int nargs;
@@ -214,7 +233,7 @@ int main(int argc, char **argv)
 {
 	wl_init("limits");
 	if (argc < 3)
-		wl_fail("usage: wl_limits threads|fds|shm N [DIR] | args K ARG...");
+		wl_fail("usage: wl_limits threads|fds|shm|maps N [DIR] | args K ARG...");
 	const char *mode = argv[1];
 	count = atoi(argv[2]);
 	if (!strcmp(mode, "threads"))
@@ -223,6 +242,8 @@ int main(int argc, char **argv)
 		open_fds(argc > 3 ? argv[3] : "/tmp");
 	else if (!strcmp(mode, "shm"))
 		map_shared();
+	else if (!strcmp(mode, "maps"))
+		map_to_the_limit();
 	else if (!strcmp(mode, "args")) {
 		nargs = argc - 3;
 		args = argv + 3;
