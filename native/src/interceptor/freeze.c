@@ -172,6 +172,13 @@ static int grow_lists(int need, struct us_buf *w)
 	return 0;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts = { 0, 0 };
+	us_sc2(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int signaled_already(int t, int nsig)
 {
 	for (int k = 0; k < nsig; k++)
@@ -217,23 +224,32 @@ int us_freeze_all(char *why, int cap)
 				ts->tid = 0;   /* exited meanwhile */
 			}
 		}
-		/* wait for every signaled thread that still exists to check in */
-		for (int waited = 0;; waited += 20) {
+		/* Wait for every signaled thread that still exists to check in. Each check-in
+		 * wakes us: the living are counted only every 20 ms, not at every wake-up
+		 * (that was a kill(0) per thread per check-in). */
+		for (int64_t start = now_ms(), counted = start;;) {
 			int done = __atomic_load_n(&us.frozen_count, __ATOMIC_ACQUIRE);
+			if (done >= nsig)
+				break;
+			int64_t now = now_ms();
+			if (now - counted < 20) {
+				us_futex_wait(&us.frozen_count, done, 20 - (now - counted));
+				continue;
+			}
+			counted = now;
 			int alive = 0;
 			for (int k = 0; k < nsig; k++)
 				if (us_sc3(SYS_tgkill, us.vpid, signaled[k], 0) == 0)
 					alive++;
 			if (done >= alive)
 				break;
-			if (waited > 5000) {
+			if (now - start > 5000) {
 				us_put(&w, "a thread did not stop within 5 s (signal ");
 				us_putu(&w, US_SIG_FREEZE);
 				us_put(&w, " blocked?)");
 				us_term(&w);
 				return -1;
 			}
-			us_futex_wait(&us.frozen_count, done, 20);
 		}
 		if (!fresh && round > 0)
 			break;
