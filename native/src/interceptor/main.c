@@ -404,6 +404,7 @@ void us_after_fork_child(struct us_fork_handover *h)
 {
 	us.send_lock = 0;
 	us.req_lock = 0;
+	us.slot_lock = 0;
 	us.pending_req[0] = 0;
 	for (int i = 0, n = us_slot_count(); i < n; i++)
 		us_slot_at(i)->tid = 0;
