@@ -57,17 +57,6 @@ struct us_thread_slot *us_slot_claim(int tid)
 	return s;
 }
 
-/* Whether [start, end) holds thread slots: the freeze handler writes them. */
-int us_slots_own(uint64_t start, uint64_t end)
-{
-	for (int i = 0; i < us.nslot_chunks; i++) {
-		uint64_t a = (uint64_t)us.slot_chunks[i], b = a + US_SLOT_CHUNK * sizeof(struct us_thread_slot);
-		if (a < end && b > start)
-			return 1;
-	}
-	return 0;
-}
-
 static void read_comm(int tid, char comm[16])
 {
 	char path[64];
@@ -177,6 +166,19 @@ static int64_t now_ms(void)
 	struct timespec ts = { 0, 0 };
 	us_sc2(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether [start, end) holds the freeze's own memory, which no tracker may protect:
+ * the thread slots (the freeze handler writes them) and the task lists. */
+int us_freeze_owns(uint64_t start, uint64_t end)
+{
+	for (int i = 0; i < us.nslot_chunks; i++) {
+		uint64_t a = (uint64_t)us.slot_chunks[i], b = a + US_SLOT_CHUNK * sizeof(struct us_thread_slot);
+		if (a < end && b > start)
+			return 1;
+	}
+	uint64_t a = (uint64_t)tasks, b = a + 2ul * (unsigned)list_cap * sizeof(int);
+	return tasks && a < end && b > start;
 }
 
 static int signaled_already(int t, int nsig)

@@ -181,7 +181,7 @@ US_HIDDEN void us_thaw_all(void);
 US_HIDDEN struct us_thread_slot *us_slot_for(int tid, int create);
 /* The same, mapping another chunk of slots if none is free (the checkpoint thread). */
 US_HIDDEN struct us_thread_slot *us_slot_claim(int tid);
-US_HIDDEN int us_slots_own(uint64_t start, uint64_t end);
+US_HIDDEN int us_freeze_owns(uint64_t start, uint64_t end);
 US_HIDDEN void us_capture_thread(struct us_thread_slot *s);
 
 /* blocking_calls.c: a call interrupted by the freeze goes on after it */

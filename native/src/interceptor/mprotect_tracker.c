@@ -178,7 +178,7 @@ int us_mp_owns(uint64_t start, uint64_t end)
 	for (unsigned i = 0; i < sizeof spans / sizeof spans[0]; i++)
 		if (spans[i][0] < end && spans[i][1] > start)
 			return 1;
-	return us_slots_own(start, end);
+	return us_freeze_owns(start, end);
 }
 
 /* Where the part of [start, end) that begins at start stops being all inside one
