@@ -75,8 +75,11 @@ int us_list_numbers(const char *dir, int skip_own, int *out, int cap)
 			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
 			const char *p = d->name;
 			int num = (int)us_parse_u(&p, 10);
-			if (d->name[0] >= '0' && d->name[0] <= '9' && !(skip_own && num == dfd) && n < cap)
-				out[n++] = num;
+			if (d->name[0] >= '0' && d->name[0] <= '9' && !(skip_own && num == dfd)) {
+				if (n < cap)
+					out[n] = num;
+				n++;   /* counted beyond cap: the caller sees it needs more room */
+			}
 			off += d->reclen;
 		}
 	}

@@ -31,18 +31,21 @@ struct proc {
 	size_t meta_len;
 	const struct us_rec_proc *rec;
 	const struct us_rec_misc *misc;
-	const struct us_rec_fd *fds[4096];
+	/* sized from the image */
+	const struct us_rec_fd **fds;
 	int nfds;
-	const struct us_rec_vma *shm_vmas[256];
+	const struct us_rec_vma **shm_vmas;
 	int nshm_vmas;
-	const struct us_rec_file *files[256];
+	const struct us_rec_file **files;
 	int nfiles;
 };
 
 static struct proc *procs;
 static int nprocs;
-static struct us_object objects[8192];
-static int nobjects;
+/* Sized from the images before any is made: at most two per record (a pty pair),
+ * and pointers to them stay good. */
+static struct us_object *objects;
+static int nobjects, max_objects;
 static int fd_base;
 static const struct init_config *cfg;
 
@@ -66,22 +69,31 @@ static int load(struct proc *p)
 		init_log(cfg, "restore-failed reason=corrupt-image image=%s detail=%s", p->meta_path, why);
 		return -1;
 	}
+	size_t nrecords = 0;
+	US_FOR_RECORDS(p->meta, p->meta_len, r)
+		nrecords++;
+	p->fds = calloc(nrecords + 1, sizeof *p->fds);
+	p->shm_vmas = calloc(nrecords + 1, sizeof *p->shm_vmas);
+	p->files = calloc(nrecords + 1, sizeof *p->files);
+	if (!p->fds || !p->shm_vmas || !p->files)
+		return -1;
 	US_FOR_RECORDS(p->meta, p->meta_len, r) {
 		const void *body = r + 1;
 		if (r->type == US_REC_PROC)
 			p->rec = body;
 		else if (r->type == US_REC_MISC)
 			p->misc = body;
-		else if (r->type == US_REC_FILE && p->nfiles < 256)
+		else if (r->type == US_REC_FILE)
 			p->files[p->nfiles++] = body;
-		else if (r->type == US_REC_FD && p->nfds < 4096)
+		else if (r->type == US_REC_FD)
 			p->fds[p->nfds++] = body;
 		else if (r->type == US_REC_VMA) {
 			const struct us_rec_vma *v = body;
-			if (v->kind == US_VMA_SHMEM && p->nshm_vmas < 256)
+			if (v->kind == US_VMA_SHMEM)
 				p->shm_vmas[p->nshm_vmas++] = v;
 		}
 	}
+	max_objects += 2 * (p->nfds + p->nshm_vmas + p->nfiles);
 	return p->rec ? 0 : -1;
 }
 
@@ -271,7 +283,7 @@ int restore_open_file(const struct proc *p, const struct us_rec_fd *f)
 	if (o)
 		return o->fd;
 	const struct us_fd_ops *kind = us_fd_ops_of(f->kind);
-	if (!kind || !kind->restore || nobjects >= 8190)
+	if (!kind || !kind->restore || nobjects + 2 > max_objects)
 		return -1;
 	int fd = kind->share_open ? kind->share_open(p, f) : kind->restore(p, f);
 	if (fd < 0)
@@ -280,13 +292,14 @@ int restore_open_file(const struct proc *p, const struct us_rec_fd *f)
 	return objects[nobjects - 1].fd;
 }
 
+/* cursor: the process's index in the high half, the record's in the low one */
 const struct us_rec_fd *restore_next_record(long *cursor, const struct proc **holder)
 {
-	for (long c = *cursor; c / 65536 < nprocs; c = (c / 65536 + 1) * 65536)
-		if (c % 65536 < procs[c / 65536].nfds) {
+	for (long c = *cursor; (c >> 32) < nprocs; c = ((c >> 32) + 1) << 32)
+		if ((c & 0xffffffff) < procs[c >> 32].nfds) {
 			*cursor = c + 1;
-			*holder = &procs[c / 65536];
-			return procs[c / 65536].fds[c % 65536];
+			*holder = &procs[c >> 32];
+			return procs[c >> 32].fds[c & 0xffffffff];
 		}
 	return NULL;
 }
@@ -366,7 +379,7 @@ static int make_objects(char *buf)
 				const struct us_rec_fd *f = procs[i].fds[k];
 				const struct us_fd_ops *kind = us_fd_ops_of(f->kind);
 				int (*share)(const struct us_rec_fd *) = !kind ? NULL : late ? kind->share_late : kind->share;
-				if (nobjects >= 8190)
+				if (nobjects + 2 > max_objects)
 					return -1;
 				if (share && share(f) < 0)
 					return -1;
@@ -425,7 +438,12 @@ static void place(const struct proc *p, const struct us_rec_fd *f, int fd)
 
 static void setup_fds(const struct proc *p, const int *keep, int nkeep)
 {
-	char in_table[65536] = { 0 };
+	int top = fd_base + nobjects * 2 + 300;
+	for (int k = 0; k < nkeep; k++)
+		top = keep[k] >= top ? keep[k] + 1 : top;
+	char *in_table = calloc((size_t)top, 1);
+	if (!in_table)
+		restore_fail(p, "out-of-memory", NULL);
 	for (int last = 0; last <= 1; last++)   /* epoll last: its targets exist then */
 		for (int k = 0; k < p->nfds; k++) {
 			const struct us_rec_fd *f = p->fds[k];
@@ -447,10 +465,10 @@ static void setup_fds(const struct proc *p, const int *keep, int nkeep)
 		}
 	for (int k = 0; k < nkeep; k++)
 		in_table[keep[k]] = 1;
-	int top = fd_base + nobjects * 2 + 300;
-	for (int fd = 0; fd < top && fd < 65536; fd++)
+	for (int fd = 0; fd < top; fd++)
 		if (!in_table[fd])
 			close(fd);
+	free(in_table);
 }
 
 static pid_t clone_with_pid(pid_t pid)
@@ -493,20 +511,27 @@ static void become(struct proc *p)
 			}
 		}
 
-	/* shared memory objects the restorer maps, passed by descriptor */
-	char *argv[300];
-	int argc = 0;
+	/* shared memory objects the restorer maps, passed by descriptor, once each */
+	char **argv = calloc((size_t)p->nshm_vmas + 5, sizeof *argv);
+	int *shm_fds = calloc((size_t)p->nshm_vmas + 1, sizeof *shm_fds);
+	if (!argv || !shm_fds)
+		restore_fail(p, "out-of-memory", NULL);
+	int argc = 0, nshm_fds = 0;
 	argv[argc++] = (char *)cfg->restorer;
 	argv[argc++] = p->meta_path;
 	argv[argc++] = p->pages_path;
 	argv[argc++] = (char *)cfg->log;
-	int shm_fds[256], nshm_fds = 0;
-	for (int k = 0; k < p->nshm_vmas && argc < 298; k++) {
+	for (int k = 0; k < p->nshm_vmas; k++) {
 		const struct us_rec_vma *v = p->shm_vmas[k];
+		int passed = 0;
+		for (int j = 0; j < k && !passed; j++)
+			passed = p->shm_vmas[j]->dev == v->dev && p->shm_vmas[j]->inode == v->inode;
+		if (passed)
+			continue;
 		struct us_object *o = restore_find_object(US_OBJ_SHARED_MEMORY, v->dev, v->inode);
 		char *arg = malloc(96);
 		/* above every target number, so placing the table cannot clobber it */
-		int fd = fcntl(o->fd, F_DUPFD, fd_base + nobjects * 2 + 8 + k);
+		int fd = o && arg ? fcntl(o->fd, F_DUPFD, fd_base + nobjects * 2 + 8 + nshm_fds) : -1;
 		if (fd < 0)
 			restore_fail(p, "cannot-pass-shared-memory", NULL);
 		shm_fds[nshm_fds++] = fd;
@@ -570,7 +595,19 @@ int restore_tree(const struct init_config *c)
 			if (procs[i].fds[k]->fd > max_fd)
 				max_fd = procs[i].fds[k]->fd;
 	fd_base = max_fd + 64;
+	objects = calloc((size_t)max_objects + 2, sizeof *objects);
+	/* as many descriptors as the hard limit allows: the group's own limits come back per process */
+	struct rlimit nofile, raised;
+	int got_nofile = getrlimit(RLIMIT_NOFILE, &nofile) == 0;
+	raised = nofile;
+	raised.rlim_cur = raised.rlim_max;
+	if (got_nofile)
+		setrlimit(RLIMIT_NOFILE, &raised);
 	char *buf = malloc(1 << 20);
+	if (!objects) {
+		init_log(c, "restore-failed reason=out-of-memory");
+		return -1;
+	}
 	if (!buf || restore_files(buf) < 0)
 		return -1;
 	if (make_objects(buf) < 0) {
@@ -594,6 +631,8 @@ int restore_tree(const struct init_config *c)
 		if (objects[i].fd2 > 0)
 			close(objects[i].fd2);
 	}
+	if (got_nofile)   /* what applications launched later inherit */
+		setrlimit(RLIMIT_NOFILE, &nofile);
 	init_log(c, "restored processes=%d top-level=%d", nprocs, started);
 	return nprocs;
 }

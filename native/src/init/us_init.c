@@ -167,46 +167,56 @@ static void exec_app(const struct init_config *c, const char *app, const char *c
 
 static void launch(const struct init_config *c, const char *line)
 {
-	char app[256], cwd[4096], tok[4096];
-	char *argv[256], *env[256];
+	/* sized from the line: no token, variable or argument is cut off */
+	size_t len = strlen(line), ntok = 1;
+	for (const char *q = line; *q; q++)
+		ntok += *q == ' ';
+	char app[256], cwd[4096], *tok = malloc(len + 1);
+	char **argv = calloc(ntok + 1, sizeof *argv), **env = calloc(ntok + 1, sizeof *env);
 	int argc = 0, nenv = 0;
 	const char *p = line;
 
+	if (!tok || !argv || !env) {
+		init_say("ERROR LAUNCH cannot allocate memory for a command of %zu bytes", len);
+		goto out;
+	}
 	if (us_next_token(&p, app, sizeof app) < 0 || us_next_token(&p, cwd, sizeof cwd) < 0 ||
-	    us_next_token(&p, tok, sizeof tok) < 0) {
+	    us_next_token(&p, tok, len + 1) < 0) {
 		init_say("ERROR LAUNCH needs an application name, a directory, a variable count and a command");
-		return;
+		goto out;
 	}
 	int want = atoi(tok);
-	if (want < 0 || want > 255) {
-		init_say("ERROR LAUNCH takes at most 255 environment variables");
-		return;
+	if (want < 0 || (size_t)want > ntok) {
+		init_say("ERROR LAUNCH has fewer environment variables than it announces");
+		goto out;
 	}
-	while (nenv < want && us_next_token(&p, tok, sizeof tok) >= 0)
+	while (nenv < want && us_next_token(&p, tok, len + 1) >= 0)
 		env[nenv++] = strdup(tok);
-	env[nenv] = NULL;
-	while (argc < 255 && us_next_token(&p, tok, sizeof tok) >= 0)
+	while (us_next_token(&p, tok, len + 1) >= 0)
 		argv[argc++] = strdup(tok);
-	argv[argc] = NULL;
 	if (!argc) {
 		init_say("ERROR LAUNCH needs a command");
-		return;
+		goto out;
 	}
 	pid_t pid = fork();
 	if (pid == 0)
 		exec_app(c, app, cwd, env, argv);
-	for (int i = 0; i < argc; i++)
-		free(argv[i]);
-	for (int i = 0; i < nenv; i++)
-		free(env[i]);
 	if (pid < 0) {
 		char why[256];
 		encode(why, sizeof why, strerror(errno));
 		init_say("ERROR cannot fork: %s", why);
-		return;
+		goto out;
 	}
 	init_log(c, "launched app=%s pid=%d", app, pid);
 	init_say("LAUNCHED %d", pid);
+out:
+	for (int i = 0; i < argc; i++)
+		free(argv[i]);
+	for (int i = 0; i < nenv; i++)
+		free(env[i]);
+	free(argv);
+	free(env);
+	free(tok);
 }
 
 static void reap(const struct init_config *c)
@@ -300,8 +310,11 @@ static void serve(const struct init_config *c)
 	sigaddset(&chld, SIGCHLD);
 	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 	int lfd = control_listen(c);
-	char buf[65536];
-	size_t len = 0;
+	/* grows with the longest line: a LAUNCH carries a whole command line */
+	size_t cap = 65536, len = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		quit();
 
 	reap(c);
 	for (;;) {
@@ -321,7 +334,14 @@ static void serve(const struct init_config *c)
 		}
 		if (agent_in < 0 || !fds[2].revents)
 			continue;
-		ssize_t n = read(agent_in, buf + len, sizeof buf - 1 - len);
+		if (len == cap - 1) {
+			char *bigger = realloc(buf, cap * 2);
+			if (!bigger)
+				quit();
+			buf = bigger;
+			cap *= 2;
+		}
+		ssize_t n = read(agent_in, buf + len, cap - 1 - len);
 		if (n <= 0) {
 			/* The agent is gone: the group runs on until the next one attaches
 			 * (or, without a control socket, it goes too). */
@@ -345,8 +365,6 @@ static void serve(const struct init_config *c)
 			len -= (size_t)(nl + 1 - buf);
 			memmove(buf, nl + 1, len);
 		}
-		if (len == sizeof buf - 1)
-			len = 0;
 	}
 }
 

@@ -78,7 +78,7 @@ const char *fd_proc_path(char *buf, size_t cap, const char *dir, int fd)
 int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, char *why, int cap,
 		   uint64_t *meta_bytes, uint64_t *pages_bytes, int *incremental)
 {
-	struct us_thread_slot *self = us_slot_for((int)us_sc0(SYS_gettid), 1);
+	struct us_thread_slot *self = us_slot_claim((int)us_sc0(SYS_gettid));
 	if (!self) {
 		struct us_buf b = { why, 0, (size_t)cap };
 		us_put(&b, "no thread slot left");
@@ -100,9 +100,6 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 		}
 	}
 
-	int fds[4096];
-	int nfds = us_list_numbers("/proc/self/fd", 1, fds, 4096);   /* before we open any */
-
 	struct scratch s = { 0 };
 	s.why = why;
 	s.why_cap = cap;
@@ -118,9 +115,13 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 	s.data = s.base + MAPS_MAX + PM_BATCH * 8;
 	s.peers = s.data + DATA_MAX;
 	s.regions = (struct us_page_region *)(s.peers + PEERS_MAX);
-	s.holders = (struct fd_holder *)(s.regions + REGIONS_MAX);
+	s.fds = (int *)(s.regions + REGIONS_MAX);
+	s.pids = s.fds + FDS_MAX;
+	s.list = s.pids + PIDS_MAX;
+	s.holders = (struct fd_holder *)(s.list + FDS_MAX);
+	s.sorting = s.holders + HOLDERS_MAX;
 	s.nholders = -1;
-	s.meta = (char *)(s.holders + HOLDERS_MAX);
+	s.meta = (char *)(s.sorting + HOLDERS_MAX);
 	s.scan_works = 1;
 	/* relative to base_seq only if this process has tracked every write since then */
 	s.incremental = base_seq && us.tracker != US_TRACK_NONE && us.tracked_seq == base_seq;
@@ -128,6 +129,12 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 	s.queues = s.base + SCRATCH_SIZE - QUEUES_MAX;
 	s.meta_cap = (size_t)(s.queues - s.meta);
 
+	int *fds = s.fds;
+	int nfds = us_list_numbers("/proc/self/fd", 1, fds, FDS_MAX);   /* before we open any */
+	if (nfds > FDS_MAX) {
+		capture_fail(&s, "more than 1048576 descriptors open (fs.nr_open's default); the image would leave some out", NULL, 0);
+		nfds = 0;
+	}
 	int mapped = cow ? map_writer_result() : 0;
 	if (mapped)
 		capture_fail(&s, "cannot map the writer's result page", NULL, mapped);

@@ -10,13 +10,15 @@
 #include "internal.h"
 
 /* The scratch mapping, in this order; reserved, touched only as needed. */
-#define SCRATCH_SIZE (256ul << 20)
+#define SCRATCH_SIZE (512ul << 20)
 #define MAPS_MAX     (16ul << 20)       /* /proc/self/maps text */
 #define PM_BATCH     65536              /* pagemap entries per read */
 #define DATA_MAX     (4ul << 20)        /* in-flight bytes captured per descriptor */
 #define PEERS_MAX    (4ul << 20)        /* after the data area: the Unix socket peer table */
 #define REGIONS_MAX  65536              /* PAGEMAP_SCAN output */
-#define HOLDERS_MAX  65536              /* the group's descriptors, for open file keys */
+#define FDS_MAX      (1 << 20)          /* one process's descriptors: fs.nr_open's default */
+#define PIDS_MAX     65536              /* the group's processes */
+#define HOLDERS_MAX  (1 << 21)          /* the group's descriptors, for open file keys (twice: sorting) */
 #define QUEUES_MAX   (32ul << 20)       /* at the end: a TCP connection's state and queues */
 
 /* In the capture's runs only, never in a file: the writer looks for pages of
@@ -37,7 +39,11 @@ struct scratch {
 	uint64_t *pm;                   /* pagemap batch */
 	char *data;                     /* peeked queue data, fdinfo text, diag replies */
 	char *peers;                    /* the Unix socket peer table (src/descriptors/sockets.c) */
+	int *fds;                       /* this process's descriptors (FDS_MAX) */
+	int *pids;                      /* the group's processes (PIDS_MAX) */
+	int *list;                      /* one process's descriptors, while listing the group's (FDS_MAX) */
 	struct fd_holder *holders;      /* every descriptor of the group, listed once when first needed */
+	struct fd_holder *sorting;      /* as many: merge sort's other half */
 	int nholders;                   /* -1 until listed */
 	char *queues;                   /* a TCP connection's state and queues (src/descriptors/tcp.c) */
 	char *meta;                     /* records being built */
@@ -72,9 +78,11 @@ void capture_process(struct scratch *s);
 
 /* capture_fds.c: an FD record for every descriptor, by its kind (src/descriptors/) */
 void capture_fds(struct scratch *s, const int *fds, int n);
-/* One descriptor of a process of the group (this one included), by pid in the group. */
-struct fd_holder { int pid, fd; };
-/* Every descriptor of the group's processes, listed once per image. */
+/* One descriptor of a process of the group (this one included), by pid in the group,
+ * and the key of its open file (US_FD_AUX_OPEN_KEY). */
+struct fd_holder { int pid, fd; uint64_t key; };
+/* Every descriptor of the group's processes, listed once per image, in the order of
+ * their open files (kcmp). */
 int group_fds(struct scratch *s);
 
 /* capture_file_contents.c: FILE records for files open for writing */

@@ -10,45 +10,93 @@
 #include "../descriptors/kinds.h"
 #include "../../include/us_image.h"
 
+/* kcmp's order of two descriptors' open files: 0 the same, <0, >0. */
+static int file_order(const struct fd_holder *a, const struct fd_holder *b)
+{
+	long r = us_sc5(SYS_kcmp, a->pid, b->pid, KCMP_FILE, a->fd, b->fd);
+	return r == 0 ? 0 : r == 1 ? -1 : 1;
+}
+
+/* Bottom-up merge sort of the holders by open file: n log n kcmp calls. */
+static struct fd_holder *sort_holders(struct fd_holder *a, struct fd_holder *b, int n)
+{
+	for (int width = 1; width < n; width *= 2) {
+		for (int lo = 0; lo < n; lo += 2 * width) {
+			int mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+			int i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				b[k++] = file_order(&a[j], &a[i]) < 0 ? a[j++] : a[i++];
+			while (i < mid)
+				b[k++] = a[i++];
+			while (j < hi)
+				b[k++] = a[j++];
+		}
+		struct fd_holder *t = a;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
 int group_fds(struct scratch *s)
 {
 	if (s->nholders >= 0)
 		return s->nholders;
-	/* the pids go at the end of the table, the pairs fill it from the start */
-	int *pids = (int *)(s->holders + HOLDERS_MAX) - 4096;
-	int npids = us_list_numbers("/proc", 0, pids, 4096);
+	s->nholders = 0;
+	int npids = us_list_numbers("/proc", 0, s->pids, PIDS_MAX);
+	if (npids > PIDS_MAX) {
+		capture_fail(s, "more than 65536 processes in the group", NULL, 0);
+		return 0;
+	}
 	int n = 0;
 	for (int i = 0; i < npids; i++) {
 		char dir[64];
 		struct us_buf b = { dir, 0, sizeof dir };
 		us_put(&b, "/proc/");
-		us_putu(&b, (uint64_t)pids[i]);
+		us_putu(&b, (uint64_t)s->pids[i]);
 		us_put(&b, "/fd");
-		int *fds = pids - 4096;
-		int nfds = us_list_numbers(us_term(&b), 0, fds, 4096);
-		for (int k = 0; k < nfds && (struct fd_holder *)&s->holders[n + 1] <= (struct fd_holder *)fds; k++)
-			s->holders[n++] = (struct fd_holder){ pids[i], fds[k] };
+		int nfds = us_list_numbers(us_term(&b), 0, s->list, FDS_MAX);
+		if (nfds > FDS_MAX || n + nfds > HOLDERS_MAX) {
+			capture_fail(s, "more than 2097152 descriptors open in the group", NULL, 0);
+			return 0;
+		}
+		for (int k = 0; k < nfds; k++) {
+			struct fd_holder h = { s->pids[i], s->list[k], 0 };
+			if (us_sc5(SYS_kcmp, h.pid, h.pid, KCMP_FILE, h.fd, h.fd) == 0)   /* one kcmp may look at */
+				s->holders[n++] = h;
+		}
+	}
+	struct fd_holder *sorted = sort_holders(s->holders, s->sorting, n);
+	if (sorted != s->holders)
+		for (int i = 0; i < n; i++)
+			s->holders[i] = sorted[i];
+	/* each run of one open file: the lowest (pid, fd) of it, when there are several */
+	for (int lo = 0, hi; lo < n; lo = hi) {
+		uint64_t key = US_OPEN_KEY(s->holders[lo].pid, s->holders[lo].fd);
+		for (hi = lo + 1; hi < n && file_order(&s->holders[lo], &s->holders[hi]) == 0; hi++)
+			if (US_OPEN_KEY(s->holders[hi].pid, s->holders[hi].fd) < key)
+				key = US_OPEN_KEY(s->holders[hi].pid, s->holders[hi].fd);
+		for (int i = lo; i < hi; i++)
+			s->holders[i].key = hi - lo > 1 ? key : 0;
 	}
 	return s->nholders = n;
 }
 
-/* The key of the open file behind fd (US_FD_AUX_OPEN_KEY): the lowest (pid, fd)
- * of the group that holds the same one, or 0 when fd is its only descriptor. */
+/* The key of the open file behind fd (US_FD_AUX_OPEN_KEY): the lowest (pid, fd) of
+ * the group that holds the same one, or 0 when fd is its only descriptor. */
 static uint64_t open_file_key(struct scratch *s, int fd)
 {
-	int self = (int)us_sc0(SYS_getpid);
-	uint64_t key = US_OPEN_KEY(self, fd);
-	int shared = 0;
-	for (int i = 0, n = group_fds(s); i < n; i++) {
-		const struct fd_holder *h = &s->holders[i];
-		if ((h->pid == self && h->fd == fd) ||
-		    us_sc5(SYS_kcmp, self, h->pid, KCMP_FILE, fd, h->fd) != 0)
-			continue;
-		shared = 1;
-		if (US_OPEN_KEY(h->pid, h->fd) < key)
-			key = US_OPEN_KEY(h->pid, h->fd);
+	struct fd_holder self = { (int)us_sc0(SYS_getpid), fd, 0 };
+	for (int lo = 0, hi = group_fds(s) - 1; lo <= hi;) {
+		int mid = lo + (hi - lo) / 2, c = file_order(&self, &s->holders[mid]);
+		if (c == 0)
+			return s->holders[mid].key;
+		if (c < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
 	}
-	return shared ? key : 0;
+	return 0;
 }
 
 static void capture_fd(struct scratch *s, int fd)

@@ -259,6 +259,35 @@ static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_
 	rec_end(s);
 }
 
+/* The restorer's own mappings, next to the process's while it restores them. */
+#define RESTORER_MAPS 16
+
+/* A process with more mappings than a restore can make again fails the checkpoint. */
+static void check_map_count(struct scratch *s)
+{
+	uint64_t count = 0, own = 0;
+	for (const char *p = s->maps; *p;) {
+		struct us_maps_line v;
+		p = us_maps_next(p, &v);
+		count++;
+		own += is_own(s, v.start, v.end);
+	}
+	char text[32];
+	if (us_read_file("/proc/sys/vm/max_map_count", text, sizeof text) <= 0)
+		return;
+	const char *t = text;
+	uint64_t max = us_parse_u(&t, 10);
+	if (count - own + RESTORER_MAPS <= max)
+		return;
+	char why[160];
+	struct us_buf b = { why, 0, sizeof why };
+	us_putu(&b, count - own);
+	us_put(&b, " memory mappings: a restore needs 16 more within vm.max_map_count (");
+	us_putu(&b, max);
+	us_put(&b, "); raise it");
+	capture_fail(s, us_term(&b), NULL, 0);
+}
+
 void capture_memory(struct scratch *s)
 {
 	int pm_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
@@ -267,8 +296,9 @@ void capture_memory(struct scratch *s)
 		return;
 	}
 	if (us_read_file("/proc/self/maps", s->maps, MAPS_MAX) >= (long)MAPS_MAX - 1) {
-		capture_fail(s, "too many memory mappings", NULL, 0);
+		capture_fail(s, "memory mappings: /proc/self/maps is larger than 16 MiB", NULL, 0);
 	} else {
+		check_map_count(s);
 		for (const char *p = s->maps; *p && !s->failed;) {
 			struct us_maps_line v;
 			p = us_maps_next(p, &v);

@@ -65,8 +65,8 @@ static void capture_proc(struct scratch *s)
 
 static void capture_threads(struct scratch *s)
 {
-	for (int i = 0; i < US_MAX_THREADS; i++) {
-		struct us_thread_slot *t = &us.slots[i];
+	for (int i = 0, n = us_slot_count(); i < n; i++) {
+		struct us_thread_slot *t = us_slot_at(i);
 		if (!t->tid)
 			continue;
 		struct us_rec_thread r = { (uint32_t)t->tid, (uint32_t)t->is_checkpoint_thread, t->fs_base, { 0 } };

@@ -8,6 +8,7 @@
  * (blocking_calls.c), so that the application never sees the freeze. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <asm/prctl.h>
 #include "internal.h"
@@ -19,22 +20,41 @@ struct us_state us;
 struct us_thread_slot *us_slot_for(int tid, int create)
 {
 	struct us_thread_slot *free_slot = NULL;
-	for (int i = 0; i < US_MAX_THREADS; i++) {
-		if (us.slots[i].tid == tid)
-			return &us.slots[i];
-		if (!free_slot && us.slots[i].tid == 0)
-			free_slot = &us.slots[i];
+	int n = us_slot_count();
+	for (int i = 0; i < n; i++) {
+		struct us_thread_slot *s = us_slot_at(i);
+		if (s->tid == tid)
+			return s;
+		if (!free_slot && s->tid == 0)
+			free_slot = s;
 	}
 	if (!create || !free_slot)
 		return NULL;
 	/* claim atomically: several threads check in at once */
-	for (int i = 0; i < US_MAX_THREADS; i++) {
+	for (int i = 0; i < n; i++) {
 		int zero = 0;
-		if (__atomic_compare_exchange_n(&us.slots[i].tid, &zero, tid, 0,
+		if (__atomic_compare_exchange_n(&us_slot_at(i)->tid, &zero, tid, 0,
 						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			return &us.slots[i];
+			return us_slot_at(i);
 	}
 	return NULL;
+}
+
+struct us_thread_slot *us_slot_claim(int tid)
+{
+	struct us_thread_slot *s;
+	us_lock(&us.slot_lock);
+	while (!(s = us_slot_for(tid, 1))) {
+		int n = us.nslot_chunks;
+		long m = n < US_SLOT_CHUNKS ? us_sc6(SYS_mmap, 0, US_SLOT_CHUNK * sizeof *s, PROT_READ | PROT_WRITE,
+						     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : -ENOMEM;
+		if (m < 0 && m > -4096)
+			break;
+		us.slot_chunks[n] = (struct us_thread_slot *)m;
+		__atomic_store_n(&us.nslot_chunks, n + 1, __ATOMIC_RELEASE);
+	}
+	us_unlock(&us.slot_lock);
+	return s;
 }
 
 static void read_comm(int tid, char comm[16])
@@ -114,70 +134,134 @@ void us_install_freeze_handler(void)
 	us_sc4(SYS_rt_sigaction, US_SIG_FREEZE, &ka, NULL, 8);
 }
 
+/* The checkpoint thread's lists of tids, grown to what /proc/self/task holds. */
+static int *tasks, *signaled;
+static int list_cap;
+
+static int grow_lists(int need, struct us_buf *w)
+{
+	int cap = list_cap ? list_cap : 1024;
+	while (cap < need)
+		cap *= 2;
+	long m = us_sc6(SYS_mmap, 0, 2ul * (unsigned)cap * sizeof(int), PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m < 0 && m > -4096) {
+		us_put(w, "cannot map memory for the list of threads");
+		us_term(w);
+		return -1;
+	}
+	int *t = (int *)m, *sig = t + cap;
+	for (int i = 0; signaled && i < list_cap; i++)
+		sig[i] = signaled[i];
+	if (tasks)
+		us_sc2(SYS_munmap, tasks, 2ul * (unsigned)list_cap * sizeof(int));
+	tasks = t;
+	signaled = sig;
+	list_cap = cap;
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts = { 0, 0 };
+	us_sc2(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether [start, end) holds the freeze's own memory, which no tracker may protect:
+ * the thread slots (the freeze handler writes them) and the task lists. */
+int us_freeze_owns(uint64_t start, uint64_t end)
+{
+	for (int i = 0; i < us.nslot_chunks; i++) {
+		uint64_t a = (uint64_t)us.slot_chunks[i], b = a + US_SLOT_CHUNK * sizeof(struct us_thread_slot);
+		if (a < end && b > start)
+			return 1;
+	}
+	uint64_t a = (uint64_t)tasks, b = a + 2ul * (unsigned)list_cap * sizeof(int);
+	return tasks && a < end && b > start;
+}
+
+static int signaled_already(int t, int nsig)
+{
+	for (int k = 0; k < nsig; k++)
+		if (signaled[k] == t)
+			return 1;
+	return 0;
+}
+
 int us_freeze_all(char *why, int cap)
 {
-	static int signaled[US_MAX_THREADS];
 	int nsig = 0, me = (int)us_sc0(SYS_gettid);
-	int tasks[US_MAX_THREADS];
 	struct us_buf w = { why, 0, (size_t)cap };
 
 	__atomic_store_n(&us.frozen_count, 0, __ATOMIC_RELEASE);
 	for (int round = 0; round < 50; round++) {
-		int n = us_list_numbers("/proc/self/task", 0, tasks, US_MAX_THREADS), fresh = 0;
+		int n = list_cap ? us_list_numbers("/proc/self/task", 0, tasks, list_cap) : 0, fresh = 0;
+		while (n >= 0 && n + nsig >= list_cap) {   /* room for every task, and as many signaled */
+			if (grow_lists(n + nsig + 64, &w) < 0)
+				return -1;
+			n = us_list_numbers("/proc/self/task", 0, tasks, list_cap);
+		}
 		if (n < 0) {
 			us_put(&w, "cannot list /proc/self/task");
 			us_term(&w);
 			return -1;
 		}
 		for (int i = 0; i < n; i++) {
-			int t = tasks[i], seen = 0;
-			if (t == me)
+			int t = tasks[i];
+			if (t == me || signaled_already(t, nsig))
 				continue;
-			for (int k = 0; k < nsig; k++)
-				seen |= signaled[k] == t;
-			if (seen)
-				continue;
-			if (nsig == US_MAX_THREADS) {
-				us_put(&w, "more than 512 threads");
+			/* the handler finds its slot: it may not map memory */
+			struct us_thread_slot *ts = us_slot_claim(t);
+			if (!ts) {
+				us_put(&w, "cannot map memory for a thread slot");
 				us_term(&w);
 				return -1;
 			}
-			struct us_thread_slot *ts = us_slot_for(t, 1);
-			if (ts)
-				us_blocked_snapshot(ts, t);
+			us_blocked_snapshot(ts, t);
 			if (us_sc3(SYS_tgkill, us.vpid, t, US_SIG_FREEZE) == 0) {
 				signaled[nsig++] = t;
 				fresh++;
+			} else {
+				ts->tid = 0;   /* exited meanwhile */
 			}
 		}
-		/* wait for every signaled thread that still exists to check in */
-		for (int waited = 0;; waited += 20) {
+		/* Wait for every signaled thread that still exists to check in. Each check-in
+		 * wakes us: the living are counted only every 20 ms, not at every wake-up
+		 * (that was a kill(0) per thread per check-in). */
+		for (int64_t start = now_ms(), counted = start;;) {
 			int done = __atomic_load_n(&us.frozen_count, __ATOMIC_ACQUIRE);
+			if (done >= nsig)
+				break;
+			int64_t now = now_ms();
+			if (now - counted < 20) {
+				us_futex_wait(&us.frozen_count, done, 20 - (now - counted));
+				continue;
+			}
+			counted = now;
 			int alive = 0;
 			for (int k = 0; k < nsig; k++)
 				if (us_sc3(SYS_tgkill, us.vpid, signaled[k], 0) == 0)
 					alive++;
 			if (done >= alive)
 				break;
-			if (waited > 5000) {
+			if (now - start > 5000) {
 				us_put(&w, "a thread did not stop within 5 s (signal ");
 				us_putu(&w, US_SIG_FREEZE);
 				us_put(&w, " blocked?)");
 				us_term(&w);
 				return -1;
 			}
-			us_futex_wait(&us.frozen_count, done, 20);
 		}
 		if (!fresh && round > 0)
 			break;
 	}
 	/* threads that exited since their last checkpoint free their slots */
-	for (int i = 0; i < US_MAX_THREADS; i++) {
-		int t = us.slots[i].tid, keep = t == me;
-		for (int k = 0; k < nsig && !keep; k++)
-			keep = signaled[k] == t && us_sc3(SYS_tgkill, us.vpid, t, 0) == 0;
+	for (int i = 0, n = us_slot_count(); i < n; i++) {
+		struct us_thread_slot *s = us_slot_at(i);
+		int t = s->tid, keep = t == me || (signaled_already(t, nsig) && us_sc3(SYS_tgkill, us.vpid, t, 0) == 0);
 		if (t && !keep)
-			us.slots[i].tid = 0;
+			s->tid = 0;
 	}
 	return __atomic_load_n(&us.frozen_count, __ATOMIC_ACQUIRE);
 }

@@ -10,7 +10,11 @@
 
 #define US_HIDDEN __attribute__((visibility("hidden")))
 #define US_EXPORT __attribute__((visibility("default")))
-#define US_MAX_THREADS 512
+/* Thread slots come in chunks the checkpoint thread maps as threads appear (never
+ * a signal handler): chunks never move, so a frozen thread's slot pointer stays
+ * good. US_SLOT_CHUNKS * US_SLOT_CHUNK is above any pid_max. */
+#define US_SLOT_CHUNK 1024
+#define US_SLOT_CHUNKS 4096
 #define US_SIG_FREEZE 64                /* SIGRTMAX: reserved, hidden from the app */
 #define US_PATH_MAX 4096
 
@@ -69,7 +73,9 @@ struct us_state {
 	volatile int frozen_count;
 	volatile int thaw_gen;
 	volatile int restored_main_left;        /* main thread left the restorer's stack */
-	struct us_thread_slot slots[US_MAX_THREADS];
+	struct us_thread_slot *slot_chunks[US_SLOT_CHUNKS];
+	volatile int nslot_chunks;
+	volatile int slot_lock;
 
 	/* one request (FORK_BEGIN, ...) to the coordinator at a time */
 	volatile int req_lock;
@@ -106,6 +112,18 @@ struct us_state {
 
 
 extern struct us_state us US_HIDDEN;
+
+/* Every thread slot: for (int i = 0, n = us_slot_count(); i < n; i++) us_slot_at(i).
+ * Inline: the restore entry runs before there is a thread pointer. */
+static inline int us_slot_count(void)
+{
+	return __atomic_load_n(&us.nslot_chunks, __ATOMIC_ACQUIRE) * US_SLOT_CHUNK;
+}
+
+static inline struct us_thread_slot *us_slot_at(int i)
+{
+	return &us.slot_chunks[i / US_SLOT_CHUNK][i % US_SLOT_CHUNK];
+}
 
 /* arguments the restorer passes to us_restore_entry */
 struct us_restore_args {
@@ -159,7 +177,11 @@ US_HIDDEN void us_futex_wake(volatile int *addr);
 US_HIDDEN void us_install_freeze_handler(void);
 US_HIDDEN int us_freeze_all(char *why, int cap);  /* returns frozen threads or -1 */
 US_HIDDEN void us_thaw_all(void);
+/* The thread's slot; create: claim a free one, never mapping more (signal handlers). */
 US_HIDDEN struct us_thread_slot *us_slot_for(int tid, int create);
+/* The same, mapping another chunk of slots if none is free (the checkpoint thread). */
+US_HIDDEN struct us_thread_slot *us_slot_claim(int tid);
+US_HIDDEN int us_freeze_owns(uint64_t start, uint64_t end);
 US_HIDDEN void us_capture_thread(struct us_thread_slot *s);
 
 /* blocking_calls.c: a call interrupted by the freeze goes on after it */

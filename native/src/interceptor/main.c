@@ -93,6 +93,10 @@ static void restored(void)
 	while (!__atomic_load_n(&us.restored_main_left, __ATOMIC_ACQUIRE))
 		us_futex_wait(&us.restored_main_left, 0, 100);
 	us.restored_main_left = 0;
+	/* The restorer started this thread with every signal blocked; the mprotect
+	 * tracker's faults must reach it, as when it first started. */
+	uint64_t mask = ~((1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1)));
+	us_sc4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, 8);
 	if (us.restorer_end > us.restorer_start)
 		us_sc2(SYS_munmap, us.restorer_start, us.restorer_end - us.restorer_start);
 	us.restorer_start = us.restorer_end = 0;
@@ -340,7 +344,7 @@ static void *checkpoint_thread(void *arg)
 	sigdelset(&all, SIGBUS);
 	pthread_sigmask(SIG_SETMASK, &all, NULL);
 	prctl(PR_SET_NAME, "us-checkpoint");
-	struct us_thread_slot *s = us_slot_for((int)us_sc0(SYS_gettid), 1);
+	struct us_thread_slot *s = us_slot_claim((int)us_sc0(SYS_gettid));
 	if (s)
 		s->is_checkpoint_thread = 1;
 	serve();
@@ -404,9 +408,10 @@ void us_after_fork_child(struct us_fork_handover *h)
 {
 	us.send_lock = 0;
 	us.req_lock = 0;
+	us.slot_lock = 0;
 	us.pending_req[0] = 0;
-	for (int i = 0; i < US_MAX_THREADS; i++)
-		us.slots[i].tid = 0;
+	for (int i = 0, n = us_slot_count(); i < n; i++)
+		us_slot_at(i)->tid = 0;
 	us_link_reset_reader();
 	us_link_close();   /* the parent's link */
 	us.registered = 0;

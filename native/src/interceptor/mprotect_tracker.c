@@ -178,7 +178,7 @@ int us_mp_owns(uint64_t start, uint64_t end)
 	for (unsigned i = 0; i < sizeof spans / sizeof spans[0]; i++)
 		if (spans[i][0] < end && spans[i][1] > start)
 			return 1;
-	return 0;
+	return us_freeze_owns(start, end);
 }
 
 /* Where the part of [start, end) that begins at start stops being all inside one
@@ -254,7 +254,7 @@ void us_mp_release_kernel_writes(void)
 {
 	if (us.tracker != US_TRACK_MPROTECT)
 		return;
-	for (int i = 0; i < US_MAX_THREADS; i++)
-		if (us.slots[i].tid)
-			us_mp_touch_kernel_write(&us.slots[i].kwrite);
+	for (int i = 0, n = us_slot_count(); i < n; i++)
+		if (us_slot_at(i)->tid)
+			us_mp_touch_kernel_write(&us_slot_at(i)->kwrite);
 }

@@ -57,9 +57,10 @@ void us_restore_entry(struct us_restore_args *a)
 	int pid = (int)us_sc0(SYS_getpid);
 	struct us_thread_slot *leader = 0;
 
-	for (int i = 0; i < US_MAX_THREADS; i++)
-		if (us.slots[i].tid == pid)
-			leader = &us.slots[i];
+	int nslots = us_slot_count();
+	for (int i = 0; i < nslots; i++)
+		if (us_slot_at(i)->tid == pid)
+			leader = us_slot_at(i);
 	if (!leader || pid != us.vpid)
 		die(124);
 	us_sc2(SYS_arch_prctl, ARCH_SET_FS, leader->fs_base);
@@ -69,8 +70,8 @@ void us_restore_entry(struct us_restore_args *a)
 	us.tracked_seq = a->checkpoint_seq;     /* picked up by the checkpoint thread */
 	us.restored_main_left = 0;
 
-	for (int i = 0; i < US_MAX_THREADS; i++) {
-		struct us_thread_slot *s = &us.slots[i];
+	for (int i = 0; i < nslots; i++) {
+		struct us_thread_slot *s = us_slot_at(i);
 		if (!s->tid || s == leader)
 			continue;
 		/* Start below the frozen frame: that part of the thread's stack is unused. */

@@ -81,8 +81,8 @@ int us_tracker_may_arm(uint64_t start, uint64_t end, int is_stack)
 		return 0;
 	/* nor where the kernel writes on its own: rseq (every return to user space),
 	 * clear-tid and the robust futex list, all in each thread's TCB */
-	for (int i = 0; i < US_MAX_THREADS; i++) {
-		const struct us_thread_slot *t = &us.slots[i];
+	for (int i = 0, n = us_slot_count(); i < n; i++) {
+		const struct us_thread_slot *t = us_slot_at(i);
 		const uint64_t kernel_writes[] = { t->ctx.rsp, t->fs_base, t->fs_base + (&__rseq_offset ? (uint64_t)__rseq_offset : 0),
 						   t->clear_tid, t->robust_head };
 		for (unsigned k = 0; t->tid && k < sizeof kernel_writes / sizeof kernel_writes[0]; k++)

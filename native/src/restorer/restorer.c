@@ -183,7 +183,7 @@ static void place_special(struct special *cur, uint64_t to)
 /* ---- memory ---- */
 
 struct shm_arg { uint64_t dev, ino; int fd; };
-static struct shm_arg shms[256];
+static struct shm_arg *shms;    /* one per argument, in scratch memory: argv goes with the stack */
 static int nshm;
 
 static char lz4_block[US_LZ4_BOUND(US_LZ4_RUN_PAGES * US_PAGE_SIZE)];
@@ -316,7 +316,9 @@ void restorer_main(long *sp)
 		die("usage: us-restorer META PAGES LOG [shm:DEV:INODE:FD ...]", 0);
 	copy_arg(meta_path, argv[1]);
 	copy_arg(log_path, argv[3]);
-	for (int i = 4; i < argc && nshm < 256; i++) {
+	if (argc > 4)
+		shms = scratch_map(RESTORER_SCRATCH + (384ull << 20), ((uint64_t)(argc - 4) * sizeof *shms + 4095) & ~4095ull);
+	for (int i = 4; i < argc; i++) {
 		const char *p = argv[i];
 		if (!us_startswith(p, "shm:"))
 			die("bad argument", 0);

@@ -60,6 +60,7 @@ internal sealed class GroupLauncher : IInitEventSink
     /// </summary>
     public async Task<LaunchedMember> LaunchAsync(Group group, InitProcess init, LaunchSpec spec, CancellationToken cancellationToken)
     {
+        StaticProgramCheck.Require(spec);
         // Counts as a registration in flight until the application said HELLO, so a checkpoint
         // never starts with it half-registered (and a launch waits while a checkpoint runs).
         var registration = await group.Gate.BeginAsync(RegistrationKind.Launch, 0, cancellationToken).ConfigureAwait(false);
