@@ -32,14 +32,15 @@ internal sealed class GroupCheckpointer
         string group, bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
     {
         CheckpointOutcome outcome;
+        var freeze = new FreezeMeter();
         try
         {
-            outcome = await _coordinator.RunAsync(group, full, progress, cancellationToken).ConfigureAwait(false);
+            outcome = await _coordinator.RunAsync(group, full, freeze, progress, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is AgentException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
             var reason = e is AgentException ? e.Message : "cancelled";
-            _events.Publish(new CheckpointFailed(group, reason, trigger));
+            _events.Publish(new CheckpointFailed(group, reason, freeze.FrozenMs, trigger));
             throw;
         }
         _events.Publish(new CheckpointTaken(group, outcome.Id, outcome.Kind, outcome.Bytes, outcome.Members, outcome.FrozenMs, trigger));
