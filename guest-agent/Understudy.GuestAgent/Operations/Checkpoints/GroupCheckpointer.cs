@@ -28,8 +28,10 @@ internal sealed class GroupCheckpointer
     }
 
     /// <param name="trigger">manual or scheduled, for the event</param>
+    /// <param name="abortedBecause">once <paramref name="cancellationToken"/> is cancelled: why, if it was aborted on purpose</param>
     public async Task<CheckpointOutcome> RunAsync(
-        string group, bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+        string group, bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, Func<string?> abortedBecause,
+        CancellationToken cancellationToken)
     {
         CheckpointOutcome outcome;
         var freeze = new FreezeMeter();
@@ -39,7 +41,9 @@ internal sealed class GroupCheckpointer
         }
         catch (Exception e) when (e is AgentException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
-            var reason = e is AgentException ? e.Message : "cancelled";
+            var reason = e is AgentException ? e.Message
+                : abortedBecause() is { } why ? $"aborted (ABORT sent, the group runs again): {why}"
+                : "cancelled";
             _events.Publish(new CheckpointFailed(group, reason, freeze.FrozenMs, trigger));
             throw;
         }
