@@ -48,6 +48,35 @@ public sealed class StuckMemberTests(SupervisionFixture fx, ITestOutputHelper ou
         (await g.Run("checkpoint", g.Name)).Ok();
     }
 
+    [Fact]
+    public async Task StoppedMainProcess_FailsItsAliveCheck_AndIsRecoveredAsAHang()
+    {
+        await using var g = fx.Group("stopped", output);
+        (await g.Apply($$"""
+            group: {{g.Name}}
+            recovery: { action: restart, maxAttempts: 3, window: 10m }
+            apps:
+              - name: ticker
+                command: {{Workloads.Service}}
+                args: [ticker]
+                health:
+                  - alive: true
+                    interval: 300ms
+                    failureThreshold: 3
+            """)).Ok();
+        var mark = await g.Mark();
+        (await g.Run("group", "start", g.Name)).Ok();
+        var stopped = (await g.Members()).Single(m => m.App == "ticker");
+
+        Signal("STOP", stopped.HostPid);
+        var fault = await g.WaitForEvent("fault.detected", mark);
+        Assert.Equal("hang", fault.Field("kind"));
+        Assert.Contains("is stopped", fault.Message);
+        await g.WaitForEvent("recovery.finished", fault.Seq);
+        (await g.Run("stop", g.Name)).Ok();
+        (await g.Run("group", "delete", g.Name)).Ok();
+    }
+
     private static async Task<string?> StateOf(SupervisedGroup g, GroupProcess member) =>
         (await g.Status()).Array("members").Single(m => m.Long("hostPid") == member.HostPid).Str("state");
 
