@@ -531,7 +531,7 @@ public sealed class CheckpointStore(string stateDir)
     private static void WriteDurably(string path, string text)
     {
         // Create, not CreateNew: a commit retried after a failed fsync rewrites the same manifest.
-        using var file = File.OpenHandle(path, FileMode.Create, FileAccess.Write);
+        using var file = NoFollowFile.Create(path, ManifestMode);
         File.SetUnixFileMode(file, ManifestMode); // before any byte is written
         RandomAccess.Write(file, System.Text.Encoding.UTF8.GetBytes(text), 0);
         RandomAccess.FlushToDisk(file);

@@ -5,18 +5,28 @@ namespace Understudy.Images;
 /// <summary>The few POSIX calls .NET does not offer: fsync of a directory and an exclusive mkdir.</summary>
 internal static partial class Libc
 {
-    private const int ORdonly = 0;
-    private const int OCloexec = 0x80000;
-    private const int EExist = 17;
+    public const int ORdonly = 0;
+    public const int OWronly = 0x1;
+    public const int ORdwr = 0x2;
+    public const int OCreat = 0x40;
+    public const int OTrunc = 0x200;
+    public const int OAppend = 0x400;
+    public const int OCloexec = 0x80000;
+    public const int EExist = 17;
+    public const int ELoop = 40;
+
+    private static readonly bool ArmLayout = RuntimeInformation.ProcessArchitecture is Architecture.Arm or Architecture.Arm64;
 
     // O_DIRECTORY is 040000 on ARM and 0200000 on x86 and the generic Linux ABI.
-    private static readonly int ODirectory =
-        RuntimeInformation.ProcessArchitecture is Architecture.Arm or Architecture.Arm64 ? 0x4000 : 0x10000;
+    private static readonly int ODirectory = ArmLayout ? 0x4000 : 0x10000;
+
+    // O_NOFOLLOW is 0100000 on ARM and 0400000 on x86 and the generic Linux ABI.
+    public static readonly int ONoFollow = ArmLayout ? 0x8000 : 0x20000;
 
     /// <summary>Makes a directory's entries (a rename, a new file) durable.</summary>
     public static void FsyncDirectory(string path)
     {
-        int fd = Open(path, ORdonly | ODirectory | OCloexec);
+        int fd = Open(path, ORdonly | ODirectory | OCloexec, 0);
         if (fd < 0)
         {
             throw Failure("open", path);
@@ -57,8 +67,9 @@ internal static partial class Libc
         return new IOException($"{call} {path} failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
     }
 
+    /// <summary>open(2): a descriptor, or -1 with errno (<see cref="Marshal.GetLastPInvokeError"/>).</summary>
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
+    public static partial int Open(string path, int flags, uint mode);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);

@@ -266,7 +266,7 @@ public sealed class ProcessImageWriter : IDisposable
 
     private static SafeFileHandle CreateImageFile(string path)
     {
-        SafeFileHandle file = File.OpenHandle(path, FileMode.Create, FileAccess.Write);
+        SafeFileHandle file = NoFollowFile.Create(path, ImageFileMode);
         // Set before the first byte is written, so no image data is ever readable by others.
         File.SetUnixFileMode(file, ImageFileMode);
         return file;

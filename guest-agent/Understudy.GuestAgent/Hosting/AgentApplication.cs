@@ -67,6 +67,7 @@ internal static class AgentApplication
         options.InterceptorPath = Path.GetFullPath(host.InterceptorPath);
         options.PrepareTimeout = host.PrepareTimeout;
         options.WriteTimeout = host.WriteTimeout;
+        options.CaptureTimeout = host.CaptureTimeout;
         options.RestoreTimeout = host.RestoreTimeout;
         options.FullEvery = host.FullEvery;
         options.ChainLimitPercent = host.ChainLimitPercent;

@@ -1,4 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Understudy.GuestAgent.Foundation.Configuration;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Hosting;
@@ -25,6 +27,8 @@ public static class AgentHost
             UnixSocketFile.PrepareForBind(socket);
 
             await using var app = AgentApplication.Build(options, logger);
+            // Before the host starts, which would log a refusal with a stack trace.
+            StateDirectoryInitializer.Verify(app.Services.GetRequiredService<StatePaths>());
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
             // Kestrel binds with the process umask; the API socket is private to the agent's user.
             File.SetUnixFileMode(socket, UnixSocketFile.OwnerOnly);

@@ -18,8 +18,11 @@ public sealed class AgentHostOptions
     /// <summary>How long members get to answer PREPARE (and RESUME/ABORT), and how long a checkpoint waits for registrations in flight.</summary>
     public TimeSpan PrepareTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long members get to answer WRITE.</summary>
+    /// <summary>How long members get to write their images once the group runs again (WRITTEN).</summary>
     public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>How long members get, with the group frozen, to capture their state (CAPTURED).</summary>
+    public TimeSpan CaptureTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long a restore may take until every member of the checkpoint said hello again.</summary>
     public TimeSpan RestoreTimeout { get; init; } = TimeSpan.FromSeconds(30);

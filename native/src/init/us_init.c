@@ -107,7 +107,7 @@ void init_log(const struct init_config *c, const char *fmt, ...)
 	if (n > (int)sizeof line - 2)
 		n = sizeof line - 2;
 	line[n++] = '\n';
-	int fd = open(c->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(c->log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		if (write(fd, line, (size_t)n) < 0) { /* nothing more to do */ }
 		close(fd);
@@ -134,7 +134,7 @@ static void exec_app(const struct init_config *c, const char *app, const char *c
 	for (char **e = env; *e; e++)
 		putenv(*e);
 	setsid();
-	int out = open(c->output, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int out = open(c->output, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (out < 0 || in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
 		_exit(127);

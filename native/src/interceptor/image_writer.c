@@ -297,7 +297,7 @@ int open_image_file(const char *dir, const char *ext)
 	us_putu(&b, (uint64_t)us.vpid);
 	us_put(&b, ext);
 	/* 0600: images hold application memory, which means secrets */
-	return (int)us_sc4(SYS_openat, AT_FDCWD, us_term(&b), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return (int)us_sc4(SYS_openat, AT_FDCWD, us_term(&b), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
 /* Copies the pages, then writes the state description last, so that a complete

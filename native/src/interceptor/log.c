@@ -35,7 +35,7 @@ void us_log(const char *event, const char *detail)
 	if (b.len >= sizeof line - 1)
 		b.len = sizeof line - 2;
 	line[b.len++] = '\n';
-	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, us.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, us.log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		us_sc3(SYS_write, fd, line, b.len);
 		us_sc1(SYS_close, fd);

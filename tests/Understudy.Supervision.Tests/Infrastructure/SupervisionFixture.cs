@@ -7,7 +7,7 @@ namespace Understudy.Supervision.Tests.Infrastructure;
 /// stopped, the agent is stopped, and every process left below the test process is killed and
 /// reaped, whether the tests passed or not.
 /// </summary>
-public sealed class SupervisionFixture : IAsyncLifetime
+public class SupervisionFixture : IAsyncLifetime
 {
     private static int _groupCounter;
     private readonly List<string> _groups = [];
@@ -23,8 +23,15 @@ public sealed class SupervisionFixture : IAsyncLifetime
         Directory.CreateDirectory(TempDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Agent = new AgentProcess(TempDir);
         Hactl = new Hactl(Agent.Address);
+        await PrepareAsync();
         await Agent.StartAsync();
     }
+
+    /// <summary>Runs before the agent first starts: a fixture may lay out its state directory.</summary>
+    protected virtual Task PrepareAsync() => Task.CompletedTask;
+
+    /// <summary>Runs once the agent is stopped and every process is gone, before the temporary directory goes.</summary>
+    protected virtual Task CleanUpAsync() => Task.CompletedTask;
 
     /// <summary>A group name of its own for one test, and a session that cleans it up.</summary>
     public SupervisedGroup Group(string prefix, ITestOutputHelper output)
@@ -62,6 +69,7 @@ public sealed class SupervisionFixture : IAsyncLifetime
             await Agent.StopAsync();
             await ProcessSweeper.SweepAsync(Timeouts.Cleanup);
             Agent.CloseLog();
+            await CleanUpAsync();
             if (Environment.GetEnvironmentVariable("UNDERSTUDY_IT_KEEP") != "1")
             {
                 try { Directory.Delete(TempDir, recursive: true); }

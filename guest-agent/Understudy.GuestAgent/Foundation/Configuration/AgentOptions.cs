@@ -16,6 +16,12 @@ internal sealed class AgentOptions
     public string InterceptorPath { get; set; } = "";
     public TimeSpan PrepareTimeout { get; set; } = TimeSpan.FromSeconds(10);
     public TimeSpan WriteTimeout { get; set; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>
+    /// How long members get, with the group frozen, to capture their state (WRITE ... cow until
+    /// CAPTURED); the writing that follows, with the group running, gets <see cref="WriteTimeout"/>.
+    /// </summary>
+    public TimeSpan CaptureTimeout { get; set; } = TimeSpan.FromSeconds(30);
     public TimeSpan RestoreTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>A granted fork/exec/spawn whose child never says HELLO stops blocking checkpoints after this.</summary>

@@ -8,6 +8,9 @@ internal static class Libc
     private const int AtFdCwd = -100;
     private const int AtSymlinkNoFollow = 0x100;
     private const uint StatxType = 0x1;
+    private const uint StatxMode = 0x2;
+    private const uint StatxUid = 0x8;
+    private const int StatxUidOffset = 20;   // struct statx: stx_uid is a __u32 at byte 20
     private const int StatxModeOffset = 28;  // struct statx: stx_mode is a __u16 at byte 28 on every architecture
     private const int SIfMt = 0xF000;
     private const int SIfSock = 0xC000;
@@ -72,5 +75,19 @@ internal static class Libc
         }
         var mode = BitConverter.ToUInt16(buffer, StatxModeOffset);
         return (mode & SIfMt) == SIfSock;
+    }
+
+    /// <summary>
+    /// The owner and mode (type and permission bits) of <paramref name="path"/>, following
+    /// symbolic links; null when it does not exist or cannot be looked at.
+    /// </summary>
+    public static (uint Uid, int Mode)? OwnerAndMode(string path)
+    {
+        var buffer = new byte[256];
+        if (StatxNative(AtFdCwd, path, 0, StatxType | StatxMode | StatxUid, buffer) != 0)
+        {
+            return null;
+        }
+        return (BitConverter.ToUInt32(buffer, StatxUidOffset), BitConverter.ToUInt16(buffer, StatxModeOffset));
     }
 }

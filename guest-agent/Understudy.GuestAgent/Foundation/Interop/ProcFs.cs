@@ -121,4 +121,46 @@ internal static class ProcFs
         }
         return !uint.TryParse(fields[6], System.Globalization.CultureInfo.InvariantCulture, out var flags) || (flags & ProcessExiting) == 0;
     }
+
+    /// <summary>
+    /// The scheduler state of each thread of a host process (the letter of /proc/PID/task/TID/stat:
+    /// R, S, D, T, t, Z, ...); empty when the process is gone or not ours to see.
+    /// </summary>
+    public static IReadOnlyList<char> ThreadStates(int hostPid)
+    {
+        if (hostPid <= 0)
+        {
+            return [];
+        }
+        var states = new List<char>();
+        try
+        {
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{hostPid}/task"))
+            {
+                if (StateOf(Path.Combine(task, "stat")) is { } state)
+                {
+                    states.Add(state);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+        return states;
+    }
+
+    /// <summary>The state letter follows the command name, which is in parentheses and may hold any byte.</summary>
+    private static char? StateOf(string statPath)
+    {
+        try
+        {
+            var stat = File.ReadAllText(statPath);
+            var close = stat.LastIndexOf(')');
+            return close >= 0 && close + 2 < stat.Length ? stat[close + 2] : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
 }

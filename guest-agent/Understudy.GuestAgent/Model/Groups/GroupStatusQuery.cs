@@ -86,6 +86,12 @@ internal sealed class GroupStatusQuery
         member.App,
         member.ExecCount,
         ProcFs.ExecutablePath(member.HostPid),
-        member.State.ToString().ToLowerInvariant(),
+        StateOf(member),
         member.Tracker);
+
+    /// <summary>running, frozen or exec; a running member the kernel shows stopped or stuck says so (stopped, uninterruptible).</summary>
+    private static string StateOf(Member member) =>
+        member.State == MemberState.Running && MemberLiveness.StatusWord(MemberLiveness.Check(member, TimeProvider.System)) is { } stuck
+            ? stuck
+            : member.State.ToString().ToLowerInvariant();
 }

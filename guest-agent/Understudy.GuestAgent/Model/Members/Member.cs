@@ -16,6 +16,8 @@ internal sealed class Member
 {
     private volatile MemberConnection? _connection;
     private volatile MemberState _state;
+    private readonly object _sync = new();
+    private DateTimeOffset? _uninterruptibleSince;
 
     public Member(long id, HelloMessage hello, MemberConnection connection)
     {
@@ -52,6 +54,13 @@ internal sealed class Member
     {
         get => _state;
         set => _state = value;
+    }
+
+    /// <summary>Since when a thread of it was seen in uninterruptible sleep (D), or null (<see cref="MemberLiveness"/>).</summary>
+    public DateTimeOffset? UninterruptibleSince
+    {
+        get { lock (_sync) { return _uninterruptibleSince; } }
+        set { lock (_sync) { _uninterruptibleSince = value; } }
     }
 
     /// <summary>The old program's connection ended in the middle of an exec.</summary>

@@ -10,6 +10,8 @@ internal enum PhaseFailure
     Failed,
     /// <summary>The member did not answer in time.</summary>
     TimedOut,
+    /// <summary>The member cannot answer at all: it is stopped, or stuck in the kernel (<see cref="MemberLiveness"/>).</summary>
+    Stuck,
 }
 
 /// <summary>Why a round of commands to a group's members did not complete.</summary>
@@ -27,6 +29,10 @@ internal sealed class MemberPhaseException : Exception
     public PhaseFailure Failure { get; }
     public IReadOnlyList<Member> Members { get; }
 
+    /// <summary>A member that cannot answer <paramref name="phase"/>: stopped, or stuck in the kernel.</summary>
+    public static MemberPhaseException Stuck(string phase, Member member, MemberCondition condition) =>
+        new(phase, PhaseFailure.Stuck, [member], MemberLiveness.Describe(member, condition, phase));
+
     private static string Describe(string phase, PhaseFailure failure, IReadOnlyList<Member> members, string? reason, TimeSpan timeout)
     {
         var who = members.Count == 1
@@ -36,6 +42,7 @@ internal sealed class MemberPhaseException : Exception
         {
             PhaseFailure.Exited => $"{who} exited during {phase}",
             PhaseFailure.Failed => $"{who} failed {phase}: {reason}",
+            PhaseFailure.Stuck => reason!,
             _ => $"{who} did not answer {phase} within {Durations.Describe(timeout)}",
         };
     }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Understudy.GuestAgent.Model.Protocol;
 
@@ -5,7 +6,8 @@ namespace Understudy.GuestAgent.Model.Members;
 
 /// <summary>
 /// Sends one command to a set of members and waits until each answered it: the barrier of every
-/// checkpoint and restore phase. Fails as soon as one member dies, answers FAILED, or the
+/// checkpoint and restore phase. Fails as soon as one member dies, answers FAILED, is found
+/// unable to answer (stopped, or stuck in the kernel: <see cref="MemberLiveness"/>), or the
 /// deadline passes.
 /// </summary>
 internal static class ReplyBarrier
@@ -21,12 +23,19 @@ internal static class ReplyBarrier
         CancellationToken cancellationToken)
         where TReply : MemberReply
     {
-        var phase = command.Verb;
+        await SendAllAsync(members, command, cancellationToken).ConfigureAwait(false);
+        sent?.Invoke();
+        return await AwaitAllAsync<TReply>(members, command.Verb, timeout, answered, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends <paramref name="command"/> to each member; fails, naming it, at the first that is gone.</summary>
+    public static async Task SendAllAsync(IReadOnlyList<Member> members, MemberCommand command, CancellationToken cancellationToken)
+    {
         foreach (var member in members)
         {
             if (member.Connection is not { } connection)
             {
-                throw new MemberPhaseException(phase, PhaseFailure.Exited, [member]);
+                throw new MemberPhaseException(command.Verb, PhaseFailure.Exited, [member]);
             }
             try
             {
@@ -34,11 +43,9 @@ internal static class ReplyBarrier
             }
             catch (MemberDisconnectedException)
             {
-                throw new MemberPhaseException(phase, PhaseFailure.Exited, [member]);
+                throw new MemberPhaseException(command.Verb, PhaseFailure.Exited, [member]);
             }
         }
-        sent?.Invoke();
-        return await AwaitAllAsync<TReply>(members, phase, timeout, answered, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Waits for an answer that follows an earlier command (WRITTEN after CAPTURED and RESUME).</summary>
@@ -53,15 +60,30 @@ internal static class ReplyBarrier
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
         var waiting = members.ToDictionary(m => AwaitAnswerAsync<TReply>(m, phase, deadline.Token), m => m);
+        var unanswered = new ConcurrentDictionary<Member, bool>(members.Select(m => KeyValuePair.Create(m, true)));
+        // A member that is stopped or stuck in the kernel cannot answer: the round fails at once,
+        // naming it, rather than when the deadline passes.
+        var watch = WatchAsync(unanswered, phase, deadline.Token);
         var replies = new Dictionary<Member, TReply>();
         try
         {
             while (waiting.Count > 0)
             {
-                var done = await Task.WhenAny(waiting.Keys).ConfigureAwait(false);
+                var next = await Task.WhenAny(waiting.Keys.Append<Task>(watch)).ConfigureAwait(false);
+                if (next == watch)
+                {
+                    if (watch.Exception?.InnerException is MemberPhaseException stuck)
+                    {
+                        throw stuck;
+                    }
+                    cancellationToken.ThrowIfCancellationRequested();
+                    throw new MemberPhaseException(phase, PhaseFailure.TimedOut, [.. waiting.Values], timeout: timeout);
+                }
+                var done = (Task<TReply>)next;
                 waiting.Remove(done, out var member);
                 if (done.IsCompletedSuccessfully)
                 {
+                    unanswered.TryRemove(member!, out _);
                     replies[member!] = done.Result;
                     answered?.Report(replies.Count);
                     continue;
@@ -80,7 +102,23 @@ internal static class ReplyBarrier
         {
             // Stop the other waits; an unread answer stays queued for the next round to discard.
             await deadline.CancelAsync().ConfigureAwait(false);
-            await Task.WhenAll(waiting.Keys.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
+            await Task.WhenAll(waiting.Keys.Append<Task>(watch).Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Fails with <see cref="PhaseFailure.Stuck"/> once a member that has not answered cannot answer; ends when cancelled.</summary>
+    private static async Task WatchAsync(ConcurrentDictionary<Member, bool> unanswered, string phase, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await Task.Delay(MemberLiveness.PollInterval, cancellationToken).ConfigureAwait(false);
+            foreach (var member in unanswered.Keys)
+            {
+                if (MemberLiveness.Check(member, TimeProvider.System) is not MemberCondition.Able and var condition)
+                {
+                    throw MemberPhaseException.Stuck(phase, member, condition);
+                }
+            }
         }
     }
 

@@ -29,11 +29,12 @@ internal sealed class CheckpointCoordinator
     private readonly CheckpointKindPolicy _policy;
     private readonly CheckpointLineage _lineage;
     private readonly AgentOptions _options;
+    private readonly TimeProvider _time;
     private readonly ILogger<CheckpointCoordinator> _logger;
 
     public CheckpointCoordinator(
         GroupLocator locator, CheckpointStore store, CheckpointKeeper keeper, ManifestBuilder manifests, CheckpointKindPolicy policy,
-        CheckpointLineage lineage, IOptions<AgentOptions> options, ILogger<CheckpointCoordinator> logger)
+        CheckpointLineage lineage, IOptions<AgentOptions> options, TimeProvider time, ILogger<CheckpointCoordinator> logger)
     {
         _locator = locator;
         _store = store;
@@ -42,12 +43,14 @@ internal sealed class CheckpointCoordinator
         _policy = policy;
         _lineage = lineage;
         _options = options.Value;
+        _time = time;
         _logger = logger;
     }
 
     /// <param name="full">write full images even when incremental ones are possible.</param>
+    /// <param name="freeze">measures how long the group is frozen, also when the checkpoint fails</param>
     public async Task<CheckpointOutcome> RunAsync(
-        string groupName, bool full, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+        string groupName, bool full, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
     {
         var group = _locator.RequireRunning(groupName);
         var duration = Stopwatch.StartNew();
@@ -60,6 +63,12 @@ internal sealed class CheckpointCoordinator
         {
             throw AgentException.FailedPrecondition($"group {group.Name} has no members to checkpoint");
         }
+        // A member that cannot answer would hold the others frozen: refused before anyone is.
+        if (await MemberLiveness.FindStuckAsync(members, _time, cancellationToken).ConfigureAwait(false) is var (stuck, condition))
+        {
+            throw AgentException.FailedPrecondition(
+                $"checkpoint of group {group.Name} refused: {MemberLiveness.Describe(stuck, condition)}; nothing was frozen, {PreviousCheckpoint(group.Name)}");
+        }
         // The group's background merges wait until the checkpoint is over.
         using var staged = _keeper.BeginCheckpoint(group.Name);
         var (id, seq, stagingDir) = (staged.Id, staged.Seq, staged.Directory);
@@ -68,8 +77,6 @@ internal sealed class CheckpointCoordinator
             "Checkpoint {CheckpointId} of group {Group} started: {Members} members, asking for {Kind} images ({Reason})",
             id, group.Name, members.Count, plan.Kind, plan.Reason);
 
-        var frozen = new Stopwatch();
-        var frozenMs = 0.0;
         var phase = "PREPARE";
         CheckpointInfo committed;
         try
@@ -78,13 +85,13 @@ internal sealed class CheckpointCoordinator
 
             // Step 2: every member stops its application threads.
             progress?.Report(new(CheckpointPhases.Prepare, 0, members.Count));
-            frozen.Start();
+            freeze.Freeze();
             await ReplyBarrier.RunAsync<FrozenReply>(
                 members, new PrepareCommand(id), _options.PrepareTimeout,
                 Counter(progress, CheckpointPhases.Prepare, members.Count), sent: null, cancellationToken).ConfigureAwait(false);
             _logger.LogInformation(
                 "Checkpoint {CheckpointId} of group {Group}: all {Members} members frozen after {ElapsedMs:F1} ms",
-                id, group.Name, members.Count, frozen.Elapsed.TotalMilliseconds);
+                id, group.Name, members.Count, freeze.Elapsed.TotalMilliseconds);
 
             // Steps 3-4: with the whole group frozen, every member drains in-flight data and
             // captures its state; a forked writer per member then writes the image from a
@@ -92,24 +99,24 @@ internal sealed class CheckpointCoordinator
             phase = "WRITE";
             progress?.Report(new(CheckpointPhases.Write, 0, members.Count));
             await ReplyBarrier.RunAsync<CapturedReply>(
-                members, new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: true), _options.WriteTimeout,
+                members, new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: true), _options.CaptureTimeout,
                 answered: null, sent: null, cancellationToken).ConfigureAwait(false);
             phase = "RESUME";
             progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
             await ReplyBarrier.RunAsync<ResumedReply>(
                 members, new ResumeCommand(), _options.PrepareTimeout,
                 Counter(progress, CheckpointPhases.Resume, members.Count),
-                sent: () => frozenMs = frozen.Elapsed.TotalMilliseconds, cancellationToken).ConfigureAwait(false);
+                sent: freeze.Thaw, cancellationToken).ConfigureAwait(false);
             _logger.LogInformation(
                 "Checkpoint {CheckpointId} of group {Group}: captured and running again after {FrozenMs:F1} ms frozen",
-                id, group.Name, frozenMs);
+                id, group.Name, freeze.FrozenMs);
             phase = "WRITE";
             var written = await ReplyBarrier.AwaitAllAsync<WrittenReply>(
                 members, "WRITE", _options.WriteTimeout,
                 Counter(progress, CheckpointPhases.Write, members.Count), cancellationToken).ConfigureAwait(false);
             _logger.LogInformation(
                 "Checkpoint {CheckpointId} of group {Group}: all {Members} members written after {ElapsedMs:F1} ms",
-                id, group.Name, members.Count, frozen.Elapsed.TotalMilliseconds);
+                id, group.Name, members.Count, duration.Elapsed.TotalMilliseconds);
 
             // Step 5: the checkpoint exists once its manifest is committed.
             phase = "COMMIT";
@@ -120,7 +127,7 @@ internal sealed class CheckpointCoordinator
         }
         catch (Exception e)
         {
-            await AbortAsync(group, staged, members, phase, e).ConfigureAwait(false);
+            await AbortAsync(group, staged, members, phase, e, freeze).ConfigureAwait(false);
             if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
             {
                 throw;
@@ -130,25 +137,50 @@ internal sealed class CheckpointCoordinator
         }
 
         var outcome = new CheckpointOutcome(
-            group.Name, id, committed.Kind, committed.Bytes, members.Count, frozenMs, duration.Elapsed.TotalMilliseconds, committed.BaseSeq);
+            group.Name, id, committed.Kind, committed.Bytes, members.Count, freeze.FrozenMs, duration.Elapsed.TotalMilliseconds, committed.BaseSeq);
         _logger.LogInformation(
             "Checkpoint {CheckpointId} of group {Group} taken: kind {Kind} (base {BaseSeq}), {Members} members, {Bytes} bytes, frozen {FrozenMs:F1} ms, total {DurationMs:F1} ms",
             outcome.Id, outcome.Group, outcome.Kind, outcome.BaseSeq, outcome.Members, outcome.Bytes, outcome.FrozenMs, outcome.DurationMs);
         return outcome;
     }
 
-    /// <summary>ABORT to every member still connected, then the staging directory goes.</summary>
-    private async Task AbortAsync(Group group, StagedCheckpoint staged, IReadOnlyList<Member> members, string phase, Exception cause)
+    /// <summary>
+    /// ABORT to every member still connected, then the staging directory goes. The group runs
+    /// again as soon as ABORT is sent; the answers are awaited only from the members that can
+    /// give one (not the one that could not answer, nor any that is stopped), for at most
+    /// <see cref="AgentOptions.PrepareTimeout"/>. A stopped member reads its ABORT when it runs
+    /// again, and resumes.
+    /// </summary>
+    private async Task AbortAsync(
+        Group group, StagedCheckpoint staged, IReadOnlyList<Member> members, string phase, Exception cause, FreezeMeter freeze)
     {
         var id = staged.Id;
         _logger.LogWarning(
             "Checkpoint {CheckpointId} of group {Group} failed during {Phase}: {Cause}; aborting",
             id, group.Name, phase, Cause(cause, phase));
         var connected = members.Where(m => m.Connection is { IsClosed: false }).ToList();
+        var silent = cause is MemberPhaseException { Failure: PhaseFailure.Stuck or PhaseFailure.TimedOut } unanswered
+            ? unanswered.Members.ToHashSet()
+            : [];
+        foreach (var member in connected)
+        {
+            try
+            {
+                await ReplyBarrier.SendAllAsync([member], new AbortCommand(), CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (MemberPhaseException e)
+            {
+                _logger.LogWarning("Checkpoint {CheckpointId} of group {Group}: {Problem}", id, group.Name, e.Message);
+            }
+        }
+        freeze.Thaw();
+        var answering = connected
+            .Where(m => !silent.Contains(m) && m.Connection is { IsClosed: false } && MemberLiveness.Check(m, _time) == MemberCondition.Able)
+            .ToList();
         try
         {
-            await ReplyBarrier.RunAsync<ResumedReply>(
-                connected, new AbortCommand(), _options.PrepareTimeout, answered: null, sent: null, CancellationToken.None).ConfigureAwait(false);
+            await ReplyBarrier.AwaitAllAsync<ResumedReply>(
+                answering, "ABORT", _options.PrepareTimeout, answered: null, CancellationToken.None).ConfigureAwait(false);
         }
         catch (MemberPhaseException e)
         {

@@ -13,10 +13,11 @@ internal sealed record CheckpointTaken(string Group, string Id, string Kind, lon
         [("checkpointId", Id), ("kind", Kind), ("bytes", Bytes), ("members", Members), ("frozenMs", Math.Round(FrozenMs, 1)), ("trigger", Trigger)];
 }
 
-internal sealed record CheckpointFailed(string Group, string Reason, string Trigger) : AgentEvent(Group)
+/// <param name="FrozenMs">how long the group was frozen before it ran again; 0 when it never was</param>
+internal sealed record CheckpointFailed(string Group, string Reason, double FrozenMs, string Trigger) : AgentEvent(Group)
 {
     public override string Type => "checkpoint.failed";
     public override EventSeverity Severity => EventSeverity.Warning;
     public override string Message => $"checkpoint failed ({Trigger}): {Reason}";
-    public override IEnumerable<(string, object?)> Fields() => [("reason", Reason), ("trigger", Trigger)];
+    public override IEnumerable<(string, object?)> Fields() => [("reason", Reason), ("frozenMs", Math.Round(FrozenMs, 1)), ("trigger", Trigger)];
 }

@@ -28,18 +28,23 @@ internal sealed class GroupCheckpointer
     }
 
     /// <param name="trigger">manual or scheduled, for the event</param>
+    /// <param name="abortedBecause">once <paramref name="cancellationToken"/> is cancelled: why, if it was aborted on purpose</param>
     public async Task<CheckpointOutcome> RunAsync(
-        string group, bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+        string group, bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, Func<string?> abortedBecause,
+        CancellationToken cancellationToken)
     {
         CheckpointOutcome outcome;
+        var freeze = new FreezeMeter();
         try
         {
-            outcome = await _coordinator.RunAsync(group, full, progress, cancellationToken).ConfigureAwait(false);
+            outcome = await _coordinator.RunAsync(group, full, freeze, progress, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is AgentException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
-            var reason = e is AgentException ? e.Message : "cancelled";
-            _events.Publish(new CheckpointFailed(group, reason, trigger));
+            var reason = e is AgentException ? e.Message
+                : abortedBecause() is { } why ? $"aborted (ABORT sent, the group runs again): {why}"
+                : "cancelled";
+            _events.Publish(new CheckpointFailed(group, reason, freeze.FrozenMs, trigger));
             throw;
         }
         _events.Publish(new CheckpointTaken(group, outcome.Id, outcome.Kind, outcome.Bytes, outcome.Members, outcome.FrozenMs, trigger));

@@ -33,6 +33,8 @@ internal sealed class GroupLifecycle
     private readonly GroupLauncher _launcher;
     private readonly RestoreCoordinator _restores;
     private readonly GroupCheckpointer _checkpoints;
+    // Each checkpoint in flight, with why it was aborted once it is (AbortCheckpoints).
+    private readonly Dictionary<CancellationTokenSource, string?> _checkpointsInFlight = [];
     private volatile IGroupSupervision? _supervision;
 
     public GroupLifecycle(
@@ -100,11 +102,72 @@ internal sealed class GroupLifecycle
                 return scope.RestoreAsync(checkpointId, ResumeTogether.Instance, cancellationToken);
             }, cancellationToken);
 
-    /// <summary>A coordinated checkpoint of the running group (see <see cref="GroupCheckpointer"/>).</summary>
+    /// <summary>
+    /// A coordinated checkpoint of the running group (see <see cref="GroupCheckpointer"/>); it
+    /// ends early, aborted, when <see cref="AbortCheckpoints"/> is called meanwhile.
+    /// </summary>
     /// <param name="trigger">manual or scheduled, for the event</param>
-    public Task<CheckpointOutcome> CheckpointAsync(
-        bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken) =>
-        _checkpoints.RunAsync(Name, full, trigger, progress, cancellationToken);
+    public async Task<CheckpointOutcome> CheckpointAsync(
+        bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+    {
+        using var inFlight = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        lock (_checkpointsInFlight)
+        {
+            _checkpointsInFlight.Add(inFlight, null);
+        }
+        try
+        {
+            return await _checkpoints.RunAsync(Name, full, trigger, progress, () => AbortReason(inFlight), inFlight.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && AbortReason(inFlight) is { } why)
+        {
+            throw AgentException.Aborted($"checkpoint of group {Name} aborted: {why}; the previous checkpoint is still valid");
+        }
+        finally
+        {
+            lock (_checkpointsInFlight)
+            {
+                _checkpointsInFlight.Remove(inFlight);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Aborts the group's checkpoints in flight at once: each sends ABORT, so the group runs
+    /// again, and fails with <paramref name="reason"/>. The supervisor calls it when it found the
+    /// group hung, so that recovery does not wait for a checkpoint that cannot finish.
+    /// </summary>
+    public void AbortCheckpoints(string reason)
+    {
+        List<CancellationTokenSource> running;
+        lock (_checkpointsInFlight)
+        {
+            running = [.. _checkpointsInFlight.Keys];
+            foreach (var checkpoint in running)
+            {
+                _checkpointsInFlight[checkpoint] = reason;
+            }
+        }
+        foreach (var checkpoint in running)
+        {
+            try
+            {
+                checkpoint.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // It ended meanwhile.
+            }
+        }
+    }
+
+    private string? AbortReason(CancellationTokenSource checkpoint)
+    {
+        lock (_checkpointsInFlight)
+        {
+            return _checkpointsInFlight.GetValueOrDefault(checkpoint);
+        }
+    }
 
     /// <summary>Runs <paramref name="work"/> with the group's lifecycle lock held, giving it the group's operations.</summary>
     public async Task<T> RunExclusiveAsync<T>(Func<LifecycleScope, Task<T>> work, CancellationToken cancellationToken)

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Model.Members;
 using Understudy.GuestAgent.Supervision.Policies;
 
 namespace Understudy.GuestAgent.Supervision.Health;
@@ -126,9 +127,15 @@ internal sealed class ProbeRunner : IDisposable
         {
             return ProbeResult.Fail($"process {target.Vpid} is no longer a member");
         }
-        return ProcFs.IsRunning(member.HostPid)
+        if (!ProcFs.IsRunning(member.HostPid))
+        {
+            return ProbeResult.Fail($"process {target.Vpid} (host pid {member.HostPid}) is gone");
+        }
+        // Stopped, or stuck in the kernel: it exists, but runs no more than a hung one does.
+        var condition = MemberLiveness.Check(member, TimeProvider.System);
+        return condition == MemberCondition.Able
             ? ProbeResult.Pass($"process {target.Vpid} (host pid {member.HostPid}) is alive")
-            : ProbeResult.Fail($"process {target.Vpid} (host pid {member.HostPid}) is gone");
+            : ProbeResult.Fail(MemberLiveness.Describe(member, condition));
     }
 
     private static string? LastLine(string text)

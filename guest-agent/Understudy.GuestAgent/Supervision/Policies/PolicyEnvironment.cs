@@ -6,8 +6,8 @@ namespace Understudy.GuestAgent.Supervision.Policies;
 
 /// <summary>
 /// The checks of a policy against this node, made when it is applied: programs exist, working
-/// directories exist, users can be served, and the image directory agrees with the images the
-/// group already has. Errors point at the policy's line.
+/// directories exist, users can be served, and the image directory is one the agent may write
+/// to (<see cref="ImagesPathRules"/>) and agrees with the images the group already has. Errors point at the policy's line.
 /// </summary>
 internal sealed class PolicyEnvironment
 {
@@ -50,6 +50,10 @@ internal sealed class PolicyEnvironment
                     throw marks.ErrorAt(path, probeProblem);
                 }
             }
+        }
+        if (policy.ImagesPath is { } imagesPath && ImagesPathRules.Problem(_paths, policy.Group, imagesPath) is { } refused)
+        {
+            throw marks.ErrorAt("images.path", refused);
         }
         if (ImagesProblem(policy) is { } imagesProblem)
         {

@@ -355,6 +355,9 @@ internal sealed class GroupSupervisor : IGroupSupervision
     {
         var reason = $"{verdict.Target.App} (pid {verdict.Target.Vpid}) failed its health check {verdict.Check.Probe.Describe()} " +
                      $"{verdict.Check.FailureThreshold} times in a row (last: {verdict.LastDetail})";
+        // A checkpoint in flight cannot finish with a hung member: it is aborted now, and the
+        // group thawed, rather than when its phase times out, so that recovery starts at once.
+        _lifecycle.AbortCheckpoints($"a hang was found, the group is recovered: {reason}");
         _ = HandleFaultAsync(new Fault("hang", verdict.Target.App, verdict.Target.Vpid, reason, verdict.AnsweredUtc, generation));
     }
 
