@@ -32,7 +32,8 @@ public sealed class NativeEndToEndTests(ITestOutputHelper output)
             var result = (await agent.Api.CheckpointAsync("e2e"))[^1].Result;
             Assert.Equal(1, result.Members);
             Assert.True(result.Bytes > 0);
-            Assert.True((await agent.Api.VerifyImageAsync("e2e", result.Id)).Ok);
+            var verified = await agent.Api.VerifyImageAsync("e2e", result.Id);
+            Assert.True(verified.Ok, $"checkpoint {result.Id} does not verify: {verified.Error}");
 
             var restored = await agent.Api.RestoreAsync("e2e", result.Id, force: true);
             Assert.Equal(result.Id, restored.Id);
