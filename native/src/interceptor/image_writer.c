@@ -66,40 +66,27 @@ static int append_pages(struct scratch *s, struct us_page_run *run, const void *
 	return 0;
 }
 
-/* Stores [addr, addr + npages) at the end of .pages and describes it in run: as an
- * LZ4 block where that saves an eighth or more, else raw and page-aligned. */
-static int store_run(struct scratch *s, struct us_page_run *run, const char *staged, int readable, int mem_fd)
+/* Stores [addr, addr + npages) at the end of .pages as one LZ4 block and describes
+ * it in run, where that saves an eighth or more. 0: stored; 1: store it raw. */
+static int store_compressed(struct scratch *s, struct us_page_run *run, const char *staged, int readable, int mem_fd)
 {
 	uint64_t len = run->npages * US_PAGE_SIZE;
-	int r;
-	run->crc = 0;
-	if (us.compress && run->npages <= US_LZ4_RUN_PAGES) {
-		const void *src = staged ? staged : run_source(s, run->addr, len, readable, mem_fd);
-		if (!src)
-			return -EFAULT;
-		uint64_t z = us_lz4_compress(src, len, s->lz4_out, len - len / 8, s->lz4_table);
-		if (z) {
-			if ((r = pad_pages_file(s, 8)))
-				return r;
-			run->flags |= US_RUN_F_LZ4;
-			run->stored_len = z;
-			run->pages_off = s->pages_len;
-			return append_pages(s, run, s->lz4_out, z);
-		}
-	}
-	if ((r = pad_pages_file(s, US_PAGE_SIZE)))
+	if (!us.compress || run->npages > US_LZ4_RUN_PAGES)
+		return 1;
+	const void *src = staged ? staged : run_source(s, run->addr, len, readable, mem_fd);
+	if (!src)
+		return -EFAULT;
+	uint64_t z = us_lz4_compress(src, len, s->lz4_out, len - len / 8, s->lz4_table);
+	if (!z)
+		return 1;
+	int r = pad_pages_file(s, 8);
+	if (r)
 		return r;
-	run->stored_len = len;
+	run->crc = 0;
+	run->flags |= US_RUN_F_LZ4;
+	run->stored_len = z;
 	run->pages_off = s->pages_len;
-	for (uint64_t off = 0; off < len; off += WRITE_CHUNK) {
-		uint64_t n = len - off < WRITE_CHUNK ? len - off : WRITE_CHUNK;
-		const void *src = staged ? staged + off : run_source(s, run->addr + off, n, readable, mem_fd);
-		if (!src)
-			return -EFAULT;
-		if ((r = append_pages(s, run, src, n)))
-			return r;
-	}
-	return 0;
+	return append_pages(s, run, s->lz4_out, z);
 }
 
 /* The writer lays out .pages and the final state description together: the runs
@@ -127,26 +114,10 @@ static void out_add(struct rewrite *w, const void *p, size_t n)
 	w->len += n;
 }
 
-static void out_data(struct rewrite *w, uint64_t addr, uint64_t npages)
-{
-	struct us_page_run run = { .addr = addr, .npages = npages };
-	int e = store_run(w->s, &run, w->staged ? w->staged + (addr - w->run_addr) : NULL, w->readable, w->mem_fd);
-	if (e)
-		capture_fail(w->s, "cannot write the pages file", NULL, e);
-	out_add(w, &run, sizeof run);
-	w->nruns++;
-}
-
-static void out_hole(struct rewrite *w, uint64_t addr, uint64_t npages)
-{
-	struct us_page_run run = { .addr = addr, .npages = npages, .flags = US_RUN_F_HOLE };
-	out_add(w, &run, sizeof run);
-	w->nruns++;
-}
-
-/* A data run written while the scan for zeros goes on: each chunk behind the scan is
- * checksummed and copied while it is still in the cache (scanning a whole run before
- * writing it read all of memory from RAM twice). stored_len counts what is written. */
+/* A raw data run, written a chunk at a time; in a run scanned for zeros, right
+ * behind the scan, while each chunk is still in the cache (scanning a whole run
+ * before writing it read all of memory from RAM twice). stored_len counts what is
+ * written. */
 static void open_run(struct rewrite *w, struct us_page_run *open, uint64_t addr)
 {
 	int e = pad_pages_file(w->s, US_PAGE_SIZE);
@@ -157,14 +128,14 @@ static void open_run(struct rewrite *w, struct us_page_run *open, uint64_t addr)
 
 static void write_open_run(struct rewrite *w, struct us_page_run *open, uint64_t upto)
 {
-	uint64_t from = open->addr + open->stored_len, n = upto - from;
-	if (!n || w->s->failed)
-		return;
-	const void *src = w->staged ? w->staged + (from - w->run_addr) : run_source(w->s, from, n, w->readable, w->mem_fd);
-	int e = src ? append_pages(w->s, open, src, n) : -EFAULT;
-	if (e)
-		capture_fail(w->s, "cannot write the pages file", NULL, e);
-	open->stored_len += n;
+	for (uint64_t from; !w->s->failed && (from = open->addr + open->stored_len) < upto;) {
+		uint64_t n = upto - from < WRITE_CHUNK ? upto - from : WRITE_CHUNK;
+		const void *src = w->staged ? w->staged + (from - w->run_addr) : run_source(w->s, from, n, w->readable, w->mem_fd);
+		int e = src ? append_pages(w->s, open, src, n) : -EFAULT;
+		if (e)
+			capture_fail(w->s, "cannot write the pages file", NULL, e);
+		open->stored_len += n;
+	}
 }
 
 static void close_run(struct rewrite *w, struct us_page_run *open, uint64_t end)
@@ -172,6 +143,31 @@ static void close_run(struct rewrite *w, struct us_page_run *open, uint64_t end)
 	write_open_run(w, open, end);
 	open->npages = open->stored_len / US_PAGE_SIZE;
 	out_add(w, open, sizeof *open);
+	w->nruns++;
+}
+
+/* A data run: an LZ4 block where that pays, else its pages raw. */
+static void out_data(struct rewrite *w, uint64_t addr, uint64_t npages)
+{
+	struct us_page_run run = { .addr = addr, .npages = npages };
+	int e = store_compressed(w->s, &run, w->staged ? w->staged + (addr - w->run_addr) : NULL, w->readable, w->mem_fd);
+	if (e < 0) {
+		capture_fail(w->s, "cannot write the pages file", NULL, e);
+		return;
+	}
+	if (e) {
+		open_run(w, &run, addr);
+		close_run(w, &run, addr + npages * US_PAGE_SIZE);
+		return;
+	}
+	out_add(w, &run, sizeof run);
+	w->nruns++;
+}
+
+static void out_hole(struct rewrite *w, uint64_t addr, uint64_t npages)
+{
+	struct us_page_run run = { .addr = addr, .npages = npages, .flags = US_RUN_F_HOLE };
+	out_add(w, &run, sizeof run);
 	w->nruns++;
 }
 
