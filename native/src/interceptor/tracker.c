@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include "internal.h"
+#include "../../include/us_image.h"
 #include "../common/us_fmt.h"
 #include "../common/us_pagemap.h"
 #include "../common/us_procfs.h"
@@ -69,27 +70,72 @@ void us_tracker_ensure_intact(void)
 	us_tracker_arm_all();
 }
 
-/* Registers and write-protects one private mapping. A refusal leaves it untracked,
- * which only means the next image captures it whole. */
+/* Whether a private mapping may be write-protected at all: a signal frame needs a
+ * writable stack. A refusal leaves it untracked, which only means the next image
+ * captures it whole. */
 int us_tracker_may_arm(uint64_t start, uint64_t end, int is_stack)
 {
 	if (us.tracker != US_TRACK_MPROTECT)
 		return 1;
-	/* a fault there could not be handled: a signal frame needs a writable stack, and
-	 * the freeze handler and checkpoint thread write our own state */
-	if (is_stack || us_mp_owns(start, end))
+	if (is_stack)
 		return 0;
-	/* nor where the kernel writes on its own: rseq (every return to user space),
-	 * clear-tid and the robust futex list, all in each thread's TCB */
 	for (int i = 0, n = us_slot_count(); i < n; i++) {
 		const struct us_thread_slot *t = us_slot_at(i);
-		const uint64_t kernel_writes[] = { t->ctx.rsp, t->fs_base, t->fs_base + (&__rseq_offset ? (uint64_t)__rseq_offset : 0),
-						   t->clear_tid, t->robust_head };
-		for (unsigned k = 0; t->tid && k < sizeof kernel_writes / sizeof kernel_writes[0]; k++)
-			if (kernel_writes[k] >= start && kernel_writes[k] < end)
-				return 0;
+		if (t->tid && t->ctx.rsp >= start && t->ctx.rsp < end)
+			return 0;
 	}
 	return 1;
+}
+
+/* Whether [start, end) holds memory that must stay writable under the mprotect
+ * tracker: what the fault path itself writes, and where the kernel writes on its
+ * own, in each thread's TCB: rseq (on every return to user space), clear-tid and
+ * the robust futex list. A fault inside the kernel kills the thread instead of
+ * signalling it. */
+static int must_stay_writable(uint64_t start, uint64_t end)
+{
+	if (us_mp_owns(start, end))
+		return 1;
+	for (int i = 0, n = us_slot_count(); i < n; i++) {
+		const struct us_thread_slot *t = us_slot_at(i);
+		uint64_t rseq = t->fs_base + (&__rseq_offset ? (uint64_t)__rseq_offset : 0);
+		const uint64_t spans[][2] = { { t->fs_base, 1 }, { rseq, 32 }, { t->clear_tid, 4 },
+					      { t->robust_head, 3 * sizeof(uint64_t) } };
+		for (unsigned k = 0; t->tid && k < sizeof spans / sizeof spans[0]; k++)
+			if (spans[k][0] && spans[k][0] < end && spans[k][0] + spans[k][1] > start)
+				return 1;
+	}
+	return 0;
+}
+
+/* Protects [start, end) except the pages that must stay writable, which the
+ * kernel may have merged into one mapping with the application's memory (the
+ * main thread's TCB, our own small mappings): halving around them keeps the rest
+ * tracked. Neighbouring pieces are protected together. */
+struct arm_run { uint64_t start, end; uint32_t prot; };
+
+static void arm_flush(struct arm_run *run)
+{
+	if (run->end > run->start)
+		us_mp_arm(run->start, run->end, run->prot);
+	run->start = run->end = 0;
+}
+
+static void arm_around(struct arm_run *run, uint64_t start, uint64_t end)
+{
+	if (!must_stay_writable(start, end)) {
+		if (run->end != start) {
+			arm_flush(run);
+			run->start = start;
+		}
+		run->end = end;
+		return;
+	}
+	if (end - start <= US_PAGE_SIZE)
+		return;   /* left writable: captured whole */
+	uint64_t mid = start + (end - start) / US_PAGE_SIZE / 2 * US_PAGE_SIZE;
+	arm_around(run, start, mid);
+	arm_around(run, mid, end);
 }
 
 int us_tracker_page_written(uint64_t page, uint64_t categories)
@@ -130,7 +176,9 @@ static void uffd_protect(uint64_t start, uint64_t end)
 void us_tracker_arm_range(uint64_t start, uint64_t end, uint32_t prot)
 {
 	if (us.tracker == US_TRACK_MPROTECT) {
-		us_mp_arm(start, end, prot);
+		struct arm_run run = { 0, 0, prot };
+		arm_around(&run, start, end);
+		arm_flush(&run);
 		return;
 	}
 	if (us.tracker == US_TRACK_UFFD && uffd_register(start, end) == 0)
