@@ -102,6 +102,9 @@ static void segv(int sig, siginfo_t *si, void *uc)
 	}
 	/* not ours: the application's handler, or the default action on return */
 	if (app_segv.handler > 1) {
+		/* that handler may never return (siglongjmp, a loop): it must stay freezable */
+		uint64_t freeze = 1ull << (US_SIG_FREEZE - 1);
+		us_sc4(SYS_rt_sigprocmask, SIG_UNBLOCK, &freeze, NULL, 8);
 		if (app_segv.flags & SA_SIGINFO)
 			((void (*)(int, siginfo_t *, void *))app_segv.handler)(sig, si, uc);
 		else
@@ -135,9 +138,12 @@ void us_mp_init(void)
 	us_sc4(SYS_rt_sigaction, SIGSEGV, NULL, &cur, 8);
 	if (cur.handler != (uint64_t)segv)
 		app_segv = cur;
-	/* SA_NODEFER: a fault inside an application handler is still ours to catch */
+	/* SA_NODEFER: a fault inside an application handler is still ours to catch.
+	 * The freeze waits until a fault is handled: a thread frozen in between would
+	 * be restored into this handler with a table the restore has rebuilt, find no
+	 * range, and fall to the default action. */
 	struct us_kernel_sigaction ka = { (uint64_t)segv, SA_SIGINFO | SA_RESTART | SA_NODEFER | US_SA_RESTORER,
-		(uint64_t)us_sigreturn, 0 };
+		(uint64_t)us_sigreturn, 1ull << (US_SIG_FREEZE - 1) };
 	us_sc4(SYS_rt_sigaction, SIGSEGV, &ka, NULL, 8);
 }
 
