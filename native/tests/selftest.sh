@@ -99,6 +99,7 @@ run tcp_pair "tcp-parent tcp-child" "parent_count child_count" -- "$dir/wl_tcp_p
 run records "records-parent records-child" "parent_count child_count" -- "$dir/wl_records" "$work"
 run udp_shared "udp-parent udp-worker1 udp-worker2" "parent_count worker1_count worker2_count" -- "$dir/wl_udp_shared"
 run daemon  "daemon" "daemon_count" -- "$dir/wl_daemon" close_range
+run dlopen "dlopen" "count" -- "$dir/wl_dlopen"
 
 run_fifo
 echo "selftest: all workloads verified themselves"

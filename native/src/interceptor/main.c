@@ -51,25 +51,20 @@ static void raise_pending_signals(void)
 
 /* /proc/self/exe names the restorer until this runs. PR_SET_MM_MAP is the one
  * mm update allowed without CAP_SYS_RESOURCE, so the whole layout goes again,
- * read back from what the restorer already set. */
+ * read back from what the restorer already set. Raw system calls only, like the
+ * rest of the restored checkpoint thread's way to RESUME: an application thread
+ * may be frozen holding a lock of libc or of the dynamic loader (inside dlopen),
+ * and a wrapper's first call would take the loader's lock in dlsym. */
 static void us_set_exe(void)
 {
 	char text[2048];
-	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	long n = fd < 0 ? -1 : read(fd, text, sizeof text - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	static uint64_t auxv[128];
+	if (us_read_file("/proc/self/stat", text, sizeof text) <= 0)
 		return;
-	text[n] = 0;
 	uint64_t f[64];
 	us_stat_fields(text, f);
-	static uint64_t auxv[128];
-	fd = open("/proc/self/auxv", O_RDONLY | O_CLOEXEC);
-	long alen = fd < 0 ? 0 : read(fd, auxv, sizeof auxv);
-	if (fd >= 0)
-		close(fd);
-	int exe = open(us.exe_path, O_RDONLY | O_CLOEXEC);
+	long alen = us_read_file("/proc/self/auxv", (char *)auxv, sizeof auxv);
+	int exe = (int)us_sc4(SYS_openat, AT_FDCWD, us.exe_path, O_RDONLY | O_CLOEXEC, 0);
 	if (exe < 0) {
 		us_log("warning", "executable gone; /proc/self/exe names the restorer");
 		return;
@@ -82,14 +77,22 @@ static void us_set_exe(void)
 		.auxv = (__u64 *)auxv, .auxv_size = alen > 0 ? (uint32_t)alen : 0,
 		.exe_fd = (uint32_t)exe,
 	};
-	if (prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0) < 0)
+	if (us_sc5(SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0) < 0)
 		us_log("warning", "cannot set /proc/self/exe after restore");
-	close(exe);
+	us_sc1(SYS_close, exe);
 }
+
+/* The checkpoint thread's signal mask, as pthread_sigmask left it: every signal
+ * blocked but the mprotect tracker's faults and libc's own (cancellation,
+ * setxid, which libc never lets a thread block). */
+static uint64_t checkpoint_thread_mask;
 
 /* The checkpoint thread resumes here after a restore, on the new process. */
 static void restored(void)
 {
+	/* re-created from the restorer, which blocks every signal: a setuid() would
+	 * wait for this thread forever */
+	us_sc4(SYS_rt_sigprocmask, SIG_SETMASK, &checkpoint_thread_mask, NULL, 8);
 	while (!__atomic_load_n(&us.restored_main_left, __ATOMIC_ACQUIRE))
 		us_futex_wait(&us.restored_main_left, 0, 100);
 	us.restored_main_left = 0;
@@ -343,6 +346,7 @@ static void *checkpoint_thread(void *arg)
 	sigdelset(&all, SIGSEGV);   /* the mprotect tracker's faults must be handled here too */
 	sigdelset(&all, SIGBUS);
 	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	us_sc4(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &checkpoint_thread_mask, 8);
 	prctl(PR_SET_NAME, "us-checkpoint");
 	struct us_thread_slot *s = us_slot_claim((int)us_sc0(SYS_gettid));
 	if (s)
