@@ -45,3 +45,71 @@ public sealed class DlopenWorkloadTests : IClassFixture<AgentFixture>
         await TwoRounds.Run(g, launched, ["count"], ["dlopen"]);
     }
 }
+
+[Trait("Category", "Integration")]
+public sealed class TimersWorkloadTests : IClassFixture<AgentFixture>
+{
+    private readonly AgentFixture _fx;
+    private readonly ITestOutputHelper _out;
+
+    public TimersWorkloadTests(AgentFixture fx, ITestOutputHelper output) => (_fx, _out) = (fx, output);
+
+    /// <summary>
+    /// POSIX timers of every kind (a signal to the process, a signal to one thread, a thread per
+    /// expiry, none; periodic, one-shot, never armed) come back under their ids, with their
+    /// settings and what was left of them, and go on firing: the workload checks each.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task PosixTimers_KillRestore_SameIdsSettingsAndTimeLeft()
+    {
+        await using var g = _fx.OpenGroup("timers", _out);
+        var launched = await g.Launch("timers", Repo.Workload("wl_timers"));
+        await TwoRounds.Run(g, launched, ["count"], ["timers"]);
+    }
+}
+
+[Trait("Category", "Integration")]
+public sealed class MemoryFlagsWorkloadTests : IClassFixture<AgentFixture>
+{
+    private readonly AgentFixture _fx;
+    private readonly ITestOutputHelper _out;
+
+    public MemoryFlagsWorkloadTests(AgentFixture fx, ITestOutputHelper output) => (_fx, _out) = (fx, output);
+
+    /// <summary>
+    /// A 32 GiB MAP_NORESERVE mapping (more than the machine's memory) and memory given
+    /// MADV_DONTFORK, MADV_WIPEONFORK, MADV_DONTDUMP, mlock, MADV_HUGEPAGE and MADV_NOHUGEPAGE come
+    /// back with their contents and flags: a child forked after the restore gets what fork gave it
+    /// before.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task NoreserveAndAdvisedMemory_KillRestore_MappedAndAdvisedAsBefore()
+    {
+        await using var g = _fx.OpenGroup("memflags", _out);
+        var launched = await g.Launch("memflags", Repo.Workload("wl_memflags"));
+        await TwoRounds.Run(g, launched, ["count"], ["memflags"]);
+    }
+}
+
+[Trait("Category", "Integration")]
+public sealed class IpcWorkloadTests : IClassFixture<AgentFixture>
+{
+    private readonly AgentFixture _fx;
+    private readonly ITestOutputHelper _out;
+
+    public IpcWorkloadTests(AgentFixture fx, ITestOutputHelper output) => (_fx, _out) = (fx, output);
+
+    /// <summary>
+    /// SysV shared memory (attached, detached, marked for removal), a semaphore set, a message
+    /// queue, and POSIX message queues come back under their ids and names with their contents,
+    /// and the threads waiting in semop, msgrcv and mq_receive go on waiting, each woken by its
+    /// token afterwards.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task SysvAndPosixIpc_KillRestore_SameIdsContentsAndWaiters()
+    {
+        await using var g = _fx.OpenGroup("ipc", _out);
+        var launched = await g.Launch("ipc", Repo.Workload("wl_ipc"));
+        await TwoRounds.Run(g, launched, ["count"], ["ipc"]);
+    }
+}

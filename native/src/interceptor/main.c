@@ -41,6 +41,8 @@ static void reply(const char *word, const char *detail)
 	us_link_send(us_term(&b));
 }
 
+/* After a restore, the process's pending signals when no main thread was there to
+ * take them with their siginfo (freeze.c): sent again, as kill sends them. */
 static void raise_pending_signals(void)
 {
 	for (int sig = 1; sig <= 64; sig++)
@@ -118,6 +120,8 @@ static void restored(void)
 		us_link_set(fd);
 	/* the request a thread still waits for is sent again after RESUME */
 	us.grant_seq = us.req_seq - (us.pending_req[0] ? 1 : 0);
+	if (us_timers_recreate() < 0)
+		us_sc1(SYS_exit_group, 125);
 	if (fd < 0 || us_link_hello("restore", (int)us_sc0(SYS_getppid), 1) < 0) {
 		us_log("restore-failed", "cannot register with the coordinator");
 		us_sc1(SYS_exit_group, 125);
@@ -278,12 +282,15 @@ static void serve(void)
 				kind[0] = 0;
 			if (us_next_token(&p, base, sizeof base) < 0)
 				base[0] = 0;
-			char mode[16];
-			int cow = us_next_token(&p, mode, sizeof mode) >= 0 && us_streq(mode, "cow");
+			char option[16];
+			int options = 0;
+			while (us_next_token(&p, option, sizeof option) >= 0)
+				options |= us_streq(option, "cow") ? US_WRITE_COW : us_streq(option, "ipc") ? US_WRITE_IPC : 0;
+			int cow = options & US_WRITE_COW;
 			us_tracker_ensure_intact();
 			const char *q = id, *bq = base;
 			uint64_t base_seq = us_streq(kind, "incremental") ? us_parse_u(&bq, 10) : 0;
-			int r = us_write_image(dir, us_parse_u(&q, 10), base_seq, cow, why, sizeof why, &mb, &pb, &incremental);
+			int r = us_write_image(dir, us_parse_u(&q, 10), base_seq, options, why, sizeof why, &mb, &pb, &incremental);
 			if (r == US_WRITE_RESTORED) {
 				restored();
 				restored_now = 1;
@@ -310,6 +317,11 @@ static void serve(void)
 				us.base_vpid = us.vpid;   /* the image just written is our own */
 			}
 			us.pending_seq = 0;
+			if (restored_now) {
+				/* as they were at the checkpoint, the moment the group runs again */
+				us_timers_arm();
+				raise_pending_signals();
+			}
 			us_thaw_all();
 			reply("RESUMED", NULL);
 			if (pending.waiting) {   /* the image is still to be written */
@@ -325,7 +337,6 @@ static void serve(void)
 			}
 			if (restored_now) {
 				restored_now = 0;
-				raise_pending_signals();
 				if (us.pending_req[0]) {   /* an app thread still waits for GRANT */
 					char req[40];
 					struct us_buf b = { req, 0, sizeof req };
@@ -421,6 +432,7 @@ void us_after_fork_child(struct us_fork_handover *h)
 	us.registered = 0;
 	us.vpid = (int)us_sc0(SYS_getpid);
 	us_stage_forget();
+	us_timers_after_fork();
 	us_tracker_after_fork(h);   /* continues against the parent's base image, or full */
 	join("fork", (int)us_sc0(SYS_getppid));
 }
