@@ -104,6 +104,7 @@ run timers "timers" "count" -- "$dir/wl_timers"
 run memflags "memflags" "count" -- "$dir/wl_memflags"
 # in an IPC namespace of its own, as in a group: nothing it makes outlives it
 run ipc "ipc" "count" -- unshare --ipc "$dir/wl_ipc"
+run cancel "cancel" "count" -- "$dir/wl_cancel"
 
 run_fifo
 echo "selftest: all workloads verified themselves"

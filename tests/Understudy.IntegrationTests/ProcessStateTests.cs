@@ -113,3 +113,26 @@ public sealed class IpcWorkloadTests : IClassFixture<AgentFixture>
         await TwoRounds.Run(g, launched, ["count"], ["ipc"]);
     }
 }
+
+[Trait("Category", "Integration")]
+public sealed class CancellationWorkloadTests : IClassFixture<AgentFixture>
+{
+    private readonly AgentFixture _fx;
+    private readonly ITestOutputHelper _out;
+
+    public CancellationWorkloadTests(AgentFixture fx, ITestOutputHelper output) => (_fx, _out) = (fx, output);
+
+    /// <summary>
+    /// Threads canceled all the time, deferred (in read, pthread_cond_wait, nanosleep, poll) and
+    /// asynchronous, and long-lived ones canceled after each restore: every cancel takes effect,
+    /// cleanup handlers run and every join returns (a cancel in flight at the checkpoint was lost
+    /// before, and its joiner waited forever).
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task CanceledThreads_KillRestore_EveryCancelTakesEffect()
+    {
+        await using var g = _fx.OpenGroup("cancel", _out);
+        var launched = await g.Launch("cancel", Repo.Workload("wl_cancel"));
+        await TwoRounds.Run(g, launched, ["count"], ["cancel"]);
+    }
+}
