@@ -277,7 +277,7 @@ struct us_rec_ipc {                     /* 64 bytes, then data (8-aligned), then
 	uint32_t kind;                  /* enum us_ipc_kind */
 	int32_t  id;                    /* SysV: shmid, semid or msqid; mqueue: 0 */
 	int32_t  key;                   /* SysV: its key, 0 for IPC_PRIVATE; mqueue: 0 */
-	uint32_t mode;                  /* permission bits; a segment marked for removal adds SHM_DEST */
+	uint32_t mode;                  /* permission bits; a segment may add US_IPC_SHM_DEST, _LOCKED */
 	uint32_t uid, gid;              /* owner */
 	uint64_t size;                  /* SHM: bytes; SEM: semaphores; MSG: msg_qbytes; MQUEUE: mq_maxmsg */
 	uint64_t msg_size;              /* MQUEUE: mq_msgsize; else 0 */
@@ -288,6 +288,7 @@ struct us_rec_ipc {                     /* 64 bytes, then data (8-aligned), then
 	uint32_t data_len;              /* SEM: a uint16_t value per semaphore; MSG, MQUEUE: messages */
 };
 #define US_IPC_SHM_DEST 01000u          /* SHM_DEST: marked for removal, still attached */
+#define US_IPC_SHM_LOCKED 02000u        /* SHM_LOCKED: locked in memory (SHM_LOCK) */
 
 /* A queued message in the data of a MSG or MQUEUE record, oldest first (in the
  * order a receiver gets them): this, then len bytes, then zeros to a multiple of 8. */

@@ -65,7 +65,7 @@ static int make_shm(const struct us_rec_ipc *o, int pages)
 	ds.shm_perm.uid = o->uid;
 	ds.shm_perm.gid = o->gid;
 	ds.shm_perm.mode = o->mode & 0777;
-	if (shmctl(id, IPC_SET, &ds) < 0 || ((o->mode & SHM_LOCKED) && shmctl(id, SHM_LOCK, NULL) < 0))
+	if (shmctl(id, IPC_SET, &ds) < 0 || ((o->mode & US_IPC_SHM_LOCKED) && shmctl(id, SHM_LOCK, NULL) < 0))
 		return -1;
 	return 0;
 }

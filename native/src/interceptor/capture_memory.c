@@ -323,7 +323,7 @@ static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_
 	else if (v->shared && us_startswith(v->path, "/SYSV"))
 		r.kind = US_VMA_SHMEM, sysv = 1;      /* its contents are in the IPC record */
 	else if (v->shared && (v->path_len == 0 || v->path[0] == '[' || path_ends(v, " (deleted)") ||
-			       us_startswith(v->path, "/SYSV") || us_startswith(v->path, "/memfd:")))
+			       us_startswith(v->path, "/memfd:")))
 		r.kind = US_VMA_SHMEM, save_all = 1;      /* no name to map again: keep it all */
 	else if (v->path_len == 0 || v->path[0] == '[')
 		r.kind = US_VMA_ANON;

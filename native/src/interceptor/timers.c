@@ -34,7 +34,7 @@
 #define PR_TIMER_CREATE_RESTORE_IDS_OFF 0
 #define PR_TIMER_CREATE_RESTORE_IDS_ON 1
 #endif
-#define US_SIG_TIMER 32                         /* libc's own (SIGRTMIN - 2): no program uses it */
+#define US_SIG_TIMER 32                         /* glibc's SIGTIMER too: no program can use it */
 
 /* ---- SIGEV_THREAD ---- */
 
