@@ -96,8 +96,8 @@ public sealed class ProcessStateFormatTests : IDisposable
         Assert.Contains(image.Vmas, v => v.Flags.HasFlag(VmaFlags.NoReserve));
         Assert.Contains(image.Fds, f => f.Kind == FdKind.Mqueue);
         int fd = Records(_meta).Where(r => r.Type == RecordType.Fd).Last().Offset + RecordHeaderSize;
-        // Kind 18 and type 10 are assigned to other work; this build does not know them.
-        Assert.Contains("unknown kind 18", Refused(WithU32(_meta, fd + 8, 18)).Message);
+        // Kind 20 and type 10 are not this build's.
+        Assert.Contains("unknown kind 20", Refused(WithU32(_meta, fd + 8, 20)).Message);
         Assert.Contains("unknown type 10", Refused(WithU32(_meta, HeaderSize, 10)).Message);
     }
 }
