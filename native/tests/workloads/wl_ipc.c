@@ -103,7 +103,8 @@ static void *mq_waiter(void *arg)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n != 6 || prio != 4 || memcmp(text, "token", 6))
-			wl_fail("mq_receive: got %zd bytes at priority %u, not the token", n, prio);
+			wl_fail("mq_receive: got %zd bytes at priority %u, not the token (%s)", n, prio,
+				n < 0 ? strerror(errno) : "");
 		mq_wakes++;
 	}
 	return NULL;
