@@ -172,8 +172,8 @@ int us_take_pending_signals(char *why, int cap)
 	uint64_t shared = pending_of("/proc/self/status", "ShdPnd:");
 	__atomic_store_n(&us.drained, 0, __ATOMIC_RELEASE);
 	us.pending_signals = 0;
-	for (int i = 0; i < US_MAX_THREADS; i++) {
-		struct us_thread_slot *s = &us.slots[i];
+	for (int i = 0, n = us_slot_count(); i < n; i++) {
+		struct us_thread_slot *s = us_slot_at(i);
 		if (!s->tid || s->is_checkpoint_thread)
 			continue;
 		s->npending = 0;
@@ -201,11 +201,11 @@ int us_take_pending_signals(char *why, int cap)
 		}
 		us_futex_wait(&us.drained, done, 20);
 	}
-	for (int i = 0; i < US_MAX_THREADS; i++)
-		if (us.slots[i].tid && us.slots[i].pending_lost) {
+	for (int i = 0, n = us_slot_count(); i < n; i++)
+		if (us_slot_at(i)->tid && us_slot_at(i)->pending_lost) {
 			struct us_buf w = { why, 0, (size_t)cap };
 			us_put(&w, "more than 8 signals pending for thread ");
-			us_putu(&w, (uint64_t)us.slots[i].tid);
+			us_putu(&w, (uint64_t)us_slot_at(i)->tid);
 			us_term(&w);
 			return -1;
 		}
