@@ -485,11 +485,18 @@ static void place(const struct proc *p, const struct us_rec_fd *f, int fd)
 {
 	if (fd < 0)
 		restore_fail(p, "cannot-make-descriptor", NULL);
-	if (fd != f->fd) {
-		if (dup2(fd, f->fd) < 0)
+	/* Every descriptor must outlive the exec into the restorer, which sets the
+	 * recorded FD_CLOEXEC afterwards; dup2 clears it, but one made at its own number
+	 * keeps what it was made with (the kernel makes every mq_open descriptor
+	 * close-on-exec). */
+	if (fd == f->fd) {
+		if (fcntl(fd, F_SETFD, 0) < 0)
 			restore_fail(p, "cannot-place-descriptor", NULL);
-		close(fd);
+		return;
 	}
+	if (dup2(fd, f->fd) < 0)
+		restore_fail(p, "cannot-place-descriptor", NULL);
+	close(fd);
 }
 
 static void setup_fds(const struct proc *p, const int *keep, int nkeep)
