@@ -64,6 +64,39 @@ internal static class CheckpointInspector
         Threads = image.Threads.Select(t => new { t.Tid, t.IsCheckpointThread, FsBase = Hex(t.FsBase), t.Comm }),
         Fds = image.Fds.Select(Fd),
         Files = image.Files.Select(f => new { f.Path, f.Size, f.Dev, f.Inode, f.PagesOff, f.Crc, f.IsUnlinked }),
+        Timers = image.Timers.Select(t => new
+        {
+            t.Id,
+            t.ClockId,
+            Notify = t.Notify switch
+            {
+                TimerRecord.SigevNone => "none",
+                TimerRecord.SigevThreadId => "thread",
+                _ => "signal",
+            },
+            t.Signo,
+            Value = Hex(t.Value),
+            Tid = t.SignalsThread ? t.Tid : (int?)null,
+            t.IntervalNs,
+            t.ValueNs,
+        }),
+        Ipc = image.Ipc.Select(o => new
+        {
+            Kind = ImageNames.Of(o.Kind),
+            Id = o.Kind == IpcKind.Mqueue ? (int?)null : o.Id,
+            Key = o.Kind == IpcKind.Mqueue ? (int?)null : o.Key,
+            Name = o.Kind == IpcKind.Mqueue ? "/" + o.Name : null,
+            Mode = Convert.ToString(o.Mode, 8).PadLeft(4, '0'),
+            o.Uid,
+            o.Gid,
+            o.Size,
+            MsgSize = o.Kind == IpcKind.Mqueue ? o.MsgSize : (ulong?)null,
+            PagesOff = o.Kind == IpcKind.Shm ? o.PagesOff : (ulong?)null,
+            Crc = o.Kind == IpcKind.Shm ? o.Crc : (uint?)null,
+            SemValues = o.Kind == IpcKind.Sem ? o.SemValues : null,
+            Messages = o.Kind is IpcKind.Msg or IpcKind.Mqueue ? o.Messages.Select(m => new { m.Type, Bytes = m.Text.Length }) : null,
+        }),
+        MemoryAdvice = image.MemoryAdvice.Select(m => new { Start = Hex(m.Start), End = Hex(m.End), Flags = m.Flags.ToString() }),
         SigactionCount = image.Sigactions.Count,
         Misc = new
         {
@@ -81,6 +114,7 @@ internal static class CheckpointInspector
             HoleRuns = image.HoleRunCount,
             HolePages = image.HolePageCount,
             FileBytes = image.FileBytes,
+            SharedMemoryBytes = image.SharedMemoryBytes,
         },
     };
 
@@ -128,6 +162,7 @@ internal static class CheckpointInspector
         v.Inode,
         v.ObjectSize,
         Complete = v.Flags.HasFlag(VmaFlags.Complete),
+        NoReserve = v.Flags.HasFlag(VmaFlags.NoReserve),
         Pages = v.Runs.Where(r => !r.IsHole).Sum(r => (long)r.NPages),
         HolePages = v.Runs.Where(r => r.IsHole).Sum(r => (long)r.NPages),
         Runs = v.Runs.Select(r => new { Addr = Hex(r.Addr), Npages = r.NPages, r.PagesOff, r.StoredLen, r.Crc, Hole = r.IsHole, Lz4 = r.IsCompressed }),

@@ -8,6 +8,13 @@ internal ref struct FieldReader(ReadOnlySpan<byte> data)
     private readonly ReadOnlySpan<byte> _data = data;
     private int _pos;
 
+    public ushort U16()
+    {
+        ushort v = BinaryPrimitives.ReadUInt16LittleEndian(_data[_pos..]);
+        _pos += 2;
+        return v;
+    }
+
     public uint U32()
     {
         uint v = BinaryPrimitives.ReadUInt32LittleEndian(_data[_pos..]);

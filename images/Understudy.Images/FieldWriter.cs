@@ -12,6 +12,12 @@ internal sealed class FieldWriter
 
     public ReadOnlySpan<byte> Written => _buffer.WrittenSpan;
 
+    public void U16(ushort v)
+    {
+        BinaryPrimitives.WriteUInt16LittleEndian(_buffer.GetSpan(2), v);
+        _buffer.Advance(2);
+    }
+
     public void U32(uint v)
     {
         BinaryPrimitives.WriteUInt32LittleEndian(_buffer.GetSpan(4), v);

@@ -17,6 +17,9 @@ public enum RecordType : uint
     Sigact = 5,
     Misc = 6,
     File = 7,
+    Timer = 8,
+    Ipc = 9,
+    Madvice = 12,
 }
 
 /// <summary>enum us_vma_kind.</summary>
@@ -55,6 +58,9 @@ public enum VmaFlags : uint
     /// complete, flag or not.
     /// </summary>
     Complete = 2,
+
+    /// <summary>MAP_NORESERVE: no swap space reserved; mapped so again, so that a mapping larger than memory and swap comes back.</summary>
+    NoReserve = 4,
 }
 
 /// <summary>US_RUN_F_* bits of us_page_run.flags.</summary>
@@ -98,6 +104,7 @@ public enum FdKind : uint
     PtyMaster = 16,
     PtySlave = 17,
     UnixSeqpacket = 18,
+    Mqueue = 19,
 }
 
 /// <summary>The lowercase names that JSON output and docs/image-format.md use for the enums.</summary>
@@ -119,6 +126,9 @@ public static class ImageNames
         RecordType.Sigact => "SIGACT",
         RecordType.Misc => "MISC",
         RecordType.File => "FILE",
+        RecordType.Timer => "TIMER",
+        RecordType.Ipc => "IPC",
+        RecordType.Madvice => "MADVICE",
         _ => $"unknown({(uint)type})",
     };
 
@@ -155,6 +165,16 @@ public static class ImageNames
         FdKind.PtyMaster => "pty_master",
         FdKind.PtySlave => "pty_slave",
         FdKind.UnixSeqpacket => "unix_seqpacket",
+        FdKind.Mqueue => "mqueue",
+        _ => $"unknown({(uint)kind})",
+    };
+
+    public static string Of(IpcKind kind) => kind switch
+    {
+        IpcKind.Shm => "shm",
+        IpcKind.Sem => "sem",
+        IpcKind.Msg => "msg",
+        IpcKind.Mqueue => "mqueue",
         _ => $"unknown({(uint)kind})",
     };
 

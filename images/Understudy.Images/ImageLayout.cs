@@ -29,6 +29,11 @@ public static class ImageLayout
     public const int SigactHeaderSize = 8;       // struct us_rec_sigact
     public const int MiscSize = 232;             // struct us_rec_misc
     public const int FileSize = 48;              // struct us_rec_file
+    public const int TimerSize = 48;             // struct us_rec_timer
+    public const int IpcSize = 64;               // struct us_rec_ipc
+    public const int IpcMessageSize = 16;        // struct us_ipc_msg
+    public const int MadviceHeaderSize = 8;      // struct us_rec_madvice
+    public const int MadviceSize = 24;           // struct us_madvice
     public const int MmFieldCount = 11;          // US_MM_COUNT
     public const int RlimitCount = 16;
     public const int ItimerCount = 3;

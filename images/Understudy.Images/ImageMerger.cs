@@ -19,8 +19,8 @@ public sealed record MergeResult(ProcessImage Image, MergeStatistics Statistics)
 /// (docs/image-format.md, "Merging an incremental image"). The output's mappings are the
 /// increment's; a page of a mapping comes from the increment if the increment has a run there
 /// (none for a hole), otherwise, unless the mapping is complete, from the base if the base has
-/// it. Everything else (process, threads, descriptors, signal actions, limits, file contents)
-/// is the increment's.
+/// it. Everything else (process, threads, descriptors, signal actions, limits, timers, file
+/// contents, IPC objects with their segments' contents, memory advice) is the increment's.
 /// <para>
 /// Both inputs are streamed through bounded memory, each read once in address order, and every
 /// input run's checksum is checked as it is read (a compressed run's is checked on its stored
@@ -152,11 +152,13 @@ public static class ImageMerger
             inc.Take(ulong.MaxValue, null, Pace); // nothing: the increment's runs lie inside its mappings
 
             var files = increment.Files.Select(CopyFile).ToList();
+            var ipc = increment.Ipc.Select(o => o.Kind == IpcKind.Shm ? CopySegment(o) : o).ToList();
             var merged = increment with
             {
                 Header = new MetaHeader(ImageKind.Full, increment.Header.Vpid, increment.Header.CheckpointSeq),
                 Vmas = vmas,
                 Files = files,
+                Ipc = ipc,
             };
             return writer.Finish(merged);
         }
@@ -242,9 +244,16 @@ public static class ImageMerger
         private FileRecord CopyFile(FileRecord file)
         {
             ProcessImageWriter.FileContentsBuilder copy = _writer!.BeginFile();
-            inc.Copy(file, copy.Append, Pace);
+            inc.Copy(file.PagesOff, file.Size, file.Crc, $"contents of file {ImageLocation.OneLine(file.Path)}", copy.Append, Pace);
             _fileBytes += (long)file.Size;
             return copy.End(file.Dev, file.Inode, file.Path, file.Flags);
+        }
+
+        private IpcRecord CopySegment(IpcRecord shm)
+        {
+            ProcessImageWriter.FileContentsBuilder copy = _writer!.BeginFile();
+            inc.Copy(shm.PagesOff, shm.Size, shm.Crc, $"contents of {shm.Describe()}", copy.Append, Pace);
+            return copy.EndSegment(shm);
         }
 
         private void Pace()
@@ -358,18 +367,18 @@ public static class ImageMerger
             return taken;
         }
 
-        /// <summary>Streams a file's contents, checking their checksum.</summary>
-        public void Copy(FileRecord file, PageSinkBytes sink, Action pace)
+        /// <summary>Streams contents stored whole (a file's, a segment's), checking their checksum.</summary>
+        public void Copy(ulong pagesOff, ulong size, uint storedCrc, string what, PageSinkBytes sink, Action pace)
         {
-            string where = $"contents of file {ImageLocation.OneLine(file.Path)} ({file.Size} bytes at offset {file.PagesOff})";
-            if (file.PagesOff > (ulong)_length || file.Size > (ulong)_length - file.PagesOff)
+            string where = $"{what} ({size} bytes at offset {pagesOff})";
+            if (pagesOff > (ulong)_length || size > (ulong)_length - pagesOff)
             {
                 throw Defect($"{where} reach past the end of the file ({_length} bytes)");
             }
 
             uint crc = 0;
-            long offset = (long)file.PagesOff;
-            for (ulong left = file.Size; left > 0;)
+            long offset = (long)pagesOff;
+            for (ulong left = size; left > 0;)
             {
                 pace();
                 int n = (int)Math.Min(left, (ulong)_buffer.Length);
@@ -380,9 +389,9 @@ public static class ImageMerger
                 offset += n;
                 left -= (ulong)n;
             }
-            if (crc != file.Crc)
+            if (crc != storedCrc)
             {
-                throw Defect($"{where} checksum mismatch (stored 0x{file.Crc:x8}, computed 0x{crc:x8})");
+                throw Defect($"{where} checksum mismatch (stored 0x{storedCrc:x8}, computed 0x{crc:x8})");
             }
         }
 

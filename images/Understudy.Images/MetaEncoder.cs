@@ -5,7 +5,7 @@ namespace Understudy.Images;
 /// <summary>
 /// Lays a <see cref="ProcessImage"/> out exactly as the C structs of us_image.h, in the record
 /// order of the native writer (native/src/interceptor/capture.c): PROC, THREAD..., SIGACT, MISC,
-/// FD..., FILE..., VMA..., so that rewriting a native image gives back its bytes. Validation is left to
+/// TIMER..., FD..., FILE..., IPC..., VMA..., MADVICE, so that rewriting a native image gives back its bytes. Validation is left to
 /// the parser, which the writer runs on the result.
 /// </summary>
 internal static class MetaEncoder
@@ -32,6 +32,11 @@ internal static class MetaEncoder
 
         Append(RecordType.Sigact, Sigact(image.Sigactions));
         Append(RecordType.Misc, Misc(image.Misc));
+        foreach (TimerRecord timer in image.Timers)
+        {
+            Append(RecordType.Timer, Timer(timer));
+        }
+
         foreach (FdRecord fd in image.Fds)
         {
             Append(RecordType.Fd, Fd(fd));
@@ -42,9 +47,19 @@ internal static class MetaEncoder
             Append(RecordType.File, File(file));
         }
 
+        foreach (IpcRecord ipc in image.Ipc)
+        {
+            Append(RecordType.Ipc, Ipc(ipc));
+        }
+
         foreach (VmaRecord vma in image.Vmas)
         {
             Append(RecordType.Vma, Vma(vma));
+        }
+
+        if (image.MemoryAdvice.Count > 0)
+        {
+            Append(RecordType.Madvice, Madvice(image.MemoryAdvice));
         }
 
         MetaHeader h = image.Header;
@@ -134,6 +149,72 @@ internal static class MetaEncoder
         w.U32(f.Flags);
         w.U32(0);
         w.Bytes(path);
+        return w;
+    }
+
+    private static FieldWriter Timer(TimerRecord t)
+    {
+        var w = new FieldWriter();
+        w.I32(t.Id);
+        w.I32(t.ClockId);
+        w.I32(t.Notify);
+        w.I32(t.Signo);
+        w.U64(t.Value);
+        w.I32(t.Tid);
+        w.U32(0);
+        w.U64(t.IntervalNs);
+        w.U64(t.ValueNs);
+        return w;
+    }
+
+    private static FieldWriter Ipc(IpcRecord o)
+    {
+        byte[] name = PosixString.Encode(o.Name);
+        var data = new FieldWriter();
+        foreach (ushort value in o.SemValues)
+        {
+            data.U16(value);
+        }
+
+        foreach (IpcMessage m in o.Messages)
+        {
+            data.I64(m.Type);
+            data.U32((uint)m.Text.Length);
+            data.U32(0);
+            data.Bytes(m.Text);
+            data.Zeros((int)(Align(m.Text.Length) - m.Text.Length));
+        }
+        var w = new FieldWriter();
+        w.U32((uint)o.Kind);
+        w.I32(o.Id);
+        w.I32(o.Key);
+        w.U32(o.Mode);
+        w.U32(o.Uid);
+        w.U32(o.Gid);
+        w.U64(o.Size);
+        w.U64(o.MsgSize);
+        w.U64(o.PagesOff);
+        w.U32(o.Crc);
+        w.U32((uint)o.Messages.Count);
+        w.U32((uint)name.Length);
+        w.U32((uint)data.Length);
+        w.Bytes(data.Written);
+        w.Bytes(name);
+        return w;
+    }
+
+    private static FieldWriter Madvice(IReadOnlyList<MemoryAdvice> ranges)
+    {
+        var w = new FieldWriter();
+        w.U32((uint)ranges.Count);
+        w.U32(0);
+        foreach (MemoryAdvice m in ranges)
+        {
+            w.U64(m.Start);
+            w.U64(m.End);
+            w.U32((uint)m.Flags);
+            w.U32(0);
+        }
         return w;
     }
 

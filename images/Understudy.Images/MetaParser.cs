@@ -135,7 +135,7 @@ internal static class MetaParser
             var r = new FieldReader(records.Slice(offset, RecordHeaderSize));
             var type = (RecordType)r.U32();
             uint len = r.U32();
-            if (type is < RecordType.Proc or > RecordType.File)
+            if (!Enum.IsDefined(type))
             {
                 throw new ImageDefect($"record {index} at byte {at} has unknown type {(uint)type}");
             }
@@ -176,9 +176,16 @@ internal static class MetaParser
         private readonly List<FdRecord> _fds = [];
         private readonly HashSet<uint> _tids = [];
         private readonly HashSet<int> _fdNumbers = [];
+        private readonly List<TimerRecord> _timers = [];
+        private readonly HashSet<int> _timerIds = [];
+        private readonly List<IpcRecord> _ipc = [];
+        private readonly HashSet<(IpcKind, int)> _ipcIds = [];
+        private readonly HashSet<string> _queueNames = new(StringComparer.Ordinal);
         private ProcRecord? _proc;
         private IReadOnlyList<SigactionEntry>? _sigactions;
         private MiscRecord? _misc;
+        private IReadOnlyList<MemoryAdvice>? _advice;
+        private string? _adviceContext;
 
         public void Add(RecordType type, ReadOnlySpan<byte> payload, string context)
         {
@@ -245,6 +252,34 @@ internal static class MetaParser
 
                     _files.Add(file);
                     break;
+                case RecordType.Timer:
+                    TimerRecord timer = ParseTimer(payload, context);
+                    if (!_timerIds.Add(timer.Id))
+                    {
+                        throw new ImageDefect($"{context} repeats timer {timer.Id}");
+                    }
+
+                    _timers.Add(timer);
+                    break;
+                case RecordType.Ipc:
+                    IpcRecord ipc = ParseIpc(payload, context, header.PagesLen);
+                    // Two objects under one id or name could not both be made again.
+                    if (ipc.Kind == IpcKind.Mqueue ? !_queueNames.Add(ipc.Name) : !_ipcIds.Add((ipc.Kind, ipc.Id)))
+                    {
+                        throw new ImageDefect($"{context} repeats the {ipc.Describe()}");
+                    }
+
+                    _ipc.Add(ipc);
+                    break;
+                case RecordType.Madvice:
+                    if (_advice is not null)
+                    {
+                        throw new ImageDefect($"{context} is a second MADVICE record");
+                    }
+
+                    _advice = ParseMadvice(payload, context);
+                    _adviceContext = context;
+                    break;
             }
         }
 
@@ -275,7 +310,22 @@ internal static class MetaParser
                 throw new ImageDefect("there is no MISC record");
             }
 
-            return new ProcessImage(header, _proc, _vmas, _threads, _fds, _sigactions, _misc) { Files = _files };
+            foreach (MemoryAdvice range in _advice ?? [])
+            {
+                // Advice is given to memory of the image: a range outside every mapping is not.
+                if (!_vmas.Any(v => v.Start <= range.Start && range.End <= v.End))
+                {
+                    throw new ImageDefect($"{_adviceContext} has the range 0x{range.Start:x}-0x{range.End:x}, which no VMA of the image holds");
+                }
+            }
+
+            return new ProcessImage(header, _proc, _vmas, _threads, _fds, _sigactions, _misc)
+            {
+                Files = _files,
+                Timers = _timers,
+                Ipc = _ipc,
+                MemoryAdvice = _advice ?? [],
+            };
         }
     }
 
@@ -342,7 +392,7 @@ internal static class MetaParser
             throw new ImageDefect($"{where} has unknown prot bits 0x{prot:x}");
         }
 
-        if ((flags & ~(uint)(VmaFlags.Shared | VmaFlags.Complete)) != 0)
+        if ((flags & ~(uint)(VmaFlags.Shared | VmaFlags.Complete | VmaFlags.NoReserve)) != 0)
         {
             throw new ImageDefect($"{where} has unknown flags 0x{flags:x}");
         }
@@ -489,6 +539,228 @@ internal static class MetaParser
 
         RequireZero(reserved, where);
         return new FileRecord(dev, inode, size, pagesOff, crc, path, flags);
+    }
+
+    private static TimerRecord ParseTimer(ReadOnlySpan<byte> p, string context)
+    {
+        RequireExactly(p, TimerSize, "us_rec_timer", context);
+        var r = new FieldReader(p);
+        int id = r.I32(), clockId = r.I32(), notify = r.I32(), signo = r.I32();
+        ulong value = r.U64();
+        int tid = r.I32();
+        uint reserved = r.U32();
+        ulong intervalNs = r.U64(), valueNs = r.U64();
+        string where = $"{context} (timer {id})";
+        if (id < 0)
+        {
+            throw new ImageDefect($"{where} has a negative id");
+        }
+
+        if (notify is not (TimerRecord.SigevSignal or TimerRecord.SigevNone or TimerRecord.SigevThreadId))
+        {
+            throw new ImageDefect($"{where} has notify {notify}, expected SIGEV_SIGNAL 0, SIGEV_NONE 1 or SIGEV_THREAD_ID 4");
+        }
+
+        if (signo is < 0 or > 64)
+        {
+            throw new ImageDefect($"{where} has signal number {signo}, outside 0..64");
+        }
+
+        if ((notify == TimerRecord.SigevThreadId) != (tid > 0) || tid < 0)
+        {
+            throw new ImageDefect($"{where} has notify {notify} and tid {tid}: a thread id goes with SIGEV_THREAD_ID, and only with it");
+        }
+
+        RequireZero(reserved, where);
+        return new TimerRecord(id, clockId, notify, signo, value, tid, intervalNs, valueNs);
+    }
+
+    private static IpcRecord ParseIpc(ReadOnlySpan<byte> p, string context, ulong pagesLen)
+    {
+        RequireAtLeast(p, IpcSize, "us_rec_ipc", context);
+        var r = new FieldReader(p);
+        var kind = (IpcKind)r.U32();
+        int id = r.I32(), key = r.I32();
+        uint mode = r.U32(), uid = r.U32(), gid = r.U32();
+        ulong size = r.U64(), msgSize = r.U64(), pagesOff = r.U64();
+        uint crc = r.U32(), count = r.U32(), nameLen = r.U32(), dataLen = r.U32();
+        ulong need = (ulong)IpcSize + nameLen + dataLen;
+        if (need != (ulong)p.Length)
+        {
+            throw new ImageDefect($"{context} is {p.Length} bytes but its struct, {nameLen}-byte name and {dataLen}-byte data need {need}");
+        }
+
+        if (!Enum.IsDefined(kind))
+        {
+            throw new ImageDefect($"{context} has unknown IPC kind {(uint)kind}");
+        }
+
+        ReadOnlySpan<byte> data = r.Bytes((int)dataLen);
+        string name = PosixString.Decode(r.Bytes((int)nameLen));
+        var partial = new IpcRecord(kind, id, key, mode, uid, gid, size, msgSize, pagesOff, crc, name, [], []);
+        string where = $"{context} ({partial.Describe()})";
+        bool queue = kind is IpcKind.Msg or IpcKind.Mqueue;
+        bool sysv = kind != IpcKind.Mqueue;
+        uint modeBits = kind == IpcKind.Shm ? 0x1ff | IpcRecord.ShmDest | IpcRecord.ShmLocked : kind == IpcKind.Mqueue ? 0xfffu : 0x1ffu;
+        if ((mode & ~modeBits) != 0)
+        {
+            throw new ImageDefect($"{where} has mode 0{Convert.ToString(mode, 8)}, with bits a {ImageNames.Of(kind)} does not have");
+        }
+
+        if (sysv ? id < 0 || nameLen != 0 : id != 0 || key != 0 || nameLen == 0 || name.Contains('/'))
+        {
+            throw new ImageDefect($"{where} has id {id}, key {key} and a {nameLen}-byte name: a SysV object has an id, a POSIX queue a name without '/'");
+        }
+
+        if ((kind == IpcKind.Mqueue) != (msgSize != 0) || (kind != IpcKind.Shm && (pagesOff != 0 || crc != 0)) || (!queue && count != 0))
+        {
+            throw new ImageDefect($"{where} has fields that belong to another kind of object (msg_size {msgSize}, pages_off {pagesOff}, crc 0x{crc:x8}, count {count})");
+        }
+
+        return kind switch
+        {
+            IpcKind.Shm => ParseShm(partial, where, pagesLen, dataLen),
+            IpcKind.Sem => partial with { SemValues = ParseSemValues(data, size, where) },
+            _ => partial with { Messages = ParseMessages(data, count, partial, where) },
+        };
+    }
+
+    private static IpcRecord ParseShm(IpcRecord shm, string where, ulong pagesLen, uint dataLen)
+    {
+        if (dataLen != 0)
+        {
+            throw new ImageDefect($"{where} carries {dataLen} data bytes; a segment's contents are in .pages");
+        }
+
+        if (shm.PagesOff % PageSize != 0)
+        {
+            throw new ImageDefect($"{where} has pages_off {shm.PagesOff}, which is not a multiple of {PageSize}");
+        }
+
+        if (shm.PagesOff > pagesLen || shm.Size > pagesLen - shm.PagesOff)
+        {
+            throw new ImageDefect($"{where} has {shm.Size} bytes at pages_off {shm.PagesOff}, past the end of the {pagesLen}-byte .pages file");
+        }
+
+        return shm;
+    }
+
+    private static ushort[] ParseSemValues(ReadOnlySpan<byte> data, ulong nsems, string where)
+    {
+        if (nsems > (ulong)data.Length || (ulong)data.Length != nsems * 2)
+        {
+            throw new ImageDefect($"{where} has {nsems} semaphores but {data.Length} bytes of values, not {nsems * 2}");
+        }
+
+        var values = new ushort[nsems];
+        var r = new FieldReader(data);
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = r.U16();
+            if (values[i] > SemaphoreMax)
+            {
+                throw new ImageDefect($"{where} has semaphore {i} at {values[i]}, above the largest value {SemaphoreMax}");
+            }
+        }
+        return values;
+    }
+
+    /// <summary>SEMVMX: the largest value of a SysV semaphore.</summary>
+    private const int SemaphoreMax = 32767;
+
+    /// <summary>MQ_PRIO_MAX: POSIX queue priorities are below it.</summary>
+    private const long QueuePriorityLimit = 32768;
+
+    private static IpcMessage[] ParseMessages(ReadOnlySpan<byte> data, uint count, IpcRecord queue, string where)
+    {
+        if (queue.Kind == IpcKind.Mqueue && count > queue.Size)
+        {
+            throw new ImageDefect($"{where} holds {count} messages, more than its mq_maxmsg {queue.Size}");
+        }
+
+        // Each message takes at least its header: a count beyond that is a lie, not an allocation.
+        if (count > (uint)(data.Length / IpcMessageSize))
+        {
+            throw new ImageDefect($"{where} claims {count} messages but has {data.Length} bytes of data");
+        }
+
+        var messages = new IpcMessage[count];
+        int offset = 0;
+        for (int i = 0; i < messages.Length; i++)
+        {
+            if (data.Length - offset < IpcMessageSize)
+            {
+                throw new ImageDefect($"{where} message {i} is cut off: its data ends after {data.Length} bytes");
+            }
+
+            var r = new FieldReader(data.Slice(offset, IpcMessageSize));
+            long type = r.I64();
+            uint len = r.U32(), reserved = r.U32();
+            long padded = Align(len);
+            if (padded > data.Length - offset - IpcMessageSize)
+            {
+                throw new ImageDefect($"{where} message {i} claims {len} bytes but only {data.Length - offset - IpcMessageSize} remain");
+            }
+
+            RequireZero(reserved, $"{where} message {i}");
+            bool typeOk = queue.Kind == IpcKind.Msg ? type > 0 : type is >= 0 and < QueuePriorityLimit;
+            if (!typeOk || (queue.Kind == IpcKind.Mqueue && len > queue.MsgSize))
+            {
+                throw new ImageDefect($"{where} message {i} has type or priority {type} and {len} bytes, which the queue cannot hold");
+            }
+
+            ReadOnlySpan<byte> text = data.Slice(offset + IpcMessageSize, (int)len);
+            if (data.Slice(offset + IpcMessageSize + (int)len, (int)(padded - len)).ContainsAnyExcept((byte)0))
+            {
+                throw new ImageDefect($"{where} message {i} has nonzero padding");
+            }
+
+            messages[i] = new IpcMessage(type, text.ToArray());
+            offset += IpcMessageSize + (int)padded;
+        }
+        if (offset != data.Length)
+        {
+            throw new ImageDefect($"{where} has {data.Length - offset} bytes after its {count} messages");
+        }
+
+        return messages;
+    }
+
+    private static IReadOnlyList<MemoryAdvice> ParseMadvice(ReadOnlySpan<byte> p, string context)
+    {
+        RequireAtLeast(p, MadviceHeaderSize, "us_rec_madvice", context);
+        var r = new FieldReader(p);
+        uint count = r.U32(), reserved = r.U32();
+        ulong need = MadviceHeaderSize + (ulong)count * MadviceSize;
+        if (need != (ulong)p.Length)
+        {
+            throw new ImageDefect($"{context} is {p.Length} bytes but {count} ranges need {need}");
+        }
+
+        RequireZero(reserved, context);
+        var ranges = new MemoryAdvice[count];
+        ulong previousEnd = 0;
+        for (int i = 0; i < ranges.Length; i++)
+        {
+            ulong start = r.U64(), end = r.U64();
+            uint flags = r.U32(), entryReserved = r.U32();
+            string where = $"{context} range {i} (0x{start:x}-0x{end:x})";
+            if (start % PageSize != 0 || end % PageSize != 0 || start >= end || start < previousEnd)
+            {
+                throw new ImageDefect($"{where} is not a nonempty page-aligned range above the previous one");
+            }
+
+            var advice = (MemoryAdviceFlags)flags;
+            if (flags == 0 || (flags & ~(uint)MemoryAdvice.AllFlags) != 0 || (advice.HasFlag(MemoryAdviceFlags.LockOnFault) && !advice.HasFlag(MemoryAdviceFlags.Locked)))
+            {
+                throw new ImageDefect($"{where} has flags 0x{flags:x}: none, unknown ones, or lock-on-fault without locked");
+            }
+
+            RequireZero(entryReserved, where);
+            ranges[i] = new MemoryAdvice(start, end, advice);
+            previousEnd = end;
+        }
+        return ranges;
     }
 
     private static ThreadRecord ParseThread(ReadOnlySpan<byte> p, string context)

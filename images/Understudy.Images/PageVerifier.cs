@@ -31,6 +31,8 @@ internal static class PageVerifier
             .Select(RegionOf)
             .Concat(image.Files.Select(f => new Region(f.PagesOff, f.Size, f.Crc, ImageLayout.PageSize, 0,
                 $"contents of file {ImageLocation.OneLine(f.Path)} ({f.Size} bytes at offset {f.PagesOff})")))
+            .Concat(image.Ipc.Where(o => o.Kind == IpcKind.Shm).Select(o => new Region(o.PagesOff, o.Size, o.Crc, ImageLayout.PageSize, 0,
+                $"contents of {o.Describe()} ({o.Size} bytes at offset {o.PagesOff})")))
             .OrderBy(r => r.Offset);
         byte[] chunk = ArrayPool<byte>.Shared.Rent(ChunkSize);
         byte[]? decoded = null;

@@ -22,6 +22,18 @@ public sealed record ProcessImage(
     /// </summary>
     public IReadOnlyList<FileRecord> Files { get; init; } = [];
 
+    /// <summary>The TIMER records: the process's POSIX timers.</summary>
+    public IReadOnlyList<TimerRecord> Timers { get; init; } = [];
+
+    /// <summary>
+    /// The IPC records: the objects of the group's IPC namespace, in the image of the one member
+    /// that captured them; empty in every other image.
+    /// </summary>
+    public IReadOnlyList<IpcRecord> Ipc { get; init; } = [];
+
+    /// <summary>The MADVICE record's ranges: memory attributes a restore sets again, ascending.</summary>
+    public IReadOnlyList<MemoryAdvice> MemoryAdvice { get; init; } = [];
+
     /// <summary>Reads and fully validates a .meta file.</summary>
     /// <exception cref="ImageFormatException">The file is missing, unreadable, corrupt or of another version.</exception>
     public static ProcessImage ReadMeta(string metaPath)
@@ -78,6 +90,9 @@ public sealed record ProcessImage(
 
     /// <summary>Bytes of file contents (FILE records) in the .pages file, padding excluded.</summary>
     public long FileBytes => Files.Sum(f => (long)f.Size);
+
+    /// <summary>Bytes of SysV shared memory contents (IPC records) in the .pages file, padding excluded.</summary>
+    public long SharedMemoryBytes => Ipc.Where(o => o.Kind == IpcKind.Shm).Sum(o => (long)o.Size);
 
     /// <summary>
     /// Checks the .pages file against this image: its size is exactly Header.PagesLen; every

@@ -6,7 +6,8 @@ namespace Understudy.Images;
 /// Writes a .meta/.pages pair byte for byte as the native writer does. Page data is appended run
 /// by run, raw (<see cref="AppendRun"/>, or streamed with <see cref="BeginRun"/>) or compressed
 /// where that saves space (<see cref="AppendCompressedRun"/>, <see cref="BeginCompressedRun"/>),
-/// file contents with <see cref="AppendFile"/> or <see cref="BeginFile"/>, then
+/// file contents with <see cref="AppendFile"/> or <see cref="BeginFile"/> (a SysV segment's with
+/// <see cref="AppendSegment"/>), then
 /// <see cref="Finish"/> writes the .meta describing it. Raw runs and file contents start
 /// 4096-aligned in .pages, as a restorer that maps them needs; compressed runs, which are read
 /// and decoded rather than mapped, 8-aligned. Both files are created 0600 and are on disk when
@@ -119,7 +120,18 @@ public sealed class ProcessImageWriter : IDisposable
         return file.End(dev, inode, path);
     }
 
-    /// <summary>Starts a file's contents, appended piece by piece; see <see cref="BeginRun"/>.</summary>
+    /// <summary>
+    /// Appends a SysV shared memory segment's whole contents and returns its IPC record: <paramref name="shm"/>
+    /// with their place, size and checksum.
+    /// </summary>
+    public IpcRecord AppendSegment(IpcRecord shm, ReadOnlySpan<byte> contents)
+    {
+        FileContentsBuilder segment = BeginFile();
+        segment.Append(contents);
+        return segment.EndSegment(shm);
+    }
+
+    /// <summary>Starts a file's (or a segment's) contents, appended piece by piece; see <see cref="BeginRun"/>.</summary>
     public FileContentsBuilder BeginFile()
     {
         ThrowIfClosedOrBusy();
@@ -151,6 +163,13 @@ public sealed class ProcessImageWriter : IDisposable
             if (file.PagesOff > length || file.Size > length - file.PagesOff)
             {
                 throw new ArgumentException($"contents of file {file.Path} lie outside the {length} bytes appended", nameof(image));
+            }
+        }
+        foreach (IpcRecord shm in image.Ipc.Where(o => o.Kind == IpcKind.Shm))
+        {
+            if (shm.PagesOff > length || shm.Size > length - shm.PagesOff)
+            {
+                throw new ArgumentException($"contents of {shm.Describe()} lie outside the {length} bytes appended", nameof(image));
             }
         }
         (byte[] meta, ProcessImage written) = EncodeChecked(image with { Header = image.Header with { PagesLen = length } });
@@ -458,6 +477,14 @@ public sealed class ProcessImageWriter : IDisposable
             _writer.Close(this);
             _writer.PadTo(ImageLayout.PageSize);
             return new FileRecord(dev, inode, Size, _pagesOff, _crc, path, flags);
+        }
+
+        /// <summary>Ends the contents of a SysV shared memory segment (padded alike) and returns its IPC record.</summary>
+        public IpcRecord EndSegment(IpcRecord shm)
+        {
+            _writer.Close(this);
+            _writer.PadTo(ImageLayout.PageSize);
+            return shm with { Size = Size, PagesOff = _pagesOff, Crc = _crc };
         }
     }
 }

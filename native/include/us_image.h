@@ -47,6 +47,9 @@ enum us_rec_type {
 	US_REC_SIGACT = 5,
 	US_REC_MISC   = 6,
 	US_REC_FILE   = 7,              /* storage checkpointing: a file's contents */
+	US_REC_TIMER  = 8,              /* a POSIX timer (timer_create) */
+	US_REC_IPC    = 9,              /* an IPC object of the group: SysV, or a POSIX message queue */
+	US_REC_MADVICE = 12,            /* memory attributes set with madvise or mlock */
 };
 
 /* mm fields in the order prctl(PR_SET_MM_MAP) takes them. */
@@ -80,6 +83,9 @@ enum us_vma_kind {
  * from the base image (a mapping that is new or was not tracked). In a full image
  * every mapping is complete, flag or not. */
 #define US_VMA_F_COMPLETE 2u
+/* MAP_NORESERVE ("nr" in /proc/PID/smaps): no swap space is reserved for it, so a
+ * mapping larger than memory and swap together can exist; mapped so again. */
+#define US_VMA_F_NORESERVE 4u
 
 struct us_page_run {                    /* 40 bytes: pages [addr, addr + npages*4096) */
 	uint64_t addr;
@@ -135,8 +141,9 @@ enum us_fd_kind {
 	US_FD_PTY_MASTER = 16,          /* data: struct us_pty_state, then the queued bytes */
 	US_FD_PTY_SLAVE = 17,
 	US_FD_UNIX_SEQPACKET = 18,
+	US_FD_MQUEUE = 19,              /* a POSIX message queue; path: its name, "/name" */
 };
-#define US_FD_KIND_MAX US_FD_UNIX_SEQPACKET
+#define US_FD_KIND_MAX US_FD_MQUEUE
 
 struct us_rec_fd {                      /* followed by path bytes, then data bytes */
 	int32_t  fd;
@@ -248,5 +255,67 @@ struct us_rec_misc {
 	uint64_t rlim_cur[16];          /* soft limits, RLIMIT_* order */
 	uint64_t pending_shared;        /* process-wide pending signals, bit n-1 = signal n */
 };
+
+/* A POSIX timer of the process: what /proc/PID/timers and timer_gettime show. */
+struct us_rec_timer {                   /* 48 bytes */
+	int32_t  id;                    /* the kernel's timer id, which timer_create gave */
+	int32_t  clockid;
+	int32_t  notify;                /* SIGEV_SIGNAL 0, SIGEV_NONE 1, | SIGEV_THREAD_ID 4 */
+	int32_t  signo;
+	uint64_t value;                 /* sigev_value, delivered with each signal */
+	int32_t  tid;                   /* SIGEV_THREAD_ID: the thread it signals; else 0 */
+	uint32_t reserved;
+	uint64_t interval_ns;           /* 0: one-shot */
+	uint64_t value_ns;              /* until the next expiry; 0: disarmed */
+};
+
+/* An IPC object of the group's IPC namespace, captured once per checkpoint (in
+ * one member's image) and made again by us-init before any process starts. */
+enum us_ipc_kind { US_IPC_SHM = 1, US_IPC_SEM = 2, US_IPC_MSG = 3, US_IPC_MQUEUE = 4 };
+
+struct us_rec_ipc {                     /* 64 bytes, then data (8-aligned), then name bytes */
+	uint32_t kind;                  /* enum us_ipc_kind */
+	int32_t  id;                    /* SysV: shmid, semid or msqid; mqueue: 0 */
+	int32_t  key;                   /* SysV: its key, 0 for IPC_PRIVATE; mqueue: 0 */
+	uint32_t mode;                  /* permission bits; a segment may add US_IPC_SHM_DEST, _LOCKED */
+	uint32_t uid, gid;              /* owner */
+	uint64_t size;                  /* SHM: bytes; SEM: semaphores; MSG: msg_qbytes; MQUEUE: mq_maxmsg */
+	uint64_t msg_size;              /* MQUEUE: mq_msgsize; else 0 */
+	uint64_t pages_off;             /* SHM: its contents in .pages, 4096-aligned, size bytes; else 0 */
+	uint32_t crc;                   /* SHM: crc32c of the contents; else 0 */
+	uint32_t count;                 /* MSG, MQUEUE: messages in the data; else 0 */
+	uint32_t name_len;              /* MQUEUE: its name, without the leading '/'; else 0 */
+	uint32_t data_len;              /* SEM: a uint16_t value per semaphore; MSG, MQUEUE: messages */
+};
+#define US_IPC_SHM_DEST 01000u          /* SHM_DEST: marked for removal, still attached */
+#define US_IPC_SHM_LOCKED 02000u        /* SHM_LOCKED: locked in memory (SHM_LOCK) */
+
+/* A queued message in the data of a MSG or MQUEUE record, oldest first (in the
+ * order a receiver gets them): this, then len bytes, then zeros to a multiple of 8. */
+struct us_ipc_msg {                     /* 16 bytes */
+	int64_t  type;                  /* MSG: mtype, > 0; MQUEUE: priority */
+	uint32_t len;
+	uint32_t reserved;
+};
+
+/* Memory attributes that /proc/PID/smaps shows in VmFlags and a restore sets again:
+ * one record of ranges, ascending, each inside a VMA of the image. */
+struct us_rec_madvice {                 /* 8 bytes, then count us_madvice */
+	uint32_t count;
+	uint32_t reserved;
+};
+struct us_madvice {                     /* 24 bytes */
+	uint64_t start, end;
+	uint32_t flags;                 /* US_MADV_* */
+	uint32_t reserved;
+};
+#define US_MADV_DONTFORK    1u          /* dc: MADV_DONTFORK */
+#define US_MADV_WIPEONFORK  2u          /* wf: MADV_WIPEONFORK */
+#define US_MADV_DONTDUMP    4u          /* dd: MADV_DONTDUMP */
+#define US_MADV_HUGEPAGE    8u          /* hg: MADV_HUGEPAGE */
+#define US_MADV_NOHUGEPAGE 16u          /* nh: MADV_NOHUGEPAGE */
+#define US_MADV_LOCKED     32u          /* lo: mlock */
+#define US_MADV_LOCKONFAULT 64u         /* lf: mlock2 MLOCK_ONFAULT (with US_MADV_LOCKED) */
+#define US_MADV_ALL        127u
 
 #endif

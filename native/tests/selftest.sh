@@ -99,6 +99,12 @@ run tcp_pair "tcp-parent tcp-child" "parent_count child_count" -- "$dir/wl_tcp_p
 run records "records-parent records-child" "parent_count child_count" -- "$dir/wl_records" "$work"
 run udp_shared "udp-parent udp-worker1 udp-worker2" "parent_count worker1_count worker2_count" -- "$dir/wl_udp_shared"
 run daemon  "daemon" "daemon_count" -- "$dir/wl_daemon" close_range
+run dlopen "dlopen" "count" -- "$dir/wl_dlopen"
+run timers "timers" "count" -- "$dir/wl_timers"
+run memflags "memflags" "count" -- "$dir/wl_memflags"
+# in an IPC namespace of its own, as in a group: nothing it makes outlives it
+run ipc "ipc" "count" -- unshare --ipc "$dir/wl_ipc"
+run cancel "cancel" "count" -- "$dir/wl_cancel"
 
 run_fifo
 echo "selftest: all workloads verified themselves"

@@ -106,6 +106,22 @@ public sealed class CheckpointTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_member_with_the_lowest_vpid_alone_captures_the_groups_ipc_namespace()
+    {
+        await using var worker = await TestMember.JoinAsync(_agent, "web", "worker", vpid: 7);
+        await using var db = await TestMember.JoinAsync(_agent, "web", "db", vpid: 3);
+        await using var cache = await TestMember.JoinAsync(_agent, "web", "cache", vpid: 5);
+
+        var checkpoint = _agent.Api.CheckpointAsync("web");
+        await Task.WhenAll(worker.TakePartAsync(), db.TakePartAsync(), cache.TakePartAsync());
+        await checkpoint;
+
+        Assert.Equal([true], db.CapturesIpc);
+        Assert.Equal([false], worker.CapturesIpc);
+        Assert.Equal([false], cache.CapturesIpc);
+    }
+
+    [Fact]
     public async Task A_member_that_dies_during_write_aborts_the_checkpoint()
     {
         var db = await TestMember.JoinAsync(_agent, "web", "db", vpid: 2);

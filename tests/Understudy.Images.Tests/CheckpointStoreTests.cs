@@ -265,7 +265,7 @@ public sealed class CheckpointStoreTests : IDisposable
         JsonElement fds = member.GetProperty("fds");
         JsonElement log = fds.EnumerateArray().Single(f => f.GetProperty("fd").GetInt32() == 3);
         Assert.Equal(("file", "/var/log/app.log", 123_456_789UL), (log.GetProperty("kind").GetString(), log.GetProperty("path").GetString(), log.GetProperty("pos").GetUInt64()));
-        Assert.Equal(["chr", "pipe", "fifo", "file", "dir", "unix_stream", "unix_stream", "unix_dgram", "eventfd", "timerfd", "epoll", "signalfd", "coordinator", "tcp", "udp", "memfd", "pty_master", "pty_slave", "tcp", "unix_seqpacket"],
+        Assert.Equal(["chr", "pipe", "fifo", "file", "dir", "unix_stream", "unix_stream", "unix_dgram", "eventfd", "timerfd", "epoll", "signalfd", "coordinator", "tcp", "udp", "memfd", "pty_master", "pty_slave", "tcp", "unix_seqpacket", "mqueue"],
             fds.EnumerateArray().Select(f => f.GetProperty("kind").GetString()));
         JsonElement timer = fds[9].GetProperty("aux");
         Assert.Equal(1_000_000_000UL, timer.GetProperty("intervalNs").GetUInt64());
@@ -283,6 +283,20 @@ public sealed class CheckpointStoreTests : IDisposable
         Assert.Equal(3, member.GetProperty("threads").GetArrayLength());
         Assert.Equal(3, member.GetProperty("sigactionCount").GetInt32());
         Assert.Equal(15, member.GetProperty("pageTotals").GetProperty("pages").GetInt32());
+        Assert.True(vmas[3].GetProperty("noReserve").GetBoolean());
+
+        JsonElement timers = member.GetProperty("timers");
+        Assert.Equal(["signal", "thread", "none"], timers.EnumerateArray().Select(t => t.GetProperty("notify").GetString()));
+        Assert.Equal((2, 7, "0x7f0000001000"), (timers[1].GetProperty("id").GetInt32(), timers[1].GetProperty("tid").GetInt32(),
+            timers[1].GetProperty("value").GetString()));
+        JsonElement ipc = member.GetProperty("ipc");
+        Assert.Equal(["shm", "sem", "msg", "mqueue"], ipc.EnumerateArray().Select(o => o.GetProperty("kind").GetString()));
+        Assert.Equal((32768, "1640", 5000UL), (ipc[0].GetProperty("id").GetInt32(), ipc[0].GetProperty("mode").GetString(), ipc[0].GetProperty("size").GetUInt64()));
+        Assert.Equal(3, ipc[1].GetProperty("semValues").GetArrayLength());
+        Assert.Equal(2, ipc[2].GetProperty("messages").GetArrayLength());
+        Assert.Equal("/jobs-\u00e9", ipc[3].GetProperty("name").GetString());
+        Assert.Equal("DontFork, DontDump", member.GetProperty("memoryAdvice")[0].GetProperty("flags").GetString());
+        Assert.Equal(5000, member.GetProperty("pageTotals").GetProperty("sharedMemoryBytes").GetInt32());
         // JSON cannot carry the escaped byte of a non-UTF-8 path; it shows as U+FFFD.
         Assert.Equal("/home/\ufffduser", member.GetProperty("proc").GetProperty("cwd").GetString());
     }

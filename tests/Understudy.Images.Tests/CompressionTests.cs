@@ -39,7 +39,7 @@ public sealed class CompressionTests : IDisposable
         ProcessImage image = ProcessImage.Parse(meta);
 
         Assert.Equal(meta, ProcessImageWriter.EncodeMeta(image));
-        Assert.Equal(3u, BinaryPrimitives.ReadUInt32LittleEndian(meta.AsSpan(8)));
+        Assert.Equal(ImageLayout.FormatVersion, BinaryPrimitives.ReadUInt32LittleEndian(meta.AsSpan(8)));
         // 100 compressible pages: 64 + 36 as LZ4. 64 random pages: one raw run, and the 6 after it LZ4.
         Assert.Equal(
             [(A, 64ul, PageRunFlags.Lz4), (A + 64 * P, 36ul, PageRunFlags.Lz4), (A + 120 * P, 3ul, PageRunFlags.Hole),

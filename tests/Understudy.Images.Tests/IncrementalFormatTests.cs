@@ -83,7 +83,7 @@ public sealed class IncrementalFormatTests : IDisposable
     {
         byte[] meta = File.ReadAllBytes(WriteRichFull());
         int vma = Payload(meta, RecordType.Vma);
-        Assert.Contains("unknown flags 0x4", Refused(WithU32(meta, vma + 20, 4)).Message);
+        Assert.Contains("unknown flags 0x8", Refused(WithU32(meta, vma + 20, 8)).Message);
         Assert.Equal(VmaFlags.Complete | VmaFlags.Shared, ProcessImage.Parse(WithU32(meta, vma + 20, 3)).Vmas[0].Flags);
     }
 

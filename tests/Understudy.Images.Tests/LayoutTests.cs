@@ -25,6 +25,11 @@ public class LayoutTests
         Assert.Equal(8, SigactHeaderSize);
         Assert.Equal(232, MiscSize);
         Assert.Equal(48, FileSize);
+        Assert.Equal(48, TimerSize);
+        Assert.Equal(64, IpcSize);
+        Assert.Equal(16, IpcMessageSize);
+        Assert.Equal(8, MadviceHeaderSize);
+        Assert.Equal(24, MadviceSize);
     }
 
     [Fact]

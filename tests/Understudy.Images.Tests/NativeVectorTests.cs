@@ -101,8 +101,23 @@ public class NativeVectorTests
     {
         ProcessImage image = ProcessImage.ReadMeta(IncMetaPath);
 
-        Assert.Equal((ImageKind.Incremental, 7u, 4ul, 3u, 8u, 12288ul + 58),
+        Assert.Equal((ImageKind.Incremental, 7u, 4ul, 3u, 16u, 16384ul + 58),
             (image.Header.Kind, image.Header.Vpid, image.Header.CheckpointSeq, image.Header.BaseSeq, image.Header.RecordCount, image.Header.PagesLen));
+        Assert.Equal([new TimerRecord(0, 1, TimerRecord.SigevSignal, 35, 1111, 0, 50_000_000, 20_000_000),
+                      new TimerRecord(3, 0, TimerRecord.SigevThreadId, 36, 0x7f00000cc000, 7, 0, 3_600_000_000_000)], image.Timers);
+        FdRecord queue = image.Fds[1];
+        Assert.Equal((4, FdKind.Mqueue, "/jobs", 1u, 0x80802u), (queue.Fd, queue.Kind, queue.Path, queue.FdFlags, queue.OpenFlags));
+        Assert.Equal([IpcKind.Shm, IpcKind.Sem, IpcKind.Msg, IpcKind.Mqueue], image.Ipc.Select(o => o.Kind));
+        IpcRecord shm = image.Ipc[0], sem = image.Ipc[1], msg = image.Ipc[2], mqueue = image.Ipc[3];
+        Assert.Equal((32769, 0x1234, TestImages.Oct("1640"), 1000u, 1001u, 100ul, 12288ul), (shm.Id, shm.Key, shm.Mode, shm.Uid, shm.Gid, shm.Size, shm.PagesOff));
+        Assert.Equal((2, -5), (sem.Id, sem.Key));
+        Assert.Equal([3, 0, 32767], sem.SemValues);
+        Assert.Equal(16384ul, msg.Size);
+        Assert.Equal(["first", "type nine"], msg.Messages.Select(m => System.Text.Encoding.ASCII.GetString(m.Text)));
+        Assert.Equal([1L, 9L], msg.Messages.Select(m => m.Type));
+        Assert.Equal(("jobs", 10ul, 8192ul, 7L, "urgent"), (mqueue.Name, mqueue.Size, mqueue.MsgSize, mqueue.Messages[0].Type,
+            System.Text.Encoding.ASCII.GetString(mqueue.Messages[0].Text)));
+        Assert.Equal([new MemoryAdvice(0x7f0000020000, 0x7f0000022000, MemoryAdviceFlags.DontFork | MemoryAdviceFlags.Locked)], image.MemoryAdvice);
         FileRecord file = Assert.Single(image.Files);
         Assert.Equal((0x803ul, 4242ul, 5000ul, 4096ul, "/srv/data/app.db"), (file.Dev, file.Inode, file.Size, file.PagesOff, file.Path));
         VmaRecord heap = image.Vmas[0];
@@ -110,10 +125,10 @@ public class NativeVectorTests
         Assert.Equal([(0x555555555000ul, 1ul, 0ul, 4096ul, false), (0x555555556000ul, 2ul, 0ul, 0ul, true)],
             heap.Runs.Select(r => (r.Addr, r.NPages, r.PagesOff, r.StoredLen, r.IsHole)));
         Assert.Equal(0u, heap.Runs[1].Crc);
-        Assert.Equal((VmaKind.Anon, VmaFlags.Complete), (image.Vmas[1].Kind, image.Vmas[1].Flags));
+        Assert.Equal((VmaKind.Anon, VmaFlags.Complete | VmaFlags.NoReserve), (image.Vmas[1].Kind, image.Vmas[1].Flags));
         // The LZ4 block make_vector.c built by hand: 16 literals, one long match, 5 literals.
         PageRun lz4 = Assert.Single(image.Vmas[1].Runs);
-        Assert.Equal((0x7f0000021000ul, 2ul, 12288ul, 58ul, PageRunFlags.Lz4, true), (lz4.Addr, lz4.NPages, lz4.PagesOff, lz4.StoredLen, lz4.Flags, lz4.IsCompressed));
+        Assert.Equal((0x7f0000021000ul, 2ul, 16384ul, 58ul, PageRunFlags.Lz4, true), (lz4.Addr, lz4.NPages, lz4.PagesOff, lz4.StoredLen, lz4.Flags, lz4.IsCompressed));
         Assert.Equal((3L, 2L, 1, 4096L + 58), (image.PageCount, image.HolePageCount, image.CompressedRunCount, image.StoredPageBytes));
         image.VerifyPages(IncPagesPath);
         byte[] pattern = "understudy-lz4!\0"u8.ToArray();
@@ -146,6 +161,17 @@ public class NativeVectorTests
         Assert.Equal(0ul, image.Files[0].PagesOff % 4096);
         Assert.Equal(incPages.AsSpan(4096, 5000).ToArray(), merged.AsSpan((int)image.Files[0].PagesOff, 5000).ToArray());
         Assert.Equal(new MergeStatistics(1, 3, 2, 3, 5000), result.Statistics);
+        // The records of version 3 are the increment's; the segment's contents come along.
+        ProcessImage inc = ProcessImage.ReadMeta(IncMetaPath);
+        Assert.Equal(inc.Timers, image.Timers);
+        Assert.Equal(inc.MemoryAdvice, image.MemoryAdvice);
+        Assert.Equal(VmaFlags.NoReserve, image.Vmas[1].Flags);
+        IpcRecord shm = image.Ipc[0];
+        static string Flat(IpcRecord o) =>
+            $"{o with { SemValues = [], Messages = [] }} [{string.Join(',', o.SemValues)}] [{string.Join(',', o.Messages.Select(m => $"{m.Type}:{Convert.ToHexString(m.Text)}"))}]";
+        Assert.Equal(inc.Ipc.Skip(1).Select(Flat), image.Ipc.Skip(1).Select(Flat));
+        Assert.Equal((0ul, 100ul), (shm.PagesOff % 4096, shm.Size));
+        Assert.Equal(incPages.AsSpan(12288, 100).ToArray(), merged.AsSpan((int)shm.PagesOff, 100).ToArray());
         image.VerifyPages(output.Pages);
     }
 }

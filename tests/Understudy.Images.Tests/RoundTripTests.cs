@@ -12,7 +12,7 @@ public class RoundTripTests
         Assert.Equal(written.Header, read.Header);
         Assert.Equal((ImageKind.Incremental, 4u, 6ul, 5u), (read.Header.Kind, read.Header.Vpid, read.Header.CheckpointSeq, read.Header.BaseSeq));
         Assert.Equal((ulong)new FileInfo(dir.File("4.pages")).Length, read.Header.PagesLen);
-        Assert.Equal(1u + 10 + 3 + 20 + 1 + 1, read.Header.RecordCount); // PROC, VMAs, THREADs, FDs, SIGACT, MISC
+        Assert.Equal(1u + 10 + 3 + 21 + 1 + 1 + 3 + 4 + 1, read.Header.RecordCount); // PROC, VMAs, THREADs, FDs, SIGACT, MISC, TIMERs, IPC, MADVICE
 
         // Encoding is a function of every field, so equal bytes mean equal images.
         Assert.Equal(File.ReadAllBytes(dir.File("4.meta")), ProcessImageWriter.EncodeMeta(read));
@@ -28,6 +28,15 @@ public class RoundTripTests
         Assert.Equal(written.Sigactions, read.Sigactions);
         Assert.Equal(written.Misc.Itimers, read.Misc.Itimers);
         Assert.Equal((7, 15L), (read.RunCount, read.PageCount));
+        Assert.Equal(written.Timers, read.Timers);
+        Assert.Equal(written.MemoryAdvice, read.MemoryAdvice);
+        Assert.Equal(Enum.GetValues<IpcKind>(), read.Ipc.Select(o => o.Kind));
+        Assert.Equal(written.Ipc.Select(o => (o.Id, o.Key, o.Mode, o.Size, o.MsgSize, o.PagesOff, o.Crc, o.Name)),
+            read.Ipc.Select(o => (o.Id, o.Key, o.Mode, o.Size, o.MsgSize, o.PagesOff, o.Crc, o.Name)));
+        Assert.Equal([3, 0, 32767], read.Ipc[1].SemValues);
+        Assert.Equal(["first", ""], read.Ipc[2].Messages.Select(m => System.Text.Encoding.ASCII.GetString(m.Text)));
+        Assert.Equal([7L, 0L], read.Ipc[3].Messages.Select(m => m.Type));
+        Assert.Equal((5000L, VmaFlags.NoReserve), (read.SharedMemoryBytes, read.Vmas[3].Flags));
         read.VerifyPages(dir.File("4.pages"));
     }
 

@@ -11,7 +11,8 @@ internal static class TestImages
 
     /// <summary>
     /// Writes &lt;vpid&gt;.meta and &lt;vpid&gt;.pages into <paramref name="dir"/>: every VMA kind,
-    /// every FD kind, several page runs of pseudo-random data, and a path that is not UTF-8.
+    /// every FD kind, several page runs of pseudo-random data, a path that is not UTF-8, timers of
+    /// every kind, IPC objects of every kind (a segment's contents in .pages) and memory advice.
     /// </summary>
     public static ProcessImage WriteRich(string dir, uint vpid = 2, ulong seq = 1, ImageKind kind = ImageKind.Full, uint baseSeq = 0, int seed = 1)
     {
@@ -30,7 +31,7 @@ internal static class TestImages
             Vma(0x40_2000, 0x40_4000, VmaProt.Read | VmaProt.Write, VmaKind.File, "/usr/bin/app", [Run(0x40_3000, 1)], inode: 100),
             Vma(HeapStart, HeapStart + 0x10_000, VmaProt.Read | VmaProt.Write, VmaKind.Heap, "[heap]",
                 [Run(HeapStart, 2), Run(HeapStart + 0x4000, 3), Run(HeapStart + 0xF000, 1)]),
-            Vma(0x7f00_0000_0000, 0x7f00_0010_0000, VmaProt.Read | VmaProt.Write, VmaKind.Anon, "", [Run(0x7f00_0008_0000, 4)]),
+            Vma(0x7f00_0000_0000, 0x7f00_0010_0000, VmaProt.Read | VmaProt.Write, VmaKind.Anon, "", [Run(0x7f00_0008_0000, 4)], VmaFlags.NoReserve),
             Vma(0x7f00_0020_0000, 0x7f00_0020_4000, VmaProt.Read | VmaProt.Write, VmaKind.Shmem, "/memfd:shared (deleted)", [], VmaFlags.Shared),
             Vma(0x7f00_0030_0000, 0x7f00_0030_1000, VmaProt.Read, VmaKind.File, "/data/caf\u00e9/\udcff\udcfe.bin", []),
             Vma(StackStart, StackStart + 0x21_000, VmaProt.Read | VmaProt.Write, VmaKind.Stack, "[stack]", [Run(StackStart + 0x1F_000, 2)]),
@@ -38,8 +39,40 @@ internal static class TestImages
             Vma(0x7ffd_1000_4000, 0x7ffd_1000_5000, VmaProt.Read, VmaKind.VvarVclock, "[vvar_vclock]", []),
             Vma(0x7ffd_1000_5000, 0x7ffd_1000_7000, VmaProt.Read | VmaProt.Exec, VmaKind.Vdso, "[vdso]", [Run(0x7ffd_1000_5000, 2)]),
         ];
-        return writer.Finish(Image(vpid, seq, kind, baseSeq, vmas));
+        var segment = new byte[5000];
+        random.NextBytes(segment);
+        IpcRecord shm = writer.AppendSegment(Ipc(IpcKind.Shm, id: 32768, key: 0x1234, mode: Oct("1640"), size: 0), segment);
+        return writer.Finish(Image(vpid, seq, kind, baseSeq, vmas) with
+        {
+            Timers =
+            [
+                new TimerRecord(0, 1, TimerRecord.SigevSignal, 35, 1111, 0, 50_000_000, 20_000_000),
+                new TimerRecord(2, 0, TimerRecord.SigevThreadId, 36, 0x7f00_0000_1000, (int)vpid + 2, 0, 3_600_000_000_000),
+                new TimerRecord(5, 7, TimerRecord.SigevNone, 0, 0, 0, 0, 0),
+            ],
+            Ipc =
+            [
+                shm,
+                Ipc(IpcKind.Sem, id: 1, key: -7, mode: Oct("600"), size: 3) with { SemValues = [3, 0, 32767] },
+                Ipc(IpcKind.Msg, id: 65538, key: 0, mode: Oct("660"), size: 16384) with
+                {
+                    Messages = [new IpcMessage(1, "first"u8.ToArray()), new IpcMessage(9, [])],
+                },
+                Ipc(IpcKind.Mqueue, id: 0, key: 0, mode: Oct("640"), size: 10) with
+                {
+                    MsgSize = 8192, Name = "jobs-\u00e9", Messages = [new IpcMessage(7, "urgent"u8.ToArray()), new IpcMessage(0, [1, 2, 3])],
+                },
+            ],
+            MemoryAdvice =
+            [
+                new MemoryAdvice(HeapStart, HeapStart + 0x4000, MemoryAdviceFlags.DontFork | MemoryAdviceFlags.DontDump),
+                new MemoryAdvice(0x7f00_0000_0000, 0x7f00_0010_0000, MemoryAdviceFlags.Locked | MemoryAdviceFlags.LockOnFault | MemoryAdviceFlags.HugePage),
+            ],
+        });
     }
+
+    public static IpcRecord Ipc(IpcKind kind, int id, int key, uint mode, ulong size) =>
+        new(kind, id, key, mode, 1000, 1001, size, 0, 0, 0, "", [], []);
 
     /// <summary>A complete image whose VMAs are given; the rest is fixed and covers every FD kind.</summary>
     public static ProcessImage Image(uint vpid, ulong seq, ImageKind kind, uint baseSeq, IReadOnlyList<VmaRecord> vmas) => new(
@@ -75,7 +108,8 @@ internal static class TestImages
          Fd(18, FdKind.Tcp, "[0:0:0:0:0:0:0:1]:443", aux: new FdAux(0, 0, 1), data: new TcpConnection(TcpConnection.Inet6Family, 8,
              443, 51000, [.. new byte[15], 1], [.. new byte[15], 1], 7, 9, 3, 1, 2, 1400, 99, 7, 7, 7, 5, 1000, 2000, 1000, 7,
              1 << 16, 1 << 17, TcpFlags.Repair | TcpFlags.FinReceived | TcpFlags.KeepAlive).Encode("hi"u8, "abc"u8)),
-         Fd(19, FdKind.UnixSeqpacket, "/run/records.sock", data: QueuedRecords.Encode([[1, 2], [], [3]]), aux: new FdAux(779))],
+         Fd(19, FdKind.UnixSeqpacket, "/run/records.sock", data: QueuedRecords.Encode([[1, 2], [], [3]]), aux: new FdAux(779)),
+         Fd(20, FdKind.Mqueue, "/jobs", openFlags: 0x800, fdFlags: FdRecord.CloseOnExec)],
         [new SigactionEntry(2, 0x40_1000, 0x0400_0000, 0x40_1100, 0),
          new SigactionEntry(15, 1, 0, 0, 0),
          new SigactionEntry(17, 0x40_1200, 0x0400_0004, 0x40_1100, 1UL << 1)],

@@ -70,6 +70,40 @@ static const char *check_fd_data(const struct us_rec_fd *f)
 	return 0;
 }
 
+/* The messages of a MSG or MQUEUE record fill its data exactly. */
+static int messages_fit(const char *data, uint64_t len, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		const struct us_ipc_msg *m = (const void *)data;
+		if (len < sizeof *m || US_REC_ALIGN((uint64_t)m->len) > len - sizeof *m)
+			return 0;
+		uint64_t step = sizeof *m + US_REC_ALIGN((uint64_t)m->len);
+		data += step;
+		len -= step;
+	}
+	return len == 0;
+}
+
+static const char *check_ipc(const struct us_rec_ipc *o, uint64_t len, uint64_t pages_len)
+{
+	if (len < sizeof *o || (uint64_t)o->name_len + o->data_len != len - sizeof *o)
+		return "IPC record overruns itself";
+	const char *data = (const char *)(o + 1);
+	switch (o->kind) {
+	case US_IPC_SHM:
+		if (o->pages_off % US_PAGE_SIZE || o->pages_off > pages_len || o->size > pages_len - o->pages_off)
+			return "shared memory contents outside the pages file";
+		return 0;
+	case US_IPC_SEM:
+		return o->data_len == o->size * 2 ? 0 : "semaphore record with the wrong number of values";
+	case US_IPC_MSG:
+	case US_IPC_MQUEUE:
+		return messages_fit(data, o->data_len, o->count) ? 0 : "message queue record whose messages overrun it";
+	default:
+		return "IPC record of unknown kind";
+	}
+}
+
 const char *us_image_check(const void *buf, uint64_t size)
 {
 	const struct us_meta_header *h = buf;
@@ -147,6 +181,19 @@ const char *us_image_check(const void *buf, uint64_t size)
 			if (len < sizeof(struct us_rec_misc))
 				why = "limits record too short";
 			break;
+		case US_REC_TIMER:
+			if (len < sizeof(struct us_rec_timer))
+				why = "timer record too short";
+			break;
+		case US_REC_IPC:
+			why = check_ipc(body, len, h->pages_len);
+			break;
+		case US_REC_MADVICE: {
+			const struct us_rec_madvice *m = body;
+			if (len < sizeof *m || (uint64_t)m->count * sizeof(struct us_madvice) > len - sizeof *m)
+				why = "memory advice record overruns itself";
+			break;
+		}
 		default:
 			why = "record of unknown type";
 		}

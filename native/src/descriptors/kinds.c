@@ -28,12 +28,14 @@ extern const struct us_fd_ops us_fd_pipe, us_fd_fifo;                          /
 extern const struct us_fd_ops us_fd_tcp, us_fd_udp;                            /* sockets.c */
 extern const struct us_fd_ops us_fd_unix_stream, us_fd_unix_dgram, us_fd_unix_seqpacket;
 extern const struct us_fd_ops us_fd_eventfd, us_fd_timerfd, us_fd_signalfd, us_fd_epoll;  /* events.c */
+extern const struct us_fd_ops us_fd_mqueue;                                    /* mqueue.c */
 
-/* The coordinator link is a Unix socket: it goes before the socket kinds. */
+/* The coordinator link is a Unix socket: it goes before the socket kinds. A
+ * message queue is a regular file of its own file system: before files. */
 const struct us_fd_ops *const us_fd_kinds[] = {
 	&coordinator,
 	&us_fd_eventfd, &us_fd_timerfd, &us_fd_signalfd, &us_fd_epoll,
-	&us_fd_memfd, &us_fd_file, &us_fd_dir, &us_fd_pty_master, &us_fd_pty_slave, &us_fd_chr,
+	&us_fd_memfd, &us_fd_mqueue, &us_fd_file, &us_fd_dir, &us_fd_pty_master, &us_fd_pty_slave, &us_fd_chr,
 	&us_fd_pipe, &us_fd_fifo,
 	&us_fd_tcp, &us_fd_udp, &us_fd_unix_stream, &us_fd_unix_dgram, &us_fd_unix_seqpacket,
 	NULL,

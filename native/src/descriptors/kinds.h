@@ -89,6 +89,9 @@ struct us_fd_capture {
 	const char *data;               /* what the record carries: s->data unless the kind sets it */
 	uint32_t data_len;              /* how many bytes of it */
 };
+
+/* mqueue.c: a message queue is a regular file too, but not one to save */
+int us_fd_is_mqueue(int fd);
 #endif
 
 #ifdef US_FD_RESTORE

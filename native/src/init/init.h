@@ -1,5 +1,6 @@
 #ifndef US_INIT_H
 #define US_INIT_H
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -18,4 +19,8 @@ void init_log(const struct init_config *c, const char *fmt, ...) __attribute__((
 /* restore_tree.c: builds the checkpointed process tree in this pid namespace.
  * Returns the number of processes started, or -1 with the reason logged. */
 int restore_tree(const struct init_config *c);
+
+/* restore_ipc.c: makes the IPC objects of one image's IPC records in the group's
+ * namespace; 0, or -1 with the reason logged. */
+int restore_ipc(const struct init_config *c, const char *meta, size_t meta_len, const char *pages_path);
 #endif

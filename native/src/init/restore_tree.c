@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,8 +35,11 @@ struct proc {
 	/* sized from the image */
 	const struct us_rec_fd **fds;
 	int nfds;
-	const struct us_rec_vma **shm_vmas;
+	const struct us_rec_vma **shm_vmas;    /* shared memory without a name: memfds */
 	int nshm_vmas;
+	const struct us_rec_vma **sysv_vmas;   /* SysV attachments: the IPC records' segments */
+	int nsysv_vmas;
+	int has_ipc;                           /* holds the group's IPC records */
 	const struct us_rec_file **files;
 	int nfiles;
 };
@@ -46,8 +50,16 @@ static int nprocs;
  * and pointers to them stay good. */
 static struct us_object *objects;
 static int nobjects, max_objects;
+static const struct proc *ipc_holder;     /* the image with the group's IPC records */
 static int fd_base;
 static const struct init_config *cfg;
+
+/* An attachment of a SysV segment: shmid is its inode (capture_memory.c). */
+static int is_sysv(const struct us_rec_vma *v)
+{
+	const char *path = (const char *)(v + 1) + v->nruns * sizeof(struct us_page_run);
+	return v->kind == US_VMA_SHMEM && v->path_len >= 5 && !memcmp(path, "/SYSV", 5);
+}
 
 static int load(struct proc *p)
 {
@@ -74,8 +86,9 @@ static int load(struct proc *p)
 		nrecords++;
 	p->fds = calloc(nrecords + 1, sizeof *p->fds);
 	p->shm_vmas = calloc(nrecords + 1, sizeof *p->shm_vmas);
+	p->sysv_vmas = calloc(nrecords + 1, sizeof *p->sysv_vmas);
 	p->files = calloc(nrecords + 1, sizeof *p->files);
-	if (!p->fds || !p->shm_vmas || !p->files)
+	if (!p->fds || !p->shm_vmas || !p->sysv_vmas || !p->files)
 		return -1;
 	US_FOR_RECORDS(p->meta, p->meta_len, r) {
 		const void *body = r + 1;
@@ -87,10 +100,14 @@ static int load(struct proc *p)
 			p->files[p->nfiles++] = body;
 		else if (r->type == US_REC_FD)
 			p->fds[p->nfds++] = body;
+		else if (r->type == US_REC_IPC)
+			p->has_ipc = 1;
 		else if (r->type == US_REC_VMA) {
 			const struct us_rec_vma *v = body;
-			if (v->kind == US_VMA_SHMEM)
+			if (v->kind == US_VMA_SHMEM && !is_sysv(v))
 				p->shm_vmas[p->nshm_vmas++] = v;
+			else if (is_sysv(v))
+				p->sysv_vmas[p->nsysv_vmas++] = v;
 		}
 	}
 	max_objects += 2 * (p->nfds + p->nshm_vmas + p->nfiles);
@@ -417,6 +434,45 @@ static int make_objects(char *buf)
 	return share_open_files();
 }
 
+/* Whether SysV segment shmid was marked for removal at the checkpoint. */
+static int segment_removed(uint64_t shmid)
+{
+	if (!ipc_holder)
+		return 0;
+	US_FOR_RECORDS(ipc_holder->meta, ipc_holder->meta_len, r) {
+		const struct us_rec_ipc *o = (const void *)(r + 1);
+		if (r->type == US_REC_IPC && o->kind == US_IPC_SHM && (uint64_t)o->id == shmid)
+			return (o->mode & US_IPC_SHM_DEST) != 0;
+	}
+	return 0;
+}
+
+/* The group's IPC objects, before any process exists. A segment marked for removal
+ * is marked again by the restorers of the processes attached to it; one that no
+ * process attaches goes at once, as it would have with its last detach. */
+static int make_ipc_objects(void)
+{
+	for (int i = 0; i < nprocs && !ipc_holder; i++)
+		if (procs[i].has_ipc)
+			ipc_holder = &procs[i];
+	if (!ipc_holder)
+		return 0;
+	if (restore_ipc(cfg, ipc_holder->meta, ipc_holder->meta_len, ipc_holder->pages_path) < 0)
+		return -1;
+	US_FOR_RECORDS(ipc_holder->meta, ipc_holder->meta_len, r) {
+		const struct us_rec_ipc *o = (const void *)(r + 1);
+		int attached = 0;
+		if (r->type != US_REC_IPC || o->kind != US_IPC_SHM || !(o->mode & US_IPC_SHM_DEST))
+			continue;
+		for (int i = 0; i < nprocs; i++)
+			for (int k = 0; k < procs[i].nsysv_vmas; k++)
+				attached |= procs[i].sysv_vmas[k]->inode == (uint64_t)o->id;
+		if (!attached)
+			shmctl(o->id, IPC_RMID, NULL);
+	}
+	return 0;
+}
+
 /* ---- one process ---- */
 
 void restore_fail(const struct proc *p, const char *what, const char *detail)
@@ -429,11 +485,18 @@ static void place(const struct proc *p, const struct us_rec_fd *f, int fd)
 {
 	if (fd < 0)
 		restore_fail(p, "cannot-make-descriptor", NULL);
-	if (fd != f->fd) {
-		if (dup2(fd, f->fd) < 0)
+	/* Every descriptor must outlive the exec into the restorer, which sets the
+	 * recorded FD_CLOEXEC afterwards; dup2 clears it, but one made at its own number
+	 * keeps what it was made with (the kernel makes every mq_open descriptor
+	 * close-on-exec). */
+	if (fd == f->fd) {
+		if (fcntl(fd, F_SETFD, 0) < 0)
 			restore_fail(p, "cannot-place-descriptor", NULL);
-		close(fd);
+		return;
 	}
+	if (dup2(fd, f->fd) < 0)
+		restore_fail(p, "cannot-place-descriptor", NULL);
+	close(fd);
 }
 
 static void setup_fds(const struct proc *p, const int *keep, int nkeep)
@@ -512,7 +575,7 @@ static void become(struct proc *p)
 		}
 
 	/* shared memory objects the restorer maps, passed by descriptor, once each */
-	char **argv = calloc((size_t)p->nshm_vmas + 5, sizeof *argv);
+	char **argv = calloc((size_t)p->nshm_vmas + (size_t)p->nsysv_vmas + 5, sizeof *argv);
 	int *shm_fds = calloc((size_t)p->nshm_vmas + 1, sizeof *shm_fds);
 	if (!argv || !shm_fds)
 		restore_fail(p, "out-of-memory", NULL);
@@ -536,6 +599,13 @@ static void become(struct proc *p)
 			restore_fail(p, "cannot-pass-shared-memory", NULL);
 		shm_fds[nshm_fds++] = fd;
 		snprintf(arg, 96, "shm:%llu:%llu:%d", (unsigned long long)v->dev, (unsigned long long)v->inode, fd);
+		argv[argc++] = arg;
+	}
+	for (int k = 0; k < p->nsysv_vmas; k++) {
+		if (!segment_removed(p->sysv_vmas[k]->inode))
+			continue;
+		char *arg = malloc(48);
+		snprintf(arg, 48, "shm-removed:%llu", (unsigned long long)p->sysv_vmas[k]->inode);
 		argv[argc++] = arg;
 	}
 	argv[argc] = NULL;
@@ -608,7 +678,7 @@ int restore_tree(const struct init_config *c)
 		init_log(c, "restore-failed reason=out-of-memory");
 		return -1;
 	}
-	if (!buf || restore_files(buf) < 0)
+	if (!buf || restore_files(buf) < 0 || make_ipc_objects() < 0)
 		return -1;
 	if (make_objects(buf) < 0) {
 		init_log(c, "restore-failed reason=cannot-recreate-shared-objects errno=%d", errno);

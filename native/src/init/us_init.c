@@ -397,9 +397,11 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	/* A mount namespace too, so the group gets a /proc of its own pid namespace:
-	 * the interceptor reads /proc/self/task and must see the tids it can signal. */
-	if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0) {
-		init_say("ERROR cannot create pid and mount namespaces: %s", strerror(errno));
+	 * the interceptor reads /proc/self/task and must see the tids it can signal.
+	 * And an IPC namespace: the group's SysV objects and POSIX message queues are
+	 * its own, so a restore can give them back their ids and names. */
+	if (unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) < 0) {
+		init_say("ERROR cannot create pid, mount and IPC namespaces: %s", strerror(errno));
 		return 1;
 	}
 	pid_t init = fork();
@@ -429,6 +431,13 @@ int main(int argc, char **argv)
 	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0 ||
 	    mount("/dev/pts/ptmx", "/dev/ptmx", NULL, MS_BIND, NULL) < 0)
 		init_log(&c, "warning reason=no-private-devpts errno=%d", errno);
+	/* The group's POSIX message queues where programs look for them, and where a
+	 * checkpoint lists them. A system without /dev/mqueue gets the directory. */
+	if ((mkdir("/dev/mqueue", 0755) < 0 && errno != EEXIST) ||
+	    mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		init_say("ERROR cannot mount the group's /dev/mqueue: %s", strerror(errno));
+		return 1;
+	}
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);

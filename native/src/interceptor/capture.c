@@ -75,9 +75,10 @@ const char *fd_proc_path(char *buf, size_t cap, const char *dir, int fd)
 	return us_term(&b);
 }
 
-int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, char *why, int cap,
+int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options, char *why, int cap,
 		   uint64_t *meta_bytes, uint64_t *pages_bytes, int *incremental)
 {
+	int cow = options & US_WRITE_COW;
 	struct us_thread_slot *self = us_slot_claim((int)us_sc0(SYS_gettid));
 	if (!self) {
 		struct us_buf b = { why, 0, (size_t)cap };
@@ -91,6 +92,8 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 	 * Nothing below may be relied upon on that path: the stack was captured later. */
 	if (us_jmp_save(&self->ctx))
 		return US_WRITE_RESTORED;
+	if (us_take_pending_signals(why, cap) < 0)
+		return -1;
 
 	if (us_streq(us.fault, "stall-write")) {
 		us_log("fault", "stall-write: hanging in WRITE until killed");
@@ -121,7 +124,8 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 	s.holders = (struct fd_holder *)(s.list + FDS_MAX);
 	s.sorting = s.holders + HOLDERS_MAX;
 	s.nholders = -1;
-	s.meta = (char *)(s.sorting + HOLDERS_MAX);
+	s.vm_flags = (struct vm_flags *)(s.sorting + HOLDERS_MAX);
+	s.meta = (char *)(s.vm_flags + VM_FLAGS_MAX);
 	s.scan_works = 1;
 	/* relative to base_seq only if this process has tracked every write since then */
 	s.incremental = base_seq && us.tracker != US_TRACK_NONE && us.tracked_seq == base_seq;
@@ -152,6 +156,8 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, ch
 			capture_fds(&s, fds, nfds);
 		if (!s.failed && nfds > 0)
 			capture_file_contents(&s, fds, nfds);
+		if (!s.failed && (options & US_WRITE_IPC))
+			capture_ipc(&s);
 		s.runs_start = s.pages_len;
 		if (!s.failed)
 			capture_memory(&s);

@@ -20,6 +20,7 @@
 #define PIDS_MAX     65536              /* the group's processes */
 #define HOLDERS_MAX  (1 << 21)          /* the group's descriptors, for open file keys (twice: sorting) */
 #define QUEUES_MAX   (32ul << 20)       /* at the end: a TCP connection's state and queues */
+#define VM_FLAGS_MAX 65536              /* mappings with flags a restore sets again */
 
 /* In the capture's runs only, never in a file: the writer looks for pages of
  * zeros in this run. */
@@ -28,11 +29,20 @@
 struct us_page_region;
 struct fd_holder;
 
+/* What /proc/self/smaps says of a mapping that a restore must know: MAP_NORESERVE
+ * and the madvise and mlock attributes (US_MADV_*). */
+struct vm_flags {
+	uint64_t start, end;
+	uint32_t noreserve, advice;
+};
+
 struct scratch {
 	int meta_fd;
 	uint64_t seq, base_seq;
 	char *base;
 	struct us_page_region *regions; /* PAGEMAP_SCAN output */
+	struct vm_flags *vm_flags;      /* mappings with flags, ascending */
+	uint32_t nvm_flags, vm_flags_at;
 	int scan_works;                 /* PAGEMAP_SCAN answered (Linux 6.7+) */
 	int incremental;
 	char *maps;                     /* /proc/self/maps text */
@@ -73,7 +83,7 @@ void rec_end(struct scratch *s);
 /* "/proc/self/<dir>/<fd>" in buf */
 const char *fd_proc_path(char *buf, size_t cap, const char *dir, int fd);
 
-/* capture_process.c: PROC, THREAD, SIGACT and MISC */
+/* capture_process.c: PROC, THREAD, SIGACT, MISC and TIMER */
 void capture_process(struct scratch *s);
 
 /* capture_fds.c: an FD record for every descriptor, by its kind (src/descriptors/) */
@@ -87,6 +97,9 @@ int group_fds(struct scratch *s);
 
 /* capture_file_contents.c: FILE records for files open for writing */
 void capture_file_contents(struct scratch *s, const int *fds, int n);
+
+/* capture_ipc.c: IPC records for the objects of the group's IPC namespace */
+void capture_ipc(struct scratch *s);
 
 /* capture_memory.c: VMA records and the pages each one saves */
 void capture_memory(struct scratch *s);

@@ -11,6 +11,7 @@
 #include "../common/us_fmt.h"
 #include "../common/us_crc32c.h"
 #include "../common/us_procfs.h"
+#include "../descriptors/kinds.h"
 #include "../../include/us_image.h"
 
 static int path_has_suffix(const char *path, const char *suffix)
@@ -86,7 +87,7 @@ void capture_file_contents(struct scratch *s, const int *fds, int n)
 		struct stat st;
 		int flags = (int)us_sc2(SYS_fcntl, fds[i], F_GETFL);
 		if (fds[i] == us.coord_fd || fds[i] == us.uffd || us_sc2(SYS_fstat, fds[i], &st) < 0 || !S_ISREG(st.st_mode) ||
-		    us_read_link(fd_proc_path(proc, sizeof proc, "fd", fds[i]), path, sizeof path) <= 0 ||
+		    us_fd_is_mqueue(fds[i]) || us_read_link(fd_proc_path(proc, sizeof proc, "fd", fds[i]), path, sizeof path) <= 0 ||
 		    us_startswith(path, "anon_inode:"))
 			continue;
 		int unlinked = path_has_suffix(path, " (deleted)");

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include "capture.h"
 #include "../common/us_fmt.h"
 #include "../common/us_pagemap.h"
@@ -91,6 +92,104 @@ static int path_ends(const struct us_maps_line *v, const char *s)
 		if (v->path[v->path_len - n + i] != s[i])
 			return 0;
 	return 1;
+}
+
+/* ---- flags of mappings ----
+ * /proc/self/smaps is read once, in DATA_MAX pieces, and only the mappings with a
+ * flag a restore sets again are kept: MAP_NORESERVE goes into the VMA record, the
+ * madvise and mlock attributes into one MADVICE record. */
+static uint32_t vm_flag_bits(const char *p, uint32_t *noreserve)
+{
+	static const struct { char name[3]; uint32_t bit; } known[] = {
+		{ "dc", US_MADV_DONTFORK }, { "wf", US_MADV_WIPEONFORK }, { "dd", US_MADV_DONTDUMP },
+		{ "hg", US_MADV_HUGEPAGE }, { "nh", US_MADV_NOHUGEPAGE }, { "lo", US_MADV_LOCKED },
+		{ "lf", US_MADV_LOCKONFAULT },
+	};
+	uint32_t bits = 0;
+	for (; *p && *p != '\n'; p++) {
+		if (p[0] == ' ' || !p[1] || p[1] == ' ' || p[1] == '\n')
+			continue;
+		if (p[0] == 'n' && p[1] == 'r')
+			*noreserve = 1;
+		for (unsigned i = 0; i < sizeof known / sizeof known[0]; i++)
+			if (p[0] == known[i].name[0] && p[1] == known[i].name[1])
+				bits |= known[i].bit;
+		p++;
+	}
+	return bits;
+}
+
+static void read_vm_flags(struct scratch *s)
+{
+	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/smaps", O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		capture_fail(s, "cannot open /proc/self/smaps", NULL, fd);
+		return;
+	}
+	uint64_t start = 0, end = 0;
+	size_t have = 0;
+	for (;;) {
+		long r = us_sc3(SYS_read, fd, s->data + have, DATA_MAX - have);
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			capture_fail(s, "cannot read /proc/self/smaps", NULL, r);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		char *line = s->data, *stop = s->data + have;
+		for (char *nl = line; nl < stop; nl++) {
+			if (*nl != '\n')
+				continue;
+			const char *p = line;
+			if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')) {
+				start = us_parse_u(&p, 16);
+				p++;
+				end = us_parse_u(&p, 16);
+			} else if (us_startswith(p, "VmFlags:")) {
+				uint32_t noreserve = 0, advice = vm_flag_bits(p + 8, &noreserve);
+				if ((noreserve || advice) && !is_own(s, start, end)) {
+					if (s->nvm_flags == VM_FLAGS_MAX) {
+						capture_fail(s, "more than 65536 mappings with flags", NULL, 0);
+						break;
+					}
+					s->vm_flags[s->nvm_flags++] = (struct vm_flags){ start, end, noreserve, advice };
+				}
+			}
+			line = nl + 1;
+		}
+		have = (size_t)(stop - line);   /* a line cut by the read: keep it for the next */
+		__builtin_memmove(s->data, line, have);
+	}
+	us_sc1(SYS_close, fd);
+}
+
+/* The flags of the mapping holding [start, end): mappings are asked in ascending
+ * order, the mprotect tracker's pieces of one mapping in turn. */
+static const struct vm_flags *vm_flags_of(struct scratch *s, uint64_t start)
+{
+	while (s->vm_flags_at < s->nvm_flags && s->vm_flags[s->vm_flags_at].end <= start)
+		s->vm_flags_at++;
+	const struct vm_flags *f = &s->vm_flags[s->vm_flags_at];
+	return s->vm_flags_at < s->nvm_flags && f->start <= start ? f : NULL;
+}
+
+static void capture_madvice(struct scratch *s)
+{
+	struct us_rec_madvice h = { 0, 0 };
+	for (uint32_t i = 0; i < s->nvm_flags; i++)
+		h.count += s->vm_flags[i].advice != 0;
+	if (!h.count)
+		return;
+	rec_begin(s, US_REC_MADVICE);
+	meta_add(s, &h, sizeof h);
+	for (uint32_t i = 0; i < s->nvm_flags; i++) {
+		const struct vm_flags *f = &s->vm_flags[i];
+		struct us_madvice m = { f->start, f->end, f->advice, 0 };
+		if (f->advice)
+			meta_add(s, &m, sizeof m);
+	}
+	rec_end(s);
 }
 
 /* ---- choosing pages ----
@@ -193,14 +292,23 @@ static void walk_pagemap(struct vma_pass *x, uint64_t start, uint64_t end)
 	}
 }
 
+/* The size of SysV segment shmid (its mappings show it as their inode). */
+static uint64_t sysv_size(int shmid)
+{
+	struct shmid_ds ds;
+	return us_sc3(SYS_shmctl, shmid, IPC_STAT, &ds) < 0 ? 0 : ds.shm_segsz;
+}
+
 static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_fd)
 {
 	/* the mprotect tracker's read-only pages are the application's writable ones */
 	uint32_t prot = us.tracker == US_TRACK_MPROTECT && !v->shared ? us_mp_app_prot(v->start, v->prot) : v->prot;
+	const struct vm_flags *f = vm_flags_of(s, v->start);
 	struct us_rec_vma r = { .start = v->start, .end = v->end, .prot = prot,
-		.flags = v->shared ? US_VMA_F_SHARED : 0, .file_offset = v->offset,
+		.flags = (v->shared ? US_VMA_F_SHARED : 0) | (f && f->noreserve ? US_VMA_F_NORESERVE : 0),
+		.file_offset = v->offset,
 		.dev = v->dev, .inode = v->inode, .path_len = (uint32_t)v->path_len };
-	int save_all = 0, anon_only = 0;
+	int save_all = 0, anon_only = 0, sysv = 0;
 
 	if (us_maps_path_is(v, "[vdso]"))
 		r.kind = US_VMA_VDSO;
@@ -212,8 +320,10 @@ static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_
 		r.kind = US_VMA_HEAP;
 	else if (us_maps_path_is(v, "[stack]"))
 		r.kind = US_VMA_STACK;
+	else if (v->shared && us_startswith(v->path, "/SYSV"))
+		r.kind = US_VMA_SHMEM, sysv = 1;      /* its contents are in the IPC record */
 	else if (v->shared && (v->path_len == 0 || v->path[0] == '[' || path_ends(v, " (deleted)") ||
-			       us_startswith(v->path, "/SYSV") || us_startswith(v->path, "/memfd:")))
+			       us_startswith(v->path, "/memfd:")))
 		r.kind = US_VMA_SHMEM, save_all = 1;      /* no name to map again: keep it all */
 	else if (v->path_len == 0 || v->path[0] == '[')
 		r.kind = US_VMA_ANON;
@@ -223,7 +333,7 @@ static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_
 		r.kind = US_VMA_FILE, anon_only = !v->shared;
 
 	int want_pages = r.kind == US_VMA_ANON || r.kind == US_VMA_HEAP || r.kind == US_VMA_STACK ||
-			 r.kind == US_VMA_SHMEM || anon_only;
+			 (r.kind == US_VMA_SHMEM && !sysv) || anon_only;
 	struct vma_pass x = { .s = s, .pm_fd = pm_fd,
 		.readable = (v->prot & PROT_READ) != 0, .anon_only = anon_only };
 
@@ -234,7 +344,7 @@ static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_
 	if (s->incremental && !x.delta)
 		r.flags |= US_VMA_F_COMPLETE;
 
-	r.object_size = v->end - v->start;
+	r.object_size = sysv ? sysv_size((int)v->inode) : v->end - v->start;
 	size_t hdr_at = s->meta_len + sizeof(struct us_rec_hdr);
 	rec_begin(s, US_REC_VMA);
 	meta_add(s, &r, sizeof r);
@@ -295,6 +405,7 @@ void capture_memory(struct scratch *s)
 		capture_fail(s, "cannot open /proc/self/pagemap", NULL, pm_fd);
 		return;
 	}
+	read_vm_flags(s);
 	if (us_read_file("/proc/self/maps", s->maps, MAPS_MAX) >= (long)MAPS_MAX - 1) {
 		capture_fail(s, "memory mappings: /proc/self/maps is larger than 16 MiB", NULL, 0);
 	} else {
@@ -324,6 +435,8 @@ void capture_memory(struct scratch *s)
 		}
 	}
 	us_sc1(SYS_close, pm_fd);
+	if (!s->failed)
+		capture_madvice(s);
 }
 
 /* After an image is written, every private mapping is tracked again from a clean

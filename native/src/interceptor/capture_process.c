@@ -1,9 +1,17 @@
 /* Process-wide state: identity and memory layout (PROC), threads (THREAD), signal
- * handlers (SIGACT), interval timers, soft limits and pending signals (MISC). */
+ * handlers (SIGACT), interval timers, soft limits and pending signals (MISC), POSIX
+ * timers (TIMER). */
+#include <signal.h>
 #include <sys/resource.h>
+#include <time.h>
 #include "capture.h"
+#include "../common/us_fmt.h"
 #include "../common/us_procfs.h"
 #include "../../include/us_image.h"
+
+/* The process's pending signals, for MISC: they themselves are kept with their
+ * siginfo by the threads that took them (freeze.c). */
+static uint64_t pending_shared;
 
 static void capture_proc(struct scratch *s)
 {
@@ -23,7 +31,7 @@ static void capture_proc(struct scratch *s)
 
 	us_read_file("/proc/self/status", text, DATA_MAX);
 	p.umask = (uint32_t)us_proc_field_u(text, "Umask:", 8);
-	us.pending_signals = us_proc_field_u(text, "ShdPnd:", 16);
+	pending_shared = us_proc_field_u(text, "ShdPnd:", 16);
 
 	/* /proc/self/stat: fields after "(comm)" start at field 3 */
 	us_read_file("/proc/self/stat", text, DATA_MAX);
@@ -107,10 +115,81 @@ static void capture_signals_and_limits(struct scratch *s)
 		if (us_sc4(SYS_prlimit64, 0, r, NULL, &rl) == 0)
 			m.rlim_cur[r] = rl.rlim_cur;
 	}
-	m.pending_shared = us.pending_signals;
+	m.pending_shared = pending_shared;
 	rec_begin(s, US_REC_MISC);
 	meta_add(s, &m, sizeof m);
 	rec_end(s);
+}
+
+/* One "key: value" field of a /proc/self/timers entry; NULL past the entry. */
+static const char *timer_field(const char *p, const char *key)
+{
+	for (; *p; p++) {
+		if (p[-1] != '\n')
+			continue;
+		if (us_startswith(p, key)) {
+			p += us_strlen(key);
+			us_skip_spaces(&p);
+			return p;
+		}
+		if (us_startswith(p, "ID:"))
+			return NULL;    /* the next timer's */
+	}
+	return NULL;
+}
+
+/* "ID: 3 / signal: 14/00000000deadbeef / notify: signal/tid.5 / ClockID: 1" per
+ * timer, and timer_gettime for what is left: TIMER records, and a copy for the
+ * restored process to make them again from (timers.c). */
+static void capture_timers(struct scratch *s)
+{
+	char *text = s->data;
+	us.ntimers = 0;
+	text[0] = '\n';
+	if (us_read_file("/proc/self/timers", text + 1, DATA_MAX - 1) < 0)
+		return;     /* no POSIX timers on this kernel */
+	for (const char *p = text; (p = timer_field(p + 1, "ID:")) != NULL;) {
+		const char *sig = timer_field(p, "signal:"), *notify = timer_field(p, "notify:");
+		const char *clock = timer_field(p, "ClockID:");
+		if (!sig || !notify || !clock) {
+			capture_fail(s, "cannot read /proc/self/timers", NULL, 0);
+			return;
+		}
+		if (us.ntimers == US_MAX_TIMERS) {
+			capture_fail(s, "more than 256 POSIX timers", NULL, 0);
+			return;
+		}
+		const char *q = p;
+		struct us_timer *t = &us.timers[us.ntimers++];
+		*t = (struct us_timer){ .id = (int32_t)us_parse_u(&q, 10) };
+		t->signo = (int32_t)us_parse_u(&sig, 10);
+		sig++;
+		t->value = us_parse_u(&sig, 16);
+		t->notify = us_startswith(notify, "none") ? SIGEV_NONE : SIGEV_SIGNAL;
+		while (*notify != '/')
+			notify++;
+		if (us_startswith(notify, "/tid.")) {
+			notify += 5;
+			t->notify |= SIGEV_THREAD_ID;
+			t->tid = (int32_t)us_parse_u(&notify, 10);
+		}
+		int neg = *clock == '-';
+		clock += neg;
+		t->clockid = (int32_t)us_parse_u(&clock, 10) * (neg ? -1 : 1);
+		struct itimerspec its;
+		long r = us_sc2(SYS_timer_gettime, t->id, &its);
+		if (r < 0) {
+			capture_fail(s, "cannot read a POSIX timer (timer_gettime)", NULL, r);
+			return;
+		}
+		t->interval_ns = (uint64_t)its.it_interval.tv_sec * 1000000000ull + (uint64_t)its.it_interval.tv_nsec;
+		t->value_ns = (uint64_t)its.it_value.tv_sec * 1000000000ull + (uint64_t)its.it_value.tv_nsec;
+		struct us_rec_timer rec = { t->id, t->clockid, t->notify, t->signo, t->value, t->tid, 0,
+					    t->interval_ns, t->value_ns };
+		rec_begin(s, US_REC_TIMER);
+		meta_add(s, &rec, sizeof rec);
+		rec_end(s);
+	}
 }
 
 void capture_process(struct scratch *s)
@@ -118,4 +197,5 @@ void capture_process(struct scratch *s)
 	capture_proc(s);
 	capture_threads(s);
 	capture_signals_and_limits(s);
+	capture_timers(s);
 }

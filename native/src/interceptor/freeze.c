@@ -93,6 +93,125 @@ void us_capture_thread(struct us_thread_slot *s)
 	read_comm(s->tid, s->comm);
 }
 
+/* ---- pending signals ----
+ * A restore makes a new process, and the signals pending in the old one would be
+ * lost: a pthread_cancel's (the canceled thread would run on, or wait for it in
+ * libc forever), a timer's expiry, a child's exit. So while the group is frozen,
+ * each thread with pending signals takes them out of the kernel (sigtimedwait),
+ * keeping their whole siginfo in its slot, which the image holds, and queues them
+ * again at once, for itself (rt_tgsigqueueinfo); the main thread does the same
+ * with those sent to the process (rt_sigqueueinfo). A restored thread queues them
+ * again before it returns to the application. The kernel accepts any siginfo
+ * from the thread a signal is for, or for the process from its main thread. */
+
+static uint64_t pending_of(const char *file, const char *field)
+{
+	char text[2048];
+	if (us_read_file(file, text, sizeof text) <= 0)
+		return 0;
+	return us_proc_field_u(text, field, 16) & ~(1ull << (US_SIG_FREEZE - 1));
+}
+
+static const char *task_status(char *buf, size_t cap, int tid)
+{
+	struct us_buf b = { buf, 0, cap };
+	us_put(&b, "/proc/self/task/");
+	us_putu(&b, (uint64_t)tid);
+	us_put(&b, "/status");
+	return us_term(&b);
+}
+
+/* Takes the signals of mask from the kernel while file's field still shows them
+ * pending: a thread's own come before the process's of the same number. */
+static void take(struct us_thread_slot *s, uint64_t mask, const char *file, const char *field, int shared)
+{
+	struct timespec now = { 0, 0 };
+	while (mask) {
+		struct us_pending_signal *p = &s->pending[s->npending];
+		if (s->npending == US_MAX_PENDING) {
+			s->pending_lost = 1;
+			return;
+		}
+		if (us_sc4(SYS_rt_sigtimedwait, &mask, &p->info, &now, 8) <= 0)
+			return;
+		p->shared = shared;
+		s->npending++;
+		mask &= pending_of(file, field);
+	}
+}
+
+static void queue_again(const struct us_thread_slot *s)
+{
+	for (int i = 0; i < s->npending; i++) {
+		const struct us_pending_signal *p = &s->pending[i];
+		if (p->shared)
+			us_sc3(SYS_rt_sigqueueinfo, us.vpid, p->info.si_signo, &p->info);
+		else
+			us_sc4(SYS_rt_tgsigqueueinfo, us.vpid, s->tid, p->info.si_signo, &p->info);
+	}
+}
+
+static void take_pending(struct us_thread_slot *s)
+{
+	char file[64];
+	s->npending = 0;
+	s->pending_lost = 0;
+	take(s, s->drain_private, task_status(file, sizeof file, s->tid), "SigPnd:", 0);
+	take(s, s->drain_shared, "/proc/self/status", "ShdPnd:", 1);
+	queue_again(s);
+	__atomic_store_n(&s->drain, 0, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&us.drained, 1, __ATOMIC_ACQ_REL);
+	us_futex_wake(&us.drained);
+}
+
+int us_take_pending_signals(char *why, int cap)
+{
+	char file[64];
+	struct us_thread_slot *main_thread = NULL;
+	int asked = 0;
+	uint64_t shared = pending_of("/proc/self/status", "ShdPnd:");
+	__atomic_store_n(&us.drained, 0, __ATOMIC_RELEASE);
+	us.pending_signals = 0;
+	for (int i = 0, n = us_slot_count(); i < n; i++) {
+		struct us_thread_slot *s = us_slot_at(i);
+		if (!s->tid || s->is_checkpoint_thread)
+			continue;
+		s->npending = 0;
+		s->drain_private = pending_of(task_status(file, sizeof file, s->tid), "SigPnd:");
+		s->drain_shared = s->tid == us.vpid ? shared : 0;
+		if (s->tid == us.vpid)
+			main_thread = s;
+		if (s->drain_private || s->drain_shared) {
+			__atomic_store_n(&s->drain, 1, __ATOMIC_RELEASE);
+			asked++;
+		}
+	}
+	if (!main_thread)
+		us.pending_signals = shared;   /* sent again as kill sends them (main.c) */
+	if (!asked)
+		return 0;
+	__atomic_add_fetch(&us.frozen_wake, 1, __ATOMIC_ACQ_REL);
+	us_futex_wake(&us.frozen_wake);
+	for (int waited = 0, done; (done = __atomic_load_n(&us.drained, __ATOMIC_ACQUIRE)) < asked; waited += 20) {
+		if (waited > 5000) {
+			struct us_buf w = { why, 0, (size_t)cap };
+			us_put(&w, "a frozen thread did not take its pending signals within 5 s");
+			us_term(&w);
+			return -1;
+		}
+		us_futex_wait(&us.drained, done, 20);
+	}
+	for (int i = 0, n = us_slot_count(); i < n; i++)
+		if (us_slot_at(i)->tid && us_slot_at(i)->pending_lost) {
+			struct us_buf w = { why, 0, (size_t)cap };
+			us_put(&w, "more than 8 signals pending for thread ");
+			us_putu(&w, (uint64_t)us_slot_at(i)->tid);
+			us_term(&w);
+			return -1;
+		}
+	return 0;
+}
+
 static void freeze_handler(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig; (void)si;
@@ -101,6 +220,7 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 	int tid = (int)us_sc0(SYS_gettid);
 	struct us_thread_slot *s = us_slot_for(tid, 1);
 	struct us_restart restart = { -1, -1 };
+	int restored = 0;
 
 	if (s) {
 		us_blocked_on_freeze(s, uc, &restart);
@@ -108,16 +228,28 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 		if (us_jmp_save(&s->ctx) == 0) {
 			__atomic_add_fetch(&us.frozen_count, 1, __ATOMIC_ACQ_REL);
 			us_futex_wake(&us.frozen_count);
-		} else if (tid == us.vpid) {
-			/* restored: the main thread has left the restorer's stack */
-			__atomic_store_n(&us.restored_main_left, 1, __ATOMIC_RELEASE);
-			us_futex_wake(&us.restored_main_left);
+		} else {
+			restored = 1;
+			if (tid == us.vpid) {
+				/* the main thread has left the restorer's stack */
+				__atomic_store_n(&us.restored_main_left, 1, __ATOMIC_RELEASE);
+				us_futex_wake(&us.restored_main_left);
+			}
 		}
 	}
-	while (__atomic_load_n(&us.thaw_gen, __ATOMIC_ACQUIRE) == gen)
-		us_futex_wait(&us.thaw_gen, gen, -1);
-	if (s)
+	for (;;) {
+		int wake = __atomic_load_n(&us.frozen_wake, __ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&us.thaw_gen, __ATOMIC_ACQUIRE) != gen)
+			break;
+		if (s && __atomic_load_n(&s->drain, __ATOMIC_ACQUIRE))
+			take_pending(s);
+		us_futex_wait(&us.frozen_wake, wake, -1);
+	}
+	if (s) {
+		if (restored)
+			queue_again(s);   /* the signals pending at the checkpoint */
 		us_blocked_resume(s, uc, &restart);   /* after a thaw, or in the restored process */
+	}
 	errno = saved_errno;
 }
 
@@ -269,5 +401,6 @@ int us_freeze_all(char *why, int cap)
 void us_thaw_all(void)
 {
 	__atomic_add_fetch(&us.thaw_gen, 1, __ATOMIC_ACQ_REL);
-	us_futex_wake(&us.thaw_gen);
+	__atomic_add_fetch(&us.frozen_wake, 1, __ATOMIC_ACQ_REL);
+	us_futex_wake(&us.frozen_wake);
 }

@@ -351,11 +351,28 @@ int map_writer_result(void)
 	return 0;
 }
 
+/* Memory that fork leaves out (MADV_DONTFORK) or gives empty (MADV_WIPEONFORK)
+ * must reach the writer as it is: it loses the flag for the fork, and gets it back
+ * at once, while the group is still frozen. */
+static void fork_advice(struct scratch *s, int for_writer)
+{
+	for (uint32_t i = 0; i < s->nvm_flags; i++) {
+		const struct vm_flags *f = &s->vm_flags[i];
+		if (f->advice & US_MADV_DONTFORK)
+			us_sc3(SYS_madvise, f->start, f->end - f->start, for_writer ? MADV_DOFORK : MADV_DONTFORK);
+		if (f->advice & US_MADV_WIPEONFORK)
+			us_sc3(SYS_madvise, f->start, f->end - f->start, for_writer ? MADV_KEEPONFORK : MADV_WIPEONFORK);
+	}
+}
+
 void start_writer(struct scratch *s)
 {
 	writer->done = writer->failed = 0;
 	writer->why[0] = 0;
+	fork_advice(s, 1);
 	long pid = us_sc5(SYS_clone, 0 /* no exit signal */, 0, 0, 0, 0);
+	if (pid != 0)
+		fork_advice(s, 0);
 	if (pid < 0) {
 		capture_fail(s, "cannot fork the image writer", NULL, pid);
 		return;

@@ -43,6 +43,13 @@ struct us_kernel_write {
 	int iovcnt;
 };
 
+/* A signal that was pending at a checkpoint, with all its siginfo. */
+#define US_MAX_PENDING 8
+struct us_pending_signal {
+	int shared;                     /* sent to the process; else to its thread alone */
+	siginfo_t info;
+};
+
 struct us_thread_slot {
 	int tid;                        /* 0: free */
 	int is_checkpoint_thread;
@@ -55,6 +62,19 @@ struct us_thread_slot {
 	struct us_blocked_call call;
 	struct us_blocked_call restarted;   /* the call its handler last entered again */
 	struct us_kernel_write kwrite;  /* noted when it froze */
+	/* its pending signals, as the last capture took them (freeze.c) */
+	volatile int drain;             /* the checkpoint thread asks it to take them */
+	uint64_t drain_private, drain_shared;
+	int npending, pending_lost;
+	struct us_pending_signal pending[US_MAX_PENDING];
+};
+
+/* A POSIX timer as the last capture saw it (its TIMER record): made again under
+ * the same id after a restore, and armed at RESUME (timers.c). */
+#define US_MAX_TIMERS 256
+struct us_timer {
+	int32_t id, clockid, notify, signo, tid;
+	uint64_t value, interval_ns, value_ns;
 };
 
 struct us_state {
@@ -72,6 +92,7 @@ struct us_state {
 	/* freeze/thaw handshake between the checkpoint thread and app threads */
 	volatile int frozen_count;
 	volatile int thaw_gen;
+	volatile int frozen_wake;       /* what frozen threads wait on: moves at a thaw and at a request */
 	volatile int restored_main_left;        /* main thread left the restorer's stack */
 	struct us_thread_slot *slot_chunks[US_SLOT_CHUNKS];
 	volatile int nslot_chunks;
@@ -91,7 +112,8 @@ struct us_state {
 
 	/* what the restorer left mapped, unmapped by the restored checkpoint thread */
 	uint64_t restorer_start, restorer_end;
-	uint64_t pending_signals;
+	volatile int drained;           /* threads done taking their pending signals */
+	uint64_t pending_signals;       /* for the process, with no main thread to take them */
 
 	/* dirty-page tracking (tracker.c) */
 	int tracker;                    /* enum us_tracker_mode */
@@ -108,6 +130,9 @@ struct us_state {
 	uint64_t files_max;
 
 	int compress;                   /* UNDERSTUDY_COMPRESS=lz4: page runs stored as LZ4 blocks */
+
+	struct us_timer timers[US_MAX_TIMERS];
+	int ntimers;
 };
 
 
@@ -128,7 +153,6 @@ static inline struct us_thread_slot *us_slot_at(int i)
 /* arguments the restorer passes to us_restore_entry */
 struct us_restore_args {
 	uint64_t restorer_start, restorer_end;
-	uint64_t pending_signals;
 	uint64_t checkpoint_seq;        /* the image restored: what the tracker starts from */
 };
 
@@ -183,14 +207,19 @@ US_HIDDEN struct us_thread_slot *us_slot_for(int tid, int create);
 US_HIDDEN struct us_thread_slot *us_slot_claim(int tid);
 US_HIDDEN int us_freeze_owns(uint64_t start, uint64_t end);
 US_HIDDEN void us_capture_thread(struct us_thread_slot *s);
+/* With the group frozen: every thread takes its pending signals into its slot,
+ * and the main thread those of the process. 0, or -1 with the reason. */
+US_HIDDEN int us_take_pending_signals(char *why, int cap);
 
 /* blocking_calls.c: a call interrupted by the freeze goes on after it */
 US_HIDDEN void us_blocked_snapshot(struct us_thread_slot *s, int tid);   /* before signalling */
 US_HIDDEN void us_blocked_on_freeze(struct us_thread_slot *s, void *ucontext, struct us_restart *out);
 US_HIDDEN void us_blocked_resume(struct us_thread_slot *s, void *ucontext, const struct us_restart *rs);
 
-/* capture.c (its parts: capture.h) */
-US_HIDDEN int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int cow, char *why, int cap,
+/* capture.c (its parts: capture.h). options: WRITE's */
+#define US_WRITE_COW 1          /* a forked writer writes the image from a snapshot */
+#define US_WRITE_IPC 2          /* the group's IPC objects go into this image too */
+US_HIDDEN int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options, char *why, int cap,
 			     uint64_t *meta_bytes, uint64_t *pages_bytes, int *incremental);
 #define US_WRITE_RESTORED 2
 /* image_writer.c: with cow, us_write_image returns once a forked writer holds the
@@ -239,6 +268,12 @@ US_HIDDEN void us_mp_release_kernel_writes(void);
 US_HIDDEN int us_mp_sigaction(const struct us_kernel_sigaction *act, struct us_kernel_sigaction *old);
 US_HIDDEN int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, uint64_t mask, struct us_page_region *vec,
 			      uint64_t vec_len, void (*fn)(void *, uint64_t, uint64_t, uint64_t), void *ctx);
+
+/* timers.c: SIGEV_THREAD timers run by the interceptor; the timers of a restored
+ * process made again (before it says HELLO) and armed (at RESUME). 0 or -1. */
+US_HIDDEN int us_timers_recreate(void);
+US_HIDDEN void us_timers_arm(void);
+US_HIDDEN void us_timers_after_fork(void);
 
 /* main.c */
 US_HIDDEN void us_start_checkpoint_thread(void);

@@ -41,6 +41,8 @@ static void reply(const char *word, const char *detail)
 	us_link_send(us_term(&b));
 }
 
+/* After a restore, the process's pending signals when no main thread was there to
+ * take them with their siginfo (freeze.c): sent again, as kill sends them. */
 static void raise_pending_signals(void)
 {
 	for (int sig = 1; sig <= 64; sig++)
@@ -51,25 +53,20 @@ static void raise_pending_signals(void)
 
 /* /proc/self/exe names the restorer until this runs. PR_SET_MM_MAP is the one
  * mm update allowed without CAP_SYS_RESOURCE, so the whole layout goes again,
- * read back from what the restorer already set. */
+ * read back from what the restorer already set. Raw system calls only, like the
+ * rest of the restored checkpoint thread's way to RESUME: an application thread
+ * may be frozen holding a lock of libc or of the dynamic loader (inside dlopen),
+ * and a wrapper's first call would take the loader's lock in dlsym. */
 static void us_set_exe(void)
 {
 	char text[2048];
-	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	long n = fd < 0 ? -1 : read(fd, text, sizeof text - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	static uint64_t auxv[128];
+	if (us_read_file("/proc/self/stat", text, sizeof text) <= 0)
 		return;
-	text[n] = 0;
 	uint64_t f[64];
 	us_stat_fields(text, f);
-	static uint64_t auxv[128];
-	fd = open("/proc/self/auxv", O_RDONLY | O_CLOEXEC);
-	long alen = fd < 0 ? 0 : read(fd, auxv, sizeof auxv);
-	if (fd >= 0)
-		close(fd);
-	int exe = open(us.exe_path, O_RDONLY | O_CLOEXEC);
+	long alen = us_read_file("/proc/self/auxv", (char *)auxv, sizeof auxv);
+	int exe = (int)us_sc4(SYS_openat, AT_FDCWD, us.exe_path, O_RDONLY | O_CLOEXEC, 0);
 	if (exe < 0) {
 		us_log("warning", "executable gone; /proc/self/exe names the restorer");
 		return;
@@ -82,14 +79,22 @@ static void us_set_exe(void)
 		.auxv = (__u64 *)auxv, .auxv_size = alen > 0 ? (uint32_t)alen : 0,
 		.exe_fd = (uint32_t)exe,
 	};
-	if (prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0) < 0)
+	if (us_sc5(SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0) < 0)
 		us_log("warning", "cannot set /proc/self/exe after restore");
-	close(exe);
+	us_sc1(SYS_close, exe);
 }
+
+/* The checkpoint thread's signal mask, as pthread_sigmask left it: every signal
+ * blocked but the mprotect tracker's faults and libc's own (cancellation,
+ * setxid, which libc never lets a thread block). */
+static uint64_t checkpoint_thread_mask;
 
 /* The checkpoint thread resumes here after a restore, on the new process. */
 static void restored(void)
 {
+	/* re-created from the restorer, which blocks every signal: a setuid() would
+	 * wait for this thread forever */
+	us_sc4(SYS_rt_sigprocmask, SIG_SETMASK, &checkpoint_thread_mask, NULL, 8);
 	while (!__atomic_load_n(&us.restored_main_left, __ATOMIC_ACQUIRE))
 		us_futex_wait(&us.restored_main_left, 0, 100);
 	us.restored_main_left = 0;
@@ -115,6 +120,8 @@ static void restored(void)
 		us_link_set(fd);
 	/* the request a thread still waits for is sent again after RESUME */
 	us.grant_seq = us.req_seq - (us.pending_req[0] ? 1 : 0);
+	if (us_timers_recreate() < 0)
+		us_sc1(SYS_exit_group, 125);
 	if (fd < 0 || us_link_hello("restore", (int)us_sc0(SYS_getppid), 1) < 0) {
 		us_log("restore-failed", "cannot register with the coordinator");
 		us_sc1(SYS_exit_group, 125);
@@ -275,12 +282,15 @@ static void serve(void)
 				kind[0] = 0;
 			if (us_next_token(&p, base, sizeof base) < 0)
 				base[0] = 0;
-			char mode[16];
-			int cow = us_next_token(&p, mode, sizeof mode) >= 0 && us_streq(mode, "cow");
+			char option[16];
+			int options = 0;
+			while (us_next_token(&p, option, sizeof option) >= 0)
+				options |= us_streq(option, "cow") ? US_WRITE_COW : us_streq(option, "ipc") ? US_WRITE_IPC : 0;
+			int cow = options & US_WRITE_COW;
 			us_tracker_ensure_intact();
 			const char *q = id, *bq = base;
 			uint64_t base_seq = us_streq(kind, "incremental") ? us_parse_u(&bq, 10) : 0;
-			int r = us_write_image(dir, us_parse_u(&q, 10), base_seq, cow, why, sizeof why, &mb, &pb, &incremental);
+			int r = us_write_image(dir, us_parse_u(&q, 10), base_seq, options, why, sizeof why, &mb, &pb, &incremental);
 			if (r == US_WRITE_RESTORED) {
 				restored();
 				restored_now = 1;
@@ -307,6 +317,11 @@ static void serve(void)
 				us.base_vpid = us.vpid;   /* the image just written is our own */
 			}
 			us.pending_seq = 0;
+			if (restored_now) {
+				/* as they were at the checkpoint, the moment the group runs again */
+				us_timers_arm();
+				raise_pending_signals();
+			}
 			us_thaw_all();
 			reply("RESUMED", NULL);
 			if (pending.waiting) {   /* the image is still to be written */
@@ -322,7 +337,6 @@ static void serve(void)
 			}
 			if (restored_now) {
 				restored_now = 0;
-				raise_pending_signals();
 				if (us.pending_req[0]) {   /* an app thread still waits for GRANT */
 					char req[40];
 					struct us_buf b = { req, 0, sizeof req };
@@ -343,6 +357,7 @@ static void *checkpoint_thread(void *arg)
 	sigdelset(&all, SIGSEGV);   /* the mprotect tracker's faults must be handled here too */
 	sigdelset(&all, SIGBUS);
 	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	us_sc4(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &checkpoint_thread_mask, 8);
 	prctl(PR_SET_NAME, "us-checkpoint");
 	struct us_thread_slot *s = us_slot_claim((int)us_sc0(SYS_gettid));
 	if (s)
@@ -417,6 +432,7 @@ void us_after_fork_child(struct us_fork_handover *h)
 	us.registered = 0;
 	us.vpid = (int)us_sc0(SYS_getpid);
 	us_stage_forget();
+	us_timers_after_fork();
 	us_tracker_after_fork(h);   /* continues against the parent's base image, or full */
 	join("fork", (int)us_sc0(SYS_getppid));
 }

@@ -66,7 +66,6 @@ void us_restore_entry(struct us_restore_args *a)
 	us_sc2(SYS_arch_prctl, ARCH_SET_FS, leader->fs_base);
 	us.restorer_start = a->restorer_start;
 	us.restorer_end = a->restorer_end;
-	us.pending_signals = a->pending_signals;
 	us.tracked_seq = a->checkpoint_seq;     /* picked up by the checkpoint thread */
 	us.restored_main_left = 0;
 

@@ -1,4 +1,4 @@
-/* us-restorer PID-IMAGE.meta PID-IMAGE.pages LOG [shm:DEV:INODE:FD ...]
+/* us-restorer PID-IMAGE.meta PID-IMAGE.pages LOG [shm:DEV:INODE:FD ...] [shm-removed:SHMID ...]
  *
  * Exec'd by us-init in a process that already has the right pid, parent, session,
  * descriptors, cwd and limits. Replaces its own address space with the image's
@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <linux/mman.h>
+#include <sys/shm.h>
 #include <sys/prctl.h>
 #include <linux/prctl.h>
 #include "layout.h"
@@ -185,6 +186,10 @@ static void place_special(struct special *cur, uint64_t to)
 struct shm_arg { uint64_t dev, ino; int fd; };
 static struct shm_arg *shms;    /* one per argument, in scratch memory: argv goes with the stack */
 static int nshm;
+/* SysV segments that were marked for removal: marked again once attached; in the
+ * same scratch pages, after shms */
+static long *shm_removed;
+static int nshm_removed;
 
 static char lz4_block[US_LZ4_BOUND(US_LZ4_RUN_PAGES * US_PAGE_SIZE)];
 #define READ_CHUNK (512ul << 10)
@@ -218,6 +223,30 @@ static void fill_runs(const struct us_rec_vma *v, int pages_fd)
 	}
 }
 
+/* A SysV shared memory attachment: the segment is shmid v->inode, which us-init
+ * made again, filled, under that id. shmat maps the whole segment; the mapping's
+ * part of it moves into place and the rest goes, so that a mapping that was only
+ * part of an attachment counts as one attachment, as it did. */
+static void attach_sysv(const struct us_rec_vma *v)
+{
+	uint64_t len = v->end - v->start;
+	uint64_t size = (v->object_size + US_PAGE_SIZE - 1) & ~(uint64_t)(US_PAGE_SIZE - 1);
+	if (v->file_offset > size || len > size - v->file_offset)
+		die("SysV shared memory mapping outside its segment", 0);
+	long base = us_sc3(SYS_shmat, v->inode, 0, v->prot & PROT_EXEC ? SHM_EXEC : 0);
+	if (is_err(base))
+		die("cannot attach SysV shared memory", base);
+	long r = us_sc5(SYS_mremap, base + v->file_offset, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v->start);
+	if (is_err(r))
+		die("cannot move SysV shared memory to its saved address", r);
+	if (v->file_offset)
+		us_sc2(SYS_munmap, base, v->file_offset);
+	if (size > v->file_offset + len)
+		us_sc2(SYS_munmap, base + v->file_offset + len, size - v->file_offset - len);
+	if (is_err(r = us_sc3(SYS_mprotect, v->start, len, v->prot)))
+		die("cannot restore memory protection", r);
+}
+
 static void map_vma(const struct us_rec_vma *v, int pages_fd)
 {
 	const char *path = (const char *)(v + 1) + v->nruns * sizeof(struct us_page_run);
@@ -232,10 +261,11 @@ static void map_vma(const struct us_rec_vma *v, int pages_fd)
 	p[v->path_len] = 0;
 
 	uint32_t prot = v->prot | (v->nruns ? PROT_WRITE : 0);
+	long noreserve = v->flags & US_VMA_F_NORESERVE ? MAP_NORESERVE : 0;
 	switch (v->kind) {
 	case US_VMA_ANON:
 	case US_VMA_HEAP:
-		r = us_sc6(SYS_mmap, v->start, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		r = us_sc6(SYS_mmap, v->start, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | noreserve, -1, 0);
 		break;
 	case US_VMA_STACK:
 		r = us_sc6(SYS_mmap, v->start, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN, -1, 0);
@@ -246,11 +276,15 @@ static void map_vma(const struct us_rec_vma *v, int pages_fd)
 		int fd = (int)us_sc4(SYS_openat, AT_FDCWD, p, mode | O_CLOEXEC, 0);
 		if (fd < 0)
 			die("a file the process had mapped cannot be opened", fd);
-		r = us_sc6(SYS_mmap, v->start, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd, v->file_offset);
+		r = us_sc6(SYS_mmap, v->start, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | noreserve, fd, v->file_offset);
 		us_sc1(SYS_close, fd);
 		break;
 	}
 	case US_VMA_SHMEM: {
+		if (us_startswith(p, "/SYSV")) {
+			attach_sysv(v);
+			return;
+		}
 		int fd = -1;
 		for (int i = 0; i < nshm; i++)
 			if (shms[i].dev == v->dev && shms[i].ino == v->inode)
@@ -270,6 +304,27 @@ static void map_vma(const struct us_rec_vma *v, int pages_fd)
 	fill_runs(v, pages_fd);
 	if (prot != v->prot && is_err(r = us_sc3(SYS_mprotect, v->start, len, v->prot)))
 		die("cannot restore memory protection", r);
+}
+
+/* Memory attributes given with madvise and mlock, once every page is in place. */
+static void advise(const struct us_rec_madvice *h)
+{
+	static const struct { uint32_t flag; int advice; } by_flag[] = {
+		{ US_MADV_DONTFORK, MADV_DONTFORK }, { US_MADV_WIPEONFORK, MADV_WIPEONFORK },
+		{ US_MADV_DONTDUMP, MADV_DONTDUMP }, { US_MADV_HUGEPAGE, MADV_HUGEPAGE },
+		{ US_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE },
+	};
+	const struct us_madvice *m = (const void *)(h + 1);
+	for (uint32_t i = 0; i < h->count; i++, m++) {
+		uint64_t len = m->end - m->start;
+		long r;
+		for (unsigned k = 0; k < sizeof by_flag / sizeof by_flag[0]; k++)
+			if ((m->flags & by_flag[k].flag) && is_err(r = us_sc3(SYS_madvise, m->start, len, by_flag[k].advice)))
+				die("cannot give memory its madvise attributes again", r);
+		if ((m->flags & US_MADV_LOCKED) &&
+		    is_err(r = us_sc3(SYS_mlock2, m->start, len, m->flags & US_MADV_LOCKONFAULT ? MLOCK_ONFAULT : 0)))
+			die("cannot lock memory again (mlock; RLIMIT_MEMLOCK?)", r);
+	}
 }
 
 /* ---- the rest of the process ---- */
@@ -305,7 +360,7 @@ static void set_mm(const struct us_rec_proc *pr)
 	us_sc5(SYS_prctl, PR_SET_NAME, comm, 0, 0, 0);
 }
 
-struct restore_args { uint64_t restorer_start, restorer_end, pending_signals, checkpoint_seq; };
+struct restore_args { uint64_t restorer_start, restorer_end, checkpoint_seq; };
 static struct restore_args args;
 
 void restorer_main(long *sp)
@@ -313,13 +368,22 @@ void restorer_main(long *sp)
 	int argc = (int)sp[0];
 	char **argv = (char **)(sp + 1);
 	if (argc < 4)
-		die("usage: us-restorer META PAGES LOG [shm:DEV:INODE:FD ...]", 0);
+		die("usage: us-restorer META PAGES LOG [shm:DEV:INODE:FD ...] [shm-removed:SHMID ...]", 0);
 	copy_arg(meta_path, argv[1]);
 	copy_arg(log_path, argv[3]);
-	if (argc > 4)
-		shms = scratch_map(RESTORER_SCRATCH + (384ull << 20), ((uint64_t)(argc - 4) * sizeof *shms + 4095) & ~4095ull);
+	if (argc > 4) {
+		uint64_t n = (uint64_t)(argc - 4);
+		shms = scratch_map(RESTORER_SCRATCH + (384ull << 20),
+				   (n * (sizeof *shms + sizeof *shm_removed) + 4095) & ~4095ull);
+		shm_removed = (long *)(shms + n);
+	}
 	for (int i = 4; i < argc; i++) {
 		const char *p = argv[i];
+		if (us_startswith(p, "shm-removed:")) {
+			p += 12;
+			shm_removed[nshm_removed++] = (long)us_parse_u(&p, 10);
+			continue;
+		}
 		if (!us_startswith(p, "shm:"))
 			die("bad argument", 0);
 		p += 4;
@@ -382,8 +446,14 @@ void restorer_main(long *sp)
 	FOR_RECORDS(&im, r)
 		if (r->type == US_REC_VMA)
 			map_vma((const void *)(r + 1), pages_fd);
+	for (int i = 0; i < nshm_removed; i++)
+		us_sc3(SYS_shmctl, shm_removed[i], IPC_RMID, 0);
 
 	set_mm(im.proc);
+
+	FOR_RECORDS(&im, r)
+		if (r->type == US_REC_MADVICE)
+			advise((const void *)(r + 1));
 
 	FOR_RECORDS(&im, r) {
 		if (r->type == US_REC_SIGACT) {
@@ -399,7 +469,6 @@ void restorer_main(long *sp)
 				us_sc3(SYS_fcntl, f->fd, 2 /* F_SETFD */, f->fd_flags);
 		} else if (r->type == US_REC_MISC && r->len >= sizeof(struct us_rec_misc)) {
 			const struct us_rec_misc *m = (const void *)(r + 1);
-			args.pending_signals = m->pending_shared;
 			for (int w = 0; w < 3; w++)
 				if (m->itimer[w][2] || m->itimer[w][3])
 					us_sc3(SYS_setitimer, w, m->itimer[w], NULL);

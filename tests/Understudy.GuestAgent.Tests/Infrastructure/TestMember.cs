@@ -46,6 +46,9 @@ internal sealed class TestMember : IAsyncDisposable
     /// <summary>Regular files captured with every image (storage checkpointing): path and contents.</summary>
     public Dictionary<string, byte[]> Files => _process.Files;
 
+    /// <summary>For each WRITE received, whether it asked this member to capture the group's IPC namespace.</summary>
+    public List<bool> CapturesIpc { get; } = [];
+
     /// <summary>The WRITE lines received, for tests of what was asked.</summary>
     public List<string> WriteLines { get; } = [];
 
@@ -141,8 +144,9 @@ internal sealed class TestMember : IAsyncDisposable
     {
         var write = await ExpectAsync("WRITE");
         WriteLines.Add(string.Join(' ', write));
-        Assert.True(write.Length is 5 or 6, $"WRITE has {write.Length - 1} arguments, expected 4 or 5: '{string.Join(' ', write)}'");
-        var copyOnWrite = write.Length == 6 && write[5] == "cow";
+        Assert.True(write.Length is 5 or 6 or 7, $"WRITE has {write.Length - 1} arguments, expected 4 to 6: '{string.Join(' ', write)}'");
+        var copyOnWrite = write.Length >= 6 && write[5] == "cow";
+        CapturesIpc.Add(write.Length == 7 && write[6] == "ipc");
         Assert.Contains(write[3], (string[])["full", "incremental"]);
         var dir = TokenCodec.Decode(write[2]);
         var seq = long.Parse(write[1]);

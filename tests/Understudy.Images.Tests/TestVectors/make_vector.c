@@ -4,19 +4,22 @@
  * hardware instruction the C# side uses. Then vector-inc.meta and vector-inc.pages: an
  * incremental image on vector's checkpoint, with a hole run, a complete mapping holding a
  * compressed run (US_RUN_F_LZ4: an LZ4 block built by hand below, independent of any LZ4
- * library) and a FILE record (storage checkpointing).
+ * library), a FILE record (storage checkpointing), and the records of format version 3:
+ * TIMER, IPC (with a segment's contents in .pages), MADVICE, an mqueue descriptor and a
+ * MAP_NORESERVE mapping.
  *
  *   gcc -std=c11 -Wall -I../../../native/include make_vector.c -o /tmp/make_vector && /tmp/make_vector .
  *
  * Records come in the native writer's order (native/src/interceptor/capture.c): PROC, THREAD...,
- * SIGACT, MISC, FD..., FILE..., VMA... NativeVectorTests asserts every value written here. */
+ * SIGACT, MISC, TIMER..., FD..., FILE..., IPC..., VMA..., MADVICE. NativeVectorTests asserts
+ * every value written here. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "us_image.h"
 
-static uint8_t meta[8192];
+static uint8_t meta[16384];
 static size_t meta_len = sizeof(struct us_meta_header);
 static uint32_t nrecords;
 
@@ -122,17 +125,31 @@ static int finish(const char *dir, const char *name, uint32_t kind, uint64_t seq
 	return 0;
 }
 
+/* Appends one message of an IPC record's data at out: the header, the text, zeros to 8. */
+static size_t ipc_msg(uint8_t *out, int64_t type, const char *text)
+{
+	struct us_ipc_msg m = { .type = type, .len = (uint32_t)strlen(text) };
+	memcpy(out, &m, sizeof m);
+	memcpy(out + sizeof m, text, m.len);
+	return sizeof m + US_REC_ALIGN(m.len);
+}
+
 /* The incremental image: checkpoint 4 on checkpoint 3 (vector). Its .pages holds one page of
- * heap data, then the 5000 bytes of a captured file padded to two pages, then the LZ4 block of
- * two pages of the new mapping: a 16-byte pattern repeated (8-aligned, unpadded at the end). */
+ * heap data, then the 5000 bytes of a captured file padded to two pages, then the 100 bytes of a
+ * SysV shared memory segment padded to a page, then the LZ4 block of two pages of the new
+ * mapping: a 16-byte pattern repeated (8-aligned, unpadded at the end). It also has the records
+ * of format version 3: two POSIX timers, the group's IPC objects, a message queue descriptor,
+ * memory advice and a MAP_NORESERVE mapping. */
 static int write_incremental(const char *dir)
 {
-	static uint8_t inc_pages[3 * US_PAGE_SIZE + 256];
+	static uint8_t inc_pages[4 * US_PAGE_SIZE + 256];
 	memcpy(inc_pages, pages + US_PAGE_SIZE, US_PAGE_SIZE);
 	for (size_t i = 0; i < 5000; i++)
 		inc_pages[US_PAGE_SIZE + i] = (uint8_t)(i * 3 + 1);
+	for (size_t i = 0; i < 100; i++)
+		inc_pages[3 * US_PAGE_SIZE + i] = (uint8_t)(i * 5 + 3);
 	const uint8_t pattern[16] = "understudy-lz4!";
-	size_t lz4_off = 3 * US_PAGE_SIZE;
+	size_t lz4_off = 4 * US_PAGE_SIZE;
 	size_t lz4_len = lz4_repeat_block(inc_pages + lz4_off, pattern, sizeof pattern, 2 * US_PAGE_SIZE);
 
 	const char exe[] = "/usr/bin/vector-app";
@@ -145,15 +162,48 @@ static int write_incremental(const char *dir)
 	record(US_REC_SIGACT, &sa, sizeof sa, NULL, 0, NULL, 0);
 	struct us_rec_misc m = { .pending_shared = 0 };
 	record(US_REC_MISC, &m, sizeof m, NULL, 0, NULL, 0);
+
+	/* TIMERs: a periodic one signalling the process, a one-shot one signalling thread 7 */
+	struct us_rec_timer tick = { .id = 0, .clockid = 1, .notify = 0, .signo = 35, .value = 1111,
+		.interval_ns = 50000000, .value_ns = 20000000 };
+	record(US_REC_TIMER, &tick, sizeof tick, NULL, 0, NULL, 0);
+	struct us_rec_timer once = { .id = 3, .clockid = 0, .notify = 4, .signo = 36, .value = 0x7f00000cc000,
+		.tid = 7, .value_ns = 3600000000000ull };
+	record(US_REC_TIMER, &once, sizeof once, NULL, 0, NULL, 0);
+
 	const char db[] = "/srv/data/app.db";
 	struct us_rec_fd f = { .fd = 3, .kind = US_FD_FILE, .open_flags = 0x402, .pos = 5000,
 		.dev = 0x803, .inode = 4242, .mode = 0100600, .path_len = sizeof db - 1 };
 	record(US_REC_FD, &f, sizeof f, db, sizeof db - 1, NULL, 0);
+	const char queue[] = "/jobs";
+	struct us_rec_fd mq = { .fd = 4, .fd_flags = 1, .kind = US_FD_MQUEUE, .open_flags = 02004002,
+		.dev = 0x12, .inode = 77, .mode = 0100640, .path_len = sizeof queue - 1 };
+	record(US_REC_FD, &mq, sizeof mq, queue, sizeof queue - 1, NULL, 0);
 
 	/* FILE: the 5000 bytes of app.db */
 	struct us_rec_file file = { .dev = 0x803, .inode = 4242, .size = 5000, .pages_off = US_PAGE_SIZE,
 		.crc = crc32c(inc_pages + US_PAGE_SIZE, 5000), .path_len = sizeof db - 1 };
 	record(US_REC_FILE, &file, sizeof file, db, sizeof db - 1, NULL, 0);
+
+	/* IPC: a segment (its 100 bytes in .pages), a semaphore set, a SysV queue, a POSIX queue */
+	struct us_rec_ipc shm = { .kind = US_IPC_SHM, .id = 32769, .key = 0x1234, .mode = 01640, .uid = 1000,
+		.gid = 1001, .size = 100, .pages_off = 3 * US_PAGE_SIZE, .crc = crc32c(inc_pages + 3 * US_PAGE_SIZE, 100) };
+	record(US_REC_IPC, &shm, sizeof shm, NULL, 0, NULL, 0);
+	uint16_t values[3] = { 3, 0, 32767 };
+	struct us_rec_ipc sem = { .kind = US_IPC_SEM, .id = 2, .key = -5, .mode = 0600, .uid = 1000, .gid = 1001,
+		.size = 3, .data_len = sizeof values };
+	record(US_REC_IPC, &sem, sizeof sem, values, sizeof values, NULL, 0);
+	uint8_t msgs[128] = { 0 };
+	size_t msgs_len = ipc_msg(msgs, 1, "first");
+	msgs_len += ipc_msg(msgs + msgs_len, 9, "type nine");
+	struct us_rec_ipc msg = { .kind = US_IPC_MSG, .id = 0, .key = 0, .mode = 0660, .uid = 0, .gid = 0,
+		.size = 16384, .count = 2, .data_len = (uint32_t)msgs_len };
+	record(US_REC_IPC, &msg, sizeof msg, msgs, msgs_len, NULL, 0);
+	uint8_t posix[64] = { 0 };
+	size_t posix_len = ipc_msg(posix, 7, "urgent");
+	struct us_rec_ipc mqueue = { .kind = US_IPC_MQUEUE, .mode = 0640, .uid = 1000, .gid = 1001, .size = 10,
+		.msg_size = 8192, .count = 1, .name_len = 4, .data_len = (uint32_t)posix_len };
+	record(US_REC_IPC, &mqueue, sizeof mqueue, posix, posix_len, "jobs", 4);
 
 	/* VMA 1: the heap as a delta: one page written, two pages gone, the rest unchanged */
 	struct us_page_run heap_runs[2] = {
@@ -169,8 +219,14 @@ static int write_incremental(const char *dir)
 	struct us_page_run fresh_run = { .addr = 0x7f0000021000, .npages = 2, .pages_off = lz4_off,
 		.stored_len = lz4_len, .crc = crc32c(inc_pages + lz4_off, lz4_len), .flags = US_RUN_F_LZ4 };
 	struct us_rec_vma fresh = { .start = 0x7f0000020000, .end = 0x7f0000024000, .prot = 3,
-		.flags = US_VMA_F_COMPLETE, .kind = US_VMA_ANON, .nruns = 1 };
+		.flags = US_VMA_F_COMPLETE | US_VMA_F_NORESERVE, .kind = US_VMA_ANON, .nruns = 1 };
 	record(US_REC_VMA, &fresh, sizeof fresh, &fresh_run, sizeof fresh_run, NULL, 0);
+
+	/* MADVICE: the new mapping's first two pages are not forked, and locked */
+	struct us_rec_madvice advice = { .count = 1 };
+	struct us_madvice range = { .start = 0x7f0000020000, .end = 0x7f0000022000,
+		.flags = US_MADV_DONTFORK | US_MADV_LOCKED };
+	record(US_REC_MADVICE, &advice, sizeof advice, &range, sizeof range, NULL, 0);
 
 	return finish(dir, "vector-inc", US_IMAGE_INCREMENTAL, 4, 3, inc_pages, lz4_off + lz4_len);
 }

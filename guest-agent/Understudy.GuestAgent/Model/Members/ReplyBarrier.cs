@@ -14,36 +14,52 @@ internal static class ReplyBarrier
 {
     /// <param name="answered">reports how many members answered so far.</param>
     /// <param name="sent">called once the command went to every member (frozen time ends at RESUME sent).</param>
-    public static async Task<IReadOnlyDictionary<Member, TReply>> RunAsync<TReply>(
+    public static Task<IReadOnlyDictionary<Member, TReply>> RunAsync<TReply>(
         IReadOnlyList<Member> members,
         MemberCommand command,
         TimeSpan timeout,
         IProgress<int>? answered,
         Action? sent,
         CancellationToken cancellationToken)
+        where TReply : MemberReply =>
+        RunAsync<TReply>(members, _ => command, timeout, answered, sent, cancellationToken);
+
+    /// <summary>The same, with a command of one verb that may differ from member to member.</summary>
+    public static async Task<IReadOnlyDictionary<Member, TReply>> RunAsync<TReply>(
+        IReadOnlyList<Member> members,
+        Func<Member, MemberCommand> commandFor,
+        TimeSpan timeout,
+        IProgress<int>? answered,
+        Action? sent,
+        CancellationToken cancellationToken)
         where TReply : MemberReply
     {
-        await SendAllAsync(members, command, cancellationToken).ConfigureAwait(false);
+        var phase = members.Count > 0 ? commandFor(members[0]).Verb : "";
+        await SendAllAsync(members, commandFor, phase, cancellationToken).ConfigureAwait(false);
         sent?.Invoke();
-        return await AwaitAllAsync<TReply>(members, command.Verb, timeout, answered, cancellationToken).ConfigureAwait(false);
+        return await AwaitAllAsync<TReply>(members, phase, timeout, answered, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Sends <paramref name="command"/> to each member; fails, naming it, at the first that is gone.</summary>
-    public static async Task SendAllAsync(IReadOnlyList<Member> members, MemberCommand command, CancellationToken cancellationToken)
+    public static Task SendAllAsync(IReadOnlyList<Member> members, MemberCommand command, CancellationToken cancellationToken) =>
+        SendAllAsync(members, _ => command, command.Verb, cancellationToken);
+
+    private static async Task SendAllAsync(
+        IReadOnlyList<Member> members, Func<Member, MemberCommand> commandFor, string phase, CancellationToken cancellationToken)
     {
         foreach (var member in members)
         {
             if (member.Connection is not { } connection)
             {
-                throw new MemberPhaseException(command.Verb, PhaseFailure.Exited, [member]);
+                throw new MemberPhaseException(phase, PhaseFailure.Exited, [member]);
             }
             try
             {
-                await connection.SendAsync(command, cancellationToken).ConfigureAwait(false);
+                await connection.SendAsync(commandFor(member), cancellationToken).ConfigureAwait(false);
             }
             catch (MemberDisconnectedException)
             {
-                throw new MemberPhaseException(command.Verb, PhaseFailure.Exited, [member]);
+                throw new MemberPhaseException(phase, PhaseFailure.Exited, [member]);
             }
         }
     }

@@ -45,11 +45,15 @@ internal sealed record PrepareCommand(string CheckpointId) : MemberCommand
 /// <param name="BaseSeq">With "incremental": the checkpoint the image is to apply to; 0 with "full".</param>
 /// <param name="CopyOnWrite">the member answers CAPTURED once a forked writer holds its snapshot,
 /// and WRITTEN after the RESUME that follows, when the image is complete.</param>
-internal sealed record WriteCommand(string CheckpointId, string Directory, string Kind, long BaseSeq = 0, bool CopyOnWrite = false)
+/// <param name="CapturesIpc">this member also captures the group's IPC namespace (SysV objects,
+/// POSIX message queues) into its image: one member per checkpoint does.</param>
+internal sealed record WriteCommand(string CheckpointId, string Directory, string Kind, long BaseSeq = 0, bool CopyOnWrite = false,
+    bool CapturesIpc = false)
     : MemberCommand
 {
     public override string ToLine() =>
-        $"WRITE {TokenCodec.Encode(CheckpointId)} {TokenCodec.Encode(Directory)} {Kind} {BaseSeq}" + (CopyOnWrite ? " cow" : "");
+        $"WRITE {TokenCodec.Encode(CheckpointId)} {TokenCodec.Encode(Directory)} {Kind} {BaseSeq}" +
+        (CopyOnWrite ? " cow" : "") + (CapturesIpc ? " ipc" : "");
 }
 
 internal sealed record ResumeCommand : MemberCommand

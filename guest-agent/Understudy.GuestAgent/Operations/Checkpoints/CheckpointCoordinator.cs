@@ -95,11 +95,15 @@ internal sealed class CheckpointCoordinator
 
             // Steps 3-4: with the whole group frozen, every member drains in-flight data and
             // captures its state; a forked writer per member then writes the image from a
-            // copy-on-write snapshot, so the group is frozen for the capture only.
+            // copy-on-write snapshot, so the group is frozen for the capture only. The group's
+            // IPC objects belong to its namespace, not to a process: the first member captures
+            // them for all.
             phase = "WRITE";
             progress?.Report(new(CheckpointPhases.Write, 0, members.Count));
+            var write = new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: true);
+            var ipcCapturer = members.MinBy(m => m.Vpid);
             await ReplyBarrier.RunAsync<CapturedReply>(
-                members, new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: true), _options.CaptureTimeout,
+                members, m => m == ipcCapturer ? write with { CapturesIpc = true } : write, _options.CaptureTimeout,
                 answered: null, sent: null, cancellationToken).ConfigureAwait(false);
             phase = "RESUME";
             progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
