@@ -32,17 +32,7 @@ public sealed class KilledMidCheckpointTests : IClassFixture<AgentFixture>
         await g.WaitForMembers(m => m.Count == 2, "members a and b");
 
         var checkpoint = g.Run("checkpoint", g.Name);
-        string? staging = null;
-        await g.WaitUntil(() =>
-        {
-            staging = Directory.Exists(g.StagingDir) ? Directory.EnumerateDirectories(g.StagingDir).FirstOrDefault() : null;
-            return staging is not null || checkpoint.IsCompleted;
-        }, $"a checkpoint directory in {g.StagingDir}");
-        if (staging is null)
-        {
-            throw g.Failure($"the checkpoint finished before any staging directory was seen (is UNDERSTUDY_FAULT=stall-write honoured?):\n{await checkpoint}");
-        }
-
+        var staging = await Staging(g, checkpoint);
         var stagingId = Path.GetFileName(staging);
         _out.WriteLine($"checkpoint {stagingId} is staging");
 
@@ -84,5 +74,64 @@ public sealed class KilledMidCheckpointTests : IClassFixture<AgentFixture>
         // The previous checkpoint restores, and A continues from it.
         await g.KillMembers(members);
         await g.RestoreAndVerify(good, tags, roles, explicitId: true);
+    }
+
+    // Issue 10: a member stopped (SIGSTOP, a debugger) in the middle of a round cannot answer.
+    // The round fails at once, with a line that names the member and the kill -CONT fix, rather
+    // than after the phase's timeout; the others resume and nothing is committed.
+    [Fact, Trait("Category", "Integration")]
+    public async Task MemberStoppedInTheMiddleOfARound_CheckpointFailsNamingIt_OthersResume()
+    {
+        await using var g = _fx.OpenGroup("stopped-mid", _out);
+        string[] tags = { "count" };
+        await g.Launch("a", Repo.Workload("wl_memory"), "16");
+        var good = await g.Checkpoint(tags, members: 1);
+
+        // B hangs in the WRITE phase, so the round is still going when it is stopped.
+        var env = File.Exists("/usr/bin/env") ? "/usr/bin/env" : "/bin/env";
+        var b = await g.Launch("b", env, "UNDERSTUDY_FAULT=stall-write", Repo.Workload("wl_counter"), "b");
+        await g.WaitForCounts("b count", 3, 0);
+        await g.WaitForMembers(m => m.Count == 2, "members a and b");
+
+        var checkpoint = g.Run("checkpoint", g.Name);
+        await Staging(g, checkpoint);
+        Assert.True(Native.Kill(b.HostPid, Native.SIGSTOP), $"kill -STOP {b.HostPid} failed");
+        HactlResult result;
+        try
+        {
+            result = await checkpoint;
+        }
+        finally
+        {
+            Native.Kill(b.HostPid, Native.SIGCONT);
+        }
+
+        result.FailsWithOneLine();
+        _out.WriteLine($"checkpoint failed: {result.StderrLines[0]}");
+        Assert.Contains("is stopped", result.StderrLines[0]);
+        Assert.Contains($"kill -CONT {b.HostPid}", result.StderrLines[0]);
+
+        // A was thawed and counts on with no gap; the round left nothing behind.
+        long from = g.Log.Length;
+        await g.WaitForCounts("count", 3, from);
+        var counts = g.Log.Counts("count");
+        for (int i = 1; i < counts.Count; i++)
+        {
+            Assert.True(counts[i] == counts[i - 1] + 1, $"A's counter went from {counts[i - 1]} to {counts[i]}");
+        }
+        Assert.Equal(good.Id, (await g.CheckpointIds()).LastOrDefault());
+    }
+
+    /// <summary>The staging directory of the checkpoint in flight, once it exists.</summary>
+    private static async Task<string> Staging(GroupSession g, Task<HactlResult> checkpoint)
+    {
+        string? staging = null;
+        await g.WaitUntil(() =>
+        {
+            staging = Directory.Exists(g.StagingDir) ? Directory.EnumerateDirectories(g.StagingDir).FirstOrDefault() : null;
+            return staging is not null || checkpoint.IsCompleted;
+        }, $"a checkpoint directory in {g.StagingDir}");
+        return staging ?? throw g.Failure(
+            $"the checkpoint finished before any staging directory was seen (is UNDERSTUDY_FAULT=stall-write honoured?):\n{await checkpoint}");
     }
 }
