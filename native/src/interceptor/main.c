@@ -98,9 +98,11 @@ static void restored(void)
 	while (!__atomic_load_n(&us.restored_main_left, __ATOMIC_ACQUIRE))
 		us_futex_wait(&us.restored_main_left, 0, 100);
 	us.restored_main_left = 0;
-	/* The restorer started this thread with every signal blocked; the mprotect
-	 * tracker's faults must reach it, as when it first started. */
-	uint64_t mask = ~((1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1)));
+	/* The restorer started this thread with every signal blocked. Unblocked again,
+	 * as pthread_sigmask left them when it first started: the mprotect tracker's
+	 * faults, and glibc's own two signals (32: cancellation, 33: setxid, which
+	 * setuid() and its kin send to every thread, waiting for each to answer). */
+	uint64_t mask = ~((1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1)) | (1ull << (32 - 1)) | (1ull << (33 - 1)));
 	us_sc4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, 8);
 	if (us.restorer_end > us.restorer_start)
 		us_sc2(SYS_munmap, us.restorer_start, us.restorer_end - us.restorer_start);

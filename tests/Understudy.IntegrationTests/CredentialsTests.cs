@@ -1,0 +1,34 @@
+using Understudy.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Understudy.IntegrationTests;
+
+/// <summary>
+/// A process changes its credentials through glibc, which runs the change in every thread of
+/// the process, the interceptor's checkpoint thread included, and waits for each to answer.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class CredentialsTests : IClassFixture<AgentFixture>
+{
+    private readonly AgentFixture _fx;
+    private readonly ITestOutputHelper _out;
+
+    public CredentialsTests(AgentFixture fx, ITestOutputHelper output) => (_fx, _out) = (fx, output);
+
+    // The restored checkpoint thread used to block every signal, glibc's own included, so the
+    // first setegid() after a restore waited forever. wl_counter calls it before each VERIFY.
+    [Fact, Trait("Category", "Integration")]
+    public async Task AfterEachRestore_SetegidReturns_CounterVerifies()
+    {
+        await using var g = _fx.OpenGroup("creds", _out);
+        string[] tags = ["count"], roles = ["counter"];
+        var launched = await g.Launch("counter", Repo.Workload("wl_counter"));
+        await g.Verify([launched], roles);
+        for (int round = 1; round <= 2; round++)
+        {
+            var ck = await g.Checkpoint(tags, members: 1);
+            await g.KillMembers(ck.Members);
+            await g.RestoreAndVerify(ck, tags, roles);
+        }
+    }
+}
