@@ -218,6 +218,11 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 	int saved_errno = errno;
 	int gen = __atomic_load_n(&us.thaw_gen, __ATOMIC_ACQUIRE);
 	int tid = (int)us_sc0(SYS_gettid);
+	if (tid == __atomic_load_n(&us.checkpoint_tid, __ATOMIC_ACQUIRE)) {
+		us_creds_serve();   /* never frozen: asked to follow a thread's credentials */
+		errno = saved_errno;
+		return;
+	}
 	struct us_thread_slot *s = us_slot_for(tid, 1);
 	struct us_restart restart = { -1, -1 };
 	int restored = 0;

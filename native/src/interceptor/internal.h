@@ -94,6 +94,7 @@ struct us_state {
 	volatile int thaw_gen;
 	volatile int frozen_wake;       /* what frozen threads wait on: moves at a thaw and at a request */
 	volatile int restored_main_left;        /* main thread left the restorer's stack */
+	volatile int checkpoint_tid;    /* 0 until the checkpoint thread runs (thread_creds.c) */
 	struct us_thread_slot *slot_chunks[US_SLOT_CHUNKS];
 	volatile int nslot_chunks;
 	volatile int slot_lock;
@@ -192,6 +193,7 @@ US_HIDDEN void us_wrappers_init(void);
 US_HIDDEN const sigset_t *us_without_freeze(const sigset_t *set, sigset_t *copy);
 /* what this thread's wrapped call has the kernel write into, if it is in one */
 US_HIDDEN const struct us_kernel_write *us_wrapped_kernel_write(void);
+US_HIDDEN void us_creds_serve(void);
 US_HIDDEN void us_lock(volatile int *l);
 US_HIDDEN void us_unlock(volatile int *l);
 US_HIDDEN void us_futex_wait(volatile int *addr, int val, long timeout_ms);

@@ -101,8 +101,10 @@ static void restored(void)
 	/* The restorer started this thread with every signal blocked. Unblocked again,
 	 * as pthread_sigmask left them when it first started: the mprotect tracker's
 	 * faults, and glibc's own two signals (32: cancellation, 33: setxid, which
-	 * setuid() and its kin send to every thread, waiting for each to answer). */
-	uint64_t mask = ~((1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1)) | (1ull << (32 - 1)) | (1ull << (33 - 1)));
+	 * setuid() and its kin send to every thread, waiting for each to answer), and
+	 * the freeze signal, which asks it to follow credential changes. */
+	uint64_t mask = ~((1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1)) | (1ull << (32 - 1)) | (1ull << (33 - 1)) |
+			  (1ull << (US_SIG_FREEZE - 1)));
 	us_sc4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, 8);
 	if (us.restorer_end > us.restorer_start)
 		us_sc2(SYS_munmap, us.restorer_start, us.restorer_end - us.restorer_start);
@@ -358,7 +360,10 @@ static void *checkpoint_thread(void *arg)
 	sigfillset(&all);
 	sigdelset(&all, SIGSEGV);   /* the mprotect tracker's faults must be handled here too */
 	sigdelset(&all, SIGBUS);
+	sigdelset(&all, US_SIG_FREEZE);   /* asks it to follow credential changes (thread_creds.c) */
 	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	__atomic_store_n(&us.checkpoint_tid, (int)us_sc0(SYS_gettid), __ATOMIC_RELEASE);
+	us_futex_wake(&us.checkpoint_tid);
 	us_sc4(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &checkpoint_thread_mask, 8);
 	prctl(PR_SET_NAME, "us-checkpoint");
 	struct us_thread_slot *s = us_slot_claim((int)us_sc0(SYS_gettid));
@@ -384,6 +389,9 @@ void us_start_checkpoint_thread(void)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (pthread_create(&t, &a, checkpoint_thread, NULL) != 0)
 		us_log("error", "cannot start the checkpoint thread");
+	else    /* it must be there to follow the program's first credential changes */
+		while (!__atomic_load_n(&us.checkpoint_tid, __ATOMIC_ACQUIRE))
+			us_futex_wait(&us.checkpoint_tid, 0, 100);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&a);
 }
@@ -433,6 +441,7 @@ void us_after_fork_child(struct us_fork_handover *h)
 	us_link_close();   /* the parent's link */
 	us.registered = 0;
 	us.vpid = (int)us_sc0(SYS_getpid);
+	us.checkpoint_tid = 0;      /* the parent's; this process starts its own */
 	us_stage_forget();
 	us_timers_after_fork();
 	us_tracker_after_fork(h);   /* continues against the parent's base image, or full */
