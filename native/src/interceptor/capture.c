@@ -122,9 +122,11 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options
 	s.pids = s.fds + FDS_MAX;
 	s.list = s.pids + PIDS_MAX;
 	s.holders = (struct fd_holder *)(s.list + FDS_MAX);
-	s.sorting = s.holders + HOLDERS_MAX;
 	s.nholders = -1;
-	s.vm_flags = (struct vm_flags *)(s.sorting + HOLDERS_MAX);
+	s.own = (struct own_file *)(s.holders + HOLDERS_MAX);
+	s.own_sorting = s.own + FDS_MAX;
+	s.nown = -1;
+	s.vm_flags = (struct vm_flags *)(s.own_sorting + FDS_MAX);
 	s.meta = (char *)(s.vm_flags + VM_FLAGS_MAX);
 	s.scan_works = 1;
 	/* relative to base_seq only if this process has tracked every write since then */

@@ -18,7 +18,7 @@
 #define REGIONS_MAX  65536              /* PAGEMAP_SCAN output */
 #define FDS_MAX      (1 << 20)          /* one process's descriptors: fs.nr_open's default */
 #define PIDS_MAX     65536              /* the group's processes */
-#define HOLDERS_MAX  (1 << 21)          /* the group's descriptors, for open file keys (twice: sorting) */
+#define HOLDERS_MAX  (1 << 21)          /* the group's descriptors, for open file keys */
 #define QUEUES_MAX   (32ul << 20)       /* at the end: a TCP connection's state and queues */
 #define VM_FLAGS_MAX 65536              /* mappings with flags a restore sets again */
 
@@ -28,6 +28,7 @@
 
 struct us_page_region;
 struct fd_holder;
+struct own_file;
 
 /* What /proc/self/smaps says of a mapping that a restore must know: MAP_NORESERVE
  * and the madvise and mlock attributes (US_MADV_*). */
@@ -53,8 +54,12 @@ struct scratch {
 	int *pids;                      /* the group's processes (PIDS_MAX) */
 	int *list;                      /* one process's descriptors, while listing the group's (FDS_MAX) */
 	struct fd_holder *holders;      /* every descriptor of the group, listed once when first needed */
-	struct fd_holder *sorting;      /* as many: merge sort's other half */
 	int nholders;                   /* -1 until listed */
+	const int *app_fds;             /* this process's descriptors before the capture opened any */
+	int napp_fds;
+	struct own_file *own;           /* the same, with their open files' keys (FDS_MAX) */
+	struct own_file *own_sorting;   /* as many: merge sort's other half */
+	int nown;                       /* -1 until matched with the group's */
 	char *queues;                   /* a TCP connection's state and queues (src/descriptors/tcp.c) */
 	char *meta;                     /* records being built */
 	size_t meta_len, meta_cap;
@@ -89,10 +94,13 @@ void capture_process(struct scratch *s);
 /* capture_fds.c: an FD record for every descriptor, by its kind (src/descriptors/) */
 void capture_fds(struct scratch *s, const int *fds, int n);
 /* One descriptor of a process of the group (this one included), by pid in the group,
- * and the key of its open file (US_FD_AUX_OPEN_KEY). */
-struct fd_holder { int pid, fd; uint64_t key; };
-/* Every descriptor of the group's processes, listed once per image, in the order of
- * their open files (kcmp). */
+ * and its inode when listed. */
+struct fd_holder { int pid, fd; uint64_t dev, ino; };
+/* One of this process's descriptors, the lowest (pid, fd) holding its open file and
+ * how many hold it. */
+struct own_file { int fd, holders; uint64_t dev, ino, key; };
+/* Every descriptor of the group's processes (image writers left out), listed once
+ * per image. */
 int group_fds(struct scratch *s);
 
 /* capture_file_contents.c: FILE records for files open for writing */

@@ -3,21 +3,34 @@
  * The parent makes a non-blocking epoll set watching a pipe with bytes queued
  * (level-triggered), an eventfd with a count, and a one-shot eventfd that has
  * already fired (so it is disabled), then forks. The child inherits the set and
- * adds a pipe of its own, with bytes queued. Each prints "epoll N" or
- * "epoll-child N" every 20 ms; on SIGUSR1 each checks, without consuming
- * anything, that epoll_wait with no timeout reports exactly the three pending
- * events with their data, that the set is still one open file with the other
- * process's and still non-blocking, and prints "VERIFY OK epoll|epoll-child". */
+ * adds a pipe of its own, with bytes queued. Both also hold BUSY_PIPES pipes
+ * with a byte queued in each: their captures peek every one through a
+ * descriptor of their own, opened and closed while the other process matches
+ * the group's open files, which must not be misled by them. Each prints
+ * "epoll N" or "epoll-child N" every 20 ms; on SIGUSR1 each checks, without
+ * consuming anything, that the set and every descriptor the child inherited
+ * are still one open file with the other process's, that epoll_wait with no
+ * timeout reports exactly the three pending events with their data, that the
+ * set is still non-blocking and each busy pipe holds its byte, and prints
+ * "VERIFY OK epoll|epoll-child". */
 #include "wl_common.h"
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 
 enum { DATA_PIPE = 0x11, DATA_EVENT = 0x22, DATA_ONESHOT = 0x33, DATA_CHILD_PIPE = 0x44 };
+enum { BUSY_PIPES = 400 };
 
-static int ep, pipe_fds[2], event_fd, oneshot_fd, child_pipe[2];
+static int ep, pipe_fds[2], event_fd, oneshot_fd, child_pipe[2], busy[BUSY_PIPES][2];
+
+static void check_shared(pid_t other, int fd, const char *what)
+{
+	if (syscall(SYS_kcmp, getpid(), other, KCMP_FILE, fd, fd) != 0)
+		wl_fail("%s (descriptor %d) is no longer one open file with %d's", what, fd, (int)other);
+}
 
 static void add(int fd, uint32_t events, uint64_t data)
 {
@@ -28,6 +41,16 @@ static void add(int fd, uint32_t events, uint64_t data)
 
 static void verify(long iteration, pid_t other)
 {
+	check_shared(other, ep, "the epoll set");
+	check_shared(other, pipe_fds[0], "the watched pipe");
+	check_shared(other, event_fd, "the eventfd");
+	check_shared(other, oneshot_fd, "the one-shot eventfd");
+	for (int i = 0; i < BUSY_PIPES; i++) {
+		int queued = -1;
+		check_shared(other, busy[i][0], "a busy pipe");
+		if (ioctl(busy[i][0], FIONREAD, &queued) != 0 || queued != 1)
+			wl_fail("busy pipe %d holds %d bytes, not 1", i, queued);
+	}
 	struct epoll_event ev[8];
 	int n = epoll_wait(ep, ev, 8, 0);
 	unsigned seen = 0;
@@ -45,8 +68,6 @@ static void verify(long iteration, pid_t other)
 		wl_fail("epoll_wait reported %d events (mask %u), expected the pipe, the eventfd and the child's pipe", n, seen);
 	if (!(fcntl(ep, F_GETFL) & O_NONBLOCK))
 		wl_fail("the epoll descriptor lost O_NONBLOCK");
-	if (syscall(SYS_kcmp, getpid(), other, KCMP_FILE, ep, ep) != 0)
-		wl_fail("the epoll set is no longer shared with %d", (int)other);
 	wl_out("VERIFY OK %s iteration=%ld events=%d", wl_role, iteration, n);
 }
 
@@ -69,6 +90,9 @@ int main(void)
 	int n = epoll_wait(ep, ev, 8, 0);   /* fires the one-shot item, which stays disabled */
 	if (n != 3)
 		wl_fail("first epoll_wait: %d events", n);
+	for (int i = 0; i < BUSY_PIPES; i++)
+		if (pipe(busy[i]) != 0 || wl_write_all(busy[i][1], "b", 1) != 0)
+			wl_fail("pipe: %s", strerror(errno));
 
 	pid_t parent = getpid();
 	int to_parent[2];
