@@ -214,6 +214,30 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
         Assert.Equal(("incremental", "000003"), ((await CheckpointAsync(agent, false, db, worker)) is var fourth ? (fourth.Kind, fourth.BaseId) : default));
     }
 
+    /// <summary>
+    /// `hactl images verify` right after an incremental checkpoint, while its background merge
+    /// replaces its images and deletes the ones it replaced: the verify holds the checkpoint as it
+    /// was when it began, and every one verifies.
+    /// </summary>
+    [Fact]
+    public async Task A_checkpoint_verifies_while_its_background_merge_replaces_its_images()
+    {
+        await using var agent = await TestAgent.StartAsync(output, o => o.FullEvery = 20);
+        await using var db = await TrackingMemberAsync(agent, 2, pages: 4096);
+        await CheckpointAsync(agent, false, db);
+        var ids = new List<string>();
+        for (var i = 0; i < 12; i++)
+        {
+            db.Touch(Enumerable.Range(i * 40, 40).ToArray());
+            var result = await CheckpointAsync(agent, false, db);
+            Assert.Equal("incremental", result.Kind);
+            var verified = await agent.Api.VerifyImageAsync("web", result.Id);
+            Assert.True(verified.Ok, $"checkpoint {result.Id} does not verify: {verified.Error}");
+            ids.Add(result.Id);
+        }
+        await WaitUntilMergedAsync(agent, [.. ids]);
+    }
+
     [Fact]
     public async Task A_merge_waits_while_its_group_is_being_checkpointed()
     {

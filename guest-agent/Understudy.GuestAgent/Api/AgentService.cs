@@ -6,6 +6,7 @@ using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Operations.Lifecycle;
+using Understudy.GuestAgent.Operations.Store;
 using Understudy.GuestAgent.Supervision.Supervisors;
 using Understudy.Images;
 
@@ -23,13 +24,16 @@ internal sealed class AgentService : Agent.AgentBase
     private readonly GroupStatusQuery _status;
     private readonly GroupOverview _overview;
     private readonly CheckpointStore _store;
+    private readonly CheckpointKeeper _keeper;
 
-    public AgentService(GroupLifecycles lifecycles, GroupStatusQuery status, GroupOverview overview, CheckpointStore store)
+    public AgentService(
+        GroupLifecycles lifecycles, GroupStatusQuery status, GroupOverview overview, CheckpointStore store, CheckpointKeeper keeper)
     {
         _lifecycles = lifecycles;
         _status = status;
         _overview = overview;
         _store = store;
+        _keeper = keeper;
     }
 
     public override async Task<LaunchReply> Launch(LaunchRequest request, ServerCallContext context)
@@ -111,6 +115,9 @@ internal sealed class AgentService : Agent.AgentBase
         var reply = new VerifyImageReply { Group = group, Id = id, Ok = true };
         try
         {
+            // A background merge replaces the images of a committed checkpoint and deletes the
+            // ones it replaced: the pin keeps the files this reads as they are until it is done.
+            using var pin = _keeper.Pin(group, id);
             _store.VerifyForRestore(group, id);
         }
         catch (ImageFormatException e)
@@ -125,6 +132,7 @@ internal sealed class AgentService : Agent.AgentBase
     public override Task<InspectImageReply> InspectImage(InspectImageRequest request, ServerCallContext context)
     {
         var (group, id) = RequireCheckpoint(request.Group, request.Id);
+        using var pin = _keeper.Pin(group, id);
         return Task.FromResult(new InspectImageReply { Json = _store.InspectJson(group, id) });
     }
 
