@@ -26,10 +26,7 @@ public sealed class KilledMidCheckpointTests : IClassFixture<AgentFixture>
         var good = await g.Checkpoint(tags, members: 1);
 
         // B joins with the fault that makes it hang in the WRITE phase.
-        var env = File.Exists("/usr/bin/env") ? "/usr/bin/env" : "/bin/env";
-        var b = await g.Launch("b", env, "UNDERSTUDY_FAULT=stall-write", Repo.Workload("wl_counter"), "b");
-        await g.WaitForCounts("b count", 3, 0);
-        await g.WaitForMembers(m => m.Count == 2, "members a and b");
+        var b = await LaunchStallingB(g);
 
         var checkpoint = g.Run("checkpoint", g.Name);
         var staging = await Staging(g, checkpoint);
@@ -88,10 +85,7 @@ public sealed class KilledMidCheckpointTests : IClassFixture<AgentFixture>
         var good = await g.Checkpoint(tags, members: 1);
 
         // B hangs in the WRITE phase, so the round is still going when it is stopped.
-        var env = File.Exists("/usr/bin/env") ? "/usr/bin/env" : "/bin/env";
-        var b = await g.Launch("b", env, "UNDERSTUDY_FAULT=stall-write", Repo.Workload("wl_counter"), "b");
-        await g.WaitForCounts("b count", 3, 0);
-        await g.WaitForMembers(m => m.Count == 2, "members a and b");
+        var b = await LaunchStallingB(g);
 
         var checkpoint = g.Run("checkpoint", g.Name);
         await Staging(g, checkpoint);
@@ -120,6 +114,16 @@ public sealed class KilledMidCheckpointTests : IClassFixture<AgentFixture>
             Assert.True(counts[i] == counts[i - 1] + 1, $"A's counter went from {counts[i - 1]} to {counts[i]}");
         }
         Assert.Equal(good.Id, (await g.CheckpointIds()).LastOrDefault());
+    }
+
+    /// <summary>Member B beside A: a counter that hangs in the WRITE phase of every checkpoint (UNDERSTUDY_FAULT=stall-write).</summary>
+    private static async Task<Member> LaunchStallingB(GroupSession g)
+    {
+        var env = File.Exists("/usr/bin/env") ? "/usr/bin/env" : "/bin/env";
+        var b = await g.Launch("b", env, "UNDERSTUDY_FAULT=stall-write", Repo.Workload("wl_counter"), "b");
+        await g.WaitForCounts("b count", 3, 0);
+        await g.WaitForMembers(m => m.Count == 2, "members a and b");
+        return b;
     }
 
     /// <summary>The staging directory of the checkpoint in flight, once it exists.</summary>

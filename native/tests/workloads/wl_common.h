@@ -156,6 +156,19 @@ static inline void wl_sleep_ms(long ms)
 		;
 }
 
+/* The usual main loop: "count N" every ms milliseconds, verify() on SIGUSR1. */
+__attribute__((noreturn))
+static inline void wl_count_forever(void (*verify)(void), long ms)
+{
+	for (unsigned long long n = 1;; n++) {
+		wl_check_ids();
+		if (wl_take_verify())
+			verify();
+		wl_out("count %llu", n);
+		wl_sleep_ms(ms);
+	}
+}
+
 /* splitmix64 finaliser: a cheap, well-mixed hash. */
 static inline uint64_t wl_mix(uint64_t x)
 {

@@ -176,11 +176,5 @@ int main(int argc, char **argv)
 	wl_init("descriptors");
 	make_descriptors(argc > 1 ? argv[1] : "/tmp");
 	wl_out("descriptors ready pid %d", (int)wl_pid0);
-	for (unsigned long long iter = 1;; iter++) {
-		wl_check_ids();
-		if (wl_take_verify())
-			verify();
-		wl_out("count %llu", iter);
-		wl_sleep_ms(20);
-	}
+	wl_count_forever(verify, 20);
 }

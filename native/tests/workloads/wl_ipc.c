@@ -271,11 +271,5 @@ int main(void)
 		wl_fail("pthread_create failed");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	wl_out("ipc ready pid %d shmid %d semid %d msqid %d", (int)wl_pid0, shm_attached, sem_id, msg_id);
-	for (uint64_t n = 1;; n++) {
-		wl_check_ids();
-		if (wl_take_verify())
-			verify();
-		wl_out("count %llu", (unsigned long long)n);
-		wl_sleep_ms(20);
-	}
+	wl_count_forever(verify, 20);
 }

@@ -160,11 +160,5 @@ int main(void)
 	wl_init("memflags");
 	make_regions();
 	wl_out("memflags ready pid %d", (int)wl_pid0);
-	for (uint64_t n = 1;; n++) {
-		wl_check_ids();
-		if (wl_take_verify())
-			verify();
-		wl_out("count %llu", (unsigned long long)n);
-		wl_sleep_ms(20);
-	}
+	wl_count_forever(verify, 20);
 }
