@@ -36,15 +36,8 @@ public static class LabCommand
             Description = $"How many nodes (1 to {LabLayout.MaxNodes}), named node-a, node-b, ...",
             HelpName = "N",
             DefaultValueFactory = _ => 2,
-            CustomParser = WholeNumber.AtLeast("--nodes", 1),
+            CustomParser = WholeNumber.Between("--nodes", 1, LabLayout.MaxNodes),
         };
-        nodes.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() > LabLayout.MaxNodes)
-            {
-                r.AddError($"--nodes {r.GetValueOrDefault<int>()} is more than a lab holds; give at most {LabLayout.MaxNodes}");
-            }
-        });
         var nativeDir = CommonOptions.NativeDir();
         var json = CommonOptions.Json();
         var up = new Command("up", "Create the lab's nodes in DIR (created if missing) and start each node's agent; --json lists them")

@@ -76,18 +76,13 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
             state = null; // unreadable: the sweep below still finds every us-lab process of DIR
         }
 
-        // pid 1 of each node first: the kernel then kills every process of its pid namespace.
+        // pid 1 of each node first: the kernel then kills every process of its pid namespace, and its us-lab
+        // keeper reaps it. Then every us-lab process of DIR that is left: keepers, and what the state file
+        // never recorded (hactl was killed while it brought the lab up).
         List<LabProcess?> recorded = [.. state?.Nodes.Select(n => n.Holder) ?? [], state?.Switch, .. state?.Nodes.Select(n => n.Agent) ?? []];
-        var killed = LabProcesses.KillAll(recorded).ToList();
-        killed.AddRange(LabProcesses.KillAll(LabProcesses.UsLabProcessesUnder(layout.Dir)));
-        progress($"waiting for {killed.Count} processes to exit");
-        var left = await LabProcesses.WaitGoneAsync(killed, ExitTimeout, ct);
-        if (left.Count > 0)
-        {
-            throw new HactlException($"cannot take the lab in {layout.Dir} down",
-                $"{left.Count} of its processes did not exit after SIGKILL (pids {string.Join(' ', left.Select(p => p.Pid))})",
-                "check them with 'ps -o pid,stat,wchan -p PID' (a process in state D waits for the kernel), then run 'hactl lab down' again");
-        }
+        var what = $"cannot take the lab in {layout.Dir} down";
+        var killed = await KillAsync(recorded, what, ct);
+        killed += await KillAsync(LabProcesses.UsLabProcessesUnder(layout.Dir), what, ct);
 
         foreach (var node in state?.Nodes ?? [])
         {
@@ -95,7 +90,7 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
         }
 
         LabStateFile.Delete(layout);
-        return killed.Count;
+        return killed;
     }
 
     /// <summary>A node fault: its link goes down and every process of the node dies at once (SIGKILL to pid 1 of its pid namespace).</summary>
@@ -103,14 +98,13 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
     {
         var what = $"cannot crash {name}";
         var (state, node) = RunningNode(name, what);
-        await SetLinkAsync(state, node, up: false, what, ct);
-        var killed = LabProcesses.KillAll([node.Holder, node.Agent, .. LabProcesses.UsLabProcessesUnder(layout.NodeDir(name))]);
-        var left = await LabProcesses.WaitGoneAsync(killed, ExitTimeout, ct);
-        if (left.Count > 0)
+        if (LabProcesses.IsAlive(state.Switch))
         {
-            throw new HactlException(what, $"{left.Count} of its processes did not exit after SIGKILL (pids {string.Join(' ', left.Select(p => p.Pid))})",
-                "check them with 'ps -o pid,stat,wchan -p PID'");
+            await SetLinkAsync(state, node, up: false, what, ct); // else the link went with the switch
         }
+
+        await KillAsync([node.Holder, node.Agent], what, ct);
+        await KillAsync(LabProcesses.UsLabProcessesUnder(layout.NodeDir(name)), what, ct);
 
         File.Delete(layout.AgentSocket(name));
     }
@@ -163,6 +157,25 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
     {
         var (_, node) = RunningNode(name, $"cannot run a command on {name}");
         return tools.ExecArguments(layout.NodeDir(name), node.Holder!, command);
+    }
+
+    /// <summary>SIGKILL to each process, then waits until they are gone; returns how many were killed.</summary>
+    private async Task<int> KillAsync(IEnumerable<LabProcess?> processes, string what, CancellationToken ct)
+    {
+        var killed = LabProcesses.KillAll(processes);
+        if (killed.Count > 0)
+        {
+            progress($"waiting for {killed.Count} processes to exit");
+        }
+
+        var left = await LabProcesses.WaitGoneAsync(killed, ExitTimeout, ct);
+        if (left.Count > 0)
+        {
+            throw new HactlException(what, $"{left.Count} of its processes did not exit after SIGKILL (pids {string.Join(' ', left.Select(p => p.Pid))})",
+                "check them with 'ps -o pid,stat,wchan -p PID' (a process in state D waits for the kernel), then run the command again");
+        }
+
+        return killed.Count;
     }
 
     private async Task<LabState> CreateNodeAsync(LabState state, string name, string what, CancellationToken ct)

@@ -94,19 +94,47 @@ public static class LabProcesses
         return killed;
     }
 
-    /// <summary>Waits until none of <paramref name="processes"/> runs; returns those still running at the deadline.</summary>
+    /// <summary>Whether the process is gone from /proc: ended and reaped by its parent (no zombie left).</summary>
+    public static bool IsReaped(LabProcess process)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{process.Pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields.Length < 20 || long.Parse(fields[19], CultureInfo.InvariantCulture) != process.StartTime;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Waits until none of <paramref name="processes"/> runs; returns those still running at the deadline. Then
+    /// waits a little for their parents to reap them (each holder's is its us-lab keeper): a zombie holds no
+    /// namespace but its pid namespace's number.
+    /// </summary>
     public static async Task<IReadOnlyList<LabProcess>> WaitGoneAsync(IReadOnlyList<LabProcess> processes, TimeSpan timeout, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
             var left = processes.Where(IsAlive).ToList();
-            if (left.Count == 0 || DateTime.UtcNow >= deadline)
+            if (left.Count > 0 && DateTime.UtcNow < deadline)
             {
-                return left;
+                await Task.Delay(50, ct);
+                continue;
             }
 
-            await Task.Delay(50, ct);
+            var reapDeadline = DateTime.UtcNow + ReapGrace;
+            while (left.Count == 0 && !processes.All(IsReaped) && DateTime.UtcNow < reapDeadline)
+            {
+                await Task.Delay(20, ct);
+            }
+
+            return left;
         }
     }
+
+    private static readonly TimeSpan ReapGrace = TimeSpan.FromSeconds(5);
 }

@@ -25,7 +25,7 @@ public sealed class LabTools(string nativeDir, LabLayout layout)
     public async Task<LabProcess> HoldAsync(string dir, bool netOnly, string what, CancellationToken ct)
     {
         string[] args = netOnly ? ["hold", "--net-only", dir] : ["hold", dir];
-        return await StartedAsync(await RunAsync(UsLab, args, what, ct), what);
+        return await StartedAsync(await RunAsync(UsLab, args, what, ct, firstLine: true), what);
     }
 
     /// <summary>Starts <paramref name="commandLine"/> detached inside the namespaces of <paramref name="holder"/> (<c>us-lab start</c>).</summary>
@@ -55,8 +55,11 @@ public sealed class LabTools(string nativeDir, LabLayout layout)
         throw new HactlException(what, $"us-lab reported no running process (it printed '{stdout.Trim()}')", "run 'hactl lab down' and try again");
     }
 
-    /// <summary>Runs a program to its end; a nonzero exit is a <see cref="HactlException"/> with its last stderr line.</summary>
-    private async Task<string> RunAsync(string program, IEnumerable<string> args, string what, CancellationToken ct)
+    /// <summary>
+    /// Runs a program to its end, or with <paramref name="firstLine"/> until it prints one line (us-lab hold stays as
+    /// the holder's parent); a failure is a <see cref="HactlException"/> with its last stderr line.
+    /// </summary>
+    private async Task<string> RunAsync(string program, IEnumerable<string> args, string what, CancellationToken ct, bool firstLine = false)
     {
         var start = new ProcessStartInfo(program)
         {
@@ -82,6 +85,11 @@ public sealed class LabTools(string nativeDir, LabLayout layout)
         }
 
         process.StandardInput.Close();
+        if (firstLine && await process.StandardOutput.ReadLineAsync(ct) is { } line)
+        {
+            return line;
+        }
+
         var stdout = process.StandardOutput.ReadToEndAsync(ct);
         var stderr = process.StandardError.ReadToEndAsync(ct);
         await process.WaitForExitAsync(ct);

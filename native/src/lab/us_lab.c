@@ -3,8 +3,10 @@
  *   us-lab hold [--net-only] DIR
  *       Creates a network, mount and pid namespace (--net-only: a network namespace only),
  *       whose first process holds them: pid 1 of the new pid namespace, which reaps orphans
- *       and exits on SIGTERM. Prints that process's pid (as the caller sees it) and exits.
- *       DIR names the node; the holder's working directory is DIR.
+ *       and exits on SIGTERM. Prints that process's pid (as the caller sees it) and closes its
+ *       stdout, then stays, back in the caller's namespaces, as the holder's parent until the
+ *       holder ends: it reaps it at once, so that nothing of the node (not even a zombie's
+ *       pid namespace) outlives it. DIR names the node; the holder's working directory is DIR.
  *   us-lab start DIR PID LOG -- PROGRAM ARGS...
  *       Runs PROGRAM inside the namespaces of process PID, detached: a session of its own,
  *       stdin /dev/null, stdout and stderr appended to LOG, working directory DIR. Prints its
@@ -91,6 +93,10 @@ static int hold(int net_only, const char *dir)
 	int ready[2];
 	if (pipe2(ready, O_CLOEXEC) != 0)
 		die("pipe", NULL);
+	int own_net = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int own_mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (own_net < 0 || own_mnt < 0)
+		die("open", "/proc/self/ns");
 	int flags = net_only ? CLONE_NEWNET : CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID;
 	if (unshare(flags) != 0)
 		die("unshare", NULL);
@@ -118,7 +124,17 @@ static int hold(int net_only, const char *dir)
 	char msg[256] = "";
 	ssize_t n = read(ready[0], msg, sizeof msg - 1);
 	if (n == 1 && msg[0] == 'k') {
+		/* The keeper: in the caller's namespaces again, so that it holds none of the node's. */
+		if (setns(own_net, CLONE_NEWNET) != 0 || setns(own_mnt, CLONE_NEWNS) != 0)
+			die("setns", "back to the caller's namespaces");
 		printf("%d\n", (int)child);
+		fflush(stdout);
+		setsid();
+		quiet_stdio();
+		if (chdir("/") != 0)
+			_exit(FAIL);
+		while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+			;
 		return 0;
 	}
 	msg[n > 0 ? n : 0] = '\0';
