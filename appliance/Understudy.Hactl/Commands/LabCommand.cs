@@ -47,7 +47,7 @@ public static class LabCommand
         up.SetHandler(async (parse, ct) =>
         {
             var asJson = parse.GetValue(json);
-            var result = await RunAsync(parse, dir, nativeDir, asJson, "cannot bring the lab up", create: true,
+            var result = await RunAsync(parse, dir, nativeDir, asJson, "cannot bring the lab up", LabDir.Create,
                 lab => lab.UpAsync(parse.GetValue(nodes), ct));
             if (asJson)
             {
@@ -81,7 +81,7 @@ public static class LabCommand
         status.SetHandler(async (parse, ct) =>
         {
             var asJson = parse.GetValue(json);
-            var result = await RunAsync(parse, dir, nativeDir, asJson, "cannot get the status of the lab", create: false, lab => lab.StatusAsync(ct));
+            var result = await RunAsync(parse, dir, nativeDir, asJson, "cannot get the status of the lab", LabDir.MustExist, lab => lab.StatusAsync(ct));
             if (asJson)
             {
                 Json.Write(result, HactlJsonContext.Default.LabStatusResult);
@@ -107,13 +107,13 @@ public static class LabCommand
         var nativeDir = CommonOptions.NativeDir();
         var down = new Command("down",
             "Remove the lab: kill every process of its nodes (SIGKILL), and with them their namespaces, links and mounts, " +
-            "even after a crash of the lab or of hactl. The files in DIR (state directories, logs) are kept")
+            "even after a crash of the lab or of hactl, or once DIR is removed. The files in DIR (state directories, logs) are kept")
         {
             dir, nativeDir,
         };
         down.SetHandler(async (parse, ct) =>
         {
-            var killed = await RunAsync(parse, dir, nativeDir, json: false, "cannot take the lab down", create: false, lab => lab.DownAsync(ct));
+            var killed = await RunAsync(parse, dir, nativeDir, json: false, "cannot take the lab down", LabDir.MayBeGone, lab => lab.DownAsync(ct));
             Console.WriteLine($"lab down in {new LabLayout(parse.GetRequiredValue(dir)).Dir}: {killed} processes killed; nothing of the lab runs");
             return ExitCodes.Ok;
         });
@@ -130,7 +130,7 @@ public static class LabCommand
         crash.SetHandler(async (parse, ct) =>
         {
             var name = parse.GetRequiredValue(node);
-            await RunAsync(parse, dir, nativeDir, json: false, $"cannot crash {name}", create: false, lab => Done(lab.CrashAsync(name, ct)));
+            await RunAsync(parse, dir, nativeDir, json: false, $"cannot crash {name}", LabDir.MustExist, lab => Done(lab.CrashAsync(name, ct)));
             Console.WriteLine($"{name} crashed: its processes are killed and its link is gone");
             return ExitCodes.Ok;
         });
@@ -150,7 +150,7 @@ public static class LabCommand
         command.SetHandler(async (parse, ct) =>
         {
             var name = parse.GetRequiredValue(node);
-            await RunAsync(parse, dir, nativeDir, json: false, $"cannot {verb} {name}", create: false, lab => Done(lab.SetLinkAsync(name, up, ct)));
+            await RunAsync(parse, dir, nativeDir, json: false, $"cannot {verb} {name}", LabDir.MustExist, lab => Done(lab.SetLinkAsync(name, up, ct)));
             Console.WriteLine(string.Format(System.Globalization.CultureInfo.InvariantCulture, done, name));
             return ExitCodes.Ok;
         });
@@ -170,7 +170,7 @@ public static class LabCommand
         {
             var name = parse.GetRequiredValue(node);
             var asJson = parse.GetValue(json);
-            var view = await RunAsync(parse, dir, nativeDir, asJson, $"cannot start {name}", create: false, lab => lab.StartAsync(name, ct));
+            var view = await RunAsync(parse, dir, nativeDir, asJson, $"cannot start {name}", LabDir.MustExist, lab => lab.StartAsync(name, ct));
             if (asJson)
             {
                 Json.Write(view, HactlJsonContext.Default.LabNodeView);
@@ -201,7 +201,7 @@ public static class LabCommand
         {
             var name = parse.GetRequiredValue(node);
             var what = $"cannot run a command on {name}";
-            var (layout, tools) = Open(parse, dir, nativeDir, what, create: false);
+            var (layout, tools) = Open(parse, dir, nativeDir, what, LabDir.MustExist);
             var args = new LabController(layout, tools, _ => { }).ExecArguments(name, parse.GetRequiredValue(command));
             ProcessImage.Replace(tools.UsLab, args, what);
             return Task.FromResult(ExitCodes.Failure);
@@ -216,25 +216,25 @@ public static class LabCommand
     }
 
     /// <summary>Checks the privileges, takes the lab's lock and runs one operation, with a progress line on a terminal.</summary>
-    private static async Task<T> RunAsync<T>(ParseResult parse, Argument<string> dir, Option<string?> nativeDir, bool json, string what, bool create,
+    private static async Task<T> RunAsync<T>(ParseResult parse, Argument<string> dir, Option<string?> nativeDir, bool json, string what, LabDir mode,
         Func<LabController, Task<T>> operation)
     {
-        var (layout, tools) = Open(parse, dir, nativeDir, what, create);
+        var (layout, tools) = Open(parse, dir, nativeDir, what, mode);
         using var progress = new ProgressLine(json);
-        using var held = LabLock.Take(layout, what);
+        using var held = Directory.Exists(layout.Dir) ? LabLock.Take(layout, what) : null;
         return await operation(new LabController(layout, tools, text => progress.Show($"lab: {text}")));
     }
 
-    private static (LabLayout Layout, LabTools Tools) Open(ParseResult parse, Argument<string> dir, Option<string?> nativeDir, string what, bool create)
+    private static (LabLayout Layout, LabTools Tools) Open(ParseResult parse, Argument<string> dir, Option<string?> nativeDir, string what, LabDir mode)
     {
         var layout = new LabLayout(parse.GetRequiredValue(dir));
         var tools = new LabTools(NativeLayout.NativeDir(parse.GetValue(nativeDir)), layout);
         LabPrivileges.Check(tools, what);
-        if (create)
+        if (mode == LabDir.Create)
         {
             Directory.CreateDirectory(layout.Dir);
         }
-        else if (!Directory.Exists(layout.Dir))
+        else if (mode == LabDir.MustExist && !Directory.Exists(layout.Dir))
         {
             throw HactlException.Usage(what, $"{layout.Dir} does not exist", "name the directory given to 'hactl lab up'");
         }

@@ -84,12 +84,16 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
         var killed = await KillAsync(recorded, what, ct);
         killed += await KillAsync(LabProcesses.UsLabProcessesUnder(layout.Dir), what, ct);
 
-        foreach (var node in state?.Nodes ?? [])
+        if (Directory.Exists(layout.Dir))
         {
-            File.Delete(layout.AgentSocket(node.Name));
+            foreach (var node in state?.Nodes ?? [])
+            {
+                File.Delete(layout.AgentSocket(node.Name));
+            }
+
+            LabStateFile.Delete(layout);
         }
 
-        LabStateFile.Delete(layout);
         return killed;
     }
 

@@ -7,31 +7,8 @@ namespace Understudy.Hactl.Lab;
 public static class LabProcesses
 {
     /// <summary>The process as it runs now (its start time), or null if there is none or it is a zombie.</summary>
-    public static LabProcess? Find(int pid)
-    {
-        string stat;
-        try
-        {
-            stat = File.ReadAllText($"/proc/{pid}/stat");
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return null;
-        }
-
-        // pid (comm) state ppid ... : comm may hold spaces and parentheses, so split after the last ')'.
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        if (fields.Length < 20 || fields[0] is "Z" or "X")
-        {
-            return null;
-        }
-
-        return new LabProcess(pid, long.Parse(fields[19], CultureInfo.InvariantCulture));
-    }
+    public static LabProcess? Find(int pid) =>
+        Stat(pid) is { } stat && stat.State is not ('Z' or 'X') ? new LabProcess(pid, stat.StartTime) : null;
 
     /// <summary>Whether this very process (same pid and start time) still runs.</summary>
     public static bool IsAlive(LabProcess? process) => process is not null && Find(process.Pid) == process;
@@ -95,18 +72,24 @@ public static class LabProcesses
     }
 
     /// <summary>Whether the process is gone from /proc: ended and reaped by its parent (no zombie left).</summary>
-    public static bool IsReaped(LabProcess process)
+    public static bool IsReaped(LabProcess process) => Stat(process.Pid)?.StartTime != process.StartTime;
+
+    /// <summary>State and start time (fields 3 and 22) of /proc/PID/stat, or null if there is no such process.</summary>
+    private static (char State, long StartTime)? Stat(int pid)
     {
+        string stat;
         try
         {
-            var stat = File.ReadAllText($"/proc/{process.Pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return fields.Length < 20 || long.Parse(fields[19], CultureInfo.InvariantCulture) != process.StartTime;
+            stat = File.ReadAllText($"/proc/{pid}/stat");
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return true;
+            return null;
         }
+
+        // pid (comm) state ppid ... : comm may hold spaces and parentheses, so split after the last ')'.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return fields.Length < 20 ? null : (fields[0][0], long.Parse(fields[19], CultureInfo.InvariantCulture));
     }
 
     /// <summary>

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Microsoft.Win32.SafeHandles;
 
 namespace Understudy.IntegrationTests.Infrastructure;
 
@@ -6,17 +6,33 @@ namespace Understudy.IntegrationTests.Infrastructure;
 /// What a lab leaves on the machine, counted from outside: its processes (a command line that
 /// names the lab's directory, or a working directory under it), the namespaces they are in
 /// (other than the test's own), and the host's links and mounts.
+/// A namespace is named by its inode number, which the kernel gives to a new namespace once the
+/// old one is freed: with <c>pin</c>, the footprint holds the lab's mount and pid namespaces open
+/// until it is disposed, so that a namespace another test creates meanwhile never takes the
+/// number of one of the lab's (group launches create both kinds all the time). Network
+/// namespaces are not held: that would keep a crashed node's links.
 /// </summary>
 public sealed record LabFootprint(
     IReadOnlyList<string> Processes,
     IReadOnlySet<string> Namespaces,
     IReadOnlyList<string> HostLinks,
-    IReadOnlyList<string> HostMounts)
+    IReadOnlyList<string> HostMounts,
+    IReadOnlyList<SafeFileHandle> Pins) : IDisposable
 {
     private static readonly string[] Kinds = ["net", "mnt", "pid"];
+    private static readonly string[] PinnedKinds = ["mnt", "pid"];
 
-    public static async Task<LabFootprint> TakeAsync(string dir)
+    public void Dispose()
     {
+        foreach (var pin in Pins)
+        {
+            pin.Dispose();
+        }
+    }
+
+    public static async Task<LabFootprint> TakeAsync(string dir, bool pin = false)
+    {
+        var pins = new List<SafeFileHandle>();
         var own = Kinds.Select(k => NamespaceOf("self", k)).OfType<string>().ToHashSet();
         var processes = new List<string>();
         var namespaces = new HashSet<string>();
@@ -28,9 +44,19 @@ public sealed record LabFootprint(
             }
 
             processes.Add(description);
-            foreach (var ns in Kinds.Select(k => NamespaceOf(pid.ToString(), k)).OfType<string>().Where(n => !own.Contains(n)))
+            foreach (var kind in Kinds)
             {
-                namespaces.Add(ns);
+                if (NamespaceOf(pid.ToString(), kind) is { } ns && !own.Contains(ns) && namespaces.Add(ns) && pin && PinnedKinds.Contains(kind))
+                {
+                    try
+                    {
+                        pins.Add(File.OpenHandle($"/proc/{pid}/ns/{kind}"));
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        // the process just ended
+                    }
+                }
             }
         }
 
@@ -43,7 +69,7 @@ public sealed record LabFootprint(
             .Select(l => l.Split(' '))
             .Select(f => $"{f[4]} {f[Array.IndexOf(f, "-") + 1]} {f[Array.IndexOf(f, "-") + 2]}")
             .Order().ToList();
-        return new LabFootprint(processes, namespaces, links, mounts);
+        return new LabFootprint(processes, namespaces, links, mounts, pins);
     }
 
     /// <summary>

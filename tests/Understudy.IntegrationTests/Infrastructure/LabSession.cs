@@ -101,7 +101,15 @@ public sealed class LabSession : IAsyncDisposable
 
         foreach (var p in _background)
         {
-            await p.WaitForExitAsync(new CancellationTokenSource(Timeouts.Cleanup).Token);
+            try
+            {
+                await p.WaitForExitAsync(new CancellationTokenSource(Timeouts.Cleanup).Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Note($"a command run in the lab (pid {p.Id}) outlived lab down; killed");
+                p.Kill(entireProcessTree: true);
+            }
             p.Dispose();
         }
 
