@@ -47,6 +47,12 @@ public sealed class LabTests(ITestOutputHelper output)
         (await lab.On(a).Run("status")).FailsWithOneLine();
         (await lab.On(lab.Node("node-b")).Run("status")).Ok();
         (await lab.Lab("crash", lab.Dir, "node-a")).FailsWithOneLine();
+
+        // node-a comes back on its state directory: its agent answers and still lists the group's directory.
+        (await lab.Lab("start", lab.Dir, "node-a")).Ok();
+        status = (await lab.Lab("status", lab.Dir, "--json")).Ok().Json.GetProperty("nodes");
+        Assert.Equal(("up", "up", true), NodeStatus(status, "node-a"));
+        (await lab.On(a).Run("status")).Ok();
     });
 
     /// <summary>After a kill -9 of the keepers, their holders' zombies are reaped by whoever adopts them: not counted.</summary>

@@ -77,11 +77,13 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
         }
 
         // pid 1 of each node first: the kernel then kills every process of its pid namespace, and its us-lab
-        // keeper reaps it. Then every us-lab process of DIR that is left: keepers, and what the state file
-        // never recorded (hactl was killed while it brought the lab up).
+        // keeper reaps it. Then every us-lab process of DIR that is left, holders before keepers, so that each
+        // keeper still reaps its holder: what the state file never recorded (hactl was killed while it brought
+        // the lab up, or DIR was removed), then the keepers.
         List<LabProcess?> recorded = [.. state?.Nodes.Select(n => n.Holder) ?? [], state?.Switch, .. state?.Nodes.Select(n => n.Agent) ?? []];
         var what = $"cannot take the lab in {layout.Dir} down";
         var killed = await KillAsync(recorded, what, ct);
+        killed += await KillAsync(LabProcesses.UsLabProcessesUnder(layout.Dir).Where(p => LabProcesses.IsNamespaceInit(p.Pid)), what, ct);
         killed += await KillAsync(LabProcesses.UsLabProcessesUnder(layout.Dir), what, ct);
 
         if (Directory.Exists(layout.Dir))

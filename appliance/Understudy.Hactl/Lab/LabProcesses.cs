@@ -71,6 +71,21 @@ public static class LabProcesses
         return killed;
     }
 
+    /// <summary>Whether the process is pid 1 of a pid namespace below ours (a node's holder): the last pid of its NSpid line is 1.</summary>
+    public static bool IsNamespaceInit(int pid)
+    {
+        try
+        {
+            var nspid = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("NSpid:", StringComparison.Ordinal));
+            var pids = nspid?.Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries) ?? [];
+            return pids.Length > 2 && pids[^1] == "1";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Whether the process is gone from /proc: ended and reaped by its parent (no zombie left).</summary>
     public static bool IsReaped(LabProcess process) => Stat(process.Pid)?.StartTime != process.StartTime;
 

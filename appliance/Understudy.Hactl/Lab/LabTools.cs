@@ -25,14 +25,14 @@ public sealed class LabTools(string nativeDir, LabLayout layout)
     public async Task<LabProcess> HoldAsync(string dir, bool netOnly, string what, CancellationToken ct)
     {
         string[] args = netOnly ? ["hold", "--net-only", dir] : ["hold", dir];
-        return await StartedAsync(await RunAsync(UsLab, args, what, ct, firstLine: true), what);
+        return Started(await RunAsync(UsLab, args, what, ct, firstLine: true), what);
     }
 
     /// <summary>Starts <paramref name="commandLine"/> detached inside the namespaces of <paramref name="holder"/> (<c>us-lab start</c>).</summary>
     public async Task<LabProcess> StartAsync(string dir, LabProcess holder, string log, IReadOnlyList<string> commandLine, string what, CancellationToken ct)
     {
         string[] args = ["start", dir, Pid(holder), log, "--", .. commandLine];
-        return await StartedAsync(await RunAsync(UsLab, args, what, ct), what);
+        return Started(await RunAsync(UsLab, args, what, ct), what);
     }
 
     /// <summary>The arguments of us-lab that run <paramref name="commandLine"/> in the foreground inside the namespaces of <paramref name="holder"/>.</summary>
@@ -45,11 +45,11 @@ public sealed class LabTools(string nativeDir, LabLayout layout)
 
     private static string Pid(LabProcess p) => p.Pid.ToString(CultureInfo.InvariantCulture);
 
-    private static Task<LabProcess> StartedAsync(string stdout, string what)
+    private static LabProcess Started(string stdout, string what)
     {
         if (int.TryParse(stdout.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && LabProcesses.Find(pid) is { } process)
         {
-            return Task.FromResult(process);
+            return process;
         }
 
         throw new HactlException(what, $"us-lab reported no running process (it printed '{stdout.Trim()}')", "run 'hactl lab down' and try again");

@@ -9,8 +9,8 @@
  *       pid namespace) outlives it. DIR names the node; the holder's working directory is DIR.
  *   us-lab start DIR PID LOG -- PROGRAM ARGS...
  *       Runs PROGRAM inside the namespaces of process PID, detached: a session of its own,
- *       stdin /dev/null, stdout and stderr appended to LOG, working directory DIR. Prints its
- *       pid and exits once it is executing.
+ *       stdin /dev/null, stdout and stderr appended to LOG, working directory DIR, and pid 1
+ *       of the node as its parent. Prints its pid and exits once it is executing.
  *   us-lab exec DIR PID -- PROGRAM ARGS...
  *       Runs PROGRAM inside the namespaces of process PID in the foreground, in the caller's
  *       working directory, and exits with its status.
@@ -19,6 +19,7 @@
  * command line, even when the lab's state file never recorded it. Errors: one line on stderr
  * and exit status 125. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -169,39 +170,103 @@ static void enter(const char *pid)
 	}
 }
 
+/* The pid, as the host's /proc (procfd) shows it, of the child of process PARENT; 0 if none. */
+static pid_t host_child_of(int procfd, pid_t parent)
+{
+	int fd = dup(procfd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d)
+		return 0;
+	pid_t found = 0;
+	struct dirent *e;
+	while (!found && (e = readdir(d))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		char path[300], buf[4096];
+		snprintf(path, sizeof path, "%s/status", e->d_name);
+		int sf = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+		if (sf < 0)
+			continue;
+		ssize_t n = read(sf, buf, sizeof buf - 1);
+		close(sf);
+		buf[n > 0 ? n : 0] = '\0';
+		const char *ppid = strstr(buf, "\nPPid:\t");
+		if (ppid && atoi(ppid + 7) == (int)parent)
+			found = atoi(e->d_name);
+	}
+	closedir(d);
+	return found;
+}
+
+/* PROGRAM's parent must be a process of the node: when it exits, PROGRAM goes to pid 1 of the
+ * node, never to a subreaper among our own ancestors (systemd --user, a test runner) outside
+ * the node, which would have to reap it before the node could end. So a first child, inside
+ * the node's pid namespace, forks PROGRAM, reports, and exits once we have found PROGRAM's pid
+ * in the host's /proc. */
 static int start(const char *dir, const char *pid, const char *log, char **argv)
 {
+	int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (procfd < 0)
+		die("open", "/proc");
 	enter(pid);
-	int failed[2];
-	if (pipe2(failed, O_CLOEXEC) != 0)
+	int report[2], ack[2];
+	if (pipe2(report, O_CLOEXEC) != 0 || pipe2(ack, O_CLOEXEC) != 0)
 		die("pipe", NULL);
-	pid_t child = fork();
-	if (child < 0)
+	pid_t first = fork();
+	if (first < 0)
 		die("fork", NULL);
-	if (child == 0) {
-		close(failed[0]);
-		setsid();
-		int out = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (out < 0 || null < 0 || chdir(dir) != 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) {
-			dprintf(failed[1], "cannot prepare %s: %s", argv[0], strerror(errno));
+	if (first == 0) {
+		close(report[0]);
+		close(ack[1]);
+		int failed[2];
+		if (pipe2(failed, O_CLOEXEC) != 0)
+			_exit(FAIL);
+		pid_t program = fork();
+		if (program < 0)
+			_exit(FAIL);
+		if (program == 0) {
+			close(failed[0]);
+			setsid();
+			int out = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+			int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (out < 0 || null < 0 || chdir(dir) != 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) {
+				dprintf(failed[1], "cannot prepare %s: %s", argv[0], strerror(errno));
+				_exit(FAIL);
+			}
+			execvp(argv[0], argv);
+			dprintf(failed[1], "exec %s: %s", argv[0], strerror(errno));
 			_exit(FAIL);
 		}
-		execvp(argv[0], argv);
-		dprintf(failed[1], "exec %s: %s", argv[0], strerror(errno));
-		_exit(FAIL);
+		close(failed[1]);
+		char msg[512] = "";
+		ssize_t n = read(failed[0], msg, sizeof msg - 1);
+		if (n > 0) {
+			waitpid(program, NULL, 0);
+			if (write(report[1], msg, (size_t)n) < 0)
+				_exit(FAIL);
+			_exit(FAIL);
+		}
+		if (write(report[1], "k", 1) != 1)
+			_exit(FAIL);
+		char done;
+		while (read(ack[0], &done, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
 	}
-	close(failed[1]);
+	close(report[1]);
+	close(ack[0]);
 	char msg[512] = "";
-	ssize_t n = read(failed[0], msg, sizeof msg - 1);
-	if (n > 0) {
-		msg[n] = '\0';
-		waitpid(child, NULL, 0);
-		fprintf(stderr, "us-lab: %s\n", msg);
+	ssize_t n = read(report[0], msg, sizeof msg - 1);
+	pid_t program = n == 1 && msg[0] == 'k' ? host_child_of(procfd, first) : 0;
+	close(ack[1]);
+	waitpid(first, NULL, 0);
+	if (program <= 0) {
+		msg[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "us-lab: %s\n", n > 1 ? msg : n == 1 ? "the started program's pid was not found" : "the node's first child failed");
 		return FAIL;
 	}
-	/* It executes; once we exit, pid 1 of the node reaps it. */
-	printf("%d\n", (int)child);
+	/* It executes; pid 1 of the node is its parent now. */
+	printf("%d\n", (int)program);
 	return 0;
 }
 

@@ -37,6 +37,9 @@ public sealed class LabSession : IAsyncDisposable
 
     public static async Task<LabSession> UpAsync(ITestOutputHelper output, int nodes = 2, string? dir = null)
     {
+        // As AgentFixture does, and as systemd --user or a container's init would: a node's processes must
+        // still end up children of the node's pid 1, never of a subreaper outside the node.
+        Native.BecomeSubreaper();
         var lab = new LabSession(dir ?? NewDir(), output);
         try
         {
