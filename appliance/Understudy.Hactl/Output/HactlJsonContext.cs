@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Understudy.Hactl.Demo;
+using Understudy.Hactl.Lab;
 
 namespace Understudy.Hactl.Output;
 
@@ -23,4 +24,8 @@ namespace Understudy.Hactl.Output;
 [JsonSerializable(typeof(EventView))]
 [JsonSerializable(typeof(EventsResult))]
 [JsonSerializable(typeof(DemoReport))]
+[JsonSerializable(typeof(LabState))]
+[JsonSerializable(typeof(LabUpResult))]
+[JsonSerializable(typeof(LabStatusResult))]
+[JsonSerializable(typeof(LabNodeView))]
 public sealed partial class HactlJsonContext : JsonSerializerContext;

@@ -15,6 +15,9 @@ public static class Json
     /// <param name="type">the document's shape, from <see cref="HactlJsonContext"/>: <c>HactlJsonContext.Default.StatusResult</c>.</param>
     public static void Write<T>(T value, JsonTypeInfo<T> type) => Console.Out.WriteLine(Serialize(value, type, indented: true));
 
+    /// <summary>The indented document, as a string (a state file).</summary>
+    public static string Serialize<T>(T value, JsonTypeInfo<T> type) => Serialize(value, type, indented: true);
+
     /// <summary>One compact line, for streams of documents (hactl events --follow --json).</summary>
     public static string SerializeLine<T>(T value, JsonTypeInfo<T> type) => Serialize(value, type, indented: false);
 

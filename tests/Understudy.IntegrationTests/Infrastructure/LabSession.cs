@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Xunit.Abstractions;
+
+namespace Understudy.IntegrationTests.Infrastructure;
+
+/// <summary>A node of a lab, as `hactl lab up --json` lists it.</summary>
+public sealed record LabNode(string Name, string Address, string Agent, string StateDir)
+{
+    public string GroupDir(string group) => Path.Combine(StateDir, "groups", group);
+}
+
+/// <summary>
+/// A lab of one test, brought up with the real `hactl lab up DIR --json` on a fresh directory.
+/// Disposing it runs `hactl lab down DIR`, whether the test passed or not, then removes DIR.
+/// </summary>
+public sealed class LabSession : IAsyncDisposable
+{
+    private readonly ITestOutputHelper _out;
+    private readonly List<Process> _background = [];
+
+    private LabSession(string dir, ITestOutputHelper output)
+    {
+        Dir = dir;
+        _out = output;
+    }
+
+    public string Dir { get; }
+    public IReadOnlyList<LabNode> Nodes { get; private set; } = [];
+
+    public LabNode Node(string name) => Nodes.Single(n => n.Name == name);
+
+    /// <summary>hactl ARGS --agent NODE's agent --json.</summary>
+    public Hactl On(LabNode node) => new Hactl(node.Agent).WithLog(Note);
+
+    public static string NewDir() => Path.Combine("/tmp", "us-lab-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public static async Task<LabSession> UpAsync(ITestOutputHelper output, int nodes = 2, string? dir = null)
+    {
+        // As AgentFixture does, and as systemd --user or a container's init would: a node's processes must
+        // still end up children of the node's pid 1, never of a subreaper outside the node.
+        Native.BecomeSubreaper();
+        var lab = new LabSession(dir ?? NewDir(), output);
+        try
+        {
+            var up = (await lab.Lab("up", lab.Dir, "--nodes", nodes.ToString(System.Globalization.CultureInfo.InvariantCulture), "--json")).Ok();
+            lab.Nodes = up.Json.GetProperty("nodes").EnumerateArray().Select(n => new LabNode(
+                n.GetProperty("name").GetString()!, n.GetProperty("address").GetString()!,
+                n.GetProperty("agent").GetString()!, n.GetProperty("stateDir").GetString()!)).ToList();
+            return lab;
+        }
+        catch
+        {
+            await lab.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>hactl lab ARGS (no --agent, no --json added).</summary>
+    public Task<HactlResult> Lab(params string[] args) => Hactl.RunRaw(Repo.Hactl, ["lab", .. args], Timeouts.Command, Note);
+
+    /// <summary>hactl lab exec DIR NODE -- CMD..., to its end.</summary>
+    public Task<HactlResult> Exec(string node, params string[] command) => Lab(["exec", Dir, node, "--", .. command]);
+
+    /// <summary>
+    /// hactl lab exec DIR NODE -- CMD... in the background, until it prints a line containing
+    /// <paramref name="ready"/>; `lab down` ends it with the node.
+    /// </summary>
+    public async Task ExecInBackground(string node, string ready, params string[] command)
+    {
+        var psi = new ProcessStartInfo(Repo.Hactl) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "lab", "exec", Dir, node, "--" }.Concat(command))
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        var p = Process.Start(psi)!;
+        _background.Add(p);
+        using var cancel = new CancellationTokenSource(Timeouts.Wait);
+        while (await p.StandardOutput.ReadLineAsync(cancel.Token) is { } line)
+        {
+            Note($"{node}: {line}");
+            if (line.Contains(ready, StringComparison.Ordinal))
+            {
+                return;
+            }
+        }
+        throw new Xunit.Sdk.XunitException($"`{string.Join(' ', command)}` on {node} ended before printing '{ready}': {await p.StandardError.ReadToEndAsync()}");
+    }
+
+    public void Note(string line)
+    {
+        try { _out.WriteLine($"[{DateTime.Now:HH:mm:ss.fff}] {line}"); }
+        catch (InvalidOperationException) { } // the test already finished
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        var down = await Lab("down", Dir);
+        if (down.ExitCode != 0 && Directory.Exists(Dir))
+        {
+            Note($"lab down failed:\n{down}");
+        }
+
+        foreach (var p in _background)
+        {
+            try
+            {
+                await p.WaitForExitAsync(new CancellationTokenSource(Timeouts.Cleanup).Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Note($"a command run in the lab (pid {p.Id}) outlived lab down; killed");
+                p.Kill(entireProcessTree: true);
+            }
+            p.Dispose();
+        }
+
+        if (Environment.GetEnvironmentVariable("UNDERSTUDY_IT_KEEP") != "1" && Directory.Exists(Dir))
+        {
+            Directory.Delete(Dir, recursive: true);
+        }
+    }
+}
