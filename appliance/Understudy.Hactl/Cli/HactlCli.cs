@@ -26,6 +26,7 @@ public static class HactlCli
         ImagesCommand.Create(),
         DoctorCommand.Create(),
         DemoCommand.Create(),
+        ClusterCommand.Create(),
     };
 
     /// <summary>Parses and runs; a command line that does not parse is one line on stderr and exit code 2.</summary>

@@ -6,6 +6,7 @@ using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Operations.Lifecycle;
+using Understudy.GuestAgent.Operations.Replication;
 using Understudy.GuestAgent.Supervision.Supervisors;
 using Understudy.Images;
 
@@ -23,9 +24,15 @@ internal sealed class AgentService : Agent.AgentBase
     private readonly GroupStatusQuery _status;
     private readonly GroupOverview _overview;
     private readonly CheckpointStore _store;
+    private readonly StandbyAssignments _standbys;
+    private readonly StandbyReplicator _replicator;
 
-    public AgentService(GroupLifecycles lifecycles, GroupStatusQuery status, GroupOverview overview, CheckpointStore store)
+    public AgentService(
+        GroupLifecycles lifecycles, GroupStatusQuery status, GroupOverview overview, CheckpointStore store, StandbyAssignments standbys,
+        StandbyReplicator replicator)
     {
+        _standbys = standbys;
+        _replicator = replicator;
         _lifecycles = lifecycles;
         _status = status;
         _overview = overview;
@@ -35,7 +42,16 @@ internal sealed class AgentService : Agent.AgentBase
     public override async Task<LaunchReply> Launch(LaunchRequest request, ServerCallContext context)
     {
         var spec = LaunchSpecFactory.Create(request.Group, request.App, request.Argv, request.Cwd, request.Env);
+        var standby = string.IsNullOrEmpty(request.Standby) ? null : request.Standby;
+        if (standby is not null)
+        {
+            _standbys.Require(standby);
+        }
         var launched = await _lifecycles.For(spec.Group).LaunchAsync(spec, context.CancellationToken).ConfigureAwait(false);
+        if (standby is not null)
+        {
+            _standbys.Assign(spec.Group, standby);
+        }
         return new LaunchReply { Group = launched.Group, App = launched.App, Pid = launched.Vpid, HostPid = launched.HostPid };
     }
 
@@ -92,6 +108,7 @@ internal sealed class AgentService : Agent.AgentBase
         {
             var group = entry.Status.ToProto();
             group.Availability = entry.Supervision?.ToAvailability();
+            group.Replication = _replicator.StateOf(group.Name)?.ToProto();
             return group;
         }));
         return Task.FromResult(reply);
