@@ -7,7 +7,7 @@ hactl=${1:-out/bin/hactl}
 [[ -x $hactl ]] || { echo "update-readme-help: $hactl is missing; run ./build.sh first" >&2; exit 1; }
 
 commands=("" "agent run" launch checkpoint stop restore status "group apply" "group start" "group stop" "group restart" "group show" "group delete" events
-    "images list" "images verify" "images inspect" doctor demo)
+    "images list" "images verify" "images inspect" doctor demo "cluster init")
 help=$(mktemp)
 trap 'rm -f "$help"' EXIT
 {
