@@ -49,6 +49,34 @@ public sealed class StandbyStreamingTests : IClassFixture<StandbyPair>
     }
 
     /// <summary>
+    /// Item 2, the other workload: a bash script that execs into a program that forks a child,
+    /// which execs another program, with standby node-b; restored there, each process is the
+    /// program it had become, with its pid, and the counters go on from the checkpoint.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task ScriptThatExecsAndForks_StreamedToStandby_RestoresThereAsItHadBecome()
+    {
+        await using var primary = _pair.Primary.OpenGroup("standby-script", _out);
+        string[] tags = { "parent count", "child count" }, roles = { "exec-parent", "exec-child" };
+        await primary.LaunchWithOptions("script", ["--standby", StandbyPair.StandbyNode], Repo.Workload("wl_script.sh"));
+        await primary.WaitForMembers(m => m.Count == 2 && m.All(x => x.Program?.Contains("wl_exec_", StringComparison.Ordinal) == true),
+            "wl_exec_parent and wl_exec_child");
+
+        await primary.Checkpoint(tags, members: 2);
+        var newest = await primary.Checkpoint(tags, members: 2);
+        await WaitReplicated(primary, newest.Id);
+
+        (await primary.Run("stop", primary.Name)).Ok();
+        await using var standby = new GroupSession(_pair.Standby, primary.Name, _out, primary.Log);
+        var after = await standby.RestoreAndVerify(newest, tags, roles);
+        foreach (var program in new[] { "wl_exec_parent", "wl_exec_child" })
+        {
+            var member = after.Single(m => m.Program?.EndsWith(program, StringComparison.Ordinal) == true);
+            Assert.True(member.ExecCount >= 1, $"{program} was exec'd: {member}");
+        }
+    }
+
+    /// <summary>
     /// A standby that is down leaves the group running and its checkpoints taken; status says
     /// since when the standby is unreachable and how far behind it is; once it is back, it
     /// catches up (here from the full checkpoint it never got).
