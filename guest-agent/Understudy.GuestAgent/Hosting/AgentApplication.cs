@@ -59,6 +59,7 @@ internal static class AgentApplication
             }
             kestrel.Limits.Http2.InitialConnectionWindowSize = 16 << 20;
             kestrel.Limits.Http2.InitialStreamWindowSize = 8 << 20;
+            kestrel.Limits.Http2.MaxFrameSize = 1 << 20;
         });
         builder.Services.AddGrpc(options =>
         {

@@ -163,6 +163,9 @@ internal sealed class IncomingReplica : IDisposable
     private readonly StagedCheckpoint? _staged;
     private readonly SemaphoreSlim _gate;
     private readonly ReplicationFaults _faults;
+    // The file chunks are being appended to: a file's chunks come in order, one file after the other.
+    private FileStream? _file;
+    private string? _fileName;
 
     internal IncomingReplica(ReplicaReceiver receiver, string group, string id, StagedCheckpoint? staged, SemaphoreSlim gate, ReplicationFaults faults)
     {
@@ -199,21 +202,47 @@ internal sealed class IncomingReplica : IDisposable
             throw AgentException.InvalidArgument(
                 $"checkpoint {Group}/{Id}: the chunk of {chunk.File} at {chunk.Offset} has checksum 0x{crc:x8}, the sender said 0x{chunk.Crc32c:x8}; it was damaged on the way");
         }
-        var path = Path.Combine(staged.Directory, chunk.File);
-        var file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, 1, FileOptions.None);
-        await using (file.ConfigureAwait(false))
+        var file = await OpenAsync(staged, chunk.File).ConfigureAwait(false);
+        if (file.Length != chunk.Offset)
         {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            if (file.Length != chunk.Offset)
-            {
-                throw AgentException.InvalidArgument(
-                    $"checkpoint {Group}/{Id}: a chunk of {chunk.File} starts at {chunk.Offset} but the file holds {file.Length} bytes; ask for the holdings and go on from there");
-            }
-            file.Position = chunk.Offset;
-            await file.WriteAsync(chunk.Data, cancellationToken).ConfigureAwait(false);
+            throw AgentException.InvalidArgument(
+                $"checkpoint {Group}/{Id}: a chunk of {chunk.File} starts at {chunk.Offset} but the file holds {file.Length} bytes; ask for the holdings and go on from there");
         }
+        file.Position = chunk.Offset;
+        await file.WriteAsync(chunk.Data, cancellationToken).ConfigureAwait(false);
         BytesReceived += chunk.Data.Length;
         _faults.Received(chunk.Data.Length);
+    }
+
+    private async Task<FileStream> OpenAsync(StagedCheckpoint staged, string name)
+    {
+        if (_file is not null && _fileName == name)
+        {
+            return _file;
+        }
+        if (_file is not null)
+        {
+            await _file.DisposeAsync().ConfigureAwait(false);
+        }
+        var path = Path.Combine(staged.Directory, name);
+        _file = null;
+        _file = new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.OpenOrCreate,
+            Access = FileAccess.Write,
+            Share = FileShare.None,
+            BufferSize = 0,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        _fileName = name;
+        return _file;
+    }
+
+    private void CloseFile()
+    {
+        _file?.Dispose();
+        _file = null;
+        _fileName = null;
     }
 
     public CheckpointInfo? Commit(string manifestJson, int retention)
@@ -222,11 +251,13 @@ internal sealed class IncomingReplica : IDisposable
         {
             return null;
         }
+        CloseFile();
         return _receiver.Commit(_staged, manifestJson, retention);
     }
 
     public void Dispose()
     {
+        CloseFile();
         _staged?.Dispose();
         _gate.Release();
     }
