@@ -97,18 +97,18 @@ internal sealed class ReplicaReceiver
         {
             throw AgentException.InvalidArgument($"a manifest of {manifest.Group}/{manifest.Id} cannot commit {staged.Group}/{staged.Id}");
         }
+        foreach (var (name, bytes) in ReplicaFiles.Of(manifest))
+        {
+            var path = Path.Combine(staged.Directory, name);
+            var length = File.Exists(path) ? new FileInfo(path).Length : -1;
+            if (length != bytes)
+            {
+                throw AgentException.FailedPrecondition(
+                    $"checkpoint {staged.Group}/{staged.Id} is incomplete: {name} holds {Math.Max(length, 0)} of {bytes} bytes; send the rest first");
+            }
+        }
         foreach (var member in manifest.Members)
         {
-            foreach (var (name, bytes) in (IEnumerable<(string, long)>)[(member.Meta, member.MetaBytes), (member.Pages, member.PagesBytes)])
-            {
-                var path = Path.Combine(staged.Directory, name);
-                var length = File.Exists(path) ? new FileInfo(path).Length : -1;
-                if (length != bytes)
-                {
-                    throw AgentException.FailedPrecondition(
-                        $"checkpoint {staged.Group}/{staged.Id} is incomplete: {name} holds {Math.Max(length, 0)} of {bytes} bytes; send the rest first");
-                }
-            }
             var crc = Crc32C.Compute(File.ReadAllBytes(Path.Combine(staged.Directory, member.Meta)));
             if (crc != member.MetaCrc32c)
             {
