@@ -56,8 +56,35 @@ public sealed class AgentRunOptions
                       "(an upgrade, a service restart); default: stop them",
     };
 
+    public Option<string?> Node { get; } = new("--node")
+    {
+        Description = "This node's name in its cluster: its certificate is CLUSTER_DIR/NAME.crt and NAME.key (hactl cluster init)",
+        HelpName = "NAME",
+    };
+
+    public Option<string?> Cluster { get; } = new("--cluster")
+    {
+        Description = "Directory of the cluster's credentials: ca.crt and this node's certificate and key (hactl cluster init)",
+        HelpName = "DIR",
+    };
+
+    public Option<string?> PeerListen { get; } = new("--peer-listen")
+    {
+        Description = "Serve the other nodes (a primary streaming checkpoints here) on this address, over mutual TLS",
+        HelpName = "IP:PORT",
+    };
+
+    public Option<string[]> Peer { get; } = new("--peer")
+    {
+        Description = "A node this agent may stream checkpoints to (a group's standby); repeat for each",
+        HelpName = "NAME=IP:PORT",
+        AllowMultipleArgumentsPerToken = false,
+        DefaultValueFactory = _ => [],
+    };
+
     /// <summary>Every option, in the order of the help.</summary>
-    public IReadOnlyList<Option> All => [Listen, StateDir, JsonLogs, NativeDir, Interceptor, Json, FullEvery, ChainLimit, NoBackgroundMerge, KeepGroups];
+    public IReadOnlyList<Option> All =>
+        [Listen, StateDir, JsonLogs, NativeDir, Interceptor, Json, FullEvery, ChainLimit, NoBackgroundMerge, KeepGroups, Node, Cluster, PeerListen, Peer];
 
     /// <param name="ownDirectory">what the default is, for example "hactl's own directory".</param>
     public static Option<string?> NativeDirOption(string ownDirectory) => new("--native-dir")
@@ -80,7 +107,64 @@ public sealed class AgentRunOptions
             FullEvery: parse.GetValue(FullEvery),
             ChainLimitPercent: parse.GetValue(ChainLimit),
             BackgroundMerges: !parse.GetValue(NoBackgroundMerge),
-            KeepGroups: parse.GetValue(KeepGroups));
+            KeepGroups: parse.GetValue(KeepGroups),
+            Peers: ReadPeers(parse));
+    }
+
+    /// <summary>The peer settings, or null when none of the peer options is given.</summary>
+    private PeerSettings? ReadPeers(ParseResult parse)
+    {
+        var node = parse.GetValue(Node);
+        var cluster = parse.GetValue(Cluster);
+        var listen = parse.GetValue(PeerListen);
+        var peers = parse.GetValue(Peer) ?? [];
+        if (node is null && cluster is null && listen is null && peers.Length == 0)
+        {
+            return null;
+        }
+        return new PeerSettings(node!, Path.GetFullPath(cluster!), listen,
+            peers.Select(p => PeerNode.TryParse(p, out var peer, out _) ? peer : null).OfType<PeerNode>().ToList());
+    }
+
+    /// <summary>Checks the peer options together: a node name and a cluster directory go with any of them.</summary>
+    public void AddPeerValidators(Command command)
+    {
+        command.Validators.Add(result =>
+        {
+            var node = result.GetValue(Node);
+            var cluster = result.GetValue(Cluster);
+            var listen = result.GetValue(PeerListen);
+            var peers = result.GetValue(Peer) ?? [];
+            if (node is null && cluster is null && listen is null && peers.Length == 0)
+            {
+                return;
+            }
+            if (node is null || cluster is null)
+            {
+                result.AddError("--node and --cluster go together with --peer-listen and --peer: the node's certificate is CLUSTER_DIR/NODE.crt");
+                return;
+            }
+            if (PeerNode.NameProblem(node) is { } problem)
+            {
+                result.AddError($"--node: {problem}");
+            }
+            if (listen is not null && !PeerAddress.TryParse(listen, out _, out var why))
+            {
+                result.AddError($"--peer-listen '{listen}' is not an address: {why}");
+            }
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var text in peers)
+            {
+                if (!PeerNode.TryParse(text, out var peer, out var peerWhy))
+                {
+                    result.AddError($"--peer '{text}' is not a peer: {peerWhy}");
+                }
+                else if (!names.Add(peer.Name) || peer.Name == node)
+                {
+                    result.AddError($"--peer '{text}': node {peer.Name} is {(peer.Name == node ? "this node itself" : "given twice")}");
+                }
+            }
+        });
     }
 
     private static Option<string> CreateListen()

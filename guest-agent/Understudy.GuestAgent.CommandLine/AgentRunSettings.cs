@@ -12,7 +12,8 @@ public sealed record AgentRunSettings(
     int FullEvery,
     int ChainLimitPercent,
     bool BackgroundMerges,
-    bool KeepGroups = false)
+    bool KeepGroups = false,
+    PeerSettings? Peers = null)
 {
     /// <summary>understudy-agent's arguments for these settings, every one spelled out (no default left to the agent).</summary>
     public IReadOnlyList<string> ToArguments()
@@ -39,6 +40,19 @@ public sealed record AgentRunSettings(
         if (KeepGroups)
         {
             args.Add("--keep-groups");
+        }
+
+        if (Peers is { } peers)
+        {
+            args.AddRange(["--node", peers.Node, "--cluster", peers.ClusterDir]);
+            if (peers.Listen is { } listen)
+            {
+                args.AddRange(["--peer-listen", listen]);
+            }
+            foreach (var peer in peers.Peers)
+            {
+                args.AddRange(["--peer", peer.ToString()]);
+            }
         }
 
         return args;

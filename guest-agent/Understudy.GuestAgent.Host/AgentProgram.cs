@@ -26,6 +26,8 @@ internal static class AgentProgram
             root.Add(option);
         }
 
+        options.AddPeerValidators(root);
+
         root.SetAction((parse, ct) => RunAgentAsync(options.Read(parse), ct));
 
         var parse = root.Parse(args);
@@ -55,6 +57,10 @@ internal static class AgentProgram
             ChainLimitPercent = settings.ChainLimitPercent,
             BackgroundMerges = settings.BackgroundMerges,
             KeepGroups = settings.KeepGroups,
+            Node = settings.Peers?.Node,
+            ClusterDir = settings.Peers?.ClusterDir,
+            PeerListen = settings.Peers?.Listen,
+            Peers = settings.Peers?.Peers.ToDictionary(p => p.Name, p => p.Address, StringComparer.Ordinal) ?? [],
         };
         try
         {

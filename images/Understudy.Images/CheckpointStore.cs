@@ -62,6 +62,46 @@ public sealed class CheckpointStore(string stateDir)
         }
     }
 
+    /// <summary>
+    /// The staging directory of checkpoint <paramref name="id"/> of <paramref name="group"/>, created
+    /// empty if it does not exist, kept as it is if it does: a copy of another node's checkpoint is
+    /// received under that checkpoint's own id, and a broken transfer goes on where it stopped.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The id is already committed.</exception>
+    public string OpenStaging(string group, string id)
+    {
+        CheckpointId.Parse(id);
+        if (Directory.Exists(CheckpointDir(group, id)))
+        {
+            throw new InvalidOperationException($"checkpoint {group}/{id} is already committed");
+        }
+        string staging = Path.Combine(GroupDir(group), StagingDirName);
+        CreateDirectories(staging);
+        string dir = Path.Combine(staging, id);
+        if (Libc.TryMakeDirectory(dir, DirMode))
+        {
+            File.SetUnixFileMode(dir, DirMode);
+        }
+        return dir;
+    }
+
+    /// <summary>The group's staging checkpoints, by id, with each file and its length: what is being written or received.</summary>
+    public IReadOnlyList<(string Id, IReadOnlyList<(string Name, long Length)> Files)> Staging(string group)
+    {
+        string staging = Path.Combine(GroupDir(group), StagingDirName);
+        if (!Directory.Exists(staging))
+        {
+            return [];
+        }
+        return Directory.EnumerateDirectories(staging)
+            .Select(d => (Id: Path.GetFileName(d), Dir: d))
+            .Where(d => CheckpointId.TryParse(d.Id, out _))
+            .OrderBy(d => d.Id, StringComparer.Ordinal)
+            .Select(d => (d.Id, (IReadOnlyList<(string, long)>)new DirectoryInfo(d.Dir).EnumerateFiles()
+                .Select(f => (f.Name, f.Length)).OrderBy(f => f.Name, StringComparer.Ordinal).ToList()))
+            .ToList();
+    }
+
     public void DiscardStaging(string group, string id)
     {
         CheckpointId.Parse(id);

@@ -17,6 +17,7 @@ public sealed class StoreOwnerTests
         "Understudy.Images.CheckpointStore::CreateStaging",
         "Understudy.Images.CheckpointStore::Commit",
         "Understudy.Images.CheckpointStore::DiscardStaging",
+        "Understudy.Images.CheckpointStore::OpenStaging",
         "Understudy.Images.CheckpointStore::DiscardAllStaging",
         "Understudy.Images.CheckpointStore::ReplaceManifest",
         "Understudy.Images.CheckpointStore::RemoveUnreferencedFiles",

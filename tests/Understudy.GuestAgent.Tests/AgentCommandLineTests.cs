@@ -49,6 +49,44 @@ public sealed class AgentCommandLineTests
         Assert.Equal(settings, Read([.. settings.ToArguments()]));
     }
 
+    [Fact]
+    public void The_peer_options_make_a_node_of_a_cluster_and_are_passed_on()
+    {
+        var settings = Read("--listen", "unix:/run/a.sock", "--state-dir", "/s", "--native-dir", "/opt/us/bin",
+            "--node", "node-a", "--cluster", "/etc/us/cluster", "--peer-listen", "127.0.0.1:7400", "--peer", "node-b=127.0.0.2:7400",
+            "--peer", "node-c=[::1]:7401");
+
+        Assert.Equal(
+            new PeerSettings("node-a", "/etc/us/cluster", "127.0.0.1:7400", [new PeerNode("node-b", "127.0.0.2:7400"), new PeerNode("node-c", "[::1]:7401")]),
+            settings.Peers);
+        Assert.Equal(settings, Read([.. settings.ToArguments()]));
+        Assert.Null(Read("--listen", "unix:/run/a.sock", "--state-dir", "/s").Peers);
+    }
+
+    [Theory]
+    [InlineData("--node and --cluster go together", "--peer-listen", "127.0.0.1:7400")]
+    [InlineData("--node and --cluster go together", "--node", "a", "--peer", "b=127.0.0.1:1")]
+    [InlineData("--peer-listen 'localhost:7400' is not an address", "--node", "a", "--cluster", "c", "--peer-listen", "localhost:7400")]
+    [InlineData("--peer-listen '127.0.0.1' is not an address", "--node", "a", "--cluster", "c", "--peer-listen", "127.0.0.1")]
+    [InlineData("--peer 'b' is not a peer: expected NAME=IP:PORT", "--node", "a", "--cluster", "c", "--peer", "b")]
+    [InlineData("--peer 'a=127.0.0.1:1': node a is this node itself", "--node", "a", "--cluster", "c", "--peer", "a=127.0.0.1:1")]
+    [InlineData("node b is given twice", "--node", "a", "--cluster", "c", "--peer", "b=127.0.0.1:1", "--peer", "b=127.0.0.1:2")]
+    [InlineData("--node: node name 'a/b' is not valid", "--node", "a/b", "--cluster", "c")]
+    public void A_bad_peer_option_is_a_usage_error_that_says_why(string why, params string[] args)
+    {
+        var options = new AgentRunOptions(AgentRunOptions.NativeDirOption("the test's own directory"));
+        var root = new RootCommand();
+        foreach (var option in options.All)
+        {
+            root.Add(option);
+        }
+        options.AddPeerValidators(root);
+
+        var parse = root.Parse(["--listen", "unix:a", "--state-dir", "s", .. args]);
+
+        Assert.Contains(why, UsageError.Line("understudy-agent", parse));
+    }
+
     [Theory]
     [InlineData("--listen 'tcp:1' is not a listen address: expected unix:PATH", "--listen", "tcp:1", "--state-dir", "s")]
     [InlineData("--full-every '-1' is not a whole number from 0 to 2147483647", "--listen", "unix:a", "--state-dir", "s", "--full-every", "-1")]

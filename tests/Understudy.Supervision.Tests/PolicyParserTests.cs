@@ -22,6 +22,7 @@ public sealed class PolicyParserTests
 
         Assert.Equal("shop", policy.Group);
         Assert.True(policy.Autostart);
+        Assert.Equal("node-b", policy.Standby);
         Assert.Equal("/srv/understudy/shop", policy.ImagesPath);
         Assert.Equal(new CheckpointSchedule(TimeSpan.FromSeconds(30), 10, 5, "lz4"), policy.Checkpoints);
         Assert.Equal(new RecoveryPolicy(RecoveryAction.Restore, 3, TimeSpan.FromMinutes(10)), policy.Recovery);
@@ -42,6 +43,7 @@ public sealed class PolicyParserTests
     {
         var policy = PolicyParser.Parse(Minimal, "p.yaml").Policy;
         Assert.False(policy.Autostart);
+        Assert.Null(policy.Standby);
         Assert.Null(policy.ImagesPath);
         Assert.Equal(new CheckpointSchedule(null, 1, 3, "none"), policy.Checkpoints);
         Assert.Equal(new RecoveryPolicy(RecoveryAction.Restore, 3, TimeSpan.FromMinutes(10)), policy.Recovery);
@@ -119,6 +121,7 @@ public sealed class PolicyParserTests
     [InlineData("group: g\ncheckpoints: { retention: 0 }\napps: [{name: a, command: x}]\n", 2, "checkpoints.retention: 0 is out of range: it must be from 1 to 1000000")]
     [InlineData("group: g\ncheckpoints: { compression: zstd }\napps: [{name: a, command: x}]\n", 2, "checkpoints.compression: 'zstd' is not one of: none, lz4")]
     [InlineData("group: g/h\napps: [{name: a, command: x}]\n", 1, "group: group name \"g/h\" has characters")]
+    [InlineData("group: g\nstandby: 'node b'\napps: [{name: a, command: x}]\n", 2, "standby: 'node b' is not a node name")]
     [InlineData("group: g\napps: [{name: a, command: x}\n", 3, "not valid YAML")]
     public void InvalidPolicies_NameTheirLineAndReason(string yaml, int line, string reason)
     {

@@ -27,6 +27,7 @@ public static class HactlCli
         DoctorCommand.Create(),
         DemoCommand.Create(),
         LabCommand.Create(),
+        ClusterCommand.Create(),
     };
 
     /// <summary>Parses and runs; a command line that does not parse is one line on stderr and exit code 2.</summary>

@@ -28,6 +28,8 @@ public static class AgentCommand
             run.Add(option);
         }
 
+        options.AddPeerValidators(run);
+
         run.SetHandler((parse, _) =>
         {
             var settings = options.Read(parse);

@@ -36,13 +36,18 @@ public static class LaunchCommand
                 }
             }
         });
+        var standby = new Option<string?>("--standby")
+        {
+            Description = "Stream every checkpoint of the group to this peer node's agent (one of the agent's --peer nodes); for a group without a policy",
+            HelpName = "NODE",
+        };
         var agent = CommonOptions.Agent();
         var json = CommonOptions.Json();
 
         var launch = new Command("launch",
             "Start CMD as a new member of GROUP (created if new), under the interceptor; put CMD and its arguments after --")
         {
-            group, command, app, cwd, env, agent, json,
+            group, command, app, cwd, env, standby, agent, json,
         };
 
         launch.SetHandler(async (parse, ct) =>
@@ -56,7 +61,7 @@ public static class LaunchCommand
             }
 
             argv[0] = ProgramResolver.Resolve(argv[0], workDir);
-            var request = new LaunchRequest { Group = groupName, App = parse.GetValue(app) ?? "", Cwd = workDir };
+            var request = new LaunchRequest { Group = groupName, App = parse.GetValue(app) ?? "", Cwd = workDir, Standby = parse.GetValue(standby) ?? "" };
             request.Argv.AddRange(argv);
             foreach (var item in parse.GetValue(env) ?? [])
             {

@@ -62,6 +62,10 @@ public static class StatusCommand
             first = false;
             var init = g.InitHostPid == 0 ? "" : $", init host pid {g.InitHostPid}";
             Console.WriteLine($"group {g.Name}: {g.State}, last checkpoint {g.LastCheckpoint ?? "none"}{init}");
+            if (g.Replication is { } replication)
+            {
+                Console.WriteLine($"  replication: {replication.Describe()}");
+            }
             if (g.Availability is { } availability)
             {
                 Console.WriteLine($"  availability: {availability.Describe()}");

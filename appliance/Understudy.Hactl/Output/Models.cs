@@ -41,13 +41,34 @@ public sealed record UnprotectedInfo(int Pid, int HostPid, string Program);
 
 public sealed record GroupInfo(string Name, string State, string? LastCheckpoint, int InitHostPid, IReadOnlyList<MemberInfo> Members,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] AvailabilityInfo? Availability,
-    int Processes, IReadOnlyList<UnprotectedInfo> Unprotected)
+    int Processes, IReadOnlyList<UnprotectedInfo> Unprotected,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ReplicationInfo? Replication = null)
 {
     public static GroupInfo From(Group g) =>
         new(g.Name, g.State, NullIfEmpty(g.LastCheckpoint), g.InitHostPid, MemberInfo.From(g.Members), AvailabilityInfo.From(g.Availability),
-            g.Processes, g.Unprotected.Select(p => new UnprotectedInfo(p.Pid, p.HostPid, p.Program)).ToList());
+            g.Processes, g.Unprotected.Select(p => new UnprotectedInfo(p.Pid, p.HostPid, p.Program)).ToList(), ReplicationInfo.From(g.Replication));
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
+}
+
+/// <summary>A group's streaming to its standby node.</summary>
+/// <param name="State">in-sync, behind or unreachable</param>
+public sealed record ReplicationInfo(
+    string Standby, string State, int BehindCheckpoints, long BehindBytes, string? LastReplicated, string? UnreachableSince, string? Error, long BytesSent)
+{
+    public static ReplicationInfo? From(ReplicationStatus? r) => r is null ? null
+        : new(r.Standby, r.State, r.BehindCheckpoints, r.BehindBytes, Empty(r.LastReplicated), Empty(r.UnreachableSince), Empty(r.Error), r.BytesSent);
+
+    /// <summary>One line for people: in sync, behind by N checkpoints (bytes), or unreachable since when.</summary>
+    public string Describe() => State switch
+    {
+        "in-sync" => $"standby {Standby}: in sync (checkpoint {LastReplicated})",
+        "behind" => $"standby {Standby}: behind by {BehindCheckpoints} checkpoint(s), {Units.Bytes(BehindBytes)}" +
+                    (LastReplicated is null ? ", none replicated yet" : $" (last replicated {LastReplicated})"),
+        _ => $"standby {Standby}: unreachable since {UnreachableSince}, behind by {BehindCheckpoints} checkpoint(s), {Units.Bytes(BehindBytes)}: {Error}",
+    };
+
+    private static string? Empty(string s) => s.Length == 0 ? null : s;
 }
 
 public sealed record StatusResult(IReadOnlyList<GroupInfo> Groups)

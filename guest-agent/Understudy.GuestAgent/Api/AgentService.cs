@@ -6,6 +6,7 @@ using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Operations.Lifecycle;
+using Understudy.GuestAgent.Operations.Replication;
 using Understudy.GuestAgent.Operations.Store;
 using Understudy.GuestAgent.Supervision.Supervisors;
 using Understudy.Images;
@@ -25,10 +26,15 @@ internal sealed class AgentService : Agent.AgentBase
     private readonly GroupOverview _overview;
     private readonly CheckpointStore _store;
     private readonly CheckpointKeeper _keeper;
+    private readonly StandbyAssignments _standbys;
+    private readonly StandbyReplicator _replicator;
 
     public AgentService(
-        GroupLifecycles lifecycles, GroupStatusQuery status, GroupOverview overview, CheckpointStore store, CheckpointKeeper keeper)
+        GroupLifecycles lifecycles, GroupStatusQuery status, GroupOverview overview, CheckpointStore store, CheckpointKeeper keeper,
+        StandbyAssignments standbys, StandbyReplicator replicator)
     {
+        _standbys = standbys;
+        _replicator = replicator;
         _lifecycles = lifecycles;
         _status = status;
         _overview = overview;
@@ -39,7 +45,16 @@ internal sealed class AgentService : Agent.AgentBase
     public override async Task<LaunchReply> Launch(LaunchRequest request, ServerCallContext context)
     {
         var spec = LaunchSpecFactory.Create(request.Group, request.App, request.Argv, request.Cwd, request.Env);
+        var standby = string.IsNullOrEmpty(request.Standby) ? null : request.Standby;
+        if (standby is not null)
+        {
+            _standbys.Require(standby);
+        }
         var launched = await _lifecycles.For(spec.Group).LaunchAsync(spec, context.CancellationToken).ConfigureAwait(false);
+        if (standby is not null)
+        {
+            _standbys.Assign(spec.Group, standby);
+        }
         return new LaunchReply { Group = launched.Group, App = launched.App, Pid = launched.Vpid, HostPid = launched.HostPid };
     }
 
@@ -96,6 +111,7 @@ internal sealed class AgentService : Agent.AgentBase
         {
             var group = entry.Status.ToProto();
             group.Availability = entry.Supervision?.ToAvailability();
+            group.Replication = _replicator.StateOf(group.Name)?.ToProto();
             return group;
         }));
         return Task.FromResult(reply);

@@ -44,6 +44,20 @@ internal sealed class ErrorMappingInterceptor : Interceptor
         }
     }
 
+    // The peer service's push streams its requests.
+    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(requestStream, context).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            throw Map(e, context);
+        }
+    }
+
     private RpcException Map(Exception exception, ServerCallContext context)
     {
         var rpc = ErrorMapping.ToRpcException(exception);

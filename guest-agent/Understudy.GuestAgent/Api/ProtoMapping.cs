@@ -2,6 +2,7 @@ using System.Globalization;
 using Understudy.GuestAgent.Contracts;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Checkpoints;
+using Understudy.GuestAgent.Operations.Replication;
 using ProtoCheckpointInfo = Understudy.GuestAgent.Contracts.CheckpointInfo;
 using ProtoGroup = Understudy.GuestAgent.Contracts.Group;
 using ProtoMember = Understudy.GuestAgent.Contracts.Member;
@@ -12,6 +13,18 @@ namespace Understudy.GuestAgent.Api;
 /// <summary>Domain records to the API's messages (agent_messages.proto).</summary>
 internal static class ProtoMapping
 {
+    public static ReplicationStatus ToProto(this ReplicationState state) => new()
+    {
+        Standby = state.Standby,
+        State = state.State,
+        BehindCheckpoints = state.BehindCheckpoints,
+        BehindBytes = state.BehindBytes,
+        LastReplicated = state.LastReplicated ?? "",
+        UnreachableSince = state.UnreachableSince?.UtcDateTime.ToString("O", CultureInfo.InvariantCulture) ?? "",
+        Error = state.Error ?? "",
+        BytesSent = state.BytesSent,
+    };
+
     public static CheckpointProgress ToProto(this CheckpointProgressUpdate update) => new()
     {
         Phase = update.Phase,

@@ -6,6 +6,9 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Serilog;
 using Understudy.GuestAgent.Api;
+using Understudy.GuestAgent.Api.Peers;
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Foundation.Peers;
 using Understudy.GuestAgent.Foundation.Configuration;
 
 namespace Understudy.GuestAgent.Hosting;
@@ -36,22 +39,39 @@ internal static class AgentApplication
         builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = TimeSpan.FromSeconds(20));
 
         builder.Services.AddAgentServices();
+        var membership = ClusterMembership.Load(new AgentOptions { Node = hostOptions.Node, ClusterDir = hostOptions.ClusterDir });
+        builder.Services.AddSingleton(membership);
 
         var socket = ApiSocketPath(hostOptions.ListenSocket);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socket, listen =>
+        // The slim builder leaves TLS out; the peer endpoint needs it.
+        builder.WebHost.UseKestrelHttpsConfiguration();
+        builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            listen.Protocols = HttpProtocols.Http2;
-            listen.Use(PeerCredentialFilter.Create());
-        }));
+            kestrel.ListenUnixSocket(socket, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.Use(PeerCredentialFilter.Create());
+            });
+            if (hostOptions.PeerListen is { } peerListen)
+            {
+                PeerEndpoint.Listen(kestrel, peerListen, membership.Credentials
+                    ?? throw AgentException.InvalidArgument("--peer-listen needs --node and --cluster"), logger);
+            }
+            kestrel.Limits.Http2.InitialConnectionWindowSize = 16 << 20;
+            kestrel.Limits.Http2.InitialStreamWindowSize = 8 << 20;
+            kestrel.Limits.Http2.MaxFrameSize = 1 << 20;
+        });
         builder.Services.AddGrpc(options =>
         {
             options.Interceptors.Add<PeerCheckInterceptor>();
             options.Interceptors.Add<ErrorMappingInterceptor>();
+            options.MaxReceiveMessageSize = 16 << 20;
         });
 
         var app = builder.Build();
         app.MapGrpcService<AgentService>();
         app.MapGrpcService<PolicyService>();
+        app.MapGrpcService<ReplicationService>();
         return app;
     }
 
@@ -73,5 +93,9 @@ internal static class AgentApplication
         options.ChainLimitPercent = host.ChainLimitPercent;
         options.BackgroundMerges = host.BackgroundMerges;
         options.KeepGroups = host.KeepGroups;
+        options.Node = host.Node;
+        options.ClusterDir = host.ClusterDir is null ? null : Path.GetFullPath(host.ClusterDir);
+        options.PeerListen = host.PeerListen;
+        options.Peers = host.Peers;
     }
 }

@@ -56,4 +56,16 @@ public sealed class AgentHostOptions
     /// agent on the state directory to take up. Off, a shutdown stops every group.
     /// </summary>
     public bool KeepGroups { get; init; }
+
+    /// <summary>This node's name in its cluster (its certificate's common name); null: the agent has no peers.</summary>
+    public string? Node { get; init; }
+
+    /// <summary>Directory of the cluster's credentials: ca.crt, NODE.crt and NODE.key (hactl cluster init).</summary>
+    public string? ClusterDir { get; init; }
+
+    /// <summary>IP:PORT where the agent serves its peers (mutual TLS); null: it serves none.</summary>
+    public string? PeerListen { get; init; }
+
+    /// <summary>The nodes this agent may stream a group's checkpoints to, by name: IP:PORT.</summary>
+    public IReadOnlyDictionary<string, string> Peers { get; init; } = new Dictionary<string, string>();
 }

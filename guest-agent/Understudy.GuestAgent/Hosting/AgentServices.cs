@@ -10,6 +10,8 @@ using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Operations.Merging;
+using Understudy.GuestAgent.Operations.Replication;
+using Understudy.GuestAgent.Api.Peers;
 using Understudy.GuestAgent.Operations.Restore;
 using Understudy.GuestAgent.Operations.Store;
 using Understudy.GuestAgent.Supervision.Health;
@@ -56,6 +58,10 @@ internal static class AgentServices
         services.AddSingleton<GroupCheckpointer>();
         services.AddSingleton<RestoreCoordinator>();
         services.AddSingleton<GroupLifecycles>();
+        services.AddSingleton<ReplicationFaults>();
+        services.AddSingleton<ReplicaReceiver>();
+        services.AddSingleton<StandbyAssignments>();
+        services.AddSingleton<StandbyReplicator>();
 
         // Supervision (docs/policy.md)
         services.AddSingleton<PolicyEnvironment>();
@@ -72,6 +78,10 @@ internal static class AgentServices
         services.AddSingleton<PolicyApplier>();
         services.AddSingleton<GroupOverview>();
 
+        // Api: the links to the other nodes' agents (peer_services.proto's client)
+        services.AddSingleton<GrpcStandbyLinks>();
+        services.AddSingleton<IStandbyLinks>(provider => provider.GetRequiredService<GrpcStandbyLinks>());
+
         // Started in this order (before Kestrel), stopped in reverse: the store is cleaned up
         // before anything uses it, and groups are stopped while the member socket still hears
         // their processes go.
@@ -82,6 +92,8 @@ internal static class AgentServices
         // whose us-init outlived the previous agent are taken up.
         services.AddHostedService<RunningGroups>();
         services.AddHostedService<GroupShutdownService>();
+        // Streams the groups' checkpoints to their standby nodes; stopped before the groups are.
+        services.AddHostedService(provider => provider.GetRequiredService<StandbyReplicator>());
         // Last: it starts the autostart groups once the member socket listens, and at shutdown
         // it stops supervising before GroupShutdownService stops the groups.
         services.AddHostedService(provider => provider.GetRequiredService<SupervisorRegistry>());

@@ -575,7 +575,7 @@ static void become(struct proc *p)
 		}
 
 	/* shared memory objects the restorer maps, passed by descriptor, once each */
-	char **argv = calloc((size_t)p->nshm_vmas + (size_t)p->nsysv_vmas + 5, sizeof *argv);
+	char **argv = calloc((size_t)p->nshm_vmas + (size_t)p->nsysv_vmas + 6, sizeof *argv);
 	int *shm_fds = calloc((size_t)p->nshm_vmas + 1, sizeof *shm_fds);
 	if (!argv || !shm_fds)
 		restore_fail(p, "out-of-memory", NULL);
@@ -584,6 +584,12 @@ static void become(struct proc *p)
 	argv[argc++] = p->meta_path;
 	argv[argc++] = p->pages_path;
 	argv[argc++] = (char *)cfg->log;
+	/* the process registers with the agent restoring it, whichever launched it */
+	char *coord = malloc(strlen(cfg->coord) + 7);
+	if (!coord)
+		restore_fail(p, "out-of-memory", NULL);
+	sprintf(coord, "coord:%s", cfg->coord);
+	argv[argc++] = coord;
 	for (int k = 0; k < p->nshm_vmas; k++) {
 		const struct us_rec_vma *v = p->shm_vmas[k];
 		int passed = 0;

@@ -67,6 +67,14 @@ void us_restore_entry(struct us_restore_args *a)
 	us.restorer_start = a->restorer_start;
 	us.restorer_end = a->restorer_end;
 	us.tracked_seq = a->checkpoint_seq;     /* picked up by the checkpoint thread */
+	/* Restored by another agent (a standby node, a migration): register with that one. */
+	if (a->coord_path) {
+		const char *c = (const char *)a->coord_path;
+		size_t i = 0;
+		for (; c[i] && i < sizeof us.coord_path - 1; i++)
+			us.coord_path[i] = c[i];
+		us.coord_path[i] = 0;
+	}
 	us.restored_main_left = 0;
 
 	for (int i = 0; i < nslots; i++) {

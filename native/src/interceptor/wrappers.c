@@ -175,7 +175,11 @@ static size_t env_count(char *const envp[])
 /* Puts our variables back into environ for calls that spawn through it. */
 static void ensure_environ(void)
 {
-	if (!us.active || getenv("UNDERSTUDY_COORD"))
+	if (!us.active)
+		return;
+	/* Set already, unless the process was restored by another agent since. */
+	const char *coord = getenv("UNDERSTUDY_COORD");
+	if (coord && !strcmp(coord, us.coord_path))
 		return;
 	setenv("UNDERSTUDY_COORD", us.coord_path, 1);
 	setenv("UNDERSTUDY_GROUP", us.group, 1);

@@ -45,6 +45,7 @@ void *memset(void *d, int c, size_t n)
 /* copies: argv lives on the stack this program unmaps */
 static char log_path[4096];
 static char meta_path[4096];
+static char coord_path[4096];   /* the restoring agent's member socket, handed to the process */
 
 static void copy_arg(char *dst, const char *src)
 {
@@ -360,7 +361,7 @@ static void set_mm(const struct us_rec_proc *pr)
 	us_sc5(SYS_prctl, PR_SET_NAME, comm, 0, 0, 0);
 }
 
-struct restore_args { uint64_t restorer_start, restorer_end, checkpoint_seq; };
+struct restore_args { uint64_t restorer_start, restorer_end, checkpoint_seq, coord_path; };
 static struct restore_args args;
 
 void restorer_main(long *sp)
@@ -368,7 +369,7 @@ void restorer_main(long *sp)
 	int argc = (int)sp[0];
 	char **argv = (char **)(sp + 1);
 	if (argc < 4)
-		die("usage: us-restorer META PAGES LOG [shm:DEV:INODE:FD ...] [shm-removed:SHMID ...]", 0);
+		die("usage: us-restorer META PAGES LOG [coord:PATH] [shm:DEV:INODE:FD ...] [shm-removed:SHMID ...]", 0);
 	copy_arg(meta_path, argv[1]);
 	copy_arg(log_path, argv[3]);
 	if (argc > 4) {
@@ -379,6 +380,10 @@ void restorer_main(long *sp)
 	}
 	for (int i = 4; i < argc; i++) {
 		const char *p = argv[i];
+		if (us_startswith(p, "coord:")) {
+			copy_arg(coord_path, p + 6);
+			continue;
+		}
 		if (us_startswith(p, "shm-removed:")) {
 			p += 12;
 			shm_removed[nshm_removed++] = (long)us_parse_u(&p, 10);
@@ -480,6 +485,7 @@ void restorer_main(long *sp)
 		us_sc1(SYS_close, shms[i].fd);
 
 	args.checkpoint_seq = im.h->checkpoint_seq;
+	args.coord_path = coord_path[0] ? (uint64_t)coord_path : 0;
 	args.restorer_start = RESTORER_BASE;
 	args.restorer_end = RESTORER_END;
 	/* Scratch mappings are inside our area and go with it. */

@@ -22,12 +22,16 @@ public sealed class GroupSession : IAsyncDisposable
     private readonly ITestOutputHelper _out;
     private readonly HashSet<int> _pids = new();
 
-    public GroupSession(AgentFixture fx, string name, ITestOutputHelper output)
+    /// <param name="log">
+    /// the group's output log when not this agent's (a group restored on a standby node writes on
+    /// into the log it had on the node where it was launched)
+    /// </param>
+    public GroupSession(AgentFixture fx, string name, ITestOutputHelper output, GroupLog? log = null)
     {
         _fx = fx;
         _out = output;
         Name = name;
-        Log = new GroupLog(Path.Combine(fx.GroupDir(name), "output.log"));
+        Log = log ?? new GroupLog(Path.Combine(fx.GroupDir(name), "output.log"));
     }
 
     public string Name { get; }
@@ -71,10 +75,18 @@ public sealed class GroupSession : IAsyncDisposable
     public Task<Member> Launch(string app, params string[] command) =>
         LaunchWithEnv(app, new Dictionary<string, string>(), command);
 
+    /// <summary>`hactl launch G --app APP OPTIONS... -- COMMAND...`; asserts the reply.</summary>
+    public Task<Member> LaunchWithOptions(string app, IReadOnlyList<string> options, params string[] command) =>
+        LaunchCore(app, new Dictionary<string, string>(), options, command);
+
     /// <summary>`hactl launch G --app APP --env NAME=VALUE... -- COMMAND...`; asserts the reply.</summary>
-    public async Task<Member> LaunchWithEnv(string app, IReadOnlyDictionary<string, string> env, params string[] command)
+    public Task<Member> LaunchWithEnv(string app, IReadOnlyDictionary<string, string> env, params string[] command) =>
+        LaunchCore(app, env, null, command);
+
+    private async Task<Member> LaunchCore(string app, IReadOnlyDictionary<string, string> env, IReadOnlyList<string>? options, string[] command)
     {
         var args = new List<string> { "launch", Name, "--app", app };
+        args.AddRange(options ?? []);
         foreach (var (name, value) in env)
         {
             args.AddRange(new[] { "--env", $"{name}={value}" });

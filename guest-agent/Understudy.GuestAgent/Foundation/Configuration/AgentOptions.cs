@@ -53,4 +53,22 @@ internal sealed class AgentOptions
     /// up (an upgrade, a service restart). Off, a shutdown stops every group.
     /// </summary>
     public bool KeepGroups { get; set; }
+
+    /// <summary>This node's name in its cluster; null: no peers (no standby, no peer endpoint).</summary>
+    public string? Node { get; set; }
+
+    /// <summary>Directory of the cluster's credentials (ca.crt, NODE.crt, NODE.key).</summary>
+    public string? ClusterDir { get; set; }
+
+    /// <summary>IP:PORT of the peer endpoint; null: none.</summary>
+    public string? PeerListen { get; set; }
+
+    /// <summary>Peer nodes by name: IP:PORT.</summary>
+    public IReadOnlyDictionary<string, string> Peers { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>Replication chunks: how many bytes of a file one message carries.</summary>
+    public int ReplicationChunkBytes { get; set; } = 1 << 20;
+
+    /// <summary>How long a primary waits before it tries an unreachable standby again.</summary>
+    public TimeSpan ReplicationRetry { get; set; } = TimeSpan.FromSeconds(1);
 }

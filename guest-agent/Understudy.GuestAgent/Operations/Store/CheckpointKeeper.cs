@@ -77,12 +77,45 @@ internal sealed class CheckpointKeeper
         }
     }
 
+    /// <summary>
+    /// Opens the staging directory of a copy of another node's checkpoint, under that checkpoint's
+    /// own id: created if new, kept with what it holds if a transfer of it was broken off. The
+    /// group's background merges wait until the returned checkpoint is disposed; disposing it
+    /// without a commit keeps the files for the transfer to go on.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The checkpoint is committed already.</exception>
+    public StagedCheckpoint BeginReplica(string group, string id)
+    {
+        var paused = _pauses.Pause(group);
+        try
+        {
+            var dir = _store.OpenStaging(group, id);
+            return new StagedCheckpoint(this, group, id, CheckpointId.Parse(id), dir, paused);
+        }
+        catch
+        {
+            paused.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Removes a staging checkpoint that will not be finished (a copy superseded by a newer one).</summary>
+    public void DiscardStaging(string group, string id) => _store.DiscardStaging(group, id);
+
+    /// <summary>
+    /// A checkpoint was committed, taken here or received: called synchronously inside the commit,
+    /// before its background merge is asked for and while the group's merges are still held, so
+    /// that a replicator can pin it before anything rewrites it.
+    /// </summary>
+    public event Action<CheckpointInfo>? Committed;
+
     /// <summary>Whether the group's background merges are held (a checkpoint of it is being taken).</summary>
     public bool AreMergesPaused(string group) => _pauses.IsPaused(group);
 
     internal CheckpointInfo Commit(StagedCheckpoint staged, CheckpointManifest manifest)
     {
         var committed = _store.Commit(staged.Group, staged.Id, manifest);
+        Committed?.Invoke(committed);
         if (manifest.HasIncrementalMembers)
         {
             MergeWanted?.Invoke(new MergeRequest(staged.Group, staged.Id, "committed incremental"));

@@ -2,7 +2,8 @@ namespace Understudy.GuestAgent.Supervision.Policies;
 
 /// <summary>
 /// A validated group policy (docs/policy.md): the applications of a group and how the agent
-/// keeps the group available. <see cref="Apps"/> is in launch order.
+/// keeps the group available. <see cref="Apps"/> is in launch order. <see cref="Standby"/>: the
+/// peer node every checkpoint is streamed to, or null.
 /// </summary>
 internal sealed record GroupPolicy(
     string Group,
@@ -10,7 +11,8 @@ internal sealed record GroupPolicy(
     string? ImagesPath,
     CheckpointSchedule Checkpoints,
     RecoveryPolicy Recovery,
-    IReadOnlyList<AppPolicy> Apps)
+    IReadOnlyList<AppPolicy> Apps,
+    string? Standby = null)
 {
     public AppPolicy? FindApp(string name) => Apps.FirstOrDefault(a => a.Name == name);
 }

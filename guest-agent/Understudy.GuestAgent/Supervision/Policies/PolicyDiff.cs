@@ -19,6 +19,7 @@ internal static class PolicyDiff
 
         Add("autostart", Bool(before.Autostart), Bool(after.Autostart), live: true);
         Add("images.path", before.ImagesPath ?? "default", after.ImagesPath ?? "default", live: true);
+        Add("standby", before.Standby ?? "none", after.Standby ?? "none", live: true);
         Add("checkpoints.interval", PolicyText.Interval(before.Checkpoints.Interval), PolicyText.Interval(after.Checkpoints.Interval), live: true);
         Add("checkpoints.fullEvery", Number(before.Checkpoints.FullEvery), Number(after.Checkpoints.FullEvery), live: true);
         Add("checkpoints.retention", Number(before.Checkpoints.Retention), Number(after.Checkpoints.Retention), live: true);

@@ -17,7 +17,7 @@ internal static class PolicyParser
 {
     public const int MaxApps = 64;
 
-    private static readonly string[] TopKeys = ["group", "autostart", "images", "checkpoints", "recovery", "apps"];
+    private static readonly string[] TopKeys = ["group", "autostart", "images", "checkpoints", "recovery", "apps", "standby"];
     private static readonly string[] ImagesKeys = ["path"];
     private static readonly string[] CheckpointKeys = ["interval", "fullEvery", "retention", "compression"];
     private static readonly string[] RecoveryKeys = ["action", "maxAttempts", "window"];
@@ -56,7 +56,8 @@ internal static class PolicyParser
             images,
             ReadCheckpoints(top.Optional("checkpoints")),
             ReadRecovery(top.Optional("recovery")),
-            LaunchOrder.Sort(apps, marks));
+            LaunchOrder.Sort(apps, marks),
+            ReadStandby(top.Optional("standby")));
         return new ParsedPolicy(policy, text, marks, apps.ToDictionary(a => a.App.Name, a => a.NamePath[..^".name".Length]));
     }
 
@@ -85,6 +86,20 @@ internal static class PolicyParser
             _ => throw new PolicyException(source, (int)stream.Documents[1].RootNode.Start.Line, 1, "",
                 "the file holds more than one YAML document, write one policy per file"),
         };
+    }
+
+    private static string? ReadStandby(PolicyNode? node)
+    {
+        if (node is null)
+        {
+            return null;
+        }
+        var name = node.String();
+        if (name.Length == 0 || name.Length > 63 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.') || name[0] is '-' or '.')
+        {
+            throw node.Error($"'{name}' is not a node name: 1 to 63 letters, digits, '-' or '.', the name of a peer of the agent (--peer NAME=IP:PORT)");
+        }
+        return name;
     }
 
     private static CheckpointSchedule ReadCheckpoints(PolicyNode? node)

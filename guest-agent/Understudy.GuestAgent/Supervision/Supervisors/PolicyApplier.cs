@@ -1,6 +1,7 @@
 using Understudy.GuestAgent.Foundation.Configuration;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
+using Understudy.GuestAgent.Operations.Replication;
 using Understudy.GuestAgent.Supervision.Policies;
 
 namespace Understudy.GuestAgent.Supervision.Supervisors;
@@ -23,12 +24,14 @@ internal sealed class PolicyApplier
     private readonly StatePaths _paths;
     private readonly IEventPublisher _events;
     private readonly TimeProvider _time;
+    private readonly StandbyAssignments _standbys;
     private readonly SemaphoreSlim _serial = new(1, 1);
 
     public PolicyApplier(
         PolicyEnvironment environment, PolicyStore store, PolicyCatalog catalog, SupervisorRegistry registry,
-        StatePaths paths, IEventPublisher events, TimeProvider time)
+        StatePaths paths, IEventPublisher events, TimeProvider time, StandbyAssignments standbys)
     {
+        _standbys = standbys;
         _environment = environment;
         _store = store;
         _catalog = catalog;
@@ -53,6 +56,10 @@ internal sealed class PolicyApplier
         {
             throw AgentException.InvalidArgument($"{e.Message}; fix the file and apply it again (nothing was changed)");
         }
+        if (parsed.Policy.Standby is { } standby)
+        {
+            _standbys.Require(standby);
+        }
 
         await _serial.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -69,6 +76,7 @@ internal sealed class PolicyApplier
                 GroupImageDirectory.Bind(_paths, group, imagesPath);
             }
             _store.Save(parsed);
+            _standbys.Assign(group, parsed.Policy.Standby);
             var supervisor = await _registry.ApplyAsync(new AppliedPolicy(parsed, name, _time.GetUtcNow().UtcDateTime)).ConfigureAwait(false);
             if (previous is null || changes.Count > 0)
             {

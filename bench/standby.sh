@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Streaming throughput to a standby: a full checkpoint of an N MiB group (out/tests/wl_memory,
+# random data) on agent node-a is streamed to agent node-b over the peer link (mutual TLS on
+# loopback: two agents on this host, each with its own state directory). The time is the
+# standby's, from "Receiving checkpoint" to "Replica ... committed" in its log (receiving,
+# checking every chunk's CRC-32C, writing, fsync and commit), beside the 1.5 GB/s target.
+# Needs ./build.sh first and python3; runs as root.
+#   bench/standby.sh [--mib N] [--runs N]      (defaults: 1024 MiB, 3 runs)
+set -euo pipefail
+MIB=1024 RUNS=3
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD HACTL=$ROOT/out/bin/hactl WORKLOAD=$ROOT/out/tests/wl_memory
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --mib) MIB=$2; shift 2 ;;
+        --runs) RUNS=$2; shift 2 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "bench: unknown argument $1; see --help" >&2; exit 2 ;;
+    esac
+done
+[[ -x $HACTL && -x $WORKLOAD ]] || { echo "bench: $HACTL or $WORKLOAD is missing; run ./build.sh first" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/us-bench-standby.XXXXXX)
+A=(--agent "unix:$WORK/a.sock") B=(--agent "unix:$WORK/b.sock")
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PA=$(port) PB=$(port)
+cleanup() {
+    "$HACTL" stop bench "${A[@]}" >/dev/null 2>&1 || true
+    for p in ${A_PID:-} ${B_PID:-}; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+"$HACTL" cluster init "$WORK/cluster" >/dev/null
+"$HACTL" agent run --listen "unix:$WORK/a.sock" --state-dir "$WORK/a" --node node-a --cluster "$WORK/cluster" \
+    --peer-listen "127.0.0.1:$PA" --peer "node-b=127.0.0.1:$PB" >"$WORK/a.log" 2>&1 &
+A_PID=$!
+"$HACTL" agent run --listen "unix:$WORK/b.sock" --state-dir "$WORK/b" --node node-b --cluster "$WORK/cluster" \
+    --peer-listen "127.0.0.1:$PB" --peer "node-a=127.0.0.1:$PA" >"$WORK/b.log" 2>&1 &
+B_PID=$!
+for _ in $(seq 200); do "$HACTL" status "${A[@]}" >/dev/null 2>&1 && "$HACTL" status "${B[@]}" >/dev/null 2>&1 && break; sleep 0.1; done
+"$HACTL" launch bench --standby node-b "${A[@]}" -- "$WORKLOAD" "$MIB" >/dev/null
+for _ in $(seq 600); do grep -q '^count' "$WORK/a/groups/bench/output.log" 2>/dev/null && break; sleep 0.1; done
+
+results=()
+for i in $(seq "$RUNS"); do
+    id=$("$HACTL" checkpoint bench --full --json "${A[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    for _ in $(seq 1200); do
+        "$HACTL" status bench --json "${A[@]}" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["groups"][0].get("replication") or {}
+sys.exit(0 if r.get("state") == "in-sync" and r.get("lastReplicated") == sys.argv[1] else 1)' "$id" && break
+        sleep 0.1
+    done
+    line=$(python3 - "$WORK/b.log" "$id" <<'PY'
+import re, sys
+log, cid = open(sys.argv[1]).read().splitlines(), sys.argv[2]
+def at(pattern):
+    for l in log:
+        if re.search(pattern, l):
+            h, m, s = l.split()[0].split(":")
+            return int(h) * 3600 + int(m) * 60 + float(s)
+    sys.exit(f"bench: no line matching {pattern!r} in the standby's log")
+start = at(rf"Receiving checkpoint {cid} ")
+end = at(rf"Replica of checkpoint {cid} .* committed")
+size = int(re.search(rf"Replica of checkpoint {cid} .*?(\d+) bytes", "\n".join(log)).group(1))
+print(size, end - start)
+PY
+)
+    read -r bytes seconds <<<"$line"
+    echo "run $i/$RUNS: checkpoint $id, $bytes bytes in $seconds s" >&2
+    results+=("$bytes:$seconds")
+done
+
+python3 - "$MIB" "$(nproc)" "${results[@]}" <<'PY'
+import statistics, sys
+mib, cores, runs = sys.argv[1], sys.argv[2], [tuple(map(float, r.split(":"))) for r in sys.argv[3:]]
+rates = [b / s / 1e9 for b, s in runs]
+rate = statistics.median(rates)
+print(f"streaming a full image of a {mib} MiB group to the standby (loopback, mutual TLS, {cores} cores):")
+print(f"  throughput  {rate:5.2f} GB/s (median of {len(rates)}: {', '.join(f'{r:.2f}' for r in rates)})   target >= 1.5 GB/s   {'met' if rate >= 1.5 else 'MISSED'}")
+PY

@@ -1,0 +1,128 @@
+using System.Collections.Concurrent;
+using Understudy.GuestAgent.Foundation.Errors;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Understudy.GuestAgent.Contracts.Peer;
+using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.GuestAgent.Foundation.Peers;
+using Understudy.GuestAgent.Operations.Replication;
+
+namespace Understudy.GuestAgent.Api.Peers;
+
+/// <summary>
+/// The links to the agent's peers (<c>--peer NAME=IP:PORT</c>): one gRPC channel per node, over
+/// TLS 1.3 with this node's certificate, the node's own certificate checked against the cluster's
+/// CA and its name. HTTP/2 flow control bounds what is in flight.
+/// </summary>
+internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
+{
+    private const int WindowBytes = 8 << 20;
+    private readonly AgentOptions _options;
+    private readonly ClusterMembership _membership;
+    private readonly ILogger<GrpcStandbyLinks> _logger;
+    private readonly ConcurrentDictionary<string, Link> _links = new(StringComparer.Ordinal);
+
+    public GrpcStandbyLinks(IOptions<AgentOptions> options, ClusterMembership membership, ILogger<GrpcStandbyLinks> logger)
+    {
+        _options = options.Value;
+        _membership = membership;
+        _logger = logger;
+    }
+
+    public IStandbyLink To(string node)
+    {
+        if (!_options.Peers.TryGetValue(node, out var address))
+        {
+            throw new StandbyLinkException($"node {node} is not a peer of this agent; add --peer {node}=IP:PORT to its options");
+        }
+        var credentials = _membership.Credentials
+            ?? throw new StandbyLinkException("this agent has no cluster credentials; start it with --node NAME --cluster DIR");
+        return _links.GetOrAdd(node, n => new Link(n, address, Channel(n, address, credentials)));
+    }
+
+    private GrpcChannel Channel(string node, string address, ClusterCredentials credentials)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            SslOptions = credentials.ClientOptions(node, problem =>
+                _logger.LogWarning("Refused node {Node} at {Address}: {Problem}", node, address, problem)),
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+            KeepAlivePingDelay = TimeSpan.FromSeconds(5),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+            InitialHttp2StreamWindowSize = WindowBytes,
+            EnableMultipleHttp2Connections = false,
+        };
+        return GrpcChannel.ForAddress($"https://{address}", new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            MaxReceiveMessageSize = 16 << 20,
+            MaxSendMessageSize = 16 << 20,
+        });
+    }
+
+    public void Dispose()
+    {
+        foreach (var link in _links.Values)
+        {
+            link.Channel.Dispose();
+        }
+    }
+
+    private sealed class Link(string node, string address, GrpcChannel channel) : IStandbyLink
+    {
+        private readonly Replication.ReplicationClient _client = new(channel);
+
+        public GrpcChannel Channel => channel;
+
+        public async Task<StandbyHoldings> HoldingsAsync(string group, CancellationToken cancellationToken)
+        {
+            var reply = await Call(() => _client.HoldingsAsync(new HoldingsRequest { Group = group }, cancellationToken: cancellationToken).ResponseAsync)
+                .ConfigureAwait(false);
+            return new StandbyHoldings(
+                reply.Committed.ToList(),
+                reply.Receiving.ToDictionary(
+                    p => p.Id, p => (IReadOnlyDictionary<string, long>)p.Files.ToDictionary(f => f.Name, f => f.Length, StringComparer.Ordinal),
+                    StringComparer.Ordinal));
+        }
+
+        public Task<bool> PushAsync(
+            string group, string id, IAsyncEnumerable<ReplicaChunk> chunks, string manifestJson, int retention, CancellationToken cancellationToken) =>
+            Call(async () =>
+            {
+                using var call = _client.Push(cancellationToken: cancellationToken);
+                await call.RequestStream.WriteAsync(new PushMessage { Start = new PushStart { Group = group, Id = id, Sender = node } }, cancellationToken)
+                    .ConfigureAwait(false);
+                await foreach (var chunk in chunks.ConfigureAwait(false))
+                {
+                    await call.RequestStream.WriteAsync(new PushMessage { Chunk = PeerChunks.ToProto(chunk) }, cancellationToken).ConfigureAwait(false);
+                }
+                await call.RequestStream.WriteAsync(
+                    new PushMessage { Commit = new PushCommit { ManifestJson = manifestJson, Retention = retention } }, cancellationToken).ConfigureAwait(false);
+                await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                var reply = await call.ResponseAsync.ConfigureAwait(false);
+                return reply.AlreadyHeld;
+            });
+
+        private async Task<T> Call<T>(Func<Task<T>> call)
+        {
+            try
+            {
+                return await call().ConfigureAwait(false);
+            }
+            catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled)
+            {
+                var detail = e.Status.DebugException is { } inner ? Innermost(inner).Message : e.Status.Detail;
+                throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(detail)}", e);
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or InvalidOperationException)
+            {
+                throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(Innermost(e).Message)}", e);
+            }
+        }
+
+        private static Exception Innermost(Exception e) => e.InnerException is { } inner ? Innermost(inner) : e;
+    }
+}

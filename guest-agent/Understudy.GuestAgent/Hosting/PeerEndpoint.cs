@@ -1,0 +1,54 @@
+using System.Net;
+using System.Net.Security;
+using System.Security.Authentication;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Foundation.Peers;
+
+namespace Understudy.GuestAgent.Hosting;
+
+/// <summary>
+/// The second Kestrel endpoint, on the node's address (<c>--peer-listen IP:PORT</c>), for the
+/// other nodes' agents: HTTP/2 over TLS 1.3, and a client certificate signed by the cluster's CA is
+/// required. A connection without one, or with another CA's, is refused in the handshake and
+/// logged with its address; the calls it might make never reach a service.
+/// </summary>
+internal static class PeerEndpoint
+{
+    public static void Listen(KestrelServerOptions kestrel, string address, ClusterCredentials credentials, Serilog.ILogger logger)
+    {
+        if (!IPEndPoint.TryParse(address, out var endPoint))
+        {
+            throw AgentException.InvalidArgument($"--peer-listen '{address}' is not IP:PORT");
+        }
+        kestrel.Listen(endPoint, listen =>
+        {
+            listen.Protocols = HttpProtocols.Http2;
+            listen.UseHttps(new TlsHandshakeCallbackOptions
+            {
+                HandshakeTimeout = TimeSpan.FromSeconds(10),
+                OnConnection = context => ValueTask.FromResult(ServerOptions(credentials, context.Connection.RemoteEndPoint, logger)),
+            });
+        });
+    }
+
+    private static SslServerAuthenticationOptions ServerOptions(ClusterCredentials credentials, EndPoint? remote, Serilog.ILogger logger) => new()
+    {
+        ServerCertificate = credentials.Own,
+        ClientCertificateRequired = true,
+        EnabledSslProtocols = SslProtocols.Tls13,
+        ApplicationProtocols = [SslApplicationProtocol.Http2],
+        CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+        RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+        {
+            if (credentials.Problem(certificate, expectedNode: null) is { } problem)
+            {
+                logger.Warning("Refused a peer connection from {Address}: {Problem}; it may neither push nor read images", remote?.ToString() ?? "?", problem);
+                return false;
+            }
+            return true;
+        },
+    };
+}

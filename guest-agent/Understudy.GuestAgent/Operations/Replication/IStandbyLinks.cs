@@ -1,0 +1,36 @@
+namespace Understudy.GuestAgent.Operations.Replication;
+
+/// <summary>
+/// The wire to other nodes' agents, as the replicator sees it; the API layer implements it with
+/// the peer service's gRPC client (mutual TLS). A failure of the link (the node is down, the
+/// connection broke, it refused) is a <see cref="StandbyLinkException"/>.
+/// </summary>
+internal interface IStandbyLinks
+{
+    /// <exception cref="StandbyLinkException">The node is not a peer of this agent.</exception>
+    IStandbyLink To(string node);
+}
+
+internal interface IStandbyLink
+{
+    /// <summary>What the node holds of the group: committed checkpoints and files being received.</summary>
+    Task<StandbyHoldings> HoldingsAsync(string group, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Sends one checkpoint: <paramref name="chunks"/> in order, then the manifest; returns once the
+    /// node committed its copy.
+    /// </summary>
+    /// <returns>whether the node had it already</returns>
+    Task<bool> PushAsync(
+        string group, string id, IAsyncEnumerable<ReplicaChunk> chunks, string manifestJson, int retention, CancellationToken cancellationToken);
+}
+
+/// <summary>What a node holds of a group: its committed checkpoints, and per checkpoint being received the verified length of each file.</summary>
+internal sealed record StandbyHoldings(
+    IReadOnlyList<string> Committed, IReadOnlyDictionary<string, IReadOnlyDictionary<string, long>> Receiving);
+
+/// <summary>A piece of one file of a checkpoint: <see cref="Data"/> at <see cref="Offset"/>, and its CRC-32C.</summary>
+internal sealed record ReplicaChunk(string File, long Offset, ReadOnlyMemory<byte> Data, uint Crc32c);
+
+/// <summary>The link to a standby failed: unreachable, broken, or refused; one line.</summary>
+internal sealed class StandbyLinkException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,0 +1,264 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Operations.Store;
+using Understudy.Images;
+
+namespace Understudy.GuestAgent.Operations.Replication;
+
+/// <summary>
+/// The standby's side of streaming: receives another node's checkpoints of a group into staging
+/// directories under their own ids (through the store owner), verifies every chunk's CRC-32C, and
+/// commits a copy once its files match the manifest's sizes and checksums and its bases are here:
+/// the newest checkpoint is always a complete one. One transfer per group at a time; a transfer
+/// broken off keeps what arrived, and <see cref="Holdings"/> says how much, so that it resumes there.
+/// </summary>
+internal sealed class ReplicaReceiver
+{
+    private readonly CheckpointStore _store;
+    private readonly CheckpointKeeper _keeper;
+    private readonly GroupRegistry _groups;
+    private readonly ReplicationFaults _faults;
+    private readonly ILogger<ReplicaReceiver> _logger;
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
+
+    public ReplicaReceiver(CheckpointStore store, CheckpointKeeper keeper, GroupRegistry groups, ReplicationFaults faults, ILogger<ReplicaReceiver> logger)
+    {
+        _store = store;
+        _keeper = keeper;
+        _groups = groups;
+        _faults = faults;
+        _logger = logger;
+    }
+
+    public StandbyHoldings Holdings(string group)
+    {
+        GroupNames.Require(group);
+        var committed = _store.List(group).Where(c => c.Kind != CheckpointInfo.CorruptKind).Select(c => c.Id).ToList();
+        var receiving = _store.Staging(group).ToDictionary(
+            s => s.Id, s => (IReadOnlyDictionary<string, long>)s.Files.ToDictionary(f => f.Name, f => f.Length, StringComparer.Ordinal),
+            StringComparer.Ordinal);
+        return new StandbyHoldings(committed, receiving);
+    }
+
+    /// <summary>Starts (or goes on with) receiving checkpoint <paramref name="id"/> of <paramref name="group"/> from <paramref name="sender"/>.</summary>
+    /// <exception cref="AgentException">The group runs on this node, or the id is not valid.</exception>
+    public async Task<IncomingReplica> BeginAsync(string group, string id, string sender, CancellationToken cancellationToken)
+    {
+        GroupNames.Require(group);
+        if (!CheckpointId.TryParse(id, out _))
+        {
+            throw AgentException.InvalidArgument($"invalid checkpoint id '{id}'");
+        }
+        var gate = _locks.GetOrAdd(group, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_groups.Find(group) is { IsRunning: true })
+            {
+                throw AgentException.FailedPrecondition(
+                    $"group {group} runs on this node: it cannot receive another node's checkpoints of it; stop it here first");
+            }
+            if (File.Exists(Path.Combine(_store.CheckpointDir(group, id), CheckpointManifest.FileName)))
+            {
+                return new IncomingReplica(this, group, id, staged: null, gate, _faults);
+            }
+            // One transfer per group: what another one left unfinished will not be finished.
+            foreach (var (other, _) in _store.Staging(group).Where(s => s.Id != id))
+            {
+                _keeper.DiscardStaging(group, other);
+                _logger.LogInformation("Replica of checkpoint {CheckpointId} of group {Group} superseded by {NewId}; its partial files removed", other, group, id);
+            }
+            var staged = _keeper.BeginReplica(group, id);
+            _logger.LogInformation("Receiving checkpoint {CheckpointId} of group {Group} from node {Sender}", id, group, sender);
+            return new IncomingReplica(this, group, id, staged, gate, _faults);
+        }
+        catch
+        {
+            gate.Release();
+            throw;
+        }
+    }
+
+    /// <summary>Checks a received copy against its manifest and commits it.</summary>
+    internal CheckpointInfo Commit(StagedCheckpoint staged, string manifestJson, int retention)
+    {
+        CheckpointManifest manifest;
+        try
+        {
+            manifest = CheckpointManifest.FromJson(manifestJson);
+        }
+        catch (ImageFormatException e)
+        {
+            throw AgentException.InvalidArgument($"the manifest of checkpoint {staged.Group}/{staged.Id} is not valid: {e.Message}");
+        }
+        if (manifest.Group != staged.Group || manifest.Id != staged.Id)
+        {
+            throw AgentException.InvalidArgument($"a manifest of {manifest.Group}/{manifest.Id} cannot commit {staged.Group}/{staged.Id}");
+        }
+        foreach (var (name, bytes) in ReplicaFiles.Of(manifest))
+        {
+            var path = Path.Combine(staged.Directory, name);
+            var length = File.Exists(path) ? new FileInfo(path).Length : -1;
+            if (length != bytes)
+            {
+                throw AgentException.FailedPrecondition(
+                    $"checkpoint {staged.Group}/{staged.Id} is incomplete: {name} holds {Math.Max(length, 0)} of {bytes} bytes; send the rest first");
+            }
+        }
+        foreach (var member in manifest.Members)
+        {
+            var crc = Crc32C.Compute(File.ReadAllBytes(Path.Combine(staged.Directory, member.Meta)));
+            if (crc != member.MetaCrc32c)
+            {
+                throw AgentException.FailedPrecondition(
+                    $"checkpoint {staged.Group}/{staged.Id}: {member.Meta} checksum 0x{crc:x8} differs from the manifest's 0x{member.MetaCrc32c:x8}");
+            }
+            if (member.IsIncremental)
+            {
+                RequireBase(staged, member);
+            }
+        }
+        foreach (var file in Directory.EnumerateFiles(staged.Directory))
+        {
+            using var handle = File.OpenHandle(file, FileMode.Open, FileAccess.ReadWrite);
+            RandomAccess.FlushToDisk(handle);
+        }
+        var committed = staged.Commit(manifest);
+        _logger.LogInformation(
+            "Replica of checkpoint {CheckpointId} of group {Group} committed: kind {Kind}, {Bytes} bytes", committed.Id, committed.Group, committed.Kind, committed.Bytes);
+        if (retention > 0)
+        {
+            _keeper.ApplyRetention(staged.Group, retention);
+        }
+        return committed;
+    }
+
+    private void RequireBase(StagedCheckpoint staged, ManifestMember member)
+    {
+        var baseId = CheckpointId.Format(member.BaseSeq);
+        CheckpointManifest baseManifest;
+        try
+        {
+            baseManifest = _store.LoadManifest(staged.Group, baseId);
+        }
+        catch (Exception e) when (e is CheckpointNotFoundException or ImageFormatException)
+        {
+            throw AgentException.FailedPrecondition(
+                $"checkpoint {staged.Group}/{staged.Id} applies to checkpoint {baseId}, which this node does not hold; send that one first");
+        }
+        if (baseManifest.Members.All(m => m.Vpid != member.BaseImageVpid))
+        {
+            throw AgentException.FailedPrecondition(
+                $"checkpoint {staged.Group}/{staged.Id}: process {member.Vpid} applies to process {member.BaseImageVpid} of checkpoint {baseId}, which has none");
+        }
+    }
+}
+
+/// <summary>One checkpoint being received; disposing it without a commit keeps what arrived.</summary>
+internal sealed class IncomingReplica : IDisposable
+{
+    private readonly ReplicaReceiver _receiver;
+    private readonly StagedCheckpoint? _staged;
+    private readonly SemaphoreSlim _gate;
+    private readonly ReplicationFaults _faults;
+    // The file chunks are being appended to: a file's chunks come in order, one file after the other.
+    private FileStream? _file;
+    private string? _fileName;
+
+    internal IncomingReplica(ReplicaReceiver receiver, string group, string id, StagedCheckpoint? staged, SemaphoreSlim gate, ReplicationFaults faults)
+    {
+        _receiver = receiver;
+        Group = group;
+        Id = id;
+        _staged = staged;
+        _gate = gate;
+        _faults = faults;
+    }
+
+    public string Group { get; }
+    public string Id { get; }
+
+    /// <summary>This node has the checkpoint committed already: nothing to receive.</summary>
+    public bool AlreadyHeld => _staged is null;
+
+    /// <summary>Bytes written by this transfer.</summary>
+    public long BytesReceived { get; private set; }
+
+    /// <summary>Appends a chunk to its file, after checking its checksum and that it follows what the file holds.</summary>
+    /// <exception cref="AgentException">InvalidArgument: a bad name, a gap or overlap, or a checksum mismatch.</exception>
+    public async Task WriteAsync(ReplicaChunk chunk, CancellationToken cancellationToken)
+    {
+        var staged = _staged ?? throw AgentException.FailedPrecondition($"checkpoint {Group}/{Id} is held already; nothing to send");
+        if (chunk.File.Length == 0 || chunk.File.Contains('/', StringComparison.Ordinal) || chunk.File is "." or ".."
+            || chunk.File == CheckpointManifest.FileName)
+        {
+            throw AgentException.InvalidArgument($"checkpoint {Group}/{Id}: '{chunk.File}' is not the name of an image file");
+        }
+        var crc = Crc32C.Compute(chunk.Data.Span);
+        if (crc != chunk.Crc32c)
+        {
+            throw AgentException.InvalidArgument(
+                $"checkpoint {Group}/{Id}: the chunk of {chunk.File} at {chunk.Offset} has checksum 0x{crc:x8}, the sender said 0x{chunk.Crc32c:x8}; it was damaged on the way");
+        }
+        var file = await OpenAsync(staged, chunk.File).ConfigureAwait(false);
+        if (file.Length != chunk.Offset)
+        {
+            throw AgentException.InvalidArgument(
+                $"checkpoint {Group}/{Id}: a chunk of {chunk.File} starts at {chunk.Offset} but the file holds {file.Length} bytes; ask for the holdings and go on from there");
+        }
+        file.Position = chunk.Offset;
+        await file.WriteAsync(chunk.Data, cancellationToken).ConfigureAwait(false);
+        BytesReceived += chunk.Data.Length;
+        _faults.Received(chunk.Data.Length);
+    }
+
+    private async Task<FileStream> OpenAsync(StagedCheckpoint staged, string name)
+    {
+        if (_file is not null && _fileName == name)
+        {
+            return _file;
+        }
+        if (_file is not null)
+        {
+            await _file.DisposeAsync().ConfigureAwait(false);
+        }
+        var path = Path.Combine(staged.Directory, name);
+        _file = null;
+        _file = new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.OpenOrCreate,
+            Access = FileAccess.Write,
+            Share = FileShare.None,
+            BufferSize = 0,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        _fileName = name;
+        return _file;
+    }
+
+    private void CloseFile()
+    {
+        _file?.Dispose();
+        _file = null;
+        _fileName = null;
+    }
+
+    public CheckpointInfo? Commit(string manifestJson, int retention)
+    {
+        if (_staged is null)
+        {
+            return null;
+        }
+        CloseFile();
+        return _receiver.Commit(_staged, manifestJson, retention);
+    }
+
+    public void Dispose()
+    {
+        CloseFile();
+        _staged?.Dispose();
+        _gate.Release();
+    }
+}

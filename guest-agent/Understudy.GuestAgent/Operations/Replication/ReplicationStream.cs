@@ -1,0 +1,161 @@
+using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Operations.Store;
+using Understudy.Images;
+
+namespace Understudy.GuestAgent.Operations.Replication;
+
+/// <summary>
+/// One group's stream to its standby: a loop that sends the newest pinned checkpoint whenever
+/// there is one, and tries again every <see cref="StandbyReplicator.RetryDelay"/> while the standby
+/// is unreachable. Only the newest checkpoint waits to be sent: a newer commit replaces (and
+/// releases) an older one not yet started, since sending the newest brings its chain along.
+/// </summary>
+internal sealed class ReplicationStream
+{
+    private readonly string _group;
+    private readonly StandbyReplicator _replicator;
+    private readonly object _sync = new();
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private CheckpointPin? _pending;
+    private string? _lastReplicated;
+    private DateTimeOffset? _unreachableSince;
+    private string? _error;
+    private long _bytesSent;
+    private bool _kicked;
+
+    public ReplicationStream(string group, StandbyReplicator replicator)
+    {
+        _group = group;
+        _replicator = replicator;
+    }
+
+    public Task Completion { get; private set; } = Task.CompletedTask;
+
+    public void Start(CancellationToken stopping) => Completion = Task.Run(() => RunAsync(stopping), CancellationToken.None);
+
+    /// <summary>A newly committed checkpoint, pinned: sent next (an older one still waiting is released).</summary>
+    public void Offer(CheckpointPin pin)
+    {
+        CheckpointPin? replaced;
+        lock (_sync)
+        {
+            replaced = _pending;
+            _pending = pin;
+        }
+        replaced?.Dispose();
+        Wake();
+    }
+
+    /// <summary>Look at the store: the standby may lack the newest checkpoint (at start, or a standby just assigned).</summary>
+    public void Kick()
+    {
+        lock (_sync)
+        {
+            _kicked = true;
+        }
+        Wake();
+    }
+
+    public ReplicationState State(IReadOnlyList<CheckpointInfo> committed)
+    {
+        lock (_sync)
+        {
+            var last = _lastReplicated is null ? 0 : CheckpointId.Parse(_lastReplicated);
+            var behind = committed.Where(c => c.Seq > last).ToList();
+            var state = _unreachableSince is not null ? ReplicationState.Unreachable
+                : behind.Count == 0 ? ReplicationState.InSync
+                : ReplicationState.Behind;
+            return new ReplicationState(
+                _replicator.StandbyOf(_group) ?? "", state, behind.Count, behind.Sum(c => c.Bytes), _lastReplicated, _unreachableSince, _error,
+                Interlocked.Read(ref _bytesSent));
+        }
+    }
+
+    private void Wake()
+    {
+        try
+        {
+            _wake.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Awake already.
+        }
+    }
+
+    private async Task RunAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                var failing = _unreachableSince is not null;
+                await _wake.WaitAsync(failing ? _replicator.RetryDelay : Timeout.InfiniteTimeSpan, stopping).ConfigureAwait(false);
+                await SendNextAsync(stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                break;
+            }
+        }
+        lock (_sync)
+        {
+            _pending?.Dispose();
+            _pending = null;
+        }
+    }
+
+    private async Task SendNextAsync(CancellationToken stopping)
+    {
+        CheckpointPin? pin;
+        bool look;
+        lock (_sync)
+        {
+            pin = _pending;
+            _pending = null;
+            look = _kicked || _unreachableSince is not null;
+            _kicked = false;
+        }
+        pin ??= look ? _replicator.PinNewest(_group) : null;
+        if (pin is null)
+        {
+            return;
+        }
+        using (pin)
+        {
+            try
+            {
+                await _replicator.SendAsync(pin, n => Interlocked.Add(ref _bytesSent, n), stopping).ConfigureAwait(false);
+                lock (_sync)
+                {
+                    if (_lastReplicated is null || CheckpointId.Parse(pin.Id) > CheckpointId.Parse(_lastReplicated))
+                    {
+                        _lastReplicated = pin.Id;
+                    }
+                    if (_unreachableSince is not null)
+                    {
+                        _replicator.Logger.LogInformation("Standby of group {Group} reachable again; checkpoint {CheckpointId} replicated", _group, pin.Id);
+                    }
+                    _unreachableSince = null;
+                    _error = null;
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !stopping.IsCancellationRequested)
+            {
+                var first = false;
+                lock (_sync)
+                {
+                    first = _unreachableSince is null;
+                    _unreachableSince ??= _replicator.Now;
+                    _error = e is StandbyLinkException ? e.Message : $"sending checkpoint {pin.Id} failed: {e.Message}";
+                }
+                if (first)
+                {
+                    _replicator.Logger.LogWarning(
+                        "Standby {Node} of group {Group} unreachable: {Error}; the group runs on and its checkpoints wait to be sent",
+                        _replicator.StandbyOf(_group), _group, _error);
+                }
+            }
+        }
+    }
+}
