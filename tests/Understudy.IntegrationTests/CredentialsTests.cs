@@ -23,6 +23,8 @@ public sealed class CredentialsTests : IClassFixture<AgentFixture>
         await using var g = _fx.OpenGroup("creds", _out);
         string[] tags = ["count"], roles = ["counter"];
         var launched = await g.Launch("counter", Repo.Workload("wl_counter"));
+        // Its SIGUSR1 handler is set once main runs, after it joined: its first count says so.
+        await g.WaitForCounts("count", 1, 0);
         await g.Verify([launched], roles);
         for (int round = 1; round <= 2; round++)
         {
