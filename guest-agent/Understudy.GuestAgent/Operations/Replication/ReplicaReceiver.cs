@@ -190,7 +190,12 @@ internal sealed class IncomingReplica : IDisposable
     /// <exception cref="AgentException">InvalidArgument: a bad name, a gap or overlap, or a checksum mismatch.</exception>
     public async Task WriteAsync(ReplicaChunk chunk, CancellationToken cancellationToken)
     {
-        var staged = _staged ?? throw AgentException.FailedPrecondition($"checkpoint {Group}/{Id} is held already; nothing to send");
+        // Committed here since the sender asked for the holdings (another stream of the same
+        // checkpoint won: the standby stream and a migration both send): its chunks are not needed.
+        if (_staged is not { } staged)
+        {
+            return;
+        }
         if (chunk.File.Length == 0 || chunk.File.Contains('/', StringComparison.Ordinal) || chunk.File is "." or ".."
             || chunk.File == CheckpointManifest.FileName)
         {
