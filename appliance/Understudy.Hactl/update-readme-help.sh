@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 hactl=${1:-out/bin/hactl}
 [[ -x $hactl ]] || { echo "update-readme-help: $hactl is missing; run ./build.sh first" >&2; exit 1; }
 
-commands=("" "agent run" launch checkpoint stop restore status "group apply" "group start" "group stop" "group restart" "group show" "group delete" events
+commands=("" "agent run" launch checkpoint stop restore migrate status "group apply" "group start" "group stop" "group restart" "group show" "group delete" events
     "images list" "images verify" "images inspect" doctor demo
     "lab up" "lab status" "lab down" "lab crash" "lab partition" "lab heal" "lab start" "lab exec" "cluster init")
 help=$(mktemp)

@@ -20,6 +20,7 @@ public static class HactlCli
         CheckpointCommand.Create(),
         StopCommand.Create(),
         RestoreCommand.Create(),
+        MigrateCommand.Create(),
         StatusCommand.Create(),
         GroupCommand.Create(),
         EventsCommand.Create(),

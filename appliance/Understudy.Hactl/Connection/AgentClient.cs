@@ -20,6 +20,7 @@ public sealed class AgentClient : IDisposable
         _channel = channel;
         Api = new Agent.AgentClient(channel);
         AvailabilityApi = new Availability.AvailabilityClient(channel);
+        MigrationsApi = new Migrations.MigrationsClient(channel);
     }
 
     public AgentEndpoint Endpoint { get; }
@@ -29,6 +30,9 @@ public sealed class AgentClient : IDisposable
 
     /// <summary>The availability API (policies, supervised groups, events); call it through <see cref="CallAvailabilityAsync{T}"/>.</summary>
     public Availability.AvailabilityClient AvailabilityApi { get; }
+
+    /// <summary>The migration API (moving a live group to another node); call it through <see cref="CallMigrationsAsync{T}"/>.</summary>
+    public Migrations.MigrationsClient MigrationsApi { get; }
 
     public static AgentClient Connect(AgentEndpoint endpoint)
     {
@@ -81,6 +85,10 @@ public sealed class AgentClient : IDisposable
     /// <summary>Like <see cref="CallAsync{T}"/>, for the availability API.</summary>
     public Task<T> CallAvailabilityAsync<T>(string what, Func<Availability.AvailabilityClient, Task<T>> call, CancellationToken ct) =>
         CallAsync(what, _ => call(AvailabilityApi), ct);
+
+    /// <summary>Like <see cref="CallAsync{T}"/>, for the migration API.</summary>
+    public Task<T> CallMigrationsAsync<T>(string what, Func<Migrations.MigrationsClient, Task<T>> call, CancellationToken ct) =>
+        CallAsync(what, _ => call(MigrationsApi), ct);
 
     /// <summary>Fails fast, with the standard message, when there is no socket at all (or none this user can see).</summary>
     public void EnsureSocketExists()

@@ -11,6 +11,7 @@ namespace Understudy.Hactl.Output;
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DictionaryKeyPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(LaunchResult))]
 [JsonSerializable(typeof(CheckpointSummary))]
+[JsonSerializable(typeof(MigrationSummary))]
 [JsonSerializable(typeof(StopResult))]
 [JsonSerializable(typeof(RestoreResult))]
 [JsonSerializable(typeof(StatusResult))]

@@ -19,6 +19,14 @@ public sealed record CheckpointSummary(string Group, string Id, string Kind, lon
         new(r.Group, r.Id, r.Kind, r.Bytes, r.Members, r.FrozenMs, r.DurationMs, r.BaseId.Length == 0 ? null : r.BaseId);
 }
 
+/// <param name="Bytes">moved over the link, every round</param>
+/// <param name="FrozenMs">from the last round's freeze until the target ran the group</param>
+/// <param name="DurationMs">the whole migration</param>
+public sealed record MigrationSummary(string Group, string To, string CheckpointId, int Rounds, int Members, long Bytes, double FrozenMs, double DurationMs)
+{
+    public static MigrationSummary From(MigrateResult r) => new(r.Group, r.To, r.CheckpointId, r.Rounds, r.Members, r.Bytes, r.FrozenMs, r.DurationMs);
+}
+
 public sealed record StopResult(string Group, int Killed)
 {
     public static StopResult From(StopReply r) => new(r.Group, r.Killed);

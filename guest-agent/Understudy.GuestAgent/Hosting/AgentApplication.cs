@@ -71,7 +71,9 @@ internal static class AgentApplication
         var app = builder.Build();
         app.MapGrpcService<AgentService>();
         app.MapGrpcService<PolicyService>();
+        app.MapGrpcService<MigrationService>();
         app.MapGrpcService<ReplicationService>();
+        app.MapGrpcService<TakeoverService>();
         return app;
     }
 

@@ -10,6 +10,7 @@ using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Operations.Merging;
+using Understudy.GuestAgent.Operations.Migration;
 using Understudy.GuestAgent.Operations.Replication;
 using Understudy.GuestAgent.Api.Peers;
 using Understudy.GuestAgent.Operations.Restore;
@@ -61,7 +62,10 @@ internal static class AgentServices
         services.AddSingleton<ReplicationFaults>();
         services.AddSingleton<ReplicaReceiver>();
         services.AddSingleton<StandbyAssignments>();
+        services.AddSingleton<CheckpointSender>();
         services.AddSingleton<StandbyReplicator>();
+        services.AddSingleton<GroupMigrator>();
+        services.AddSingleton<GroupTakeover>();
 
         // Supervision (docs/policy.md)
         services.AddSingleton<PolicyEnvironment>();

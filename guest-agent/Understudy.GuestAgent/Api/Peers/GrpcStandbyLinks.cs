@@ -74,6 +74,7 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
     private sealed class Link(string node, string address, GrpcChannel channel) : IStandbyLink
     {
         private readonly Replication.ReplicationClient _client = new(channel);
+        private readonly Migration.MigrationClient _migration = new(channel);
 
         public GrpcChannel Channel => channel;
 
@@ -106,11 +107,32 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
                 return reply.AlreadyHeld;
             });
 
+        public Task<TakeOverResult> TakeOverAsync(string group, string id, CancellationToken cancellationToken) =>
+            Call(async () =>
+            {
+                var reply = await _migration.TakeOverAsync(new TakeOverRequest { Group = group, Id = id }, cancellationToken: cancellationToken)
+                    .ResponseAsync.ConfigureAwait(false);
+                return new TakeOverResult(reply.Members, reply.DurationMs, reply.Standby.Length == 0 ? null : reply.Standby);
+            });
+
+        public Task<bool> RunsAsync(string group, CancellationToken cancellationToken) =>
+            Call(async () =>
+            {
+                var reply = await _migration.GroupStateAsync(new GroupStateRequest { Group = group }, cancellationToken: cancellationToken)
+                    .ResponseAsync.ConfigureAwait(false);
+                return reply.Running;
+            });
+
         private async Task<T> Call<T>(Func<Task<T>> call)
         {
             try
             {
                 return await call().ConfigureAwait(false);
+            }
+            catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled && e.Status.DebugException is null && e.StatusCode != StatusCode.DeadlineExceeded)
+            {
+                // The node's own answer (no transport failure underneath): what it refused, in its words.
+                throw new PeerRefusedException($"node {node}: {AgentException.OneLine(e.Status.Detail)}", e);
             }
             catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled)
             {

@@ -55,7 +55,7 @@ internal sealed class ReplicationService : Replication.ReplicationBase
             throw AgentException.InvalidArgument("a push begins with PushStart, naming the group and the checkpoint");
         }
         var start = requestStream.Current.Start;
-        using var incoming = await _receiver.BeginAsync(start.Group, start.Id, PeerOf(context), cancellationToken).ConfigureAwait(false);
+        using var incoming = await _receiver.BeginAsync(start.Group, start.Id, PeerIdentity.Describe(context), cancellationToken).ConfigureAwait(false);
         while (await requestStream.MoveNext(cancellationToken).ConfigureAwait(false))
         {
             var message = requestStream.Current;
@@ -89,7 +89,7 @@ internal sealed class ReplicationService : Replication.ReplicationBase
             throw AgentException.InvalidArgument($"invalid checkpoint id '{request.Id}'");
         }
         using var pin = _keeper.Pin(request.Group, request.Id);
-        _logger.LogInformation("Checkpoint {CheckpointId} of group {Group} read by node {Peer}", request.Id, request.Group, PeerOf(context));
+        _logger.LogInformation("Checkpoint {CheckpointId} of group {Group} read by node {Peer}", request.Id, request.Group, PeerIdentity.Describe(context));
         var dir = _store.CheckpointDir(request.Group, request.Id);
         var manifestJson = await File.ReadAllTextAsync(Path.Combine(dir, CheckpointManifest.FileName), context.CancellationToken).ConfigureAwait(false);
         var manifest = CheckpointManifest.FromJson(manifestJson);
@@ -99,13 +99,6 @@ internal sealed class ReplicationService : Replication.ReplicationBase
             await responseStream.WriteAsync(new FetchMessage { Chunk = PeerChunks.ToProto(chunk) }).ConfigureAwait(false);
         }
         await responseStream.WriteAsync(new FetchMessage { ManifestJson = manifestJson }).ConfigureAwait(false);
-    }
-
-    private static string PeerOf(ServerCallContext context)
-    {
-        var http = context.GetHttpContext();
-        var node = http.Connection.ClientCertificate?.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, false);
-        return $"{node ?? "?"} ({http.Connection.RemoteIpAddress}:{http.Connection.RemotePort})";
     }
 }
 

@@ -71,4 +71,16 @@ internal sealed class AgentOptions
 
     /// <summary>How long a primary waits before it tries an unreachable standby again.</summary>
     public TimeSpan ReplicationRetry { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A migration copies ahead of the freeze for at most this many rounds.</summary>
+    public int MigrationMaxRounds { get; set; } = 8;
+
+    /// <summary>A pre-copy round this small (bytes) is the last before the freeze.</summary>
+    public long MigrationSmallEnoughBytes { get; set; } = 16L << 20;
+
+    /// <summary>
+    /// When the target's answer to a takeover is lost, how long the source keeps asking it whether
+    /// the group runs there before it gives up, the group still frozen.
+    /// </summary>
+    public TimeSpan MigrationResolveTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -52,12 +52,54 @@ internal sealed class CheckpointCoordinator
     public async Task<CheckpointOutcome> RunAsync(
         string groupName, bool full, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
     {
+        var (outcome, _) = await RunCoreAsync(groupName, full, holdFrozen: false, freeze, progress, cancellationToken).ConfigureAwait(false);
+        return outcome;
+    }
+
+    /// <summary>
+    /// A checkpoint after which the group stays frozen: the last round of a migration, whose
+    /// processes must not run on until the target runs them or the migration gave up. The members
+    /// write their images while frozen (no copy-on-write writer), and the committed checkpoint is
+    /// exactly the group's state. The caller resumes the group or stops it.
+    /// </summary>
+    public async Task<FrozenGroup> RunAndHoldAsync(
+        string groupName, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+    {
+        var (_, held) = await RunCoreAsync(groupName, full: false, holdFrozen: true, freeze, progress, cancellationToken).ConfigureAwait(false);
+        return held!;
+    }
+
+    private async Task<(CheckpointOutcome Outcome, FrozenGroup? Held)> RunCoreAsync(
+        string groupName, bool full, bool holdFrozen, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress,
+        CancellationToken cancellationToken)
+    {
         var group = _locator.RequireRunning(groupName);
         var duration = Stopwatch.StartNew();
 
         progress?.Report(new(CheckpointPhases.Lock, 0, 0));
         // Step 1: registrations in flight finish, new ones wait until RESUME.
-        using var lease = await group.Gate.CloseForCheckpointAsync(_options.PrepareTimeout, cancellationToken).ConfigureAwait(false);
+        var lease = await group.Gate.CloseForCheckpointAsync(_options.PrepareTimeout, cancellationToken).ConfigureAwait(false);
+        var holding = false;
+        try
+        {
+            var result = await RunLockedAsync(group, lease, full, holdFrozen, freeze, duration, progress, cancellationToken).ConfigureAwait(false);
+            holding = result.Held is not null;
+            return result;
+        }
+        finally
+        {
+            // A group held frozen keeps the registration lock until it is resumed or stopped.
+            if (!holding)
+            {
+                lease.Dispose();
+            }
+        }
+    }
+
+    private async Task<(CheckpointOutcome Outcome, FrozenGroup? Held)> RunLockedAsync(
+        Group group, GateLease lease, bool full, bool holdFrozen, FreezeMeter freeze, Stopwatch duration,
+        IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+    {
         var members = group.Members.Snapshot();
         if (members.Count == 0)
         {
@@ -72,7 +114,7 @@ internal sealed class CheckpointCoordinator
         // The group's background merges wait until the checkpoint is over.
         using var staged = _keeper.BeginCheckpoint(group.Name);
         var (id, seq, stagingDir) = (staged.Id, staged.Seq, staged.Directory);
-        var plan = _policy.Decide(group.Name, full);
+        var plan = _policy.Decide(group.Name, full, incrementalWherePossible: holdFrozen);
         _logger.LogInformation(
             "Checkpoint {CheckpointId} of group {Group} started: {Members} members, asking for {Kind} images ({Reason})",
             id, group.Name, members.Count, plan.Kind, plan.Reason);
@@ -100,24 +142,31 @@ internal sealed class CheckpointCoordinator
             // them for all.
             phase = "WRITE";
             progress?.Report(new(CheckpointPhases.Write, 0, members.Count));
-            var write = new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: true);
+            var write = new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: !holdFrozen);
             var ipcCapturer = members.MinBy(m => m.Vpid);
-            await ReplyBarrier.RunAsync<CapturedReply>(
-                members, m => m == ipcCapturer ? write with { CapturesIpc = true } : write, _options.CaptureTimeout,
-                answered: null, sent: null, cancellationToken).ConfigureAwait(false);
-            phase = "RESUME";
-            progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
-            await ReplyBarrier.RunAsync<ResumedReply>(
-                members, new ResumeCommand(), _options.PrepareTimeout,
-                Counter(progress, CheckpointPhases.Resume, members.Count),
-                sent: freeze.Thaw, cancellationToken).ConfigureAwait(false);
-            _logger.LogInformation(
-                "Checkpoint {CheckpointId} of group {Group}: captured and running again after {FrozenMs:F1} ms frozen",
-                id, group.Name, freeze.FrozenMs);
-            phase = "WRITE";
-            var written = await ReplyBarrier.AwaitAllAsync<WrittenReply>(
-                members, "WRITE", _options.WriteTimeout,
-                Counter(progress, CheckpointPhases.Write, members.Count), cancellationToken).ConfigureAwait(false);
+            MemberCommand WriteFor(Member m) => m == ipcCapturer ? write with { CapturesIpc = true } : write;
+            IReadOnlyDictionary<Member, WrittenReply> written;
+            if (holdFrozen)
+            {
+                written = await ReplyBarrier.RunAsync<WrittenReply>(
+                    members, WriteFor, _options.CaptureTimeout + _options.WriteTimeout,
+                    Counter(progress, CheckpointPhases.Write, members.Count), sent: null, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await ReplyBarrier.RunAsync<CapturedReply>(
+                    members, WriteFor, _options.CaptureTimeout, answered: null, sent: null, cancellationToken).ConfigureAwait(false);
+                phase = "RESUME";
+                progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
+                await ResumeAsync(members, freeze, progress, cancellationToken).ConfigureAwait(false);
+                _logger.LogInformation(
+                    "Checkpoint {CheckpointId} of group {Group}: captured and running again after {FrozenMs:F1} ms frozen",
+                    id, group.Name, freeze.FrozenMs);
+                phase = "WRITE";
+                written = await ReplyBarrier.AwaitAllAsync<WrittenReply>(
+                    members, "WRITE", _options.WriteTimeout,
+                    Counter(progress, CheckpointPhases.Write, members.Count), cancellationToken).ConfigureAwait(false);
+            }
             _logger.LogInformation(
                 "Checkpoint {CheckpointId} of group {Group}: all {Members} members written after {ElapsedMs:F1} ms",
                 id, group.Name, members.Count, duration.Elapsed.TotalMilliseconds);
@@ -143,10 +192,19 @@ internal sealed class CheckpointCoordinator
         var outcome = new CheckpointOutcome(
             group.Name, id, committed.Kind, committed.Bytes, members.Count, freeze.FrozenMs, duration.Elapsed.TotalMilliseconds, committed.BaseSeq);
         _logger.LogInformation(
-            "Checkpoint {CheckpointId} of group {Group} taken: kind {Kind} (base {BaseSeq}), {Members} members, {Bytes} bytes, frozen {FrozenMs:F1} ms, total {DurationMs:F1} ms",
-            outcome.Id, outcome.Group, outcome.Kind, outcome.BaseSeq, outcome.Members, outcome.Bytes, outcome.FrozenMs, outcome.DurationMs);
-        return outcome;
+            "Checkpoint {CheckpointId} of group {Group} taken: kind {Kind} (base {BaseSeq}), {Members} members, {Bytes} bytes, {Frozen}, total {DurationMs:F1} ms",
+            outcome.Id, outcome.Group, outcome.Kind, outcome.BaseSeq, outcome.Members, outcome.Bytes,
+            holdFrozen ? "held frozen" : $"frozen {outcome.FrozenMs:F1} ms", outcome.DurationMs);
+        return (outcome, holdFrozen ? new FrozenGroup(outcome, lease, members, freeze, this) : null);
     }
+
+    /// <summary>RESUME to every member: the group runs again.</summary>
+    internal Task ResumeAsync(
+        IReadOnlyList<Member> members, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken) =>
+        ReplyBarrier.RunAsync<ResumedReply>(
+            members, new ResumeCommand(), _options.PrepareTimeout,
+            Counter(progress, CheckpointPhases.Resume, members.Count),
+            sent: freeze.Thaw, cancellationToken);
 
     /// <summary>
     /// ABORT to every member still connected, then the staging directory goes. The group runs

@@ -25,7 +25,11 @@ internal sealed class CheckpointKindPolicy
         _options = options.Value;
     }
 
-    public CheckpointPlan Decide(string group, bool fullRequested)
+    /// <param name="incrementalWherePossible">
+    /// the periodic full checkpoint waits: the group is held frozen until this checkpoint has been
+    /// sent (a migration's last round), so only what changed should be written
+    /// </param>
+    public CheckpointPlan Decide(string group, bool fullRequested, bool incrementalWherePossible = false)
     {
         if (fullRequested)
         {
@@ -47,6 +51,10 @@ internal sealed class CheckpointKindPolicy
             return CheckpointPlan.Full($"the chain of checkpoint {baseId} cannot be followed back to a full checkpoint");
         }
         var (incrementals, chainBytes, full) = chain.Value;
+        if (incrementalWherePossible)
+        {
+            return CheckpointPlan.Incremental(baseSeq, $"on checkpoint {baseId}: only what changed, the group stays frozen until it is sent");
+        }
         if (incrementals >= _options.FullEvery)
         {
             return CheckpointPlan.Full($"{incrementals} incremental checkpoints since the last full one (full every {_options.FullEvery})");

@@ -13,6 +13,7 @@ internal sealed class GroupCheckpointer
 {
     public const string Manual = "manual";
     public const string Scheduled = "scheduled";
+    public const string Migration = "migration";
 
     private readonly CheckpointCoordinator _coordinator;
     private readonly CheckpointKeeper _keeper;
@@ -47,11 +48,37 @@ internal sealed class GroupCheckpointer
             _events.Publish(new CheckpointFailed(group, reason, freeze.FrozenMs, trigger));
             throw;
         }
-        _events.Publish(new CheckpointTaken(group, outcome.Id, outcome.Kind, outcome.Bytes, outcome.Members, outcome.FrozenMs, trigger));
-        if (_retention.RetentionOf(group) is { } keep)
-        {
-            _keeper.ApplyRetention(group, keep);
-        }
+        Taken(outcome, trigger);
         return outcome;
+    }
+
+    /// <summary>
+    /// A checkpoint that leaves the group frozen (<see cref="CheckpointCoordinator.RunAndHoldAsync"/>),
+    /// for a migration's last round; its event's frozenMs is the capture's, the group stays frozen after.
+    /// </summary>
+    public async Task<FrozenGroup> RunAndHoldAsync(string group, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+    {
+        var freeze = new FreezeMeter();
+        FrozenGroup frozen;
+        try
+        {
+            frozen = await _coordinator.RunAndHoldAsync(group, freeze, progress, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AgentException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
+        {
+            _events.Publish(new CheckpointFailed(group, e is AgentException ? e.Message : "cancelled", freeze.FrozenMs, Migration));
+            throw;
+        }
+        Taken(frozen.Checkpoint, Migration);
+        return frozen;
+    }
+
+    private void Taken(CheckpointOutcome outcome, string trigger)
+    {
+        _events.Publish(new CheckpointTaken(outcome.Group, outcome.Id, outcome.Kind, outcome.Bytes, outcome.Members, outcome.FrozenMs, trigger));
+        if (_retention.RetentionOf(outcome.Group) is { } keep)
+        {
+            _keeper.ApplyRetention(outcome.Group, keep);
+        }
     }
 }

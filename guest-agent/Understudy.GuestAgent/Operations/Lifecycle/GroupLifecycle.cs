@@ -51,6 +51,9 @@ internal sealed class GroupLifecycle
 
     public string Name { get; }
 
+    /// <summary>A policy's supervisor runs the group (its stop, restore and recovery go through it).</summary>
+    public bool IsSupervised => _supervision is not null;
+
     /// <summary>The group has a supervisor from now on: the operator's stop and restore go through it.</summary>
     public void Attach(IGroupSupervision supervision) => _supervision = supervision;
 
@@ -222,6 +225,9 @@ internal sealed class GroupLifecycle
 
     internal Task<int> StopHeldAsync() =>
         _groups.Find(Name) is { } group ? _launcher.StopAsync(group) : Task.FromResult(0);
+
+    internal Task<FrozenGroup> CheckpointAndHoldHeldAsync(IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken) =>
+        _checkpoints.RunAndHoldAsync(Name, progress, cancellationToken);
 
     internal Task<RestoreOutcome> RestoreHeldAsync(string? checkpointId, IResumeOrder resume, CancellationToken cancellationToken) =>
         _restores.RestoreAsync(Name, checkpointId, resume, cancellationToken);

@@ -1,4 +1,5 @@
 using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Operations.Restore;
 
@@ -52,6 +53,16 @@ internal sealed class LifecycleScope
     {
         ThrowIfEnded();
         return _lifecycle.RestoreHeldAsync(checkpointId, resume, cancellationToken);
+    }
+
+    /// <summary>
+    /// A checkpoint after which the group stays frozen, for a migration's last round
+    /// (<see cref="GroupCheckpointer.RunAndHoldAsync"/>): the caller resumes it or stops it.
+    /// </summary>
+    public Task<FrozenGroup> CheckpointAndHoldAsync(IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+    {
+        ThrowIfEnded();
+        return _lifecycle.CheckpointAndHoldHeldAsync(progress, cancellationToken);
     }
 
     internal void End() => _ended = true;

@@ -23,7 +23,20 @@ internal interface IStandbyLink
     /// <returns>whether the node had it already</returns>
     Task<bool> PushAsync(
         string group, string id, IAsyncEnumerable<ReplicaChunk> chunks, string manifestJson, int retention, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Asks the node to restore the group from checkpoint <paramref name="id"/>, which it holds, and
+    /// returns once the group runs there. Should the call end first, the node kills what it restored.
+    /// </summary>
+    /// <exception cref="PeerRefusedException">The node answered: it could not (the restore failed, the group runs there).</exception>
+    Task<TakeOverResult> TakeOverAsync(string group, string id, CancellationToken cancellationToken);
+
+    /// <summary>Whether the group runs on the node, once any takeover or restore of it there is over.</summary>
+    Task<bool> RunsAsync(string group, CancellationToken cancellationToken);
 }
+
+/// <summary>A group the node took over: how many processes run there, how long its restore took, and its standby there.</summary>
+internal sealed record TakeOverResult(int Members, double DurationMs, string? Standby);
 
 /// <summary>What a node holds of a group: its committed checkpoints, and per checkpoint being received the verified length of each file.</summary>
 internal sealed record StandbyHoldings(
@@ -33,4 +46,7 @@ internal sealed record StandbyHoldings(
 internal sealed record ReplicaChunk(string File, long Offset, ReadOnlyMemory<byte> Data, uint Crc32c);
 
 /// <summary>The link to a standby failed: unreachable, broken, or refused; one line.</summary>
-internal sealed class StandbyLinkException(string message, Exception? inner = null) : Exception(message, inner);
+internal class StandbyLinkException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The node was reached and answered no, with its reason: what it was asked was not done.</summary>
+internal sealed class PeerRefusedException(string message, Exception? inner = null) : StandbyLinkException(message, inner);

@@ -20,8 +20,7 @@ internal sealed class StandbyReplicator : IHostedService
     private readonly CheckpointKeeper _keeper;
     private readonly CheckpointStore _store;
     private readonly StandbyAssignments _assignments;
-    private readonly IStandbyLinks _links;
-    private readonly IRetentionPolicy _retention;
+    private readonly CheckpointSender _sender;
     private readonly AgentOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<StandbyReplicator> _logger;
@@ -29,14 +28,13 @@ internal sealed class StandbyReplicator : IHostedService
     private readonly CancellationTokenSource _stopping = new();
 
     public StandbyReplicator(
-        CheckpointKeeper keeper, CheckpointStore store, StandbyAssignments assignments, IStandbyLinks links, IRetentionPolicy retention,
+        CheckpointKeeper keeper, CheckpointStore store, StandbyAssignments assignments, CheckpointSender sender,
         IOptions<AgentOptions> options, TimeProvider time, ILogger<StandbyReplicator> logger)
     {
         _keeper = keeper;
         _store = store;
         _assignments = assignments;
-        _links = links;
-        _retention = retention;
+        _sender = sender;
         _options = options.Value;
         _time = time;
         _logger = logger;
@@ -106,28 +104,10 @@ internal sealed class StandbyReplicator : IHostedService
     });
 
     /// <summary>Sends the pinned checkpoint and what the standby lacks of its chain; returns once the standby committed it.</summary>
-    internal async Task SendAsync(CheckpointPin pin, Action<long> sent, CancellationToken cancellationToken)
+    internal Task SendAsync(CheckpointPin pin, Action<long> sent, CancellationToken cancellationToken)
     {
         var node = _assignments.StandbyOf(pin.Group) ?? throw new StandbyLinkException($"group {pin.Group} has no standby any more");
-        var link = _links.To(node);
-        var holdings = await link.HoldingsAsync(pin.Group, cancellationToken).ConfigureAwait(false);
-        var committed = holdings.Committed.ToHashSet(StringComparer.Ordinal);
-        foreach (var id in pin.ChainIds.Where(id => !committed.Contains(id)))
-        {
-            var dir = _store.CheckpointDir(pin.Group, id);
-            var manifestJson = await File.ReadAllTextAsync(Path.Combine(dir, CheckpointManifest.FileName), cancellationToken).ConfigureAwait(false);
-            var manifest = CheckpointManifest.FromJson(manifestJson);
-            var held = holdings.Receiving.GetValueOrDefault(id) ?? new Dictionary<string, long>();
-            if (held.Count > 0)
-            {
-                _logger.LogInformation(
-                    "Checkpoint {CheckpointId} of group {Group}: node {Node} holds {Bytes} bytes of it already; going on from there",
-                    id, pin.Group, node, held.Values.Sum());
-            }
-            var chunks = ReplicaFiles.ReadAsync(dir, manifest, held, _options.ReplicationChunkBytes, sent, cancellationToken);
-            await link.PushAsync(pin.Group, id, chunks, manifestJson, _retention.RetentionOf(pin.Group) ?? 0, cancellationToken).ConfigureAwait(false);
-            _logger.LogInformation("Checkpoint {CheckpointId} of group {Group} sent to standby {Node}", id, pin.Group, node);
-        }
+        return _sender.SendAsync(node, pin, sent, cancellationToken);
     }
 
     internal CheckpointPin? PinNewest(string group)

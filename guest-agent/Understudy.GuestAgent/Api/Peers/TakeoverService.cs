@@ -1,0 +1,40 @@
+using Grpc.Core;
+using Understudy.GuestAgent.Contracts.Peer;
+using Understudy.GuestAgent.Operations.Migration;
+
+namespace Understudy.GuestAgent.Api.Peers;
+
+/// <summary>
+/// The target's side of a migration (peer_services.proto, service Migration), served on the peer
+/// endpoint to nodes of the cluster alone: runs a group another node sent here
+/// (<see cref="GroupTakeover"/>). The call's cancellation is the fence: a source gone before the
+/// group was resumed here cancels it, and the restore kills what it rebuilt.
+/// </summary>
+internal sealed class TakeoverService(GroupTakeover takeover) : Migration.MigrationBase
+{
+    public override async Task<TakeOverReply> TakeOver(TakeOverRequest request, ServerCallContext context)
+    {
+        var result = await takeover.TakeOverAsync(request.Group, request.Id, PeerIdentity.NodeOf(context), context.CancellationToken)
+            .ConfigureAwait(false);
+        return new TakeOverReply { Members = result.Members, DurationMs = result.DurationMs, Standby = result.Standby ?? "" };
+    }
+
+    public override async Task<GroupStateReply> GroupState(GroupStateRequest request, ServerCallContext context) =>
+        new() { Running = await takeover.RunsAsync(request.Group, context.CancellationToken).ConfigureAwait(false) };
+}
+
+/// <summary>Who calls on the peer endpoint: the node named by its client certificate, which the cluster's CA signed.</summary>
+internal static class PeerIdentity
+{
+    public static string NodeOf(ServerCallContext context) =>
+        context.GetHttpContext().Connection.ClientCertificate?.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, false)
+        ?? throw new RpcException(new Status(StatusCode.PermissionDenied, "peer calls need the caller's cluster certificate"));
+
+    /// <summary>"node-a (10.0.0.1:41234)", for logs.</summary>
+    public static string Describe(ServerCallContext context)
+    {
+        var http = context.GetHttpContext();
+        var node = http.Connection.ClientCertificate?.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, false);
+        return $"{node ?? "?"} ({http.Connection.RemoteIpAddress}:{http.Connection.RemotePort})";
+    }
+}

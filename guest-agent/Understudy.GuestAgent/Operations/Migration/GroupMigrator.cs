@@ -1,0 +1,296 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Foundation.Events;
+using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Operations.Checkpoints;
+using Understudy.GuestAgent.Operations.Lifecycle;
+using Understudy.GuestAgent.Operations.Replication;
+using Understudy.GuestAgent.Operations.Store;
+
+namespace Understudy.GuestAgent.Operations.Migration;
+
+/// <summary>
+/// Moves a running group to another node of the cluster, live (docs/architecture.md, "Moving a
+/// live group"). While the group runs, checkpoints are taken and sent round after round (the first
+/// holds what the target lacks, the next ones only the pages written since), until a round is small
+/// or stops shrinking. Then, under the group's lifecycle lock, a last checkpoint leaves the group
+/// frozen, its increment is sent, and the target restores and runs the group. Only once the target
+/// said it runs are the processes here killed; if anything fails before, they are resumed here.
+/// The target becomes the primary and this node its standby.
+/// </summary>
+internal sealed class GroupMigrator
+{
+    private readonly GroupLifecycles _lifecycles;
+    private readonly GroupLocator _locator;
+    private readonly CheckpointKeeper _keeper;
+    private readonly CheckpointSender _sender;
+    private readonly IStandbyLinks _links;
+    private readonly StandbyAssignments _standbys;
+    private readonly IEventPublisher _events;
+    private readonly AgentOptions _options;
+    private readonly ILogger<GroupMigrator> _logger;
+
+    public GroupMigrator(
+        GroupLifecycles lifecycles, GroupLocator locator, CheckpointKeeper keeper, CheckpointSender sender, IStandbyLinks links,
+        StandbyAssignments standbys, IEventPublisher events, IOptions<AgentOptions> options, ILogger<GroupMigrator> logger)
+    {
+        _lifecycles = lifecycles;
+        _locator = locator;
+        _keeper = keeper;
+        _sender = sender;
+        _links = links;
+        _standbys = standbys;
+        _events = events;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    public async Task<MigrationOutcome> MigrateAsync(string group, string target, IProgress<MigrationProgress>? progress, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RunAsync(group, target, progress, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AgentException e)
+        {
+            _events.Publish(new MigrationFailed(group, target, e.Message));
+            throw;
+        }
+    }
+
+    private async Task<MigrationOutcome> RunAsync(string group, string target, IProgress<MigrationProgress>? progress, CancellationToken cancellationToken)
+    {
+        var lifecycle = _lifecycles.For(group);
+        _locator.RequireRunning(group);
+        if (lifecycle.IsSupervised)
+        {
+            throw AgentException.FailedPrecondition(
+                $"migration of group {group} refused: it has a policy, and supervised groups cannot migrate yet; " +
+                $"stop its supervision with 'hactl group delete {group}' (its processes and checkpoints stay) and migrate it then");
+        }
+        try
+        {
+            _standbys.Require(target);
+        }
+        catch (AgentException e)
+        {
+            throw AgentException.InvalidArgument($"migration of group {group} refused: {e.Message.Replace("standby ", "node ", StringComparison.Ordinal)}");
+        }
+        var link = _links.To(target);
+        var meter = new TransferMeter(progress);
+        _logger.LogInformation("Migration of group {Group} to node {Node} started", group, target);
+
+        // Copy ahead while the group runs.
+        var rounds = 0;
+        long? previous = null;
+        while (rounds < _options.MigrationMaxRounds)
+        {
+            rounds++;
+            var taken = await CheckpointAsync(lifecycle, group, target, cancellationToken).ConfigureAwait(false);
+            meter.Round(MigrationProgress.PreCopy, rounds, taken.Id, taken.Bytes);
+            await SendAsync(group, target, taken.Id, meter, cancellationToken, frozen: false).ConfigureAwait(false);
+            _logger.LogInformation(
+                "Migration of group {Group} to node {Node}: round {Round} sent checkpoint {CheckpointId} ({Bytes} bytes)", group, target, rounds, taken.Id, taken.Bytes);
+            if (taken.Bytes <= _options.MigrationSmallEnoughBytes || (previous is { } before && taken.Bytes * 5 > before * 4))
+            {
+                break;
+            }
+            previous = taken.Bytes;
+        }
+
+        // The last round: frozen until the target runs the group, or resumed here.
+        rounds++;
+        return await lifecycle.RunExclusiveAsync(
+            scope => FinalRoundAsync(scope, group, target, link, rounds, meter, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<CheckpointOutcome> CheckpointAsync(GroupLifecycle lifecycle, string group, string target, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await lifecycle.CheckpointAsync(full: false, GroupCheckpointer.Migration, progress: null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AgentException e)
+        {
+            throw AgentException.Aborted($"migration of group {group} to node {target} stopped: {e.Message}; the group runs on here", e);
+        }
+    }
+
+    private async Task<MigrationOutcome> FinalRoundAsync(
+        LifecycleScope scope, string group, string target, IStandbyLink link, int rounds, TransferMeter meter, CancellationToken cancellationToken)
+    {
+        var duration = Stopwatch.StartNew();
+        FrozenGroup frozen;
+        try
+        {
+            frozen = await scope.CheckpointAndHoldAsync(progress: null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AgentException e)
+        {
+            throw AgentException.Aborted($"migration of group {group} to node {target} stopped: {e.Message}; the group runs on here", e);
+        }
+        using (frozen)
+        {
+            var id = frozen.Checkpoint.Id;
+            meter.Round(MigrationProgress.Final, rounds, id, frozen.Checkpoint.Bytes);
+            try
+            {
+                await SendAsync(group, target, id, meter, cancellationToken, frozen: true).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is AgentException || e is OperationCanceledException)
+            {
+                await ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
+                throw e is AgentException ? e : Cancelled(group, target);
+            }
+
+            meter.Round(MigrationProgress.TakeOver, rounds, id, frozen.Checkpoint.Bytes);
+            TakeOverResult? result = null;
+            try
+            {
+                result = await link.TakeOverAsync(group, id, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PeerRefusedException e)
+            {
+                await ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
+                throw AgentException.Aborted($"migration of group {group} to node {target} failed: {e.Message}; the group runs on here", e);
+            }
+            catch (Exception e) when (e is StandbyLinkException || e is OperationCanceledException)
+            {
+                // The answer is lost: the target may have started the group just before. Ask it.
+                _logger.LogWarning(
+                    "Migration of group {Group}: the answer of node {Node} to the takeover was lost ({Error}); asking it whether the group runs there",
+                    group, target, e.Message);
+                if (!await RunsThereAsync(link, group, target, e).ConfigureAwait(false))
+                {
+                    await ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
+                    throw e is OperationCanceledException
+                        ? Cancelled(group, target)
+                        : AgentException.Unavailable($"migration of group {group} to node {target} failed: {e.Message}; the group runs on here", e);
+                }
+            }
+
+            // The group runs on the target: it ends here, and this node becomes its standby.
+            var frozenMs = frozen.FrozenMs;
+            await scope.StopAsync().ConfigureAwait(false);
+            _standbys.Assign(group, null);
+            var outcome = new MigrationOutcome(
+                group, target, id, rounds, result?.Members ?? frozen.Checkpoint.Members, meter.BytesSent, frozenMs,
+                meter.Elapsed.TotalMilliseconds);
+            _events.Publish(new GroupMigrated(group, target, id, rounds, meter.BytesSent, frozenMs));
+            _logger.LogInformation(
+                "Migration of group {Group} to node {Node} done: checkpoint {CheckpointId}, {Rounds} rounds, {Bytes} bytes sent, frozen {FrozenMs:F1} ms, last round {FinalMs:F1} ms",
+                group, target, id, rounds, meter.BytesSent, frozenMs, duration.Elapsed.TotalMilliseconds);
+            return outcome;
+        }
+    }
+
+    private async Task SendAsync(string group, string target, string id, TransferMeter meter, CancellationToken cancellationToken, bool frozen)
+    {
+        using var pin = _keeper.Pin(group, id);
+        try
+        {
+            await _sender.SendAsync(target, pin, meter.Sent, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StandbyLinkException e)
+        {
+            var state = frozen ? "the group runs on here" : "the group ran on here throughout";
+            throw AgentException.Unavailable($"migration of group {group} to node {target} failed: sending checkpoint {id}: {e.Message}; {state}", e);
+        }
+    }
+
+    /// <summary>
+    /// After a lost answer: asks the target, for at most <see cref="AgentOptions.MigrationResolveTimeout"/>,
+    /// whether the group runs there. If it cannot be reached meanwhile, the group stays frozen here:
+    /// resuming it could make it run on both nodes.
+    /// </summary>
+    private async Task<bool> RunsThereAsync(IStandbyLink link, string group, string target, Exception lost)
+    {
+        using var deadline = new CancellationTokenSource(_options.MigrationResolveTimeout);
+        string? last = null;
+        while (true)
+        {
+            try
+            {
+                return await link.RunsAsync(group, deadline.Token).ConfigureAwait(false);
+            }
+            catch (StandbyLinkException e)
+            {
+                last = e.Message;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            if (deadline.IsCancellationRequested)
+            {
+                _logger.LogError(
+                    "Migration of group {Group}: node {Node} cannot tell whether it runs the group ({Error}); the group stays frozen here", group, target, last);
+                throw AgentException.Unavailable(
+                    $"migration of group {group} to node {target}: the link broke as node {target} was starting the group ({lost.Message}), and it has not answered since " +
+                    $"({last ?? "no answer"}); so that the group never runs twice, it stays frozen here: once node {target} answers, " +
+                    $"check 'hactl status {group}' there; if it runs there, 'hactl stop {group}' here; if not, 'hactl restore {group} --force' here brings it back from the last checkpoint, taken as it froze, with nothing lost");
+            }
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+    }
+
+    private async Task ResumeHereAsync(FrozenGroup frozen, string group, string target)
+    {
+        try
+        {
+            await frozen.ResumeAsync(CancellationToken.None).ConfigureAwait(false);
+            _logger.LogWarning("Migration of group {Group} to node {Node} failed; the group runs on here", group, target);
+        }
+        catch (Exception e) when (e is AgentException or Model.Members.MemberPhaseException)
+        {
+            _logger.LogError("Migration of group {Group}: resuming it here failed: {Error}", group, e.Message);
+        }
+    }
+
+    private static AgentException Cancelled(string group, string target) =>
+        AgentException.Aborted($"migration of group {group} to node {target} cancelled by the caller; the group runs on here");
+
+    /// <summary>Bytes moved over the link and the rate, reported with each round.</summary>
+    private sealed class TransferMeter(IProgress<MigrationProgress>? progress)
+    {
+        private readonly Stopwatch _elapsed = Stopwatch.StartNew();
+        private long _bytes;
+        private (string Phase, int Round, string Id, long Bytes) _round = ("", 0, "", 0);
+        private long _lastReport;
+
+        public long BytesSent => Interlocked.Read(ref _bytes);
+        public TimeSpan Elapsed => _elapsed.Elapsed;
+
+        public void Round(string phase, int round, string id, long bytes)
+        {
+            _round = (phase, round, id, bytes);
+            Report();
+        }
+
+        public void Sent(long bytes)
+        {
+            Interlocked.Add(ref _bytes, bytes);
+            // At most about ten reports a second.
+            var now = _elapsed.ElapsedMilliseconds;
+            if (now - Interlocked.Read(ref _lastReport) >= 100)
+            {
+                Interlocked.Exchange(ref _lastReport, now);
+                Report();
+            }
+        }
+
+        private void Report()
+        {
+            var seconds = _elapsed.Elapsed.TotalSeconds;
+            progress?.Report(new MigrationProgress(_round.Phase, _round.Round, _round.Id, _round.Bytes, BytesSent, seconds > 0 ? BytesSent / seconds : 0));
+        }
+    }
+}

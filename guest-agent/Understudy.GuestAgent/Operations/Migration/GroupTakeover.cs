@@ -1,0 +1,74 @@
+using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Foundation.Events;
+using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Operations.Lifecycle;
+using Understudy.GuestAgent.Operations.Replication;
+using Understudy.Images;
+
+namespace Understudy.GuestAgent.Operations.Migration;
+
+/// <summary>
+/// The target's side of a migration: runs a group that another node sent here, from the
+/// checkpoint it names, through the group's lifecycle (a restore, refused if the group runs here).
+/// The restore's cancellation is the fence: a source that gave up, or a link that broke, before
+/// the restored processes were resumed cancels the call, and the restore kills them. The source
+/// becomes the group's standby here: the roles swap.
+/// </summary>
+internal sealed class GroupTakeover
+{
+    private readonly GroupLifecycles _lifecycles;
+    private readonly GroupRegistry _groups;
+    private readonly StandbyAssignments _standbys;
+    private readonly IEventPublisher _events;
+    private readonly ILogger<GroupTakeover> _logger;
+
+    public GroupTakeover(
+        GroupLifecycles lifecycles, GroupRegistry groups, StandbyAssignments standbys, IEventPublisher events, ILogger<GroupTakeover> logger)
+    {
+        _lifecycles = lifecycles;
+        _groups = groups;
+        _standbys = standbys;
+        _events = events;
+        _logger = logger;
+    }
+
+    /// <param name="source">the node that asks, by its certificate's name</param>
+    public async Task<TakeOverResult> TakeOverAsync(string group, string id, string source, CancellationToken cancellationToken)
+    {
+        GroupNames.Require(group);
+        if (!CheckpointId.TryParse(id, out _))
+        {
+            throw AgentException.InvalidArgument($"invalid checkpoint id '{id}'");
+        }
+        var lifecycle = _lifecycles.For(group);
+        if (lifecycle.IsSupervised)
+        {
+            throw AgentException.FailedPrecondition(
+                $"group {group} has a policy on this node: a supervised group cannot be taken over yet; delete its policy here first");
+        }
+        _logger.LogInformation("Taking over group {Group} from node {Source}: restoring checkpoint {CheckpointId}", group, source, id);
+        var restored = await lifecycle.RestoreAsync(id, force: false, cancellationToken).ConfigureAwait(false);
+        var standby = AssignStandby(group, source);
+        _events.Publish(new GroupTakenOver(group, source, id, restored.Members.Count));
+        return new TakeOverResult(restored.Members.Count, restored.DurationMs, standby);
+    }
+
+    /// <summary>Whether the group runs here, once a takeover or restore of it in progress is over.</summary>
+    public Task<bool> RunsAsync(string group, CancellationToken cancellationToken) =>
+        _lifecycles.For(group).RunExclusiveAsync(_ => Task.FromResult(_groups.Find(group) is { IsRunning: true }), cancellationToken);
+
+    private string? AssignStandby(string group, string source)
+    {
+        try
+        {
+            _standbys.Assign(group, source);
+            return source;
+        }
+        catch (AgentException e)
+        {
+            _logger.LogWarning("Group {Group} taken over from node {Source}, which cannot be its standby here: {Problem}", group, source, e.Message);
+            return null;
+        }
+    }
+}

@@ -1,0 +1,56 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.GuestAgent.Operations.Store;
+using Understudy.Images;
+
+namespace Understudy.GuestAgent.Operations.Replication;
+
+/// <summary>
+/// Sends a pinned checkpoint to another node's agent, with the checkpoints of its chain that node
+/// lacks (down to a full or merged one), each resumed from what the node holds of it already.
+/// The standby stream and a migration both send through here.
+/// </summary>
+internal sealed class CheckpointSender
+{
+    private readonly CheckpointStore _store;
+    private readonly IStandbyLinks _links;
+    private readonly IRetentionPolicy _retention;
+    private readonly AgentOptions _options;
+    private readonly ILogger<CheckpointSender> _logger;
+
+    public CheckpointSender(
+        CheckpointStore store, IStandbyLinks links, IRetentionPolicy retention, IOptions<AgentOptions> options, ILogger<CheckpointSender> logger)
+    {
+        _store = store;
+        _links = links;
+        _retention = retention;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    /// <summary>Returns once <paramref name="node"/> committed the checkpoint; <paramref name="sent"/> counts the bytes as they go.</summary>
+    /// <exception cref="StandbyLinkException">The node is unreachable, the link broke, or the node refused.</exception>
+    public async Task SendAsync(string node, CheckpointPin pin, Action<long> sent, CancellationToken cancellationToken)
+    {
+        var link = _links.To(node);
+        var holdings = await link.HoldingsAsync(pin.Group, cancellationToken).ConfigureAwait(false);
+        var committed = holdings.Committed.ToHashSet(StringComparer.Ordinal);
+        foreach (var id in pin.ChainIds.Where(id => !committed.Contains(id)))
+        {
+            var dir = _store.CheckpointDir(pin.Group, id);
+            var manifestJson = await File.ReadAllTextAsync(Path.Combine(dir, CheckpointManifest.FileName), cancellationToken).ConfigureAwait(false);
+            var manifest = CheckpointManifest.FromJson(manifestJson);
+            var held = holdings.Receiving.GetValueOrDefault(id) ?? new Dictionary<string, long>();
+            if (held.Count > 0)
+            {
+                _logger.LogInformation(
+                    "Checkpoint {CheckpointId} of group {Group}: node {Node} holds {Bytes} bytes of it already; going on from there",
+                    id, pin.Group, node, held.Values.Sum());
+            }
+            var chunks = ReplicaFiles.ReadAsync(dir, manifest, held, _options.ReplicationChunkBytes, sent, cancellationToken);
+            await link.PushAsync(pin.Group, id, chunks, manifestJson, _retention.RetentionOf(pin.Group) ?? 0, cancellationToken).ConfigureAwait(false);
+            _logger.LogInformation("Checkpoint {CheckpointId} of group {Group} sent to node {Node}", id, pin.Group, node);
+        }
+    }
+}
