@@ -21,23 +21,9 @@ done
 [[ -x $HACTL && -x $WORKLOAD ]] || { echo "bench: $HACTL or $WORKLOAD is missing; run ./build.sh first" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/us-bench-standby.XXXXXX)
-A=(--agent "unix:$WORK/a.sock") B=(--agent "unix:$WORK/b.sock")
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PA=$(port) PB=$(port)
-cleanup() {
-    "$HACTL" stop bench "${A[@]}" >/dev/null 2>&1 || true
-    for p in ${A_PID:-} ${B_PID:-}; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-"$HACTL" cluster init "$WORK/cluster" >/dev/null
-"$HACTL" agent run --listen "unix:$WORK/a.sock" --state-dir "$WORK/a" --node node-a --cluster "$WORK/cluster" \
-    --peer-listen "127.0.0.1:$PA" --peer "node-b=127.0.0.1:$PB" >"$WORK/a.log" 2>&1 &
-A_PID=$!
-"$HACTL" agent run --listen "unix:$WORK/b.sock" --state-dir "$WORK/b" --node node-b --cluster "$WORK/cluster" \
-    --peer-listen "127.0.0.1:$PB" --peer "node-a=127.0.0.1:$PA" >"$WORK/b.log" 2>&1 &
-B_PID=$!
-for _ in $(seq 200); do "$HACTL" status "${A[@]}" >/dev/null 2>&1 && "$HACTL" status "${B[@]}" >/dev/null 2>&1 && break; sleep 0.1; done
+on_exit() { "$HACTL" stop bench "${A[@]}" >/dev/null 2>&1 || true; }
+# shellcheck source=bench/two_agents.sh
+source bench/two_agents.sh
 "$HACTL" launch bench --standby node-b "${A[@]}" -- "$WORKLOAD" "$MIB" >/dev/null
 for _ in $(seq 600); do grep -q '^count' "$WORK/a/groups/bench/output.log" 2>/dev/null && break; sleep 0.1; done
 

@@ -46,7 +46,10 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
         Assert.Equal(StandbyPair.PrimaryNode, replication.Str("standby"));
 
         var back = await Migrate(onB, StandbyPair.PrimaryNode);
-        Assert.True(back.Bytes < there.Bytes, $"node-a held the chain already: only what changed crossed back ({back.Bytes} < {there.Bytes} bytes)");
+        // node-a held the chain up to the takeover: only what node-b wrote since crossed back.
+        var ownOnB = (await ImagesAfter(onB, there.Json.Str("checkpointId")!)).ToList();
+        Assert.True(back.Bytes <= ownOnB.Sum(c => c.Bytes),
+            $"{back.Bytes} bytes crossed back, more than node-b's own checkpoints hold ({string.Join(", ", ownOnB)})");
         await AssertRunsOn(onA, launched.Pid, roles);
         Assert.Empty(await onB.Members());
 
@@ -85,6 +88,47 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
         Assert.Contains("migration.failed", events);
     }
 
+    /// <summary>
+    /// The target's agent dies while the first round is on its way (kill -9 once it holds part of
+    /// it): migrate fails with one line, and the group never stopped running on the source.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TargetDiesMidMigration_GroupRunsOnAtTheSource()
+    {
+        await using var onA = _pair.Primary.OpenGroup("migrate-dies", _out);
+        string[] roles = { "memory" };
+        var launched = await onA.Launch("memory", Repo.Workload("wl_memory"), "256");
+        await onA.WaitForCounts("count", 3, 0);
+        var staging = Path.Combine(_pair.Standby.GroupDir(onA.Name), "staging");
+
+        var migrate = onA.Run("migrate", onA.Name, "--to", StandbyPair.StandbyNode);
+        try
+        {
+            await onA.WaitUntil(
+                () => migrate.IsCompleted || (Directory.Exists(staging) && Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).Any(f => new FileInfo(f).Length > 0)),
+                "node-b receiving the first round");
+            if (migrate.IsCompleted)
+            {
+                throw onA.Failure($"the migration ended before node-b was killed: {await migrate}");
+            }
+            await _pair.Standby.KillAgentAsync();
+            var failed = (await migrate).FailsWithOneLine();
+            Assert.Contains(StandbyPair.StandbyNode, failed.Stderr);
+            Assert.Contains("the group ran on here throughout", failed.Stderr);
+        }
+        finally
+        {
+            await _pair.Standby.StartAgentAsync(null, _pair.StandbyArgs);
+        }
+
+        var members = await onA.WaitForMembers(m => m.Count == 1, "the group still on node-a");
+        Assert.Equal(launched.Pid, members.Single().Pid);
+        long mark = onA.Log.Length;
+        await onA.WaitForCounts("count", 5, mark);
+        await onA.Verify(members, roles);
+        AssertUnbroken(onA, "count");
+    }
+
     /// <summary>Bad input: one line each, and the group is not touched.</summary>
     [Fact, Trait("Category", "Integration")]
     public async Task BadInput_OneLineEach()
@@ -108,6 +152,14 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
     }
 
     private sealed record Migration(int Rounds, long Bytes, double FrozenMs, JsonElement Json);
+
+    internal sealed record Image(string Id, string Kind, long Bytes);
+
+    /// <summary>The group's checkpoints on that node with an id after <paramref name="id"/>, from `hactl images list`.</summary>
+    internal static async Task<IEnumerable<Image>> ImagesAfter(GroupSession on, string id) =>
+        (await on.Run("images", "list", on.Name)).Ok().Json.Array("checkpoints")
+            .Select(c => new Image(c.Str("id")!, c.Str("kind")!, c.Long("bytes") ?? 0))
+            .Where(c => string.CompareOrdinal(c.Id, id) > 0);
 
     private async Task<Migration> Migrate(GroupSession from, string to)
     {
@@ -140,5 +192,46 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
                 throw group.Failure($"\"{tag}\" went from {counts[i - 1]} to {counts[i]}: a migration lost or repeated the application's work");
             }
         }
+    }
+}
+
+/// <summary>
+/// A migration whose link breaks two thirds into its first round (node-b's agent cuts the push
+/// after 176 MiB of a 256 MiB group, once): the send goes on from what node-b holds, nothing is
+/// sent twice, and the group moves with nothing lost.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class MigrationResumeTests : IClassFixture<StandbyPairWithBrokenLink>
+{
+    private readonly StandbyPairWithBrokenLink _pair;
+    private readonly ITestOutputHelper _out;
+
+    public MigrationResumeTests(StandbyPairWithBrokenLink pair, ITestOutputHelper output) => (_pair, _out) = (pair, output);
+
+    [Fact, Trait("Category", "Integration")]
+    public async Task LinkCutInTheFirstRound_SendResumes_GroupMoves()
+    {
+        await using var onA = _pair.Primary.OpenGroup("migrate-cut", _out);
+        await using var onB = new GroupSession(_pair.Standby, onA.Name, _out, onA.Log);
+        var launched = await onA.Launch("memory", Repo.Workload("wl_memory"), "256");
+        await onA.WaitForCounts("count", 3, 0);
+
+        var json = (await onA.Run("migrate", onA.Name, "--to", StandbyPair.StandbyNode)).Ok().Json;
+        _out.WriteLine($"migrate: {json}");
+        Assert.Contains("Fault injection: cutting the connection", _pair.Standby.AgentLogText());
+        Assert.Contains("going on from what it holds", _pair.Primary.AgentLogText());
+        Assert.Contains("already; going on from there", _pair.Primary.AgentLogText());
+        // Each round's checkpoint crossed once; sending again what arrived before the cut would add 176 MiB.
+        var rounds = (await MigrationTests.ImagesAfter(onA, "")).ToList();
+        Assert.Equal(json.Long("rounds"), rounds.Count);
+        var bytes = json.Long("bytes") ?? 0;
+        Assert.True(bytes < rounds.Sum(c => c.Bytes) + StandbyPairWithBrokenLink.CutAfterBytes / 2,
+            $"a resumed send does not send again what arrived: {bytes} bytes for rounds of {string.Join(", ", rounds)}");
+
+        var members = await onB.WaitForMembers(m => m.Count == 1, "the group's process on node-b");
+        Assert.Equal(launched.Pid, members.Single().Pid);
+        long mark = onB.Log.Length;
+        await onB.WaitForCounts("count", 3, mark);
+        await onB.Verify(members, ["memory"]);
     }
 }

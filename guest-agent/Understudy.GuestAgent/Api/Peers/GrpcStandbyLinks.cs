@@ -107,6 +107,10 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
                 return reply.AlreadyHeld;
             });
 
+        public Task PrepareAsync(string group, string id, CancellationToken cancellationToken) =>
+            Call(async () => await _migration.PrepareAsync(new PrepareRequest { Group = group, Id = id }, cancellationToken: cancellationToken)
+                .ResponseAsync.ConfigureAwait(false));
+
         public Task<TakeOverResult> TakeOverAsync(string group, string id, CancellationToken cancellationToken) =>
             Call(async () =>
             {

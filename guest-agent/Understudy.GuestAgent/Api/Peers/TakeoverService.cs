@@ -12,6 +12,9 @@ namespace Understudy.GuestAgent.Api.Peers;
 /// </summary>
 internal sealed class TakeoverService(GroupTakeover takeover) : Migration.MigrationBase
 {
+    public override async Task<PrepareReply> Prepare(PrepareRequest request, ServerCallContext context) =>
+        new() { Merged = await takeover.PrepareAsync(request.Group, request.Id, context.CancellationToken).ConfigureAwait(false) };
+
     public override async Task<TakeOverReply> TakeOver(TakeOverRequest request, ServerCallContext context)
     {
         var result = await takeover.TakeOverAsync(request.Group, request.Id, PeerIdentity.NodeOf(context), context.CancellationToken)

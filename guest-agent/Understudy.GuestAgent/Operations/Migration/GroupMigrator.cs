@@ -9,6 +9,7 @@ using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Operations.Replication;
 using Understudy.GuestAgent.Operations.Store;
+using Understudy.Images;
 
 namespace Understudy.GuestAgent.Operations.Migration;
 
@@ -26,6 +27,7 @@ internal sealed class GroupMigrator
     private readonly GroupLifecycles _lifecycles;
     private readonly GroupLocator _locator;
     private readonly CheckpointKeeper _keeper;
+    private readonly CheckpointStore _store;
     private readonly CheckpointSender _sender;
     private readonly IStandbyLinks _links;
     private readonly StandbyAssignments _standbys;
@@ -34,12 +36,13 @@ internal sealed class GroupMigrator
     private readonly ILogger<GroupMigrator> _logger;
 
     public GroupMigrator(
-        GroupLifecycles lifecycles, GroupLocator locator, CheckpointKeeper keeper, CheckpointSender sender, IStandbyLinks links,
+        GroupLifecycles lifecycles, GroupLocator locator, CheckpointKeeper keeper, CheckpointStore store, CheckpointSender sender, IStandbyLinks links,
         StandbyAssignments standbys, IEventPublisher events, IOptions<AgentOptions> options, ILogger<GroupMigrator> logger)
     {
         _lifecycles = lifecycles;
         _locator = locator;
         _keeper = keeper;
+        _store = store;
         _sender = sender;
         _links = links;
         _standbys = standbys;
@@ -52,7 +55,8 @@ internal sealed class GroupMigrator
     {
         try
         {
-            return await RunAsync(group, target, progress, cancellationToken).ConfigureAwait(false);
+            using var pins = new CommitPins(_keeper, group);
+            return await RunAsync(group, target, pins, progress, cancellationToken).ConfigureAwait(false);
         }
         catch (AgentException e)
         {
@@ -61,7 +65,8 @@ internal sealed class GroupMigrator
         }
     }
 
-    private async Task<MigrationOutcome> RunAsync(string group, string target, IProgress<MigrationProgress>? progress, CancellationToken cancellationToken)
+    private async Task<MigrationOutcome> RunAsync(
+        string group, string target, CommitPins pins, IProgress<MigrationProgress>? progress, CancellationToken cancellationToken)
     {
         var lifecycle = _lifecycles.For(group);
         _locator.RequireRunning(group);
@@ -91,7 +96,7 @@ internal sealed class GroupMigrator
             rounds++;
             var taken = await CheckpointAsync(lifecycle, group, target, cancellationToken).ConfigureAwait(false);
             meter.Round(MigrationProgress.PreCopy, rounds, taken.Id, taken.Bytes);
-            await SendAsync(group, target, taken.Id, meter, cancellationToken, frozen: false).ConfigureAwait(false);
+            await SendAsync(pins.Take(taken.Id), target, meter, frozen: false, cancellationToken).ConfigureAwait(false);
             _logger.LogInformation(
                 "Migration of group {Group} to node {Node}: round {Round} sent checkpoint {CheckpointId} ({Bytes} bytes)", group, target, rounds, taken.Id, taken.Bytes);
             if (taken.Bytes <= _options.MigrationSmallEnoughBytes || (previous is { } before && taken.Bytes * 5 > before * 4))
@@ -101,10 +106,30 @@ internal sealed class GroupMigrator
             previous = taken.Bytes;
         }
 
+        // The target merges what it holds into full images now, while the group still runs here.
+        await PrepareTargetAsync(link, group, target, cancellationToken).ConfigureAwait(false);
+
         // The last round: frozen until the target runs the group, or resumed here.
         rounds++;
         return await lifecycle.RunExclusiveAsync(
-            scope => FinalRoundAsync(scope, group, target, link, rounds, meter, cancellationToken), cancellationToken).ConfigureAwait(false);
+            scope => FinalRoundAsync(scope, group, target, link, pins, rounds, meter, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task PrepareTargetAsync(IStandbyLink link, string group, string target, CancellationToken cancellationToken)
+    {
+        if (_store.NewestId(group) is not { } newest)
+        {
+            return;
+        }
+        try
+        {
+            await link.PrepareAsync(group, newest, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StandbyLinkException e)
+        {
+            throw AgentException.Unavailable(
+                $"migration of group {group} to node {target} failed: {e.Message}; the group ran on here throughout", e);
+        }
     }
 
     private async Task<CheckpointOutcome> CheckpointAsync(GroupLifecycle lifecycle, string group, string target, CancellationToken cancellationToken)
@@ -120,7 +145,8 @@ internal sealed class GroupMigrator
     }
 
     private async Task<MigrationOutcome> FinalRoundAsync(
-        LifecycleScope scope, string group, string target, IStandbyLink link, int rounds, TransferMeter meter, CancellationToken cancellationToken)
+        LifecycleScope scope, string group, string target, IStandbyLink link, CommitPins pins, int rounds, TransferMeter meter,
+        CancellationToken cancellationToken)
     {
         var duration = Stopwatch.StartNew();
         FrozenGroup frozen;
@@ -138,7 +164,7 @@ internal sealed class GroupMigrator
             meter.Round(MigrationProgress.Final, rounds, id, frozen.Checkpoint.Bytes);
             try
             {
-                await SendAsync(group, target, id, meter, cancellationToken, frozen: true).ConfigureAwait(false);
+                await SendAsync(pins.Take(id), target, meter, frozen: true, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is AgentException || e is OperationCanceledException)
             {
@@ -187,19 +213,38 @@ internal sealed class GroupMigrator
         }
     }
 
-    private async Task SendAsync(string group, string target, string id, TransferMeter meter, CancellationToken cancellationToken, bool frozen)
+    /// <summary>
+    /// Sends the checkpoint and what the target lacks of its chain. A broken link is tried again
+    /// <see cref="SendAttempts"/> times in all, a second apart, each going on from what the target
+    /// holds already; a refusal is final.
+    /// </summary>
+    private async Task SendAsync(CheckpointPin pin, string target, TransferMeter meter, bool frozen, CancellationToken cancellationToken)
     {
-        using var pin = _keeper.Pin(group, id);
-        try
+        using var owned = pin;
+        var (group, id) = (pin.Group, pin.Id);
+        for (var attempt = 1; ; attempt++)
         {
-            await _sender.SendAsync(target, pin, meter.Sent, cancellationToken).ConfigureAwait(false);
-        }
-        catch (StandbyLinkException e)
-        {
-            var state = frozen ? "the group runs on here" : "the group ran on here throughout";
-            throw AgentException.Unavailable($"migration of group {group} to node {target} failed: sending checkpoint {id}: {e.Message}; {state}", e);
+            try
+            {
+                await _sender.SendAsync(target, pin, meter.Sent, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (StandbyLinkException e) when (e is not PeerRefusedException && attempt < SendAttempts)
+            {
+                _logger.LogWarning(
+                    "Migration of group {Group}: sending checkpoint {CheckpointId} to node {Node} broke off ({Error}); going on from what it holds",
+                    group, id, target, e.Message);
+                await Task.Delay(_options.ReplicationRetry, cancellationToken).ConfigureAwait(false);
+            }
+            catch (StandbyLinkException e)
+            {
+                var state = frozen ? "the group runs on here" : "the group ran on here throughout";
+                throw AgentException.Unavailable($"migration of group {group} to node {target} failed: sending checkpoint {id}: {e.Message}; {state}", e);
+            }
         }
     }
+
+    private const int SendAttempts = 3;
 
     /// <summary>
     /// After a lost answer: asks the target, for at most <see cref="AgentOptions.MigrationResolveTimeout"/>,

@@ -4,6 +4,7 @@ using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Operations.Replication;
+using Understudy.GuestAgent.Operations.Store;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Operations.Migration;
@@ -19,28 +20,45 @@ internal sealed class GroupTakeover
 {
     private readonly GroupLifecycles _lifecycles;
     private readonly GroupRegistry _groups;
+    private readonly CheckpointKeeper _keeper;
     private readonly StandbyAssignments _standbys;
     private readonly IEventPublisher _events;
     private readonly ILogger<GroupTakeover> _logger;
 
     public GroupTakeover(
-        GroupLifecycles lifecycles, GroupRegistry groups, StandbyAssignments standbys, IEventPublisher events, ILogger<GroupTakeover> logger)
+        GroupLifecycles lifecycles, GroupRegistry groups, CheckpointKeeper keeper, StandbyAssignments standbys, IEventPublisher events,
+        ILogger<GroupTakeover> logger)
     {
         _lifecycles = lifecycles;
         _groups = groups;
+        _keeper = keeper;
         _standbys = standbys;
         _events = events;
         _logger = logger;
     }
 
+    /// <summary>
+    /// Merges checkpoint <paramref name="id"/>'s chain into full images while the group still runs
+    /// on the source, so that the takeover, with the group frozen, merges only the last increment.
+    /// </summary>
+    /// <returns>whether anything was merged</returns>
+    public async Task<bool> PrepareAsync(string group, string id, CancellationToken cancellationToken)
+    {
+        Require(group, id);
+        try
+        {
+            return await _keeper.MergeForRestoreAsync(group, id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is CheckpointMergeException or CheckpointNotFoundException or ImageFormatException)
+        {
+            throw AgentException.FailedPrecondition($"checkpoint {group}/{id} cannot be made ready for a takeover here: {e.Message}", e);
+        }
+    }
+
     /// <param name="source">the node that asks, by its certificate's name</param>
     public async Task<TakeOverResult> TakeOverAsync(string group, string id, string source, CancellationToken cancellationToken)
     {
-        GroupNames.Require(group);
-        if (!CheckpointId.TryParse(id, out _))
-        {
-            throw AgentException.InvalidArgument($"invalid checkpoint id '{id}'");
-        }
+        Require(group, id);
         var lifecycle = _lifecycles.For(group);
         if (lifecycle.IsSupervised)
         {
@@ -52,6 +70,15 @@ internal sealed class GroupTakeover
         var standby = AssignStandby(group, source);
         _events.Publish(new GroupTakenOver(group, source, id, restored.Members.Count));
         return new TakeOverResult(restored.Members.Count, restored.DurationMs, standby);
+    }
+
+    private static void Require(string group, string id)
+    {
+        GroupNames.Require(group);
+        if (!CheckpointId.TryParse(id, out _))
+        {
+            throw AgentException.InvalidArgument($"invalid checkpoint id '{id}'");
+        }
     }
 
     /// <summary>Whether the group runs here, once a takeover or restore of it in progress is over.</summary>

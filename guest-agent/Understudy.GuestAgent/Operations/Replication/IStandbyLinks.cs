@@ -24,6 +24,9 @@ internal interface IStandbyLink
     Task<bool> PushAsync(
         string group, string id, IAsyncEnumerable<ReplicaChunk> chunks, string manifestJson, int retention, CancellationToken cancellationToken);
 
+    /// <summary>Asks the node to merge checkpoint <paramref name="id"/>'s chain into full images, ahead of a takeover.</summary>
+    Task PrepareAsync(string group, string id, CancellationToken cancellationToken);
+
     /// <summary>
     /// Asks the node to restore the group from checkpoint <paramref name="id"/>, which it holds, and
     /// returns once the group runs there. Should the call end first, the node kills what it restored.
