@@ -235,3 +235,52 @@ public sealed class MigrationResumeTests : IClassFixture<StandbyPairWithBrokenLi
         await onB.Verify(members, ["memory"]);
     }
 }
+
+/// <summary>Two agents of one cluster whose node-b cuts its first takeover's connection once the group runs there.</summary>
+public sealed class StandbyPairLosingTakeOverReply : StandbyPair
+{
+    public StandbyPairLosingTakeOverReply()
+        : base(new Dictionary<string, string> { ["UNDERSTUDY_AGENT_FAULT"] = "drop-takeover-reply" })
+    {
+    }
+}
+
+/// <summary>
+/// The answer to the takeover is lost: node-b runs the group, then the connection breaks before
+/// node-a reads that it does. node-a must not resume its frozen copy (the group would run twice):
+/// it asks node-b, learns the group runs there, and ends its own.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class MigrationLostAnswerTests : IClassFixture<StandbyPairLosingTakeOverReply>
+{
+    private readonly StandbyPairLosingTakeOverReply _pair;
+    private readonly ITestOutputHelper _out;
+
+    public MigrationLostAnswerTests(StandbyPairLosingTakeOverReply pair, ITestOutputHelper output) => (_pair, _out) = (pair, output);
+
+    [Fact, Trait("Category", "Integration")]
+    public async Task TakeOverAnswerLost_SourceAsks_GroupRunsOnTheTargetOnly()
+    {
+        await using var onA = _pair.Primary.OpenGroup("migrate-lost", _out);
+        await using var onB = new GroupSession(_pair.Standby, onA.Name, _out, onA.Log);
+        var launched = await onA.Launch("memory", Repo.Workload("wl_memory"), "16");
+        await onA.WaitForCounts("count", 3, 0);
+
+        var json = (await onA.Run("migrate", onA.Name, "--to", StandbyPair.StandbyNode)).Ok().Json;
+        _out.WriteLine($"migrate: {json}");
+        Assert.Contains("Fault injection: cutting the connection of the takeover", _pair.Standby.AgentLogText());
+        Assert.Contains("to the takeover was lost", _pair.Primary.AgentLogText());
+
+        var members = await onB.WaitForMembers(m => m.Count == 1, "the group's process on node-b");
+        Assert.Equal(launched.Pid, members.Single().Pid);
+        Assert.Empty(await onA.Members());
+        long mark = onB.Log.Length;
+        await onB.WaitForCounts("count", 5, mark);
+        await onB.Verify(members, ["memory"]);
+        var counts = onB.Log.Counts("count", 0);
+        for (var i = 1; i < counts.Count; i++)
+        {
+            Assert.True(counts[i] == counts[i - 1] + 1, $"\"count\" went from {counts[i - 1]} to {counts[i]}: the group ran on both nodes, or lost work");
+        }
+    }
+}

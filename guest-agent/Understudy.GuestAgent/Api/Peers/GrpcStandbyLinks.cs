@@ -133,7 +133,7 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
             {
                 return await call().ConfigureAwait(false);
             }
-            catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled && e.Status.DebugException is null && e.StatusCode != StatusCode.DeadlineExceeded)
+            catch (RpcException e) when (e.Status.DebugException is null && AnsweredCodes.Contains(e.StatusCode))
             {
                 // The node's own answer (no transport failure underneath): what it refused, in its words.
                 throw new PeerRefusedException($"node {node}: {AgentException.OneLine(e.Status.Detail)}", e);
@@ -148,6 +148,14 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
                 throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(Innermost(e).Message)}", e);
             }
         }
+
+        // The codes the agent's own error mapping answers with (ErrorMapping): anything else, or
+        // any failure with a transport exception underneath, is a broken link, not an answer.
+        private static readonly HashSet<StatusCode> AnsweredCodes =
+        [
+            StatusCode.InvalidArgument, StatusCode.NotFound, StatusCode.FailedPrecondition, StatusCode.Aborted,
+            StatusCode.PermissionDenied, StatusCode.AlreadyExists, StatusCode.Unavailable, StatusCode.ResourceExhausted,
+        ];
 
         private static Exception Innermost(Exception e) => e.InnerException is { } inner ? Innermost(inner) : e;
     }

@@ -1,6 +1,9 @@
 using Grpc.Core;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Contracts.Peer;
 using Understudy.GuestAgent.Operations.Migration;
+using Understudy.GuestAgent.Operations.Replication;
 
 namespace Understudy.GuestAgent.Api.Peers;
 
@@ -10,7 +13,7 @@ namespace Understudy.GuestAgent.Api.Peers;
 /// (<see cref="GroupTakeover"/>). The call's cancellation is the fence: a source gone before the
 /// group was resumed here cancels it, and the restore kills what it rebuilt.
 /// </summary>
-internal sealed class TakeoverService(GroupTakeover takeover) : Migration.MigrationBase
+internal sealed class TakeoverService(GroupTakeover takeover, ReplicationFaults faults, ILogger<TakeoverService> logger) : Migration.MigrationBase
 {
     public override async Task<PrepareReply> Prepare(PrepareRequest request, ServerCallContext context) =>
         new() { Merged = await takeover.PrepareAsync(request.Group, request.Id, context.CancellationToken).ConfigureAwait(false) };
@@ -19,6 +22,12 @@ internal sealed class TakeoverService(GroupTakeover takeover) : Migration.Migrat
     {
         var result = await takeover.TakeOverAsync(request.Group, request.Id, PeerIdentity.NodeOf(context), context.CancellationToken)
             .ConfigureAwait(false);
+        if (faults.DropTakeOverReplyNow())
+        {
+            logger.LogWarning("Fault injection: cutting the connection of the takeover of group {Group} before its answer", request.Group);
+            context.GetHttpContext().Abort();
+            throw new OperationCanceledException("connection cut by fault injection");
+        }
         return new TakeOverReply { Members = result.Members, DurationMs = result.DurationMs, Standby = result.Standby ?? "" };
     }
 

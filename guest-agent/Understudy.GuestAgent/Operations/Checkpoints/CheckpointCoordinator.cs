@@ -49,10 +49,13 @@ internal sealed class CheckpointCoordinator
 
     /// <param name="full">write full images even when incremental ones are possible.</param>
     /// <param name="freeze">measures how long the group is frozen, also when the checkpoint fails</param>
+    /// <param name="incrementalWherePossible">the periodic full checkpoint waits (<see cref="CheckpointKindPolicy.Decide"/>)</param>
     public async Task<CheckpointOutcome> RunAsync(
-        string groupName, bool full, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+        string groupName, bool full, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken,
+        bool incrementalWherePossible = false)
     {
-        var (outcome, _) = await RunCoreAsync(groupName, full, holdFrozen: false, freeze, progress, cancellationToken).ConfigureAwait(false);
+        var (outcome, _) = await RunCoreAsync(groupName, full, holdFrozen: false, freeze, progress, cancellationToken, incrementalWherePossible)
+            .ConfigureAwait(false);
         return outcome;
     }
 
@@ -71,7 +74,7 @@ internal sealed class CheckpointCoordinator
 
     private async Task<(CheckpointOutcome Outcome, FrozenGroup? Held)> RunCoreAsync(
         string groupName, bool full, bool holdFrozen, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool incrementalWherePossible = false)
     {
         var group = _locator.RequireRunning(groupName);
         var duration = Stopwatch.StartNew();
@@ -82,7 +85,8 @@ internal sealed class CheckpointCoordinator
         var holding = false;
         try
         {
-            var result = await RunLockedAsync(group, lease, full, holdFrozen, freeze, duration, progress, cancellationToken).ConfigureAwait(false);
+            var result = await RunLockedAsync(
+                group, lease, full, holdFrozen, incrementalWherePossible || holdFrozen, freeze, duration, progress, cancellationToken).ConfigureAwait(false);
             holding = result.Held is not null;
             return result;
         }
@@ -97,7 +101,7 @@ internal sealed class CheckpointCoordinator
     }
 
     private async Task<(CheckpointOutcome Outcome, FrozenGroup? Held)> RunLockedAsync(
-        Group group, GateLease lease, bool full, bool holdFrozen, FreezeMeter freeze, Stopwatch duration,
+        Group group, GateLease lease, bool full, bool holdFrozen, bool incrementalWherePossible, FreezeMeter freeze, Stopwatch duration,
         IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
     {
         var members = group.Members.Snapshot();
@@ -114,7 +118,7 @@ internal sealed class CheckpointCoordinator
         // The group's background merges wait until the checkpoint is over.
         using var staged = _keeper.BeginCheckpoint(group.Name);
         var (id, seq, stagingDir) = (staged.Id, staged.Seq, staged.Directory);
-        var plan = _policy.Decide(group.Name, full, incrementalWherePossible: holdFrozen);
+        var plan = _policy.Decide(group.Name, full, incrementalWherePossible);
         _logger.LogInformation(
             "Checkpoint {CheckpointId} of group {Group} started: {Members} members, asking for {Kind} images ({Reason})",
             id, group.Name, members.Count, plan.Kind, plan.Reason);

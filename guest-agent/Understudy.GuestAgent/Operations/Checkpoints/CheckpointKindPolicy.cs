@@ -26,8 +26,8 @@ internal sealed class CheckpointKindPolicy
     }
 
     /// <param name="incrementalWherePossible">
-    /// the periodic full checkpoint waits: the group is held frozen until this checkpoint has been
-    /// sent (a migration's last round), so only what changed should be written
+    /// the periodic full checkpoint waits: a migration's rounds, which another node receives and
+    /// whose last one the group waits for frozen, should carry only what changed
     /// </param>
     public CheckpointPlan Decide(string group, bool fullRequested, bool incrementalWherePossible = false)
     {
@@ -53,7 +53,7 @@ internal sealed class CheckpointKindPolicy
         var (incrementals, chainBytes, full) = chain.Value;
         if (incrementalWherePossible)
         {
-            return CheckpointPlan.Incremental(baseSeq, $"on checkpoint {baseId}: only what changed, the group stays frozen until it is sent");
+            return CheckpointPlan.Incremental(baseSeq, $"on checkpoint {baseId}: only what changed, for a migration");
         }
         if (incrementals >= _options.FullEvery)
         {

@@ -30,15 +30,16 @@ internal sealed class GroupCheckpointer
 
     /// <param name="trigger">manual or scheduled, for the event</param>
     /// <param name="abortedBecause">once <paramref name="cancellationToken"/> is cancelled: why, if it was aborted on purpose</param>
+    /// <param name="incrementalWherePossible">the periodic full checkpoint waits: a migration's rounds, whose target holds the chain</param>
     public async Task<CheckpointOutcome> RunAsync(
         string group, bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, Func<string?> abortedBecause,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool incrementalWherePossible = false)
     {
         CheckpointOutcome outcome;
         var freeze = new FreezeMeter();
         try
         {
-            outcome = await _coordinator.RunAsync(group, full, freeze, progress, cancellationToken).ConfigureAwait(false);
+            outcome = await _coordinator.RunAsync(group, full, freeze, progress, cancellationToken, incrementalWherePossible).ConfigureAwait(false);
         }
         catch (Exception e) when (e is AgentException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {

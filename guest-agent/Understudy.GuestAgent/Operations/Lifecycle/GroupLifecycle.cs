@@ -110,8 +110,10 @@ internal sealed class GroupLifecycle
     /// ends early, aborted, when <see cref="AbortCheckpoints"/> is called meanwhile.
     /// </summary>
     /// <param name="trigger">manual or scheduled, for the event</param>
+    /// <param name="incrementalWherePossible">the periodic full checkpoint waits (a migration's rounds)</param>
     public async Task<CheckpointOutcome> CheckpointAsync(
-        bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+        bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken,
+        bool incrementalWherePossible = false)
     {
         using var inFlight = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         lock (_checkpointsInFlight)
@@ -120,7 +122,8 @@ internal sealed class GroupLifecycle
         }
         try
         {
-            return await _checkpoints.RunAsync(Name, full, trigger, progress, () => AbortReason(inFlight), inFlight.Token).ConfigureAwait(false);
+            return await _checkpoints.RunAsync(Name, full, trigger, progress, () => AbortReason(inFlight), inFlight.Token, incrementalWherePossible)
+                .ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && AbortReason(inFlight) is { } why)
         {

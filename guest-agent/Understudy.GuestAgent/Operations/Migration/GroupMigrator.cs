@@ -76,13 +76,9 @@ internal sealed class GroupMigrator
                 $"migration of group {group} refused: it has a policy, and supervised groups cannot migrate yet; " +
                 $"stop its supervision with 'hactl group delete {group}' (its processes and checkpoints stay) and migrate it then");
         }
-        try
+        if (_standbys.PeerProblem(target) is { } problem)
         {
-            _standbys.Require(target);
-        }
-        catch (AgentException e)
-        {
-            throw AgentException.InvalidArgument($"migration of group {group} refused: {e.Message.Replace("standby ", "node ", StringComparison.Ordinal)}");
+            throw AgentException.InvalidArgument($"migration of group {group} to {target} refused: {problem}");
         }
         var link = _links.To(target);
         var meter = new TransferMeter(progress);
@@ -136,7 +132,9 @@ internal sealed class GroupMigrator
     {
         try
         {
-            return await lifecycle.CheckpointAsync(full: false, GroupCheckpointer.Migration, progress: null, cancellationToken).ConfigureAwait(false);
+            // The target holds the chain, or will: only what changed should cross.
+            return await lifecycle.CheckpointAsync(
+                full: false, GroupCheckpointer.Migration, progress: null, cancellationToken, incrementalWherePossible: true).ConfigureAwait(false);
         }
         catch (AgentException e)
         {
@@ -178,24 +176,27 @@ internal sealed class GroupMigrator
             {
                 result = await link.TakeOverAsync(group, id, cancellationToken).ConfigureAwait(false);
             }
-            catch (PeerRefusedException e)
-            {
-                await ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
-                throw AgentException.Aborted($"migration of group {group} to node {target} failed: {e.Message}; the group runs on here", e);
-            }
             catch (Exception e) when (e is StandbyLinkException || e is OperationCanceledException)
             {
-                // The answer is lost: the target may have started the group just before. Ask it.
-                _logger.LogWarning(
-                    "Migration of group {Group}: the answer of node {Node} to the takeover was lost ({Error}); asking it whether the group runs there",
-                    group, target, e.Message);
+                // Resumed here only once the target says it does not run the group: a refusal is
+                // confirmed too, and a lost answer may hide a group that runs there already.
+                if (e is not PeerRefusedException)
+                {
+                    _logger.LogWarning(
+                        "Migration of group {Group}: the answer of node {Node} to the takeover was lost ({Error}); asking it whether the group runs there",
+                        group, target, e.Message);
+                }
                 if (!await RunsThereAsync(link, group, target, e).ConfigureAwait(false))
                 {
                     await ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
-                    throw e is OperationCanceledException
-                        ? Cancelled(group, target)
-                        : AgentException.Unavailable($"migration of group {group} to node {target} failed: {e.Message}; the group runs on here", e);
+                    throw e switch
+                    {
+                        OperationCanceledException => Cancelled(group, target),
+                        PeerRefusedException => AgentException.Aborted($"migration of group {group} to node {target} failed: {e.Message}; the group runs on here", e),
+                        _ => AgentException.Unavailable($"migration of group {group} to node {target} failed: {e.Message}; the group runs on here", e),
+                    };
                 }
+                _logger.LogWarning("Migration of group {Group}: node {Node} runs the group; it ends here", group, target);
             }
 
             // The group runs on the target: it ends here, and this node becomes its standby.

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Understudy.GuestAgent.Foundation.Configuration;
@@ -18,6 +19,9 @@ internal sealed class CheckpointSender
     private readonly IRetentionPolicy _retention;
     private readonly AgentOptions _options;
     private readonly ILogger<CheckpointSender> _logger;
+    // One send of a group to a node at a time: the standby stream and a migration would otherwise
+    // both send the same checkpoint; the second one finds it held and sends nothing.
+    private readonly ConcurrentDictionary<(string Node, string Group), SemaphoreSlim> _sending = new();
 
     public CheckpointSender(
         CheckpointStore store, IStandbyLinks links, IRetentionPolicy retention, IOptions<AgentOptions> options, ILogger<CheckpointSender> logger)
@@ -32,6 +36,20 @@ internal sealed class CheckpointSender
     /// <summary>Returns once <paramref name="node"/> committed the checkpoint; <paramref name="sent"/> counts the bytes as they go.</summary>
     /// <exception cref="StandbyLinkException">The node is unreachable, the link broke, or the node refused.</exception>
     public async Task SendAsync(string node, CheckpointPin pin, Action<long> sent, CancellationToken cancellationToken)
+    {
+        var one = _sending.GetOrAdd((node, pin.Group), _ => new SemaphoreSlim(1, 1));
+        await one.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await SendChainAsync(node, pin, sent, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            one.Release();
+        }
+    }
+
+    private async Task SendChainAsync(string node, CheckpointPin pin, Action<long> sent, CancellationToken cancellationToken)
     {
         var link = _links.To(node);
         var holdings = await link.HoldingsAsync(pin.Group, cancellationToken).ConfigureAwait(false);

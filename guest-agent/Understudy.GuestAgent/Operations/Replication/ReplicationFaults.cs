@@ -7,12 +7,15 @@ namespace Understudy.GuestAgent.Operations.Replication;
 /// Fault injection for tests, from the agent's environment (the variable of <see cref="MergeFaults"/>):
 /// <c>UNDERSTUDY_AGENT_FAULT=drop-push:BYTES</c> makes a receiving agent cut the connection it
 /// receives a push on (a real TCP connection reset) once it has received BYTES bytes of image data,
-/// once. Unset in production.
+/// once; <c>drop-takeover-reply</c> makes a migration's target cut the connection of a takeover once
+/// the group runs here, so that the source never reads the answer (once). Unset in production.
 /// </summary>
 internal sealed class ReplicationFaults
 {
     private const string DropPush = "drop-push:";
+    private const string DropTakeOverReply = "drop-takeover-reply";
     private readonly long _dropAfter;
+    private int _takeOverReplies;
     private long _received;
     private int _dropped;
 
@@ -30,8 +33,15 @@ internal sealed class ReplicationFaults
             {
                 _dropAfter = bytes;
             }
+            else if (fault == DropTakeOverReply)
+            {
+                _takeOverReplies = 1;
+            }
         }
     }
+
+    /// <summary>True once, when a takeover's answer should be lost.</summary>
+    public bool DropTakeOverReplyNow() => Interlocked.Exchange(ref _takeOverReplies, 0) == 1;
 
     public void Received(long bytes) => Interlocked.Add(ref _received, bytes);
 

@@ -71,20 +71,28 @@ internal sealed class StandbyAssignments
     /// <exception cref="AgentException">InvalidArgument: the node cannot be a standby of this agent's groups.</exception>
     public void Require(string node)
     {
+        if (PeerProblem(node) is { } problem)
+        {
+            throw AgentException.InvalidArgument($"standby {node} refused: {problem}");
+        }
+    }
+
+    /// <summary>Why this agent cannot send a group to <paramref name="node"/>, or null when it can.</summary>
+    public string? PeerProblem(string node)
+    {
         if (_options.Node is null)
         {
-            throw AgentException.InvalidArgument(
-                $"standby {node} refused: this agent has no cluster; start it with --node NAME --cluster DIR --peer {node}=IP:PORT");
+            return $"this agent has no cluster; start it with --node NAME --cluster DIR --peer {node}=IP:PORT";
         }
         if (node == _options.Node)
         {
-            throw AgentException.InvalidArgument($"standby {node} refused: it is this node; name another node of the cluster");
+            return $"{node} is this node; name another node of the cluster";
         }
         if (!_options.Peers.ContainsKey(node))
         {
             var known = _options.Peers.Count == 0 ? "none" : string.Join(", ", _options.Peers.Keys.Order(StringComparer.Ordinal));
-            throw AgentException.InvalidArgument(
-                $"standby {node} refused: it is not a peer of this agent (peers: {known}); add --peer {node}=IP:PORT to the agent's options");
+            return $"{node} is not a peer of this agent (peers: {known}); add --peer {node}=IP:PORT to the agent's options";
         }
+        return null;
     }
 }
