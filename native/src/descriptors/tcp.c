@@ -10,10 +10,13 @@
  * Restore: a connection whose peer is in the group too is made again, both ends
  * at once, in repair mode, so no packet leaves before both exist; then the ends
  * leave repair mode and carry on from the same sequence numbers, with nothing
- * lost or repeated. Repair mode binds over the restored listener's port and over a
- * lingering TIME_WAIT of the killed processes' connection; what of theirs still
- * holds the connection's addresses is ended (end_orphans). Any other connection
- * comes back dropped (share_dropped_connection in sockets.c). */
+ * lost or repeated. The two ends are captured by their own processes, moments
+ * apart, while the kernel may still carry segments between them: each end's send
+ * queue is cut where its peer's receive queue ends (align_to_peer). Repair mode
+ * binds over the restored listener's port and over a lingering TIME_WAIT of the
+ * killed processes' connection; what of theirs still holds the connection's
+ * addresses is ended (end_orphans). Any other connection comes back dropped
+ * (share_dropped_connection in sockets.c). */
 #include <stddef.h>
 #include <netinet/tcp.h>
 #include "sockets.h"
@@ -276,9 +279,36 @@ static int size_buffer(int s, int name, uint32_t had, uint32_t bytes)
 	return set_int(s, SOL_SOCKET, name, (int)(want / 2));
 }
 
-/* A socket in repair mode holding the connection as captured, in *out; NULL, or
- * the step that failed. */
-static const char *repair(const struct us_tcp_conn *t, const char *queues, int *out)
+/* Cuts mine's send queue where what peer received ends. The peer's image holds
+ * what it received: that part is not sent again. What it lacks goes out as new
+ * data once live, none of it counted as in flight: restored in flight, it would
+ * wait for a retransmission timer (a second at first, no round trip measured
+ * yet). And if the peer's capture came after segments it received since mine's,
+ * its acknowledgments would be past what mine had sent, which the kernel drops
+ * with the segments carrying them, in both directions, until mine sent past
+ * them: never, if its window had closed meanwhile. The window is the peer's last
+ * advertised right edge. -1 if mine no longer holds bytes the peer lacks: they
+ * crossed and were acknowledged between the two captures, and are in neither
+ * image. *skip is where the queue to send starts. */
+static int align_to_peer(struct us_tcp_conn *mine, const struct us_tcp_conn *peer, uint32_t *skip)
+{
+	uint32_t received_to = peer->recv_seq + peer->recv_len;
+	int32_t delivered = (int32_t)(received_to - mine->send_seq);
+	if (delivered < 0 || (uint32_t)delivered > mine->send_len)
+		return -1;
+	int32_t window = (int32_t)(peer->rcv_wup + peer->rcv_wnd - received_to);
+	*skip = (uint32_t)delivered;
+	mine->send_seq = received_to;
+	mine->send_len -= (uint32_t)delivered;
+	mine->snd_wnd = window > 0 ? (uint32_t)window : 0;
+	if (mine->max_window < mine->snd_wnd)
+		mine->max_window = mine->snd_wnd;
+	return 0;
+}
+
+/* A socket in repair mode holding the connection as captured and aligned, its
+ * receive queue refilled from received, in *out; NULL, or the step that failed. */
+static const char *repair(const struct us_tcp_conn *t, const char *received, int *out)
 {
 	struct sockaddr_in6 sa;
 	int s = socket(t->family, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -316,14 +346,10 @@ static const char *repair(const struct us_tcp_conn *t, const char *queues, int *
 	if ((t->options & TCPI_OPT_TIMESTAMPS) && set_int(s, SOL_TCP, TCP_TIMESTAMP, (int)t->timestamp) < 0)
 		return "timestamp";
 
-	/* in repair mode, what is written to the receive queue reads as received, and
-	 * what is written to the send queue counts as sent and not yet acknowledged:
-	 * only that part goes there, the unsent rest is written once live */
-	if (set_int(s, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) < 0 || send_all(s, queues, t->recv_len) < 0)
+	/* in repair mode, what is written to the receive queue reads as received; the
+	 * send queue stays empty (align_to_peer) */
+	if (set_int(s, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) < 0 || send_all(s, received, t->recv_len) < 0)
 		return "receive-queue";
-	if (set_int(s, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) < 0 ||
-	    send_all(s, queues + t->recv_len, t->send_len - t->unsent_len) < 0)
-		return "send-queue";
 
 	/* a FIN received is not in the refilled queue: the window may not start past it */
 	uint32_t rcv_nxt = t->recv_seq + t->recv_len;
@@ -337,14 +363,14 @@ static const char *repair(const struct us_tcp_conn *t, const char *queues, int *
 	return NULL;
 }
 
-/* Once both ends exist: live again, then what was never sent, then the FIN this
- * end had sent, which follows its data. */
-static const char *go_live(int s, const struct us_tcp_conn *t, const char *queues)
+/* Once both ends exist: live again, then what the peer has not received, then
+ * the FIN this end had sent, which follows its data. */
+static const char *go_live(int s, const struct us_tcp_conn *t, const char *sending)
 {
 	if (set_int(s, SOL_TCP, TCP_REPAIR, 0) < 0)
 		return "leave-repair-mode";
-	if (send_all(s, queues + t->recv_len + t->send_len - t->unsent_len, t->unsent_len) < 0)
-		return "unsent-data";
+	if (send_all(s, sending, t->send_len) < 0)
+		return "send-queue";
 	if ((t->flags & US_TCP_F_FIN_SENT) && shutdown(s, SHUT_WR) < 0)
 		return "fin";
 	return NULL;
@@ -367,7 +393,13 @@ int tcp_share_connection(const struct us_rec_fd *f)
 		return share_dropped_connection(f, us_fd_data(f) + sizeof t, t.recv_len);
 	}
 
+	uint32_t skip, pskip;
+	if (align_to_peer(&t, &pt, &skip) < 0 || align_to_peer(&pt, &t, &pskip) < 0) {
+		restore_log("tcp-connection-dropped local=%s remote=%s reason=ends-captured-apart", local, remote);
+		return share_dropped_connection(f, us_fd_data(f) + sizeof t, t.recv_len);
+	}
 	const char *q = us_fd_data(f) + sizeof t, *pq = us_fd_data(pf) + sizeof pt;
+	const char *sending = q + t.recv_len + skip, *psending = pq + pt.recv_len + pskip;
 	int s = -1, ps = -1;
 	const char *why = repair(&t, q, &s);
 	if (!why)
@@ -385,9 +417,9 @@ int tcp_share_connection(const struct us_rec_fd *f)
 			why = repair(&pt, pq, &ps);
 	}
 	if (!why)
-		why = go_live(s, &t, q);
+		why = go_live(s, &t, sending);
 	if (!why)
-		why = go_live(ps, &pt, pq);
+		why = go_live(ps, &pt, psending);
 	if (why) {
 		restore_log("restore-failed reason=cannot-repair-tcp-connection step=%s local=%s remote=%s errno=%d",
 			    why, local, remote, errno);
