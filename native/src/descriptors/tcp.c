@@ -76,6 +76,8 @@ static int queue_seq(int fd, int queue, uint32_t *seq)
 	return get_tcp(fd, TCP_QUEUE_SEQ, seq, sizeof *seq);
 }
 
+#define MOVING_TRIES 100
+
 /* In repair mode: the state, queue lengths and sequence numbers, and the queues
  * themselves, the receive queue at q and the send queue after it. */
 static const char *take_repair_state(int fd, struct us_tcp_conn *t, char *q, uint64_t cap)
@@ -88,24 +90,41 @@ static const char *take_repair_state(int fd, struct us_tcp_conn *t, char *q, uin
 	if (t->state == TCP_CLOSE_WAIT || t->state == TCP_CLOSING || t->state == TCP_LAST_ACK)
 		t->flags |= US_TCP_F_FIN_RECEIVED;
 
-	if (queue_seq(fd, TCP_RECV_QUEUE, &rcv_nxt) < 0)
-		return "cannot read a TCP connection's receive sequence";
-	long received = peek_received(fd, q, cap);
-	if (received < 0)
-		return "cannot copy a TCP connection's receive queue (at most 32 MiB)";
+	/* The peer's kernel may still send and acknowledge meanwhile: a queue is taken
+	 * again until where it ends (received) or starts (acknowledged) stayed put
+	 * around its copy, or its bytes would be numbered wrong. */
+	uint32_t rcv_nxt_after = 1;
+	long received = 0;
+	rcv_nxt = 0;
+	for (int tries = 0; rcv_nxt_after != rcv_nxt; tries++) {
+		if (tries == MOVING_TRIES)
+			return "a TCP connection kept receiving while captured";
+		if (queue_seq(fd, TCP_RECV_QUEUE, &rcv_nxt) < 0)
+			return "cannot read a TCP connection's receive sequence";
+		if ((received = peek_received(fd, q, cap)) < 0)
+			return "cannot copy a TCP connection's receive queue (at most 32 MiB)";
+		queue_seq(fd, TCP_RECV_QUEUE, &rcv_nxt_after);
+	}
 	t->recv_len = (uint32_t)received;
 	t->recv_seq = rcv_nxt - t->recv_len - !!(t->flags & US_TCP_F_FIN_RECEIVED);
 
-	int outq = 0, unsent = 0;
+	int outq = 0, outq_after = -1, unsent = 0;
+	uint32_t sending = 0;
 	if (queue_seq(fd, TCP_SEND_QUEUE, &write_seq) < 0)
 		return "cannot read a TCP connection's send sequence";
-	us_sc3(SYS_ioctl, fd, SIOCOUTQ, &outq);
-	us_sc3(SYS_ioctl, fd, SIOCOUTQNSD, &unsent);
-	uint32_t sending = (uint32_t)outq - (uint32_t)fin_unacked;
-	if (outq < fin_unacked || sending > cap - t->recv_len)
-		return "cannot copy a TCP connection's send queue (at most 32 MiB with the receive queue)";
-	if (sending && us_sc6(SYS_recvfrom, fd, (long)(q + t->recv_len), sending, MSG_PEEK | MSG_DONTWAIT, 0, 0) != sending)
-		return "cannot copy a TCP connection's send queue";
+	for (int tries = 0; outq_after != outq; tries++) {
+		if (tries == MOVING_TRIES)
+			return "a TCP connection kept being acknowledged while captured";
+		us_sc3(SYS_ioctl, fd, SIOCOUTQ, &outq);
+		us_sc3(SYS_ioctl, fd, SIOCOUTQNSD, &unsent);
+		sending = (uint32_t)outq - (uint32_t)fin_unacked;
+		if (outq < fin_unacked || sending > cap - t->recv_len)
+			return "cannot copy a TCP connection's send queue (at most 32 MiB with the receive queue)";
+		long copied = sending ? us_sc6(SYS_recvfrom, fd, (long)(q + t->recv_len), sending, MSG_PEEK | MSG_DONTWAIT, 0, 0) : 0;
+		us_sc3(SYS_ioctl, fd, SIOCOUTQ, &outq_after);
+		if (copied != sending && outq_after == outq)
+			return "cannot copy a TCP connection's send queue";
+	}
 	t->send_len = sending;
 	t->unsent_len = (uint32_t)unsent < sending ? (uint32_t)unsent : sending;
 	t->send_seq = write_seq - sending - !!(t->flags & US_TCP_F_FIN_SENT);
