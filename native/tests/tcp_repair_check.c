@@ -13,7 +13,7 @@
  *     peer's acknowledgments are past what the sender sent, and the kernel drops
  *     them with the data segments carrying them, both ways, for good;
  *   - peer behind: the sender's in-flight bytes had not reached its peer when
- *     the peer was captured: restored in flight, they wait for a retransmission;
+ *     the peer was captured: restored in flight, they had to be retransmitted;
  *   - lost: bytes crossed and were acknowledged between the captures, so neither
  *     image holds them: the connection comes back dropped, logged.
  * Needs CAP_NET_ADMIN (TCP_REPAIR); skipped (77) without it. A stalled connection

@@ -301,11 +301,12 @@ static int size_buffer(int s, int name, uint32_t had, uint32_t bytes)
 /* Cuts mine's send queue where what peer received ends. The peer's image holds
  * what it received: that part is not sent again. What it lacks goes out as new
  * data once live, none of it counted as in flight: restored in flight, it would
- * wait for a retransmission timer (a second at first, no round trip measured
- * yet). And if the peer's capture came after segments it received since mine's,
- * its acknowledgments would be past what mine had sent, which the kernel drops
- * with the segments carrying them, in both directions, until mine sent past
- * them: never, if its window had closed meanwhile. The window is the peer's last
+ * have to be retransmitted, by the timer (a second at first, no round trip
+ * measured yet) unless later bytes made the peer report the gap. And if the
+ * peer's capture came after segments it received since mine's, its
+ * acknowledgments would be past what mine had sent, which the kernel drops with
+ * the segments carrying them, in both directions, until mine sent past them:
+ * never, if its window had closed meanwhile. The window is the peer's last
  * advertised right edge. -1 if mine no longer holds bytes the peer lacks: they
  * crossed and were acknowledged between the two captures, and are in neither
  * image. *skip is where the queue to send starts. */
