@@ -10,10 +10,13 @@
  * Restore: a connection whose peer is in the group too is made again, both ends
  * at once, in repair mode, so no packet leaves before both exist; then the ends
  * leave repair mode and carry on from the same sequence numbers, with nothing
- * lost or repeated. Repair mode binds over the restored listener's port and over a
- * lingering TIME_WAIT of the killed processes' connection; what of theirs still
- * holds the connection's addresses is ended (end_orphans). Any other connection
- * comes back dropped (share_dropped_connection in sockets.c). */
+ * lost or repeated. The two ends are captured by their own processes, moments
+ * apart, while the kernel may still carry segments between them: each end's send
+ * queue is cut where its peer's receive queue ends (align_to_peer). Repair mode
+ * binds over the restored listener's port and over a lingering TIME_WAIT of the
+ * killed processes' connection; what of theirs still holds the connection's
+ * addresses is ended (end_orphans). Any other connection comes back dropped
+ * (share_dropped_connection in sockets.c). */
 #include <stddef.h>
 #include <netinet/tcp.h>
 #include "sockets.h"
@@ -73,6 +76,8 @@ static int queue_seq(int fd, int queue, uint32_t *seq)
 	return get_tcp(fd, TCP_QUEUE_SEQ, seq, sizeof *seq);
 }
 
+#define MOVING_TRIES 100
+
 /* In repair mode: the state, queue lengths and sequence numbers, and the queues
  * themselves, the receive queue at q and the send queue after it. */
 static const char *take_repair_state(int fd, struct us_tcp_conn *t, char *q, uint64_t cap)
@@ -85,24 +90,41 @@ static const char *take_repair_state(int fd, struct us_tcp_conn *t, char *q, uin
 	if (t->state == TCP_CLOSE_WAIT || t->state == TCP_CLOSING || t->state == TCP_LAST_ACK)
 		t->flags |= US_TCP_F_FIN_RECEIVED;
 
-	if (queue_seq(fd, TCP_RECV_QUEUE, &rcv_nxt) < 0)
-		return "cannot read a TCP connection's receive sequence";
-	long received = peek_received(fd, q, cap);
-	if (received < 0)
-		return "cannot copy a TCP connection's receive queue (at most 32 MiB)";
+	/* The peer's kernel may still send and acknowledge meanwhile: a queue is taken
+	 * again until where it ends (received) or starts (acknowledged) stayed put
+	 * around its copy, or its bytes would be numbered wrong. */
+	uint32_t rcv_nxt_after = 1;
+	long received = 0;
+	rcv_nxt = 0;
+	for (int tries = 0; rcv_nxt_after != rcv_nxt; tries++) {
+		if (tries == MOVING_TRIES)
+			return "a TCP connection kept receiving while captured";
+		if (queue_seq(fd, TCP_RECV_QUEUE, &rcv_nxt) < 0)
+			return "cannot read a TCP connection's receive sequence";
+		if ((received = peek_received(fd, q, cap)) < 0)
+			return "cannot copy a TCP connection's receive queue (at most 32 MiB)";
+		queue_seq(fd, TCP_RECV_QUEUE, &rcv_nxt_after);
+	}
 	t->recv_len = (uint32_t)received;
 	t->recv_seq = rcv_nxt - t->recv_len - !!(t->flags & US_TCP_F_FIN_RECEIVED);
 
-	int outq = 0, unsent = 0;
+	int outq = 0, outq_after = -1, unsent = 0;
+	uint32_t sending = 0;
 	if (queue_seq(fd, TCP_SEND_QUEUE, &write_seq) < 0)
 		return "cannot read a TCP connection's send sequence";
-	us_sc3(SYS_ioctl, fd, SIOCOUTQ, &outq);
-	us_sc3(SYS_ioctl, fd, SIOCOUTQNSD, &unsent);
-	uint32_t sending = (uint32_t)outq - (uint32_t)fin_unacked;
-	if (outq < fin_unacked || sending > cap - t->recv_len)
-		return "cannot copy a TCP connection's send queue (at most 32 MiB with the receive queue)";
-	if (sending && us_sc6(SYS_recvfrom, fd, (long)(q + t->recv_len), sending, MSG_PEEK | MSG_DONTWAIT, 0, 0) != sending)
-		return "cannot copy a TCP connection's send queue";
+	for (int tries = 0; outq_after != outq; tries++) {
+		if (tries == MOVING_TRIES)
+			return "a TCP connection kept being acknowledged while captured";
+		us_sc3(SYS_ioctl, fd, SIOCOUTQ, &outq);
+		us_sc3(SYS_ioctl, fd, SIOCOUTQNSD, &unsent);
+		sending = (uint32_t)outq - (uint32_t)fin_unacked;
+		if (outq < fin_unacked || sending > cap - t->recv_len)
+			return "cannot copy a TCP connection's send queue (at most 32 MiB with the receive queue)";
+		long copied = sending ? us_sc6(SYS_recvfrom, fd, (long)(q + t->recv_len), sending, MSG_PEEK | MSG_DONTWAIT, 0, 0) : 0;
+		us_sc3(SYS_ioctl, fd, SIOCOUTQ, &outq_after);
+		if (copied != sending && outq_after == outq)
+			return "cannot copy a TCP connection's send queue";
+	}
 	t->send_len = sending;
 	t->unsent_len = (uint32_t)unsent < sending ? (uint32_t)unsent : sending;
 	t->send_seq = write_seq - sending - !!(t->flags & US_TCP_F_FIN_SENT);
@@ -276,9 +298,37 @@ static int size_buffer(int s, int name, uint32_t had, uint32_t bytes)
 	return set_int(s, SOL_SOCKET, name, (int)(want / 2));
 }
 
-/* A socket in repair mode holding the connection as captured, in *out; NULL, or
- * the step that failed. */
-static const char *repair(const struct us_tcp_conn *t, const char *queues, int *out)
+/* Cuts mine's send queue where what peer received ends. The peer's image holds
+ * what it received: that part is not sent again. What it lacks goes out as new
+ * data once live, none of it counted as in flight: restored in flight, it would
+ * have to be retransmitted, by the timer (a second at first, no round trip
+ * measured yet) unless later bytes made the peer report the gap. And if the
+ * peer's capture came after segments it received since mine's, its
+ * acknowledgments would be past what mine had sent, which the kernel drops with
+ * the segments carrying them, in both directions, until mine sent past them:
+ * never, if its window had closed meanwhile. The window is the peer's last
+ * advertised right edge. -1 if mine no longer holds bytes the peer lacks: they
+ * crossed and were acknowledged between the two captures, and are in neither
+ * image. *skip is where the queue to send starts. */
+static int align_to_peer(struct us_tcp_conn *mine, const struct us_tcp_conn *peer, uint32_t *skip)
+{
+	uint32_t received_to = peer->recv_seq + peer->recv_len;
+	int32_t delivered = (int32_t)(received_to - mine->send_seq);
+	if (delivered < 0 || (uint32_t)delivered > mine->send_len)
+		return -1;
+	int32_t window = (int32_t)(peer->rcv_wup + peer->rcv_wnd - received_to);
+	*skip = (uint32_t)delivered;
+	mine->send_seq = received_to;
+	mine->send_len -= (uint32_t)delivered;
+	mine->snd_wnd = window > 0 ? (uint32_t)window : 0;
+	if (mine->max_window < mine->snd_wnd)
+		mine->max_window = mine->snd_wnd;
+	return 0;
+}
+
+/* A socket in repair mode holding the connection as captured and aligned, its
+ * receive queue refilled from received, in *out; NULL, or the step that failed. */
+static const char *repair(const struct us_tcp_conn *t, const char *received, int *out)
 {
 	struct sockaddr_in6 sa;
 	int s = socket(t->family, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -316,14 +366,10 @@ static const char *repair(const struct us_tcp_conn *t, const char *queues, int *
 	if ((t->options & TCPI_OPT_TIMESTAMPS) && set_int(s, SOL_TCP, TCP_TIMESTAMP, (int)t->timestamp) < 0)
 		return "timestamp";
 
-	/* in repair mode, what is written to the receive queue reads as received, and
-	 * what is written to the send queue counts as sent and not yet acknowledged:
-	 * only that part goes there, the unsent rest is written once live */
-	if (set_int(s, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) < 0 || send_all(s, queues, t->recv_len) < 0)
+	/* in repair mode, what is written to the receive queue reads as received; the
+	 * send queue stays empty (align_to_peer) */
+	if (set_int(s, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) < 0 || send_all(s, received, t->recv_len) < 0)
 		return "receive-queue";
-	if (set_int(s, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) < 0 ||
-	    send_all(s, queues + t->recv_len, t->send_len - t->unsent_len) < 0)
-		return "send-queue";
 
 	/* a FIN received is not in the refilled queue: the window may not start past it */
 	uint32_t rcv_nxt = t->recv_seq + t->recv_len;
@@ -337,14 +383,14 @@ static const char *repair(const struct us_tcp_conn *t, const char *queues, int *
 	return NULL;
 }
 
-/* Once both ends exist: live again, then what was never sent, then the FIN this
- * end had sent, which follows its data. */
-static const char *go_live(int s, const struct us_tcp_conn *t, const char *queues)
+/* Once both ends exist: live again, then what the peer has not received, then
+ * the FIN this end had sent, which follows its data. */
+static const char *go_live(int s, const struct us_tcp_conn *t, const char *sending)
 {
 	if (set_int(s, SOL_TCP, TCP_REPAIR, 0) < 0)
 		return "leave-repair-mode";
-	if (send_all(s, queues + t->recv_len + t->send_len - t->unsent_len, t->unsent_len) < 0)
-		return "unsent-data";
+	if (send_all(s, sending, t->send_len) < 0)
+		return "send-queue";
 	if ((t->flags & US_TCP_F_FIN_SENT) && shutdown(s, SHUT_WR) < 0)
 		return "fin";
 	return NULL;
@@ -367,7 +413,13 @@ int tcp_share_connection(const struct us_rec_fd *f)
 		return share_dropped_connection(f, us_fd_data(f) + sizeof t, t.recv_len);
 	}
 
+	uint32_t skip, pskip;
+	if (align_to_peer(&t, &pt, &skip) < 0 || align_to_peer(&pt, &t, &pskip) < 0) {
+		restore_log("tcp-connection-dropped local=%s remote=%s reason=ends-captured-apart", local, remote);
+		return share_dropped_connection(f, us_fd_data(f) + sizeof t, t.recv_len);
+	}
 	const char *q = us_fd_data(f) + sizeof t, *pq = us_fd_data(pf) + sizeof pt;
+	const char *sending = q + t.recv_len + skip, *psending = pq + pt.recv_len + pskip;
 	int s = -1, ps = -1;
 	const char *why = repair(&t, q, &s);
 	if (!why)
@@ -385,9 +437,9 @@ int tcp_share_connection(const struct us_rec_fd *f)
 			why = repair(&pt, pq, &ps);
 	}
 	if (!why)
-		why = go_live(s, &t, q);
+		why = go_live(s, &t, sending);
 	if (!why)
-		why = go_live(ps, &pt, pq);
+		why = go_live(ps, &pt, psending);
 	if (why) {
 		restore_log("restore-failed reason=cannot-repair-tcp-connection step=%s local=%s remote=%s errno=%d",
 			    why, local, remote, errno);
