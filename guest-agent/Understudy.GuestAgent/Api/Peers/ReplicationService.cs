@@ -56,29 +56,40 @@ internal sealed class ReplicationService : Replication.ReplicationBase
         }
         var start = requestStream.Current.Start;
         using var incoming = await _receiver.BeginAsync(start.Group, start.Id, PeerIdentity.Describe(context), cancellationToken).ConfigureAwait(false);
-        while (await requestStream.MoveNext(cancellationToken).ConfigureAwait(false))
+        // Chunks are checked and written on a task of their own while the next ones arrive.
+        var writeBehind = new ReplicaWriteBehind(incoming, _ => CutIfInjected(incoming, context));
+        await using (writeBehind.ConfigureAwait(false))
         {
-            var message = requestStream.Current;
-            switch (message.BodyCase)
+            while (await requestStream.MoveNext(cancellationToken).ConfigureAwait(false))
             {
-                case PushMessage.BodyOneofCase.Chunk:
-                    var chunk = message.Chunk;
-                    await incoming.WriteAsync(new ReplicaChunk(chunk.File, chunk.Offset, chunk.Data.Memory, chunk.Crc32C), cancellationToken).ConfigureAwait(false);
-                    if (_faults.DropNow())
-                    {
-                        _logger.LogWarning("Fault injection: cutting the connection of the push of checkpoint {CheckpointId} of group {Group}", incoming.Id, incoming.Group);
-                        context.GetHttpContext().Abort();
-                        throw new OperationCanceledException("connection cut by fault injection");
-                    }
-                    break;
-                case PushMessage.BodyOneofCase.Commit:
-                    var committed = incoming.Commit(message.Commit.ManifestJson, message.Commit.Retention);
-                    return new PushReply { Id = incoming.Id, BytesReceived = incoming.BytesReceived, AlreadyHeld = committed is null };
-                default:
-                    throw AgentException.InvalidArgument("a push holds one PushStart, then chunks, then PushCommit");
+                var message = requestStream.Current;
+                switch (message.BodyCase)
+                {
+                    case PushMessage.BodyOneofCase.Chunk:
+                        var chunk = message.Chunk;
+                        await writeBehind.AddAsync(new ReplicaChunk(chunk.File, chunk.Offset, chunk.Data.Memory, chunk.Crc32C), cancellationToken)
+                            .ConfigureAwait(false);
+                        break;
+                    case PushMessage.BodyOneofCase.Commit:
+                        await writeBehind.CompleteAsync().ConfigureAwait(false);
+                        var committed = incoming.Commit(message.Commit.ManifestJson, message.Commit.Retention);
+                        return new PushReply { Id = incoming.Id, BytesReceived = incoming.BytesReceived, AlreadyHeld = committed is null };
+                    default:
+                        throw AgentException.InvalidArgument("a push holds one PushStart, then chunks, then PushCommit");
+                }
             }
         }
         throw AgentException.Aborted($"the push of checkpoint {incoming.Group}/{incoming.Id} ended before its commit; what arrived is kept");
+    }
+
+    private void CutIfInjected(IncomingReplica incoming, ServerCallContext context)
+    {
+        if (_faults.DropNow())
+        {
+            _logger.LogWarning("Fault injection: cutting the connection of the push of checkpoint {CheckpointId} of group {Group}", incoming.Id, incoming.Group);
+            context.GetHttpContext().Abort();
+            throw new OperationCanceledException("connection cut by fault injection");
+        }
     }
 
     public override async Task Fetch(FetchRequest request, IServerStreamWriter<FetchMessage> responseStream, ServerCallContext context)

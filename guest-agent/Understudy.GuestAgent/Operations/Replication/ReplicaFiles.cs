@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Operations.Replication;
@@ -6,11 +7,15 @@ namespace Understudy.GuestAgent.Operations.Replication;
 /// <summary>
 /// The files of a committed checkpoint as chunks for a peer: each member's .meta and .pages, from
 /// the length the peer already holds to the end, in chunks of a fixed size with their CRC-32C.
-/// One chunk is in memory at a time: the next is read once the link took the last one (its
-/// flow control is the back-pressure).
+/// Reading and checksumming run ahead of the link by <see cref="ReadAhead"/> chunks, so that the
+/// disk and the CPU work while the link sends; a few buffers are handed round, and a chunk's data
+/// is valid until the next chunk is asked for (the link's flow control is the back-pressure).
 /// </summary>
 internal static class ReplicaFiles
 {
+    /// <summary>Chunks read ahead of the one the link sends.</summary>
+    public const int ReadAhead = 2;
+
     /// <summary>The files of the checkpoint, in the order they are sent: by member, .meta then .pages.</summary>
     public static IReadOnlyList<(string Name, long Length)> Of(CheckpointManifest manifest) =>
         manifest.Members.SelectMany(m => (IEnumerable<(string, long)>)[(m.Meta, m.MetaBytes), (m.Pages, m.PagesBytes)]).ToList();
@@ -21,27 +26,78 @@ internal static class ReplicaFiles
         string checkpointDir, CheckpointManifest manifest, IReadOnlyDictionary<string, long> held, int chunkBytes, Action<long> sent,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        foreach (var (name, length) in Of(manifest))
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var read = Channel.CreateBounded<(ReplicaChunk Chunk, byte[] Buffer)>(
+            new BoundedChannelOptions(ReadAhead) { SingleReader = true, SingleWriter = true });
+        var buffers = new BufferRing(ReadAhead + 2, chunkBytes);
+        var reader = Task.Run(() => ReadAllAsync(checkpointDir, manifest, held, buffers, read.Writer, stop.Token));
+        try
         {
-            var offset = held.TryGetValue(name, out var have) && have <= length ? have : 0;
-            if (offset == length && length > 0)
+            await foreach (var (chunk, buffer) in read.Reader.ReadAllAsync(stop.Token).ConfigureAwait(false))
             {
-                continue;
-            }
-            var file = new FileStream(Path.Combine(checkpointDir, name), FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-            await using (file.ConfigureAwait(false))
-            {
-                file.Position = offset;
-                do
-                {
-                    var buffer = new byte[(int)Math.Min(chunkBytes, length - offset)];
-                    await file.ReadExactlyAsync(buffer, cancellationToken).ConfigureAwait(false);
-                    sent(buffer.Length);
-                    yield return new ReplicaChunk(name, offset, buffer, Crc32C.Compute(buffer));
-                    offset += buffer.Length;
-                }
-                while (offset < length);
+                sent(chunk.Data.Length);
+                yield return chunk;
+                buffers.Return(buffer);
             }
         }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            // It fails into the channel, never itself.
+            await reader.ConfigureAwait(false);
+        }
+    }
+
+    private static async Task ReadAllAsync(
+        string checkpointDir, CheckpointManifest manifest, IReadOnlyDictionary<string, long> held, BufferRing buffers,
+        ChannelWriter<(ReplicaChunk, byte[])> chunks, CancellationToken cancellationToken)
+    {
+        try
+        {
+            foreach (var (name, length) in Of(manifest))
+            {
+                var offset = held.TryGetValue(name, out var have) && have <= length ? have : 0;
+                if (offset == length && length > 0)
+                {
+                    continue;
+                }
+                var file = new FileStream(Path.Combine(checkpointDir, name), FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+                await using (file.ConfigureAwait(false))
+                {
+                    file.Position = offset;
+                    do
+                    {
+                        var buffer = await buffers.RentAsync(cancellationToken).ConfigureAwait(false);
+                        var data = buffer.AsMemory(0, (int)Math.Min(buffers.Bytes, length - offset));
+                        await file.ReadExactlyAsync(data, cancellationToken).ConfigureAwait(false);
+                        await chunks.WriteAsync((new ReplicaChunk(name, offset, data, Crc32C.Compute(data.Span)), buffer), cancellationToken)
+                            .ConfigureAwait(false);
+                        offset += data.Length;
+                    }
+                    while (offset < length);
+                }
+            }
+            chunks.Complete();
+        }
+        catch (Exception e)
+        {
+            chunks.Complete(e);
+        }
+    }
+
+    /// <summary>At most <c>count</c> buffers of <c>bytes</c> bytes, allocated as needed and handed round.</summary>
+    private sealed class BufferRing(int count, int bytes)
+    {
+        private readonly Channel<byte[]> _free = Channel.CreateUnbounded<byte[]>();
+        private int _allocated;
+
+        public int Bytes => bytes;
+
+        public ValueTask<byte[]> RentAsync(CancellationToken cancellationToken) =>
+            _free.Reader.TryRead(out var buffer) ? ValueTask.FromResult(buffer)
+            : Interlocked.Increment(ref _allocated) <= count ? ValueTask.FromResult(new byte[bytes])
+            : _free.Reader.ReadAsync(cancellationToken);
+
+        public void Return(byte[] buffer) => _free.Writer.TryWrite(buffer);
     }
 }
