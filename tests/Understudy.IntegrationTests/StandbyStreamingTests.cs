@@ -108,26 +108,9 @@ public sealed class StandbyStreamingTests : IClassFixture<StandbyPair>
     }
 
     private static Task<JsonElement> WaitReplicated(GroupSession group, string id) =>
-        WaitReplication(group, r => r.Str("state") == "in-sync" && r.Str("lastReplicated") == id, $"checkpoint {id} replicated, in sync");
+        StandbyReplication.WaitInSync(group.Fixture.Hactl, group.Name, id, group.Failure);
 
     /// <summary>Polls `hactl status G --json` on the group's agent until its replication satisfies <paramref name="ok"/>.</summary>
-    internal static async Task<JsonElement> WaitReplication(GroupSession group, Func<JsonElement, bool> ok, string what)
-    {
-        var deadline = DateTime.UtcNow + Timeouts.Wait;
-        JsonElement? last = null;
-        while (true)
-        {
-            var status = (await group.Run("status", group.Name)).Ok().Json;
-            last = status.Array("groups").Select(g => g.Prop("replication")).FirstOrDefault(r => r is { ValueKind: JsonValueKind.Object });
-            if (last is { } replication && ok(replication))
-            {
-                return replication.Clone();
-            }
-            if (DateTime.UtcNow > deadline)
-            {
-                throw group.Failure($"timed out waiting for the replication to be {what}; last: {last}");
-            }
-            await Task.Delay(Timeouts.Poll);
-        }
-    }
+    internal static Task<JsonElement> WaitReplication(GroupSession group, Func<JsonElement, bool> ok, string what) =>
+        StandbyReplication.WaitAsync(group.Fixture.Hactl, group.Name, ok, what, group.Failure);
 }
