@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -20,9 +19,9 @@ public sealed class LabStandbyTests(ITestOutputHelper output)
     public Task GroupWithStandby_StreamsItsCheckpointsOverTheLabNetwork() => LabLeftovers.LeavesNothingBehind(output, nodes: 2, async (lab, _, _) =>
     {
         var group = await LaunchWithStandby(lab, "streamed");
-        var full = await Checkpoint(lab, group);
+        var full = (await Checkpoint(lab, group)).Id;
         await StandbyReplication.WaitInSync(group.OnPrimary, group.Name, full);
-        var newest = await Checkpoint(lab, group);
+        var newest = (await Checkpoint(lab, group)).Id;
         var replication = await StandbyReplication.WaitInSync(group.OnPrimary, group.Name, newest);
         Assert.Equal(Standby, replication.Str("standby"));
 
@@ -46,7 +45,7 @@ public sealed class LabStandbyTests(ITestOutputHelper output)
     {
         var group = await LaunchWithStandby(lab, "failover");
         var printedBefore = group.Log.LastCount("c count") ?? 0;
-        var id = await Checkpoint(lab, group);
+        var id = (await Checkpoint(lab, group)).Id;
         var printedAfter = group.Log.LastCount("c count") ?? 0;
         await StandbyReplication.WaitInSync(group.OnPrimary, group.Name, id);
 
@@ -88,10 +87,10 @@ public sealed class LabStandbyTests(ITestOutputHelper output)
     public Task StandbyPartitioned_StatusSaysUnreachable_HealCatchesUp() => LabLeftovers.LeavesNothingBehind(output, nodes: 2, async (lab, _, _) =>
     {
         var group = await LaunchWithStandby(lab, "partitioned");
-        await StandbyReplication.WaitInSync(group.OnPrimary, group.Name, await Checkpoint(lab, group));
+        await StandbyReplication.WaitInSync(group.OnPrimary, group.Name, (await Checkpoint(lab, group)).Id);
 
         (await lab.Lab("partition", lab.Dir, Standby)).Ok();
-        var missed = await Checkpoint(lab, group); // the group runs on and its checkpoints are taken
+        var missed = (await Checkpoint(lab, group)).Id; // the group runs on and its checkpoints are taken
         var cut = await StandbyReplication.WaitAsync(group.OnPrimary, group.Name,
             r => r.Str("state") == "unreachable" && r.Long("behindCheckpoints") >= 1, "unreachable, behind by a checkpoint");
         Assert.False(string.IsNullOrEmpty(cut.Str("unreachableSince")), $"status says since when: {cut}");
@@ -103,6 +102,31 @@ public sealed class LabStandbyTests(ITestOutputHelper output)
         await StandbyReplication.WaitInSync(group.OnPrimary, group.Name, missed);
         var listed = (await lab.On(lab.Node(Standby)).Run("images", "list", group.Name)).Ok().Json.Array("checkpoints").Select(c => c.Str("id")).ToList();
         Assert.Equal(missed, listed.Last());
+        (await group.OnPrimary.Run("stop", group.Name)).Ok();
+    });
+
+    /// <summary>
+    /// A standby node that crashed leaves the group running and its checkpoints taken; status says since when
+    /// the standby is unreachable and how far behind it is; once node-b is started again, it catches up with
+    /// the checkpoints it never got.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public Task StandbyNodeCrashed_CheckpointsGoOn_CatchesUpOnceStartedAgain() => LabLeftovers.LeavesNothingBehind(output, nodes: 2, async (lab, _, _) =>
+    {
+        var group = await LaunchWithStandby(lab, "standby-down");
+        (await lab.Lab("crash", lab.Dir, Standby)).Ok();
+        var first = await Checkpoint(lab, group);
+        var second = await Checkpoint(lab, group);
+        var down = await StandbyReplication.WaitAsync(group.OnPrimary, group.Name,
+            r => r.Str("state") == "unreachable" && r.Long("behindCheckpoints") == 2, "unreachable, behind by 2 checkpoints");
+        Assert.False(string.IsNullOrEmpty(down.Str("unreachableSince")), $"status says since when: {down}");
+        Assert.True(down.Long("behindBytes") >= first.Bytes + second.Bytes, $"behind by both checkpoints' bytes: {down}");
+        Assert.Contains(Standby, down.Str("error") ?? "");
+
+        (await lab.Lab("start", lab.Dir, Standby)).Ok();
+        await StandbyReplication.WaitInSync(group.OnPrimary, group.Name, second.Id);
+        var listed = (await lab.On(lab.Node(Standby)).Run("images", "list", group.Name)).Ok().Json.Array("checkpoints").Select(c => c.Str("id")).ToList();
+        Assert.Equal(second.Id, listed.Last()); // with its chain, or alone once node-a merged it
         (await group.OnPrimary.Run("stop", group.Name)).Ok();
     });
 
@@ -119,13 +143,15 @@ public sealed class LabStandbyTests(ITestOutputHelper output)
         return group;
     }
 
-    private static async Task<string> Checkpoint(LabSession lab, LabGroup group)
+    private static async Task<Taken> Checkpoint(LabSession lab, LabGroup group)
     {
         var checkpoint = (await group.OnPrimary.Run("checkpoint", group.Name)).Ok().Json;
         Assert.Equal(2, checkpoint.GetProperty("members").GetInt32());
-        lab.Note($"checkpoint {checkpoint.Str("id")} ({checkpoint.Str("kind")})");
-        return checkpoint.Str("id")!;
+        lab.Note($"checkpoint {checkpoint.Str("id")} ({checkpoint.Str("kind")}, {checkpoint.Long("bytes")} bytes)");
+        return new Taken(checkpoint.Str("id")!, checkpoint.Long("bytes")!.Value);
     }
+
+    private sealed record Taken(string Id, long Bytes);
 
     /// <param name="Log">its output.log on node-a, where it writes on after a restore on node-b too</param>
     /// <param name="Pids">its members' pids (in its pid namespace), in order</param>
