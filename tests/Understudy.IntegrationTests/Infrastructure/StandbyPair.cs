@@ -34,6 +34,9 @@ public class StandbyPair : IAsyncLifetime
     public AgentFixture Primary { get; private set; } = null!;
     public AgentFixture Standby { get; private set; } = null!;
 
+    /// <summary>The standby agent's peer options, to start it again after a test killed it.</summary>
+    public string[] StandbyArgs => NodeArgs(StandbyNode, StandbyAddress, PrimaryNode, PrimaryAddress);
+
     public async Task InitializeAsync()
     {
         ClusterDir = Path.Combine("/tmp", "us-cluster-" + Guid.NewGuid().ToString("N")[..10]);
@@ -41,7 +44,7 @@ public class StandbyPair : IAsyncLifetime
         PrimaryAddress = $"127.0.0.1:{FreePort()}";
         StandbyAddress = $"127.0.0.1:{FreePort()}";
         Primary = new AgentFixture(new Dictionary<string, string>(), NodeArgs(PrimaryNode, PrimaryAddress, StandbyNode, StandbyAddress));
-        Standby = new AgentFixture(_standbyEnvironment, NodeArgs(StandbyNode, StandbyAddress, PrimaryNode, PrimaryAddress));
+        Standby = new AgentFixture(_standbyEnvironment, StandbyArgs);
         await Primary.InitializeAsync();
         await Standby.InitializeAsync();
     }
