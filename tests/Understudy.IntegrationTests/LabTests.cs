@@ -21,6 +21,31 @@ public sealed class LabTests(ITestOutputHelper output)
         Assert.Equal(3, lab.Nodes.Select(n => n.Address).Distinct().Count());
         Assert.All(lab.Nodes, n => Assert.StartsWith("unix:" + lab.Dir + "/", n.Agent));
         Assert.All(lab.Nodes, n => Assert.StartsWith(lab.Dir + "/", n.StateDir));
+        Assert.All(lab.Nodes, n => Assert.Equal(n.Address + ":7400", n.PeerAddress));
+
+        // One cluster: its credentials in DIR/cluster (0700, keys 0600), and each agent serves its peers on
+        // its address and knows every other node.
+        Assert.Equal(Path.Combine(lab.Dir, "cluster"), lab.ClusterDir);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(lab.ClusterDir));
+        foreach (var key in new[] { "ca.key" }.Concat(lab.Nodes.Select(n => n.Name + ".key")))
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(lab.ClusterDir, key)));
+        }
+
+        foreach (var node in lab.Nodes)
+        {
+            Assert.True(File.Exists(Path.Combine(lab.ClusterDir, node.Name + ".crt")), $"{node.Name}.crt in {lab.ClusterDir}");
+            var args = string.Join(' ', lab.AgentCommandLine(node.Name));
+            Assert.Contains($"--node {node.Name} --cluster {lab.ClusterDir} --peer-listen {node.PeerAddress}", args);
+            foreach (var other in lab.Nodes.Where(o => o != node))
+            {
+                Assert.Contains($"--peer {other.Name}={other.PeerAddress}", args);
+            }
+        }
+
+        var status = (await lab.Lab("status", lab.Dir, "--json")).Ok().Json;
+        Assert.Equal(lab.ClusterDir, status.GetProperty("clusterDir").GetString());
+        Assert.Equal(lab.Nodes.Select(n => n.PeerAddress), status.GetProperty("nodes").EnumerateArray().Select(n => n.GetProperty("peerAddress").GetString()));
         // 3 nodes x (network, mount, pid) + the switch's network namespace.
         Assert.True(during.Namespaces.Count >= 10, $"expected the namespaces of 3 nodes and a switch, got {string.Join(' ', during.Namespaces)}");
         Assert.Equal(before.HostLinks, during.HostLinks); // the host's network is never touched
@@ -35,8 +60,9 @@ public sealed class LabTests(ITestOutputHelper output)
     {
         var a = lab.Node("node-a");
         (await lab.On(a).Run("launch", "crashed", "--", Repo.Workload("wl_counter"), "c")).Ok();
-        await WaitForCount(a, "crashed", "c count", 2);
+        await LabSession.WaitForCount(a, "crashed", "c count", 2);
         using var nodeA = await LabFootprint.TakeAsync(Path.Combine(lab.Dir, "nodes", "node-a"), pin: true);
+        var agentBefore = lab.AgentCommandLine("node-a");
 
         (await lab.Lab("crash", lab.Dir, "node-a")).Ok();
 
@@ -53,6 +79,7 @@ public sealed class LabTests(ITestOutputHelper output)
         status = (await lab.Lab("status", lab.Dir, "--json")).Ok().Json.GetProperty("nodes");
         Assert.Equal(("up", "up", true), NodeStatus(status, "node-a"));
         (await lab.On(a).Run("status")).Ok();
+        Assert.Equal(agentBefore, lab.AgentCommandLine("node-a")); // the same options: a member of the cluster again
     });
 
     /// <summary>After a kill -9 of the keepers, their holders' zombies are reaped by whoever adopts them: not counted.</summary>
@@ -67,12 +94,17 @@ public sealed class LabTests(ITestOutputHelper output)
         }
 
         (await lab.Lab("down", lab.Dir)).Ok();
-        await AssertNothingLeft(lab.Dir, before, during, ignoreZombies: true);
+        await LabLeftovers.AssertNothingLeft(output, lab.Dir, before, during, ignoreZombies: true);
         Assert.False(File.Exists(Path.Combine(lab.Dir, "lab.json")));
 
-        // The same directory takes a new lab, whose agents find their state directories.
-        await using var again = await LabSession.UpAsync(output, dir: lab.Dir);
+        // The same directory takes a new lab, whose agents find their state directories and the cluster's
+        // credentials: the nodes it had keep theirs, a new node gets its own, signed by the same CA.
+        var credentials = File.ReadAllText(Path.Combine(lab.ClusterDir, "node-b.crt"));
+        await using var again = await LabSession.UpAsync(output, nodes: 3, dir: lab.Dir);
         (await again.On(again.Node("node-b")).Run("status")).Ok();
+        Assert.Equal(credentials, File.ReadAllText(Path.Combine(again.ClusterDir, "node-b.crt")));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(again.ClusterDir, "node-c.key")));
+        (await again.On(again.Node("node-c")).Run("status")).Ok(); // its agent loaded its credentials
     }, ignoreZombies: true);
 
     [Fact, Trait("Category", "Integration")]
@@ -91,7 +123,7 @@ public sealed class LabTests(ITestOutputHelper output)
         const string group = "onnode";
         var counter = (await hactl.Run("launch", group, "--app", "counter", "--", Repo.Workload("wl_counter"), "c")).Ok().Json;
         var memory = (await hactl.Run("launch", group, "--app", "memory", "--", Repo.Workload("wl_memory"), "16")).Ok().Json;
-        await WaitForCount(a, group, "c count", 3);
+        await LabSession.WaitForCount(a, group, "c count", 3);
 
         var checkpoint = (await hactl.Run("checkpoint", group)).Ok().Json;
         var id = checkpoint.GetProperty("id").GetString()!;
@@ -108,7 +140,7 @@ public sealed class LabTests(ITestOutputHelper output)
         var pids = restored.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("pid").GetInt32()).Order().ToList();
         Assert.Equal(new[] { counter.GetProperty("pid").GetInt32(), memory.GetProperty("pid").GetInt32() }.Order(), pids);
 
-        await WaitUntil(() => log.Counts("c count", mark).Count >= 3, "3 counts after the restore");
+        await LabSession.WaitUntil(() => log.Counts("c count", mark).Count >= 3, "3 counts after the restore");
         var after = log.Counts("c count", mark);
         output.WriteLine($"printed {printedBeforeStop} before the stop, then after the restore: {string.Join(' ', after)}");
         Assert.True(after[0] > 1 && after[0] <= printedBeforeStop + 1, $"the counter went on from {after[0]}, not from its checkpoint");
@@ -123,7 +155,7 @@ public sealed class LabTests(ITestOutputHelper output)
 
         foreach (var role in new[] { "counter-c", "memory" })
         {
-            await WaitUntil(() => log.Verified(role, verifyMark).Count > 0, $"VERIFY OK {role}");
+            await LabSession.WaitUntil(() => log.Verified(role, verifyMark).Count > 0, $"VERIFY OK {role}");
         }
 
         Assert.Null(log.FirstFail());
@@ -183,69 +215,13 @@ public sealed class LabTests(ITestOutputHelper output)
     private static async Task WaitConnects(LabSession lab, LabNode to)
     {
         HactlResult? last = null;
-        await WaitUntil(() =>
+        await LabSession.WaitUntil(() =>
         {
             last = Connect(lab, to, seconds: 5).GetAwaiter().GetResult();
             return last.ExitCode == 0;
         }, $"node-a to connect to {to.Name} ({to.Address}:{Port})", () => last?.ToString() ?? "");
     }
 
-    private static async Task WaitForCount(LabNode node, string group, string tag, int n)
-    {
-        var log = new GroupLog(Path.Combine(node.GroupDir(group), "output.log"));
-        await WaitUntil(() => log.Counts(tag).Count >= n, $"{n} \"{tag}\" lines on {node.Name}", () => log.Tail(10));
-    }
-
-    private static async Task WaitUntil(Func<bool> ok, string what, Func<string>? detail = null)
-    {
-        var deadline = DateTime.UtcNow + Timeouts.Wait;
-        while (!ok())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new Xunit.Sdk.XunitException($"timed out waiting for {what}\n{detail?.Invoke()}");
-            }
-
-            await Task.Delay(Timeouts.Poll);
-        }
-    }
-
-    /// <summary>
-    /// Counts what is on the machine before a lab, brings one up, counts again, runs <paramref name="body"/>,
-    /// takes the lab down (the session's dispose) and checks that nothing of it is left.
-    /// </summary>
-    private async Task LeavesNothingBehind(int nodes, Func<LabSession, LabFootprint, LabFootprint, Task> body, bool ignoreZombies = false)
-    {
-        var dir = LabSession.NewDir();
-        var before = await LabFootprint.TakeAsync(dir);
-        LabFootprint? during = null;
-        try
-        {
-            await using (var lab = await LabSession.UpAsync(output, nodes, dir))
-            {
-                Assert.Equal(nodes, lab.Nodes.Count);
-                during = await LabFootprint.TakeAsync(dir, pin: true);
-                await body(lab, before, during);
-            }
-
-            await AssertNothingLeft(dir, before, during, ignoreZombies);
-        }
-        finally
-        {
-            during?.Dispose();
-        }
-    }
-
-    private async Task AssertNothingLeft(string dir, LabFootprint before, LabFootprint during, bool ignoreZombies = false)
-    {
-        var after = await LabFootprint.TakeAsync(dir);
-        Assert.True(after.Processes.Count == 0, $"processes of the lab left:\n{string.Join('\n', after.Processes)}");
-        var inUse = LabFootprint.StillInUse(during.Namespaces, ignoreZombies);
-        Assert.True(inUse.Count == 0, $"namespaces of the lab still in use: {string.Join(' ', inUse)}");
-        var nsfs = File.ReadAllLines("/proc/self/mountinfo").Where(l => during.Namespaces.Any(ns => l.Contains(ns, StringComparison.Ordinal))).ToList();
-        Assert.True(nsfs.Count == 0, $"mounts of the lab's namespaces left: {string.Join('\n', nsfs)}");
-        Assert.Equal(before.HostLinks, after.HostLinks);
-        Assert.Equal(before.HostMounts, after.HostMounts);
-        output.WriteLine($"nothing left: {during.Processes.Count} processes and {during.Namespaces.Count} namespaces gone");
-    }
+    private Task LeavesNothingBehind(int nodes, Func<LabSession, LabFootprint, LabFootprint, Task> body, bool ignoreZombies = false) =>
+        LabLeftovers.LeavesNothingBehind(output, nodes, body, ignoreZombies);
 }

@@ -76,58 +76,10 @@ public sealed class StandbyStreamingTests : IClassFixture<StandbyPair>
         }
     }
 
-    /// <summary>
-    /// A standby that is down leaves the group running and its checkpoints taken; status says
-    /// since when the standby is unreachable and how far behind it is; once it is back, it
-    /// catches up (here from the full checkpoint it never got).
-    /// </summary>
-    [Fact, Trait("Category", "Integration")]
-    public async Task StandbyDown_CheckpointsGoOn_StatusSaysUnreachable_CatchesUpWhenBack()
-    {
-        await using var primary = _pair.Primary.OpenGroup("standby-down", _out);
-        await primary.LaunchWithOptions("memory", ["--standby", StandbyPair.StandbyNode], Repo.Workload("wl_memory"), "16");
-        await _pair.Standby.KillAgentAsync();
-        try
-        {
-            var first = await primary.Checkpoint(["count"], members: 1);
-            var second = await primary.Checkpoint(["count"], members: 1);
-            var replication = await WaitReplication(primary, r => r.Str("state") == "unreachable" && r.Long("behindCheckpoints") == 2,
-                "unreachable, behind by 2 checkpoints");
-            Assert.False(string.IsNullOrEmpty(replication.Str("unreachableSince")), $"status must say since when: {replication}");
-            Assert.True(replication.Long("behindBytes") >= first.Bytes + second.Bytes, $"behind by both checkpoints' bytes: {replication}");
-            Assert.Contains(StandbyPair.StandbyNode, replication.Str("error") ?? "");
-        }
-        finally
-        {
-            await _pair.Standby.StartAgentAsync(null, _pair.StandbyArgs);
-        }
-        var newest = (await primary.CheckpointIds()).Last();
-        await WaitReplicated(primary, newest);
-        var listed = (await _pair.Standby.Hactl.Run("images", "list", primary.Name)).Ok().Json.Array("checkpoints").Select(c => c.Str("id")).ToList();
-        Assert.Equal(newest, listed.Last());
-    }
-
     private static Task<JsonElement> WaitReplicated(GroupSession group, string id) =>
-        WaitReplication(group, r => r.Str("state") == "in-sync" && r.Str("lastReplicated") == id, $"checkpoint {id} replicated, in sync");
+        StandbyReplication.WaitInSync(group.Fixture.Hactl, group.Name, id, group.Failure);
 
     /// <summary>Polls `hactl status G --json` on the group's agent until its replication satisfies <paramref name="ok"/>.</summary>
-    internal static async Task<JsonElement> WaitReplication(GroupSession group, Func<JsonElement, bool> ok, string what)
-    {
-        var deadline = DateTime.UtcNow + Timeouts.Wait;
-        JsonElement? last = null;
-        while (true)
-        {
-            var status = (await group.Run("status", group.Name)).Ok().Json;
-            last = status.Array("groups").Select(g => g.Prop("replication")).FirstOrDefault(r => r is { ValueKind: JsonValueKind.Object });
-            if (last is { } replication && ok(replication))
-            {
-                return replication.Clone();
-            }
-            if (DateTime.UtcNow > deadline)
-            {
-                throw group.Failure($"timed out waiting for the replication to be {what}; last: {last}");
-            }
-            await Task.Delay(Timeouts.Poll);
-        }
-    }
+    internal static Task<JsonElement> WaitReplication(GroupSession group, Func<JsonElement, bool> ok, string what) =>
+        StandbyReplication.WaitAsync(group.Fixture.Hactl, group.Name, ok, what, group.Failure);
 }

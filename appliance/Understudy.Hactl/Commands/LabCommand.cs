@@ -12,7 +12,8 @@ public static class LabCommand
 {
     public static Command Create() => new("lab",
         "Nodes on one machine, to try and test two-node features: each node is a network, mount and pid namespace with " +
-        "its own address, state directory and guest agent. Lab commands need root (CAP_SYS_ADMIN and CAP_NET_ADMIN)")
+        "its own address, state directory and guest agent, and the nodes are one cluster (a node's agent serves its peers on " +
+        $"ADDRESS:{LabLayout.PeerPort}). Lab commands need root (CAP_SYS_ADMIN and CAP_NET_ADMIN)")
     {
         CreateUp(),
         CreateStatus(),
@@ -40,7 +41,9 @@ public static class LabCommand
         };
         var nativeDir = CommonOptions.NativeDir();
         var json = CommonOptions.Json();
-        var up = new Command("up", "Create the lab's nodes in DIR (created if missing) and start each node's agent; --json lists them")
+        var up = new Command("up",
+            "Create the lab's nodes in DIR (created if missing), the credentials of their cluster in DIR/cluster, and start each " +
+            $"node's agent, which serves its peers on ADDRESS:{LabLayout.PeerPort} and knows every other node as a peer; --json lists them")
         {
             dir, nodes, nativeDir, json,
         };
@@ -55,15 +58,19 @@ public static class LabCommand
                 return ExitCodes.Ok;
             }
 
-            Console.WriteLine($"lab up in {result.Dir}: {result.Nodes.Count} nodes on {result.Subnet}");
-            var table = new Table("NODE", "ADDRESS", "AGENT", "STATE DIR");
+            Console.WriteLine($"lab up in {result.Dir}: {result.Nodes.Count} nodes on {result.Subnet}, one cluster (credentials in {result.ClusterDir})");
+            var table = new Table("NODE", "ADDRESS", "PEERS ON", "AGENT", "STATE DIR");
             foreach (var n in result.Nodes)
             {
-                table.Add(n.Name, n.Address, n.Agent, n.StateDir);
+                table.Add(n.Name, n.Address, n.PeerAddress, n.Agent, n.StateDir);
             }
 
             table.WriteTo(Console.Out);
             Console.WriteLine($"try: hactl --agent {result.Nodes[0].Agent} status   (or: export HACTL_AGENT={result.Nodes[0].Agent})");
+            if (result.Nodes.Count > 1)
+            {
+                Console.WriteLine($"a standby: hactl --agent {result.Nodes[0].Agent} launch GROUP --standby {result.Nodes[1].Name} -- CMD");
+            }
             return ExitCodes.Ok;
         });
         return up;
@@ -74,7 +81,7 @@ public static class LabCommand
         var dir = Dir();
         var nativeDir = CommonOptions.NativeDir();
         var json = CommonOptions.Json();
-        var status = new Command("status", "Show each node of the lab: up or crashed, its link, its address, whether its agent answers")
+        var status = new Command("status", "Show each node of the lab: up or crashed, its link, its address and peer address, whether its agent answers")
         {
             dir, nativeDir, json,
         };
@@ -88,11 +95,11 @@ public static class LabCommand
                 return ExitCodes.Ok;
             }
 
-            Console.WriteLine($"lab in {result.Dir} on {result.Subnet}");
-            var table = new Table("NODE", "STATE", "LINK", "ADDRESS", "AGENT", "ANSWERS");
+            Console.WriteLine($"lab in {result.Dir} on {result.Subnet}, cluster credentials in {result.ClusterDir}");
+            var table = new Table("NODE", "STATE", "LINK", "ADDRESS", "PEERS ON", "AGENT", "ANSWERS");
             foreach (var n in result.Nodes)
             {
-                table.Add(n.Name, n.State, n.Link, n.Address, n.Agent, n.AgentAnswers ? "yes" : "no");
+                table.Add(n.Name, n.State, n.Link, n.Address, n.PeerAddress, n.Agent, n.AgentAnswers ? "yes" : "no");
             }
 
             table.WriteTo(Console.Out);
@@ -162,7 +169,7 @@ public static class LabCommand
         var (dir, node, nativeDir) = (Dir(), Node(), CommonOptions.NativeDir());
         var json = CommonOptions.Json();
         var start = new Command("start",
-            "Bring a crashed NODE back: new namespaces, the same address and state directory, and a new agent on them")
+            "Bring a crashed NODE back: new namespaces, the same address and state directory, and a new agent on them with the same options")
         {
             dir, node, nativeDir, json,
         };
@@ -177,7 +184,7 @@ public static class LabCommand
             }
             else
             {
-                Console.WriteLine($"{view.Name} is up on {view.Address}: agent {view.Agent}");
+                Console.WriteLine($"{view.Name} is up on {view.Address}: agent {view.Agent}, peers on {view.PeerAddress}");
             }
 
             return ExitCodes.Ok;

@@ -1,4 +1,5 @@
 using Understudy.Hactl.Cli;
+using Understudy.Hactl.Cluster;
 using Understudy.Hactl.Commands;
 using Understudy.Hactl.Connection;
 using Understudy.Hactl.Native;
@@ -35,6 +36,8 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
         LabStateFile.Write(layout, state);
         try
         {
+            progress("cluster credentials in " + layout.ClusterDir);
+            ClusterAuthority.Ensure(layout.ClusterDir, state.Nodes.Select(n => n.Name).ToList());
             progress("switch: bridge " + LabLayout.Bridge);
             Directory.CreateDirectory(layout.SwitchDir);
             var sw = await tools.HoldAsync(layout.SwitchDir, netOnly: true, what, ct);
@@ -60,7 +63,7 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
             throw;
         }
 
-        return new LabUpResult(layout.Dir, state.Subnet, state.Nodes.Select(View).ToList());
+        return new LabUpResult(layout.Dir, state.Subnet, layout.ClusterDir, state.Nodes.Select(View).ToList());
     }
 
     /// <summary>Removes every process of the lab, and with them its namespaces, links and mounts; returns how many were killed.</summary>
@@ -153,9 +156,9 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
             var up = LabProcesses.IsAlive(node.Holder);
             var answers = up && await AgentAnswersAsync(node, ct);
             nodes.Add(new LabNodeStatus(node.Name, node.Address, "unix:" + layout.AgentSocket(node.Name), layout.NodeStateDir(node.Name),
-                up ? "up" : "crashed", LinkState(links, node.Link), answers));
+                LabLayout.PeerAddress(node), up ? "up" : "crashed", LinkState(links, node.Link), answers));
         }
-        return new LabStatusResult(layout.Dir, state.Subnet, nodes);
+        return new LabStatusResult(layout.Dir, state.Subnet, layout.ClusterDir, nodes);
     }
 
     /// <summary>us-lab's arguments that run a command inside a running node, in the foreground.</summary>
@@ -208,7 +211,7 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
         await tools.IpAsync(dir, holder, what, ct, "link", "set", "eth0", "up");
 
         progress($"{name}: agent");
-        var agent = await tools.StartAsync(dir, holder, layout.AgentLog(name), NodeAgent.CommandLine(layout, node, tools.NativeDir), what, ct);
+        var agent = await tools.StartAsync(dir, holder, layout.AgentLog(name), NodeAgent.CommandLine(layout, state, node, tools.NativeDir), what, ct);
         state = state.WithNode(node with { Agent = agent });
         LabStateFile.Write(layout, state);
         return state;
@@ -284,7 +287,7 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
                 $"take the lab down with 'hactl lab down {layout.Dir}' and bring it up again");
 
     private LabNodeView View(LabNodeState node) =>
-        new(node.Name, node.Address, "unix:" + layout.AgentSocket(node.Name), layout.NodeStateDir(node.Name));
+        new(node.Name, node.Address, "unix:" + layout.AgentSocket(node.Name), layout.NodeStateDir(node.Name), LabLayout.PeerAddress(node));
 
     /// <summary>up, down or absent, from <c>ip -o link show</c>: "N: NAME@PEER: &lt;FLAGS&gt; ...".</summary>
     private static string LinkState(string links, string link)

@@ -9,6 +9,9 @@ public sealed class LabLayout
     public const int MaxNodes = 26;
     public const string Bridge = "lab-br";
 
+    /// <summary>The port each node's agent serves its peers on, at the node's address.</summary>
+    public const int PeerPort = 7400;
+
     /// <summary>The longest Unix socket path the kernel accepts (sun_path holds 108 bytes with the NUL).</summary>
     private const int MaxSocketPath = 107;
 
@@ -22,6 +25,12 @@ public sealed class LabLayout
     public string NodeStateDir(string node) => Path.Combine(NodeDir(node), "state");
     public string AgentSocket(string node) => Path.Combine(NodeDir(node), "agent.sock");
     public string AgentLog(string node) => Path.Combine(NodeDir(node), "agent.log");
+
+    /// <summary>The cluster's credentials (ca.crt, ca.key, NODE.crt, NODE.key for every node), 0700.</summary>
+    public string ClusterDir => Path.Combine(Dir, "cluster");
+
+    /// <summary>IP:PORT where a node's agent serves the other nodes.</summary>
+    public static string PeerAddress(LabNodeState node) => string.Create(CultureInfo.InvariantCulture, $"{node.Address}:{PeerPort}");
 
     /// <summary>node-a, node-b, ... node-z.</summary>
     public static string NodeName(int index) => "node-" + (char)('a' + index);

@@ -64,9 +64,12 @@ public sealed record LabFootprint(
             .Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => l.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries)[1].TrimEnd(':'))
             .Order().ToList();
-        // Mount point and filesystem type of each of the test's mounts (ids change from run to run).
+        // Mount point and filesystem type of each of the test's mounts (ids change from run to run). Mounts in
+        // other directories of /tmp are other tests' (a tmpfs state directory), which come and go meanwhile on a
+        // shared machine: they are not counted.
         var mounts = File.ReadAllLines("/proc/self/mountinfo")
             .Select(l => l.Split(' '))
+            .Where(f => !f[4].StartsWith("/tmp/", StringComparison.Ordinal) || f[4] == dir || f[4].StartsWith(dir + "/", StringComparison.Ordinal))
             .Select(f => $"{f[4]} {f[Array.IndexOf(f, "-") + 1]} {f[Array.IndexOf(f, "-") + 2]}")
             .Order().ToList();
         return new LabFootprint(processes, namespaces, links, mounts, pins);

@@ -5,9 +5,13 @@ using Xunit.Abstractions;
 namespace Understudy.IntegrationTests.Infrastructure;
 
 /// <summary>A node of a lab, as `hactl lab up --json` lists it.</summary>
-public sealed record LabNode(string Name, string Address, string Agent, string StateDir)
+/// <param name="PeerAddress">IP:PORT where the node's agent serves its peers.</param>
+public sealed record LabNode(string Name, string Address, string Agent, string StateDir, string PeerAddress)
 {
     public string GroupDir(string group) => Path.Combine(StateDir, "groups", group);
+
+    /// <summary>The output.log of a group launched on this node (a group restored on another node writes on into it).</summary>
+    public GroupLog Log(string group) => new(Path.Combine(GroupDir(group), "output.log"));
 }
 
 /// <summary>
@@ -28,6 +32,9 @@ public sealed class LabSession : IAsyncDisposable
     public string Dir { get; }
     public IReadOnlyList<LabNode> Nodes { get; private set; } = [];
 
+    /// <summary>The cluster's credentials, as `hactl lab up --json` says.</summary>
+    public string ClusterDir { get; private set; } = "";
+
     public LabNode Node(string name) => Nodes.Single(n => n.Name == name);
 
     /// <summary>hactl ARGS --agent NODE's agent --json.</summary>
@@ -46,7 +53,8 @@ public sealed class LabSession : IAsyncDisposable
             var up = (await lab.Lab("up", lab.Dir, "--nodes", nodes.ToString(System.Globalization.CultureInfo.InvariantCulture), "--json")).Ok();
             lab.Nodes = up.Json.GetProperty("nodes").EnumerateArray().Select(n => new LabNode(
                 n.GetProperty("name").GetString()!, n.GetProperty("address").GetString()!,
-                n.GetProperty("agent").GetString()!, n.GetProperty("stateDir").GetString()!)).ToList();
+                n.GetProperty("agent").GetString()!, n.GetProperty("stateDir").GetString()!, n.GetProperty("peerAddress").GetString()!)).ToList();
+            lab.ClusterDir = up.Json.GetProperty("clusterDir").GetString()!;
             return lab;
         }
         catch
@@ -54,6 +62,15 @@ public sealed class LabSession : IAsyncDisposable
             await lab.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>The command line of <paramref name="node"/>'s agent, read from /proc with the pid that DIR/lab.json records.</summary>
+    public IReadOnlyList<string> AgentCommandLine(string node)
+    {
+        using var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(Dir, "lab.json")));
+        var pid = state.RootElement.GetProperty("nodes").EnumerateArray().Single(n => n.GetProperty("name").GetString() == node)
+            .GetProperty("agent").GetProperty("pid").GetInt32();
+        return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
     }
 
     /// <summary>hactl lab ARGS (no --agent, no --json added).</summary>
@@ -86,6 +103,27 @@ public sealed class LabSession : IAsyncDisposable
             }
         }
         throw new Xunit.Sdk.XunitException($"`{string.Join(' ', command)}` on {node} ended before printing '{ready}': {await p.StandardError.ReadToEndAsync()}");
+    }
+
+    /// <summary>Waits until the group's output.log on <paramref name="node"/> holds <paramref name="n"/> "TAG N" lines.</summary>
+    public static async Task WaitForCount(LabNode node, string group, string tag, int n)
+    {
+        var log = node.Log(group);
+        await WaitUntil(() => log.Counts(tag).Count >= n, $"{n} \"{tag}\" lines on {node.Name}", () => log.Tail(10));
+    }
+
+    public static async Task WaitUntil(Func<bool> ok, string what, Func<string>? detail = null)
+    {
+        var deadline = DateTime.UtcNow + Timeouts.Wait;
+        while (!ok())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new Xunit.Sdk.XunitException($"timed out waiting for {what}\n{detail?.Invoke()}");
+            }
+
+            await Task.Delay(Timeouts.Poll);
+        }
     }
 
     public void Note(string line)
