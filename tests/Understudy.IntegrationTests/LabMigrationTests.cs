@@ -1,4 +1,3 @@
-using System.Globalization;
 using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -47,15 +46,7 @@ public sealed class LabMigrationTests(ITestOutputHelper output)
         }
 
         // Each member checks its own memory and counter (SIGUSR1, inside node-b: the pids are the node's).
-        var verifyMark = log.Length;
-        foreach (var pid in members.Select(m => m.Long("hostPid")!.Value))
-        {
-            (await lab.Exec(To, "/bin/sh", "-c", string.Create(CultureInfo.InvariantCulture, $"kill -USR1 {pid}"))).Ok();
-        }
-        foreach (var role in Roles)
-        {
-            await LabSession.WaitUntil(() => log.Verified(role, verifyMark).Count > 0, $"VERIFY OK {role} on node-b", () => log.Tail(10));
-        }
+        await lab.VerifyInNode(To, members.Select(m => m.Long("hostPid")!.Value), Roles, log);
         Assert.Null(log.FirstFail());
         (await onB.Run("stop", name)).Ok();
     });

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -68,16 +67,7 @@ public sealed class LabStandbyTests(ITestOutputHelper output)
         Assert.True(after.Zip(after.Skip(1)).All(p => p.Second == p.First + 1), $"counts after the restore skip or repeat: {string.Join(' ', after)}");
 
         // Each member checks its own memory and counter (SIGUSR1, inside node-b: the pids are the node's).
-        var verifyMark = group.Log.Length;
-        foreach (var pid in members.Select(m => m.Long("hostPid")!.Value))
-        {
-            (await lab.Exec(Standby, "/bin/sh", "-c", string.Create(CultureInfo.InvariantCulture, $"kill -USR1 {pid}"))).Ok();
-        }
-
-        foreach (var role in Roles)
-        {
-            await LabSession.WaitUntil(() => group.Log.Verified(role, verifyMark).Count > 0, $"VERIFY OK {role} on node-b", () => group.Log.Tail(10));
-        }
+        await lab.VerifyInNode(Standby, members.Select(m => m.Long("hostPid")!.Value), Roles, group.Log);
 
         Assert.Null(group.Log.FirstFail());
         (await onStandby.Run("stop", group.Name)).Ok();

@@ -172,7 +172,7 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
         return migration;
     }
 
-    private static async Task AssertRunsOn(GroupSession on, int pid, string[] roles)
+    internal static async Task AssertRunsOn(GroupSession on, int pid, string[] roles)
     {
         var members = await on.WaitForMembers(m => m.Count == 1, "the group's process on the target");
         Assert.Equal(pid, members.Single().Pid);
@@ -182,7 +182,7 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
     }
 
     /// <summary>Every "TAG N" line of the group's log, from the first: N, N+1, N+2, ... with no gap and no repeat.</summary>
-    private static void AssertUnbroken(GroupSession group, string tag)
+    internal static void AssertUnbroken(GroupSession group, string tag)
     {
         var counts = group.Log.Counts(tag, 0);
         for (var i = 1; i < counts.Count; i++)
@@ -228,11 +228,7 @@ public sealed class MigrationResumeTests : IClassFixture<StandbyPairWithBrokenLi
         Assert.True(bytes < rounds.Sum(c => c.Bytes) + StandbyPairWithBrokenLink.CutAfterBytes / 2,
             $"a resumed send does not send again what arrived: {bytes} bytes for rounds of {string.Join(", ", rounds)}");
 
-        var members = await onB.WaitForMembers(m => m.Count == 1, "the group's process on node-b");
-        Assert.Equal(launched.Pid, members.Single().Pid);
-        long mark = onB.Log.Length;
-        await onB.WaitForCounts("count", 3, mark);
-        await onB.Verify(members, ["memory"]);
+        await MigrationTests.AssertRunsOn(onB, launched.Pid, ["memory"]);
     }
 }
 
@@ -271,16 +267,8 @@ public sealed class MigrationLostAnswerTests : IClassFixture<StandbyPairLosingTa
         Assert.Contains("Fault injection: cutting the connection of the takeover", _pair.Standby.AgentLogText());
         Assert.Contains("to the takeover was lost", _pair.Primary.AgentLogText());
 
-        var members = await onB.WaitForMembers(m => m.Count == 1, "the group's process on node-b");
-        Assert.Equal(launched.Pid, members.Single().Pid);
+        await MigrationTests.AssertRunsOn(onB, launched.Pid, ["memory"]);
         Assert.Empty(await onA.Members());
-        long mark = onB.Log.Length;
-        await onB.WaitForCounts("count", 5, mark);
-        await onB.Verify(members, ["memory"]);
-        var counts = onB.Log.Counts("count", 0);
-        for (var i = 1; i < counts.Count; i++)
-        {
-            Assert.True(counts[i] == counts[i - 1] + 1, $"\"count\" went from {counts[i - 1]} to {counts[i]}: the group ran on both nodes, or lost work");
-        }
+        MigrationTests.AssertUnbroken(onB, "count");
     }
 }

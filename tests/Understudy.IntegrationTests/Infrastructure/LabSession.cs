@@ -106,6 +106,23 @@ public sealed class LabSession : IAsyncDisposable
     }
 
     /// <summary>Waits until the group's output.log on <paramref name="node"/> holds <paramref name="n"/> "TAG N" lines.</summary>
+    /// <summary>
+    /// SIGUSR1 to each process (host pids as the node's agent reports them), sent inside
+    /// <paramref name="node"/>; waits for "VERIFY OK ROLE" of every role in the group's log.
+    /// </summary>
+    public async Task VerifyInNode(string node, IEnumerable<long> hostPids, IEnumerable<string> roles, GroupLog log)
+    {
+        var mark = log.Length;
+        foreach (var pid in hostPids)
+        {
+            (await Exec(node, "/bin/sh", "-c", string.Create(System.Globalization.CultureInfo.InvariantCulture, $"kill -USR1 {pid}"))).Ok();
+        }
+        foreach (var role in roles)
+        {
+            await WaitUntil(() => log.Verified(role, mark).Count > 0, $"VERIFY OK {role} on {node}", () => log.Tail(10));
+        }
+    }
+
     public static async Task WaitForCount(LabNode node, string group, string tag, int n)
     {
         var log = node.Log(group);
