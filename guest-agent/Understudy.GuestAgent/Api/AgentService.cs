@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Grpc.Core;
 using Understudy.GuestAgent.Contracts;
 using Understudy.GuestAgent.Foundation.Errors;
@@ -61,26 +60,9 @@ internal sealed class AgentService : Agent.AgentBase
     public override async Task Checkpoint(
         CheckpointRequest request, IServerStreamWriter<CheckpointProgress> responseStream, ServerCallContext context)
     {
-        // The coordinator reports progress from its own flow; one pump writes the stream, since
-        // gRPC allows only one write at a time.
-        var updates = Channel.CreateUnbounded<CheckpointProgressUpdate>(new UnboundedChannelOptions { SingleReader = true });
-        var run = RunCheckpointAsync(request, updates.Writer, context.CancellationToken);
-        try
-        {
-            // Ends when the coordinator finished: it completes the channel either way.
-            await foreach (var update in updates.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
-            {
-                await responseStream.WriteAsync(update.ToProto()).ConfigureAwait(false);
-            }
-        }
-        catch when (!run.IsCompleted)
-        {
-            // The client went away; the coordinator sees the cancelled call and aborts. Let it
-            // finish before the call ends.
-            await run.ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
-            throw;
-        }
-        var outcome = await run.ConfigureAwait(false);
+        var outcome = await ProgressStream.RunAsync(
+            progress => _lifecycles.For(request.Group).CheckpointAsync(request.Full, GroupCheckpointer.Manual, progress, context.CancellationToken),
+            (CheckpointProgressUpdate update) => update.ToProto(), responseStream).ConfigureAwait(false);
         await responseStream.WriteAsync(new CheckpointProgress
         {
             Phase = CheckpointPhases.Done,
@@ -150,22 +132,6 @@ internal sealed class AgentService : Agent.AgentBase
         var (group, id) = RequireCheckpoint(request.Group, request.Id);
         using var pin = _keeper.Pin(group, id);
         return Task.FromResult(new InspectImageReply { Json = _store.InspectJson(group, id) });
-    }
-
-    private async Task<CheckpointOutcome> RunCheckpointAsync(
-        CheckpointRequest request, ChannelWriter<CheckpointProgressUpdate> updates, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await Task.Yield();
-            var progress = new InlineProgress<CheckpointProgressUpdate>(update => updates.TryWrite(update));
-            return await _lifecycles.For(request.Group).CheckpointAsync(request.Full, GroupCheckpointer.Manual, progress, cancellationToken)
-                .ConfigureAwait(false);
-        }
-        finally
-        {
-            updates.TryComplete();
-        }
     }
 
     private static (string Group, string Id) RequireCheckpoint(string group, string id)

@@ -39,14 +39,15 @@ internal sealed class TakeoverService(GroupTakeover takeover, ReplicationFaults 
 internal static class PeerIdentity
 {
     public static string NodeOf(ServerCallContext context) =>
-        context.GetHttpContext().Connection.ClientCertificate?.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, false)
-        ?? throw new RpcException(new Status(StatusCode.PermissionDenied, "peer calls need the caller's cluster certificate"));
+        NameOf(context) ?? throw new RpcException(new Status(StatusCode.PermissionDenied, "peer calls need the caller's cluster certificate"));
 
     /// <summary>"node-a (10.0.0.1:41234)", for logs.</summary>
     public static string Describe(ServerCallContext context)
     {
-        var http = context.GetHttpContext();
-        var node = http.Connection.ClientCertificate?.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, false);
-        return $"{node ?? "?"} ({http.Connection.RemoteIpAddress}:{http.Connection.RemotePort})";
+        var connection = context.GetHttpContext().Connection;
+        return $"{NameOf(context) ?? "?"} ({connection.RemoteIpAddress}:{connection.RemotePort})";
     }
+
+    private static string? NameOf(ServerCallContext context) =>
+        context.GetHttpContext().Connection.ClientCertificate?.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, false);
 }

@@ -309,7 +309,8 @@ internal sealed class GroupMigrator
     {
         private readonly Stopwatch _elapsed = Stopwatch.StartNew();
         private long _bytes;
-        private (string Phase, int Round, string Id, long Bytes) _round = ("", 0, "", 0);
+        // The round being sent, replaced whole: the sender reports bytes from another thread.
+        private volatile MigrationProgress _round = new("", 0, "", 0, 0, 0);
         private long _lastReport;
 
         public long BytesSent => Interlocked.Read(ref _bytes);
@@ -317,7 +318,7 @@ internal sealed class GroupMigrator
 
         public void Round(string phase, int round, string id, long bytes)
         {
-            _round = (phase, round, id, bytes);
+            _round = new MigrationProgress(phase, round, id, bytes, 0, 0);
             Report();
         }
 
@@ -335,8 +336,8 @@ internal sealed class GroupMigrator
 
         private void Report()
         {
-            var seconds = _elapsed.Elapsed.TotalSeconds;
-            progress?.Report(new MigrationProgress(_round.Phase, _round.Round, _round.Id, _round.Bytes, BytesSent, seconds > 0 ? BytesSent / seconds : 0));
+            var (seconds, sent) = (_elapsed.Elapsed.TotalSeconds, BytesSent);
+            progress?.Report(_round with { BytesSent = sent, BytesPerSecond = seconds > 0 ? sent / seconds : 0 });
         }
     }
 }
