@@ -10,6 +10,7 @@ public sealed class AgentRunOptions
 {
     public const int DefaultFullEvery = 8;
     public const int DefaultChainLimitPercent = 50;
+    public const int DefaultRetention = 3;
 
     /// <param name="nativeDir">the program's --native-dir, whose default names the program (<see cref="NativeDirOption"/>).</param>
     public AgentRunOptions(Option<string?> nativeDir)
@@ -56,6 +57,10 @@ public sealed class AgentRunOptions
                       "(an upgrade, a service restart); default: stop them",
     };
 
+    public Option<int> Retention { get; } = Count("--retention",
+        "Committed checkpoints kept of a group without a policy, with every checkpoint they need; a policy's checkpoints.retention " +
+        "overrides it; 0 keeps every one", "N", DefaultRetention, minimum: 0);
+
     public Option<string?> Node { get; } = new("--node")
     {
         Description = "This node's name in its cluster: its certificate is CLUSTER_DIR/NAME.crt and NAME.key (hactl cluster init)",
@@ -84,7 +89,7 @@ public sealed class AgentRunOptions
 
     /// <summary>Every option, in the order of the help.</summary>
     public IReadOnlyList<Option> All =>
-        [Listen, StateDir, JsonLogs, NativeDir, Interceptor, Json, FullEvery, ChainLimit, NoBackgroundMerge, KeepGroups, Node, Cluster, PeerListen, Peer];
+        [Listen, StateDir, JsonLogs, NativeDir, Interceptor, Json, FullEvery, ChainLimit, NoBackgroundMerge, KeepGroups, Retention, Node, Cluster, PeerListen, Peer];
 
     /// <param name="ownDirectory">what the default is, for example "hactl's own directory".</param>
     public static Option<string?> NativeDirOption(string ownDirectory) => new("--native-dir")
@@ -108,6 +113,7 @@ public sealed class AgentRunOptions
             ChainLimitPercent: parse.GetValue(ChainLimit),
             BackgroundMerges: !parse.GetValue(NoBackgroundMerge),
             KeepGroups: parse.GetValue(KeepGroups),
+            Retention: parse.GetValue(Retention),
             Peers: ReadPeers(parse));
     }
 

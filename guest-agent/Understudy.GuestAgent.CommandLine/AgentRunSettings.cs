@@ -13,6 +13,7 @@ public sealed record AgentRunSettings(
     int ChainLimitPercent,
     bool BackgroundMerges,
     bool KeepGroups = false,
+    int Retention = AgentRunOptions.DefaultRetention,
     PeerSettings? Peers = null)
 {
     /// <summary>understudy-agent's arguments for these settings, every one spelled out (no default left to the agent).</summary>
@@ -26,6 +27,7 @@ public sealed record AgentRunSettings(
             "--interceptor", InterceptorPath,
             "--full-every", FullEvery.ToString(CultureInfo.InvariantCulture),
             "--chain-limit", ChainLimitPercent.ToString(CultureInfo.InvariantCulture),
+            "--retention", Retention.ToString(CultureInfo.InvariantCulture),
         ];
         if (JsonLogs)
         {

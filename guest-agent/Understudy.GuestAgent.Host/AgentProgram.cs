@@ -57,6 +57,7 @@ internal static class AgentProgram
             ChainLimitPercent = settings.ChainLimitPercent,
             BackgroundMerges = settings.BackgroundMerges,
             KeepGroups = settings.KeepGroups,
+            Retention = settings.Retention,
             Node = settings.Peers?.Node,
             ClusterDir = settings.Peers?.ClusterDir,
             PeerListen = settings.Peers?.Listen,

@@ -11,12 +11,12 @@ namespace Understudy.IntegrationTests;
 
 /// <summary>Item 1: ten rounds of checkpoint, kill -9 and restore under each tracker, memory verified each time.</summary>
 [Trait("Category", "Integration")]
-public sealed class IncrementalTrackerTests : IClassFixture<AgentFixture>
+public sealed class IncrementalTrackerTests : IClassFixture<AgentKeepingEveryCheckpoint>
 {
     private readonly AgentFixture _fx;
     private readonly ITestOutputHelper _out;
 
-    public IncrementalTrackerTests(AgentFixture fx, ITestOutputHelper output) => (_fx, _out) = (fx, output);
+    public IncrementalTrackerTests(AgentKeepingEveryCheckpoint fx, ITestOutputHelper output) => (_fx, _out) = (fx, output);
 
     [Fact, Trait("Category", "Integration")]
     public Task Memory256MiB_TenRounds_UffdTracker_IncrementalCheckpointKillRestore_MemoryVerifies() =>
@@ -486,3 +486,6 @@ internal static class Incremental
         }
     }
 }
+
+/// <summary>An agent that deletes no checkpoint (--retention 0): the ten-round tests check every round's images.</summary>
+public sealed class AgentKeepingEveryCheckpoint() : AgentFixture(new Dictionary<string, string>(), "--retention", "0");

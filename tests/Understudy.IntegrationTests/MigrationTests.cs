@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
@@ -156,9 +157,15 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
     internal sealed record Image(string Id, string Kind, long Bytes);
 
     /// <summary>The group's checkpoints on that node with an id after <paramref name="id"/>, from `hactl images list`.</summary>
+    /// <summary>
+    /// The checkpoints the node took of the group after checkpoint <paramref name="id"/>, from its
+    /// events: retention may have deleted the oldest of them since.
+    /// </summary>
     internal static async Task<IEnumerable<Image>> ImagesAfter(GroupSession on, string id) =>
-        (await on.Run("images", "list", on.Name)).Ok().Json.Array("checkpoints")
-            .Select(c => new Image(c.Str("id")!, c.Str("kind")!, c.Long("bytes") ?? 0))
+        (await on.Run("events", on.Name)).Ok().Json.Array("events")
+            .Where(e => e.Str("type") == "checkpoint.taken")
+            .Select(e => e.GetProperty("fields"))
+            .Select(f => new Image(f.Str("checkpointId")!, f.Str("kind")!, long.Parse(f.Str("bytes")!, CultureInfo.InvariantCulture)))
             .Where(c => string.CompareOrdinal(c.Id, id) > 0);
 
     private async Task<Migration> Migrate(GroupSession from, string to)

@@ -95,6 +95,7 @@ internal static class AgentApplication
         options.ChainLimitPercent = host.ChainLimitPercent;
         options.BackgroundMerges = host.BackgroundMerges;
         options.KeepGroups = host.KeepGroups;
+        options.Retention = host.Retention;
         options.Node = host.Node;
         options.ClusterDir = host.ClusterDir is null ? null : Path.GetFullPath(host.ClusterDir);
         options.PeerListen = host.PeerListen;

@@ -32,6 +32,7 @@ public sealed class AgentHostOptions
 
     public const int DefaultFullEvery = Foundation.Configuration.AgentOptions.DefaultFullEvery;
     public const int DefaultChainLimitPercent = Foundation.Configuration.AgentOptions.DefaultChainLimitPercent;
+    public const int DefaultRetention = Foundation.Configuration.AgentOptions.DefaultRetention;
 
     /// <summary>
     /// At most this many incremental checkpoints follow a full one (then the next is full);
@@ -56,6 +57,9 @@ public sealed class AgentHostOptions
     /// agent on the state directory to take up. Off, a shutdown stops every group.
     /// </summary>
     public bool KeepGroups { get; init; }
+
+    /// <summary>Committed checkpoints kept of a group without a policy; 0 keeps every one.</summary>
+    public int Retention { get; init; } = DefaultRetention;
 
     /// <summary>This node's name in its cluster (its certificate's common name); null: the agent has no peers.</summary>
     public string? Node { get; init; }

@@ -71,7 +71,7 @@ internal static class AgentServices
         services.AddSingleton<PolicyEnvironment>();
         services.AddSingleton<PolicyStore>();
         services.AddSingleton<PolicyCatalog>();
-        services.AddSingleton<IRetentionPolicy>(provider => provider.GetRequiredService<PolicyCatalog>());
+        services.AddSingleton<IRetentionPolicy, CheckpointRetention>();
         services.AddSingleton<ProbeRunner>();
         services.AddSingleton<ReadinessWaiter>();
         services.AddSingleton<LaunchOrderStarter>();

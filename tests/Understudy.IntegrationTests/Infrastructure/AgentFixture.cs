@@ -11,7 +11,7 @@ namespace Understudy.IntegrationTests.Infrastructure;
 /// --state-dir TMP/state`, on a fresh temporary directory. On dispose it stops every group,
 /// kills the agent, and kills and reaps every process left below the test process.
 /// </summary>
-public sealed class AgentFixture : IAsyncLifetime
+public class AgentFixture : IAsyncLifetime
 {
     private static int _groupCounter;
     private readonly IReadOnlyDictionary<string, string> _environment;

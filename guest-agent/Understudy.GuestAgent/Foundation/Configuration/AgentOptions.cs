@@ -9,6 +9,7 @@ internal sealed class AgentOptions
 {
     public const int DefaultFullEvery = 8;
     public const int DefaultChainLimitPercent = 50;
+    public const int DefaultRetention = 3;
 
     public string ListenSocket { get; set; } = "";
     public string StateDir { get; set; } = "";
@@ -53,6 +54,12 @@ internal sealed class AgentOptions
     /// up (an upgrade, a service restart). Off, a shutdown stops every group.
     /// </summary>
     public bool KeepGroups { get; set; }
+
+    /// <summary>
+    /// Committed checkpoints kept of a group without a policy (a policy's checkpoints.retention
+    /// says it for its group); 0 keeps every one.
+    /// </summary>
+    public int Retention { get; set; } = DefaultRetention;
 
     /// <summary>This node's name in its cluster; null: no peers (no standby, no peer endpoint).</summary>
     public string? Node { get; set; }

@@ -1,8 +1,8 @@
 namespace Understudy.GuestAgent.Operations.Store;
 
 /// <summary>
-/// How many committed checkpoints a group keeps after each new one; the groups' policies say
-/// (the supervision layer implements it), a group without one keeps them all.
+/// How many committed checkpoints a group keeps after each new one: its policy says, else the
+/// agent's --retention (the supervision layer implements it).
 /// </summary>
 internal interface IRetentionPolicy
 {

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Understudy.GuestAgent.Operations.Store;
 
 namespace Understudy.GuestAgent.Supervision.Policies;
 
@@ -9,17 +8,12 @@ internal sealed record AppliedPolicy(ParsedPolicy Parsed, string Source, DateTim
     public GroupPolicy Policy => Parsed.Policy;
 }
 
-/// <summary>
-/// The policies in force on this node, by group (those applied or stored). A group's policy also
-/// says how many checkpoints the store keeps of it (checkpoints.retention).
-/// </summary>
-internal sealed class PolicyCatalog : IRetentionPolicy
+/// <summary>The policies in force on this node, by group (those applied or stored).</summary>
+internal sealed class PolicyCatalog
 {
     private readonly ConcurrentDictionary<string, AppliedPolicy> _policies = new(StringComparer.Ordinal);
 
     public AppliedPolicy? Find(string group) => _policies.GetValueOrDefault(group);
-
-    public int? RetentionOf(string group) => Find(group)?.Policy.Checkpoints.Retention;
 
     /// <returns>the policy it replaced, if any</returns>
     public AppliedPolicy? Set(AppliedPolicy applied)
