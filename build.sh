@@ -12,7 +12,8 @@ set -euo pipefail
 
 # System packages the build and the tests need (Debian names). Keep this the only list.
 # clang and zlib1g-dev: Native AOT links hactl with them. iproute2: hactl lab sets up its nodes' links with ip.
-SYSTEM_PACKAGES=(build-essential cmake pkg-config clang zlib1g-dev iproute2)
+# systemd: the tests check packaging/systemd/understudy-agent.service with systemd-analyze.
+SYSTEM_PACKAGES=(build-essential cmake pkg-config clang zlib1g-dev iproute2 systemd)
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT=$PWD
