@@ -66,10 +66,10 @@ public static class LabCommand
             }
 
             table.WriteTo(Console.Out);
-            Console.WriteLine($"try: hactl --agent {result.Nodes[0].Agent} status   (or: export HACTL_AGENT={result.Nodes[0].Agent})");
+            Console.WriteLine($"try: hactl status --agent {result.Nodes[0].Agent}   (or: export HACTL_AGENT={result.Nodes[0].Agent})");
             if (result.Nodes.Count > 1)
             {
-                Console.WriteLine($"a standby: hactl --agent {result.Nodes[0].Agent} launch GROUP --standby {result.Nodes[1].Name} -- CMD");
+                Console.WriteLine($"a standby: hactl launch GROUP --standby {result.Nodes[1].Name} --agent {result.Nodes[0].Agent} -- CMD");
             }
             return ExitCodes.Ok;
         });

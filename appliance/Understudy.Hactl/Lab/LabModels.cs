@@ -2,7 +2,7 @@ namespace Understudy.Hactl.Lab;
 
 // The documents `hactl lab up --json` and `hactl lab status --json` print (camelCase).
 
-/// <param name="Agent">the address the host's <c>hactl --agent</c> takes: unix:PATH.</param>
+/// <param name="Agent">the address the host's <c>hactl COMMAND --agent</c> takes: unix:PATH.</param>
 /// <param name="PeerAddress">IP:PORT where the node's agent serves the other nodes (its peers) over mutual TLS.</param>
 public sealed record LabNodeView(string Name, string Address, string Agent, string StateDir, string PeerAddress);
 

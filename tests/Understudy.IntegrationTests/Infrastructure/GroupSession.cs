@@ -237,12 +237,15 @@ public sealed class GroupSession : IAsyncDisposable
     public Task WaitForCounts(string tag, int n, long from) =>
         WaitUntil(() => Log.Counts(tag, from).Count >= n, $"{n} \"{tag} N\" lines after offset {from}");
 
-    public async Task WaitUntil(Func<bool> ok, string what)
+    public Task WaitUntil(Func<bool> ok, string what) => WaitUntil(() => Task.FromResult(ok()), what);
+
+    /// <summary>Polls <paramref name="ok"/> (a hactl call, for example) until it holds.</summary>
+    public async Task WaitUntil(Func<Task<bool>> ok, string what)
     {
         var deadline = DateTime.UtcNow + Timeouts.Wait;
         while (true)
         {
-            if (ok())
+            if (await ok())
             {
                 return;
             }

@@ -253,6 +253,12 @@ internal sealed class CheckpointKeeper
                     "Retention of group {Group} keeps checkpoints {CheckpointIds} until they are released",
                     group, string.Join(", ", plan.Held.Select(c => c.Id)));
             }
+            else if (plan.KeepsBases)
+            {
+                // The bases kept for an incremental chain become unneeded as merges make the chain
+                // full: run again when a merge ends (every release does).
+                _deferredRetention[group] = keep;
+            }
             else
             {
                 _deferredRetention.Remove(group);

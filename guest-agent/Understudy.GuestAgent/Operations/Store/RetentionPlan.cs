@@ -11,7 +11,11 @@ namespace Understudy.GuestAgent.Operations.Store;
 /// </summary>
 /// <param name="Delete">not needed and not held: deleted now.</param>
 /// <param name="Held">not needed but held: deleted once released.</param>
-internal sealed record RetentionPlan(IReadOnlyList<CheckpointInfo> Delete, IReadOnlyList<CheckpointInfo> Held)
+/// <param name="KeepsBases">
+/// more than the newest <c>keep</c> stay because those apply to them: once a merge has made them
+/// full, they need nothing, and retention should run again.
+/// </param>
+internal sealed record RetentionPlan(IReadOnlyList<CheckpointInfo> Delete, IReadOnlyList<CheckpointInfo> Held, bool KeepsBases)
 {
     /// <param name="usable">the group's committed checkpoints whose manifests are readable, oldest first</param>
     /// <param name="basesOf">the checkpoints one applies to directly</param>
@@ -37,6 +41,7 @@ internal sealed record RetentionPlan(IReadOnlyList<CheckpointInfo> Delete, IRead
             }
         }
         var unneeded = usable.Where(c => !needed.Contains(c.Seq)).ToList();
-        return new RetentionPlan(unneeded.Where(c => !isHeld(c.Seq)).ToList(), unneeded.Where(c => isHeld(c.Seq)).ToList());
+        return new RetentionPlan(
+            unneeded.Where(c => !isHeld(c.Seq)).ToList(), unneeded.Where(c => isHeld(c.Seq)).ToList(), needed.Count > Math.Max(keep, 0));
     }
 }
