@@ -222,7 +222,8 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
     [Fact]
     public async Task A_checkpoint_verifies_while_its_background_merge_replaces_its_images()
     {
-        await using var agent = await TestAgent.StartAsync(output, o => o.FullEvery = 20);
+        // Every checkpoint is kept (retention 0): the test waits for each one's merge.
+        await using var agent = await TestAgent.StartAsync(output, o => (o.FullEvery, o.Retention) = (20, 0));
         await using var db = await TrackingMemberAsync(agent, 2, pages: 4096);
         await CheckpointAsync(agent, false, db);
         var ids = new List<string>();
@@ -236,6 +237,26 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
             ids.Add(result.Id);
         }
         await WaitUntilMergedAsync(agent, [.. ids]);
+    }
+
+    // Retention deletes the full checkpoint, and the oldest merged ones, once merges made them
+    // unneeded. The chain is then counted from the oldest merged checkpoint left: before, the
+    // chain "could not be followed back to a full checkpoint", and every checkpoint after such a
+    // deletion was full.
+    [Fact]
+    public async Task Checkpoints_stay_incremental_after_retention_deleted_the_full_one_behind_merged_ones()
+    {
+        await using var agent = await TestAgent.StartAsync(output, o => (o.FullEvery, o.Retention) = (20, 2));
+        await using var db = await TrackingMemberAsync(agent, 2, pages: 64);
+        var first = await CheckpointAsync(agent, false, db);
+        for (var i = 0; i < 6; i++)
+        {
+            db.Touch(i);
+            var result = await CheckpointAsync(agent, false, db);
+            Assert.True(result.Kind == "incremental", $"checkpoint {result.Id} is {result.Kind}: {result}");
+            await WaitUntilMergedAsync(agent, result.Id);
+        }
+        Assert.DoesNotContain(first.Id, agent.Services.GetRequiredService<CheckpointStore>().List("web").Select(c => c.Id));
     }
 
     [Fact]

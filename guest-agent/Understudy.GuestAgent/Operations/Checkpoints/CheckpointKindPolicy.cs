@@ -11,6 +11,9 @@ namespace Understudy.GuestAgent.Operations.Checkpoints;
 /// incremental checkpoints, holding less than <see cref="AgentOptions.ChainLimitPercent"/> of the
 /// full one's bytes. A merged checkpoint counts as the incremental one it was taken as: merging
 /// keeps restores short, the periodic full checkpoint keeps the images independent of old data.
+/// Retention may have deleted the full checkpoint and the oldest merged ones once merges made them
+/// unneeded: the chain is then counted from the oldest merged checkpoint left, whose images are
+/// full now (otherwise every checkpoint after such a deletion would be full).
 /// </summary>
 internal sealed class CheckpointKindPolicy
 {
@@ -78,12 +81,18 @@ internal sealed class CheckpointKindPolicy
         var incrementals = 0;
         long bytes = 0;
         var seq = baseSeq;
+        CheckpointManifest? oldestMerged = null;
         while (true)
         {
             CheckpointManifest manifest;
             try
             {
                 manifest = _store.LoadManifest(group, CheckpointId.Format(seq));
+            }
+            catch (CheckpointNotFoundException) when (oldestMerged?.Merged is { } behind)
+            {
+                // Deleted by retention behind a merged checkpoint: that one is the full image now.
+                return (incrementals - 1, bytes - behind.Bytes, oldestMerged);
             }
             catch (Exception e) when (e is CheckpointNotFoundException or ImageFormatException)
             {
@@ -94,6 +103,7 @@ internal sealed class CheckpointKindPolicy
             {
                 bytes += merged.Bytes;
                 previous = merged.BaseSeq;
+                oldestMerged = manifest;
             }
             else if (manifest.Kind == CheckpointManifest.IncrementalKind)
             {
