@@ -72,6 +72,7 @@ internal static class AgentServices
         services.AddSingleton<PolicyStore>();
         services.AddSingleton<PolicyCatalog>();
         services.AddSingleton<IRetentionPolicy, CheckpointRetention>();
+        services.AddSingleton<IChainLengthPolicy, PolicyChainLength>();
         services.AddSingleton<ProbeRunner>();
         services.AddSingleton<ReadinessWaiter>();
         services.AddSingleton<LaunchOrderStarter>();

@@ -7,7 +7,8 @@ namespace Understudy.GuestAgent.Operations.Checkpoints;
 /// <summary>
 /// Decides whether a checkpoint asks for incremental images: only when the group's processes
 /// descend from a committed checkpoint (<see cref="CheckpointLineage"/>), and the chain since the
-/// last full checkpoint is still short: fewer than <see cref="AgentOptions.FullEvery"/>
+/// last full checkpoint is still short: fewer than <see cref="AgentOptions.FullEvery"/> (or, when
+/// it is more, the group policy's fullEvery - 1: <see cref="IChainLengthPolicy"/>)
 /// incremental checkpoints, holding less than <see cref="AgentOptions.ChainLimitPercent"/> of the
 /// full one's bytes. A merged checkpoint counts as the incremental one it was taken as: merging
 /// keeps restores short, the periodic full checkpoint keeps the images independent of old data.
@@ -19,12 +20,14 @@ internal sealed class CheckpointKindPolicy
 {
     private readonly CheckpointLineage _lineage;
     private readonly CheckpointStore _store;
+    private readonly IChainLengthPolicy _chainLength;
     private readonly AgentOptions _options;
 
-    public CheckpointKindPolicy(CheckpointLineage lineage, CheckpointStore store, IOptions<AgentOptions> options)
+    public CheckpointKindPolicy(CheckpointLineage lineage, CheckpointStore store, IChainLengthPolicy chainLength, IOptions<AgentOptions> options)
     {
         _lineage = lineage;
         _store = store;
+        _chainLength = chainLength;
         _options = options.Value;
     }
 
@@ -42,13 +45,14 @@ internal sealed class CheckpointKindPolicy
         {
             return CheckpointPlan.Full("incremental checkpoints are off (full every 0)");
         }
+        var fullEvery = Math.Max(_options.FullEvery, _chainLength.IncrementalsAllowed(group) ?? 0);
         if (_lineage.BaseOf(group) is not { } baseSeq)
         {
             return CheckpointPlan.Full("the group's processes descend from no checkpoint this agent committed or restored");
         }
 
         var baseId = CheckpointId.Format(baseSeq);
-        var chain = ChainSinceFull(group, baseSeq);
+        var chain = ChainSinceFull(group, baseSeq, fullEvery);
         if (chain is null)
         {
             return CheckpointPlan.Full($"the chain of checkpoint {baseId} cannot be followed back to a full checkpoint");
@@ -58,9 +62,9 @@ internal sealed class CheckpointKindPolicy
         {
             return CheckpointPlan.Incremental(baseSeq, $"on checkpoint {baseId}: only what changed, for a migration");
         }
-        if (incrementals >= _options.FullEvery)
+        if (incrementals >= fullEvery)
         {
-            return CheckpointPlan.Full($"{incrementals} incremental checkpoints since the last full one (full every {_options.FullEvery})");
+            return CheckpointPlan.Full($"{incrementals} incremental checkpoints since the last full one (full every {fullEvery})");
         }
         if (chainBytes * 100 >= full.Bytes * (long)_options.ChainLimitPercent)
         {
@@ -76,7 +80,7 @@ internal sealed class CheckpointKindPolicy
     /// checkpoints taken incremental lie on the way (the base included) and the bytes they wrote.
     /// Null when the chain is broken (a manifest is missing or unreadable).
     /// </summary>
-    private (int Incrementals, long Bytes, CheckpointManifest Full)? ChainSinceFull(string group, long baseSeq)
+    private (int Incrementals, long Bytes, CheckpointManifest Full)? ChainSinceFull(string group, long baseSeq, int fullEvery)
     {
         var incrementals = 0;
         long bytes = 0;
@@ -116,9 +120,9 @@ internal sealed class CheckpointKindPolicy
             }
             incrementals++;
             // Bases always lie further back, so the walk ends; past FullEvery the answer is known.
-            if (incrementals >= _options.FullEvery || previous <= 0 || previous >= seq)
+            if (incrementals >= fullEvery || previous <= 0 || previous >= seq)
             {
-                return incrementals >= _options.FullEvery ? (incrementals, bytes, manifest) : null;
+                return incrementals >= fullEvery ? (incrementals, bytes, manifest) : null;
             }
             seq = previous;
         }
