@@ -2,7 +2,7 @@
 # How far a standby trails its primary under periodic checkpoints, and how fast it restores.
 # Two agents on this host (node-a, node-b; loopback, mutual TLS). A SIZE MiB wl_bench group
 # (random data, 5 % of its pages rewritten per second) runs on node-a under a policy with
-# `checkpoints.interval: INTERVAL` (incremental checkpoints, a full one every 50) and `standby:
+# `checkpoints.interval: INTERVAL` (incremental checkpoints after the first full one: fullEvery 100000) and `standby:
 # node-b`. For SECONDS the primary's `hactl status --json` is read as often as it answers: how
 # many committed checkpoints node-b lacks, and their bytes. Target: never more than one interval
 # behind, that is at most 1 checkpoint. Then the group is stopped on node-a, node-b restores its
@@ -40,7 +40,7 @@ group: bench
 standby: node-b
 checkpoints:
   interval: $INTERVAL
-  fullEvery: 50
+  fullEvery: 100000
 apps:
   - name: bench
     command: $ROOT/out/bench/wl_bench

@@ -7,10 +7,11 @@ namespace Understudy.GuestAgent.Operations.Checkpoints;
 /// <summary>
 /// Decides whether a checkpoint asks for incremental images: only when the group's processes
 /// descend from a committed checkpoint (<see cref="CheckpointLineage"/>), and the chain since the
-/// last full checkpoint is still short: fewer than <see cref="AgentOptions.FullEvery"/> (or, when
-/// it is more, the group policy's fullEvery - 1: <see cref="IChainLengthPolicy"/>)
+/// last full checkpoint is still short: fewer than <see cref="AgentOptions.FullEvery"/>
 /// incremental checkpoints, holding less than <see cref="AgentOptions.ChainLimitPercent"/> of the
-/// full one's bytes. A merged checkpoint counts as the incremental one it was taken as: merging
+/// full one's bytes. A group whose policy sets its cadence of full checkpoints (fullEvery N above 1:
+/// <see cref="IChainLengthPolicy"/>) gets it: up to N - 1 (at least --full-every) incremental ones,
+/// whatever their bytes. A merged checkpoint counts as the incremental one it was taken as: merging
 /// keeps restores short, the periodic full checkpoint keeps the images independent of old data.
 /// Retention may have deleted the full checkpoint and the oldest merged ones once merges made them
 /// unneeded: the chain is then counted from the oldest merged checkpoint left, whose images are
@@ -45,7 +46,8 @@ internal sealed class CheckpointKindPolicy
         {
             return CheckpointPlan.Full("incremental checkpoints are off (full every 0)");
         }
-        var fullEvery = Math.Max(_options.FullEvery, _chainLength.IncrementalsAllowed(group) ?? 0);
+        var byPolicy = _chainLength.IncrementalsAllowed(group);
+        var fullEvery = Math.Max(_options.FullEvery, byPolicy ?? 0);
         if (_lineage.BaseOf(group) is not { } baseSeq)
         {
             return CheckpointPlan.Full("the group's processes descend from no checkpoint this agent committed or restored");
@@ -66,7 +68,8 @@ internal sealed class CheckpointKindPolicy
         {
             return CheckpointPlan.Full($"{incrementals} incremental checkpoints since the last full one (full every {fullEvery})");
         }
-        if (chainBytes * 100 >= full.Bytes * (long)_options.ChainLimitPercent)
+        // A policy that sets its own cadence of full checkpoints gets it: the others are incremental.
+        if (byPolicy is null && chainBytes * 100 >= full.Bytes * (long)_options.ChainLimitPercent)
         {
             return CheckpointPlan.Full(
                 $"the {incrementals} incremental checkpoints since full checkpoint {full.Id} hold {chainBytes} bytes, {_options.ChainLimitPercent}% of its {full.Bytes} or more");

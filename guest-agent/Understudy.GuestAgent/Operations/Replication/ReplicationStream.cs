@@ -7,16 +7,21 @@ namespace Understudy.GuestAgent.Operations.Replication;
 /// <summary>
 /// One group's stream to its standby: a loop that sends the newest pinned checkpoint whenever
 /// there is one, and tries again every <see cref="StandbyReplicator.RetryDelay"/> while the standby
-/// is unreachable. Only the newest checkpoint waits to be sent: a newer commit replaces (and
-/// releases) an older one not yet started, since sending the newest brings its chain along.
+/// is unreachable. Only the newest checkpoint waits to be sent, since sending the newest brings
+/// its chain along; but while the standby is reachable, the older ones not yet sent stay pinned
+/// until it is sent. Released, they would be merged meanwhile, and the newest one's chain would
+/// then carry a whole merged image instead of the small increments: a stream that fell behind
+/// by two checkpoints sent a full image and fell further behind.
 /// </summary>
 internal sealed class ReplicationStream
 {
     private readonly string _group;
     private readonly StandbyReplicator _replicator;
     private readonly object _sync = new();
+    private const int MaxHeld = 256;
     private readonly SemaphoreSlim _wake = new(0, 1);
     private CheckpointPin? _pending;
+    private List<CheckpointPin> _held = [];
     private string? _lastReplicated;
     private DateTimeOffset? _unreachableSince;
     private string? _error;
@@ -33,16 +38,30 @@ internal sealed class ReplicationStream
 
     public void Start(CancellationToken stopping) => Completion = Task.Run(() => RunAsync(stopping), CancellationToken.None);
 
-    /// <summary>A newly committed checkpoint, pinned: sent next (an older one still waiting is released).</summary>
+    /// <summary>
+    /// A newly committed checkpoint, pinned: sent next. An older one still waiting stays pinned
+    /// (unmerged) until then, unless the standby is unreachable: a catch-up later starts from a
+    /// merged checkpoint anyway, and merges and retention must not wait for it.
+    /// </summary>
     public void Offer(CheckpointPin pin)
     {
-        CheckpointPin? replaced;
+        CheckpointPin? released = null;
         lock (_sync)
         {
-            replaced = _pending;
+            if (_pending is { } replaced)
+            {
+                if (_unreachableSince is null && _held.Count < MaxHeld)
+                {
+                    _held.Add(replaced);
+                }
+                else
+                {
+                    released = replaced;
+                }
+            }
             _pending = pin;
         }
-        replaced?.Dispose();
+        released?.Dispose();
         Wake();
     }
 
@@ -102,6 +121,23 @@ internal sealed class ReplicationStream
         {
             _pending?.Dispose();
             _pending = null;
+            Release(TakeHeld());
+        }
+    }
+
+    /// <summary>Must be called under the lock.</summary>
+    private List<CheckpointPin> TakeHeld()
+    {
+        var held = _held;
+        _held = [];
+        return held;
+    }
+
+    private static void Release(List<CheckpointPin> pins)
+    {
+        foreach (var pin in pins)
+        {
+            pin.Dispose();
         }
     }
 
@@ -109,18 +145,24 @@ internal sealed class ReplicationStream
     {
         CheckpointPin? pin;
         bool look;
+        List<CheckpointPin> held;
         lock (_sync)
         {
             pin = _pending;
             _pending = null;
+            held = TakeHeld();
             look = _kicked || _unreachableSince is not null;
             _kicked = false;
         }
         pin ??= look ? _replicator.PinNewest(_group) : null;
         if (pin is null)
         {
+            Release(held);
             return;
         }
+        // The older checkpoints waiting behind it go with its chain (or, after a failure, are
+        // caught up from a merged one): either way they need not stay unmerged any longer.
+        using var releaseHeld = new HeldPins(held);
         using (pin)
         {
             try
@@ -157,5 +199,11 @@ internal sealed class ReplicationStream
                 }
             }
         }
+    }
+
+    /// <summary>Releases the held pins when the send they waited for is over.</summary>
+    private sealed class HeldPins(List<CheckpointPin> pins) : IDisposable
+    {
+        public void Dispose() => Release(pins);
     }
 }

@@ -3,8 +3,8 @@ using Understudy.GuestAgent.Operations.Checkpoints;
 namespace Understudy.GuestAgent.Supervision.Policies;
 
 /// <summary>
-/// A policy's checkpoints.fullEvery N makes every Nth scheduled checkpoint full: the N - 1 between
-/// stay incremental even beyond the agent's --full-every.
+/// A policy's checkpoints.fullEvery N above 1 makes every Nth scheduled checkpoint full: the N - 1
+/// between stay incremental, even beyond the agent's --full-every and --chain-limit.
 /// </summary>
 internal sealed class PolicyChainLength(PolicyCatalog policies) : IChainLengthPolicy
 {
