@@ -1,0 +1,87 @@
+#include "layers.h"
+
+static uint64_t run_end(const struct us_page_run *r) { return r->addr + r->npages * US_PAGE_SIZE; }
+
+int layer_takes_pages(const struct us_rec_vma *v)
+{
+	return v->kind == US_VMA_ANON || v->kind == US_VMA_HEAP || v->kind == US_VMA_STACK ||
+	       (v->kind == US_VMA_FILE && !(v->flags & US_VMA_F_SHARED));
+}
+
+/* One image: does it let the pages below it show at addr, and up to where. */
+static int passes(const struct layer *l, uint64_t addr, uint64_t *until)
+{
+	uint32_t lo = 0, hi = l->nvmas;
+	while (lo < hi) {   /* the first mapping that ends above addr */
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (l->vmas[mid]->end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == l->nvmas) {
+		*until = ~0ull;
+		return 0;
+	}
+	const struct us_rec_vma *v = l->vmas[lo];
+	if (addr < v->start) {       /* not mapped in this image: gone */
+		*until = v->start;
+		return 0;
+	}
+	*until = v->end;
+	if ((v->flags & US_VMA_F_COMPLETE) || !layer_takes_pages(v))
+		return 0;
+	const struct us_page_run *runs = (const void *)(v + 1);
+	lo = 0, hi = v->nruns;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (run_end(&runs[mid]) <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == v->nruns)
+		return 1;
+	if (runs[lo].addr <= addr) { /* this image's data, or a hole */
+		*until = run_end(&runs[lo]);
+		return 0;
+	}
+	*until = runs[lo].addr;
+	return 1;
+}
+
+int layers_see_through(const struct layer *newer, int n, uint64_t addr, uint64_t *until)
+{
+	uint64_t open_until = ~0ull;
+	for (int i = 0; i < n; i++) {
+		uint64_t u;
+		if (!passes(&newer[i], addr, &u)) {
+			*until = u;
+			return 0;
+		}
+		if (u < open_until)
+			open_until = u;
+	}
+	*until = open_until;
+	return 1;
+}
+
+long layer_index(const char *records, uint64_t records_len, const struct us_rec_vma **vmas)
+{
+	long n = 0;
+	for (const char *p = records; p < records + records_len;) {
+		const struct us_rec_hdr *r = (const void *)p;
+		p = (const char *)(r + 1) + US_REC_ALIGN(r->len);
+		if (r->type != US_REC_VMA)
+			continue;
+		const struct us_rec_vma *v = (const void *)(r + 1);
+		if (n && vmas[n - 1]->end > v->start)
+			return -1;
+		const struct us_page_run *run = (const void *)(v + 1);
+		for (uint32_t i = 1; i < v->nruns; i++)
+			if (run_end(&run[i - 1]) > run[i].addr)
+				return -1;
+		vmas[n++] = v;
+	}
+	return n;
+}

@@ -1,0 +1,32 @@
+/* Restoring one process from a chain of images: the full image at the bottom, then
+ * each incremental image up to the one restored, newest first in memory. A page
+ * comes from the newest image that has a run there; an image lets the pages of
+ * older ones show through only where it has a mapping that is not complete and no
+ * run (docs/image-format.md, "Restoring from a chain"). The same pages as a merge
+ * of the chain would keep, without writing the merged image. */
+#ifndef US_RESTORER_LAYERS_H
+#define US_RESTORER_LAYERS_H
+#include <stdint.h>
+#include "../../include/us_image.h"
+
+/* A restore reads at most this many images of one process. */
+#define US_CHAIN_MAX 256
+
+/* One image of the chain: its mappings in address order. */
+struct layer {
+	const struct us_rec_vma *const *vmas;
+	uint32_t nvmas;
+};
+
+/* Whether a mapping's pages are placed by the restorer from image data: private
+ * memory, anonymous or of a file. Shared memory comes whole from the newest image. */
+int layer_takes_pages(const struct us_rec_vma *v);
+
+/* Whether the page at addr of an image below newer[0..n-1] shows through all of
+ * them. *until is where the answer may change (above addr). */
+int layers_see_through(const struct layer *newer, int n, uint64_t addr, uint64_t *until);
+
+/* Fills vmas with the image's mappings (room for every record); returns their
+ * count, or -1 if mappings or the runs of one overlap or are out of order. */
+long layer_index(const char *records, uint64_t records_len, const struct us_rec_vma **vmas);
+#endif
