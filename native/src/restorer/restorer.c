@@ -314,23 +314,31 @@ static void copy_shown(int k, uint64_t addr, const char *src, uint64_t len)
 	}
 }
 
-/* A run of image k that shows only in part is read whole all the same, through
- * run_buf, so that its checksum is checked. */
+/* A run of image k that shows only in part is read whole all the same, so that its
+ * checksum is checked: the stretches that show straight into place, the others
+ * through run_buf; a compressed run is decoded whole, then copied where it shows. */
 static void fill_run_partly(int k, const struct us_page_run *run)
 {
 	int fd = chain[k].pages_fd;
-	uint64_t len = run_bytes(run);
+	uint64_t end = run->addr + run_bytes(run);
 	if (run->flags & US_RUN_F_LZ4) {
 		decode_run(run, fd, run_buf);
-		copy_shown(k, run->addr, run_buf, len);
+		copy_shown(k, run->addr, run_buf, run_bytes(run));
 		return;
 	}
 	uint32_t crc = 0;
-	for (uint64_t off = 0; off < len; off += READ_CHUNK) {
-		uint64_t n = len - off < READ_CHUNK ? len - off : READ_CHUNK;
-		read_exact(fd, run_buf, n, run->pages_off + off);
-		crc = us_crc32c(crc, run_buf, n);
-		copy_shown(k, run->addr + off, run_buf, n);
+	for (uint64_t a = run->addr, until; a < end; a = until) {
+		int shown = layers_see_through(layers, k, a, &until);
+		if (until > end)
+			until = end;
+		if (shown)
+			us_sc3(SYS_madvise, a, until - a, 23 /* MADV_POPULATE_WRITE */);
+		for (uint64_t at = a, n; at < until; at += n) {
+			n = until - at < READ_CHUNK ? until - at : READ_CHUNK;
+			char *dst = shown ? (char *)at : run_buf;
+			read_exact(fd, dst, n, run->pages_off + (at - run->addr));
+			crc = us_crc32c(crc, dst, n);
+		}
 	}
 	if (crc != run->crc)
 		die("page data checksum mismatch", 0);
