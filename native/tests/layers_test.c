@@ -26,14 +26,16 @@ static void run(struct vma_buf *b, uint64_t page, uint64_t n, uint32_t flags)
 
 static int failures;
 
-static void expect(const struct layer *newer, int n, uint64_t page, int shown, uint64_t until_page)
+static const char *const said[] = { "shows", "newer data", "gone" };
+
+static void expect(const struct layer *newer, int n, uint64_t page, int want, uint64_t until_page)
 {
 	uint64_t until;
-	int got = layers_see_through(newer, n, A + page * P, &until);
+	int got = layers_decide(newer, n, A + page * P, &until);
 	uint64_t want_until = until_page == ~0ull ? ~0ull : A + until_page * P;
-	if (got != shown || until != want_until) {
-		printf("page %llu below %d images: shown %d until 0x%llx, expected %d until 0x%llx\n",
-		       (unsigned long long)page, n, got, (unsigned long long)until, shown, (unsigned long long)want_until);
+	if (got != want || until != want_until) {
+		printf("page %llu below %d images: %s until 0x%llx, expected %s until 0x%llx\n", (unsigned long long)page, n,
+		       said[got], (unsigned long long)until, said[want], (unsigned long long)want_until);
 		failures++;
 	}
 }
@@ -51,24 +53,28 @@ int main(void)
 	/* the one below: pages 0..3 not complete with data at 0; 6..9 complete */
 	const struct us_rec_vma *middle[2] = { vma(&m0, 0, 4, US_VMA_FILE, 0), vma(&m1, 6, 10, US_VMA_ANON, US_VMA_F_COMPLETE) };
 	run(&m0, 0, 1, 0);
+	run(&m1, 8, 1, 0);
 	struct layer chain[2] = { { newest, 3 }, { middle, 2 } };
 
+	enum { SHOWS = LAYER_SHOWS, DATA = LAYER_DATA, GONE = LAYER_GONE };
 	/* pages of the middle image: below the newest alone */
-	expect(chain, 1, 0, 1, 2);      /* no run of the newest until page 2 */
-	expect(chain, 1, 2, 0, 3);      /* the newest's data */
-	expect(chain, 1, 3, 1, 5);
-	expect(chain, 1, 5, 0, 7);      /* the newest's hole: not in memory */
-	expect(chain, 1, 7, 1, 10);
-	expect(chain, 1, 10, 0, 12);    /* not mapped in the newest: gone */
-	expect(chain, 1, 12, 0, 14);    /* shared: nothing from below */
-	expect(chain, 1, 14, 0, 16);    /* complete */
-	expect(chain, 1, 16, 0, ~0ull);
+	expect(chain, 1, 0, SHOWS, 2);  /* no run of the newest until page 2 */
+	expect(chain, 1, 2, DATA, 3);   /* the newest's data */
+	expect(chain, 1, 3, SHOWS, 5);
+	expect(chain, 1, 5, GONE, 7);   /* the newest's hole: not in memory */
+	expect(chain, 1, 7, SHOWS, 10);
+	expect(chain, 1, 10, GONE, 12); /* not mapped in the newest */
+	expect(chain, 1, 12, GONE, 14); /* shared: nothing from below */
+	expect(chain, 1, 14, GONE, 16); /* complete */
+	expect(chain, 1, 16, GONE, ~0ull);
 	/* pages of the full image at the bottom: below both */
-	expect(chain, 2, 0, 0, 1);      /* the middle image's data */
-	expect(chain, 2, 1, 1, 2);
-	expect(chain, 2, 3, 1, 4);
-	expect(chain, 2, 4, 0, 6);      /* not mapped in the middle image */
-	expect(chain, 2, 7, 0, 10);     /* complete in the middle image */
+	expect(chain, 2, 0, DATA, 1);   /* the middle image's data */
+	expect(chain, 2, 1, SHOWS, 2);
+	expect(chain, 2, 2, DATA, 3);   /* the newest decides first */
+	expect(chain, 2, 3, SHOWS, 4);
+	expect(chain, 2, 4, GONE, 5);   /* not mapped in the middle image, until the newest's hole */
+	expect(chain, 2, 7, GONE, 8);   /* complete in the middle image */
+	expect(chain, 2, 8, DATA, 9);   /* ... which has data there */
 
 	/* mappings out of order, or overlapping runs, are refused */
 	struct {

@@ -8,8 +8,9 @@ int layer_takes_pages(const struct us_rec_vma *v)
 	       (v->kind == US_VMA_FILE && !(v->flags & US_VMA_F_SHARED));
 }
 
-/* One image: does it let the pages below it show at addr, and up to where. */
-static int passes(const struct layer *l, uint64_t addr, uint64_t *until)
+/* One image: what it says of the page at addr (LAYER_SHOWS: ask the images below),
+ * and up to where. */
+static int decides(const struct layer *l, uint64_t addr, uint64_t *until)
 {
 	uint32_t lo = 0, hi = l->nvmas;
 	while (lo < hi) {   /* the first mapping that ends above addr */
@@ -21,16 +22,13 @@ static int passes(const struct layer *l, uint64_t addr, uint64_t *until)
 	}
 	if (lo == l->nvmas) {
 		*until = ~0ull;
-		return 0;
+		return LAYER_GONE;
 	}
 	const struct us_rec_vma *v = l->vmas[lo];
 	if (addr < v->start) {       /* not mapped in this image: gone */
 		*until = v->start;
-		return 0;
+		return LAYER_GONE;
 	}
-	*until = v->end;
-	if ((v->flags & US_VMA_F_COMPLETE) || !layer_takes_pages(v))
-		return 0;
 	const struct us_page_run *runs = (const void *)(v + 1);
 	lo = 0, hi = v->nruns;
 	while (lo < hi) {
@@ -40,30 +38,30 @@ static int passes(const struct layer *l, uint64_t addr, uint64_t *until)
 		else
 			hi = mid;
 	}
-	if (lo == v->nruns)
-		return 1;
-	if (runs[lo].addr <= addr) { /* this image's data, or a hole */
+	if (lo < v->nruns && runs[lo].addr <= addr) {   /* this image's data, or a hole */
 		*until = run_end(&runs[lo]);
-		return 0;
+		return runs[lo].flags & US_RUN_F_HOLE ? LAYER_GONE : LAYER_DATA;
 	}
-	*until = runs[lo].addr;
-	return 1;
+	*until = lo < v->nruns ? runs[lo].addr : v->end;
+	/* a page in no run: not in memory if the mapping is complete or shared */
+	return (v->flags & US_VMA_F_COMPLETE) || !layer_takes_pages(v) ? LAYER_GONE : LAYER_SHOWS;
 }
 
-int layers_see_through(const struct layer *newer, int n, uint64_t addr, uint64_t *until)
+int layers_decide(const struct layer *newer, int n, uint64_t addr, uint64_t *until)
 {
-	uint64_t open_until = ~0ull;
+	uint64_t same = ~0ull;       /* where a newer image may change its mind */
 	for (int i = 0; i < n; i++) {
 		uint64_t u;
-		if (!passes(&newer[i], addr, &u)) {
-			*until = u;
-			return 0;
+		int says = decides(&newer[i], addr, &u);
+		if (u < same)
+			same = u;
+		if (says != LAYER_SHOWS) {
+			*until = same;
+			return says;
 		}
-		if (u < open_until)
-			open_until = u;
 	}
-	*until = open_until;
-	return 1;
+	*until = same;
+	return LAYER_SHOWS;
 }
 
 long layer_index(const char *records, uint64_t records_len, const struct us_rec_vma **vmas)

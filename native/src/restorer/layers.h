@@ -22,9 +22,12 @@ struct layer {
  * memory, anonymous or of a file. Shared memory comes whole from the newest image. */
 int layer_takes_pages(const struct us_rec_vma *v);
 
-/* Whether the page at addr of an image below newer[0..n-1] shows through all of
- * them. *until is where the answer may change (above addr). */
-int layers_see_through(const struct layer *newer, int n, uint64_t addr, uint64_t *until);
+/* What images newer[0..n-1] (newest first) make of the page at addr of an image
+ * below them: it shows through all of them, or the newest that decides it has data
+ * for it, or says it is gone (a hole, a complete or shared mapping, no mapping).
+ * *until is where the answer may change (above addr). */
+enum { LAYER_SHOWS, LAYER_DATA, LAYER_GONE };
+int layers_decide(const struct layer *newer, int n, uint64_t addr, uint64_t *until);
 
 /* Fills vmas with the image's mappings (room for every record); returns their
  * count, or -1 if mappings or the runs of one overlap or are out of order. */

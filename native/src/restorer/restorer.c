@@ -255,8 +255,8 @@ static int nshm_removed;
 
 static char lz4_block[US_LZ4_BOUND(US_LZ4_RUN_PAGES * US_PAGE_SIZE)];
 #define READ_CHUNK (512ul << 10)
-/* The pages of a run of an older image that only partly shows: decoded or read
- * here, then copied where they show. */
+/* Pages of an older image's run read where they are not wanted (to check its
+ * checksum), or a compressed run decoded before its pages are copied. */
 static char run_buf[READ_CHUNK] __attribute__((aligned(4096)));
 
 static uint64_t run_bytes(const struct us_page_run *run) { return run->npages * US_PAGE_SIZE; }
@@ -271,72 +271,61 @@ static void decode_run(const struct us_page_run *run, int pages_fd, void *dst)
 		die("compressed page data does not decode", 0);
 }
 
-/* A run all of whose pages are used goes straight into place. Its stored bytes are
- * checked before the process runs. */
+/* Whether addr lies in a private mapping of the restored image, which takes pages
+ * from the chain; *until is where that may change. */
+static int in_private_mapping(uint64_t addr, uint64_t *until)
+{
+	const struct layer *l = &layers[0];
+	uint32_t lo = 0, hi = l->nvmas;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (l->vmas[mid]->end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == l->nvmas) {
+		*until = ~0ull;
+		return 0;
+	}
+	const struct us_rec_vma *v = l->vmas[lo];
+	*until = addr < v->start ? v->start : v->end;
+	return addr >= v->start && layer_takes_pages(v);
+}
+
+/* Reads a run whole, its checksum checked: its stretches in private mappings of the
+ * restored image straight into place (faulted in at once with MADV_POPULATE_WRITE,
+ * best effort: Linux 5.14+, and checked a chunk at a time while it is in the cache),
+ * the others through run_buf. A compressed run is decoded whole first. */
 static void fill_run(const struct us_page_run *run, int pages_fd)
 {
-	uint64_t len = run_bytes(run);
+	uint64_t end = run->addr + run_bytes(run), until;
 	if (run->flags & US_RUN_F_LZ4) {
-		decode_run(run, pages_fd, (void *)run->addr);
-		return;
-	}
-	/* Fault the run in at once rather than a page at a time inside pread (best
-	 * effort: Linux 5.14+), and checksum each chunk while it is in the cache. */
-	us_sc3(SYS_madvise, run->addr, len, 23 /* MADV_POPULATE_WRITE */);
-	uint32_t crc = 0;
-	for (uint64_t off = 0; off < len; off += READ_CHUNK) {
-		uint64_t n = len - off < READ_CHUNK ? len - off : READ_CHUNK;
-		read_exact(pages_fd, (void *)(run->addr + off), n, run->pages_off + off);
-		crc = us_crc32c(crc, (const void *)(run->addr + off), n);
-	}
-	if (crc != run->crc)
-		die("page data checksum mismatch", 0);
-}
-
-static void copy_pages(uint64_t dst, const char *src, uint64_t len)
-{
-	uint64_t *d = (uint64_t *)dst;
-	const uint64_t *s = (const void *)src;
-	for (uint64_t i = 0; i < len / 8; i++)
-		d[i] = s[i];
-}
-
-/* Copies the pages of [addr, addr + len) of image k, held at src, that show
- * through every newer image. */
-static void copy_shown(int k, uint64_t addr, const char *src, uint64_t len)
-{
-	for (uint64_t a = addr, until; a < addr + len; a = until) {
-		int shown = layers_see_through(layers, k, a, &until);
-		if (until > addr + len)
-			until = addr + len;
-		if (shown)
-			copy_pages(a, src + (a - addr), until - a);
-	}
-}
-
-/* A run of image k that shows only in part is read whole all the same, so that its
- * checksum is checked: the stretches that show straight into place, the others
- * through run_buf; a compressed run is decoded whole, then copied where it shows. */
-static void fill_run_partly(int k, const struct us_page_run *run)
-{
-	int fd = chain[k].pages_fd;
-	uint64_t end = run->addr + run_bytes(run);
-	if (run->flags & US_RUN_F_LZ4) {
-		decode_run(run, fd, run_buf);
-		copy_shown(k, run->addr, run_buf, run_bytes(run));
+		if (in_private_mapping(run->addr, &until) && until >= end) {
+			decode_run(run, pages_fd, (void *)run->addr);
+			return;
+		}
+		decode_run(run, pages_fd, run_buf);
+		for (uint64_t a = run->addr; a < end; a = until) {
+			int mapped = in_private_mapping(a, &until);
+			if (until > end)
+				until = end;
+			for (uint64_t i = 0; mapped && i < (until - a) / 8; i++)
+				((uint64_t *)a)[i] = ((const uint64_t *)(run_buf + (a - run->addr)))[i];
+		}
 		return;
 	}
 	uint32_t crc = 0;
-	for (uint64_t a = run->addr, until; a < end; a = until) {
-		int shown = layers_see_through(layers, k, a, &until);
+	for (uint64_t a = run->addr; a < end; a = until) {
+		int mapped = in_private_mapping(a, &until);
 		if (until > end)
 			until = end;
-		if (shown)
+		if (mapped)
 			us_sc3(SYS_madvise, a, until - a, 23 /* MADV_POPULATE_WRITE */);
 		for (uint64_t at = a, n; at < until; at += n) {
 			n = until - at < READ_CHUNK ? until - at : READ_CHUNK;
-			char *dst = shown ? (char *)at : run_buf;
-			read_exact(fd, dst, n, run->pages_off + (at - run->addr));
+			char *dst = mapped ? (char *)at : run_buf;
+			read_exact(pages_fd, dst, n, run->pages_off + (at - run->addr));
 			crc = us_crc32c(crc, dst, n);
 		}
 	}
@@ -344,24 +333,45 @@ static void fill_run_partly(int k, const struct us_page_run *run)
 		die("page data checksum mismatch", 0);
 }
 
-/* The pages of older image k where no newer image decides them. A run nothing of
- * which shows is not read: the agent verified every image of the chain before
- * the restore began. */
-static void place_older(int k)
+static void fill_image(int k)
 {
-	image_read = chain[k].meta_path;
+	image_read = k ? chain[k].meta_path : 0;
+	for (uint32_t i = 0; i < layers[k].nvmas; i++) {
+		const struct us_rec_vma *v = layers[k].vmas[i];
+		const struct us_page_run *run = (const void *)(v + 1);
+		if (!k && !layer_takes_pages(v))
+			continue;   /* shared memory: us-init filled the object */
+		for (uint32_t r = 0; r < v->nruns; r++, run++)
+			if (!(run->flags & US_RUN_F_HOLE))
+				fill_run(run, chain[k].pages_fd);
+	}
+}
+
+/* After every image of the chain wrote its runs, oldest first, each page holds the
+ * data of the newest image with data for it. Where a newer image says the page is
+ * gone (a hole, a complete mapping: docs/image-format.md, "Restoring from a chain"),
+ * the older image's data goes again: MADV_DONTNEED leaves zeros in anonymous memory
+ * and the file's page in a private file mapping, as a page never written. */
+static void drop_hidden(int k)
+{
 	for (uint32_t i = 0; i < layers[k].nvmas; i++) {
 		const struct us_rec_vma *v = layers[k].vmas[i];
 		const struct us_page_run *run = (const void *)(v + 1);
 		for (uint32_t r = 0; r < v->nruns; r++, run++) {
 			if (run->flags & US_RUN_F_HOLE)
 				continue;
-			uint64_t end = run->addr + run_bytes(run), until;
-			int shown = layers_see_through(layers, k, run->addr, &until);
-			if (until >= end && shown)
-				fill_run(run, chain[k].pages_fd);
-			else if (until < end || shown)
-				fill_run_partly(k, run);
+			uint64_t end = run->addr + run_bytes(run), until, mapped_until;
+			for (uint64_t a = run->addr; a < end; a = until) {
+				int gone = layers_decide(layers, k, a, &until) == LAYER_GONE;
+				int mapped = in_private_mapping(a, &mapped_until);
+				if (mapped_until < until)
+					until = mapped_until;
+				if (until > end)
+					until = end;
+				long e;
+				if (gone && mapped && is_err(e = us_sc3(SYS_madvise, a, until - a, MADV_DONTNEED)))
+					die("cannot drop a page that a newer image says is gone", e);
+			}
 		}
 	}
 }
@@ -413,7 +423,7 @@ static void attach_sysv(const struct us_rec_vma *v)
 		die("cannot restore memory protection", r);
 }
 
-static void map_vma(const struct us_rec_vma *v, int pages_fd)
+static void map_vma(const struct us_rec_vma *v)
 {
 	const char *path = (const char *)(v + 1) + v->nruns * sizeof(struct us_page_run);
 	char p[4096];
@@ -467,10 +477,6 @@ static void map_vma(const struct us_rec_vma *v, int pages_fd)
 	}
 	if (is_err(r))
 		die("cannot map memory at its saved address", r);
-	const struct us_page_run *run = (const void *)(v + 1);
-	for (uint32_t i = 0; i < v->nruns; i++, run++)
-		if (!(run->flags & US_RUN_F_HOLE))
-			fill_run(run, pages_fd);
 }
 
 /* Once every image of the chain put its pages in: the protection of the image. */
@@ -642,9 +648,13 @@ void restorer_main(long *sp)
 
 	FOR_RECORDS(im, r)
 		if (r->type == US_REC_VMA)
-			map_vma((const void *)(r + 1), im->pages_fd);
+			map_vma((const void *)(r + 1));
+	/* Pages: every image's runs, oldest first, each over the older ones; then
+	 * what newer images say is gone goes again. */
+	for (int k = nchain - 1; k >= 0; k--)
+		fill_image(k);
 	for (int k = 1; k < nchain; k++)
-		place_older(k);
+		drop_hidden(k);
 	image_read = 0;
 	FOR_RECORDS(im, r)
 		if (r->type == US_REC_VMA)
