@@ -320,7 +320,7 @@ static void fill_run(const struct us_page_run *run, int pages_fd)
 		int mapped = in_private_mapping(a, &until);
 		if (until > end)
 			until = end;
-		if (mapped)
+		if (mapped && until - a >= 16 * US_PAGE_SIZE)   /* a page or a few fault in as cheaply */
 			us_sc3(SYS_madvise, a, until - a, 23 /* MADV_POPULATE_WRITE */);
 		for (uint64_t at = a, n; at < until; at += n) {
 			n = until - at < READ_CHUNK ? until - at : READ_CHUNK;
