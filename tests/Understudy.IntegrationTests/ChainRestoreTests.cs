@@ -5,27 +5,18 @@ using Xunit.Abstractions;
 namespace Understudy.IntegrationTests;
 
 // Issue 10: "Restore straight from the chain, each page from the newest image that holds it."
-// The agent never merges in the background here (ManualMergeAgentFixture), so every restore reads
-// a chain of a full image and increments as they were written; nothing may merge on the way.
-
-/// <summary>An agent that never merges, and takes incremental checkpoints for as long a chain as a test asks.</summary>
-public sealed class LongChainAgentFixture : IAsyncLifetime
-{
-    public AgentFixture Agent { get; } = new(new Dictionary<string, string>(), "--no-background-merge", "--full-every", "20", "--chain-limit", "1000");
-
-    public Task InitializeAsync() => Agent.InitializeAsync();
-
-    public Task DisposeAsync() => Agent.DisposeAsync();
-}
+// The agent never merges in the background here (ManualMergeAgentFixture, which also lets chains
+// grow long), so every restore reads a chain of a full image and increments as they were written;
+// nothing may merge on the way.
 
 /// <summary>Restores from an unmerged chain: the workloads verify their own memory.</summary>
 [Trait("Category", "Integration")]
-public sealed class ChainRestoreTests : IClassFixture<LongChainAgentFixture>
+public sealed class ChainRestoreTests : IClassFixture<ManualMergeAgentFixture>
 {
     private readonly AgentFixture _fx;
     private readonly ITestOutputHelper _out;
 
-    public ChainRestoreTests(LongChainAgentFixture fx, ITestOutputHelper output) => (_fx, _out) = (fx.Agent, output);
+    public ChainRestoreTests(ManualMergeAgentFixture fx, ITestOutputHelper output) => (_fx, _out) = (fx.Agent, output);
 
     // Pages rewritten, freed (hole runs), unmapped and mapped again, made read-only and writable
     // again, a private file mapping's pages dropped back to the file's, and a child forked after
@@ -129,6 +120,63 @@ public sealed class ChainRestoreTests : IClassFixture<LongChainAgentFixture>
         Assert.Contains($"base checkpoint {full.Id} does not verify", refused.Stderr);
         Assert.Equal(running.Select(m => (m.Pid, m.HostPid)), (await g.Members()).Select(m => (m.Pid, m.HostPid)));
         await g.Verify(running, roles);
+    }
+
+    // "Bad or missing chain input must fail the restore with one line before anything is mapped":
+    // us-init, given a plan that does not describe a chain, makes no process.
+    [Fact, Trait("Category", "Integration")]
+    public async Task UsInit_GivenABadRestorePlan_FailsWithOneLine_BeforeAnyProcessIsMade()
+    {
+        await using var g = _fx.OpenGroup("chain-plan", _out);
+        string[] tags = ["count"];
+        await g.Launch("memory", Repo.Workload("wl_memory"), "8");
+        var full = await g.Checkpoint(tags, members: 1);
+        var inc = await g.Checkpoint(tags, members: 1);
+        int vpid = inc.Members[0].Pid;
+        const string header = "understudy-restore-plan 1\n";
+        string first = $"image {inc.Id} {vpid} {vpid}.meta {vpid}.pages\n";
+        var plans = new (string Reason, string? Plan)[]
+        {
+            ("cannot open the restore plan", null),
+            ("not a restore plan", "process 2 1\n"),
+            ("the chain of images does not end in a full image", header + $"process {vpid} 1\n" + first),
+            ("bad checkpoint id or image file name", header + $"process {vpid} 2\n" + first + $"image {full.Id} {vpid} ../{full.Id}/{vpid}.meta {vpid}.pages\n"),
+            ("an image of the chain is not the one the plan names", header + $"process {vpid} 2\n" + first + $"image {full.Id} {vpid + 1} {vpid}.meta {vpid}.pages\n"),
+            ("the plan ends within a chain", header + $"process {vpid} 2\n" + first),
+        };
+        foreach (var (reason, plan) in plans)
+        {
+            var work = Path.Combine(_fx.TempDir, "plan-" + Guid.NewGuid().ToString("N")[..8]);
+            Directory.CreateDirectory(work);
+            string planPath = Path.Combine(work, "restore.plan"), log = Path.Combine(work, "native.log");
+            if (plan is not null)
+            {
+                File.WriteAllText(planPath, plan);
+            }
+            var psi = new System.Diagnostics.ProcessStartInfo(Path.Combine(Repo.Root, "out", "bin", "us-init"))
+            {
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                UseShellExecute = false,
+            };
+            foreach (var arg in new[]
+                     {
+                         "--group", "plan", "--coord", Path.Combine(work, "none.sock"), "--lib", Path.Combine(Repo.Root, "out", "lib", "libunderstudy.so"),
+                         "--log", log, "--output", Path.Combine(work, "output.log"), "--restore", Path.Combine(g.CheckpointsDir, inc.Id),
+                         "--plan", planPath, "--restorer", Path.Combine(Repo.Root, "out", "bin", "us-restorer"),
+                     })
+            {
+                psi.ArgumentList.Add(arg);
+            }
+            using var init = System.Diagnostics.Process.Start(psi)!;
+            string said = await init.StandardOutput.ReadToEndAsync().WaitAsync(Timeouts.Wait);
+            await init.WaitForExitAsync().WaitAsync(Timeouts.Wait);
+            Assert.Contains("ERROR restore failed", said);
+            var failures = File.ReadAllLines(log).Where(l => l.Contains("restore-failed", StringComparison.Ordinal)).ToList();
+            Assert.True(failures.Count == 1 && failures[0].Contains($"reason=bad-restore-plan", StringComparison.Ordinal) && failures[0].Contains(reason, StringComparison.Ordinal),
+                $"plan for \"{reason}\": {string.Join(" | ", failures)}");
+            Assert.DoesNotContain(File.ReadAllLines(log), l => l.Contains("restored processes", StringComparison.Ordinal));
+        }
     }
 
     /// <summary>SIGUSR2 to the members, and their "stepped N" lines.</summary>

@@ -234,10 +234,13 @@ public sealed class IncrementalFileTests : IClassFixture<AgentFixture>
     }
 }
 
-/// <summary>An agent that leaves incremental checkpoints unmerged: restores read their chains.</summary>
+/// <summary>
+/// An agent that leaves incremental checkpoints unmerged (restores read their chains), and takes
+/// them incremental for as long a chain as a test asks.
+/// </summary>
 public sealed class ManualMergeAgentFixture : IAsyncLifetime
 {
-    public AgentFixture Agent { get; } = new(new Dictionary<string, string>(), "--no-background-merge");
+    public AgentFixture Agent { get; } = new(new Dictionary<string, string>(), "--no-background-merge", "--full-every", "20", "--chain-limit", "1000");
 
     public Task InitializeAsync() => Agent.InitializeAsync();
 

@@ -771,10 +771,16 @@ static int read_plan(const struct init_config *c)
 		for (int i = 0; i < nprocs; i++)
 			if (procs[i].rec_vpid == vpid)
 				ok = 0, plan_error = "a process is listed twice";
-		if (nprocs == cap) {
+		if (ok && nprocs == cap) {
 			cap = cap ? cap * 2 : 16;
-			procs = realloc(procs, sizeof *procs * (size_t)cap);
+			struct proc *more = realloc(procs, sizeof *procs * (size_t)cap);
+			if (!more)
+				ok = 0, plan_error = "out of memory";
+			else
+				procs = more;
 		}
+		if (!ok)
+			break;
 		p = &procs[nprocs++];
 		memset(p, 0, sizeof *p);
 		p->rec_vpid = vpid;

@@ -10,27 +10,34 @@ int layer_takes_pages(const struct us_rec_vma *v)
 
 /* One image: what it says of the page at addr (LAYER_SHOWS: ask the images below),
  * and up to where. */
-static int decides(const struct layer *l, uint64_t addr, uint64_t *until)
+uint32_t layer_seek(const struct layer *l, uint64_t addr)
 {
 	uint32_t lo = 0, hi = l->nvmas;
-	while (lo < hi) {   /* the first mapping that ends above addr */
+	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		if (l->vmas[mid]->end <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == l->nvmas) {
-		*until = ~0ull;
+	return lo;
+}
+
+const struct us_rec_vma *layer_mapping(const struct layer *l, uint64_t addr, uint64_t *until)
+{
+	uint32_t lo = layer_seek(l, addr);
+	const struct us_rec_vma *v = lo < l->nvmas ? l->vmas[lo] : 0;
+	*until = !v ? ~0ull : addr < v->start ? v->start : v->end;
+	return v && addr >= v->start ? v : 0;
+}
+
+static int decides(const struct layer *l, uint64_t addr, uint64_t *until)
+{
+	const struct us_rec_vma *v = layer_mapping(l, addr, until);
+	if (!v)                      /* not mapped in this image: gone */
 		return LAYER_GONE;
-	}
-	const struct us_rec_vma *v = l->vmas[lo];
-	if (addr < v->start) {       /* not mapped in this image: gone */
-		*until = v->start;
-		return LAYER_GONE;
-	}
 	const struct us_page_run *runs = (const void *)(v + 1);
-	lo = 0, hi = v->nruns;
+	uint32_t lo = 0, hi = v->nruns;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		if (run_end(&runs[mid]) <= addr)

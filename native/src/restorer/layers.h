@@ -22,6 +22,12 @@ struct layer {
  * memory, anonymous or of a file. Shared memory comes whole from the newest image. */
 int layer_takes_pages(const struct us_rec_vma *v);
 
+/* The index of the image's first mapping that ends above addr (nvmas if none). */
+uint32_t layer_seek(const struct layer *l, uint64_t addr);
+
+/* The image's mapping at addr, or NULL; *until is where that may change. */
+const struct us_rec_vma *layer_mapping(const struct layer *l, uint64_t addr, uint64_t *until);
+
 /* What images newer[0..n-1] (newest first) make of the page at addr of an image
  * below them: it shows through all of them, or the newest that decides it has data
  * for it, or says it is gone (a hole, a complete or shared mapping, no mapping).

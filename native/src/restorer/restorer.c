@@ -275,22 +275,8 @@ static void decode_run(const struct us_page_run *run, int pages_fd, void *dst)
  * from the chain; *until is where that may change. */
 static int in_private_mapping(uint64_t addr, uint64_t *until)
 {
-	const struct layer *l = &layers[0];
-	uint32_t lo = 0, hi = l->nvmas;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (l->vmas[mid]->end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == l->nvmas) {
-		*until = ~0ull;
-		return 0;
-	}
-	const struct us_rec_vma *v = l->vmas[lo];
-	*until = addr < v->start ? v->start : v->end;
-	return addr >= v->start && layer_takes_pages(v);
+	const struct us_rec_vma *v = layer_mapping(&layers[0], addr, until);
+	return v && layer_takes_pages(v);
 }
 
 /* Reads a run whole, its checksum checked: its stretches in private mappings of the
@@ -333,6 +319,7 @@ static void fill_run(const struct us_page_run *run, int pages_fd)
 		die("page data checksum mismatch", 0);
 }
 
+/* Image k's data runs, over what the images below it wrote. */
 static void fill_image(int k)
 {
 	image_read = k ? chain[k].meta_path : 0;
@@ -385,13 +372,11 @@ static int gets_pages(const struct us_rec_vma *v)
 	if ((v->flags & US_VMA_F_COMPLETE) || !layer_takes_pages(v))
 		return 0;
 	for (int k = 1; k < nchain; k++)
-		for (uint32_t i = 0; i < layers[k].nvmas; i++) {
+		for (uint32_t i = layer_seek(&layers[k], v->start); i < layers[k].nvmas; i++) {
 			const struct us_rec_vma *o = layers[k].vmas[i];
 			const struct us_page_run *run = (const void *)(o + 1);
 			if (o->start >= v->end)
 				break;
-			if (o->end <= v->start)
-				continue;
 			for (uint32_t r = 0; r < o->nruns; r++, run++)
 				if (!(run->flags & US_RUN_F_HOLE) && run->addr < v->end && run->addr + run_bytes(run) > v->start)
 					return 1;
