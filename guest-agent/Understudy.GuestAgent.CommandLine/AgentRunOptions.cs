@@ -48,7 +48,7 @@ public sealed class AgentRunOptions
 
     public Option<bool> NoBackgroundMerge { get; } = new("--no-background-merge")
     {
-        Description = "Leave incremental checkpoints as they are until a restore merges them (default: merge each one into full images in the background)",
+        Description = "Leave incremental checkpoints as they are (restores read their chains unmerged; default: merge each one into full images in the background)",
     };
 
     public Option<bool> KeepGroups { get; } = new("--keep-groups")

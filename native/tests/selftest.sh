@@ -102,6 +102,7 @@ run daemon  "daemon" "daemon_count" -- "$dir/wl_daemon" close_range
 run dlopen "dlopen" "count" -- "$dir/wl_dlopen"
 run timers "timers" "count" -- "$dir/wl_timers"
 run memflags "memflags" "count" -- "$dir/wl_memflags"
+run layers "layers" "count" -- "$dir/wl_layers" "$work"
 # in an IPC namespace of its own, as in a group: nothing it makes outlives it
 run ipc "ipc" "count" -- unshare --ipc "$dir/wl_ipc"
 run cancel "cancel" "count" -- "$dir/wl_cancel"

@@ -332,7 +332,7 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task A_restore_of_an_unmerged_chain_merges_it_first()
+    public async Task A_restore_of_an_unmerged_chain_reads_it_as_it_is()
     {
         var native = FakeNative.Create();
         try
@@ -345,7 +345,6 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
             db.Drop(5);
             db.Touch(3);
             var third = await CheckpointAsync(agent, false, db);
-            var expected = db.PagesAt(3);
             Assert.Equal(["full", "incremental", "incremental"], (await agent.Api.ListImagesAsync("web")).Checkpoints.Select(c => c.Kind));
 
             var restore = agent.Api.RestoreAsync("web", third.Id, force: true);
@@ -357,12 +356,15 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
             var reply = await restore;
 
             Assert.Equal(third.Id, reply.Id);
-            // us-init was given the checkpoint as merged full images: both links of the chain.
-            Assert.Contains($"--restore {agent.Store.CheckpointDir("web", third.Id)}", File.ReadAllText(native.ArgsFile));
-            var manifest = agent.Store.Verify("web", third.Id);
-            Assert.Equal(("full", 2L), (manifest.Kind, manifest.Merged!.BaseSeq));
-            Assert.NotNull(agent.Store.LoadManifest("web", "000002").Merged);
-            AssertSamePages(expected, FullImagePages.Read(ImageFiles.Of(agent.Store.CheckpointDir("web", third.Id), manifest.Members[0])));
+            // us-init was given the chain as it is, newest image first, and nothing was merged.
+            Assert.Contains($"--restore {agent.Store.CheckpointDir("web", third.Id)} --plan ", File.ReadAllText(native.ArgsFile));
+            Assert.Equal(
+                "understudy-restore-plan 1\nprocess 2 3\nimage 000003 2 2.meta 2.pages\nimage 000002 2 2.meta 2.pages\nimage 000001 2 2.meta 2.pages\n",
+                File.ReadAllText(native.PlanFile));
+            Assert.Equal("incremental", agent.Store.Verify("web", third.Id).Kind);
+            Assert.Null(agent.Store.LoadManifest("web", "000002").Merged);
+            // The plan is gone once us-init read it.
+            Assert.False(File.Exists(Path.Combine(agent.Store.GroupDir("web"), "restore.plan")));
 
             // The restored processes descend from the restored checkpoint.
             restored.Tracking = true;
@@ -391,7 +393,7 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
         Assert.Equal(
-            "restore of group web refused: checkpoint web/000002 cannot be merged: its image of vpid 2 applies to checkpoint 000001, which does not exist any more",
+            "restore of group web refused: checkpoint web/000002 cannot be used: its incremental image(s) of vpid 2 apply to checkpoint 000001, which does not exist any more; restore an older checkpoint (hactl images list web)",
             error.Status.Detail);
         Assert.False((await agent.Api.VerifyImageAsync("web", second.Id)).Ok);
         Assert.False(db.HasUnreadData); // the running group was not touched
@@ -446,12 +448,13 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
 
     /// <summary>
     /// Stand-ins for the native parts, enough for a restore driven by test members: us-init
-    /// records its arguments, says READY and RESTORED 1, and exits on QUIT.
+    /// records its arguments and a copy of the restore plan, says READY and RESTORED 1, and exits on QUIT.
     /// </summary>
     private sealed record FakeNative(string Dir)
     {
         public string Interceptor => Path.Combine(Dir, "libunderstudy.so");
         public string ArgsFile => Path.Combine(Dir, "args");
+        public string PlanFile => Path.Combine(Dir, "plan");
 
         public static FakeNative Create()
         {
@@ -461,6 +464,7 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
             File.WriteAllText(init, $$"""
                 #!/bin/bash
                 echo "$*" > '{{native.ArgsFile}}'
+                args=("$@"); for i in "${!args[@]}"; do [ "${args[$i]}" = --plan ] && cp "${args[$((i + 1))]}" '{{native.PlanFile}}'; done
                 echo "READY $$"
                 case " $* " in *" --restore "*) echo "RESTORED 1" ;; esac
                 while read -r line; do [ "$line" = QUIT ] && exit 0; done

@@ -8,6 +8,7 @@ struct init_config {
 	const char *group, *coord, *lib, *log, *output;
 	const char *control;             /* the socket a later agent attaches on, or NULL */
 	const char *restore_dir, *restorer;
+	const char *plan;                /* with restore_dir: which images make each process */
 };
 
 /* Writes one line to the agent (its pipe or connection; kept for the next agent if

@@ -5,7 +5,7 @@
  * each process is created by its own parent with clone3(set_tid) so that pids,
  * parents, sessions and process groups are what they were. Each process puts its
  * descriptors in place, then execs us-restorer, which replaces its memory. */
-#include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -24,12 +24,18 @@
 #include "../common/us_lz4.h"
 #include "../common/us_image_check.h"
 #include "../descriptors/kinds.h"
+#include "../restorer/layers.h"
 #include "../../include/us_image.h"
 
 struct proc {
 	char meta_path[4096], pages_path[4096];
+	/* the images the restored one applies to, newest first: "base-meta:PATH" and
+	 * "base-pages:PATH" arguments of the restorer, in pairs */
+	char *bases[2 * (US_CHAIN_MAX - 1)];
+	int nbases;
 	char *meta;
 	size_t meta_len;
+	uint32_t rec_vpid;                     /* as the plan lists it */
 	const struct us_rec_proc *rec;
 	const struct us_rec_misc *misc;
 	/* sized from the image */
@@ -575,7 +581,7 @@ static void become(struct proc *p)
 		}
 
 	/* shared memory objects the restorer maps, passed by descriptor, once each */
-	char **argv = calloc((size_t)p->nshm_vmas + (size_t)p->nsysv_vmas + 6, sizeof *argv);
+	char **argv = calloc((size_t)p->nshm_vmas + (size_t)p->nsysv_vmas + 2 * (size_t)p->nbases + 6, sizeof *argv);
 	int *shm_fds = calloc((size_t)p->nshm_vmas + 1, sizeof *shm_fds);
 	if (!argv || !shm_fds)
 		restore_fail(p, "out-of-memory", NULL);
@@ -590,6 +596,8 @@ static void become(struct proc *p)
 		restore_fail(p, "out-of-memory", NULL);
 	sprintf(coord, "coord:%s", cfg->coord);
 	argv[argc++] = coord;
+	for (int k = 0; k < 2 * p->nbases; k++)
+		argv[argc++] = p->bases[k];
 	for (int k = 0; k < p->nshm_vmas; k++) {
 		const struct us_rec_vma *v = p->shm_vmas[k];
 		int passed = 0;
@@ -632,39 +640,168 @@ static void start(struct proc *p)
 		become(p);
 }
 
+/* ---- the restore plan ----
+ * Written by the agent (docs/protocol.md, "Restore plan"): for each process, the
+ * image restored and the images it applies to, newest first down to a full one,
+ * as files of checkpoints beside the restored one. Checked whole here, before any
+ * process is made. */
+
+static const char *plan_error;
+
+static int name_ok(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	if (n <= k || s[0] == '.' || strcmp(s + n - k, suffix))
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-')
+			return 0;
+	return 1;
+}
+
+static int id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > 19)
+		return 0;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+/* Reads a base image's header and checks the whole state description. */
+static int read_header(const char *path, struct us_meta_header *h)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		plan_error = "an image of the chain cannot be opened";
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	int ok = buf && read(fd, buf, (size_t)st.st_size) == (ssize_t)st.st_size;
+	close(fd);
+	if (ok && (plan_error = us_image_check(buf, (uint64_t)st.st_size)))
+		ok = 0;
+	else if (!ok)
+		plan_error = "an image of the chain cannot be read";
+	if (ok)
+		memcpy(h, buf, sizeof *h);
+	free(buf);
+	return ok ? 0 : -1;
+}
+
+/* One "image ID VPID META PAGES" line of process p, the i-th of its chain. */
+static int plan_image(struct proc *p, int i, const char *dir, const char *restored, char *line, struct us_meta_header *h)
+{
+	char id[32], meta[256], pages[256], nl;
+	unsigned vpid;
+	if (sscanf(line, "image %31s %u %255s %255s%c", id, &vpid, meta, pages, &nl) != 5 || nl != '\n')
+		return plan_error = "expected: image CHECKPOINT VPID META PAGES", -1;
+	if (!id_ok(id) || !name_ok(meta, ".meta") || !name_ok(pages, ".pages"))
+		return plan_error = "bad checkpoint id or image file name", -1;
+	if (i == 0 && (strcmp(id, restored) || vpid != p->rec_vpid))
+		return plan_error = "the first image of a process is not its image in the restored checkpoint", -1;
+	char mp[4096], pp[4096];
+	if (snprintf(mp, sizeof mp, "%s/%s/%s", dir, id, meta) >= (int)sizeof mp ||
+	    snprintf(pp, sizeof pp, "%s/%s/%s", dir, id, pages) >= (int)sizeof pp)
+		return plan_error = "image path too long", -1;
+	struct us_meta_header prev = *h;
+	if (i == 0) {
+		strcpy(p->meta_path, mp);
+		strcpy(p->pages_path, pp);
+		if (load(p) < 0)
+			return plan_error = NULL, -1;   /* load said why */
+		memcpy(h, p->meta, sizeof *h);
+	} else {
+		if (read_header(mp, h) < 0)
+			return -1;
+		char *m = malloc(strlen(mp) + 11), *g = malloc(strlen(pp) + 12);
+		if (!m || !g)
+			return plan_error = "out of memory", -1;
+		sprintf(m, "base-meta:%s", mp);
+		sprintf(g, "base-pages:%s", pp);
+		p->bases[2 * p->nbases] = m;
+		p->bases[2 * p->nbases++ + 1] = g;
+	}
+	if (h->vpid != vpid || h->checkpoint_seq != strtoull(id, NULL, 10))
+		return plan_error = "an image of the chain is not the one the plan names", -1;
+	if (i > 0 && (prev.kind != US_IMAGE_INCREMENTAL || prev.base_seq != h->checkpoint_seq))
+		return plan_error = "an image of the chain does not apply to the next one", -1;
+	return 0;
+}
+
+static int read_plan(const struct init_config *c)
+{
+	char dir[4096], line[4096];
+	int n = snprintf(dir, sizeof dir, "%s", c->restore_dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = 0;
+	char *slash = strrchr(dir, '/');
+	FILE *f = fopen(c->plan, "re");
+	int lineno = 1, ok = f && slash && slash != dir && fgets(line, sizeof line, f) &&
+			     !strcmp(line, "understudy-restore-plan 1\n");
+	if (!ok)
+		plan_error = f ? "not a restore plan" : "cannot open the restore plan";
+	if (slash)
+		*slash = 0;
+	const char *restored = slash ? slash + 1 : "";
+	struct proc *p = NULL;
+	struct us_meta_header h = { 0 };
+	int images = 0, left = 0, cap = 0;
+	while (ok && fgets(line, sizeof line, f)) {
+		lineno++;
+		if (left) {
+			ok = plan_image(p, images - left, dir, restored, line, &h) == 0;
+			left--;
+			if (ok && !left && h.kind != US_IMAGE_FULL)
+				ok = 0, plan_error = "the chain of images does not end in a full image";
+			continue;
+		}
+		unsigned vpid;
+		char nl;
+		if (sscanf(line, "process %u %d%c", &vpid, &images, &nl) != 3 || nl != '\n' ||
+		    images < 1 || images > US_CHAIN_MAX) {
+			ok = 0, plan_error = "expected: process VPID IMAGES (1 to 256)";
+			break;
+		}
+		for (int i = 0; i < nprocs; i++)
+			if (procs[i].rec_vpid == vpid)
+				ok = 0, plan_error = "a process is listed twice";
+		if (ok && nprocs == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct proc *more = realloc(procs, sizeof *procs * (size_t)cap);
+			if (!more)
+				ok = 0, plan_error = "out of memory";
+			else
+				procs = more;
+		}
+		if (!ok)
+			break;
+		p = &procs[nprocs++];
+		memset(p, 0, sizeof *p);
+		p->rec_vpid = vpid;
+		left = images;
+	}
+	if (ok && left)
+		ok = 0, plan_error = "the plan ends within a chain";
+	if (ok && !nprocs)
+		ok = 0, plan_error = "the plan lists no process";
+	if (f)
+		fclose(f);
+	if (!ok && plan_error)
+		init_log(c, "restore-failed reason=bad-restore-plan plan=%s line=%d detail=\"%s\"", c->plan, lineno, plan_error);
+	return ok ? 0 : -1;
+}
+
 int restore_tree(const struct init_config *c)
 {
 	cfg = c;
-	DIR *d = opendir(c->restore_dir);
-	if (!d) {
-		init_log(c, "restore-failed reason=cannot-open-checkpoint dir=%s errno=%d", c->restore_dir, errno);
+	if (read_plan(c) < 0)
 		return -1;
-	}
-	struct dirent *e;
-	int cap = 0;
-	while ((e = readdir(d))) {
-		size_t n = strlen(e->d_name);
-		if (n < 6 || strcmp(e->d_name + n - 5, ".meta"))
-			continue;
-		if (nprocs == cap) {
-			cap = cap ? cap * 2 : 16;
-			procs = realloc(procs, sizeof *procs * (size_t)cap);
-		}
-		struct proc *p = &procs[nprocs];
-		memset(p, 0, sizeof *p);
-		snprintf(p->meta_path, sizeof p->meta_path, "%s/%s", c->restore_dir, e->d_name);
-		snprintf(p->pages_path, sizeof p->pages_path, "%s/%.*s.pages", c->restore_dir, (int)(n - 5), e->d_name);
-		if (load(p) < 0) {
-			closedir(d);
-			return -1;
-		}
-		nprocs++;
-	}
-	closedir(d);
-	if (!nprocs) {
-		init_log(c, "restore-failed reason=no-process-images dir=%s", c->restore_dir);
-		return -1;
-	}
 	int max_fd = 2;
 	for (int i = 0; i < nprocs; i++)
 		for (int k = 0; k < procs[i].nfds; k++)

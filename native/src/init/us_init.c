@@ -30,7 +30,7 @@
 
 static const char usage[] =
 	"usage: us-init --group G --coord SOCKET --lib LIBUNDERSTUDY --log FILE --output FILE\n"
-	"               [--control SOCKET] [--restore CHECKPOINT_DIR --restorer US_RESTORER]\n"
+	"               [--control SOCKET] [--restore CHECKPOINT_DIR --plan RESTORE_PLAN --restorer US_RESTORER]\n"
 	"PID 1 of an Understudy group; started by the guest agent, not by hand.\n";
 
 /* The agent's channel: the pipes it started us with, later a connection on the
@@ -379,7 +379,8 @@ int main(int argc, char **argv)
 				    !strcmp(argv[i], "--output") ? &c.output :
 				    !strcmp(argv[i], "--control") ? &c.control :
 				    !strcmp(argv[i], "--restore") ? &c.restore_dir :
-				    !strcmp(argv[i], "--restorer") ? &c.restorer : NULL;
+				    !strcmp(argv[i], "--restorer") ? &c.restorer :
+				    !strcmp(argv[i], "--plan") ? &c.plan : NULL;
 		if (!strcmp(argv[i], "--help")) {
 			fputs(usage, stdout);
 			return 0;
@@ -390,7 +391,7 @@ int main(int argc, char **argv)
 		}
 		*slot = argv[++i];
 	}
-	if (!c.group || !c.coord || !c.lib || !c.log || !c.output || (c.restore_dir && !c.restorer)) {
+	if (!c.group || !c.coord || !c.lib || !c.log || !c.output || (c.restore_dir && (!c.restorer || !c.plan))) {
 		fprintf(stderr, "us-init: missing arguments\n%s", usage);
 		return 2;
 	}

@@ -1,8 +1,11 @@
-/* us-restorer PID-IMAGE.meta PID-IMAGE.pages LOG [shm:DEV:INODE:FD ...] [shm-removed:SHMID ...]
+/* us-restorer PID-IMAGE.meta PID-IMAGE.pages LOG [coord:PATH] [base-meta:META base-pages:PAGES ...]
+ *             [shm:DEV:INODE:FD ...] [shm-removed:SHMID ...]
  *
  * Exec'd by us-init in a process that already has the right pid, parent, session,
  * descriptors, cwd and limits. Replaces its own address space with the image's
- * and jumps into the interceptor's restore entry. Depends on nothing: no libc. */
+ * and jumps into the interceptor's restore entry. An incremental image comes with
+ * the images it applies to, newest first down to a full one (layers.h): its pages
+ * are taken from the chain as it is, unmerged. Depends on nothing: no libc. */
 #include <stdint.h>
 #include <stddef.h>
 #include <fcntl.h>
@@ -12,6 +15,7 @@
 #include <sys/prctl.h>
 #include <linux/prctl.h>
 #include "layout.h"
+#include "layers.h"
 #include "../common/us_sys.h"
 #include "../common/us_fmt.h"
 #include "../common/us_crc32c.h"
@@ -46,6 +50,7 @@ void *memset(void *d, int c, size_t n)
 static char log_path[4096];
 static char meta_path[4096];
 static char coord_path[4096];   /* the restoring agent's member socket, handed to the process */
+static const char *image_read;  /* the image of the chain a failure is about, if not the restored one */
 
 static void copy_arg(char *dst, const char *src)
 {
@@ -62,7 +67,7 @@ static __attribute__((noreturn)) void die(const char *what, long err)
 	us_put(&b, "event=restore-failed pid=");
 	us_puti(&b, us_sc0(SYS_getpid));
 	us_put(&b, " image=");
-	us_put(&b, meta_path);
+	us_put(&b, image_read ? image_read : meta_path);
 	us_put(&b, " reason=");
 	us_put_token(&b, what);
 	if (err) {
@@ -81,12 +86,21 @@ static __attribute__((noreturn)) void die(const char *what, long err)
 
 static int is_err(long r) { return r < 0 && r > -4096; }
 
-static void *scratch_map(uint64_t addr, uint64_t len)
+/* Scratch memory: taken in order from the restorer's area, never given back (it
+ * goes with the area). The vdso is parked above it. */
+#define SCRATCH_LIMIT (RESTORER_SCRATCH + (512ull << 20))
+static uint64_t scratch_next = RESTORER_SCRATCH;
+
+static void *scratch_alloc(uint64_t len)
 {
-	long r = us_sc6(SYS_mmap, addr, len, PROT_READ | PROT_WRITE,
+	len = (len + 4095) & ~4095ull;
+	if (len > SCRATCH_LIMIT - scratch_next)
+		die("state descriptions larger than the restorer's 512 MiB of scratch memory", 0);
+	long r = us_sc6(SYS_mmap, scratch_next, len, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	if (is_err(r))
 		die("cannot map restorer scratch memory", r);
+	scratch_next += len;
 	return (void *)r;
 }
 
@@ -105,25 +119,72 @@ static void read_exact(int fd, void *buf, uint64_t len, uint64_t off)
 	}
 }
 
-/* ---- the state description ---- */
+/* ---- the state descriptions ---- */
 
+/* One image of the chain: chain[0] is the one restored, chain[nchain - 1] the full
+ * image at the bottom. layers[k] indexes chain[k]'s mappings. */
 struct image {
 	const struct us_meta_header *h;
 	const char *rec, *end;
 	const struct us_rec_proc *proc;
+	const char *meta_path, *pages_path;
+	int pages_fd;
 };
+static struct image chain[US_CHAIN_MAX];
+static struct layer layers[US_CHAIN_MAX];
+static int nchain;
 
-static void check_meta(struct image *im, const char *buf, uint64_t size)
+/* Reads and checks one image's state description, and indexes its mappings. */
+static void load_image(struct image *im, struct layer *l)
 {
-	const char *why = us_image_check(buf, size);
+	image_read = im->meta_path;
+	int meta_fd = (int)us_sc4(SYS_openat, AT_FDCWD, im->meta_path, O_RDONLY | O_CLOEXEC, 0);
+	im->pages_fd = (int)us_sc4(SYS_openat, AT_FDCWD, im->pages_path, O_RDONLY | O_CLOEXEC, 0);
+	if (meta_fd < 0 || im->pages_fd < 0)
+		die("cannot open the image files", meta_fd < 0 ? meta_fd : im->pages_fd);
+	uint64_t meta_size = (uint64_t)us_sc3(SYS_lseek, meta_fd, 0, 2 /* SEEK_END */);
+	uint64_t pages_size = (uint64_t)us_sc3(SYS_lseek, im->pages_fd, 0, 2);
+	if (meta_size > (128ull << 20))
+		die("state description larger than 128 MiB", 0);
+	char *buf = scratch_alloc(meta_size);
+	read_exact(meta_fd, buf, meta_size, 0);
+	us_sc1(SYS_close, meta_fd);
+	const char *why = us_image_check(buf, meta_size);
 	if (why)
 		die(why, 0);
 	im->h = (const void *)buf;
 	im->rec = buf + sizeof *im->h;
-	im->end = buf + size;
-	US_FOR_RECORDS(buf, size, r)
+	im->end = buf + meta_size;
+	if (im->h->pages_len != pages_size)
+		die("pages file size differs from its description", 0);
+	uint64_t nrecords = 0;
+	US_FOR_RECORDS(buf, meta_size, r) {
+		nrecords++;
 		if (r->type == US_REC_PROC)
 			im->proc = (const void *)(r + 1);
+	}
+	const struct us_rec_vma **vmas = scratch_alloc(nrecords * sizeof *vmas);
+	long n = layer_index(im->rec, im->h->records_len, vmas);
+	if (n < 0)
+		die("memory records or their page runs out of address order", 0);
+	*l = (struct layer){ vmas, (uint32_t)n };
+	image_read = 0;
+}
+
+/* The chain must go down, checkpoint by checkpoint, to one full image. */
+static void check_chain(void)
+{
+	for (int k = 0; k < nchain; k++) {
+		const struct us_meta_header *h = chain[k].h;
+		int bottom = k == nchain - 1;
+		if (bottom && h->kind != US_IMAGE_FULL)
+			die(k ? "the chain of images does not end in a full image" :
+				"incremental image without the images it applies to", 0);
+		if (!bottom && h->kind != US_IMAGE_INCREMENTAL)
+			die("a full image above the bottom of the chain of images", 0);
+		if (!bottom && h->base_seq != chain[k + 1].h->checkpoint_seq)
+			die("an image of the chain does not apply to the next one", 0);
+	}
 }
 
 #define FOR_RECORDS(im, r) \
@@ -194,34 +255,133 @@ static int nshm_removed;
 
 static char lz4_block[US_LZ4_BOUND(US_LZ4_RUN_PAGES * US_PAGE_SIZE)];
 #define READ_CHUNK (512ul << 10)
+/* Pages of an older image's run read where they are not wanted (to check its
+ * checksum), or a compressed run decoded before its pages are copied. */
+static char run_buf[READ_CHUNK] __attribute__((aligned(4096)));
 
-/* Raw runs are read straight into place; compressed ones through lz4_block. Every
- * run's stored bytes are checked before they are used. */
-static void fill_runs(const struct us_rec_vma *v, int pages_fd)
+static uint64_t run_bytes(const struct us_page_run *run) { return run->npages * US_PAGE_SIZE; }
+
+/* Reads a compressed run's block, checks it, and decodes it to dst. */
+static void decode_run(const struct us_page_run *run, int pages_fd, void *dst)
 {
-	const struct us_page_run *run = (const void *)(v + 1);
-	for (uint32_t i = 0; i < v->nruns; i++, run++) {
-		uint64_t len = run->npages * US_PAGE_SIZE;
-		if (run->flags & US_RUN_F_LZ4) {
-			read_exact(pages_fd, lz4_block, run->stored_len, run->pages_off);
-			if (us_crc32c(0, lz4_block, run->stored_len) != run->crc)
-				die("page data checksum mismatch", 0);
-			if (us_lz4_decompress(lz4_block, run->stored_len, (void *)run->addr, len) < 0)
-				die("compressed page data does not decode", 0);
-			continue;
+	read_exact(pages_fd, lz4_block, run->stored_len, run->pages_off);
+	if (us_crc32c(0, lz4_block, run->stored_len) != run->crc)
+		die("page data checksum mismatch", 0);
+	if (us_lz4_decompress(lz4_block, run->stored_len, dst, run_bytes(run)) < 0)
+		die("compressed page data does not decode", 0);
+}
+
+/* Whether addr lies in a private mapping of the restored image, which takes pages
+ * from the chain; *until is where that may change. */
+static int in_private_mapping(uint64_t addr, uint64_t *until)
+{
+	const struct us_rec_vma *v = layer_mapping(&layers[0], addr, until);
+	return v && layer_takes_pages(v);
+}
+
+/* Reads a run whole, its checksum checked: its stretches in private mappings of the
+ * restored image straight into place (faulted in at once with MADV_POPULATE_WRITE,
+ * best effort: Linux 5.14+, and checked a chunk at a time while it is in the cache),
+ * the others through run_buf. A compressed run is decoded whole first. */
+static void fill_run(const struct us_page_run *run, int pages_fd)
+{
+	uint64_t end = run->addr + run_bytes(run), until;
+	if (run->flags & US_RUN_F_LZ4) {
+		if (in_private_mapping(run->addr, &until) && until >= end) {
+			decode_run(run, pages_fd, (void *)run->addr);
+			return;
 		}
-		/* Fault the run in at once rather than a page at a time inside pread (best
-		 * effort: Linux 5.14+), and checksum each chunk while it is in the cache. */
-		us_sc3(SYS_madvise, run->addr, len, 23 /* MADV_POPULATE_WRITE */);
-		uint32_t crc = 0;
-		for (uint64_t off = 0; off < len; off += READ_CHUNK) {
-			uint64_t n = len - off < READ_CHUNK ? len - off : READ_CHUNK;
-			read_exact(pages_fd, (void *)(run->addr + off), n, run->pages_off + off);
-			crc = us_crc32c(crc, (const void *)(run->addr + off), n);
+		decode_run(run, pages_fd, run_buf);
+		for (uint64_t a = run->addr; a < end; a = until) {
+			int mapped = in_private_mapping(a, &until);
+			if (until > end)
+				until = end;
+			for (uint64_t i = 0; mapped && i < (until - a) / 8; i++)
+				((uint64_t *)a)[i] = ((const uint64_t *)(run_buf + (a - run->addr)))[i];
 		}
-		if (crc != run->crc)
-			die("page data checksum mismatch", 0);
+		return;
 	}
+	uint32_t crc = 0;
+	for (uint64_t a = run->addr; a < end; a = until) {
+		int mapped = in_private_mapping(a, &until);
+		if (until > end)
+			until = end;
+		if (mapped && until - a >= 16 * US_PAGE_SIZE)   /* a page or a few fault in as cheaply */
+			us_sc3(SYS_madvise, a, until - a, 23 /* MADV_POPULATE_WRITE */);
+		for (uint64_t at = a, n; at < until; at += n) {
+			n = until - at < READ_CHUNK ? until - at : READ_CHUNK;
+			char *dst = mapped ? (char *)at : run_buf;
+			read_exact(pages_fd, dst, n, run->pages_off + (at - run->addr));
+			crc = us_crc32c(crc, dst, n);
+		}
+	}
+	if (crc != run->crc)
+		die("page data checksum mismatch", 0);
+}
+
+/* Image k's data runs, over what the images below it wrote. */
+static void fill_image(int k)
+{
+	image_read = k ? chain[k].meta_path : 0;
+	for (uint32_t i = 0; i < layers[k].nvmas; i++) {
+		const struct us_rec_vma *v = layers[k].vmas[i];
+		const struct us_page_run *run = (const void *)(v + 1);
+		if (!k && !layer_takes_pages(v))
+			continue;   /* shared memory: us-init filled the object */
+		for (uint32_t r = 0; r < v->nruns; r++, run++)
+			if (!(run->flags & US_RUN_F_HOLE))
+				fill_run(run, chain[k].pages_fd);
+	}
+}
+
+/* After every image of the chain wrote its runs, oldest first, each page holds the
+ * data of the newest image with data for it. Where a newer image says the page is
+ * gone (a hole, a complete mapping: docs/image-format.md, "Restoring from a chain"),
+ * the older image's data goes again: MADV_DONTNEED leaves zeros in anonymous memory
+ * and the file's page in a private file mapping, as a page never written. */
+static void drop_hidden(int k)
+{
+	for (uint32_t i = 0; i < layers[k].nvmas; i++) {
+		const struct us_rec_vma *v = layers[k].vmas[i];
+		const struct us_page_run *run = (const void *)(v + 1);
+		for (uint32_t r = 0; r < v->nruns; r++, run++) {
+			if (run->flags & US_RUN_F_HOLE)
+				continue;
+			uint64_t end = run->addr + run_bytes(run), until, mapped_until;
+			for (uint64_t a = run->addr; a < end; a = until) {
+				int gone = layers_decide(layers, k, a, &until) == LAYER_GONE;
+				int mapped = in_private_mapping(a, &mapped_until);
+				if (mapped_until < until)
+					until = mapped_until;
+				if (until > end)
+					until = end;
+				long e;
+				if (gone && mapped && is_err(e = us_sc3(SYS_madvise, a, until - a, MADV_DONTNEED)))
+					die("cannot drop a page that a newer image says is gone", e);
+			}
+		}
+	}
+}
+
+/* Whether an image of the chain has data for a mapping of the restored one: it is
+ * mapped writable while its pages are put in place. */
+static int gets_pages(const struct us_rec_vma *v)
+{
+	if (v->nruns)
+		return 1;
+	if ((v->flags & US_VMA_F_COMPLETE) || !layer_takes_pages(v))
+		return 0;
+	for (int k = 1; k < nchain; k++)
+		for (uint32_t i = layer_seek(&layers[k], v->start); i < layers[k].nvmas; i++) {
+			const struct us_rec_vma *o = layers[k].vmas[i];
+			const struct us_page_run *run = (const void *)(o + 1);
+			if (o->start >= v->end)
+				break;
+			for (uint32_t r = 0; r < o->nruns; r++, run++)
+				if (!(run->flags & US_RUN_F_HOLE) && run->addr < v->end && run->addr + run_bytes(run) > v->start)
+					return 1;
+		}
+	return 0;
 }
 
 /* A SysV shared memory attachment: the segment is shmid v->inode, which us-init
@@ -248,7 +408,7 @@ static void attach_sysv(const struct us_rec_vma *v)
 		die("cannot restore memory protection", r);
 }
 
-static void map_vma(const struct us_rec_vma *v, int pages_fd)
+static void map_vma(const struct us_rec_vma *v)
 {
 	const char *path = (const char *)(v + 1) + v->nruns * sizeof(struct us_page_run);
 	char p[4096];
@@ -261,7 +421,7 @@ static void map_vma(const struct us_rec_vma *v, int pages_fd)
 		p[i] = path[i];
 	p[v->path_len] = 0;
 
-	uint32_t prot = v->prot | (v->nruns ? PROT_WRITE : 0);
+	uint32_t prot = v->prot | (gets_pages(v) ? PROT_WRITE : 0);
 	long noreserve = v->flags & US_VMA_F_NORESERVE ? MAP_NORESERVE : 0;
 	switch (v->kind) {
 	case US_VMA_ANON:
@@ -302,8 +462,15 @@ static void map_vma(const struct us_rec_vma *v, int pages_fd)
 	}
 	if (is_err(r))
 		die("cannot map memory at its saved address", r);
-	fill_runs(v, pages_fd);
-	if (prot != v->prot && is_err(r = us_sc3(SYS_mprotect, v->start, len, v->prot)))
+}
+
+/* Once every image of the chain put its pages in: the protection of the image. */
+static void protect_vma(const struct us_rec_vma *v)
+{
+	long r;
+	int mapped_here = v->kind == US_VMA_ANON || v->kind == US_VMA_HEAP || v->kind == US_VMA_STACK || v->kind == US_VMA_FILE;
+	if (mapped_here && !(v->prot & PROT_WRITE) && gets_pages(v) &&
+	    is_err(r = us_sc3(SYS_mprotect, v->start, v->end - v->start, v->prot)))
 		die("cannot restore memory protection", r);
 }
 
@@ -364,24 +531,52 @@ static void set_mm(const struct us_rec_proc *pr)
 struct restore_args { uint64_t restorer_start, restorer_end, checkpoint_seq, coord_path; };
 static struct restore_args args;
 
+/* Arguments go with the stack this program unmaps: they are copied to scratch
+ * memory, where what was parsed of them points. */
+static char **copy_args(int argc, char **argv)
+{
+	uint64_t bytes = (uint64_t)argc * sizeof(char *);
+	for (int i = 0; i < argc; i++) {
+		uint64_t n = 0;
+		while (argv[i][n])
+			n++;
+		bytes += n + 1;
+	}
+	char **copy = scratch_alloc(bytes);
+	char *at = (char *)(copy + argc);
+	for (int i = 0; i < argc; i++) {
+		copy[i] = at;
+		for (const char *p = argv[i]; (*at++ = *p); p++)
+			;
+	}
+	return copy;
+}
+
 void restorer_main(long *sp)
 {
 	int argc = (int)sp[0];
 	char **argv = (char **)(sp + 1);
 	if (argc < 4)
-		die("usage: us-restorer META PAGES LOG [coord:PATH] [shm:DEV:INODE:FD ...] [shm-removed:SHMID ...]", 0);
+		die("usage: us-restorer META PAGES LOG [coord:PATH] [base-meta:META base-pages:PAGES ...] "
+		    "[shm:DEV:INODE:FD ...] [shm-removed:SHMID ...]", 0);
 	copy_arg(meta_path, argv[1]);
 	copy_arg(log_path, argv[3]);
-	if (argc > 4) {
-		uint64_t n = (uint64_t)(argc - 4);
-		shms = scratch_map(RESTORER_SCRATCH + (384ull << 20),
-				   (n * (sizeof *shms + sizeof *shm_removed) + 4095) & ~4095ull);
-		shm_removed = (long *)(shms + n);
-	}
+	argv = copy_args(argc, argv);
+	chain[0] = (struct image){ .meta_path = meta_path, .pages_path = argv[2] };
+	nchain = 1;
+	uint64_t n = (uint64_t)(argc - 4);
+	shms = scratch_alloc(n * sizeof *shms + 1);
+	shm_removed = scratch_alloc(n * sizeof *shm_removed + 1);
 	for (int i = 4; i < argc; i++) {
 		const char *p = argv[i];
 		if (us_startswith(p, "coord:")) {
 			copy_arg(coord_path, p + 6);
+			continue;
+		}
+		if (us_startswith(p, "base-meta:")) {
+			if (nchain == US_CHAIN_MAX || i + 1 == argc || !us_startswith(argv[i + 1], "base-pages:"))
+				die("bad argument: base-meta: comes with base-pages:, at most 255 times", 0);
+			chain[nchain++] = (struct image){ .meta_path = p + 10, .pages_path = argv[++i] + 11 };
 			continue;
 		}
 		if (us_startswith(p, "shm-removed:")) {
@@ -402,27 +597,15 @@ void restorer_main(long *sp)
 	uint64_t all = ~0ull;
 	us_sc4(SYS_rt_sigprocmask, 0 /* SIG_BLOCK */, &all, NULL, 8);
 
-	int meta_fd = (int)us_sc4(SYS_openat, AT_FDCWD, meta_path, O_RDONLY | O_CLOEXEC, 0);
-	int pages_fd = (int)us_sc4(SYS_openat, AT_FDCWD, argv[2], O_RDONLY | O_CLOEXEC, 0);
-	if (meta_fd < 0 || pages_fd < 0)
-		die("cannot open the image files", meta_fd < 0 ? meta_fd : pages_fd);
-	uint64_t meta_size = (uint64_t)us_sc3(SYS_lseek, meta_fd, 0, 2 /* SEEK_END */);
-	uint64_t pages_size = (uint64_t)us_sc3(SYS_lseek, pages_fd, 0, 2);
-	if (meta_size > (128ull << 20))
-		die("state description larger than 128 MiB", 0);
-	char *meta = scratch_map(RESTORER_SCRATCH, (meta_size + 4095) & ~4095ull);
-	char *maps = scratch_map(RESTORER_SCRATCH + (256ull << 20), 16ull << 20);
-	read_exact(meta_fd, meta, meta_size, 0);
-
-	struct image im = { 0 };
-	check_meta(&im, meta, meta_size);
-	if (im.h->kind != US_IMAGE_FULL)
-		die("incremental image: the agent merges it into a full image before restoring", 0);
-	if (im.h->pages_len != pages_size)
-		die("pages file size differs from its description", 0);
+	/* Every image of the chain is read and checked before anything is touched. */
+	for (int k = 0; k < nchain; k++)
+		load_image(&chain[k], &layers[k]);
+	check_chain();
+	const struct image *im = &chain[0];
+	char *maps = scratch_alloc(16ull << 20);
 
 	/* Refuse before touching anything if the image needs our area. */
-	FOR_RECORDS(&im, r) {
+	FOR_RECORDS(im, r) {
 		if (r->type != US_REC_VMA)
 			continue;
 		const struct us_rec_vma *v = (const void *)(r + 1);
@@ -432,11 +615,11 @@ void restorer_main(long *sp)
 
 	scan_self(maps, 16ull << 20);
 	/* vdso and vvar: first out of the way, then to their saved addresses */
-	uint64_t tmp = RESTORER_SCRATCH + (512ull << 20);
+	uint64_t tmp = SCRATCH_LIMIT;
 	move_special(&cur_vvar, tmp);
 	move_special(&cur_vclock, tmp + (16ull << 20));
 	move_special(&cur_vdso, tmp + (32ull << 20));
-	FOR_RECORDS(&im, r) {
+	FOR_RECORDS(im, r) {
 		if (r->type != US_REC_VMA)
 			continue;
 		const struct us_rec_vma *v = (const void *)(r + 1);
@@ -448,19 +631,29 @@ void restorer_main(long *sp)
 			place_special(s, v->start);
 	}
 
-	FOR_RECORDS(&im, r)
+	FOR_RECORDS(im, r)
 		if (r->type == US_REC_VMA)
-			map_vma((const void *)(r + 1), pages_fd);
+			map_vma((const void *)(r + 1));
+	/* Pages: every image's runs, oldest first, each over the older ones; then
+	 * what newer images say is gone goes again. */
+	for (int k = nchain - 1; k >= 0; k--)
+		fill_image(k);
+	for (int k = 1; k < nchain; k++)
+		drop_hidden(k);
+	image_read = 0;
+	FOR_RECORDS(im, r)
+		if (r->type == US_REC_VMA)
+			protect_vma((const void *)(r + 1));
 	for (int i = 0; i < nshm_removed; i++)
 		us_sc3(SYS_shmctl, shm_removed[i], IPC_RMID, 0);
 
-	set_mm(im.proc);
+	set_mm(im->proc);
 
-	FOR_RECORDS(&im, r)
+	FOR_RECORDS(im, r)
 		if (r->type == US_REC_MADVICE)
 			advise((const void *)(r + 1));
 
-	FOR_RECORDS(&im, r) {
+	FOR_RECORDS(im, r) {
 		if (r->type == US_REC_SIGACT) {
 			const struct us_rec_sigact *h = (const void *)(r + 1);
 			const struct us_sigact *a = (const void *)(h + 1);
@@ -479,17 +672,17 @@ void restorer_main(long *sp)
 					us_sc3(SYS_setitimer, w, m->itimer[w], NULL);
 		}
 	}
-	us_sc1(SYS_close, meta_fd);
-	us_sc1(SYS_close, pages_fd);
+	for (int k = 0; k < nchain; k++)
+		us_sc1(SYS_close, chain[k].pages_fd);
 	for (int i = 0; i < nshm; i++)
 		us_sc1(SYS_close, shms[i].fd);
 
-	args.checkpoint_seq = im.h->checkpoint_seq;
+	args.checkpoint_seq = im->h->checkpoint_seq;
 	args.coord_path = coord_path[0] ? (uint64_t)coord_path : 0;
 	args.restorer_start = RESTORER_BASE;
 	args.restorer_end = RESTORER_END;
 	/* Scratch mappings are inside our area and go with it. */
-	void (*entry)(struct restore_args *) = (void *)im.proc->entry;
+	void (*entry)(struct restore_args *) = (void *)im->proc->entry;
 	entry(&args);
 	die("restore entry returned", 0);
 }

@@ -4,6 +4,11 @@ using Understudy.GuestAgent.Foundation.Errors;
 
 namespace Understudy.GuestAgent.Model.Init;
 
+/// <summary>What us-init restores: a committed checkpoint, and the plan naming each process's chain of images.</summary>
+/// <param name="CheckpointDir">the checkpoint restored</param>
+/// <param name="Plan">the restore plan (docs/protocol.md, "Restore plan"), a file only the agent writes</param>
+internal sealed record InitRestore(string CheckpointDir, string Plan);
+
 /// <summary>How us-init is started for a group (docs/protocol.md, "Start modes").</summary>
 internal sealed class InitCommandLine
 {
@@ -14,11 +19,11 @@ internal sealed class InitCommandLine
         _paths = paths;
     }
 
-    /// <param name="restoreDir">the committed checkpoint to restore, or null for an empty group.</param>
+    /// <param name="restore">the committed checkpoint to restore, or null for an empty group.</param>
     /// <exception cref="AgentException">a native part is missing.</exception>
-    public ProcessStartInfo Create(string group, string? restoreDir)
+    public ProcessStartInfo Create(string group, InitRestore? restore)
     {
-        EnsureInstalled(restoring: restoreDir is not null);
+        EnsureInstalled(restoring: restore is not null);
         var startInfo = new ProcessStartInfo(_paths.InitProgram);
         foreach (var arg in new[]
                  {
@@ -32,10 +37,12 @@ internal sealed class InitCommandLine
         {
             startInfo.ArgumentList.Add(arg);
         }
-        if (restoreDir is not null)
+        if (restore is not null)
         {
             startInfo.ArgumentList.Add("--restore");
-            startInfo.ArgumentList.Add(restoreDir);
+            startInfo.ArgumentList.Add(restore.CheckpointDir);
+            startInfo.ArgumentList.Add("--plan");
+            startInfo.ArgumentList.Add(restore.Plan);
             startInfo.ArgumentList.Add("--restorer");
             startInfo.ArgumentList.Add(_paths.RestorerProgram);
         }

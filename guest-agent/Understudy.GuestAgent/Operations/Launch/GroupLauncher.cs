@@ -52,7 +52,7 @@ internal sealed class GroupLauncher : IInitEventSink
     public async Task<InitProcess> EnsureInitAsync(Group group, CancellationToken cancellationToken) =>
         group.Init is { HasExited: false } running
             ? running
-            : await StartInitAsync(group, restoreDir: null, cancellationToken).ConfigureAwait(false);
+            : await StartInitAsync(group, restore: null, cancellationToken).ConfigureAwait(false);
 
     /// <summary>
     /// Launches an application into the group's running us-init and returns once the application
@@ -107,21 +107,21 @@ internal sealed class GroupLauncher : IInitEventSink
     }
 
     /// <summary>
-    /// Starts the group's us-init and waits for READY. With <paramref name="restoreDir"/>, us-init
+    /// Starts the group's us-init and waits for READY. With <paramref name="restore"/>, us-init
     /// rebuilds that checkpoint's process tree.
     /// </summary>
-    public async Task<InitProcess> StartInitAsync(Group group, string? restoreDir, CancellationToken cancellationToken)
+    public async Task<InitProcess> StartInitAsync(Group group, InitRestore? restore, CancellationToken cancellationToken)
     {
         if (_shuttingDown)
         {
             throw AgentException.Unavailable("the guest agent is shutting down");
         }
         Directory.CreateDirectory(_paths.GroupDir(group.Name), UnixSocketFile.PrivateDirectory);
-        var startInfo = _commandLine.Create(group.Name, restoreDir);
+        var startInfo = _commandLine.Create(group.Name, restore);
         InitProcess init;
         try
         {
-            init = InitProcess.Start(group.Name, startInfo, restoreDir is not null, this, _initLogger);
+            init = InitProcess.Start(group.Name, startInfo, restore is not null, this, _initLogger);
         }
         catch (InitProcessException e)
         {
@@ -149,7 +149,7 @@ internal sealed class GroupLauncher : IInitEventSink
             var why = e is InitProcessException ? e.Message : $"it did not say READY within {Durations.Describe(_options.InitStartTimeout)}";
             throw AgentException.Unavailable($"us-init of group {group.Name} did not start: {why}; see {_paths.NativeLog(group.Name)}");
         }
-        if (restoreDir is null)
+        if (restore is null)
         {
             _logger.LogInformation("Group {Group} started: us-init host pid {InitPid}", group.Name, init.HostPid);
         }

@@ -11,7 +11,8 @@ namespace Understudy.GuestAgent.Operations.Migration;
 
 /// <summary>
 /// The target's side of a migration: runs a group that another node sent here, from the
-/// checkpoint it names, through the group's lifecycle (a restore, refused if the group runs here).
+/// checkpoint it names, through the group's lifecycle (a restore straight from the checkpoint's
+/// chain, refused if the group runs here).
 /// The restore's cancellation is the fence: a source that gave up, or a link that broke, before
 /// the restored processes were resumed cancels the call, and the restore kills them. The source
 /// becomes the group's standby here: the roles swap.
@@ -39,7 +40,8 @@ internal sealed class GroupTakeover
 
     /// <summary>
     /// Merges checkpoint <paramref name="id"/>'s chain into full images while the group still runs
-    /// on the source, so that the takeover, with the group frozen, merges only the last increment.
+    /// on the source, so that the takeover, with the group frozen, restores from a chain of two
+    /// images per process (that merged one and the last increment) and merges nothing.
     /// </summary>
     /// <returns>whether anything was merged</returns>
     public async Task<bool> PrepareAsync(string group, string id, CancellationToken cancellationToken)

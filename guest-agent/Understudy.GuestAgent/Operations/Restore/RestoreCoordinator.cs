@@ -18,11 +18,12 @@ namespace Understudy.GuestAgent.Operations.Restore;
 internal sealed record RestoreOutcome(string Group, string Id, IReadOnlyList<Member> Members, double DurationMs);
 
 /// <summary>
-/// Brings a group back from a committed checkpoint (docs/architecture.md, "A restore"): a
-/// checkpoint that still has incremental images is merged into full ones first (the restorer
-/// reads full images only), the checkpoint is pinned while it is read, the image is verified
-/// before anything is touched, the running group (if any) is stopped, us-init rebuilds the
-/// process tree, and once every process of the checkpoint said HELLO they are resumed, in the
+/// Brings a group back from a committed checkpoint (docs/architecture.md, "A restore"): the
+/// checkpoint and the chain of checkpoints its incremental images apply to are pinned while they
+/// are read and the group's background merges held, the whole chain is verified before anything
+/// is touched, the running group (if any) is stopped, us-init rebuilds the process tree from the
+/// chain as it is (<see cref="RestorePlan"/>: nothing is merged on the way), and once every
+/// process of the checkpoint said HELLO they are resumed, in the
 /// order the caller gives (all together, or for a supervised group app by app in launch order,
 /// each once the one before is ready). The restored processes descend from that checkpoint: the next checkpoint may be
 /// incremental on it. Only the group's lifecycle calls it, holding the group's lifecycle lock.
@@ -67,19 +68,21 @@ internal sealed class RestoreCoordinator
         {
             throw AgentException.NotFound($"group {groupName} has no checkpoint to restore; take one with: hactl checkpoint {groupName}");
         }
-        await MergeChainAsync(groupName, id, cancellationToken).ConfigureAwait(false);
-        // Nothing may rewrite or delete the checkpoint while it is verified and read by us-init.
-        using var pin = _keeper.Pin(groupName, id);
-        // A corrupt or truncated image is refused here, before the running group is touched.
-        var manifest = Verify(groupName, id);
-        var checkpointDir = _store.CheckpointDir(groupName, id);
+        // Nothing may rewrite or delete the chain while it is verified and read by us-init, and
+        // a background merge does not compete with the restore for the disk.
+        using var merges = _keeper.PauseMerges(groupName);
+        using var pin = Pin(groupName, id);
+        // A corrupt or truncated image, in the checkpoint or below it, is refused here, before
+        // the running group is touched.
+        var (manifest, plan) = Verify(groupName, id);
+        var restore = new InitRestore(_store.CheckpointDir(groupName, id), Path.Combine(_paths.GroupDir(groupName), PlanFileName));
         _commandLine.EnsureInstalled(restoring: true);
 
         var group = _groups.GetOrCreate(groupName);
         var duration = Stopwatch.StartNew();
         _logger.LogInformation(
-            "Restore of group {Group} from checkpoint {CheckpointId} started: {Members} members",
-            group.Name, id, manifest.Members.Count);
+            "Restore of group {Group} from checkpoint {CheckpointId} started: {Members} members, {Kind} (chains of up to {Images} images, not merged)",
+            group.Name, id, manifest.Members.Count, manifest.Kind, plan.LongestChain);
         if (group.Init is not null || group.Members.Count > 0)
         {
             await _launcher.StopAsync(group).ConfigureAwait(false);
@@ -88,7 +91,17 @@ internal sealed class RestoreCoordinator
         // A checkpoint that was running aborts now that its members are gone; then only
         // restored processes may register until the group resumes.
         using var lease = await group.Gate.HoldForRestoreAsync(cancellationToken).ConfigureAwait(false);
-        var (init, members) = await RebuildAsync(group, id, manifest, checkpointDir, cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<Member> members;
+        InitProcess init;
+        try
+        {
+            plan.WriteTo(restore.Plan);
+            (init, members) = await RebuildAsync(group, id, manifest, restore, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(restore.Plan);
+        }
         await ResumeAsync(group, id, init, members, resume, cancellationToken).ConfigureAwait(false);
 
         _lineage.Restored(group.Name, CheckpointId.Parse(id));
@@ -99,32 +112,28 @@ internal sealed class RestoreCoordinator
         return outcome;
     }
 
-    /// <summary>Merges the checkpoint's incremental images (and its unmerged bases') into full ones.</summary>
-    private async Task MergeChainAsync(string group, string id, CancellationToken cancellationToken)
+    /// <summary>The restore plan, in the group's directory, which only the agent writes; removed once us-init read it.</summary>
+    private const string PlanFileName = "restore.plan";
+
+    private CheckpointPin Pin(string group, string id)
     {
         try
         {
-            if (await _keeper.MergeForRestoreAsync(group, id, cancellationToken).ConfigureAwait(false))
-            {
-                _logger.LogInformation("Restore of group {Group}: checkpoint {CheckpointId} was merged into full images first", group, id);
-            }
+            return _keeper.Pin(group, id);
         }
-        catch (CheckpointMergeException e)
+        catch (ImageFormatException e)
         {
             throw AgentException.FailedPrecondition($"restore of group {group} refused: {e.Message}", e);
         }
-        catch (IOException e)
-        {
-            throw AgentException.Unavailable(
-                $"restore of group {group} failed: merging checkpoint {id} into full images failed: {AgentException.OneLine(e.Message)}; free disk space and try again", e);
-        }
     }
 
-    private CheckpointManifest Verify(string group, string id)
+    /// <summary>The checkpoint and its whole chain, verified, and the images each process is restored from.</summary>
+    private (CheckpointManifest Manifest, RestorePlan Plan) Verify(string group, string id)
     {
         try
         {
-            return _store.VerifyForRestore(group, id);
+            var manifest = _store.VerifyForRestore(group, id);
+            return (manifest, RestorePlan.For(_store, group, id, manifest));
         }
         catch (ImageFormatException e)
         {
@@ -134,7 +143,7 @@ internal sealed class RestoreCoordinator
 
     /// <summary>us-init rebuilds the checkpoint's process tree; returns once every process of it said HELLO (frozen).</summary>
     private async Task<(InitProcess Init, IReadOnlyList<Member> Members)> RebuildAsync(
-        Group group, string id, CheckpointManifest manifest, string checkpointDir, CancellationToken cancellationToken)
+        Group group, string id, CheckpointManifest manifest, InitRestore restore, CancellationToken cancellationToken)
     {
         var expected = manifest.Members.Select(m => m.Vpid).ToHashSet();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -143,7 +152,7 @@ internal sealed class RestoreCoordinator
         InitProcess? init = null;
         try
         {
-            init = await _launcher.StartInitAsync(group, checkpointDir, deadline.Token).ConfigureAwait(false);
+            init = await _launcher.StartInitAsync(group, restore, deadline.Token).ConfigureAwait(false);
 
             step = "waiting for RESTORED";
             var restored = await UnlessInitExits(init, init.WaitRestoredAsync(deadline.Token)).ConfigureAwait(false);

@@ -16,7 +16,7 @@ internal sealed record MergeRequest(string Group, string Id, string Reason);
 /// <para>
 /// A pin (<see cref="Pin"/>) keeps a checkpoint and its base chain as they are until it is released:
 /// a background merge that would rewrite any of them is deferred and asked for again at the release,
-/// a restore's merge waits for the release, and retention leaves them and deletes what it left once
+/// a migration target's merge (<see cref="MergeForRestoreAsync"/>) waits for the release, and retention leaves them and deletes what it left once
 /// released.
 /// </para>
 /// </summary>
@@ -34,10 +34,10 @@ internal sealed class CheckpointKeeper
     private readonly PinTable _pins = new();
     private readonly Dictionary<(string Group, string Id), MergeRequest> _deferredMerges = [];
     private readonly Dictionary<string, int> _deferredRetention = new(StringComparer.Ordinal);
-    // Completed at every release, so that a restore waiting for a pinned chain looks again.
+    // Completed at every release, so that a merge waiting for a pinned chain looks again.
     private TaskCompletionSource _released = NewSignal();
 
-    // One merge of a group at a time: two merges (a restore's and the background's) could rewrite
+    // One merge of a group at a time: two merges (a migration target's and the background's) could rewrite
     // the same checkpoint.
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _mergeLocks = new(StringComparer.Ordinal);
 
@@ -109,7 +109,13 @@ internal sealed class CheckpointKeeper
     /// </summary>
     public event Action<CheckpointInfo>? Committed;
 
-    /// <summary>Whether the group's background merges are held (a checkpoint of it is being taken).</summary>
+    /// <summary>
+    /// Holds the group's background merges until the returned object is disposed (a restore: a
+    /// merge would compete with it for the disk). A merge in progress waits at its next chunk.
+    /// </summary>
+    public IDisposable PauseMerges(string group) => _pauses.Pause(group);
+
+    /// <summary>Whether the group's background merges are held (it is being checkpointed or restored).</summary>
     public bool AreMergesPaused(string group) => _pauses.IsPaused(group);
 
     internal CheckpointInfo Commit(StagedCheckpoint staged, CheckpointManifest manifest)
@@ -146,8 +152,8 @@ internal sealed class CheckpointKeeper
     /// <summary>
     /// Merges a checkpoint on the background merge thread: waits while the group is being
     /// checkpointed, and is deferred if it would rewrite a pinned checkpoint (asked for again when
-    /// the pin is released). A failure is logged: the checkpoint stays incremental, and a restore
-    /// merges it then.
+    /// the pin is released). A failure is logged: the checkpoint stays incremental, and restores
+    /// read its chain as it is.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="stopping"/> was cancelled.</exception>
     public void MergeInBackground(MergeRequest request, CancellationToken stopping)
@@ -174,7 +180,7 @@ internal sealed class CheckpointKeeper
         }
         catch (Exception e) when (e is CheckpointMergeException or IOException or UnauthorizedAccessException)
         {
-            // The merger logged it; the checkpoint stays incremental and a restore merges it then.
+            // The merger logged it; the checkpoint stays incremental: restores read its chain as it is.
         }
         catch (Exception e)
         {
@@ -187,9 +193,10 @@ internal sealed class CheckpointKeeper
     }
 
     /// <summary>
-    /// The restorer reads full images only: merges a checkpoint that still has incremental images
-    /// (and its unmerged bases) right away, at normal priority, waiting first for a background merge
-    /// of the group and for pins on what it would rewrite.
+    /// Merges a checkpoint that still has incremental images (and its unmerged bases) right away, at
+    /// normal priority, waiting first for a background merge of the group and for pins on what it
+    /// would rewrite: a migration target's, while the group still runs on the source, so that the
+    /// chain it restores from is short. A restore itself reads the chain as it is.
     /// </summary>
     /// <returns>Whether something had to be merged.</returns>
     /// <exception cref="CheckpointMergeException">The chain is broken or corrupt.</exception>
@@ -207,7 +214,7 @@ internal sealed class CheckpointKeeper
             try
             {
                 return await Task.Run(
-                    () => Merge(group, id, "a restore needs a full image", pace: null, deferAs: null, cancellationToken), cancellationToken)
+                    () => Merge(group, id, "a migration target makes its chain short", pace: null, deferAs: null, cancellationToken), cancellationToken)
                     .ConfigureAwait(false);
             }
             catch (CheckpointPinnedException e)
