@@ -140,12 +140,12 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
             }
             catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled)
             {
-                var detail = e.Status.DebugException is { } inner ? Innermost(inner).Message : e.Status.Detail;
+                var detail = e.Status.DebugException is { } inner ? Reason(inner) : e.Status.Detail;
                 throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(detail)}", e);
             }
             catch (Exception e) when (e is HttpRequestException or IOException or InvalidOperationException)
             {
-                throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(Innermost(e).Message)}", e);
+                throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(Reason(e))}", e);
             }
         }
 
@@ -157,6 +157,21 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
             StatusCode.PermissionDenied, StatusCode.AlreadyExists, StatusCode.Unavailable, StatusCode.ResourceExhausted,
         ];
 
-        private static Exception Innermost(Exception e) => e.InnerException is { } inner ? Innermost(inner) : e;
+        /// <summary>
+        /// Why the link failed, from the innermost exception: a connection that timed out (no answer to
+        /// a connect or to a keepalive ping: the node is down or cut off) says so rather than "The
+        /// operation was canceled".
+        /// </summary>
+        private static string Reason(Exception e)
+        {
+            var innermost = e;
+            while (innermost.InnerException is { } inner)
+            {
+                innermost = inner;
+            }
+            return innermost is OperationCanceledException or TimeoutException
+                ? "no answer, the connection timed out (the node is down or cut off from this one)"
+                : innermost.Message;
+        }
     }
 }
