@@ -200,8 +200,11 @@ internal sealed class IncomingReplica : IDisposable
     /// <summary>Bytes written by this transfer.</summary>
     public long BytesReceived { get; private set; }
 
-    /// <summary>Appends a chunk to its file, after checking its checksum and that it follows what the file holds.</summary>
-    /// <exception cref="AgentException">InvalidArgument: a bad name, a gap or overlap, or a checksum mismatch.</exception>
+    /// <summary>
+    /// Writes a chunk into its file, after checking its checksum and that it leaves no gap: it starts
+    /// where the file ends, or inside it, where what the file holds from there is written again.
+    /// </summary>
+    /// <exception cref="AgentException">InvalidArgument: a bad name, a gap, or a checksum mismatch.</exception>
     public async Task WriteAsync(ReplicaChunk chunk, CancellationToken cancellationToken)
     {
         // Committed here since the sender asked for the holdings (another stream of the same
@@ -222,6 +225,13 @@ internal sealed class IncomingReplica : IDisposable
                 $"checkpoint {Group}/{Id}: the chunk of {chunk.File} at {chunk.Offset} has checksum 0x{crc:x8}, the sender said 0x{chunk.Crc32c:x8}; it was damaged on the way");
         }
         var file = await OpenAsync(staged, chunk.File).ConfigureAwait(false);
+        if (file.Length > chunk.Offset)
+        {
+            // The sender read the holdings while an earlier push of this checkpoint, whose connection it had
+            // given up on, was still arriving (a link that came back delivers what was in flight, then the
+            // push ends): the same bytes again, written over from where this one starts.
+            file.SetLength(chunk.Offset);
+        }
         if (file.Length != chunk.Offset)
         {
             throw AgentException.InvalidArgument(
