@@ -39,7 +39,7 @@ public sealed class LabMigrationTests(ITestOutputHelper output)
 
         foreach (var (group, move, disk) in moves)
         {
-            output.WriteLine($"{group} {move.From} -> {move.To}: {move.Rounds} rounds, {LabMigration.GiB(move.Bytes)} sent, frozen {move.FrozenMs:F0} ms, " +
+            output.WriteLine($"{group} {move.From} -> {move.To}: {move.Rounds} rounds, {move.Bytes >> 20} MiB sent, frozen {move.FrozenMs:F0} ms, " +
                              $"whole {move.DurationMs:F0} ms; the lab's files then: {LabMigration.GiB(disk)}");
         }
         // Each move keeps its rounds (a group without a policy keeps every checkpoint) and each merged

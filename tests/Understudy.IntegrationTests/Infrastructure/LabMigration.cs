@@ -84,6 +84,9 @@ public static class LabMigration
                  $"whole {move.DurationMs:F0} ms; replication on {to} right after: {replication}");
         Assert.Equal(to, json.Str("to"));
         Assert.Equal(group.Pids.Count, json.GetProperty("members").GetInt32());
+        // Every round holds pages the group wrote since the one before, whoever sent it (the migration,
+        // or the group's standby stream when the target is its standby).
+        Assert.True(move.Bytes > 0, $"migrate reports the bytes moved over the link: {json}");
         AssertStandbyInSync(replication, from, group.Name);
 
         var after = await Members(lab, to, group.Name);
