@@ -220,8 +220,8 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
         LabStateFile.Write(layout, state);
 
         progress($"{name}: link {node.Link}, address {node.Address}");
-        await tools.IpAsync(layout.SwitchDir, sw, what, ct, "link", "add", node.Link, "type", "veth", "peer", "name", "eth0", "netns",
-            holder.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await tools.IpAsync(layout.SwitchDir, sw, what, ct, "link", "add", node.Link, "type", "veth", "peer", "name", "eth0",
+            "address", LabLayout.MacAddress(node), "netns", holder.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await tools.IpAsync(layout.SwitchDir, sw, what, ct, "link", "set", node.Link, "master", LabLayout.Bridge, "up");
         await tools.IpAsync(dir, holder, what, ct, "link", "set", "lo", "up");
         await tools.IpAsync(dir, holder, what, ct, "address", "add", node.Address + "/24", "dev", "eth0");
