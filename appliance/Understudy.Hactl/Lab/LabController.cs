@@ -137,11 +137,28 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
             throw new HactlException(what, $"{name} is running", $"crash it first with 'hactl lab crash {layout.Dir} {name}'");
         }
 
-        Switch(state, what);
+        await RemoveStaleLinkAsync(state, node, what, ct);
         state = await CreateNodeAsync(state, name, what, ct);
         node = state.Node(name)!;
         await WaitAgentAsync(node, what, ct);
         return View(node);
+    }
+
+    /// <summary>
+    /// A crashed node's network namespace can outlive its processes for a while: the kernel keeps it
+    /// while the TCP connections they left drain (data in flight when the node died waits for its
+    /// retransmissions to give up), and the node's veth pair with it. Its switch end is removed, which
+    /// takes the other end and the old namespace's last link along, so the new node can have the name.
+    /// </summary>
+    private async Task RemoveStaleLinkAsync(LabState state, LabNodeState node, string what, CancellationToken ct)
+    {
+        var sw = Switch(state, what);
+        var links = await tools.IpAsync(layout.SwitchDir, sw, what, ct, "-o", "link", "show");
+        if (LinkState(links, node.Link) != "absent")
+        {
+            progress($"{node.Name}: removing the link {node.Link} its crashed namespace still holds");
+            await tools.IpAsync(layout.SwitchDir, sw, what, ct, "link", "del", node.Link);
+        }
     }
 
     public async Task<LabStatusResult> StatusAsync(CancellationToken ct)
@@ -203,8 +220,8 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
         LabStateFile.Write(layout, state);
 
         progress($"{name}: link {node.Link}, address {node.Address}");
-        await tools.IpAsync(layout.SwitchDir, sw, what, ct, "link", "add", node.Link, "type", "veth", "peer", "name", "eth0", "netns",
-            holder.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await tools.IpAsync(layout.SwitchDir, sw, what, ct, "link", "add", node.Link, "type", "veth", "peer", "name", "eth0",
+            "address", LabLayout.MacAddress(node), "netns", holder.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await tools.IpAsync(layout.SwitchDir, sw, what, ct, "link", "set", node.Link, "master", LabLayout.Bridge, "up");
         await tools.IpAsync(dir, holder, what, ct, "link", "set", "lo", "up");
         await tools.IpAsync(dir, holder, what, ct, "address", "add", node.Address + "/24", "dev", "eth0");

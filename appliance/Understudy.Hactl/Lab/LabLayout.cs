@@ -35,6 +35,15 @@ public sealed class LabLayout
     /// <summary>node-a, node-b, ... node-z.</summary>
     public static string NodeName(int index) => "node-" + (char)('a' + index);
 
+    /// <summary>
+    /// The hardware address of a node's eth0, the same each time the node starts (as a machine keeps
+    /// its MAC across a reboot): 02:00 (locally administered) and the four bytes of its IPv4 address.
+    /// Were it new at each start, the other nodes would send to the old one until their neighbour
+    /// entries expired, for up to a minute after `lab start`.
+    /// </summary>
+    public static string MacAddress(LabNodeState node) =>
+        "02:00:" + string.Join(':', node.Address.Split('.').Select(b => byte.Parse(b, CultureInfo.InvariantCulture).ToString("x2", CultureInfo.InvariantCulture)));
+
     /// <summary>The switch-side end of a node's veth pair (at most 15 characters, as the kernel requires).</summary>
     public static string LinkName(string node) => "veth-" + node;
 

@@ -105,7 +105,17 @@ public sealed class LabSession : IAsyncDisposable
         throw new Xunit.Sdk.XunitException($"`{string.Join(' ', command)}` on {node} ended before printing '{ready}': {await p.StandardError.ReadToEndAsync()}");
     }
 
-    /// <summary>Waits until the group's output.log on <paramref name="node"/> holds <paramref name="n"/> "TAG N" lines.</summary>
+    /// <summary>Every process of <paramref name="node"/>: its pid there and its command line (arguments joined by spaces), read from the node's /proc.</summary>
+    public async Task<IReadOnlyList<(long Pid, string CommandLine)>> ProcessesIn(string node)
+    {
+        const string list = "for p in /proc/[0-9]*; do printf '%s ' \"${p#/proc/}\"; tr '\\0' ' ' < \"$p/cmdline\" 2>/dev/null; echo; done";
+        return (await Exec(node, "/bin/sh", "-c", list)).Ok().Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ', 2))
+            .Where(f => long.TryParse(f[0], out _))
+            .Select(f => (long.Parse(f[0], System.Globalization.CultureInfo.InvariantCulture), f.Length > 1 ? f[1] : ""))
+            .ToList();
+    }
+
     /// <summary>
     /// SIGUSR1 to each process (host pids as the node's agent reports them), sent inside
     /// <paramref name="node"/>; waits for "VERIFY OK ROLE" of every role in the group's log.

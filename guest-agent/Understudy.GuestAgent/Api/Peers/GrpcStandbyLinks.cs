@@ -80,7 +80,7 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
 
         public async Task<StandbyHoldings> HoldingsAsync(string group, CancellationToken cancellationToken)
         {
-            var reply = await Call(() => _client.HoldingsAsync(new HoldingsRequest { Group = group }, cancellationToken: cancellationToken).ResponseAsync)
+            var reply = await Call(() => _client.HoldingsAsync(new HoldingsRequest { Group = group }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken)
                 .ConfigureAwait(false);
             return new StandbyHoldings(
                 reply.Committed.ToList(),
@@ -105,11 +105,11 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
                 await call.RequestStream.CompleteAsync().ConfigureAwait(false);
                 var reply = await call.ResponseAsync.ConfigureAwait(false);
                 return reply.AlreadyHeld;
-            });
+            }, cancellationToken);
 
         public Task PrepareAsync(string group, string id, CancellationToken cancellationToken) =>
             Call(async () => await _migration.PrepareAsync(new PrepareRequest { Group = group, Id = id }, cancellationToken: cancellationToken)
-                .ResponseAsync.ConfigureAwait(false));
+                .ResponseAsync.ConfigureAwait(false), cancellationToken);
 
         public Task<TakeOverResult> TakeOverAsync(string group, string id, CancellationToken cancellationToken) =>
             Call(async () =>
@@ -117,7 +117,7 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
                 var reply = await _migration.TakeOverAsync(new TakeOverRequest { Group = group, Id = id }, cancellationToken: cancellationToken)
                     .ResponseAsync.ConfigureAwait(false);
                 return new TakeOverResult(reply.Members, reply.DurationMs, reply.Standby.Length == 0 ? null : reply.Standby);
-            });
+            }, cancellationToken);
 
         public Task<bool> RunsAsync(string group, CancellationToken cancellationToken) =>
             Call(async () =>
@@ -125,9 +125,10 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
                 var reply = await _migration.GroupStateAsync(new GroupStateRequest { Group = group }, cancellationToken: cancellationToken)
                     .ResponseAsync.ConfigureAwait(false);
                 return reply.Running;
-            });
+            }, cancellationToken);
 
-        private async Task<T> Call<T>(Func<Task<T>> call)
+        /// <param name="cancellationToken">the caller's: a call it cancelled ends as cancelled; one the link cancelled is a broken link</param>
+        private async Task<T> Call<T>(Func<Task<T>> call, CancellationToken cancellationToken)
         {
             try
             {
@@ -138,14 +139,14 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
                 // The node's own answer (no transport failure underneath): what it refused, in its words.
                 throw new PeerRefusedException($"node {node}: {AgentException.OneLine(e.Status.Detail)}", e);
             }
-            catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled)
+            catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled || !cancellationToken.IsCancellationRequested)
             {
-                var detail = e.Status.DebugException is { } inner ? Innermost(inner).Message : e.Status.Detail;
+                var detail = e.Status.DebugException is { } inner ? Reason(inner) : e.Status.Detail;
                 throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(detail)}", e);
             }
             catch (Exception e) when (e is HttpRequestException or IOException or InvalidOperationException)
             {
-                throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(Innermost(e).Message)}", e);
+                throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(Reason(e))}", e);
             }
         }
 
@@ -157,6 +158,21 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
             StatusCode.PermissionDenied, StatusCode.AlreadyExists, StatusCode.Unavailable, StatusCode.ResourceExhausted,
         ];
 
-        private static Exception Innermost(Exception e) => e.InnerException is { } inner ? Innermost(inner) : e;
+        /// <summary>
+        /// Why the link failed, from the innermost exception: a connection that timed out (no answer to
+        /// a connect or to a keepalive ping: the node is down or cut off) says so rather than "The
+        /// operation was canceled".
+        /// </summary>
+        private static string Reason(Exception e)
+        {
+            var innermost = e;
+            while (innermost.InnerException is { } inner)
+            {
+                innermost = inner;
+            }
+            return innermost is OperationCanceledException or TimeoutException
+                ? "no answer, the connection timed out (the node is down or cut off from this one)"
+                : innermost.Message;
+        }
     }
 }

@@ -55,7 +55,7 @@ internal sealed class ReplicationService : Replication.ReplicationBase
             throw AgentException.InvalidArgument("a push begins with PushStart, naming the group and the checkpoint");
         }
         var start = requestStream.Current.Start;
-        using var incoming = await _receiver.BeginAsync(start.Group, start.Id, PeerIdentity.Describe(context), cancellationToken).ConfigureAwait(false);
+        using var incoming = await _receiver.BeginAsync(start.Group, start.Id, PeerIdentity.NodeOf(context), PeerIdentity.Describe(context), cancellationToken).ConfigureAwait(false);
         // Chunks are checked and written on a task of their own while the next ones arrive.
         var writeBehind = new ReplicaWriteBehind(incoming, _ => CutIfInjected(incoming, context));
         await using (writeBehind.ConfigureAwait(false))

@@ -82,6 +82,9 @@ internal sealed class GroupMigrator
         }
         var link = _links.To(target);
         var meter = new TransferMeter(progress);
+        // What crosses to the target for the group while it migrates, sent by the migration or by the
+        // group's standby stream when the target is its standby.
+        using var counted = _sender.Watch(target, group, meter.Sent);
         _logger.LogInformation("Migration of group {Group} to node {Node} started", group, target);
 
         // Copy ahead while the group runs.
@@ -92,7 +95,7 @@ internal sealed class GroupMigrator
             rounds++;
             var taken = await CheckpointAsync(lifecycle, group, target, cancellationToken).ConfigureAwait(false);
             meter.Round(MigrationProgress.PreCopy, rounds, taken.Id, taken.Bytes);
-            await SendAsync(pins.Take(taken.Id), target, meter, frozen: false, cancellationToken).ConfigureAwait(false);
+            await SendAsync(pins.Take(taken.Id), target, frozen: false, cancellationToken).ConfigureAwait(false);
             _logger.LogInformation(
                 "Migration of group {Group} to node {Node}: round {Round} sent checkpoint {CheckpointId} ({Bytes} bytes)", group, target, rounds, taken.Id, taken.Bytes);
             if (taken.Bytes <= _options.MigrationSmallEnoughBytes || (previous is { } before && taken.Bytes * 5 > before * 4))
@@ -162,7 +165,7 @@ internal sealed class GroupMigrator
             meter.Round(MigrationProgress.Final, rounds, id, frozen.Checkpoint.Bytes);
             try
             {
-                await SendAsync(pins.Take(id), target, meter, frozen: true, cancellationToken).ConfigureAwait(false);
+                await SendAsync(pins.Take(id), target, frozen: true, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is AgentException || e is OperationCanceledException)
             {
@@ -219,7 +222,7 @@ internal sealed class GroupMigrator
     /// <see cref="SendAttempts"/> times in all, a second apart, each going on from what the target
     /// holds already; a refusal is final.
     /// </summary>
-    private async Task SendAsync(CheckpointPin pin, string target, TransferMeter meter, bool frozen, CancellationToken cancellationToken)
+    private async Task SendAsync(CheckpointPin pin, string target, bool frozen, CancellationToken cancellationToken)
     {
         using var owned = pin;
         var (group, id) = (pin.Group, pin.Id);
@@ -227,7 +230,7 @@ internal sealed class GroupMigrator
         {
             try
             {
-                await _sender.SendAsync(target, pin, meter.Sent, cancellationToken).ConfigureAwait(false);
+                await _sender.SendAsync(target, pin, _ => { }, cancellationToken).ConfigureAwait(false);
                 return;
             }
             catch (StandbyLinkException e) when (e is not PeerRefusedException && attempt < SendAttempts)

@@ -22,6 +22,8 @@ internal sealed class CheckpointSender
     // One send of a group to a node at a time: the standby stream and a migration would otherwise
     // both send the same checkpoint; the second one finds it held and sends nothing.
     private readonly ConcurrentDictionary<(string Node, string Group), SemaphoreSlim> _sending = new();
+    // Who counts the bytes of a group sent to a node, whichever caller sends them.
+    private readonly ConcurrentDictionary<(string Node, string Group), Action<long>> _watchers = new();
 
     public CheckpointSender(
         CheckpointStore store, IStandbyLinks links, IRetentionPolicy retention, IOptions<AgentOptions> options, ILogger<CheckpointSender> logger)
@@ -31,6 +33,17 @@ internal sealed class CheckpointSender
         _retention = retention;
         _options = options.Value;
         _logger = logger;
+    }
+
+    /// <summary>
+    /// Reports every byte of <paramref name="group"/>'s checkpoints sent to <paramref name="node"/> to
+    /// <paramref name="sent"/> until disposed, whoever sends them: while a group migrates to its standby,
+    /// the standby stream may send a round before the migration does, which then finds it held.
+    /// </summary>
+    public IDisposable Watch(string node, string group, Action<long> sent)
+    {
+        _watchers.AddOrUpdate((node, group), sent, (_, others) => others + sent);
+        return new Unwatch(this, (node, group), sent);
     }
 
     /// <summary>Returns once <paramref name="node"/> committed the checkpoint; <paramref name="sent"/> counts the bytes as they go.</summary>
@@ -66,9 +79,41 @@ internal sealed class CheckpointSender
                     "Checkpoint {CheckpointId} of group {Group}: node {Node} holds {Bytes} bytes of it already; going on from there",
                     id, pin.Group, node, held.Values.Sum());
             }
-            var chunks = ReplicaFiles.ReadAsync(dir, manifest, held, _options.ReplicationChunkBytes, sent, cancellationToken);
+            var chunks = ReplicaFiles.ReadAsync(dir, manifest, held, _options.ReplicationChunkBytes, n => Sent(node, pin.Group, n, sent), cancellationToken);
             await link.PushAsync(pin.Group, id, chunks, manifestJson, _retention.RetentionOf(pin.Group) ?? 0, cancellationToken).ConfigureAwait(false);
             _logger.LogInformation("Checkpoint {CheckpointId} of group {Group} sent to node {Node}", id, pin.Group, node);
+        }
+    }
+
+    private void Sent(string node, string group, long bytes, Action<long> sent)
+    {
+        sent(bytes);
+        if (_watchers.TryGetValue((node, group), out var watchers))
+        {
+            watchers(bytes);
+        }
+    }
+
+    private sealed class Unwatch(CheckpointSender sender, (string Node, string Group) key, Action<long> sent) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) != 0)
+            {
+                return;
+            }
+            while (sender._watchers.TryGetValue(key, out var watchers))
+            {
+                var rest = watchers - sent;
+                var updated = rest is null ? sender._watchers.TryRemove(new KeyValuePair<(string, string), Action<long>>(key, watchers))
+                    : sender._watchers.TryUpdate(key, rest, watchers);
+                if (updated)
+                {
+                    return;
+                }
+            }
         }
     }
 }

@@ -22,6 +22,8 @@ internal sealed class ReplicaReceiver
     private readonly ReplicationFaults _faults;
     private readonly ILogger<ReplicaReceiver> _logger;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
+    // Per group, the node that sent the newest copy committed here, and its id: that node holds it.
+    private readonly ConcurrentDictionary<string, (string Node, long Seq)> _newestReceived = new(StringComparer.Ordinal);
 
     public ReplicaReceiver(CheckpointStore store, CheckpointKeeper keeper, GroupRegistry groups, ReplicationFaults faults, ILogger<ReplicaReceiver> logger)
     {
@@ -42,9 +44,18 @@ internal sealed class ReplicaReceiver
         return new StandbyHoldings(committed, receiving);
     }
 
-    /// <summary>Starts (or goes on with) receiving checkpoint <paramref name="id"/> of <paramref name="group"/> from <paramref name="sender"/>.</summary>
+    /// <summary>
+    /// The newest checkpoint of <paramref name="group"/> that <paramref name="node"/> sent here since this agent
+    /// started, or null: that node holds it, and every checkpoint of its chain, since it sent them.
+    /// </summary>
+    public string? NewestReceivedFrom(string group, string node) =>
+        _newestReceived.TryGetValue(group, out var newest) && newest.Node == node ? CheckpointId.Format(newest.Seq) : null;
+
+    /// <summary>Starts (or goes on with) receiving checkpoint <paramref name="id"/> of <paramref name="group"/> from node <paramref name="sender"/>.</summary>
+    /// <param name="sender">the sending node's name, from its certificate</param>
+    /// <param name="described">the sender as the log names it (its name and address)</param>
     /// <exception cref="AgentException">The group runs on this node, or the id is not valid.</exception>
-    public async Task<IncomingReplica> BeginAsync(string group, string id, string sender, CancellationToken cancellationToken)
+    public async Task<IncomingReplica> BeginAsync(string group, string id, string sender, string described, CancellationToken cancellationToken)
     {
         GroupNames.Require(group);
         if (!CheckpointId.TryParse(id, out _))
@@ -62,7 +73,7 @@ internal sealed class ReplicaReceiver
             }
             if (File.Exists(Path.Combine(_store.CheckpointDir(group, id), CheckpointManifest.FileName)))
             {
-                return new IncomingReplica(this, group, id, staged: null, gate, _faults);
+                return new IncomingReplica(this, group, id, sender, staged: null, gate, _faults);
             }
             // One transfer per group: what another one left unfinished will not be finished.
             foreach (var (other, _) in _store.Staging(group).Where(s => s.Id != id))
@@ -71,8 +82,8 @@ internal sealed class ReplicaReceiver
                 _logger.LogInformation("Replica of checkpoint {CheckpointId} of group {Group} superseded by {NewId}; its partial files removed", other, group, id);
             }
             var staged = _keeper.BeginReplica(group, id);
-            _logger.LogInformation("Receiving checkpoint {CheckpointId} of group {Group} from node {Sender}", id, group, sender);
-            return new IncomingReplica(this, group, id, staged, gate, _faults);
+            _logger.LogInformation("Receiving checkpoint {CheckpointId} of group {Group} from node {Sender}", id, group, described);
+            return new IncomingReplica(this, group, id, sender, staged, gate, _faults);
         }
         catch
         {
@@ -82,7 +93,7 @@ internal sealed class ReplicaReceiver
     }
 
     /// <summary>Checks a received copy against its manifest and commits it.</summary>
-    internal CheckpointInfo Commit(StagedCheckpoint staged, string manifestJson, int retention)
+    internal CheckpointInfo Commit(StagedCheckpoint staged, string sender, string manifestJson, int retention)
     {
         CheckpointManifest manifest;
         try
@@ -126,6 +137,7 @@ internal sealed class ReplicaReceiver
             RandomAccess.FlushToDisk(handle);
         }
         var committed = staged.Commit(manifest);
+        _newestReceived.AddOrUpdate(staged.Group, (sender, committed.Seq), (_, was) => committed.Seq > was.Seq || was.Node != sender ? (sender, committed.Seq) : was);
         _logger.LogInformation(
             "Replica of checkpoint {CheckpointId} of group {Group} committed: kind {Kind}, {Bytes} bytes", committed.Id, committed.Group, committed.Kind, committed.Bytes);
         if (retention > 0)
@@ -163,13 +175,15 @@ internal sealed class IncomingReplica : IDisposable
     private readonly StagedCheckpoint? _staged;
     private readonly SemaphoreSlim _gate;
     private readonly ReplicationFaults _faults;
+    private readonly string _sender;
     // The file chunks are being appended to: a file's chunks come in order, one file after the other.
     private FileStream? _file;
     private string? _fileName;
 
-    internal IncomingReplica(ReplicaReceiver receiver, string group, string id, StagedCheckpoint? staged, SemaphoreSlim gate, ReplicationFaults faults)
+    internal IncomingReplica(ReplicaReceiver receiver, string group, string id, string sender, StagedCheckpoint? staged, SemaphoreSlim gate, ReplicationFaults faults)
     {
         _receiver = receiver;
+        _sender = sender;
         Group = group;
         Id = id;
         _staged = staged;
@@ -186,8 +200,11 @@ internal sealed class IncomingReplica : IDisposable
     /// <summary>Bytes written by this transfer.</summary>
     public long BytesReceived { get; private set; }
 
-    /// <summary>Appends a chunk to its file, after checking its checksum and that it follows what the file holds.</summary>
-    /// <exception cref="AgentException">InvalidArgument: a bad name, a gap or overlap, or a checksum mismatch.</exception>
+    /// <summary>
+    /// Writes a chunk into its file, after checking its checksum and that it leaves no gap: it starts
+    /// where the file ends, or inside it, where what the file holds from there is written again.
+    /// </summary>
+    /// <exception cref="AgentException">InvalidArgument: a bad name, a gap, or a checksum mismatch.</exception>
     public async Task WriteAsync(ReplicaChunk chunk, CancellationToken cancellationToken)
     {
         // Committed here since the sender asked for the holdings (another stream of the same
@@ -208,6 +225,13 @@ internal sealed class IncomingReplica : IDisposable
                 $"checkpoint {Group}/{Id}: the chunk of {chunk.File} at {chunk.Offset} has checksum 0x{crc:x8}, the sender said 0x{chunk.Crc32c:x8}; it was damaged on the way");
         }
         var file = await OpenAsync(staged, chunk.File).ConfigureAwait(false);
+        if (file.Length > chunk.Offset)
+        {
+            // The sender read the holdings while an earlier push of this checkpoint, whose connection it had
+            // given up on, was still arriving (a link that came back delivers what was in flight, then the
+            // push ends): the same bytes again, written over from where this one starts.
+            file.SetLength(chunk.Offset);
+        }
         if (file.Length != chunk.Offset)
         {
             throw AgentException.InvalidArgument(
@@ -257,7 +281,7 @@ internal sealed class IncomingReplica : IDisposable
             return null;
         }
         CloseFile();
-        return _receiver.Commit(_staged, manifestJson, retention);
+        return _receiver.Commit(_staged, _sender, manifestJson, retention);
     }
 
     public void Dispose()

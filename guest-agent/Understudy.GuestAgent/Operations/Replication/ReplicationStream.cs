@@ -27,6 +27,8 @@ internal sealed class ReplicationStream
     private string? _error;
     private long _bytesSent;
     private bool _kicked;
+    // Counts the standby's changes: the outcome of a send to a node that is no longer the standby is not recorded.
+    private int _standbyChanges;
 
     public ReplicationStream(string group, StandbyReplicator replicator)
     {
@@ -65,14 +67,45 @@ internal sealed class ReplicationStream
         Wake();
     }
 
-    /// <summary>Look at the store: the standby may lack the newest checkpoint (at start, or a standby just assigned).</summary>
-    public void Kick()
+    /// <summary>
+    /// The group has a new standby: what was known of the one before does not apply. The new one
+    /// holds <paramref name="held"/> and its chain for certain (null: nothing known yet); the stream
+    /// looks at the store and asks the standby what it holds before it sends anything.
+    /// </summary>
+    public void NewStandby(string? held)
     {
         lock (_sync)
         {
+            Forget();
+            _lastReplicated = held;
             _kicked = true;
         }
         Wake();
+    }
+
+    /// <summary>The group has no standby any more: nothing waits to be sent, nothing is known.</summary>
+    public void NoStandby()
+    {
+        CheckpointPin? dropped;
+        List<CheckpointPin> held;
+        lock (_sync)
+        {
+            Forget();
+            dropped = _pending;
+            _pending = null;
+            held = TakeHeld();
+        }
+        dropped?.Dispose();
+        Release(held);
+    }
+
+    private void Forget()
+    {
+        _standbyChanges++;
+        _lastReplicated = null;
+        _unreachableSince = null;
+        _error = null;
+        _kicked = false;
     }
 
     public ReplicationState State(IReadOnlyList<CheckpointInfo> committed)
@@ -146,8 +179,10 @@ internal sealed class ReplicationStream
         CheckpointPin? pin;
         bool look;
         List<CheckpointPin> held;
+        int standbyChanges;
         lock (_sync)
         {
+            standbyChanges = _standbyChanges;
             pin = _pending;
             _pending = null;
             held = TakeHeld();
@@ -170,6 +205,10 @@ internal sealed class ReplicationStream
                 await _replicator.SendAsync(pin, n => Interlocked.Add(ref _bytesSent, n), stopping).ConfigureAwait(false);
                 lock (_sync)
                 {
+                    if (standbyChanges != _standbyChanges)
+                    {
+                        return;
+                    }
                     if (_lastReplicated is null || CheckpointId.Parse(pin.Id) > CheckpointId.Parse(_lastReplicated))
                     {
                         _lastReplicated = pin.Id;
@@ -187,6 +226,10 @@ internal sealed class ReplicationStream
                 var first = false;
                 lock (_sync)
                 {
+                    if (standbyChanges != _standbyChanges)
+                    {
+                        return;
+                    }
                     first = _unreachableSince is null;
                     _unreachableSince ??= _replicator.Now;
                     _error = e is StandbyLinkException ? e.Message : $"sending checkpoint {pin.Id} failed: {e.Message}";

@@ -14,6 +14,8 @@ namespace Understudy.GuestAgent.Operations.Replication;
 /// standby lacks (a standby that missed some catches up from the newest one's chain, down to a
 /// full or merged checkpoint). One <see cref="ReplicationStream"/> per group, on its own task:
 /// a checkpoint never waits for it; a slow or unreachable standby only makes it fall behind.
+/// When a group's standby changes, its stream starts over from what it knows the new standby holds:
+/// after a migration here, the node it came from holds every checkpoint it sent.
 /// </summary>
 internal sealed class StandbyReplicator : IHostedService
 {
@@ -21,6 +23,7 @@ internal sealed class StandbyReplicator : IHostedService
     private readonly CheckpointStore _store;
     private readonly StandbyAssignments _assignments;
     private readonly CheckpointSender _sender;
+    private readonly ReplicaReceiver _received;
     private readonly AgentOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<StandbyReplicator> _logger;
@@ -28,9 +31,10 @@ internal sealed class StandbyReplicator : IHostedService
     private readonly CancellationTokenSource _stopping = new();
 
     public StandbyReplicator(
-        CheckpointKeeper keeper, CheckpointStore store, StandbyAssignments assignments, CheckpointSender sender,
+        CheckpointKeeper keeper, CheckpointStore store, StandbyAssignments assignments, CheckpointSender sender, ReplicaReceiver received,
         IOptions<AgentOptions> options, TimeProvider time, ILogger<StandbyReplicator> logger)
     {
+        _received = received;
         _keeper = keeper;
         _store = store;
         _assignments = assignments;
@@ -71,11 +75,18 @@ internal sealed class StandbyReplicator : IHostedService
 
     private void OnAssigned(string group)
     {
-        if (_assignments.StandbyOf(group) is null)
+        var standby = _assignments.StandbyOf(group);
+        if (standby is null)
         {
+            if (_streams.TryGetValue(group, out var stream))
+            {
+                stream.NoStandby();
+            }
             return;
         }
-        Stream(group).Kick();
+        // What the stream knew was about the node before; what the new one holds for certain is
+        // what it sent here itself (a migration's rounds, when it moved the group here).
+        Stream(group).NewStandby(_received.NewestReceivedFrom(group, standby));
     }
 
     // Inside the store owner's commit, with the group's merges still held: pinned before a merge
