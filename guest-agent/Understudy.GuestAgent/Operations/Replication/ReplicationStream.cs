@@ -150,12 +150,14 @@ internal sealed class ReplicationStream
                 break;
             }
         }
+        List<CheckpointPin> held;
         lock (_sync)
         {
             _pending?.Dispose();
             _pending = null;
-            Release(TakeHeld());
+            held = TakeHeld();
         }
+        Release(held);
     }
 
     /// <summary>Must be called under the lock.</summary>
