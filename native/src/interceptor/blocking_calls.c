@@ -132,12 +132,39 @@ void us_blocked_snapshot(struct us_thread_slot *s, int tid)
 	__atomic_store_n(&c->state, CALL_SEEN, __ATOMIC_RELEASE);
 }
 
-/* A read made without the wrappers (libc's own, or raw) that the kernel, or we,
- * will start again: its buffers must stay writable too. */
-static void note_raw_kernel_write(struct us_kernel_write *k, const struct us_blocked_call *c)
+/* A call that the kernel, or we, will start again after the checkpoint: what it
+ * writes into must stay writable under the mprotect tracker, or the kernel fails it
+ * with EFAULT (a read made without the wrappers; the result arrays of the blocking
+ * calls, which the program may keep anywhere, and their timeouts written back). */
+static void note_kernel_write(struct us_kernel_write *k, long nr, const uint64_t *a)
 {
-	const uint64_t *a = c->args;
-	switch (c->nr) {
+	uint64_t fdset = (a[0] + 63) / 64 * 8;   /* select's sets: n bits in longs */
+	switch (nr) {
+	case SYS_poll:
+		*k = (struct us_kernel_write){ .range = { { a[0], a[1] * sizeof(struct pollfd) } } };
+		break;
+	case SYS_ppoll:
+		*k = (struct us_kernel_write){ .range = { { a[0], a[1] * sizeof(struct pollfd) },
+							  { a[2], a[2] ? sizeof(struct timespec) : 0 } } };
+		break;
+	case SYS_select: case SYS_pselect6:
+		*k = (struct us_kernel_write){ .range = { { a[1], a[1] ? fdset : 0 }, { a[2], a[2] ? fdset : 0 },
+							  { a[3], a[3] ? fdset : 0 },
+							  { a[4], !a[4] ? 0 : nr == SYS_select ? sizeof(struct timeval)
+										: sizeof(struct timespec) } } };
+		break;
+	case SYS_epoll_wait: case SYS_epoll_pwait: case SYS_epoll_pwait2:
+		*k = (struct us_kernel_write){ .range = { { a[1], a[2] * sizeof(struct epoll_event) } } };
+		break;
+	case SYS_nanosleep:
+		*k = (struct us_kernel_write){ .range = { { a[1], a[1] ? sizeof(struct timespec) : 0 } } };
+		break;
+	case SYS_clock_nanosleep:
+		*k = (struct us_kernel_write){ .range = { { a[3], a[3] ? sizeof(struct timespec) : 0 } } };
+		break;
+	case SYS_rt_sigtimedwait:
+		*k = (struct us_kernel_write){ .range = { { a[1], a[1] ? sizeof(siginfo_t) : 0 } } };
+		break;
 	case SYS_read: case SYS_pread64:
 		*k = (struct us_kernel_write){ .range = { { a[1], a[2] } } };
 		break;
@@ -159,6 +186,21 @@ static void note_raw_kernel_write(struct us_kernel_write *k, const struct us_blo
 		break;
 	}
 }
+
+/* A libc call that writes its results (and timeout) into the caller's memory: those
+ * pages are made writable before it enters the kernel, and stay so across a checkpoint
+ * while it runs (the mprotect tracker; nothing otherwise). */
+#define WRITING(nr, a0, a1, a2, a3, a4, call)                                                    \
+	({                                                                                       \
+		const uint64_t args_[6] = { (uint64_t)(a0), (uint64_t)(a1), (uint64_t)(a2),      \
+					    (uint64_t)(a3), (uint64_t)(a4), 0 };                 \
+		struct us_kernel_write note_ = { 0 };                                            \
+		note_kernel_write(&note_, nr, args_);                                            \
+		struct us_kernel_write outer_ = us_kernel_write_begin(&note_);                   \
+		__typeof__(call) r_ = (call);                                                    \
+		us_kernel_write_end(&outer_);                                                    \
+		r_;                                                                              \
+	})
 
 /* Whether the thread stopped right after a "syscall" (0f 05). Bytes before the
  * instruction pointer are read only within its page, which is mapped. */
@@ -228,7 +270,7 @@ void us_blocked_on_freeze(struct us_thread_slot *s, void *ucontext, struct us_re
 	s->kwrite = *us_wrapped_kernel_write();
 	if (__atomic_exchange_n(&c->state, CALL_NONE, __ATOMIC_ACQ_REL) == CALL_SEEN && frame_is(c, r, &interrupted)) {
 		if (!s->kwrite.range[0][0] && !s->kwrite.iov)
-			note_raw_kernel_write(&s->kwrite, c);
+			note_kernel_write(&s->kwrite, c->nr, c->args);
 		out->nr = interrupted ? c->nr : -1;
 	} else if (r[REG_RAX] == -EINTR) {
 		/* Not blocked yet when the checkpoint thread looked: a wrapped call, or the
@@ -237,6 +279,12 @@ void us_blocked_on_freeze(struct us_thread_slot *s, void *ucontext, struct us_re
 		out->nr = wrapped_call_number(r);
 		if (out->nr < 0 && frame_is(&s->restarted, r, &interrupted))
 			out->nr = s->restarted.nr;
+		if (out->nr >= 0 && !s->kwrite.range[0][0] && !s->kwrite.iov) {
+			/* it returned EINTR: its arguments are still in their registers */
+			const uint64_t args[6] = { (uint64_t)r[REG_RDI], (uint64_t)r[REG_RSI], (uint64_t)r[REG_RDX],
+						   (uint64_t)r[REG_R10], (uint64_t)r[REG_R8], (uint64_t)r[REG_R9] };
+			note_kernel_write(&s->kwrite, out->nr, args);
+		}
 	}
 	if (out->nr >= 0 && !restartable(out->nr))
 		out->nr = -1;
@@ -349,7 +397,7 @@ US_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	static int (*real_poll)(struct pollfd *, nfds_t, int);
 	RESOLVE(poll);
-	return TIMED(SYS_poll, SYS_ppoll, real_poll(fds, n, timeout));
+	return TIMED(SYS_poll, SYS_ppoll, WRITING(SYS_poll, fds, n, 0, 0, 0, real_poll(fds, n, timeout)));
 }
 
 US_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask)
@@ -357,14 +405,14 @@ US_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout
 	static int (*real_ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
 	sigset_t copy;
 	RESOLVE(ppoll);
-	return TIMED(SYS_ppoll, SYS_ppoll, real_ppoll(fds, n, timeout, us_without_freeze(mask, &copy)));
+	return TIMED(SYS_ppoll, SYS_ppoll, WRITING(SYS_ppoll, fds, n, timeout, 0, 0, real_ppoll(fds, n, timeout, us_without_freeze(mask, &copy))));
 }
 
 US_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout)
 {
 	static int (*real_select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
 	RESOLVE(select);
-	return TIMED(SYS_select, SYS_pselect6, real_select(n, r, w, e, timeout));
+	return TIMED(SYS_select, SYS_pselect6, WRITING(SYS_select, n, r, w, e, timeout, real_select(n, r, w, e, timeout)));
 }
 
 US_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask)
@@ -372,14 +420,15 @@ US_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct times
 	static int (*real_pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
 	sigset_t copy;
 	RESOLVE(pselect);
-	return TIMED(SYS_pselect6, SYS_pselect6, real_pselect(n, r, w, e, timeout, us_without_freeze(mask, &copy)));
+	return TIMED(SYS_pselect6, SYS_pselect6,
+		     WRITING(SYS_pselect6, n, r, w, e, timeout, real_pselect(n, r, w, e, timeout, us_without_freeze(mask, &copy))));
 }
 
 US_EXPORT int epoll_wait(int ep, struct epoll_event *ev, int max, int timeout)
 {
 	static int (*real_epoll_wait)(int, struct epoll_event *, int, int);
 	RESOLVE(epoll_wait);
-	return TIMED(SYS_epoll_wait, SYS_epoll_pwait, real_epoll_wait(ep, ev, max, timeout));
+	return TIMED(SYS_epoll_wait, SYS_epoll_pwait, WRITING(SYS_epoll_wait, ep, ev, max, 0, 0, real_epoll_wait(ep, ev, max, timeout)));
 }
 
 US_EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
@@ -387,7 +436,8 @@ US_EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max, int timeout, 
 	static int (*real_epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
 	sigset_t copy;
 	RESOLVE(epoll_pwait);
-	return TIMED(SYS_epoll_pwait, SYS_epoll_pwait, real_epoll_pwait(ep, ev, max, timeout, us_without_freeze(mask, &copy)));
+	return TIMED(SYS_epoll_pwait, SYS_epoll_pwait,
+		     WRITING(SYS_epoll_pwait, ep, ev, max, 0, 0, real_epoll_pwait(ep, ev, max, timeout, us_without_freeze(mask, &copy))));
 }
 
 US_EXPORT int epoll_pwait2(int ep, struct epoll_event *ev, int max, const struct timespec *timeout, const sigset_t *mask)
@@ -395,7 +445,8 @@ US_EXPORT int epoll_pwait2(int ep, struct epoll_event *ev, int max, const struct
 	static int (*real_epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
 	sigset_t copy;
 	RESOLVE(epoll_pwait2);
-	return TIMED(SYS_epoll_pwait2, SYS_epoll_pwait2, real_epoll_pwait2(ep, ev, max, timeout, us_without_freeze(mask, &copy)));
+	return TIMED(SYS_epoll_pwait2, SYS_epoll_pwait2,
+		     WRITING(SYS_epoll_pwait2, ep, ev, max, 0, 0, real_epoll_pwait2(ep, ev, max, timeout, us_without_freeze(mask, &copy))));
 }
 
 US_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)

@@ -195,6 +195,10 @@ US_HIDDEN void us_wrappers_init(void);
 US_HIDDEN const sigset_t *us_without_freeze(const sigset_t *set, sigset_t *copy);
 /* what this thread's wrapped call has the kernel write into, if it is in one */
 US_HIDDEN const struct us_kernel_write *us_wrapped_kernel_write(void);
+/* Around a wrapped call that writes into the caller's memory: note it, unprotected, for as
+ * long as the call runs (what _begin returns goes back with _end: a handler may nest). */
+US_HIDDEN struct us_kernel_write us_kernel_write_begin(const struct us_kernel_write *note);
+US_HIDDEN void us_kernel_write_end(const struct us_kernel_write *outer);
 US_HIDDEN void us_creds_serve(void);
 US_HIDDEN void us_lock(volatile int *l);
 US_HIDDEN void us_unlock(volatile int *l);

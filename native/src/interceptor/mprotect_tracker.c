@@ -2,8 +2,8 @@
  * writable private memory is made read-only after each checkpoint; the first write
  * to a page faults, the SIGSEGV handler marks the page dirty and makes it writable
  * again. System calls that would write into a protected page get EFAULT instead of
- * a fault, so the wrappers for them (read, pread, readv, recv...) unprotect and mark
- * the argument pages first. Calls libc makes internally (stdio reads) cannot be
+ * a fault, so the wrappers for them (read, pread, readv, recv..., and the result
+ * arrays of poll, select and epoll_wait) unprotect and mark the argument pages first. Calls libc makes internally (stdio reads) cannot be
  * wrapped: they may fail with EFAULT, which is why uffd is the default.
  *
  * Left untracked, and so captured whole every time: stacks (the kernel cannot

@@ -516,6 +516,16 @@ static __thread struct us_kernel_write kernel_write __attribute__((tls_model("in
 
 const struct us_kernel_write *us_wrapped_kernel_write(void) { return &kernel_write; }
 
+struct us_kernel_write us_kernel_write_begin(const struct us_kernel_write *note)
+{
+	struct us_kernel_write outer = kernel_write;
+	kernel_write = *note;
+	us_mp_touch_kernel_write(&kernel_write);
+	return outer;
+}
+
+void us_kernel_write_end(const struct us_kernel_write *outer) { kernel_write = *outer; }
+
 /* Runs call with the kernel's writes noted and unprotected; value of call. */
 #define WRITES_INTO(note, call)                                          \
 	({                                                               \

@@ -295,10 +295,16 @@ static int p_sem_wait(struct probe *p)
 	return 0;
 }
 
+/* Its event array has a page of its own, off the stack: the mprotect tracker protects
+ * it again at each checkpoint, and nothing but the kernel writes into it. A call
+ * blocked across a checkpoint must still be able to (not fail with EFAULT). */
+static union { struct epoll_event ev; char page[4096]; } forever_events __attribute__((aligned(4096)));
+
 static int p_epoll_forever(struct probe *p)
 {
-	struct epoll_event ev;
-	long r = epoll_wait(wake_epoll, &ev, 1, -1);
+	struct epoll_event *events = &forever_events.ev;
+	long r = epoll_wait(wake_epoll, events, 1, -1);
+	struct epoll_event ev = *events;
 	if (r != 1 || !(ev.events & EPOLLIN))
 		return fail_with(p, "epoll_wait without a timeout returned without an event", r);
 	uint64_t n;
