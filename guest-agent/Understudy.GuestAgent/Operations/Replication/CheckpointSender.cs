@@ -22,7 +22,8 @@ internal sealed class CheckpointSender
     // One send of a group to a node at a time: the standby stream and a migration would otherwise
     // both send the same checkpoint; the second one finds it held and sends nothing.
     private readonly ConcurrentDictionary<(string Node, string Group), SemaphoreSlim> _sending = new();
-    // Who counts the bytes of a group sent to a node, whichever caller sends them.
+    // Who counts the bytes of a group sent to a node, whichever caller sends them: the migration of
+    // the group to that node (one at a time: it holds the group's lifecycle lock).
     private readonly ConcurrentDictionary<(string Node, string Group), Action<long>> _watchers = new();
 
     public CheckpointSender(
@@ -42,7 +43,7 @@ internal sealed class CheckpointSender
     /// </summary>
     public IDisposable Watch(string node, string group, Action<long> sent)
     {
-        _watchers.AddOrUpdate((node, group), sent, (_, others) => others + sent);
+        _watchers[(node, group)] = sent;
         return new Unwatch(this, (node, group), sent);
     }
 
@@ -96,24 +97,6 @@ internal sealed class CheckpointSender
 
     private sealed class Unwatch(CheckpointSender sender, (string Node, string Group) key, Action<long> sent) : IDisposable
     {
-        private int _done;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _done, 1) != 0)
-            {
-                return;
-            }
-            while (sender._watchers.TryGetValue(key, out var watchers))
-            {
-                var rest = watchers - sent;
-                var updated = rest is null ? sender._watchers.TryRemove(new KeyValuePair<(string, string), Action<long>>(key, watchers))
-                    : sender._watchers.TryUpdate(key, rest, watchers);
-                if (updated)
-                {
-                    return;
-                }
-            }
-        }
+        public void Dispose() => sender._watchers.TryRemove(new KeyValuePair<(string, string), Action<long>>(key, sent));
     }
 }

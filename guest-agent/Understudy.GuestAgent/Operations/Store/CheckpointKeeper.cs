@@ -34,6 +34,9 @@ internal sealed class CheckpointKeeper
     private readonly PinTable _pins = new();
     private readonly Dictionary<(string Group, string Id), MergeRequest> _deferredMerges = [];
     private readonly Dictionary<string, int> _deferredRetention = new(StringComparer.Ordinal);
+    // Retention that kept bases for an incremental chain: run again when a merge ends, which may
+    // have made them unneeded.
+    private readonly Dictionary<string, int> _retentionAfterMerge = new(StringComparer.Ordinal);
     // Completed at every release, so that a merge waiting for a pinned chain looks again.
     private TaskCompletionSource _released = NewSignal();
 
@@ -260,15 +263,17 @@ internal sealed class CheckpointKeeper
                     "Retention of group {Group} keeps checkpoints {CheckpointIds} until they are released",
                     group, string.Join(", ", plan.Held.Select(c => c.Id)));
             }
-            else if (plan.KeepsBases)
-            {
-                // The bases kept for an incremental chain become unneeded as merges make the chain
-                // full: run again when a merge ends (every release does).
-                _deferredRetention[group] = keep;
-            }
             else
             {
                 _deferredRetention.Remove(group);
+            }
+            if (plan.KeepsBases)
+            {
+                _retentionAfterMerge[group] = keep;
+            }
+            else
+            {
+                _retentionAfterMerge.Remove(group);
             }
             foreach (var checkpoint in plan.Delete)
             {
@@ -410,7 +415,8 @@ internal sealed class CheckpointKeeper
 
     /// <summary>
     /// Something held is let go: what waited for it may go on. A released pin lets deferred merges be
-    /// asked for again; any release lets deferred retention run.
+    /// asked for again; any release lets deferred retention run; the end of a merge, also retention
+    /// that kept bases the merge may have made unneeded.
     /// </summary>
     private void Release(string group, Action release, bool pinReleased)
     {
@@ -427,7 +433,9 @@ internal sealed class CheckpointKeeper
                     _deferredMerges.Remove(key);
                 }
             }
-            keep = _deferredRetention.TryGetValue(group, out var deferred) ? deferred : null;
+            keep = _deferredRetention.TryGetValue(group, out var deferred) ? deferred
+                : !pinReleased && _retentionAfterMerge.TryGetValue(group, out var afterMerge) ? afterMerge
+                : null;
             var released = _released;
             _released = NewSignal();
             released.TrySetResult();
