@@ -12,6 +12,12 @@
  *   --hang-file PATH    when PATH appears: remove it, print "LABEL hang" and
  *                       deadlock (a mutex locked twice): alive, but silent
  *   --crash-file PATH   while PATH exists: print "LABEL crash" and abort()
+ *   --disk-waits        a thread that is in uninterruptible sleep (D) nearly
+ *                       all the time, in short waits one after another, as
+ *                       a thread of a busy database waits on its disk
+ *   --stuck-file PATH   when PATH appears: print "LABEL stuck" and stay in
+ *                       one uninterruptible sleep until PATH is removed, then
+ *                       print "LABEL unstuck"
  * On SIGUSR1: "VERIFY OK service-LABEL count=N ...". */
 #include "wl_common.h"
 #include <arpa/inet.h>
@@ -19,7 +25,9 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #define MAXCONN 32
 #define TICK_MS 100
@@ -27,7 +35,8 @@
 static const char *label = "service";
 static int tcp_port, connect_port;
 static long listen_after_ms;
-static const char *ready_file, *hang_file, *crash_file;
+static const char *ready_file, *hang_file, *crash_file, *stuck_file;
+static int disk_waits;
 
 static long now_ms(void)
 {
@@ -90,6 +99,42 @@ static void deadlock(void)
 	wl_fail("the deadlock ended");
 }
 
+/* A vfork parent waits for its child in uninterruptible sleep (state D), and is
+ * not switched out until the child exits: a wait in D as long as the child wants,
+ * with no disk needed. The child shares our memory and runs on its own stack. */
+static int nap_20ms(void *arg)
+{
+	(void)arg;
+	nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
+	return 0;
+}
+
+static int nap_while_stuck_file(void *arg)
+{
+	(void)arg;
+	while (access(stuck_file, F_OK) == 0)
+		nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+	return 0;
+}
+
+static void wait_in_d(int (*child)(void *))
+{
+	static char stack[64 * 1024] __attribute__((aligned(16)));
+	pid_t pid = clone(child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+	if (pid < 0)
+		wl_fail("clone(CLONE_VFORK): %s", strerror(errno));
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+static void *disk_waiter(void *arg)
+{
+	(void)arg;
+	for (;;)
+		wait_in_d(nap_20ms);
+	return NULL;
+}
+
 /* Answers one request on a server connection; returns 0 to keep it open. */
 static int serve(int fd, uint64_t n)
 {
@@ -139,10 +184,14 @@ static void parse(int argc, char **argv)
 {
 	if (argc < 2)
 		wl_fail("usage: wl_service LABEL [--tcp PORT] [--listen-after MS] [--connect PORT] "
-			"[--ready-file PATH] [--hang-file PATH] [--crash-file PATH]");
+			"[--ready-file PATH] [--hang-file PATH] [--crash-file PATH] [--disk-waits] [--stuck-file PATH]");
 	label = argv[1];
 	for (int i = 2; i < argc; i++) {
 		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(opt, "--disk-waits")) {
+			disk_waits = 1;
+			continue;
+		}
 		if (!val)
 			wl_fail("%s needs a value", opt);
 		i++;
@@ -158,6 +207,8 @@ static void parse(int argc, char **argv)
 			hang_file = val;
 		else if (!strcmp(opt, "--crash-file"))
 			crash_file = val;
+		else if (!strcmp(opt, "--stuck-file"))
+			stuck_file = val;
 		else
 			wl_fail("unknown option %s", opt);
 	}
@@ -183,6 +234,11 @@ int main(int argc, char **argv)
 		if (ready_file)
 			touch(ready_file);
 	}
+	if (disk_waits) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, disk_waiter, NULL))
+			wl_fail("cannot start the disk-wait thread");
+	}
 	wl_out("%s started pid %d ppid %d", label, (int)wl_pid0, (int)wl_ppid0);
 
 	for (;;) {
@@ -196,6 +252,11 @@ int main(int argc, char **argv)
 			unlink(hang_file);
 			wl_out("%s hang", label);
 			deadlock();
+		}
+		if (stuck_file && access(stuck_file, F_OK) == 0) {
+			wl_out("%s stuck", label);
+			wait_in_d(nap_while_stuck_file);
+			wl_out("%s unstuck", label);
 		}
 		if (crash_file && access(crash_file, F_OK) == 0) {
 			wl_out("%s crash", label);

@@ -126,20 +126,21 @@ internal static class ProcFs
     /// The scheduler state of each thread of a host process (the letter of /proc/PID/task/TID/stat:
     /// R, S, D, T, t, Z, ...); empty when the process is gone or not ours to see.
     /// </summary>
-    public static IReadOnlyList<char> ThreadStates(int hostPid)
+    public static IReadOnlyList<ThreadState> ThreadStates(int hostPid)
     {
         if (hostPid <= 0)
         {
             return [];
         }
-        var states = new List<char>();
+        var states = new List<ThreadState>();
         try
         {
             foreach (var task in Directory.EnumerateDirectories($"/proc/{hostPid}/task"))
             {
-                if (StateOf(Path.Combine(task, "stat")) is { } state)
+                if (int.TryParse(Path.GetFileName(task), System.Globalization.CultureInfo.InvariantCulture, out var tid)
+                    && StateOf(Path.Combine(task, "stat")) is { } state)
                 {
-                    states.Add(state);
+                    states.Add(new ThreadState(tid, state));
                 }
             }
         }
@@ -147,6 +148,38 @@ internal static class ProcFs
         {
         }
         return states;
+    }
+
+    /// <summary>
+    /// How many times a thread has been switched out (voluntary_ctxt_switches plus
+    /// nonvoluntary_ctxt_switches of /proc/PID/task/TID/status), or null when it is gone. A thread
+    /// that sleeps on and on in one wait keeps the same count; one that woke up in between does not.
+    /// </summary>
+    public static long? ContextSwitches(int hostPid, int tid)
+    {
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines($"/proc/{hostPid}/task/{tid}/status");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        long total = 0;
+        var found = 0;
+        foreach (var line in lines)
+        {
+            if ((line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal)
+                 || line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal))
+                && long.TryParse(line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim(),
+                    System.Globalization.CultureInfo.InvariantCulture, out var count))
+            {
+                total += count;
+                found++;
+            }
+        }
+        return found == 2 ? total : null;
     }
 
     /// <summary>The state letter follows the command name, which is in parentheses and may hold any byte.</summary>

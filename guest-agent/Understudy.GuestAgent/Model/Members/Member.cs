@@ -16,8 +16,6 @@ internal sealed class Member
 {
     private volatile MemberConnection? _connection;
     private volatile MemberState _state;
-    private readonly object _sync = new();
-    private DateTimeOffset? _uninterruptibleSince;
 
     public Member(long id, HelloMessage hello, MemberConnection connection)
     {
@@ -56,12 +54,8 @@ internal sealed class Member
         set => _state = value;
     }
 
-    /// <summary>Since when a thread of it was seen in uninterruptible sleep (D), or null (<see cref="MemberLiveness"/>).</summary>
-    public DateTimeOffset? UninterruptibleSince
-    {
-        get { lock (_sync) { return _uninterruptibleSince; } }
-        set { lock (_sync) { _uninterruptibleSince = value; } }
-    }
+    /// <summary>Its threads' uninterruptible waits, as <see cref="MemberLiveness"/> saw them.</summary>
+    public UninterruptibleWaits Waits { get; } = new();
 
     /// <summary>The old program's connection ended in the middle of an exec.</summary>
     public void DetachForExec()

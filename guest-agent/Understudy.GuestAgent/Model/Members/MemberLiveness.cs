@@ -9,14 +9,15 @@ internal enum MemberCondition
     Able,
     /// <summary>Stopped (SIGSTOP, SIGTSTP: state T) or stopped by a tracer (t): nothing of it runs until SIGCONT.</summary>
     Stopped,
-    /// <summary>A thread has been in uninterruptible sleep (D) for longer than <see cref="MemberLiveness.UninterruptibleGrace"/>.</summary>
+    /// <summary>A thread has been in one uninterruptible sleep (D) for longer than <see cref="MemberLiveness.UninterruptibleGrace"/>.</summary>
     Uninterruptible,
 }
 
 /// <summary>
 /// Looks at a member's threads in /proc to tell whether it can answer the coordinator at all: a
 /// stopped process cannot, and neither can one stuck in the kernel. A thread briefly in D (a
-/// disk read) is normal, so D counts only once it lasted <see cref="UninterruptibleGrace"/>.
+/// disk read) is normal, so D counts only once one wait lasted <see cref="UninterruptibleGrace"/>
+/// (<see cref="UninterruptibleWaits"/>): a busy disk puts threads in D again and again, never for long.
 /// </summary>
 internal static class MemberLiveness
 {
@@ -27,31 +28,36 @@ internal static class MemberLiveness
 
     public static MemberCondition Check(Member member, TimeProvider time)
     {
-        var states = ProcFs.ThreadStates(member.HostPid);
-        if (states.Any(s => s is 'T' or 't'))
+        var threads = ProcFs.ThreadStates(member.HostPid);
+        if (threads.Any(t => t.State is 'T' or 't'))
         {
-            member.UninterruptibleSince = null;
+            member.Waits.Clear();
             return MemberCondition.Stopped;
         }
-        if (!states.Contains('D'))
+        var waiting = new List<(int, long)>();
+        foreach (var thread in threads.Where(t => t.State == 'D'))
         {
-            member.UninterruptibleSince = null;
-            return MemberCondition.Able;
+            if (ProcFs.ContextSwitches(member.HostPid, thread.Tid) is { } switches)
+            {
+                waiting.Add((thread.Tid, switches));
+            }
         }
         var now = time.GetUtcNow();
-        var since = member.UninterruptibleSince ??= now;
-        return now - since >= UninterruptibleGrace ? MemberCondition.Uninterruptible : MemberCondition.Able;
+        return member.Waits.Observe(waiting, now) is { } since && now - since >= UninterruptibleGrace
+            ? MemberCondition.Uninterruptible
+            : MemberCondition.Able;
     }
 
     /// <summary>
-    /// The first of <paramref name="members"/> that cannot take part, or null. A member in D is
-    /// watched for up to the grace before it is judged, so that a brief disk wait is no refusal.
+    /// The first of <paramref name="members"/> that cannot take part, or null. A member seen in D
+    /// is looked at again; it is watched up to the grace only while the same wait lasts, so that
+    /// neither a brief disk wait nor a busy disk (short waits one after another) is a refusal.
     /// </summary>
     public static async Task<(Member Member, MemberCondition Condition)?> FindStuckAsync(
         IReadOnlyList<Member> members, TimeProvider time, CancellationToken cancellationToken)
     {
         var deadline = time.GetUtcNow() + UninterruptibleGrace + PollInterval;
-        while (true)
+        for (var look = 0; ; look++)
         {
             var undecided = false;
             foreach (var member in members)
@@ -61,7 +67,7 @@ internal static class MemberLiveness
                 {
                     return (member, condition);
                 }
-                undecided |= member.UninterruptibleSince is not null;
+                undecided |= look == 0 ? member.Waits.Any : member.Waits.Lasting;
             }
             if (!undecided || time.GetUtcNow() > deadline)
             {
