@@ -14,6 +14,10 @@
 #define PM_PRESENT   (1ull << 63)
 #define PM_SWAPPED   (1ull << 62)
 #define PM_FILE      (1ull << 61)
+#define PM_FRAME     ((1ull << 55) - 1)
+#define PM_SWAP_TYPE 0x1full
+/* The last swap type is the kernel's page-table marker (SWP_PTE_MARKER) */
+#define PM_TYPE_MARKER 31
 
 /* The staging area stays mapped from one checkpoint to the next, so that its pages
  * are there already: a fault per page costs more than the copy itself. It is not
@@ -202,6 +206,7 @@ enum { PG_SKIP, PG_DATA, PG_HOLE };
 struct vma_pass {
 	struct scratch *s;
 	int pm_fd, readable;
+	int *mem_fd;                    /* /proc/self/mem, opened when first needed */
 	int anon_only;                  /* private file mapping: only copied-on-write pages differ */
 	int delta;                      /* tracked: pages not written are unchanged since the base */
 	uint32_t nruns;
@@ -233,9 +238,8 @@ static void flush_pages(struct vma_pass *x)
 	x->npages = 0;
 }
 
-static void classify(void *ctx, uint64_t start, uint64_t end, uint64_t c)
+static void place(struct vma_pass *x, uint64_t start, uint64_t end, uint64_t c)
 {
-	struct vma_pass *x = ctx;
 	int present = (c & (US_PAGE_IS_PRESENT | US_PAGE_IS_SWAPPED)) != 0;
 	int gone = !present || (c & US_PAGE_IS_PFNZERO) || (x->anon_only && (c & US_PAGE_IS_FILE));
 	int type;
@@ -270,6 +274,54 @@ static void classify(void *ctx, uint64_t start, uint64_t end, uint64_t c)
 	x->npages = (end - start) / US_PAGE_SIZE;
 }
 
+/* What a page of a private file mapping that PAGEMAP_SCAN calls swapped really is.
+ * Under the uffd tracker it is most often a marker, not swap: the kernel puts one
+ * in a write-protected entry that has no page (never touched, or dropped by
+ * MADV_DONTNEED), and a read there gets the file's page. Such a page is not ours
+ * to save. Real swap, or a page in migration, holds our copy-on-write data. The
+ * swap type in /proc/self/pagemap tells them apart. When the kernel hides it (no
+ * CAP_SYS_ADMIN), a full image keeps the page (the file's contents, saved by the
+ * writer after the thaw), and an increment, where "unchanged" would be wrong,
+ * reads the page through /proc/self/mem, which brings in whichever it is, and
+ * looks at the entry again. */
+static uint64_t swapped_page(struct vma_pass *x, uint64_t page, uint64_t e, uint64_t c)
+{
+	if ((e & PM_SWAPPED) && (e & PM_FRAME)) {
+		if ((e & PM_SWAP_TYPE) == PM_TYPE_MARKER)
+			return 0;
+	} else if ((e & PM_SWAPPED) && x->delta) {
+		char byte;
+		if (*x->mem_fd < 0)
+			*x->mem_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC, 0);
+		if (*x->mem_fd < 0 || us_sc4(SYS_pread64, *x->mem_fd, &byte, 1, page) != 1 ||
+		    us_sc4(SYS_pread64, x->pm_fd, &e, 8, page / US_PAGE_SIZE * 8) != 8)
+			return c;       /* keep it: saving the file's page costs space, not data */
+	}
+	if (e & PM_SWAPPED)
+		return c;
+	if (!(e & PM_PRESENT))
+		return 0;
+	return US_PAGE_IS_PRESENT | (e & PM_FILE ? US_PAGE_IS_FILE : 0) | (c & US_PAGE_IS_WRITTEN);
+}
+
+static void classify(void *ctx, uint64_t start, uint64_t end, uint64_t c)
+{
+	struct vma_pass *x = ctx;
+	if (!x->anon_only || !(c & US_PAGE_IS_SWAPPED) || (c & US_PAGE_IS_PRESENT) || us.tracker != US_TRACK_UFFD) {
+		place(x, start, end, c);
+		return;
+	}
+	for (uint64_t at = start; at < end && !x->s->failed;) {
+		uint64_t n = (end - at) / US_PAGE_SIZE < PM_BATCH ? (end - at) / US_PAGE_SIZE : PM_BATCH;
+		if (us_sc4(SYS_pread64, x->pm_fd, x->s->pm, n * 8, at / US_PAGE_SIZE * 8) != (long)(n * 8)) {
+			place(x, at, end, c);
+			return;
+		}
+		for (uint64_t k = 0; k < n; k++, at += US_PAGE_SIZE)
+			place(x, at, at + US_PAGE_SIZE, swapped_page(x, at, x->s->pm[k], c));
+	}
+}
+
 /* Without PAGEMAP_SCAN (kernels before 6.7): /proc/self/pagemap, page by page. */
 static void walk_pagemap(struct vma_pass *x, uint64_t start, uint64_t end)
 {
@@ -287,7 +339,7 @@ static void walk_pagemap(struct vma_pass *x, uint64_t start, uint64_t end)
 			if (e & PM_SWAPPED) c |= US_PAGE_IS_SWAPPED;
 			if (e & PM_FILE) c |= US_PAGE_IS_FILE;
 			uint64_t page = start + (i + k) * US_PAGE_SIZE;
-			classify(x, page, page + US_PAGE_SIZE, c);
+			place(x, page, page + US_PAGE_SIZE, c);
 		}
 	}
 }
@@ -299,7 +351,7 @@ static uint64_t sysv_size(int shmid)
 	return us_sc3(SYS_shmctl, shmid, IPC_STAT, &ds) < 0 ? 0 : ds.shm_segsz;
 }
 
-static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_fd)
+static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_fd, int *mem_fd)
 {
 	/* the mprotect tracker's read-only pages are the application's writable ones */
 	uint32_t prot = us.tracker == US_TRACK_MPROTECT && !v->shared ? us_mp_app_prot(v->start, v->prot) : v->prot;
@@ -334,7 +386,7 @@ static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_
 
 	int want_pages = r.kind == US_VMA_ANON || r.kind == US_VMA_HEAP || r.kind == US_VMA_STACK ||
 			 (r.kind == US_VMA_SHMEM && !sysv) || anon_only;
-	struct vma_pass x = { .s = s, .pm_fd = pm_fd,
+	struct vma_pass x = { .s = s, .pm_fd = pm_fd, .mem_fd = mem_fd,
 		.readable = (v->prot & PROT_READ) != 0, .anon_only = anon_only };
 
 	/* Incremental: a mapping the tracker covers entirely is a delta; any other is
@@ -350,7 +402,7 @@ static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_
 	meta_add(s, &r, sizeof r);
 	if (want_pages) {
 		if (save_all)
-			classify(&x, v->start, v->end, US_PAGE_IS_PRESENT);
+			place(&x, v->start, v->end, US_PAGE_IS_PRESENT);
 		else if (!s->scan_works ||
 			 us_tracker_scan(pm_fd, v->start, v->end, SCAN_CATEGORIES | (anon_only ? US_PAGE_IS_FILE : 0),
 					 s->regions, REGIONS_MAX, classify, &x) < 0) {
@@ -405,6 +457,7 @@ void capture_memory(struct scratch *s)
 		capture_fail(s, "cannot open /proc/self/pagemap", NULL, pm_fd);
 		return;
 	}
+	int mem_fd = -1;
 	read_vm_flags(s);
 	if (us_read_file("/proc/self/maps", s->maps, MAPS_MAX) >= (long)MAPS_MAX - 1) {
 		capture_fail(s, "memory mappings: /proc/self/maps is larger than 16 MiB", NULL, 0);
@@ -420,7 +473,7 @@ void capture_memory(struct scratch *s)
 			if (!v.shared)
 				s->private_bytes += v.end - v.start;
 			if (us.tracker != US_TRACK_MPROTECT || v.shared) {
-				capture_vma(s, &v, pm_fd);
+				capture_vma(s, &v, pm_fd, &mem_fd);
 				continue;
 			}
 			/* each piece has one protection of the application's: see us_mp_piece_end */
@@ -429,12 +482,14 @@ void capture_memory(struct scratch *s)
 				piece.start = at;
 				piece.end = us_mp_piece_end(at, v.end);
 				piece.offset = v.offset + (at - v.start);
-				capture_vma(s, &piece, pm_fd);
+				capture_vma(s, &piece, pm_fd, &mem_fd);
 				at = piece.end;
 			}
 		}
 	}
 	us_sc1(SYS_close, pm_fd);
+	if (mem_fd >= 0)
+		us_sc1(SYS_close, mem_fd);
 	if (!s->failed)
 		capture_madvice(s);
 }

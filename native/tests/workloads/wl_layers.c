@@ -69,13 +69,8 @@ static void drop(struct region *r, uint64_t from, uint64_t to)
 		wl_fail("madvise(MADV_DONTNEED) on %s: %s", r->name, strerror(errno));
 	for (uint64_t p = from; p < to; p++)
 		r->version[p] = 0;
-	/* File pages are read back at once: under the uffd tracker, a dropped page
-	 * of a private file mapping left unread is a write-protect marker, which
-	 * PAGEMAP_SCAN reports as swapped, not as gone (docs/architecture.md,
-	 * "Limits today"). */
-	if (r->file)
-		for (uint64_t p = from; p < to; p++)
-			(void)*(volatile const char *)(r->at + p * PAGE);
+	/* File pages are left unread: under the uffd tracker each is then a
+	 * write-protect marker, which PAGEMAP_SCAN reports as swapped, not gone. */
 }
 
 static void remap(struct region *r, uint64_t from, uint64_t to)
