@@ -82,7 +82,9 @@ internal sealed class AgentService : Agent.AgentBase
     {
         var outcome = await _lifecycles.For(request.Group).RestoreAsync(request.CheckpointId, request.Force, context.CancellationToken).ConfigureAwait(false);
         var reply = new RestoreReply { Group = outcome.Group, Id = outcome.Id, DurationMs = outcome.DurationMs };
-        reply.Members.AddRange(_status.Query(outcome.Group).SelectMany(g => g.Members).Select(m => m.ToProto()));
+        // The processes restored, not whatever has registered since: a restored shell forks at once.
+        var restored = outcome.Members.Select(m => m.Vpid).ToHashSet();
+        reply.Members.AddRange(_status.Query(outcome.Group).SelectMany(g => g.Members).Where(m => restored.Contains(m.Pid)).Select(m => m.ToProto()));
         return reply;
     }
 
