@@ -58,6 +58,10 @@ public class TokenCodecTests
         Assert.Equal(new FailedReply("cannot write: disk full"), failed);
         Assert.True(MemberMessageParser.TryParse("FORK_END -1", out var forkEnd, out _));
         Assert.Equal(new ForkEndMessage(-1), forkEnd);
+        Assert.True(MemberMessageParser.TryParse("FROZEN 3 31500", out var surveyed, out _));
+        Assert.Equal(new FrozenReply(3, 31500), surveyed);
+        Assert.True(MemberMessageParser.TryParse("FROZEN 3", out var older, out _));
+        Assert.Equal(new FrozenReply(3, 0), older);
     }
 
     [Fact]

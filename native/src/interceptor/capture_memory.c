@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <time.h>
 #include "capture.h"
 #include "../common/us_fmt.h"
 #include "../common/us_pagemap.h"
@@ -41,17 +42,34 @@ static int grow_stage(uint64_t len)
 	return 0;
 }
 
-/* Our own scratch and staging areas: neither captured nor tracked. */
+/* The survey of the memory map, taken when PREPARE arrives, before the freeze (see
+ * us_survey_memory). Kept mapped like the staging area, and just as much ours. */
+#define SURVEY_READ_MAX (256ul << 10)
+#define SURVEY_SIZE (2 * MAPS_MAX + VM_FLAGS_MAX * sizeof(struct vm_flags) + SURVEY_READ_MAX)
+static struct {
+	char *area;                     /* SURVEY_SIZE: two map texts, the flags, a read buffer */
+	uint64_t maps_len;
+	uint32_t nflags;
+	uint64_t calls;                 /* us.vm_calls when it began */
+	int valid;
+} survey;
+
+/* Our own scratch, staging and survey areas: neither captured nor tracked. */
 static int is_own(const struct scratch *s, uint64_t start, uint64_t end)
 {
 	return (start >= (uint64_t)s->base && end <= (uint64_t)s->base + SCRATCH_SIZE) ||
-	       (stage_buf && start >= (uint64_t)stage_buf && end <= (uint64_t)stage_buf + stage_cap);
+	       (stage_buf && start >= (uint64_t)stage_buf && end <= (uint64_t)stage_buf + stage_cap) ||
+	       (survey.area && start >= (uint64_t)survey.area && end <= (uint64_t)survey.area + SURVEY_SIZE);
 }
 
+/* After a fork or a restore: these areas are not in this process (MADV_DONTFORK,
+ * and never in an image). */
 void us_stage_forget(void)
 {
 	stage_buf = NULL;
 	stage_cap = 0;
+	survey.area = NULL;
+	survey.valid = 0;
 }
 
 /* Adds a run to the current mapping's record; the writer places its bytes in
@@ -123,26 +141,28 @@ static uint32_t vm_flag_bits(const char *p, uint32_t *noreserve)
 	return bits;
 }
 
-static void read_vm_flags(struct scratch *s)
+/* The mappings of /proc/self/smaps whose VmFlags a restore must set again, into
+ * flags (at most VM_FLAGS_MAX), read through buf; their count, or -errno, or
+ * -E2BIG for too many. */
+static long read_smaps_flags(char *buf, size_t cap, struct vm_flags *flags)
 {
 	int fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/smaps", O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0) {
-		capture_fail(s, "cannot open /proc/self/smaps", NULL, fd);
-		return;
-	}
+	if (fd < 0)
+		return fd;
 	uint64_t start = 0, end = 0;
 	size_t have = 0;
+	long n = 0;
 	for (;;) {
-		long r = us_sc3(SYS_read, fd, s->data + have, DATA_MAX - have);
+		long r = us_sc3(SYS_read, fd, buf + have, cap - have);
 		if (r == -EINTR)
 			continue;
 		if (r < 0)
-			capture_fail(s, "cannot read /proc/self/smaps", NULL, r);
+			n = r;
 		if (r <= 0)
 			break;
 		have += (size_t)r;
-		char *line = s->data, *stop = s->data + have;
-		for (char *nl = line; nl < stop; nl++) {
+		char *line = buf, *stop = buf + have;
+		for (char *nl = line; nl < stop && n >= 0; nl++) {
 			if (*nl != '\n')
 				continue;
 			const char *p = line;
@@ -152,20 +172,131 @@ static void read_vm_flags(struct scratch *s)
 				end = us_parse_u(&p, 16);
 			} else if (us_startswith(p, "VmFlags:")) {
 				uint32_t noreserve = 0, advice = vm_flag_bits(p + 8, &noreserve);
-				if ((noreserve || advice) && !is_own(s, start, end)) {
-					if (s->nvm_flags == VM_FLAGS_MAX) {
-						capture_fail(s, "more than 65536 mappings with flags", NULL, 0);
-						break;
-					}
-					s->vm_flags[s->nvm_flags++] = (struct vm_flags){ start, end, noreserve, advice };
+				if (noreserve || advice) {
+					if (n == VM_FLAGS_MAX)
+						n = -E2BIG;
+					else
+						flags[n++] = (struct vm_flags){ start, end, noreserve, advice };
 				}
 			}
 			line = nl + 1;
 		}
+		if (n < 0)
+			break;
 		have = (size_t)(stop - line);   /* a line cut by the read: keep it for the next */
-		__builtin_memmove(s->data, line, have);
+		__builtin_memmove(buf, line, have);
 	}
 	us_sc1(SYS_close, fd);
+	return n;
+}
+
+/*
+ * Reading /proc/self/smaps makes the kernel walk every page table entry (about
+ * 30 ms for 1 GiB here), for the few flags it shows that the memory map does not.
+ * So it is read when PREPARE arrives, before the freeze, between two reads of
+ * /proc/self/maps. While frozen, the capture takes these flags if the memory map is
+ * still the same (our own areas aside) and no madvise or mlock call began since the
+ * survey began, nor was under way then (us.vm_calls, wrappers.c); otherwise it
+ * reads smaps again. A raw madvise or mlock system call in those few milliseconds,
+ * not through libc, is not seen: see docs/architecture.md.
+ */
+static void survey_memory(void)
+{
+	survey.valid = 0;
+	if (!survey.area) {
+		long m = us_sc6(SYS_mmap, 0, SURVEY_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m < 0 && m > -4096)
+			return;
+		us_sc3(SYS_madvise, m, SURVEY_SIZE, MADV_DONTFORK);
+		survey.area = (char *)m;
+	}
+	char *maps = survey.area, *again = maps + MAPS_MAX;
+	struct vm_flags *flags = (struct vm_flags *)(again + MAPS_MAX);
+	survey.calls = __atomic_load_n(&us.vm_calls, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&us.vm_calls_running, __ATOMIC_SEQ_CST))
+		return;
+	long len = us_read_file("/proc/self/maps", maps, MAPS_MAX);
+	long n = len > 0 && len < (long)MAPS_MAX - 1 ? read_smaps_flags((char *)(flags + VM_FLAGS_MAX), SURVEY_READ_MAX, flags) : -1;
+	if (n < 0 || us_read_file("/proc/self/maps", again, MAPS_MAX) != len || __builtin_memcmp(maps, again, (size_t)len))
+		return;
+	survey.maps_len = (uint64_t)len;
+	survey.nflags = (uint32_t)n;
+	survey.valid = 1;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts = { 0, 0 };
+	us_sc2(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t us_survey_memory(void)
+{
+	uint64_t began = now_us();
+	survey_memory();
+	return now_us() - began;
+}
+
+/* The next line of a memory map text at *p, [*p, end), that is not one of our own
+ * areas; NULL at the end. */
+static const char *next_app_line(const struct scratch *s, const char **p, const char *end, size_t *len)
+{
+	while (*p < end && **p) {
+		struct us_maps_line l;
+		const char *line = *p;
+		*p = us_maps_next(line, &l);
+		if (!is_own(s, l.start, l.end)) {
+			*len = (size_t)(*p - line);
+			return line;
+		}
+	}
+	return NULL;
+}
+
+/* The memory map read while frozen (s->maps) is the survey's, our own areas aside,
+ * and no madvise or mlock call came in between. */
+static int survey_still_holds(const struct scratch *s, long maps_len)
+{
+	if (!survey.valid || __atomic_load_n(&us.vm_calls, __ATOMIC_SEQ_CST) != survey.calls ||
+	    __atomic_load_n(&us.vm_calls_running, __ATOMIC_SEQ_CST))
+		return 0;
+	const char *a = survey.area, *a_end = a + survey.maps_len, *b = s->maps, *b_end = b + maps_len;
+	for (;;) {
+		size_t la = 0, lb = 0;
+		const char *x = next_app_line(s, &a, a_end, &la), *y = next_app_line(s, &b, b_end, &lb);
+		if (!x || !y)
+			return !x && !y;
+		if (la != lb || __builtin_memcmp(x, y, la))
+			return 0;
+	}
+}
+
+/* The flags of every mapping but our own, from the survey or read now. */
+static void read_vm_flags(struct scratch *s, long maps_len)
+{
+	long n;
+	if (survey_still_holds(s, maps_len)) {
+		n = survey.nflags;
+		__builtin_memcpy(s->vm_flags, survey.area + 2 * MAPS_MAX, (size_t)n * sizeof *s->vm_flags);
+	} else {
+		if (survey.valid)
+			us_log("survey-stale", "the memory map or its flags changed after PREPARE: smaps read again, frozen");
+		n = read_smaps_flags(s->data, DATA_MAX, s->vm_flags);
+	}
+	survey.valid = 0;
+	if (n == -E2BIG) {
+		capture_fail(s, "more than 65536 mappings with flags", NULL, 0);
+		return;
+	}
+	if (n < 0) {
+		capture_fail(s, "cannot read /proc/self/smaps", NULL, n);
+		return;
+	}
+	s->nvm_flags = 0;
+	for (long i = 0; i < n; i++)
+		if (!is_own(s, s->vm_flags[i].start, s->vm_flags[i].end))
+			s->vm_flags[s->nvm_flags++] = s->vm_flags[i];
 }
 
 /* The flags of the mapping holding [start, end): mappings are asked in ascending
@@ -458,10 +589,14 @@ void capture_memory(struct scratch *s)
 		return;
 	}
 	int mem_fd = -1;
-	read_vm_flags(s);
-	if (us_read_file("/proc/self/maps", s->maps, MAPS_MAX) >= (long)MAPS_MAX - 1) {
+	long maps_len = us_read_file("/proc/self/maps", s->maps, MAPS_MAX);
+	if (maps_len >= (long)MAPS_MAX - 1)
 		capture_fail(s, "memory mappings: /proc/self/maps is larger than 16 MiB", NULL, 0);
-	} else {
+	else if (maps_len < 0)
+		capture_fail(s, "cannot read /proc/self/maps", NULL, maps_len);
+	else
+		read_vm_flags(s, maps_len);
+	if (!s->failed) {
 		check_map_count(s);
 		for (const char *p = s->maps; *p && !s->failed;) {
 			struct us_maps_line v;

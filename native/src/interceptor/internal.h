@@ -132,6 +132,11 @@ struct us_state {
 
 	int compress;                   /* UNDERSTUDY_COMPRESS=lz4: page runs stored as LZ4 blocks */
 
+	/* madvise and mlock calls, which change flags the memory map does not show
+	 * (capture_memory.c, the survey): calls made, and calls under way */
+	volatile uint64_t vm_calls;
+	volatile int vm_calls_running;
+
 	struct us_timer timers[US_MAX_TIMERS];
 	int ntimers;
 };
@@ -236,6 +241,9 @@ US_HIDDEN int us_wait_writer(char *why, int cap, uint64_t *meta_bytes, uint64_t 
 /* capture_memory.c: after a restore or in a forked child, the staging area is not
  * in this address space. */
 US_HIDDEN void us_stage_forget(void);
+/* reads what the capture needs of the memory map that the freeze need not wait
+ * for; the microseconds it took */
+US_HIDDEN uint64_t us_survey_memory(void);
 
 /* tracker.c */
 struct us_page_region;

@@ -264,15 +264,18 @@ static void serve(void)
 			__atomic_add_fetch(&us.grant_seq, 1, __ATOMIC_ACQ_REL);
 			us_futex_wake(&us.grant_seq);
 		} else if (us_startswith(line, "PREPARE ")) {
+			uint64_t surveyed_us = us_survey_memory();   /* still running */
 			int n = us_freeze_all(why, sizeof why);
 			if (n < 0) {
 				us_thaw_all();
 				us_log("prepare-failed", why);
 				reply("FAILED", why);
 			} else {
-				char num[16];
+				char num[48];
 				struct us_buf b = { num, 0, sizeof num };
 				us_putu(&b, (uint64_t)n);
+				us_putc(&b, ' ');
+				us_putu(&b, surveyed_us);
 				reply("FROZEN", us_term(&b));
 			}
 		} else if (us_startswith(line, "WRITE ")) {

@@ -559,6 +559,54 @@ US_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
 				      : real_mremap(old, old_size, new_size, flags);
 }
 
+/* madvise and mlock change flags of mappings that /proc/self/maps does not show: the
+ * capture uses its survey of them only if none of these calls began since, or was
+ * under way then (capture_memory.c). Counted in, then begun; ended, then counted out. */
+#define CHANGES_VM_FLAGS(call)                                                   \
+	({                                                                       \
+		__atomic_add_fetch(&us.vm_calls_running, 1, __ATOMIC_SEQ_CST);   \
+		__atomic_add_fetch(&us.vm_calls, 1, __ATOMIC_SEQ_CST);           \
+		__typeof__(call) r_ = (call);                                    \
+		__atomic_sub_fetch(&us.vm_calls_running, 1, __ATOMIC_SEQ_CST);   \
+		r_;                                                              \
+	})
+
+FORWARD(int, madvise, (void *addr, size_t len, int advice))
+{
+	RESOLVE(madvise);
+	return CHANGES_VM_FLAGS(real_madvise(addr, len, advice));
+}
+
+FORWARD(int, mlock, (const void *addr, size_t len))
+{
+	RESOLVE(mlock);
+	return CHANGES_VM_FLAGS(real_mlock(addr, len));
+}
+
+FORWARD(int, mlock2, (const void *addr, size_t len, unsigned int flags))
+{
+	RESOLVE(mlock2);
+	return CHANGES_VM_FLAGS(real_mlock2(addr, len, flags));
+}
+
+FORWARD(int, munlock, (const void *addr, size_t len))
+{
+	RESOLVE(munlock);
+	return CHANGES_VM_FLAGS(real_munlock(addr, len));
+}
+
+FORWARD(int, mlockall, (int flags))
+{
+	RESOLVE(mlockall);
+	return CHANGES_VM_FLAGS(real_mlockall(flags));
+}
+
+FORWARD(int, munlockall, (void))
+{
+	RESOLVE(munlockall);
+	return CHANGES_VM_FLAGS(real_munlockall());
+}
+
 #define ONE(b, n) ((struct us_kernel_write){ .range = { { (uint64_t)(b), (n) } } })
 #define IOV(v, n) ((struct us_kernel_write){ .iov = (uint64_t)(v), .iovcnt = (n) })
 

@@ -40,8 +40,11 @@ internal static class MemberMessageParser
                 message = new SpawnEndMessage(spawnChild);
                 return true;
             case "FROZEN":
-                // The thread count is informational; a missing one is tolerated.
-                message = new FrozenReply(args.Length > 0 && TryInt(args[0], out var threads) ? threads : 0);
+                // The thread count is informational; a missing one is tolerated. The survey's time
+                // came later: an older interceptor sends none.
+                message = new FrozenReply(
+                    args.Length > 0 && TryInt(args[0], out var threads) ? threads : 0,
+                    args.Length > 1 && TryLong(args[1], out var surveyMicros) && surveyMicros > 0 ? surveyMicros : 0);
                 return true;
             // The kind came with incremental checkpoints; an interceptor from before sends two numbers.
             // A fourth names the process whose image an increment applies to, when not its own (fork).

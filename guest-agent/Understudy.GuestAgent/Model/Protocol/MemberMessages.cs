@@ -25,7 +25,8 @@ internal sealed record SpawnEndMessage(int ChildVpid) : MemberMessage;
 /// <summary>An answer to a coordinator command; these complete the coordinator's barriers.</summary>
 internal abstract record MemberReply : MemberMessage;
 
-internal sealed record FrozenReply(int Threads) : MemberReply;
+/// <param name="SurveyMicros">how long the process looked at its memory map before it froze (0 from an older interceptor)</param>
+internal sealed record FrozenReply(int Threads, long SurveyMicros) : MemberReply;
 
 /// <summary>WRITE with copy-on-write: a forked writer holds the snapshot, the group may resume.</summary>
 internal sealed record CapturedReply : MemberReply;
