@@ -62,6 +62,36 @@ public sealed class IncrementalForkTests : IClassFixture<AgentFixture>
         await g.KillMembers(inc.Members);
         await g.RestoreAndVerify(inc, tags, roles);
     }
+
+    // A forked child inherited its parent's shared page where a forked image writer reports: when
+    // the parent's writer was done before the child's began (the child captures slowly here), the
+    // child's start cleared the parent's result, and the parent's checkpoint failed with "the
+    // image writer died". A restored pair shares it the same way.
+    [Fact, Trait("Category", "Integration")]
+    public async Task ParentAndForkedChild_EachWriterReportsToItsOwnProcess_BeforeAndAfterARestore()
+    {
+        await using var g = _fx.OpenGroup("fork-writers", _out);
+        var env = new Dictionary<string, string> { ["UNDERSTUDY_FAULT"] = "slow-capture-in-children" };
+        await g.LaunchWithEnv("memory", env, Repo.Workload("wl_memory"), "16", "--fork-on-usr2");
+        await g.Checkpoint(["count"], members: 1, full: true);   // the parent maps its result page
+        await g.SignalMembersUsr2();
+        await g.WaitUntil(() => g.OutputContains("forked child"), "the workload forked");
+        string[] tags = ["count", "ccount"], roles = ["memory", "memory-child"];
+
+        CheckpointTaken taken = null!;
+        for (int round = 0; round < 2; round++)
+        {
+            taken = await g.Checkpoint(tags, members: 2, full: true);
+        }
+        await g.KillMembers(taken.Members);
+        await g.RestoreAndVerify(taken, tags, roles);
+        for (int round = 0; round < 2; round++)
+        {
+            taken = await g.Checkpoint(tags, members: 2, full: true);
+        }
+        await g.KillMembers(taken.Members);
+        await g.RestoreAndVerify(taken, tags, roles);
+    }
 }
 
 /// <summary>UNDERSTUDY_COMPRESS=lz4: page runs stored as LZ4 blocks, chains merged and restored.</summary>

@@ -95,6 +95,12 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options
 	if (us_take_pending_signals(why, cap) < 0)
 		return -1;
 
+	/* for tests: a forked child (its parent is not us-init) captures slowly, so that its
+	 * parent's writer is done before the child's starts */
+	if (us_streq(us.fault, "slow-capture-in-children") && us_sc0(SYS_getppid) != 1) {
+		struct timespec ts = { 0, 300 * 1000 * 1000 };
+		us_sc2(SYS_nanosleep, &ts, NULL);
+	}
 	if (us_streq(us.fault, "stall-write")) {
 		us_log("fault", "stall-write: hanging in WRITE until killed");
 		for (;;) {

@@ -351,6 +351,15 @@ int map_writer_result(void)
 	return 0;
 }
 
+/* A forked child, or a restored process whose parent was forked, shares the
+ * parent's result page: their writers would report into one another's. A page of
+ * its own at the same address, which its images hold like the one before. */
+void us_writer_result_own(void)
+{
+	if (writer)
+		us_sc6(SYS_mmap, (long)writer, US_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+}
+
 /* Memory that fork leaves out (MADV_DONTFORK) or gives empty (MADV_WIPEONFORK)
  * must reach the writer as it is: it loses the flag for the fork, and gets it back
  * at once, while the group is still frozen. */

@@ -113,6 +113,7 @@ static void restored(void)
 	/* the restored memory is exactly the checkpoint's: track from there */
 	uint64_t restored_seq = us.tracked_seq;
 	us_stage_forget();
+	us_writer_result_own();
 	us_tracker_init(us.tracker_wanted);
 	us_tracker_arm_all();
 	us.tracked_seq = us.tracker == US_TRACK_UFFD ? restored_seq : 0;
@@ -446,6 +447,7 @@ void us_after_fork_child(struct us_fork_handover *h)
 	us.vpid = (int)us_sc0(SYS_getpid);
 	us.checkpoint_tid = 0;      /* the parent's; this process starts its own */
 	us_stage_forget();
+	us_writer_result_own();
 	us_timers_after_fork();
 	us_tracker_after_fork(h);   /* continues against the parent's base image, or full */
 	join("fork", (int)us_sc0(SYS_getppid));
