@@ -51,4 +51,60 @@ public sealed class CredentialsTests : IClassFixture<AgentFixture>
         Assert.DoesNotContain("signal=6", native);
         Assert.DoesNotContain("could not follow", native);
     }
+
+    // A worker forked by a root master drops its privileges itself (setgroups, setresgid,
+    // keep-caps, setresuid, capset, no_new_privs), as nginx's and PostgreSQL's do. Its images
+    // are written into descriptors the agent opens for it (it can no longer create files in
+    // the agent's staging directory), and a restore gives each of its threads back its
+    // credentials: it verifies them itself (and that it cannot become root again), and the
+    // host sees it run as nobody with the one capability it kept. Two rounds, the second
+    // incremental.
+    [Theory, Trait("Category", "Integration")]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task WorkerDroppingItsOwnPrivileges_IsCheckpointed_AndRestoredAsNobody(bool keepCap)
+    {
+        await using var g = _fx.OpenGroup(keepCap ? "drop-keepcap" : "drop-worker", _out);
+        string[] tags = ["master count", "worker count"], roles = ["master", "worker"];
+        await g.Launch("privdrop", keepCap ? new[] { Repo.Workload("wl_privdrop"), "keep-cap" } : new[] { Repo.Workload("wl_privdrop") });
+        await g.WaitForCounts("worker count", 1, 0);
+        var members = await g.WaitForMembers(m => m.Count == 2, "master and worker");
+        await g.Verify(members, roles);
+        var capEff = keepCap ? $"{1L << 10:x16}" : "0000000000000000";   // CAP_NET_BIND_SERVICE
+        for (int round = 1; round <= 2; round++)
+        {
+            var ck = await g.Checkpoint(tags, members: 2);
+            if (round == 2)
+            {
+                Assert.Equal("incremental", ck.Kind);
+            }
+            await g.KillMembers(ck.Members);
+            var restored = await g.RestoreAndVerify(ck, tags, roles);
+            var (master, worker) = (restored.MinBy(m => m.Pid)!, restored.MaxBy(m => m.Pid)!);
+            AssertCreds(master.HostPid, "0", groups: null, capEff: null);
+            AssertCreds(worker.HostPid, "65534", "100 65534", capEff);
+            Assert.Equal("1", Status(worker.HostPid)["NoNewPrivs"]);
+        }
+    }
+
+    private static Dictionary<string, string> Status(int hostPid) =>
+        File.ReadAllLines($"/proc/{hostPid}/status").Select(l => l.Split(':', 2)).Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => p[1].Trim());
+
+    /// <summary>Real, effective, saved and filesystem uids and gids are all <paramref name="id"/>.</summary>
+    private static void AssertCreds(int hostPid, string id, string? groups, string? capEff)
+    {
+        var status = Status(hostPid);
+        Assert.Equal([id, id, id, id], status["Uid"].Split('\t'));
+        Assert.Equal([id, id, id, id], status["Gid"].Split('\t'));
+        if (groups is not null)
+        {
+            Assert.Equal(groups, status["Groups"]);
+        }
+        if (capEff is not null)
+        {
+            Assert.Equal(capEff, status["CapEff"]);
+            Assert.Equal(capEff, status["CapPrm"]);
+        }
+    }
 }

@@ -148,9 +148,64 @@ int us_link_send(const char *line)
 }
 
 /* Reader state: only ever used by one thread at a time (constructor, fork child
- * before its checkpoint thread starts, then the checkpoint thread). */
+ * before its checkpoint thread starts, then the checkpoint thread). Descriptors
+ * the coordinator sends (SCM_RIGHTS, with WRITE) ride on the first byte of their
+ * line: rfds_at is where that byte is in rbuf. They belong to the line that holds
+ * it; whatever the caller does not take is closed when the next line is read. */
+#define LINK_MAX_FDS 2
 static char rbuf[4096];
 static int rlen;
+static int rfds[LINK_MAX_FDS], nrfds, rfds_at;
+static int line_fds[LINK_MAX_FDS], nline_fds;
+
+static void close_fds(int *fds, int *n)
+{
+	for (int i = 0; i < *n; i++)
+		us_sc1(SYS_close, fds[i]);
+	*n = 0;
+}
+
+int us_link_take_fds(int *out, int cap)
+{
+	int n = nline_fds <= cap ? nline_fds : 0;
+	for (int i = 0; i < n; i++)
+		out[i] = line_fds[i];
+	if (n)
+		nline_fds = 0;
+	return nline_fds ? -1 : n;     /* more than the caller can take: closed at the next read */
+}
+
+/* One recvmsg into rbuf: bytes, and the descriptors that came with them, moved
+ * up among ours (they arrive at the lowest free numbers, which are the
+ * application's). */
+static long receive(void)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(LINK_MAX_FDS * sizeof(int))];
+	} control;
+	struct iovec iov = { rbuf + rlen, sizeof rbuf - (size_t)rlen };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
+	long r = us_sc3(SYS_recvmsg, us.coord_fd, &msg, MSG_CMSG_CLOEXEC);
+	if (r < 0 || msg.msg_controllen < sizeof(struct cmsghdr))
+		return r;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);   /* the coordinator sends one, or none */
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+		int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		const char *data = (const char *)CMSG_DATA(c);
+		close_fds(rfds, &nrfds);   /* never claimed: a line dropped as garbage */
+		for (int i = 0; i < n; i++) {
+			int fd;
+			__builtin_memcpy(&fd, data + i * sizeof fd, sizeof fd);
+			if (i < LINK_MAX_FDS)
+				rfds[nrfds++] = us_fd_move_high(fd);
+			else
+				us_sc1(SYS_close, fd);
+		}
+		rfds_at = rlen;
+	}
+	return r;
+}
 
 int us_link_read_line(char *out, int cap)
 {
@@ -159,6 +214,7 @@ int us_link_read_line(char *out, int cap)
 
 int us_link_read_line_within(char *out, int cap, long timeout_ms)
 {
+	close_fds(line_fds, &nline_fds);   /* the previous line's, not taken */
 	for (;;) {
 		for (int i = 0; i < rlen; i++) {
 			if (rbuf[i] != '\n')
@@ -170,10 +226,19 @@ int us_link_read_line_within(char *out, int cap, long timeout_ms)
 			for (int k = i + 1; k < rlen; k++)
 				rbuf[k - i - 1] = rbuf[k];
 			rlen -= i + 1;
+			if (nrfds && rfds_at <= i) {
+				for (int k = 0; k < nrfds; k++)
+					line_fds[k] = rfds[k];
+				nline_fds = nrfds;
+				nrfds = 0;
+			}
+			rfds_at -= i + 1;
 			return n;
 		}
-		if (rlen == (int)sizeof rbuf)
+		if (rlen == (int)sizeof rbuf) {
 			rlen = 0;   /* an over-long line is garbage: drop it */
+			close_fds(rfds, &nrfds);
+		}
 		if (!us_link_ok())
 			return -1;
 		if (timeout_ms >= 0) {
@@ -185,7 +250,7 @@ int us_link_read_line_within(char *out, int cap, long timeout_ms)
 			if (p == 0)
 				return US_LINK_TIMEOUT;
 		}
-		long r = us_sc3(SYS_read, us.coord_fd, rbuf + rlen, sizeof rbuf - rlen);
+		long r = receive();
 		if (r == -EINTR)
 			continue;
 		if (r <= 0)
@@ -194,7 +259,12 @@ int us_link_read_line_within(char *out, int cap, long timeout_ms)
 	}
 }
 
-void us_link_reset_reader(void) { rlen = 0; }
+void us_link_reset_reader(void)
+{
+	rlen = 0;
+	close_fds(rfds, &nrfds);
+	close_fds(line_fds, &nline_fds);
+}
 
 int us_link_send_hello(const char *origin, int vppid)
 {

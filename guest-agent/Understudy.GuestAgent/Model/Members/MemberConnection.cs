@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Protocol;
 
 namespace Understudy.GuestAgent.Model.Members;
@@ -153,7 +154,14 @@ internal sealed class MemberConnection
                 throw new MemberDisconnectedException("connection closed");
             }
             beforeSending?.Invoke();
-            await _socket.SendAsync(bytes, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (command.Descriptors.Count > 0)
+            {
+                DescriptorPassing.Send(_socket, bytes, command.Descriptors);
+            }
+            else
+            {
+                await _socket.SendAsync(bytes, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
         {

@@ -150,18 +150,19 @@ internal sealed class CheckpointCoordinator
             progress?.Report(new(CheckpointPhases.Write, 0, members.Count));
             var write = new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: !holdFrozen);
             var ipcCapturer = members.MinBy(m => m.Vpid);
-            MemberCommand WriteFor(Member m) => m == ipcCapturer ? write with { CapturesIpc = true } : write;
+            using var images = new MemberImageFiles(stagingDir, members);
+            MemberCommand WriteFor(Member m) => write with { CapturesIpc = m == ipcCapturer, Images = images.For(m) };
             IReadOnlyDictionary<Member, WrittenReply> written;
             if (holdFrozen)
             {
                 written = await ReplyBarrier.RunAsync<WrittenReply>(
                     members, WriteFor, _options.CaptureTimeout + _options.WriteTimeout,
-                    Counter(progress, CheckpointPhases.Write, members.Count), sent: null, cancellationToken).ConfigureAwait(false);
+                    Counter(progress, CheckpointPhases.Write, members.Count), sent: images.Dispose, cancellationToken).ConfigureAwait(false);
             }
             else
             {
                 await ReplyBarrier.RunAsync<CapturedReply>(
-                    members, WriteFor, _options.CaptureTimeout, answered: null, sent: null, cancellationToken).ConfigureAwait(false);
+                    members, WriteFor, _options.CaptureTimeout, answered: null, sent: images.Dispose, cancellationToken).ConfigureAwait(false);
                 phase = "RESUME";
                 progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
                 await ResumeAsync(members, freeze, progress, cancellationToken).ConfigureAwait(false);
