@@ -52,6 +52,29 @@ public sealed class CredentialsTests : IClassFixture<AgentFixture>
         Assert.DoesNotContain("could not follow", native);
     }
 
+    // setpriv drops to nobody, then execs the counter: the new program, as nobody, cannot reach
+    // the agent's member socket in its private directory. It connects to the agent's abstract
+    // socket, which admits it because it runs in the group's pid namespace; it is checkpointed,
+    // and restored as nobody (the host sees it so), twice.
+    [Fact, Trait("Category", "Integration")]
+    public async Task ProgramExecdAfterSetprivDrop_IsProtected_AndRestoredAsNobody()
+    {
+        await using var g = _fx.OpenGroup("setpriv-exec", _out);
+        string[] tags = ["dropped count"], roles = ["counter-dropped"];
+        await g.Run("launch", g.Name, "--app", "dropped", "--",
+            "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", Repo.Workload("wl_counter"), "dropped");
+        await g.WaitForCounts("dropped count", 1, 0);
+        var members = await g.WaitForMembers(m => m.Count == 1 && m[0].ExecCount == 1 && m[0].State == "running", "the counter registered after its exec");
+        await g.Verify(members, roles);
+        for (int round = 1; round <= 2; round++)
+        {
+            var ck = await g.Checkpoint(tags, members: 1);
+            await g.KillMembers(ck.Members);
+            var restored = await g.RestoreAndVerify(ck, tags, roles);
+            AssertCreds(restored[0].HostPid, "65534", groups: "", capEff: "0000000000000000");
+        }
+    }
+
     // A worker forked by a root master drops its privileges itself (setgroups, setresgid,
     // keep-caps, setresuid, capset, no_new_privs), as nginx's and PostgreSQL's do. Its images
     // are written into descriptors the agent opens for it (it can no longer create files in

@@ -99,25 +99,66 @@ void us_link_close(void)
 	us.coord_ino = 0;
 }
 
-int us_link_connect(void)
+/* Anyone can listen on an abstract name: whoever listens there must be root, or
+ * the owner of the directory the member socket is in (the agent's user), when this
+ * process can still see it. */
+static int agent_listens(int fd)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t n = us_strlen(us.coord_path);
-	if (n >= sizeof sa.sun_path)
-		return -ENAMETOOLONG;
-	for (size_t i = 0; i <= n; i++)
-		sa.sun_path[i] = us.coord_path[i];
+	struct ucred peer;
+	unsigned int len = sizeof peer;
+	char dir[US_PATH_MAX];
+	struct stat st;
+	size_t n = 0, slash = 0;
+	if (us_sc5(SYS_getsockopt, fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
+		return 0;
+	if (peer.uid == 0)
+		return 1;
+	for (; us.coord_path[n] && n < sizeof dir - 1; n++)
+		if ((dir[n] = us.coord_path[n]) == '/')
+			slash = n;
+	dir[slash ? slash : 1] = 0;
+	return us_sc4(SYS_newfstatat, AT_FDCWD, dir, &st, 0) == 0 && peer.uid == st.st_uid;
+}
+
+static int connect_to(const struct sockaddr_un *sa, unsigned int len)
+{
 	/* Non-blocking: a stalled coordinator's full backlog fails the connect (EAGAIN)
 	 * instead of holding the process; the link is made again later. */
 	int fd = (int)us_sc3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return fd;
-	long r = us_sc3(SYS_connect, fd, &sa, sizeof sa);
+	long r = us_sc3(SYS_connect, fd, sa, len);
 	if (r < 0) {
 		us_sc1(SYS_close, fd);
 		return (int)r;
 	}
 	us_sc3(SYS_fcntl, fd, F_SETFL, 0);   /* blocking again */
+	return fd;
+}
+
+int us_link_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n = us_strlen(us.coord_path);
+	if (n + 1 >= sizeof sa.sun_path)
+		return -ENAMETOOLONG;
+	for (size_t i = 0; i <= n; i++)
+		sa.sun_path[i] = us.coord_path[i];
+	int fd = connect_to(&sa, sizeof sa);
+	if (fd == -EACCES) {
+		/* A process that dropped its privileges cannot reach the agent's private
+		 * directory: the agent listens on the same name in the abstract namespace
+		 * too, and admits it there if it runs in one of its groups. */
+		sa.sun_path[0] = 0;
+		for (size_t i = 0; i < n; i++)
+			sa.sun_path[i + 1] = us.coord_path[i];
+		fd = connect_to(&sa, (unsigned int)(__builtin_offsetof(struct sockaddr_un, sun_path) + 1 + n));
+		if (fd >= 0 && !agent_listens(fd)) {
+			us_sc1(SYS_close, fd);
+			us_log("warning", "the abstract member socket is not the agent's; not connecting");
+			fd = -EACCES;
+		}
+	}
 	return us_fd_move_high(fd);
 }
 

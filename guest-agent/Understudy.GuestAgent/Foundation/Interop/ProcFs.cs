@@ -69,7 +69,8 @@ internal static class ProcFs
     /// <summary>Whether the process runs (not a zombie, not exiting): its end is not under way.</summary>
     public static bool IsRunning(int hostPid) => hostPid > 0 && IsLive(hostPid, out _);
 
-    private static string? PidNamespace(int pid)
+    /// <summary>The pid namespace the process is in (the target of /proc/PID/ns/pid), or null.</summary>
+    public static string? PidNamespace(int pid)
     {
         try
         {

@@ -11,6 +11,12 @@ namespace Understudy.GuestAgent.Model.Members;
 internal sealed class MemberDisconnectedException(string message) : Exception(message);
 
 /// <summary>
+/// What a connection from a process that is neither root nor the agent's user may register as:
+/// a member of the group whose pid namespace it runs in, with its own pid there.
+/// </summary>
+internal sealed record MemberConfinement(string Group, int Vpid);
+
+/// <summary>
 /// One process's connection to the coordinator: reads and parses its lines, writes commands,
 /// and queues its answers (FROZEN, WRITTEN, ...) for whoever runs the current checkpoint or
 /// restore round. What the messages mean is the <see cref="IMemberMessageHandler"/>'s business.
@@ -40,6 +46,9 @@ internal sealed class MemberConnection
 
     /// <summary>The process's pid as the agent sees it (SO_PEERCRED).</summary>
     public int HostPid { get; }
+
+    /// <summary>Set for a peer admitted by its pid namespace (not by its uid): whom it may register as.</summary>
+    public MemberConfinement? Confinement { get; init; }
 
     /// <summary>Cancelled once the connection is closed, by either side.</summary>
     public CancellationToken Closed => _closed.Token;
