@@ -75,6 +75,48 @@ public sealed class CredentialsTests : IClassFixture<AgentFixture>
         }
     }
 
+    // The abstract member socket is reachable by anyone: a program run as nobody outside every
+    // group, with the interceptor and the group's environment, is closed at once (it runs in no
+    // group's pid namespace), and the group gains no member.
+    [Fact, Trait("Category", "Integration")]
+    public async Task ProcessOutsideTheGroups_RunningAsNobody_IsNotAdmitted()
+    {
+        await using var g = _fx.OpenGroup("outsider", _out);
+        await g.Launch("counter", Repo.Workload("wl_counter"));
+        await g.WaitForCounts("count", 1, 0);
+        var logBefore = _fx.AgentLogText().Length;
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/setpriv")
+        {
+            // the interceptor in the program only, once it runs as nobody (root would be trusted)
+            ArgumentList =
+            {
+                "--reuid=65534", "--regid=65534", "--clear-groups", "--", "/usr/bin/env",
+                "LD_PRELOAD=" + Path.Combine(Repo.Root, "out", "lib", "libunderstudy.so"), Repo.Workload("wl_counter"), "outsider",
+            },
+            RedirectStandardOutput = true,
+            Environment =
+            {
+                ["UNDERSTUDY_COORD"] = Path.Combine(_fx.StateDir, "coord.sock"),
+                ["UNDERSTUDY_GROUP"] = g.Name,
+                ["UNDERSTUDY_APP"] = "outsider",
+            },
+        };
+        using var outsider = System.Diagnostics.Process.Start(start)!;
+        try
+        {
+            await g.WaitUntil(() => _fx.AgentLogText()[logBefore..].Contains("runs in no group's pid namespace"),
+                "the agent to close the outsider's connection");
+            var members = await g.Members();
+            Assert.Single(members);
+            Assert.Equal("counter", members[0].App);
+        }
+        finally
+        {
+            outsider.Kill();
+            await outsider.WaitForExitAsync();
+        }
+    }
+
     // A worker forked by a root master drops its privileges itself (setgroups, setresgid,
     // keep-caps, setresuid, capset, no_new_privs), as nginx's and PostgreSQL's do. Its images
     // are written into descriptors the agent opens for it (it can no longer create files in
