@@ -64,7 +64,6 @@ static void thread_start(void *arg)
 	us_jmp_resume(&s->ctx);
 }
 
-
 void us_restore_entry(struct us_restore_args *a)
 {
 	int pid = (int)us_sc0(SYS_getpid);
