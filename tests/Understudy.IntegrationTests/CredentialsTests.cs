@@ -38,8 +38,7 @@ public sealed class CredentialsTests : IClassFixture<AgentFixture>
     // capabilities across the uid change in its own thread only, and glibc then makes every
     // thread change its gid: the checkpoint thread, left without them, failed, and glibc
     // killed the program with SIGABRT at launch. The interceptor now makes the checkpoint
-    // thread follow each such change. (Checkpoints of the program after the drop are still
-    // not supported: docs/architecture.md, "Limits today".)
+    // thread follow each such change. (Its checkpoints and restores: the next test.)
     [Fact, Trait("Category", "Integration")]
     public async Task SetprivDroppingToNobody_IsNotKilled_TheProgramRuns()
     {
