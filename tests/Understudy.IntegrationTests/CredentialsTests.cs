@@ -151,6 +151,27 @@ public sealed class CredentialsTests : IClassFixture<AgentFixture>
         }
     }
 
+    // The agent restarts: every process makes a new link, and the worker, as nobody, can only
+    // reach the next agent through its abstract socket. It registers again, and is checkpointed
+    // and restored as nobody.
+    [Fact, Trait("Category", "Integration")]
+    public async Task WorkerThatDroppedItsPrivileges_RegistersWithTheNextAgent()
+    {
+        await using var g = _fx.OpenGroup("drop-restart", _out);
+        string[] tags = ["master count", "worker count"], roles = ["master", "worker"];
+        await g.Launch("privdrop", Repo.Workload("wl_privdrop"));
+        await g.WaitForCounts("worker count", 1, 0);
+        await g.WaitForMembers(m => m.Count == 2, "master and worker");
+        await _fx.KillAgentAsync();
+        await _fx.StartAgentAsync();
+        await g.WaitUntil(() => _fx.AgentLogText().Contains("group.adopted"), "the next agent to take the group up");
+        await g.WaitForMembers(m => m.Count == 2 && m.All(x => x.State == "running"), "master and worker registered with the next agent");
+        var ck = await g.Checkpoint(tags, members: 2);
+        await g.KillMembers(ck.Members);
+        var restored = await g.RestoreAndVerify(ck, tags, roles);
+        AssertCreds(restored.MaxBy(m => m.Pid)!.HostPid, "65534", "100 65534", "0000000000000000");
+    }
+
     private static Dictionary<string, string> Status(int hostPid) =>
         File.ReadAllLines($"/proc/{hostPid}/status").Select(l => l.Split(':', 2)).Where(p => p.Length == 2)
             .ToDictionary(p => p[0], p => p[1].Trim());
