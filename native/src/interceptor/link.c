@@ -140,12 +140,12 @@ int us_link_connect(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t n = us_strlen(us.coord_path);
-	if (n + 1 >= sizeof sa.sun_path)
+	if (n >= sizeof sa.sun_path)
 		return -ENAMETOOLONG;
 	for (size_t i = 0; i <= n; i++)
 		sa.sun_path[i] = us.coord_path[i];
 	int fd = connect_to(&sa, sizeof sa);
-	if (fd == -EACCES) {
+	if (fd == -EACCES && n < sizeof sa.sun_path - 1) {
 		/* A process that dropped its privileges cannot reach the agent's private
 		 * directory: the agent listens on the same name in the abstract namespace
 		 * too, and admits it there if it runs in one of its groups. */

@@ -145,7 +145,7 @@ void us_creds_capture(struct us_creds *c)
 	}
 	/* ambient ⊆ permitted ∩ inheritable: only those can be set */
 	uint64_t maybe = ((uint64_t)caps[4] << 32 | caps[1]) & ((uint64_t)caps[5] << 32 | caps[2]);
-	for (int cap = 0; maybe >> cap; cap++)
+	for (int cap = 0; cap < 64 && maybe >> cap; cap++)
 		if ((maybe >> cap & 1) && us_sc5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) == 1)
 			c->ambient |= 1ull << cap;
 	c->valid = 1;
