@@ -116,8 +116,9 @@ public sealed class CredentialsTests : IClassFixture<AgentFixture>
         }
     }
 
-    // A worker forked by a root master drops its privileges itself (setgroups, setresgid,
-    // keep-caps, setresuid, capset, no_new_privs), as nginx's and PostgreSQL's do. Its images
+    // A worker forked by a root master drops its privileges itself (bounding set, setgroups,
+    // setresgid, keep-caps, setresuid, capset, ambient set, no_new_privs), as nginx's and
+    // PostgreSQL's do. Its images
     // are written into descriptors the agent opens for it (it can no longer create files in
     // the agent's staging directory), and a restore gives each of its threads back its
     // credentials: it verifies them itself (and that it cannot become root again), and the
@@ -147,7 +148,11 @@ public sealed class CredentialsTests : IClassFixture<AgentFixture>
             var (master, worker) = (restored.MinBy(m => m.Pid)!, restored.MaxBy(m => m.Pid)!);
             AssertCreds(master.HostPid, "0", groups: null, capEff: null);
             AssertCreds(worker.HostPid, "65534", "100 65534", capEff);
-            Assert.Equal("1", Status(worker.HostPid)["NoNewPrivs"]);
+            var status = Status(worker.HostPid);
+            Assert.Equal("1", status["NoNewPrivs"]);
+            Assert.Equal(capEff, status["CapAmb"]);
+            Assert.Equal(0, Convert.ToInt64(status["CapBnd"], 16) & (1L << 21));   // CAP_SYS_ADMIN dropped
+            Assert.NotEqual(0, Convert.ToInt64(status["CapBnd"], 16) & (1L << 10));
         }
     }
 

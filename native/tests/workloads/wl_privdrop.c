@@ -1,7 +1,8 @@
 /* wl_privdrop [keep-cap]: a root master forks a worker that drops its privileges
- * itself, as nginx and PostgreSQL workers do: setgroups, setresgid, setresuid to
- * 65534 (nobody), then no_new_privs. With keep-cap, the worker keeps
- * CAP_NET_BIND_SERVICE across the uid change (keep-caps, then capset).
+ * itself, as nginx and PostgreSQL workers do: CAP_SYS_ADMIN out of its bounding
+ * set, setgroups, setresgid, setresuid to 65534 (nobody), then no_new_privs. With
+ * keep-cap, the worker keeps CAP_NET_BIND_SERVICE across the uid change (keep-caps,
+ * then capset), inheritable and ambient too.
  *   master: "master count N", VERIFY OK master: still root, its memory intact.
  *   worker: "worker count N", VERIFY OK worker: its ids, groups, capabilities,
  *           keep-caps and no_new_privs are exactly as it set them, it cannot become
@@ -61,9 +62,14 @@ static void check_worker_creds(void)
 	struct __user_cap_data_struct d[2];
 	caps(d);
 	uint32_t want = keep_cap ? 1u << CAP_NET_BIND_SERVICE : 0;
-	if (d[0].effective != want || d[0].permitted != want || d[1].effective || d[1].permitted || d[0].inheritable)
-		wl_fail("capabilities are eff %08x prm %08x inh %08x, expected eff=prm=%08x", d[0].effective,
+	if (d[0].effective != want || d[0].permitted != want || d[0].inheritable != want || d[1].effective ||
+	    d[1].permitted || d[1].inheritable)
+		wl_fail("capabilities are eff %08x prm %08x inh %08x, expected all %08x", d[0].effective,
 			d[0].permitted, d[0].inheritable, want);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_BIND_SERVICE, 0, 0) != keep_cap)
+		wl_fail("CAP_NET_BIND_SERVICE is %sin the ambient set", keep_cap ? "not " : "");
+	if (prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) != 0 || prctl(PR_CAPBSET_READ, CAP_NET_BIND_SERVICE, 0, 0, 0) != 1)
+		wl_fail("the bounding set is not all but CAP_SYS_ADMIN");
 	if (prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0) != 0)
 		wl_fail("keep-caps is set; the worker cleared it");
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
@@ -93,6 +99,8 @@ static void verify_master(void)
 static void drop(void)
 {
 	gid_t groups[2] = { NOBODY, 100 };
+	if (prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0)
+		wl_fail("PR_CAPBSET_DROP: %s", strerror(errno));
 	if (setgroups(2, groups) != 0)
 		wl_fail("setgroups: %s", strerror(errno));
 	if (setresgid(NOBODY, NOBODY, NOBODY) != 0)
@@ -104,9 +112,11 @@ static void drop(void)
 	if (keep_cap) {
 		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
 		struct __user_cap_data_struct d[2] = { 0 };
-		d[0].effective = d[0].permitted = 1u << CAP_NET_BIND_SERVICE;
+		d[0].effective = d[0].permitted = d[0].inheritable = 1u << CAP_NET_BIND_SERVICE;
 		if (syscall(SYS_capset, &h, d) != 0)
 			wl_fail("capset: %s", strerror(errno));
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0) != 0)
+			wl_fail("PR_CAP_AMBIENT_RAISE: %s", strerror(errno));
 		if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0)
 			wl_fail("clearing PR_SET_KEEPCAPS: %s", strerror(errno));
 	}
