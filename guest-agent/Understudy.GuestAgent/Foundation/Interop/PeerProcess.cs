@@ -34,7 +34,9 @@ internal readonly record struct PeerProcess(int HostPid, string PidNamespace, in
         using var pidfd = new SafeFileHandle(MemoryMarshal.Read<int>(buffer), ownsHandle: true);
         var fd = (int)pidfd.DangerousGetHandle();
         var pid = FdInfoPid(fd);
-        if (pid <= 0 || ProcFs.PidNamespace(pid) is not { } ns || ProcFs.InnermostPid(pid) is var nsPid && nsPid <= 0)
+        var ns = pid > 0 ? ProcFs.PidNamespace(pid) : null;
+        var nsPid = ns is null ? 0 : ProcFs.InnermostPid(pid);
+        if (ns is null || nsPid <= 0)
         {
             return null;
         }
