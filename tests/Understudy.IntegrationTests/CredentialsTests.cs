@@ -74,6 +74,29 @@ public sealed class CredentialsTests : IClassFixture<AgentFixture>
         }
     }
 
+    // A server started as nobody forks (as PostgreSQL's postmaster forks its backends): the
+    // child, as nobody, registers through the abstract socket too. Both are restored as nobody,
+    // with what was queued in their pipes, twice.
+    [Fact, Trait("Category", "Integration")]
+    public async Task ChildForkedByAProgramRunningAsNobody_IsProtected_AndRestoredAsNobody()
+    {
+        await using var g = _fx.OpenGroup("setpriv-fork", _out);
+        string[] tags = ["count"], roles = ["pipes-parent", "pipes-child"];
+        await g.Run("launch", g.Name, "--app", "pipes", "--",
+            "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", Repo.Workload("wl_pipes"));
+        await g.WaitForMembers(m => m.Count == 2 && m.All(x => x.State == "running"), "parent and child registered as nobody");
+        for (int round = 1; round <= 2; round++)
+        {
+            var ck = await g.Checkpoint(tags, members: 2);
+            await g.KillMembers(ck.Members);
+            var restored = await g.RestoreAndVerify(ck, tags, roles);
+            foreach (var member in restored)
+            {
+                AssertCreds(member.HostPid, "65534", groups: "", capEff: "0000000000000000");
+            }
+        }
+    }
+
     // The abstract member socket is reachable by anyone: a program run as nobody outside every
     // group, with the interceptor and the group's environment, is closed at once (it runs in no
     // group's pid namespace), and the group gains no member.
