@@ -19,13 +19,17 @@ static int is_fifo(const struct us_fd_capture *c)
 	return S_ISFIFO(c->st.st_mode) && !us_startswith(c->link, "pipe:");
 }
 
-/* Copies what is queued through a second read end, with tee, which leaves it in
- * the pipe for the application. */
-static uint32_t peek_pipe(struct scratch *s, int fd)
+/* Copies what is queued with tee, which leaves it in the pipe for the application:
+ * from the descriptor itself when it is a read end, else from a second read end.
+ * A process that runs as another user than the pipe's owner (it dropped its
+ * privileges, or was restored, which makes pipes as root) may not open one: the
+ * read end's holder then copies the queue (a restore takes it from any holder). */
+static uint32_t peek_pipe(struct scratch *s, int fd, uint32_t open_flags)
 {
 	char path[64];
-	int rd = (int)us_sc4(SYS_openat, AT_FDCWD, fd_proc_path(path, sizeof path, "fd", fd),
-			     O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+	int own = (open_flags & O_ACCMODE) != O_WRONLY;
+	int rd = own ? fd : (int)us_sc4(SYS_openat, AT_FDCWD, fd_proc_path(path, sizeof path, "fd", fd),
+					O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
 	if (rd < 0)
 		return 0;
 	int queued = 0;
@@ -46,14 +50,15 @@ static uint32_t peek_pipe(struct scratch *s, int fd)
 		if (got < (uint32_t)queued)
 			capture_fail(s, "cannot copy the data queued in a pipe", NULL, 0);
 	}
-	us_sc1(SYS_close, rd);
+	if (!own)
+		us_sc1(SYS_close, rd);
 	return got;
 }
 
 static void capture_fifo(struct us_fd_capture *c)
 {
 	c->rec.aux[0] = (c->rec.open_flags & O_ACCMODE) != O_WRONLY;   /* a read end */
-	c->data_len = peek_pipe(c->s, c->fd);
+	c->data_len = peek_pipe(c->s, c->fd, c->rec.open_flags);
 }
 
 static void capture_pipe(struct us_fd_capture *c)

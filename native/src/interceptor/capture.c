@@ -75,7 +75,24 @@ const char *fd_proc_path(char *buf, size_t cap, const char *dir, int fd)
 	return us_term(&b);
 }
 
-int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options, char *why, int cap,
+/* The list of /proc/self/fd without the descriptors of the image itself. */
+static int without(int *fds, int n, const int files[2])
+{
+	int kept = 0;
+	for (int i = 0; i < n; i++)
+		if (fds[i] != files[0] && fds[i] != files[1])
+			fds[kept++] = fds[i];
+	return kept;
+}
+
+static void close_files(const int files[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (files[i] >= 0)
+			us_sc1(SYS_close, files[i]);
+}
+
+int us_write_image(const char *dir, const int files[2], uint64_t seq, uint64_t base_seq, int options, char *why, int cap,
 		   uint64_t *meta_bytes, uint64_t *pages_bytes, int *incremental)
 {
 	int cow = options & US_WRITE_COW;
@@ -84,6 +101,7 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options
 		struct us_buf b = { why, 0, (size_t)cap };
 		us_put(&b, "no thread slot left");
 		us_term(&b);
+		close_files(files);
 		return -1;
 	}
 	self->is_checkpoint_thread = 1;
@@ -91,9 +109,11 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options
 	/* The restored checkpoint thread resumes here, returning US_WRITE_RESTORED.
 	 * Nothing below may be relied upon on that path: the stack was captured later. */
 	if (us_jmp_save(&self->ctx))
-		return US_WRITE_RESTORED;
-	if (us_take_pending_signals(why, cap) < 0)
+		return US_WRITE_RESTORED;   /* the files were the old process's */
+	if (us_take_pending_signals(why, cap) < 0) {
+		close_files(files);
 		return -1;
+	}
 
 	/* for tests: a forked child (its parent is not us-init) captures slowly, so that its
 	 * parent's writer is done before the child's starts */
@@ -116,6 +136,7 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base < 0 && base > -4096) {
 		capture_fail(&s, "cannot map scratch memory", NULL, base);
+		close_files(files);
 		return -1;
 	}
 	s.base = (char *)base;
@@ -143,6 +164,8 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options
 
 	int *fds = s.fds;
 	int nfds = us_list_numbers("/proc/self/fd", 1, fds, FDS_MAX);   /* before we open any */
+	if (nfds > 0 && nfds <= FDS_MAX)
+		nfds = without(fds, nfds, files);
 	if (nfds > FDS_MAX) {
 		capture_fail(&s, "more than 1048576 descriptors open (fs.nr_open's default); the image would leave some out", NULL, 0);
 		nfds = 0;
@@ -150,8 +173,8 @@ int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options
 	int mapped = cow ? map_writer_result() : 0;
 	if (mapped)
 		capture_fail(&s, "cannot map the writer's result page", NULL, mapped);
-	int meta_fd = open_image_file(dir, ".meta");
-	s.pages_fd = open_image_file(dir, ".pages");
+	int meta_fd = files[0] >= 0 ? files[0] : open_image_file(dir, ".meta");
+	s.pages_fd = files[1] >= 0 ? files[1] : open_image_file(dir, ".pages");
 	if (meta_fd < 0 || s.pages_fd < 0) {
 		capture_fail(&s, "cannot create image files in", dir, meta_fd < 0 ? meta_fd : s.pages_fd);
 	} else {

@@ -77,6 +77,14 @@ static void capture_threads(struct scratch *s)
 		struct us_thread_slot *t = us_slot_at(i);
 		if (!t->tid)
 			continue;
+		if (!t->creds.valid || t->creds.ngroups < 0) {   /* a restore could not give them back */
+			char tid[16];
+			struct us_buf b = { tid, 0, sizeof tid };
+			us_putu(&b, (uint64_t)t->tid);
+			capture_fail(s, t->creds.valid ? "more than 64 supplementary groups in thread" : "cannot read the credentials of thread",
+				     us_term(&b), 0);
+			return;
+		}
 		struct us_rec_thread r = { (uint32_t)t->tid, (uint32_t)t->is_checkpoint_thread, t->fs_base, { 0 } };
 		for (int k = 0; k < 16; k++)
 			r.comm[k] = t->comm[k];

@@ -91,6 +91,7 @@ void us_capture_thread(struct us_thread_slot *s)
 		s->clear_tid = (uint64_t)ctid;
 	us_sc2(SYS_sigaltstack, NULL, &s->altstack);
 	read_comm(s->tid, s->comm);
+	us_creds_capture(&s->creds);
 }
 
 /* ---- pending signals ----
@@ -326,11 +327,24 @@ static int signaled_already(int t, int nsig)
 	return 0;
 }
 
+/* A process that changed its uid is not dumpable (unless it says otherwise): its
+ * /proc/self pagemap, mem and task/N/syscall then belong to root, and it cannot
+ * read them. It is made dumpable while the group is frozen, and not again at the
+ * thaw; the image writer, a copy of it, undoes it as soon as it has opened its
+ * memory (image_writer.c). */
+static void dumpable_for_capture(void)
+{
+	us.app_dumpable = (int)us_sc2(SYS_prctl, PR_GET_DUMPABLE, 0);
+	if (us.app_dumpable != 1 && us_sc2(SYS_prctl, PR_SET_DUMPABLE, 1) == 0)
+		us.dumpable_changed = 1;
+}
+
 int us_freeze_all(char *why, int cap)
 {
 	int nsig = 0, me = (int)us_sc0(SYS_gettid);
 	struct us_buf w = { why, 0, (size_t)cap };
 
+	dumpable_for_capture();
 	__atomic_store_n(&us.frozen_count, 0, __ATOMIC_RELEASE);
 	for (int round = 0; round < 50; round++) {
 		int n = list_cap ? us_list_numbers("/proc/self/task", 0, tasks, list_cap) : 0, fresh = 0;
@@ -405,6 +419,9 @@ int us_freeze_all(char *why, int cap)
 
 void us_thaw_all(void)
 {
+	if (us.dumpable_changed)   /* 2 (suid_dumpable) cannot be set again: 0 is its safe side */
+		us_sc2(SYS_prctl, PR_SET_DUMPABLE, us.app_dumpable == 1);
+	us.dumpable_changed = 0;
 	__atomic_add_fetch(&us.thaw_gen, 1, __ATOMIC_ACQ_REL);
 	__atomic_add_fetch(&us.frozen_wake, 1, __ATOMIC_ACQ_REL);
 	us_futex_wake(&us.frozen_wake);

@@ -251,6 +251,8 @@ static uint64_t writer_meta_cap(const struct scratch *s)
 	return (cap + US_PAGE_SIZE) & ~(uint64_t)(US_PAGE_SIZE - 1);
 }
 
+static int in_writer;   /* this is the forked writer */
+
 static void write_pages(struct scratch *s)
 {
 	struct rewrite w = { .s = s, .cap = writer_meta_cap(s) };
@@ -264,6 +266,10 @@ static void write_pages(struct scratch *s)
 	s->lz4_table = w.out + w.cap;
 	s->lz4_out = s->lz4_table + US_LZ4_TABLE_BYTES;
 	w.mem_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC, 0);
+	/* the forked writer was made while the capture needed the process dumpable
+	 * (freeze.c); a copy of its memory is not to stay so any longer than this */
+	if (in_writer && us.app_dumpable != 1)
+		us_sc2(SYS_prctl, PR_SET_DUMPABLE, 0);
 	s->pages_len = s->runs_start;
 
 	out_add(&w, s->meta, sizeof(struct us_meta_header));
@@ -389,6 +395,7 @@ void start_writer(struct scratch *s)
 	if (pid == 0) {
 		/* named, so that whoever counts the group's processes can leave it out */
 		us_sc2(SYS_prctl, PR_SET_NAME, (long)"us-writer");
+		in_writer = 1;
 		s->why = writer->why;
 		s->why_cap = sizeof writer->why;
 		finish_image(s);

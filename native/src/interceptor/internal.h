@@ -50,6 +50,19 @@ struct us_pending_signal {
 	siginfo_t info;
 };
 
+/* A thread's credentials: each thread has its own, and a restore, which starts as
+ * root, gives each re-created thread back its own (restore.c). */
+#define US_MAX_GROUPS 64
+struct us_creds {
+	int valid;
+	uint32_t uid[3], gid[3];        /* real, effective, saved */
+	int ngroups;                    /* -1: more than US_MAX_GROUPS */
+	uint32_t groups[US_MAX_GROUPS];
+	uint32_t caps[6];               /* capget v3: effective, permitted, inheritable; low word, high word */
+	uint64_t bounding, ambient;
+	int securebits, no_new_privs;
+};
+
 struct us_thread_slot {
 	int tid;                        /* 0: free */
 	int is_checkpoint_thread;
@@ -67,6 +80,7 @@ struct us_thread_slot {
 	uint64_t drain_private, drain_shared;
 	int npending, pending_lost;
 	struct us_pending_signal pending[US_MAX_PENDING];
+	struct us_creds creds;          /* as the last capture took them */
 };
 
 /* A POSIX timer as the last capture saw it (its TIMER record): made again under
@@ -95,6 +109,9 @@ struct us_state {
 	volatile int frozen_wake;       /* what frozen threads wait on: moves at a thaw and at a request */
 	volatile int restored_main_left;        /* main thread left the restorer's stack */
 	volatile int checkpoint_tid;    /* 0 until the checkpoint thread runs (thread_creds.c) */
+	volatile int creds_left;        /* restored threads still to take their credentials back */
+	int app_dumpable;               /* PR_GET_DUMPABLE when the group froze (freeze.c) */
+	int dumpable_changed;           /* made dumpable for the capture, or by a restore's uid change */
 	struct us_thread_slot *slot_chunks[US_SLOT_CHUNKS];
 	volatile int nslot_chunks;
 	volatile int slot_lock;
@@ -192,6 +209,9 @@ US_HIDDEN int us_link_read_line_within(char *out, int cap, long timeout_ms);  /*
 US_HIDDEN void us_request(const char *what);      /* sends and waits for GRANT */
 US_HIDDEN void us_notify(const char *line);       /* fire and forget */
 US_HIDDEN void us_link_reset_reader(void);        /* drop buffered input: new link, or after fork */
+/* The descriptors that came with the line just read (SCM_RIGHTS), now the caller's:
+ * their count, or -1 if more than cap came (they are closed). */
+US_HIDDEN int us_link_take_fds(int *out, int cap);
 
 /* wrappers.c */
 #define RESOLVE(name) do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
@@ -205,6 +225,10 @@ US_HIDDEN const struct us_kernel_write *us_wrapped_kernel_write(void);
 US_HIDDEN struct us_kernel_write us_kernel_write_begin(const struct us_kernel_write *note);
 US_HIDDEN void us_kernel_write_end(const struct us_kernel_write *outer);
 US_HIDDEN void us_creds_serve(void);
+/* thread_creds.c: the calling thread's credentials, taken and given back (raw,
+ * per-thread system calls); apply: 0, or -errno of the step that failed */
+US_HIDDEN void us_creds_capture(struct us_creds *c);
+US_HIDDEN int us_creds_apply(const struct us_creds *c);
 US_HIDDEN void us_lock(volatile int *l);
 US_HIDDEN void us_unlock(volatile int *l);
 US_HIDDEN void us_futex_wait(volatile int *addr, int val, long timeout_ms);
@@ -232,7 +256,9 @@ US_HIDDEN void us_blocked_resume(struct us_thread_slot *s, void *ucontext, const
 /* capture.c (its parts: capture.h). options: WRITE's */
 #define US_WRITE_COW 1          /* a forked writer writes the image from a snapshot */
 #define US_WRITE_IPC 2          /* the group's IPC objects go into this image too */
-US_HIDDEN int us_write_image(const char *dir, uint64_t seq, uint64_t base_seq, int options, char *why, int cap,
+/* files: the .meta and .pages descriptors the coordinator sent, closed here in any
+ * case; -1: created in dir by the process itself */
+US_HIDDEN int us_write_image(const char *dir, const int files[2], uint64_t seq, uint64_t base_seq, int options, char *why, int cap,
 			     uint64_t *meta_bytes, uint64_t *pages_bytes, int *incremental);
 #define US_WRITE_RESTORED 2
 /* image_writer.c: with cow, us_write_image returns once a forked writer holds the

@@ -99,6 +99,43 @@ void us_link_close(void)
 	us.coord_ino = 0;
 }
 
+/* Anyone can listen on an abstract name: whoever listens there must be root, or
+ * the owner of the directory the member socket is in (the agent's user), when this
+ * process can still see it. */
+static int agent_listens(int fd)
+{
+	struct ucred peer;
+	unsigned int len = sizeof peer;
+	char dir[US_PATH_MAX];
+	struct stat st;
+	size_t n = 0, slash = 0;
+	if (us_sc5(SYS_getsockopt, fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
+		return 0;
+	if (peer.uid == 0)
+		return 1;
+	for (; us.coord_path[n] && n < sizeof dir - 1; n++)
+		if ((dir[n] = us.coord_path[n]) == '/')
+			slash = n;
+	dir[slash ? slash : 1] = 0;
+	return us_sc4(SYS_newfstatat, AT_FDCWD, dir, &st, 0) == 0 && peer.uid == st.st_uid;
+}
+
+static int connect_to(const struct sockaddr_un *sa, unsigned int len)
+{
+	/* Non-blocking: a stalled coordinator's full backlog fails the connect (EAGAIN)
+	 * instead of holding the process; the link is made again later. */
+	int fd = (int)us_sc3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return fd;
+	long r = us_sc3(SYS_connect, fd, sa, len);
+	if (r < 0) {
+		us_sc1(SYS_close, fd);
+		return (int)r;
+	}
+	us_sc3(SYS_fcntl, fd, F_SETFL, 0);   /* blocking again */
+	return fd;
+}
+
 int us_link_connect(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -107,17 +144,21 @@ int us_link_connect(void)
 		return -ENAMETOOLONG;
 	for (size_t i = 0; i <= n; i++)
 		sa.sun_path[i] = us.coord_path[i];
-	/* Non-blocking: a stalled coordinator's full backlog fails the connect (EAGAIN)
-	 * instead of holding the process; the link is made again later. */
-	int fd = (int)us_sc3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return fd;
-	long r = us_sc3(SYS_connect, fd, &sa, sizeof sa);
-	if (r < 0) {
-		us_sc1(SYS_close, fd);
-		return (int)r;
+	int fd = connect_to(&sa, sizeof sa);
+	if (fd == -EACCES && n < sizeof sa.sun_path - 1) {
+		/* A process that dropped its privileges cannot reach the agent's private
+		 * directory: the agent listens on the same name in the abstract namespace
+		 * too, and admits it there if it runs in one of its groups. */
+		sa.sun_path[0] = 0;
+		for (size_t i = 0; i < n; i++)
+			sa.sun_path[i + 1] = us.coord_path[i];
+		fd = connect_to(&sa, (unsigned int)(__builtin_offsetof(struct sockaddr_un, sun_path) + 1 + n));
+		if (fd >= 0 && !agent_listens(fd)) {
+			us_sc1(SYS_close, fd);
+			us_log("warning", "the abstract member socket is not the agent's; not connecting");
+			fd = -EACCES;
+		}
 	}
-	us_sc3(SYS_fcntl, fd, F_SETFL, 0);   /* blocking again */
 	return us_fd_move_high(fd);
 }
 
@@ -148,9 +189,64 @@ int us_link_send(const char *line)
 }
 
 /* Reader state: only ever used by one thread at a time (constructor, fork child
- * before its checkpoint thread starts, then the checkpoint thread). */
+ * before its checkpoint thread starts, then the checkpoint thread). Descriptors
+ * the coordinator sends (SCM_RIGHTS, with WRITE) ride on the first byte of their
+ * line: rfds_at is where that byte is in rbuf. They belong to the line that holds
+ * it; whatever the caller does not take is closed when the next line is read. */
+#define LINK_MAX_FDS 2
 static char rbuf[4096];
 static int rlen;
+static int rfds[LINK_MAX_FDS], nrfds, rfds_at;
+static int line_fds[LINK_MAX_FDS], nline_fds;
+
+static void close_fds(int *fds, int *n)
+{
+	for (int i = 0; i < *n; i++)
+		us_sc1(SYS_close, fds[i]);
+	*n = 0;
+}
+
+int us_link_take_fds(int *out, int cap)
+{
+	int n = nline_fds <= cap ? nline_fds : 0;
+	for (int i = 0; i < n; i++)
+		out[i] = line_fds[i];
+	if (n)
+		nline_fds = 0;
+	return nline_fds ? -1 : n;     /* more than the caller can take: closed at the next read */
+}
+
+/* One recvmsg into rbuf: bytes, and the descriptors that came with them, moved
+ * up among ours (they arrive at the lowest free numbers, which are the
+ * application's). */
+static long receive(void)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(LINK_MAX_FDS * sizeof(int))];
+	} control;
+	struct iovec iov = { rbuf + rlen, sizeof rbuf - (size_t)rlen };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
+	long r = us_sc3(SYS_recvmsg, us.coord_fd, &msg, MSG_CMSG_CLOEXEC);
+	if (r < 0 || msg.msg_controllen < sizeof(struct cmsghdr))
+		return r;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);   /* the coordinator sends one, or none */
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+		int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		const char *data = (const char *)CMSG_DATA(c);
+		close_fds(rfds, &nrfds);   /* never claimed: a line dropped as garbage */
+		for (int i = 0; i < n; i++) {
+			int fd;
+			__builtin_memcpy(&fd, data + i * sizeof fd, sizeof fd);
+			if (i < LINK_MAX_FDS)
+				rfds[nrfds++] = us_fd_move_high(fd);
+			else
+				us_sc1(SYS_close, fd);
+		}
+		rfds_at = rlen;
+	}
+	return r;
+}
 
 int us_link_read_line(char *out, int cap)
 {
@@ -159,6 +255,7 @@ int us_link_read_line(char *out, int cap)
 
 int us_link_read_line_within(char *out, int cap, long timeout_ms)
 {
+	close_fds(line_fds, &nline_fds);   /* the previous line's, not taken */
 	for (;;) {
 		for (int i = 0; i < rlen; i++) {
 			if (rbuf[i] != '\n')
@@ -170,10 +267,19 @@ int us_link_read_line_within(char *out, int cap, long timeout_ms)
 			for (int k = i + 1; k < rlen; k++)
 				rbuf[k - i - 1] = rbuf[k];
 			rlen -= i + 1;
+			if (nrfds && rfds_at <= i) {
+				for (int k = 0; k < nrfds; k++)
+					line_fds[k] = rfds[k];
+				nline_fds = nrfds;
+				nrfds = 0;
+			}
+			rfds_at -= i + 1;
 			return n;
 		}
-		if (rlen == (int)sizeof rbuf)
+		if (rlen == (int)sizeof rbuf) {
 			rlen = 0;   /* an over-long line is garbage: drop it */
+			close_fds(rfds, &nrfds);
+		}
 		if (!us_link_ok())
 			return -1;
 		if (timeout_ms >= 0) {
@@ -185,7 +291,7 @@ int us_link_read_line_within(char *out, int cap, long timeout_ms)
 			if (p == 0)
 				return US_LINK_TIMEOUT;
 		}
-		long r = us_sc3(SYS_read, us.coord_fd, rbuf + rlen, sizeof rbuf - rlen);
+		long r = receive();
 		if (r == -EINTR)
 			continue;
 		if (r <= 0)
@@ -194,7 +300,12 @@ int us_link_read_line_within(char *out, int cap, long timeout_ms)
 	}
 }
 
-void us_link_reset_reader(void) { rlen = 0; }
+void us_link_reset_reader(void)
+{
+	rlen = 0;
+	close_fds(rfds, &nrfds);
+	close_fds(line_fds, &nline_fds);
+}
 
 int us_link_send_hello(const char *origin, int vppid)
 {

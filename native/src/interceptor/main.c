@@ -132,6 +132,17 @@ static void restored(void)
 		us_sc1(SYS_exit_group, 125);
 	}
 	us.link_dead = 0;
+	/* Registered: now this thread takes its credentials back too, after every other
+	 * thread took theirs (restore.c). Their uid changes made the process undumpable:
+	 * RESUME's thaw puts that as it was. */
+	for (int left; (left = __atomic_load_n(&us.creds_left, __ATOMIC_ACQUIRE));)
+		us_futex_wait(&us.creds_left, left, 100);
+	struct us_thread_slot *self = us_slot_for((int)us_sc0(SYS_gettid), 0);
+	if (self && us_creds_apply(&self->creds) < 0) {
+		us_log("restore-failed", "cannot give the checkpoint thread its credentials back");
+		us_sc1(SYS_exit_group, 125);
+	}
+	us.dumpable_changed = 1;
 	us_log("restored", NULL);
 }
 
@@ -295,10 +306,17 @@ static void serve(void)
 			while (us_next_token(&p, option, sizeof option) >= 0)
 				options |= us_streq(option, "cow") ? US_WRITE_COW : us_streq(option, "ipc") ? US_WRITE_IPC : 0;
 			int cow = options & US_WRITE_COW;
+			/* the agent's files for the image, when it sends them: .meta, .pages */
+			int files[2] = { -1, -1 };
+			if (us_link_take_fds(files, 2) == 1) {
+				us_sc1(SYS_close, files[0]);
+				files[0] = -1;
+			}
 			us_tracker_ensure_intact();
 			const char *q = id, *bq = base;
 			uint64_t base_seq = us_streq(kind, "incremental") ? us_parse_u(&bq, 10) : 0;
-			int r = us_write_image(dir, us_parse_u(&q, 10), base_seq, options, why, sizeof why, &mb, &pb, &incremental);
+			int r = us_write_image(dir, files, us_parse_u(&q, 10), base_seq, options, why, sizeof why, &mb, &pb,
+					       &incremental);
 			if (r == US_WRITE_RESTORED) {
 				restored();
 				restored_now = 1;

@@ -19,6 +19,12 @@ struct clone3_args {
 
 long us_clone3_thread(struct clone3_args *a, size_t size, void (*fn)(void *), void *arg);
 
+static __attribute__((noreturn)) void die(int code)
+{
+	for (;;)
+		us_sc1(SYS_exit_group, code);
+}
+
 static void restore_thread_state(struct us_thread_slot *s)
 {
 	us_sc1(SYS_set_tid_address, s->clear_tid);
@@ -39,17 +45,23 @@ static void restore_thread_state(struct us_thread_slot *s)
 	us_sc5(SYS_prctl, PR_SET_NAME, s->comm, 0, 0, 0);
 }
 
+/* An application thread takes its credentials back at once: it needs none of
+ * root's from here on. The checkpoint thread still does (the executable's link,
+ * the coordinator's socket), and takes its own once registered (main.c). */
+static void restore_creds(struct us_thread_slot *s)
+{
+	if (!s->is_checkpoint_thread && us_creds_apply(&s->creds) < 0)
+		die(122);   /* never let it run with root's credentials instead of its own */
+	if (__atomic_sub_fetch(&us.creds_left, 1, __ATOMIC_ACQ_REL) == 0)
+		us_futex_wake(&us.creds_left);
+}
+
 static void thread_start(void *arg)
 {
 	struct us_thread_slot *s = arg;
 	restore_thread_state(s);
+	restore_creds(s);
 	us_jmp_resume(&s->ctx);
-}
-
-static __attribute__((noreturn)) void die(int code)
-{
-	for (;;)
-		us_sc1(SYS_exit_group, code);
 }
 
 void us_restore_entry(struct us_restore_args *a)
@@ -76,6 +88,9 @@ void us_restore_entry(struct us_restore_args *a)
 		us.coord_path[i] = 0;
 	}
 	us.restored_main_left = 0;
+	us.creds_left = 0;
+	for (int i = 0; i < nslots; i++)
+		us.creds_left += us_slot_at(i)->tid != 0;
 
 	for (int i = 0; i < nslots; i++) {
 		struct us_thread_slot *s = us_slot_at(i);
@@ -97,5 +112,6 @@ void us_restore_entry(struct us_restore_args *a)
 			die(123);
 	}
 	restore_thread_state(leader);
+	restore_creds(leader);
 	us_jmp_resume(&leader->ctx);
 }

@@ -114,3 +114,77 @@ US_EXPORT int prctl(int option, ...)
 	}
 	return (int)r;
 }
+
+/* ---- a thread's credentials across a checkpoint and a restore ---- */
+
+struct cap_header { uint32_t version; int pid; };
+#define CAP_V3 0x20080522
+
+void us_creds_capture(struct us_creds *c)
+{
+	struct cap_header h = { CAP_V3, 0 };
+	uint32_t caps[6];
+	c->valid = 0;
+	if (us_sc3(SYS_getresuid, &c->uid[0], &c->uid[1], &c->uid[2]) < 0 ||
+	    us_sc3(SYS_getresgid, &c->gid[0], &c->gid[1], &c->gid[2]) < 0 || us_sc2(SYS_capget, &h, caps) < 0)
+		return;
+	long n = us_sc2(SYS_getgroups, US_MAX_GROUPS, c->groups);
+	c->ngroups = n >= 0 ? (int)n : -1;
+	for (int i = 0; i < 3; i++) {   /* capget gives {eff, prm, inh} per word */
+		c->caps[i] = caps[i];
+		c->caps[3 + i] = caps[3 + i];
+	}
+	c->securebits = (int)us_sc2(SYS_prctl, PR_GET_SECUREBITS, 0);
+	c->no_new_privs = (int)us_sc5(SYS_prctl, PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
+	c->bounding = c->ambient = 0;
+	for (int cap = 0; cap < 64; cap++) {
+		long r = us_sc2(SYS_prctl, PR_CAPBSET_READ, cap);
+		if (r < 0)
+			break;   /* past the last capability the kernel knows */
+		c->bounding |= (uint64_t)(r == 1) << cap;
+	}
+	/* ambient ⊆ permitted ∩ inheritable: only those can be set */
+	uint64_t maybe = ((uint64_t)caps[4] << 32 | caps[1]) & ((uint64_t)caps[5] << 32 | caps[2]);
+	for (int cap = 0; cap < 64 && maybe >> cap; cap++)
+		if ((maybe >> cap & 1) && us_sc5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) == 1)
+			c->ambient |= 1ull << cap;
+	c->valid = 1;
+}
+
+/* From root with every capability, as the restorer leaves each thread: what needs
+ * a capability comes before the uid change that takes it away, keep-caps holds the
+ * permitted set across that change, and the saved capabilities go last, then
+ * no_new_privs. The raw calls change this thread only (glibc's would change all). */
+int us_creds_apply(const struct us_creds *c)
+{
+	if (!c->valid)
+		return 0;
+	if (c->ngroups < 0)
+		return -E2BIG;
+	long r = 0;
+	for (int cap = 0; cap < 64 && !r; cap++)
+		if (!(c->bounding >> cap & 1))
+			r = us_sc2(SYS_prctl, PR_CAPBSET_DROP, cap);
+	if (r == -EINVAL)
+		r = 0;   /* past the last capability the kernel knows: the rest were dropped */
+	if (r || (r = us_sc2(SYS_setgroups, c->ngroups, c->groups)) || (r = us_sc3(SYS_setresgid, c->gid[0], c->gid[1], c->gid[2])) ||
+	    (r = us_sc2(SYS_prctl, PR_SET_KEEPCAPS, 1)) || (r = us_sc3(SYS_setresuid, c->uid[0], c->uid[1], c->uid[2])))
+		return (int)r;
+	/* effective back to all that is permitted, with the saved inheritable set: the
+	 * ambient set and securebits need them */
+	struct cap_header h = { CAP_V3, 0 };
+	uint32_t now[6];
+	if ((r = us_sc2(SYS_capget, &h, now)))
+		return (int)r;
+	uint32_t wide[6] = { now[1], now[1], c->caps[2], now[4], now[4], c->caps[5] };
+	if ((r = us_sc2(SYS_capset, &h, wide)))
+		return (int)r;
+	for (int cap = 0; cap < 64 && r == 0; cap++)
+		if (c->ambient >> cap & 1)
+			r = us_sc5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+	if (r || (r = us_sc2(SYS_prctl, PR_SET_SECUREBITS, c->securebits)) || (r = us_sc2(SYS_capset, &h, c->caps)))
+		return (int)r;
+	if (c->no_new_privs)
+		r = us_sc5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	return (int)r;
+}

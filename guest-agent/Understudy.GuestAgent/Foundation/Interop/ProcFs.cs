@@ -66,10 +66,26 @@ internal static class ProcFs
         return 0;
     }
 
+    /// <summary>The process's effective uid (the second number of Uid: in its status), or null when unknown.</summary>
+    public static uint? EffectiveUid(int hostPid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{hostPid}/status").FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+            var fields = line?.Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+            return fields is { Length: > 2 } && uint.TryParse(fields[2], System.Globalization.CultureInfo.InvariantCulture, out var uid) ? uid : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Whether the process runs (not a zombie, not exiting): its end is not under way.</summary>
     public static bool IsRunning(int hostPid) => hostPid > 0 && IsLive(hostPid, out _);
 
-    private static string? PidNamespace(int pid)
+    /// <summary>The pid namespace the process is in (the target of /proc/PID/ns/pid), or null.</summary>
+    public static string? PidNamespace(int pid)
     {
         try
         {

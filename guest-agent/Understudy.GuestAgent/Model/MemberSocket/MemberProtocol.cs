@@ -163,6 +163,10 @@ internal sealed class MemberProtocol : IMemberMessageHandler
         {
             return "invalid vpid or exec count";
         }
+        if (connection.Confinement is { } only && (only.Group != hello.Group || only.Vpid != hello.Vpid))
+        {
+            return $"a process that is neither root nor the agent's user registers only as itself: pid {only.Vpid} of group {only.Group}";
+        }
         return null;
     }
 

@@ -2,12 +2,19 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Protocol;
 
 namespace Understudy.GuestAgent.Model.Members;
 
 /// <summary>The member socket went away while the coordinator was talking to it.</summary>
 internal sealed class MemberDisconnectedException(string message) : Exception(message);
+
+/// <summary>
+/// What a connection from a process that is neither root nor the agent's user may register as:
+/// a member of the group whose pid namespace it runs in, with its own pid there.
+/// </summary>
+internal sealed record MemberConfinement(string Group, int Vpid);
 
 /// <summary>
 /// One process's connection to the coordinator: reads and parses its lines, writes commands,
@@ -39,6 +46,9 @@ internal sealed class MemberConnection
 
     /// <summary>The process's pid as the agent sees it (SO_PEERCRED).</summary>
     public int HostPid { get; }
+
+    /// <summary>Set for a peer admitted by its pid namespace (not by its uid): whom it may register as.</summary>
+    public MemberConfinement? Confinement { get; init; }
 
     /// <summary>Cancelled once the connection is closed, by either side.</summary>
     public CancellationToken Closed => _closed.Token;
@@ -153,7 +163,14 @@ internal sealed class MemberConnection
                 throw new MemberDisconnectedException("connection closed");
             }
             beforeSending?.Invoke();
-            await _socket.SendAsync(bytes, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (command.Descriptors.Count > 0)
+            {
+                DescriptorPassing.Send(_socket, bytes, command.Descriptors);
+            }
+            else
+            {
+                await _socket.SendAsync(bytes, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
         {

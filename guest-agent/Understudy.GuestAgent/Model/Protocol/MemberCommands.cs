@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Understudy.GuestAgent.Model.Protocol;
 
 /// <summary>A line the coordinator sends to a process.</summary>
@@ -8,6 +10,9 @@ internal abstract record MemberCommand
 
     /// <summary>The verb, for logs and error messages ("PREPARE", "WRITE", ...).</summary>
     public string Verb => ToLine().Split(' ', 2)[0];
+
+    /// <summary>Open descriptors sent with the line (SCM_RIGHTS); the sender keeps its own.</summary>
+    public virtual IReadOnlyList<SafeHandle> Descriptors => [];
 }
 
 internal sealed record WelcomeCommand(long MemberId) : MemberCommand
@@ -47,10 +52,14 @@ internal sealed record PrepareCommand(string CheckpointId) : MemberCommand
 /// and WRITTEN after the RESUME that follows, when the image is complete.</param>
 /// <param name="CapturesIpc">this member also captures the group's IPC namespace (SysV objects,
 /// POSIX message queues) into its image: one member per checkpoint does.</param>
+/// <param name="Images">the member's <c>.meta</c> and <c>.pages</c> files, created by the agent and
+/// sent open with the line: a process that dropped its privileges cannot create them itself.</param>
 internal sealed record WriteCommand(string CheckpointId, string Directory, string Kind, long BaseSeq = 0, bool CopyOnWrite = false,
-    bool CapturesIpc = false)
+    bool CapturesIpc = false, IReadOnlyList<SafeHandle>? Images = null)
     : MemberCommand
 {
+    public override IReadOnlyList<SafeHandle> Descriptors => Images ?? [];
+
     public override string ToLine() =>
         $"WRITE {TokenCodec.Encode(CheckpointId)} {TokenCodec.Encode(Directory)} {Kind} {BaseSeq}" +
         (CopyOnWrite ? " cow" : "") + (CapturesIpc ? " ipc" : "");

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Understudy.GuestAgent.Foundation.Configuration;
 using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Model.Members;
 using Understudy.GuestAgent.Model.Protocol;
@@ -144,24 +145,26 @@ internal sealed class CheckpointCoordinator
             // Steps 3-4: with the whole group frozen, every member drains in-flight data and
             // captures its state; a forked writer per member then writes the image from a
             // copy-on-write snapshot, so the group is frozen for the capture only. The group's
-            // IPC objects belong to its namespace, not to a process: the first member captures
-            // them for all.
+            // IPC objects belong to its namespace, not to a process: one member captures them for
+            // all, the lowest vpid of those that run as root (one that dropped its privileges may
+            // not read them), else the lowest.
             phase = "WRITE";
             progress?.Report(new(CheckpointPhases.Write, 0, members.Count));
             var write = new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: !holdFrozen);
-            var ipcCapturer = members.MinBy(m => m.Vpid);
-            MemberCommand WriteFor(Member m) => m == ipcCapturer ? write with { CapturesIpc = true } : write;
+            var ipcCapturer = members.OrderBy(m => ProcFs.EffectiveUid(m.HostPid) == 0 ? 0 : 1).ThenBy(m => m.Vpid).First();
+            using var images = new MemberImageFiles(stagingDir, members);
+            MemberCommand WriteFor(Member m) => write with { CapturesIpc = m == ipcCapturer, Images = images.For(m) };
             IReadOnlyDictionary<Member, WrittenReply> written;
             if (holdFrozen)
             {
                 written = await ReplyBarrier.RunAsync<WrittenReply>(
                     members, WriteFor, _options.CaptureTimeout + _options.WriteTimeout,
-                    Counter(progress, CheckpointPhases.Write, members.Count), sent: null, cancellationToken).ConfigureAwait(false);
+                    Counter(progress, CheckpointPhases.Write, members.Count), sent: images.Dispose, cancellationToken).ConfigureAwait(false);
             }
             else
             {
                 await ReplyBarrier.RunAsync<CapturedReply>(
-                    members, WriteFor, _options.CaptureTimeout, answered: null, sent: null, cancellationToken).ConfigureAwait(false);
+                    members, WriteFor, _options.CaptureTimeout, answered: null, sent: images.Dispose, cancellationToken).ConfigureAwait(false);
                 phase = "RESUME";
                 progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
                 await ResumeAsync(members, freeze, progress, cancellationToken).ConfigureAwait(false);

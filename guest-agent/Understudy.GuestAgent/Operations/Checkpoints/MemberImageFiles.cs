@@ -1,0 +1,62 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using Understudy.GuestAgent.Model.Members;
+
+namespace Understudy.GuestAgent.Operations.Checkpoints;
+
+/// <summary>
+/// The image files of each member of one checkpoint, <c>&lt;vpid&gt;.meta</c> and
+/// <c>&lt;vpid&gt;.pages</c> in the staging directory, created by the agent (0600, its own user)
+/// and sent open with WRITE: a member that dropped its privileges could not create them in the
+/// agent's private directory. The agent's descriptors are closed once WRITE went out; the
+/// member's stay open until its image is written.
+/// </summary>
+internal sealed class MemberImageFiles : IDisposable
+{
+    private readonly Dictionary<Member, SafeHandle[]> _files = [];
+
+    public MemberImageFiles(string stagingDir, IEnumerable<Member> members)
+    {
+        try
+        {
+            foreach (var member in members)
+            {
+                _files[member] = [Create(stagingDir, $"{member.Vpid}.meta"), Create(stagingDir, $"{member.Vpid}.pages")];
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public IReadOnlyList<SafeHandle> For(Member member) => _files[member];
+
+    public void Dispose()
+    {
+        foreach (var handle in _files.Values.SelectMany(h => h))
+        {
+            handle.Dispose();
+        }
+        _files.Clear();
+    }
+
+    private static SafeFileHandle Create(string dir, string name)
+    {
+        // CreateNew: O_CREAT | O_EXCL, which never follows a link. FileShare.ReadWrite: no flock
+        // on a file the member writes and the agent later reads. 0600 as soon as it exists, in a
+        // directory only the agent's user can enter.
+        var handle = File.OpenHandle(Path.Combine(dir, name), FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite);
+        try
+        {
+            File.SetUnixFileMode(handle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            return handle;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+}
