@@ -94,7 +94,7 @@ public sealed class LabSupervisedMigrationTests : IClassFixture<SharedLab>, IDis
     private async Task FailThenRecover(LabGroup group)
     {
         var mark = await LastSeq(A, group.Name);
-        var migrate = await WhileTheFirstRoundIsSent(group);
+        var migrate = await LabMigration.StartUntilTheFirstRoundArrives(_lab, group.Name, A, B);
         (await _lab.Lab("crash", _lab.Dir, B)).Ok();
 
         var failed = (await migrate).FailsWithOneLine();
@@ -118,7 +118,7 @@ public sealed class LabSupervisedMigrationTests : IClassFixture<SharedLab>, IDis
     {
         var group = await StartSupervised("faulted", standby: null, memoryMiB: 256, checkpoints: "interval: off");
         var mark = await LastSeq(A, group.Name);
-        var migrate = await WhileTheFirstRoundIsSent(group);
+        var migrate = await LabMigration.StartUntilTheFirstRoundArrives(_lab, group.Name, A, B);
         var members = await LabMigration.Members(_lab, A, group.Name);
         var victim = members.Max(m => m.HostPid);
         (await _lab.Exec(A, "/bin/sh", "-c", string.Create(CultureInfo.InvariantCulture, $"kill -9 {victim}"))).Ok();
@@ -136,18 +136,6 @@ public sealed class LabSupervisedMigrationTests : IClassFixture<SharedLab>, IDis
         Assert.Equal("running", (await Show(A, group.Name)).Prop("availability")?.Str("state"));
         Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
         (await _lab.On(_lab.Node(A)).Run("group", "stop", group.Name)).Ok();
-    }
-
-    /// <summary>Starts `hactl migrate GROUP --to node-b` on node-a and returns it once node-b's staging directory holds part of the first round.</summary>
-    private async Task<Task<HactlResult>> WhileTheFirstRoundIsSent(LabGroup group)
-    {
-        var staging = Path.Combine(_lab.Node(B).GroupDir(group.Name), "staging");
-        var migrate = _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B);
-        await LabSession.WaitUntil(
-            () => migrate.IsCompleted || (Directory.Exists(staging) && Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).Any(f => new FileInfo(f).Length > 0)),
-            "node-b receiving the first round");
-        Assert.False(migrate.IsCompleted, $"the migration ended before the fault: {(migrate.IsCompleted ? migrate.Result.ToString() : "")}");
-        return migrate;
     }
 
     /// <summary>Applies a policy on node-a (wl_counter and wl_memory, restored on a fault) and starts the group; returns it once it counts.</summary>

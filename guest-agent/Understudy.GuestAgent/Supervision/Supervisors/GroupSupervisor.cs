@@ -286,7 +286,6 @@ internal sealed class GroupSupervisor : IGroupSupervision
             EndMigrationLocked(migration);
             _mainVpids = new Dictionary<string, int>(StringComparer.Ordinal);
         }
-        BecomeStandbyCopy(target);
         try
         {
             _store.KeepAsStandbyCopy(Group, target);
@@ -297,6 +296,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
                 "Group {Group} moved to node {Node}, but its policy here could not be kept as the standby's copy ({Error}): " +
                 "delete it with hactl group delete {Group} before this agent restarts, or it may start the group here too", Group, target, e.Message, Group);
         }
+        BecomeStandbyCopy(target);
     }
 
     /// <summary>Whether the group runs on the target is unknown: it stays frozen here, neither watched nor recovered, until the operator settles it.</summary>
