@@ -51,9 +51,6 @@ internal sealed class GroupLifecycle
 
     public string Name { get; }
 
-    /// <summary>A policy's supervisor runs the group (its stop, restore and recovery go through it).</summary>
-    public bool IsSupervised => _supervision is not null;
-
     /// <summary>The group has a supervisor from now on: the operator's stop and restore go through it.</summary>
     public void Attach(IGroupSupervision supervision) => _supervision = supervision;
 

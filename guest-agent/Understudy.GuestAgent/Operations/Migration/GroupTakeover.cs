@@ -80,7 +80,7 @@ internal sealed class GroupTakeover
             var outcome = await scope.RestoreAsync(id, ResumeTogether.Instance, cancellationToken).ConfigureAwait(false);
             if (incoming is not null)
             {
-                await incoming.SuperviseAsync(scope, outcome).ConfigureAwait(false);
+                await incoming.SuperviseAsync(scope).ConfigureAwait(false);
             }
             return outcome;
         }, cancellationToken).ConfigureAwait(false);

@@ -1,5 +1,4 @@
 using Understudy.GuestAgent.Operations.Lifecycle;
-using Understudy.GuestAgent.Operations.Restore;
 
 namespace Understudy.GuestAgent.Operations.Migration;
 
@@ -29,5 +28,5 @@ internal interface IIncomingPolicy
     /// The group was restored here and runs (the lifecycle lock held): the policy is stored in
     /// this node's state directory and the group's supervisor here takes it up where it is.
     /// </summary>
-    Task SuperviseAsync(LifecycleScope scope, RestoreOutcome restored);
+    Task SuperviseAsync(LifecycleScope scope);
 }

@@ -5,7 +5,6 @@ using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Operations.Migration;
 using Understudy.GuestAgent.Operations.Replication;
-using Understudy.GuestAgent.Operations.Restore;
 using Understudy.GuestAgent.Supervision.Policies;
 
 namespace Understudy.GuestAgent.Supervision.Supervisors;
@@ -84,6 +83,6 @@ internal sealed class PolicyHandOver(
 
     private sealed class Incoming(PolicyHandOver handOver, ParsedPolicy parsed, string name, string source) : IIncomingPolicy
     {
-        public Task SuperviseAsync(LifecycleScope scope, RestoreOutcome restored) => handOver.SuperviseAsync(scope, parsed, name, source);
+        public Task SuperviseAsync(LifecycleScope scope) => handOver.SuperviseAsync(scope, parsed, name, source);
     }
 }

@@ -32,8 +32,6 @@ internal sealed class SupervisedMigration : ISupervisedMigration
 
     public string? FaultReason => _faultReason;
 
-    public bool IsFaulted => _faultReason is not null;
-
     /// <summary>The supervisor found a fault or hang while the group was still copied ahead: the migration stops.</summary>
     public void Fault(string reason)
     {
