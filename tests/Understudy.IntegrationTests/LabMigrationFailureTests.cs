@@ -64,12 +64,7 @@ public sealed class LabMigrationFailureTests(ITestOutputHelper output)
     /// </summary>
     private async Task FailMidMigration(LabSession lab, LabGroup group, Func<Task<HactlResult>> fault)
     {
-        var staging = Path.Combine(lab.Node(B).GroupDir(group.Name), "staging");
-        var migrate = lab.On(lab.Node(A)).Run("migrate", group.Name, "--to", B);
-        await LabSession.WaitUntil(
-            () => migrate.IsCompleted || (Directory.Exists(staging) && Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).Any(f => new FileInfo(f).Length > 0)),
-            "node-b receiving the first round");
-        Assert.False(migrate.IsCompleted, $"the migration ended before the fault: {(migrate.IsCompleted ? migrate.Result.ToString() : "")}");
+        var migrate = await LabMigration.StartUntilTheFirstRoundArrives(lab, group.Name, A, B);
         (await fault()).Ok();
 
         var failed = (await migrate).FailsWithOneLine();

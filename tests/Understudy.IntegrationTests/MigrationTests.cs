@@ -60,9 +60,10 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
     }
 
     /// <summary>
-    /// The target refuses the takeover after the last round (it has a policy for the group): the
-    /// group, frozen for that round, runs on on the source: same pid, memory verifies, its counter
-    /// goes on unbroken; migrate fails with one line that says so.
+    /// The target refuses the group (it has a policy of its own for it, and the group has none): it
+    /// says so when asked to get ready, before the last round freezes the group, which runs on on the
+    /// source: same pid, memory verifies, its counter goes on unbroken; migrate fails with one line
+    /// that says so.
     /// </summary>
     [Fact, Trait("Category", "Integration")]
     public async Task TargetRefusesTheTakeover_GroupRunsOnAtTheSource()
@@ -76,8 +77,8 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
         (await _pair.Standby.Hactl.Run("group", "apply", "-f", policy)).Ok();
 
         var failed = (await onA.Run("migrate", onA.Name, "--to", StandbyPair.StandbyNode)).FailsWithOneLine();
-        Assert.Contains("policy", failed.Stderr);
-        Assert.Contains("runs on here", failed.Stderr);
+        Assert.Contains("has a policy of its own", failed.Stderr);
+        Assert.Contains("the group ran on here throughout", failed.Stderr);
 
         var members = await onA.WaitForMembers(m => m.Count == 1, "the group still on node-a");
         Assert.Equal(launched.Pid, members.Single().Pid);

@@ -81,6 +81,7 @@ internal static class AgentServices
         services.AddSingleton<GroupSupervisorFactory>();
         services.AddSingleton<SupervisorRegistry>();
         services.AddSingleton<PolicyApplier>();
+        services.AddSingleton<IPolicyHandOver, PolicyHandOver>();
         services.AddSingleton<GroupOverview>();
 
         // Api: the links to the other nodes' agents (peer_services.proto's client)

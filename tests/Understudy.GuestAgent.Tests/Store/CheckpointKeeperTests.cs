@@ -74,6 +74,24 @@ public sealed class CheckpointKeeperTests : IAsyncLifetime
     }
 
     [Fact]
+    public void What_a_node_lacks_of_a_chain_ends_at_each_checkpoint_it_holds()
+    {
+        Take();                    // 1: full
+        Take(onBase: 1, touch: 1); // 2: incremental on 1
+        Take(onBase: 2, touch: 2); // 3: incremental on 2
+        Take(onBase: 3, touch: 3); // 4: incremental on 3
+
+        long[] Lacking(params long[] held) => [.. CheckpointChains.Lacking(_store, Group, 4, seq => held.Contains(seq)).Order()];
+
+        Assert.Equal([1L, 2, 3, 4], Lacking());
+        Assert.Equal([3L, 4], Lacking(2));
+        // A node that holds 3 (merged there, say, and without 1 and 2 any more) lacks only 4.
+        Assert.Equal([4L], Lacking(3));
+        Assert.Equal([4L], Lacking(1, 3));
+        Assert.Empty(Lacking(4));
+    }
+
+    [Fact]
     public async Task A_background_merge_that_would_rewrite_a_pinned_checkpoint_waits_for_the_release()
     {
         Take();                    // 1: full

@@ -57,6 +57,21 @@ public static class LabMigration
         }
     }
 
+    /// <summary>
+    /// Starts `hactl migrate GROUP --to TO` on FROM's agent and returns it, still running, once TO's
+    /// staging directory holds part of the first round: the moment to inject a fault.
+    /// </summary>
+    public static async Task<Task<HactlResult>> StartUntilTheFirstRoundArrives(LabSession lab, string group, string from, string to)
+    {
+        var staging = Path.Combine(lab.Node(to).GroupDir(group), "staging");
+        var migrate = lab.On(lab.Node(from)).Run("migrate", group, "--to", to);
+        await LabSession.WaitUntil(
+            () => migrate.IsCompleted || (Directory.Exists(staging) && Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).Any(f => new FileInfo(f).Length > 0)),
+            $"{to} receiving the first round");
+        Assert.False(migrate.IsCompleted, $"the migration ended before the fault: {(migrate.IsCompleted ? migrate.Result.ToString() : "")}");
+        return migrate;
+    }
+
     /// <summary>Waits until each of the group's tags has printed <paramref name="n"/> lines after <paramref name="mark"/>.</summary>
     public static async Task WaitForCounts(LabGroup group, int n, long mark, string where)
     {

@@ -107,14 +107,15 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
                 return reply.AlreadyHeld;
             }, cancellationToken);
 
-        public Task PrepareAsync(string group, string id, CancellationToken cancellationToken) =>
-            Call(async () => await _migration.PrepareAsync(new PrepareRequest { Group = group, Id = id }, cancellationToken: cancellationToken)
+        public Task PrepareAsync(string group, string id, string? policyText, CancellationToken cancellationToken) =>
+            Call(async () => await _migration.PrepareAsync(new PrepareRequest { Group = group, Id = id, Policy = policyText ?? "" }, cancellationToken: cancellationToken)
                 .ResponseAsync.ConfigureAwait(false), cancellationToken);
 
-        public Task<TakeOverResult> TakeOverAsync(string group, string id, CancellationToken cancellationToken) =>
+        public Task<TakeOverResult> TakeOverAsync(string group, string id, string? policyText, CancellationToken cancellationToken) =>
             Call(async () =>
             {
-                var reply = await _migration.TakeOverAsync(new TakeOverRequest { Group = group, Id = id }, cancellationToken: cancellationToken)
+                var request = new TakeOverRequest { Group = group, Id = id, Policy = policyText ?? "" };
+                var reply = await _migration.TakeOverAsync(request, cancellationToken: cancellationToken)
                     .ResponseAsync.ConfigureAwait(false);
                 return new TakeOverResult(reply.Members, reply.DurationMs, reply.Standby.Length == 0 ? null : reply.Standby);
             }, cancellationToken);
@@ -139,7 +140,12 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
                 // The node's own answer (no transport failure underneath): what it refused, in its words.
                 throw new PeerRefusedException($"node {node}: {AgentException.OneLine(e.Status.Detail)}", e);
             }
-            catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled || !cancellationToken.IsCancellationRequested)
+            catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+            {
+                // This side gave up (its caller, or a fault of the group that stops its migration): no link failure.
+                throw new OperationCanceledException($"call to node {node} cancelled", e, cancellationToken);
+            }
+            catch (RpcException e)
             {
                 var detail = e.Status.DebugException is { } inner ? Reason(inner) : e.Status.Detail;
                 throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(detail)}", e);

@@ -16,11 +16,15 @@ namespace Understudy.GuestAgent.Api.Peers;
 internal sealed class TakeoverService(GroupTakeover takeover, ReplicationFaults faults, ILogger<TakeoverService> logger) : Migration.MigrationBase
 {
     public override async Task<PrepareReply> Prepare(PrepareRequest request, ServerCallContext context) =>
-        new() { Merged = await takeover.PrepareAsync(request.Group, request.Id, context.CancellationToken).ConfigureAwait(false) };
+        new()
+        {
+            Merged = await takeover.PrepareAsync(request.Group, request.Id, request.Policy, PeerIdentity.NodeOf(context), context.CancellationToken)
+                .ConfigureAwait(false),
+        };
 
     public override async Task<TakeOverReply> TakeOver(TakeOverRequest request, ServerCallContext context)
     {
-        var result = await takeover.TakeOverAsync(request.Group, request.Id, PeerIdentity.NodeOf(context), context.CancellationToken)
+        var result = await takeover.TakeOverAsync(request.Group, request.Id, request.Policy, PeerIdentity.NodeOf(context), context.CancellationToken)
             .ConfigureAwait(false);
         if (faults.DropTakeOverReplyNow())
         {

@@ -51,13 +51,17 @@ internal sealed class GroupLifecycle
 
     public string Name { get; }
 
-    /// <summary>A policy's supervisor runs the group (its stop, restore and recovery go through it).</summary>
-    public bool IsSupervised => _supervision is not null;
-
     /// <summary>The group has a supervisor from now on: the operator's stop and restore go through it.</summary>
     public void Attach(IGroupSupervision supervision) => _supervision = supervision;
 
-    /// <summary>The group's supervisor retired (its policy was deleted).</summary>
+    /// <summary>
+    /// A migration of the group begins: its supervisor, if it has one, learns of it (and may refuse);
+    /// null for a group without a policy.
+    /// </summary>
+    public async Task<ISupervisedMigration?> BeginMigrationAsync(string target, CancellationToken cancellationToken) =>
+        _supervision is { } supervision ? await supervision.BeginMigrationAsync(target, cancellationToken).ConfigureAwait(false) : null;
+
+    /// <summary>The group's supervisor retired (its policy was deleted, or the group moved to another node).</summary>
     public void Detach(IGroupSupervision supervision) =>
         Interlocked.CompareExchange(ref _supervision, null, supervision);
 

@@ -70,16 +70,34 @@ internal sealed class GroupMigrator
     {
         var lifecycle = _lifecycles.For(group);
         _locator.RequireRunning(group);
-        if (lifecycle.IsSupervised)
-        {
-            throw AgentException.FailedPrecondition(
-                $"migration of group {group} refused: it has a policy, and supervised groups cannot migrate yet; " +
-                $"stop its supervision with 'hactl group delete {group}' (its processes and checkpoints stay) and migrate it then");
-        }
         if (_standbys.PeerProblem(target) is { } problem)
         {
             throw AgentException.InvalidArgument($"migration of group {group} to {target} refused: {problem}");
         }
+        // A supervised group: its supervisor learns of the migration (and refuses one while the group is
+        // not running under it); its policy goes with the group.
+        using var supervised = await lifecycle.BeginMigrationAsync(target, cancellationToken).ConfigureAwait(false);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, supervised?.Faulted ?? CancellationToken.None);
+        try
+        {
+            return await CopyAndMoveAsync(lifecycle, group, target, supervised, pins, progress, stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AgentException or OperationCanceledException
+                                  && supervised is { FaultReason: not null } && !cancellationToken.IsCancellationRequested)
+        {
+            throw FaultedMeanwhile(group, target, supervised, e);
+        }
+    }
+
+    private static AgentException FaultedMeanwhile(string group, string target, ISupervisedMigration supervised, Exception inner) =>
+        AgentException.Aborted(
+            $"migration of group {group} to node {target} stopped: the group had a fault meanwhile ({supervised.FaultReason}); " +
+            "it stays here, where its supervisor recovers it by its policy", inner);
+
+    private async Task<MigrationOutcome> CopyAndMoveAsync(
+        GroupLifecycle lifecycle, string group, string target, ISupervisedMigration? supervised, CommitPins pins,
+        IProgress<MigrationProgress>? progress, CancellationToken cancellationToken)
+    {
         var link = _links.To(target);
         var meter = new TransferMeter(progress);
         // What crosses to the target for the group while it migrates, sent by the migration or by the
@@ -105,16 +123,16 @@ internal sealed class GroupMigrator
             previous = taken.Bytes;
         }
 
-        // The target merges what it holds into full images now, while the group still runs here.
-        await PrepareTargetAsync(link, group, target, cancellationToken).ConfigureAwait(false);
+        // The target checks the policy and merges what it holds into full images now, while the group still runs here.
+        await PrepareTargetAsync(link, group, target, supervised?.PolicyText, cancellationToken).ConfigureAwait(false);
 
         // The last round: frozen until the target runs the group, or resumed here.
         rounds++;
         return await lifecycle.RunExclusiveAsync(
-            scope => FinalRoundAsync(scope, group, target, link, pins, rounds, meter, cancellationToken), cancellationToken).ConfigureAwait(false);
+            scope => FinalRoundAsync(scope, group, target, link, supervised, pins, rounds, meter, cancellationToken), cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task PrepareTargetAsync(IStandbyLink link, string group, string target, CancellationToken cancellationToken)
+    private async Task PrepareTargetAsync(IStandbyLink link, string group, string target, string? policyText, CancellationToken cancellationToken)
     {
         if (_store.NewestId(group) is not { } newest)
         {
@@ -122,7 +140,7 @@ internal sealed class GroupMigrator
         }
         try
         {
-            await link.PrepareAsync(group, newest, cancellationToken).ConfigureAwait(false);
+            await link.PrepareAsync(group, newest, policyText, cancellationToken).ConfigureAwait(false);
         }
         catch (StandbyLinkException e)
         {
@@ -145,9 +163,38 @@ internal sealed class GroupMigrator
         }
     }
 
+    /// <summary>
+    /// The last round, the group's lifecycle lock held. A supervised group's supervisor holds off
+    /// (the freeze and the final kill are no faults), and follows the outcome: the group handed over,
+    /// or resumed here and watched again, or, when the outcome cannot be learnt, left frozen alone.
+    /// </summary>
     private async Task<MigrationOutcome> FinalRoundAsync(
-        LifecycleScope scope, string group, string target, IStandbyLink link, CommitPins pins, int rounds, TransferMeter meter,
-        CancellationToken cancellationToken)
+        LifecycleScope scope, string group, string target, IStandbyLink link, ISupervisedMigration? supervised, CommitPins pins, int rounds,
+        TransferMeter meter, CancellationToken cancellationToken)
+    {
+        if (supervised is not null)
+        {
+            await supervised.HoldAsync(scope).ConfigureAwait(false);
+        }
+        try
+        {
+            return await MoveAsync(scope, group, target, link, supervised, pins, rounds, meter, cancellationToken).ConfigureAwait(false);
+        }
+        catch (UnresolvedMigrationException e)
+        {
+            supervised?.Unresolved(e.Message);
+            throw e.Error;
+        }
+        catch (Exception e) when (supervised is not null && e is AgentException or OperationCanceledException)
+        {
+            await supervised.ResumeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task<MigrationOutcome> MoveAsync(
+        LifecycleScope scope, string group, string target, IStandbyLink link, ISupervisedMigration? supervised, CommitPins pins, int rounds,
+        TransferMeter meter, CancellationToken cancellationToken)
     {
         var duration = Stopwatch.StartNew();
         FrozenGroup frozen;
@@ -177,7 +224,7 @@ internal sealed class GroupMigrator
             TakeOverResult? result = null;
             try
             {
-                result = await link.TakeOverAsync(group, id, cancellationToken).ConfigureAwait(false);
+                result = await link.TakeOverAsync(group, id, supervised?.PolicyText, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is StandbyLinkException || e is OperationCanceledException)
             {
@@ -202,8 +249,11 @@ internal sealed class GroupMigrator
                 _logger.LogWarning("Migration of group {Group}: node {Node} runs the group; it ends here", group, target);
             }
 
-            // The group runs on the target: it ends here, and this node becomes its standby.
+            // The group runs on the target: it ends here, and this node becomes its standby. Its policy
+            // becomes the standby's copy first: nothing may start the group here again, even should
+            // the agent stop before the processes are gone.
             var frozenMs = frozen.FrozenMs;
+            supervised?.HandedOver(target);
             await scope.StopAsync().ConfigureAwait(false);
             _standbys.Assign(group, null);
             var outcome = new MigrationOutcome(
@@ -276,10 +326,10 @@ internal sealed class GroupMigrator
             {
                 _logger.LogError(
                     "Migration of group {Group}: node {Node} cannot tell whether it runs the group ({Error}); the group stays frozen here", group, target, last);
-                throw AgentException.Unavailable(
+                throw new UnresolvedMigrationException(AgentException.Unavailable(
                     $"migration of group {group} to node {target}: the link broke as node {target} was starting the group ({lost.Message}), and it has not answered since " +
                     $"({last ?? "no answer"}); so that the group never runs twice, it stays frozen here: once node {target} answers, " +
-                    $"check 'hactl status {group}' there; if it runs there, 'hactl stop {group}' here; if not, 'hactl restore {group} --force' here brings it back from the last checkpoint, taken as it froze, with nothing lost");
+                    $"check 'hactl status {group}' there; if it runs there, 'hactl stop {group}' here; if not, 'hactl restore {group} --force' here brings it back from the last checkpoint, taken as it froze, with nothing lost"));
             }
             try
             {
@@ -302,6 +352,12 @@ internal sealed class GroupMigrator
         {
             _logger.LogError("Migration of group {Group}: resuming it here failed: {Error}", group, e.Message);
         }
+    }
+
+    /// <summary>Whether the group runs on the target cannot be learnt: it stays frozen here (<see cref="Error"/> says how to settle it).</summary>
+    private sealed class UnresolvedMigrationException(AgentException error) : Exception(error.Message, error)
+    {
+        public AgentException Error { get; } = error;
     }
 
     private static AgentException Cancelled(string group, string target) =>

@@ -4,6 +4,7 @@ using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Operations.Replication;
+using Understudy.GuestAgent.Operations.Restore;
 using Understudy.GuestAgent.Operations.Store;
 using Understudy.Images;
 
@@ -15,7 +16,9 @@ namespace Understudy.GuestAgent.Operations.Migration;
 /// chain, refused if the group runs here).
 /// The restore's cancellation is the fence: a source that gave up, or a link that broke, before
 /// the restored processes were resumed cancels the call, and the restore kills them. The source
-/// becomes the group's standby here: the roles swap.
+/// becomes the group's standby here: the roles swap. A supervised group brings its policy, which is
+/// checked before anything is restored (and already at <see cref="PrepareAsync"/>), and once the
+/// group runs here it is stored and the group supervised by it (<see cref="IPolicyHandOver"/>).
 /// </summary>
 internal sealed class GroupTakeover
 {
@@ -23,13 +26,15 @@ internal sealed class GroupTakeover
     private readonly GroupRegistry _groups;
     private readonly CheckpointKeeper _keeper;
     private readonly StandbyAssignments _standbys;
+    private readonly IPolicyHandOver _policies;
     private readonly IEventPublisher _events;
     private readonly ILogger<GroupTakeover> _logger;
 
     public GroupTakeover(
-        GroupLifecycles lifecycles, GroupRegistry groups, CheckpointKeeper keeper, StandbyAssignments standbys, IEventPublisher events,
-        ILogger<GroupTakeover> logger)
+        GroupLifecycles lifecycles, GroupRegistry groups, CheckpointKeeper keeper, StandbyAssignments standbys, IPolicyHandOver policies,
+        IEventPublisher events, ILogger<GroupTakeover> logger)
     {
+        _policies = policies;
         _lifecycles = lifecycles;
         _groups = groups;
         _keeper = keeper;
@@ -43,10 +48,13 @@ internal sealed class GroupTakeover
     /// on the source, so that the takeover, with the group frozen, restores from a chain of two
     /// images per process (that merged one and the last increment) and merges nothing.
     /// </summary>
+    /// <param name="policyText">the group's policy, checked here already so that a policy this node refuses fails the migration before the group freezes</param>
+    /// <param name="source">the node that asks, by its certificate's name</param>
     /// <returns>whether anything was merged</returns>
-    public async Task<bool> PrepareAsync(string group, string id, CancellationToken cancellationToken)
+    public async Task<bool> PrepareAsync(string group, string id, string? policyText, string source, CancellationToken cancellationToken)
     {
         Require(group, id);
+        _policies.Accept(group, policyText, source);
         try
         {
             return await _keeper.MergeForRestoreAsync(group, id, cancellationToken).ConfigureAwait(false);
@@ -57,18 +65,25 @@ internal sealed class GroupTakeover
         }
     }
 
+    /// <param name="policyText">the group's policy on the source; null or empty: it has none</param>
     /// <param name="source">the node that asks, by its certificate's name</param>
-    public async Task<TakeOverResult> TakeOverAsync(string group, string id, string source, CancellationToken cancellationToken)
+    public async Task<TakeOverResult> TakeOverAsync(string group, string id, string? policyText, string source, CancellationToken cancellationToken)
     {
         Require(group, id);
         var lifecycle = _lifecycles.For(group);
-        if (lifecycle.IsSupervised)
-        {
-            throw AgentException.FailedPrecondition(
-                $"group {group} has a policy on this node: a supervised group cannot be taken over yet; delete its policy here first");
-        }
+        var incoming = _policies.Accept(group, policyText, source);
         _logger.LogInformation("Taking over group {Group} from node {Source}: restoring checkpoint {CheckpointId}", group, source, id);
-        var restored = await lifecycle.RestoreAsync(id, force: false, cancellationToken).ConfigureAwait(false);
+        // One exclusive work: nothing starts or stops the group between its restore and its supervision here.
+        var restored = await lifecycle.RunExclusiveAsync(async scope =>
+        {
+            scope.RequireStoppedUnless(force: false, id);
+            var outcome = await scope.RestoreAsync(id, ResumeTogether.Instance, cancellationToken).ConfigureAwait(false);
+            if (incoming is not null)
+            {
+                await incoming.SuperviseAsync(scope).ConfigureAwait(false);
+            }
+            return outcome;
+        }, cancellationToken).ConfigureAwait(false);
         var standby = AssignStandby(group, source);
         _events.Publish(new GroupTakenOver(group, source, id, restored.Members.Count));
         return new TakeOverResult(restored.Members.Count, restored.DurationMs, standby);

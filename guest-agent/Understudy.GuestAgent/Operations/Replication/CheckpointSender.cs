@@ -68,7 +68,10 @@ internal sealed class CheckpointSender
         var link = _links.To(node);
         var holdings = await link.HoldingsAsync(pin.Group, cancellationToken).ConfigureAwait(false);
         var committed = holdings.Committed.ToHashSet(StringComparer.Ordinal);
-        foreach (var id in pin.ChainIds.Where(id => !committed.Contains(id)))
+        // Only what the node lacks below the checkpoint: not an old base of one it holds (merged
+        // there, it may have let that base go), which it would refuse without the base's own.
+        var lacking = CheckpointChains.Lacking(_store, pin.Group, CheckpointId.Parse(pin.Id), held: seq => committed.Contains(CheckpointId.Format(seq)));
+        foreach (var id in lacking.Order().Select(CheckpointId.Format))
         {
             var dir = _store.CheckpointDir(pin.Group, id);
             var manifestJson = await File.ReadAllTextAsync(Path.Combine(dir, CheckpointManifest.FileName), cancellationToken).ConfigureAwait(false);

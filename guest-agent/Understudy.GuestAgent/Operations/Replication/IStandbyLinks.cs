@@ -24,15 +24,19 @@ internal interface IStandbyLink
     Task<bool> PushAsync(
         string group, string id, IAsyncEnumerable<ReplicaChunk> chunks, string manifestJson, int retention, CancellationToken cancellationToken);
 
-    /// <summary>Asks the node to merge checkpoint <paramref name="id"/>'s chain into full images, ahead of a takeover.</summary>
-    Task PrepareAsync(string group, string id, CancellationToken cancellationToken);
+    /// <summary>
+    /// Asks the node to merge checkpoint <paramref name="id"/>'s chain into full images, ahead of a
+    /// takeover, and to check the group's policy (<paramref name="policyText"/>, null: none) there.
+    /// </summary>
+    Task PrepareAsync(string group, string id, string? policyText, CancellationToken cancellationToken);
 
     /// <summary>
     /// Asks the node to restore the group from checkpoint <paramref name="id"/>, which it holds, and
-    /// returns once the group runs there. Should the call end first, the node kills what it restored.
+    /// returns once the group runs there, supervised by <paramref name="policyText"/> if the group has a
+    /// policy (null: none). Should the call end first, the node kills what it restored.
     /// </summary>
     /// <exception cref="PeerRefusedException">The node answered: it could not (the restore failed, the group runs there).</exception>
-    Task<TakeOverResult> TakeOverAsync(string group, string id, CancellationToken cancellationToken);
+    Task<TakeOverResult> TakeOverAsync(string group, string id, string? policyText, CancellationToken cancellationToken);
 
     /// <summary>Whether the group runs on the node, once any takeover or restore of it there is over.</summary>
     Task<bool> RunsAsync(string group, CancellationToken cancellationToken);

@@ -22,13 +22,27 @@ internal static class CheckpointChains
     /// </summary>
     /// <exception cref="CheckpointNotFoundException">The checkpoint itself does not exist.</exception>
     /// <exception cref="ImageFormatException">Its manifest is corrupt.</exception>
-    public static IReadOnlySet<long> Closure(CheckpointStore store, string group, long seq)
+    public static IReadOnlySet<long> Closure(CheckpointStore store, string group, long seq) => Closure(store, group, seq, held: _ => false);
+
+    /// <summary>
+    /// What a node that holds the checkpoints <paramref name="held"/> says lacks of the checkpoint's
+    /// chain: the checkpoint unless held, and each base it needs, down every branch until one the
+    /// node holds (it holds every checkpoint that one needs: it committed it only with its bases,
+    /// and keeps them while it keeps it). A node that merged a checkpoint and let its bases go
+    /// needs them no more.
+    /// </summary>
+    /// <exception cref="CheckpointNotFoundException">The checkpoint itself does not exist.</exception>
+    /// <exception cref="ImageFormatException">Its manifest is corrupt.</exception>
+    public static IReadOnlySet<long> Lacking(CheckpointStore store, string group, long seq, Func<long, bool> held) =>
+        Closure(store, group, seq, held);
+
+    private static HashSet<long> Closure(CheckpointStore store, string group, long seq, Func<long, bool> held)
     {
         var closure = new HashSet<long>();
         var pending = new Stack<long>([seq]);
         while (pending.TryPop(out var next))
         {
-            if (!closure.Add(next))
+            if (held(next) || !closure.Add(next))
             {
                 continue;
             }

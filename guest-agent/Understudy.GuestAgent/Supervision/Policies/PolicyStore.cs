@@ -4,16 +4,29 @@ using Understudy.GuestAgent.Foundation.Interop;
 
 namespace Understudy.GuestAgent.Supervision.Policies;
 
-/// <summary>A policy kept on disk, as it was applied.</summary>
-internal sealed record StoredPolicy(ParsedPolicy Parsed, DateTime AppliedUtc);
+/// <summary>
+/// A policy kept on disk, as it was applied. <see cref="RunsOn"/> is set for the standby's copy of
+/// a group that moved to another node (hactl migrate): that node runs and supervises the group, this
+/// one keeps the policy for when the group comes back, and starts nothing by it ("" when the node's
+/// name was not recorded).
+/// </summary>
+internal sealed record StoredPolicy(ParsedPolicy Parsed, DateTime AppliedUtc, string? RunsOn = null)
+{
+    public bool IsStandbyCopy => RunsOn is not null;
+}
 
 /// <summary>
 /// Keeps each applied policy as STATE/policies/GROUP.yaml, exactly as its file was, so that the
-/// agent finds its groups again when it starts (autostart).
+/// agent finds its groups again when it starts (autostart). A group that migrated to another node
+/// leaves its policy here as GROUP.standby (the same text, renamed: nothing starts the group by it)
+/// and the node it runs on in GROUP.runs-on; the standby's copy wins over a GROUP.yaml beside it, so
+/// that a crash halfway through either change never lets the group start on both nodes. Files are
+/// the agent's alone (0600) and written durably (temporary file, fsync, rename).
 /// </summary>
 internal sealed class PolicyStore
 {
     private const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const string Active = ".yaml", Standby = ".standby", RunsOnFile = ".runs-on";
     private readonly StatePaths _paths;
     private readonly ILogger<PolicyStore> _logger;
 
@@ -23,51 +36,91 @@ internal sealed class PolicyStore
         _logger = logger;
     }
 
-    private string PathOf(string group) => Path.Combine(_paths.PoliciesDir, group + ".yaml");
+    private string PathOf(string group, string kind = Active) => Path.Combine(_paths.PoliciesDir, group + kind);
 
-    /// <summary>Writes the policy durably (temporary file, fsync, rename).</summary>
+    /// <summary>Writes the policy in force durably; a standby's copy of the group's policy here goes.</summary>
     public void Save(ParsedPolicy parsed)
     {
-        Directory.CreateDirectory(_paths.PoliciesDir, UnixSocketFile.PrivateDirectory);
-        var path = PathOf(parsed.Policy.Group);
-        var temporary = path + ".new";
-        using (var file = File.OpenHandle(temporary, System.IO.FileMode.Create, FileAccess.Write))
-        {
-            File.SetUnixFileMode(file, FileMode);
-            RandomAccess.Write(file, System.Text.Encoding.UTF8.GetBytes(parsed.Text), 0);
-            RandomAccess.FlushToDisk(file);
-        }
-        File.Move(temporary, path, overwrite: true);
+        var group = parsed.Policy.Group;
+        Write(PathOf(group), parsed.Text);
+        File.Delete(PathOf(group, Standby));
+        File.Delete(PathOf(group, RunsOnFile));
     }
 
-    /// <summary>Removes the group's stored policy: the agent will not find it again when it starts.</summary>
-    public void Delete(string group) => File.Delete(PathOf(group));
+    /// <summary>
+    /// The group moved to <paramref name="runsOn"/>: its policy here becomes the standby's copy, in
+    /// one rename, so that the agent never starts the group by it again.
+    /// </summary>
+    public void KeepAsStandbyCopy(string group, string runsOn)
+    {
+        Write(PathOf(group, RunsOnFile), runsOn + "\n");
+        File.Move(PathOf(group), PathOf(group, Standby), overwrite: true);
+    }
 
-    /// <summary>Every stored policy that still parses; the others are logged and skipped.</summary>
+    /// <summary>Removes the group's stored policy, in force or the standby's copy: the agent will not find it again when it starts.</summary>
+    public void Delete(string group)
+    {
+        File.Delete(PathOf(group));
+        File.Delete(PathOf(group, Standby));
+        File.Delete(PathOf(group, RunsOnFile));
+    }
+
+    /// <summary>Every stored policy that still parses, each group once (its standby copy if it has one); the others are logged and skipped.</summary>
     public IReadOnlyList<StoredPolicy> LoadAll()
     {
         if (!Directory.Exists(_paths.PoliciesDir))
         {
             return [];
         }
-        var policies = new List<StoredPolicy>();
-        foreach (var path in Directory.EnumerateFiles(_paths.PoliciesDir, "*.yaml").Order(StringComparer.Ordinal))
+        var policies = new Dictionary<string, StoredPolicy>(StringComparer.Ordinal);
+        foreach (var path in Directory.EnumerateFiles(_paths.PoliciesDir, "*" + Active).Order(StringComparer.Ordinal))
         {
-            try
+            if (Load(path, Active, runsOn: null) is { } stored)
             {
-                var parsed = PolicyParser.Parse(File.ReadAllText(path), path);
-                if (parsed.Policy.Group + ".yaml" != Path.GetFileName(path))
-                {
-                    _logger.LogError("Stored policy {Path} is for group {Group}, not for its file name; skipped", path, parsed.Policy.Group);
-                    continue;
-                }
-                policies.Add(new StoredPolicy(parsed, File.GetLastWriteTimeUtc(path)));
-            }
-            catch (Exception e) when (e is PolicyException or IOException or UnauthorizedAccessException)
-            {
-                _logger.LogError("Stored policy {Path} cannot be used and is skipped: {Error}; apply a corrected one with hactl group apply", path, e.Message);
+                policies[stored.Parsed.Policy.Group] = stored;
             }
         }
-        return policies;
+        foreach (var path in Directory.EnumerateFiles(_paths.PoliciesDir, "*" + Standby).Order(StringComparer.Ordinal))
+        {
+            var runsOnPath = Path.ChangeExtension(path, RunsOnFile);
+            var runsOn = File.Exists(runsOnPath) ? File.ReadAllText(runsOnPath).Trim() : "";
+            if (Load(path, Standby, runsOn) is { } stored)
+            {
+                policies[stored.Parsed.Policy.Group] = stored;
+            }
+        }
+        return policies.Values.OrderBy(p => p.Parsed.Policy.Group, StringComparer.Ordinal).ToList();
+    }
+
+    private StoredPolicy? Load(string path, string kind, string? runsOn)
+    {
+        try
+        {
+            var parsed = PolicyParser.Parse(File.ReadAllText(path), path);
+            if (parsed.Policy.Group + kind != Path.GetFileName(path))
+            {
+                _logger.LogError("Stored policy {Path} is for group {Group}, not for its file name; skipped", path, parsed.Policy.Group);
+                return null;
+            }
+            return new StoredPolicy(parsed, File.GetLastWriteTimeUtc(path), runsOn);
+        }
+        catch (Exception e) when (e is PolicyException or IOException or UnauthorizedAccessException)
+        {
+            _logger.LogError("Stored policy {Path} cannot be used and is skipped: {Error}; apply a corrected one with hactl group apply", path, e.Message);
+            return null;
+        }
+    }
+
+    private static void Write(string path, string text)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!, UnixSocketFile.PrivateDirectory);
+        var temporary = path + ".new";
+        using (var file = File.OpenHandle(temporary, System.IO.FileMode.Create, FileAccess.Write))
+        {
+            File.SetUnixFileMode(file, FileMode);
+            RandomAccess.Write(file, System.Text.Encoding.UTF8.GetBytes(text), 0);
+            RandomAccess.FlushToDisk(file);
+        }
+        File.Move(temporary, path, overwrite: true);
     }
 }

@@ -18,6 +18,8 @@ internal sealed class CheckpointScheduler
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly object _sync = new();
+    // Held while a scheduled checkpoint is taken, and by a pause (a migration's rounds).
+    private readonly SemaphoreSlim _taking = new(1, 1);
     private TaskCompletionSource _rescheduled = NewSignal();
     private CancellationTokenSource? _stop;
     private Task _loop = Task.CompletedTask;
@@ -60,6 +62,16 @@ internal sealed class CheckpointScheduler
     }
 
     /// <summary>The schedule changed: work out the next due time again.</summary>
+    /// <summary>
+    /// Holds scheduled checkpoints back until the returned lease is disposed, once the one in flight
+    /// (if any) is done: a migration's rounds must not collide with one.
+    /// </summary>
+    public async Task<IDisposable> PauseAsync(CancellationToken cancellationToken)
+    {
+        await _taking.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new Pause(_taking);
+    }
+
     public void Reschedule()
     {
         lock (_sync)
@@ -111,6 +123,7 @@ internal sealed class CheckpointScheduler
                     continue;
                 }
                 var full = taken % current.FullEvery == 0;
+                await _taking.WaitAsync(stop).ConfigureAwait(false);
                 try
                 {
                     await _lifecycle.CheckpointAsync(full, GroupCheckpointer.Scheduled, progress: null, stop).ConfigureAwait(false);
@@ -120,11 +133,29 @@ internal sealed class CheckpointScheduler
                 {
                     // Already an event (checkpoint.failed); the next one is tried on schedule.
                 }
+                finally
+                {
+                    _taking.Release();
+                }
                 last = _time.GetUtcNow();
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>Releases a pause once.</summary>
+    private sealed class Pause(SemaphoreSlim taking) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                taking.Release();
+            }
         }
     }
 

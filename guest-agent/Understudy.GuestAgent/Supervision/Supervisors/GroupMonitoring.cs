@@ -73,6 +73,9 @@ internal sealed class GroupMonitoring
         }
     }
 
+    /// <summary>Holds the scheduled checkpoints back until the lease is disposed (a migration's rounds); health checks go on.</summary>
+    public Task<IDisposable> PauseCheckpointsAsync(CancellationToken cancellationToken) => _scheduler.PauseAsync(cancellationToken);
+
     /// <summary>The policy changed: the next checkpoint is due by the new schedule, and running health checks restart with the new list.</summary>
     public async Task ApplyAsync(bool healthChanged)
     {

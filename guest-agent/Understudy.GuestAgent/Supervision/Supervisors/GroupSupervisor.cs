@@ -24,7 +24,10 @@ namespace Understudy.GuestAgent.Supervision.Supervisors;
 /// on the group's lifecycle (<see cref="GroupLifecycle.RunExclusiveAsync{T}"/>), so they happen one
 /// at a time and nothing else starts or stops the group meanwhile; a stop interrupts a start or
 /// recovery in progress. The lifecycle hands the operator's stop and restore of the group here
-/// (<see cref="IGroupSupervision"/>).
+/// (<see cref="IGroupSupervision"/>). A migration of the group to another node holds the supervisor
+/// off its last round (<see cref="SupervisedMigration"/>); once the group runs there, this node keeps
+/// the policy as the standby's copy (<see cref="SupervisionState.Standby"/>) and starts nothing by it,
+/// and the target's supervisor takes the group up where it is (<see cref="TakeUpAsync"/>).
 /// </summary>
 internal sealed class GroupSupervisor : IGroupSupervision
 {
@@ -36,6 +39,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
     private readonly RecoveryPointSelector _points;
     private readonly IRecoveryDecider _decider;
     private readonly GroupRegistry _groups;
+    private readonly PolicyStore _store;
     private readonly IEventPublisher _events;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -60,12 +64,17 @@ internal sealed class GroupSupervisor : IGroupSupervision
     private bool _shuttingDown;
     // Its policy was deleted: it starts, restarts and restores nothing any more.
     private bool _retired;
+    // The migration of the group in progress, told of faults while the group is copied ahead.
+    private SupervisedMigration? _migration;
+    // Where the group runs while this node holds the standby's copy of its policy ("" when unknown).
+    private string? _runsOn;
 
     public GroupSupervisor(
         AppliedPolicy applied, GroupLifecycle lifecycle, LaunchOrderStarter starter, IRecoveryDecider decider,
-        RecoveryPointSelector points, GroupRegistry groups, GroupMonitoring monitoring, IEventPublisher events, TimeProvider time,
-        ILogger logger)
+        RecoveryPointSelector points, GroupRegistry groups, PolicyStore store, GroupMonitoring monitoring, IEventPublisher events,
+        TimeProvider time, ILogger logger)
     {
+        _store = store;
         _applied = applied;
         _lifecycle = lifecycle;
         _starter = starter;
@@ -86,6 +95,15 @@ internal sealed class GroupSupervisor : IGroupSupervision
         get { lock (_sync) { return _state; } }
     }
 
+    /// <summary>This node holds the standby's copy of the group's policy: the group runs on <see cref="RunsOn"/>.</summary>
+    public bool IsStandbyCopy => State == SupervisionState.Standby;
+
+    /// <summary>The node the group moved to, while this node holds the standby's copy ("" when unknown).</summary>
+    public string? RunsOn
+    {
+        get { lock (_sync) { return _runsOn; } }
+    }
+
     public SupervisorSnapshot Snapshot()
     {
         lock (_sync)
@@ -101,7 +119,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
     public Task StartAsync(string why, CancellationToken cancellationToken) =>
         _lifecycle.RunExclusiveAsync(async scope =>
         {
-            RequireNotRetired();
+            RequireActive();
             if (State == SupervisionState.Running)
             {
                 return;
@@ -121,30 +139,194 @@ internal sealed class GroupSupervisor : IGroupSupervision
     public Task AdoptAsync(TimeSpan patience, CancellationToken cancellationToken) =>
         _lifecycle.RunExclusiveAsync(async scope =>
         {
-            RequireNotRetired();
+            RequireActive();
             if (_groups.Find(Group) is not { Init: { HasExited: false } init } group)
             {
                 return;
             }
             await WaitForRegistrationsAsync(group, init.HostPid, patience, cancellationToken).ConfigureAwait(false);
-            var apps = _applied.Policy.Apps.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
-            var mains = group.Members.Snapshot()
-                .Where(m => m.Vppid == 1 && apps.Contains(m.App))
-                .GroupBy(m => m.App, StringComparer.Ordinal)
-                .ToDictionary(g => g.Key, g => g.Min(m => m.Vpid), StringComparer.Ordinal);
-            await EnterRunningAsync(mains, _points.NewestTakenUtc(Group)).ConfigureAwait(false);
-            _events.Publish(new SupervisionResumed(Group, mains.Count, apps.Count));
-            if (_applied.Policy.Apps.FirstOrDefault(a => !mains.ContainsKey(a.Name)) is { } missing)
-            {
-                int generation;
-                lock (_sync)
-                {
-                    generation = _generation;
-                }
-                _ = HandleFaultAsync(new Fault("exit", missing.Name, null,
-                    $"{missing.Name} has no process left: it ended while no agent watched the group", null, generation));
-            }
+            await WatchWhatRunsAsync(group, "after the agent restart", "it ended while no agent watched the group").ConfigureAwait(false);
         }, cancellationToken);
+
+    /// <summary>
+    /// A migration brought the group here and restored it (the takeover's exclusive work, whose
+    /// <paramref name="scope"/> this is): this supervisor, new or the standby's copy until now,
+    /// supervises it by <paramref name="applied"/> from where it is, as after an agent restart:
+    /// each application's main process is its member that us-init is the parent of, health checks
+    /// and the checkpoint schedule (from the newest checkpoint) start, and an application with no
+    /// process is a fault.
+    /// </summary>
+    public async Task TakeUpAsync(LifecycleScope scope, AppliedPolicy applied, string source)
+    {
+        lock (_sync)
+        {
+            _applied = applied;
+            _runsOn = null;
+        }
+        _lifecycle.Attach(this);
+        if (_groups.Find(scope.Group) is { } group)
+        {
+            await WatchWhatRunsAsync(group, $"after the move from node {source}", "it was not in the checkpoint the group moved with").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The agent found the policy as the standby's copy: the group runs on <paramref name="runsOn"/> ("" when unknown).</summary>
+    public void BecomeStandbyCopy(string runsOn)
+    {
+        _lifecycle.Detach(this);
+        lock (_sync)
+        {
+            _runsOn = runsOn;
+            _state = SupervisionState.Standby;
+            _reason = StandbyReason(runsOn);
+            _since = _time.GetUtcNow();
+        }
+    }
+
+    private static string StandbyReason(string runsOn) =>
+        $"the group runs on {(runsOn.Length > 0 ? "node " + runsOn : "another node")}, which supervises it: this node keeps its policy and its checkpoints as the standby, and starts nothing";
+
+    /// <summary>Supervises what runs of the group: its main processes found among its members, monitoring started, the missing applications faults.</summary>
+    private async Task WatchWhatRunsAsync(Group group, string why, string missingBecause)
+    {
+        var apps = _applied.Policy.Apps.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
+        var mains = group.Members.Snapshot()
+            .Where(m => m.Vppid == 1 && apps.Contains(m.App))
+            .GroupBy(m => m.App, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Min(m => m.Vpid), StringComparer.Ordinal);
+        await EnterRunningAsync(mains, _points.NewestTakenUtc(Group)).ConfigureAwait(false);
+        _events.Publish(new SupervisionResumed(Group, mains.Count, apps.Count, why));
+        if (_applied.Policy.Apps.FirstOrDefault(a => !mains.ContainsKey(a.Name)) is { } missing)
+        {
+            int generation;
+            lock (_sync)
+            {
+                generation = _generation;
+            }
+            _ = HandleFaultAsync(new Fault("exit", missing.Name, null, $"{missing.Name} has no process left: {missingBecause}", null, generation));
+        }
+    }
+
+    /// <summary>
+    /// A migration of the group to <paramref name="target"/> begins (<see cref="IGroupSupervision.BeginMigrationAsync"/>):
+    /// only while it runs under supervision, one at a time. The checkpoint schedule pauses (once a
+    /// scheduled checkpoint in flight is done); health checks and exits are watched as ever.
+    /// </summary>
+    public async Task<ISupervisedMigration> BeginMigrationAsync(string target, CancellationToken cancellationToken)
+    {
+        SupervisedMigration migration;
+        lock (_sync)
+        {
+            if (_state != SupervisionState.Running || _retired)
+            {
+                var state = _retired ? "no longer supervised" : _state.ToString().ToLowerInvariant();
+                throw AgentException.FailedPrecondition(
+                    $"migration of group {Group} refused: it is {state} here{(_reason is null ? "" : $" ({_reason})")}; migrate it once it runs again (see hactl group show {Group})");
+            }
+            if (_migration is not null)
+            {
+                throw AgentException.FailedPrecondition($"migration of group {Group} refused: it is migrating to node {_migration.Target} already");
+            }
+            _migration = migration = new SupervisedMigration(this, target, _applied.Parsed.Text);
+        }
+        try
+        {
+            migration.PauseSchedule(await _monitoring.PauseCheckpointsAsync(cancellationToken).ConfigureAwait(false));
+        }
+        catch
+        {
+            migration.Dispose();
+            throw;
+        }
+        return migration;
+    }
+
+    /// <summary>The migration's last round begins, the lifecycle lock held: the freeze and the final kill are no faults.</summary>
+    /// <exception cref="AgentException">Aborted: a fault came first; it is recovered here.</exception>
+    internal async Task HoldForMigrationAsync(SupervisedMigration migration, LifecycleScope scope)
+    {
+        lock (_sync)
+        {
+            migration.ThrowIfFaulted();
+            if (_state != SupervisionState.Running || !ReferenceEquals(_migration, migration))
+            {
+                throw AgentException.Aborted(
+                    $"migration of group {Group} to node {migration.Target} stopped: the group is {_state.ToString().ToLowerInvariant()} here; it stays here");
+            }
+            _comingUpExits.Clear();
+            _state = SupervisionState.Migrating;
+            _reason = $"moving to node {migration.Target} (group {scope.Group} frozen for the last round)";
+            _since = _time.GetUtcNow();
+        }
+        await _monitoring.StopAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The migration failed after its last round began: the group runs on here, watched again (a main process that died meanwhile is a fault).</summary>
+    internal async Task ResumeAfterMigrationAsync(SupervisedMigration migration)
+    {
+        migration.ReleaseSchedule();
+        Dictionary<string, int> mains;
+        lock (_sync)
+        {
+            EndMigrationLocked(migration);
+            mains = new Dictionary<string, int>(_mainVpids, StringComparer.Ordinal);
+        }
+        await EnterRunningAsync(mains, _points.NewestTakenUtc(Group)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The group runs on <paramref name="target"/>: the policy becomes the standby's copy here (on
+    /// disk first), and this supervisor leaves the group's lifecycle, before its processes here are killed.
+    /// </summary>
+    internal void HandOver(SupervisedMigration migration, string target)
+    {
+        migration.ReleaseSchedule();
+        lock (_sync)
+        {
+            EndMigrationLocked(migration);
+            _mainVpids = new Dictionary<string, int>(StringComparer.Ordinal);
+        }
+        try
+        {
+            _store.KeepAsStandbyCopy(Group, target);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogError(
+                "Group {Group} moved to node {Node}, but its policy here could not be kept as the standby's copy ({Error}): " +
+                "delete it with hactl group delete {Group} before this agent restarts, or it may start the group here too", Group, target, e.Message, Group);
+        }
+        BecomeStandbyCopy(target);
+    }
+
+    /// <summary>Whether the group runs on the target is unknown: it stays frozen here, neither watched nor recovered, until the operator settles it.</summary>
+    internal void LeaveUnresolved(SupervisedMigration migration, string reason)
+    {
+        migration.ReleaseSchedule();
+        lock (_sync)
+        {
+            EndMigrationLocked(migration);
+        }
+        SetState(SupervisionState.Failed, $"left frozen by a migration to node {migration.Target} whose outcome is unknown: {reason}");
+    }
+
+    /// <summary>The migration ended before its last round (it failed, or a fault stopped it): supervision goes on as it was.</summary>
+    internal void EndMigration(SupervisedMigration migration)
+    {
+        migration.ReleaseSchedule();
+        lock (_sync)
+        {
+            EndMigrationLocked(migration);
+        }
+    }
+
+    private void EndMigrationLocked(SupervisedMigration migration)
+    {
+        if (ReferenceEquals(_migration, migration))
+        {
+            _migration = null;
+        }
+    }
 
     /// <summary>Until every process of the group is a member again, or <paramref name="patience"/> passed.</summary>
     private async Task WaitForRegistrationsAsync(Group group, int initHostPid, TimeSpan patience, CancellationToken cancellationToken)
@@ -199,7 +381,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
         {
             try
             {
-                RequireNotRetired();
+                RequireActive();
                 await StopAsync(scope, "restart requested").ConfigureAwait(false);
             }
             finally
@@ -216,7 +398,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
     public Task<RestoreOutcome> RestoreAsync(string? checkpointId, bool force, CancellationToken cancellationToken) =>
         _lifecycle.RunExclusiveAsync(async scope =>
         {
-            RequireNotRetired();
+            RequireActive();
             scope.RequireStoppedUnless(force, checkpointId);
             await _monitoring.StopAsync().ConfigureAwait(false);
             SetState(SupervisionState.Recovering, "restore requested");
@@ -256,7 +438,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
         {
             RequireNotRetired();
             var state = State;
-            if (state is not (SupervisionState.Stopped or SupervisionState.Failed))
+            if (state is not (SupervisionState.Stopped or SupervisionState.Failed or SupervisionState.Standby))
             {
                 throw AgentException.FailedPrecondition(
                     $"group {Group} is {state.ToString().ToLowerInvariant()}; stop it first with: hactl group stop {Group}");
@@ -305,6 +487,13 @@ internal sealed class GroupSupervisor : IGroupSupervision
                 return;
             }
             var mainApp = _mainVpids.FirstOrDefault(kv => kv.Value == exit.Vpid).Key;
+            if (_state == SupervisionState.Migrating)
+            {
+                // Frozen for a migration's last round, then killed once it runs on the target: no
+                // fault. Should the migration fail, a main process that died meanwhile is one then.
+                _comingUpExits.Record(exit);
+                return;
+            }
             if (_state is SupervisionState.Starting or SupervisionState.Recovering)
             {
                 _comingUpExits.Record(exit);
@@ -320,6 +509,10 @@ internal sealed class GroupSupervisor : IGroupSupervision
                 return;
             }
             fault = FaultClassifier.Classify(exit, mainApp, _generation);
+            if (fault is not null)
+            {
+                _migration?.Fault(fault.Reason);
+            }
         }
         if (fault is not null)
         {
@@ -347,6 +540,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
                 return;
             }
             fault = new Fault("init", null, null, $"us-init of the group died ({died.How})", null, _generation);
+            _migration?.Fault(fault.Reason);
         }
         _ = HandleFaultAsync(fault);
     }
@@ -355,6 +549,14 @@ internal sealed class GroupSupervisor : IGroupSupervision
     {
         var reason = $"{verdict.Target.App} (pid {verdict.Target.Vpid}) failed its health check {verdict.Check.Probe.Describe()} " +
                      $"{verdict.Check.FailureThreshold} times in a row (last: {verdict.LastDetail})";
+        lock (_sync)
+        {
+            if (_state != SupervisionState.Running || generation != _generation)
+            {
+                return;
+            }
+            _migration?.Fault(reason);
+        }
         // A checkpoint in flight cannot finish with a hung member: it is aborted now, and the
         // group thawed, rather than when its phase times out, so that recovery starts at once.
         _lifecycle.AbortCheckpoints($"a hang was found, the group is recovered: {reason}");
@@ -506,6 +708,11 @@ internal sealed class GroupSupervisor : IGroupSupervision
 
     private async Task<int> StopAsync(LifecycleScope scope, string why)
     {
+        if (IsStandbyCopy)
+        {
+            // Whatever was restored here by hand; the standby's copy stays what it is.
+            return await scope.StopAsync().ConfigureAwait(false);
+        }
         await _monitoring.StopAsync().ConfigureAwait(false);
         var wasStopped = State == SupervisionState.Stopped;
         SetState(SupervisionState.Stopping, why);
@@ -590,6 +797,22 @@ internal sealed class GroupSupervisor : IGroupSupervision
             return $"{exit.App} (pid {exit.Vpid}) {exit.How} while the group was coming up";
         }
         return e is OperationCanceledException ? _operation.AbortReason ?? "cancelled" : e.Message;
+    }
+
+    /// <summary>Neither retired nor the standby's copy: a policy that starts, restarts and restores the group here.</summary>
+    private void RequireActive()
+    {
+        RequireNotRetired();
+        lock (_sync)
+        {
+            if (_state == SupervisionState.Standby)
+            {
+                var where = _runsOn is { Length: > 0 } node ? $"node {node}" : "another node";
+                throw AgentException.FailedPrecondition(
+                    $"group {Group} runs on {where}, which supervises it; this node holds its policy as the standby's copy and starts nothing by it: " +
+                    $"to run it here, move it with 'hactl migrate {Group} --to NODE' on {where}");
+            }
+        }
     }
 
     private void RequireNotRetired()

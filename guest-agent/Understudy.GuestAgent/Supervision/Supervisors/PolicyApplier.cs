@@ -65,6 +65,13 @@ internal sealed class PolicyApplier
         try
         {
             var group = parsed.Policy.Group;
+            if (_registry.Find(group) is { IsStandbyCopy: true } copy)
+            {
+                var where = copy.RunsOn is { Length: > 0 } node ? $"node {node}" : "another node";
+                throw AgentException.FailedPrecondition(
+                    $"group {group} runs on {where}, which supervises it: this node holds its policy as the standby's copy; " +
+                    $"apply the policy on {where} (nothing was changed)");
+            }
             var previous = _catalog.Find(group);
             var changes = previous is null ? [] : PolicyDiff.Compare(previous.Policy, parsed.Policy);
             if (previous is not null && changes.Count == 0 && previous.Parsed.Text == text)

@@ -81,9 +81,10 @@ internal sealed record RecoveryFailed(string Group, int Attempt, string Reason) 
 }
 
 /// <summary>Supervision of a group taken up after an agent restart goes on: health checks and the checkpoint schedule run again.</summary>
-internal sealed record SupervisionResumed(string Group, int AppsRunning, int Apps) : AgentEvent(Group)
+/// <param name="Why">"after the agent restart", or "after the move from node N" on a migration's target</param>
+internal sealed record SupervisionResumed(string Group, int AppsRunning, int Apps, string Why) : AgentEvent(Group)
 {
     public override string Type => "supervision.resumed";
-    public override string Message => $"supervision goes on after the agent restart: {AppsRunning} of {Apps} application(s) running";
+    public override string Message => $"supervision goes on {Why}: {AppsRunning} of {Apps} application(s) running";
     public override IEnumerable<(string, object?)> Fields() => [("appsRunning", AppsRunning), ("apps", Apps)];
 }

@@ -5,6 +5,7 @@ using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Launch;
+using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Supervision.Policies;
 
 namespace Understudy.GuestAgent.Supervision.Supervisors;
@@ -78,6 +79,17 @@ internal sealed class SupervisorRegistry : IHostedService
         return true;
     }
 
+    /// <summary>
+    /// A migration from node <paramref name="source"/> restored the group here (its takeover's
+    /// exclusive work): <paramref name="applied"/> is put in force, and the group's supervisor (new,
+    /// or the one that held the standby's copy) supervises it where it is.
+    /// </summary>
+    public async Task TakeUpAsync(LifecycleScope scope, AppliedPolicy applied, string source)
+    {
+        _catalog.Set(applied);
+        await Add(applied).TakeUpAsync(scope, applied, source).ConfigureAwait(false);
+    }
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _subscription = _bus.Subscribe();
@@ -87,7 +99,12 @@ internal sealed class SupervisorRegistry : IHostedService
             var applied = new AppliedPolicy(stored.Parsed, stored.Parsed.Marks.Source, stored.AppliedUtc);
             _catalog.Set(applied);
             var supervisor = Add(applied);
-            if (_groups.Find(applied.Policy.Group)?.Init is { Adopted: true, HasExited: false })
+            if (stored.RunsOn is { } runsOn)
+            {
+                // The group moved to another node: never started here by this copy, whatever autostart says.
+                supervisor.BecomeStandbyCopy(runsOn);
+            }
+            else if (_groups.Find(applied.Policy.Group)?.Init is { Adopted: true, HasExited: false })
             {
                 // Found running (taken up after an agent restart): supervised where it was, never started afresh.
                 _autostarts.Add(Task.Run(() => AdoptAsync(supervisor), CancellationToken.None));

@@ -18,6 +18,13 @@ internal enum SupervisionState
     Stopping,
     /// <summary>Stopped by the agent: it did not start, or it failed too often. The reason says why.</summary>
     Failed,
+    /// <summary>A migration's last round: frozen while the target takes it over; exits are no faults.</summary>
+    Migrating,
+    /// <summary>
+    /// The group moved to another node, which runs and supervises it: this node keeps its policy as
+    /// the standby's copy (and receives its checkpoints), and starts nothing by it.
+    /// </summary>
+    Standby,
 }
 
 /// <summary>What a supervisor shows (hactl group show, status).</summary>
