@@ -46,7 +46,8 @@ host_pid() { "$HACTL" status "$1" $AGENT --json | json 'd["groups"][0]["members"
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -a full_frozen full_durable full_bytes inc_frozen inc_durable inc_bytes restore_ms
-declare -a criu_frozen criu_durable criu_restore criu_bytes dmtcp_frozen dmtcp_durable dmtcp_restore dmtcp_bytes
+# empty, not unset, when the peers are not run (set -u)
+criu_frozen=() criu_durable=() criu_restore=() criu_bytes=() dmtcp_frozen=() dmtcp_durable=() dmtcp_restore=() dmtcp_bytes=()
 for i in $(seq "$RUNS"); do
     g=bench$i
     echo "run $i/$RUNS: launching a ${SIZE} MiB workload" >&2
