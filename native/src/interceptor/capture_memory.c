@@ -203,6 +203,8 @@ static long read_smaps_flags(char *buf, size_t cap, struct vm_flags *flags)
 static void survey_memory(void)
 {
 	survey.valid = 0;
+	if (map_writer_result())   /* made here, not at WRITE: the map must not change in between */
+		return;
 	if (!survey.area) {
 		long m = us_sc6(SYS_mmap, 0, SURVEY_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (m < 0 && m > -4096)

@@ -129,6 +129,11 @@ internal sealed class CheckpointCoordinator
         try
         {
             ReplyBarrier.DiscardStaleReplies(members);
+            // Made before the freeze, which need not wait for them: the image files, and which member
+            // captures the IPC objects, the lowest vpid of those that run as root (one that dropped
+            // its privileges may not read them), else the lowest.
+            using var images = new MemberImageFiles(stagingDir, members);
+            var ipcCapturer = members.OrderBy(m => ProcFs.EffectiveUid(m.HostPid) == 0 ? 0 : 1).ThenBy(m => m.Vpid).First();
 
             // Step 2: every member stops its application threads.
             progress?.Report(new(CheckpointPhases.Prepare, 0, members.Count));
@@ -146,13 +151,10 @@ internal sealed class CheckpointCoordinator
             // captures its state; a forked writer per member then writes the image from a
             // copy-on-write snapshot, so the group is frozen for the capture only. The group's
             // IPC objects belong to its namespace, not to a process: one member captures them for
-            // all, the lowest vpid of those that run as root (one that dropped its privileges may
-            // not read them), else the lowest.
+            // all (ipcCapturer).
             phase = "WRITE";
             progress?.Report(new(CheckpointPhases.Write, 0, members.Count));
             var write = new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: !holdFrozen);
-            var ipcCapturer = members.OrderBy(m => ProcFs.EffectiveUid(m.HostPid) == 0 ? 0 : 1).ThenBy(m => m.Vpid).First();
-            using var images = new MemberImageFiles(stagingDir, members);
             MemberCommand WriteFor(Member m) => write with { CapturesIpc = m == ipcCapturer, Images = images.For(m) };
             IReadOnlyDictionary<Member, WrittenReply> written;
             if (holdFrozen)
