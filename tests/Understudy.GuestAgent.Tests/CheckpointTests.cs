@@ -179,20 +179,24 @@ public sealed class CheckpointTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Only_one_checkpoint_of_a_group_runs_at_a_time()
+    public async Task A_checkpoint_asked_for_while_one_runs_waits_for_it_then_is_taken()
     {
         await using var db = await TestMember.JoinAsync(_agent, "web", "db", vpid: 2);
         var first = _agent.Api.CheckpointAsync("web");
         await db.ExpectAsync("PREPARE");
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => _agent.Api.CheckpointAsync("web"));
-
-        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
-        Assert.Contains("already running", error.Status.Detail);
+        var second = _agent.Api.CheckpointAsync("web");
         await db.SendAsync("FROZEN 1");
         await db.WriteAsync();
         await db.ResumeAsync();
         Assert.Equal("000001", (await first)[^1].Result.Id);
+
+        // Only now does the second one begin.
+        await db.ExpectAsync("PREPARE");
+        await db.SendAsync("FROZEN 1");
+        await db.WriteAsync();
+        await db.ResumeAsync();
+        Assert.Equal("000002", (await second)[^1].Result.Id);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Operations.Store;
@@ -7,7 +8,10 @@ namespace Understudy.GuestAgent.Operations.Checkpoints;
 /// <summary>
 /// Every checkpoint the agent takes, by hand (hactl checkpoint) or on schedule, goes through
 /// here: the coordinator takes it, the outcome becomes a checkpoint.taken or checkpoint.failed
-/// event, and the group's retention is applied (<see cref="IRetentionPolicy"/>).
+/// event, and the group's retention is applied (<see cref="IRetentionPolicy"/>). One checkpoint of
+/// a group runs at a time; another one asked for meanwhile waits for it, then is taken: a
+/// checkpoint asked for by hand while a scheduled one runs (ten a second under an HA policy) is
+/// taken after it rather than refused.
 /// </summary>
 internal sealed class GroupCheckpointer
 {
@@ -19,6 +23,7 @@ internal sealed class GroupCheckpointer
     private readonly CheckpointKeeper _keeper;
     private readonly IRetentionPolicy _retention;
     private readonly IEventPublisher _events;
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _oneAtATime = new(StringComparer.Ordinal);
 
     public GroupCheckpointer(CheckpointCoordinator coordinator, CheckpointKeeper keeper, IRetentionPolicy retention, IEventPublisher events)
     {
@@ -39,7 +44,8 @@ internal sealed class GroupCheckpointer
         var freeze = new FreezeMeter();
         try
         {
-            outcome = await _coordinator.RunAsync(group, full, freeze, progress, cancellationToken, incrementalWherePossible).ConfigureAwait(false);
+            outcome = await InTurnAsync(
+                group, () => _coordinator.RunAsync(group, full, freeze, progress, cancellationToken, incrementalWherePossible), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is AgentException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
@@ -63,7 +69,7 @@ internal sealed class GroupCheckpointer
         FrozenGroup frozen;
         try
         {
-            frozen = await _coordinator.RunAndHoldAsync(group, freeze, progress, cancellationToken).ConfigureAwait(false);
+            frozen = await InTurnAsync(group, () => _coordinator.RunAndHoldAsync(group, freeze, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is AgentException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
@@ -72,6 +78,21 @@ internal sealed class GroupCheckpointer
         }
         Taken(frozen.Checkpoint, Migration);
         return frozen;
+    }
+
+    /// <summary>Runs <paramref name="checkpoint"/> once no other checkpoint of the group runs.</summary>
+    private async Task<T> InTurnAsync<T>(string group, Func<Task<T>> checkpoint, CancellationToken cancellationToken)
+    {
+        var turn = _oneAtATime.GetOrAdd(group, _ => new SemaphoreSlim(1, 1));
+        await turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await checkpoint().ConfigureAwait(false);
+        }
+        finally
+        {
+            turn.Release();
+        }
     }
 
     private void Taken(CheckpointOutcome outcome, string trigger)
