@@ -3,7 +3,9 @@
 # random data) on agent node-a is streamed to agent node-b over the peer link (mutual TLS on
 # loopback: two agents on this host, each with its own state directory). The time is the
 # standby's, from "Receiving checkpoint" to "Replica ... committed" in its log (receiving,
-# checking every chunk's CRC-32C, writing, fsync and commit), beside the 1.5 GB/s target.
+# checking every chunk's CRC-32C, writing, fsync and commit), beside the 1.5 GB/s target. The
+# CPU time each agent used per GB, from the checkpoint's start to the standby's commit, is printed
+# too: on a shared machine it says more about the transport than the wall time.
 # Needs ./build.sh first and python3; runs as root.
 #   bench/standby.sh [--mib N] [--runs N]      (defaults: 1024 MiB, 3 runs)
 set -euo pipefail
@@ -27,8 +29,10 @@ source bench/two_agents.sh
 "$HACTL" launch bench --standby node-b "${A[@]}" -- "$WORKLOAD" "$MIB" >/dev/null
 for _ in $(seq 600); do grep -q '^count' "$WORK/a/groups/bench/output.log" 2>/dev/null && break; sleep 0.1; done
 
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 results=()
 for i in $(seq "$RUNS"); do
+    cpu_a=$(cpu_seconds "$A_PID") cpu_b=$(cpu_seconds "$B_PID")
     id=$("$HACTL" checkpoint bench --full --json "${A[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
     for _ in $(seq 1200); do
         "$HACTL" status bench --json "${A[@]}" | python3 -c '
@@ -53,15 +57,19 @@ print(size, end - start)
 PY
 )
     read -r bytes seconds <<<"$line"
-    echo "run $i/$RUNS: checkpoint $id, $bytes bytes in $seconds s" >&2
-    results+=("$bytes:$seconds")
+    used_a=$(python3 -c "print(f'{$(cpu_seconds "$A_PID") - $cpu_a:.2f}')") used_b=$(python3 -c "print(f'{$(cpu_seconds "$B_PID") - $cpu_b:.2f}')")
+    echo "run $i/$RUNS: checkpoint $id, $bytes bytes in $seconds s; CPU s: sender $used_a, standby $used_b (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    results+=("$bytes:$seconds:$used_a:$used_b")
 done
 
 python3 - "$MIB" "$(nproc)" "${results[@]}" <<'PY'
 import statistics, sys
 mib, cores, runs = sys.argv[1], sys.argv[2], [tuple(map(float, r.split(":"))) for r in sys.argv[3:]]
-rates = [b / s / 1e9 for b, s in runs]
+rates = [b / s / 1e9 for b, s, _, _ in runs]
 rate = statistics.median(rates)
+sender = statistics.median(a / (b / 1e9) for b, _, a, _ in runs)
+standby = statistics.median(c / (b / 1e9) for b, _, _, c in runs)
 print(f"streaming a full image of a {mib} MiB group to the standby (loopback, mutual TLS, {cores} cores):")
 print(f"  throughput  {rate:5.2f} GB/s (median of {len(rates)}: {', '.join(f'{r:.2f}' for r in rates)})   target >= 1.5 GB/s   {'met' if rate >= 1.5 else 'MISSED'}")
+print(f"  CPU time per GB (median): sender {sender:.2f} s, standby {standby:.2f} s")
 PY

@@ -1,3 +1,8 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Google.Protobuf;
 using Grpc.Core;
@@ -48,7 +53,7 @@ public sealed class PeerAuthenticationTests : IClassFixture<StandbyPair>
             var logBefore = _pair.Standby.AgentLogText().Length;
             using var outsider = Client(certificate);
             await AssertRefused(who, "read", () => ReadAsync(outsider, primary.Name, taken.Id));
-            await AssertRefused(who, "push", () => PushAsync(outsider, "planted", "000001"));
+            await AssertRefused(who, "push", () => PushAsync(certificate, "planted", "000001"));
             var log = _pair.Standby.AgentLogText()[logBefore..];
             _out.WriteLine($"{who}: node-b logged:\n{log}");
             Assert.Contains("Refused a peer connection from 127.0.0.1", log);
@@ -66,7 +71,7 @@ public sealed class PeerAuthenticationTests : IClassFixture<StandbyPair>
         {
             await call();
         }
-        catch (Exception e) when (e is RpcException or IOException or HttpRequestException)
+        catch (Exception e) when (e is RpcException or IOException or HttpRequestException or AuthenticationException)
         {
             return;
         }
@@ -105,16 +110,42 @@ public sealed class PeerAuthenticationTests : IClassFixture<StandbyPair>
         return bytes;
     }
 
-    private static async Task PushAsync(GrpcChannel channel, string group, string id)
+    /// <summary>
+    /// Pushes a chunk of a checkpoint on a push connection (docs/protocol.md, "Pushing checkpoints
+    /// to a peer"), written here from the protocol's description, and reads the node's answer.
+    /// </summary>
+    private async Task PushAsync(X509Certificate2? certificate, string group, string id)
     {
-        using var call = new Replication.ReplicationClient(channel).Push(deadline: DateTime.UtcNow + Timeouts.Wait);
-        await call.RequestStream.WriteAsync(new PushMessage { Start = new PushStart { Group = group, Id = id, Sender = "intruder" } });
-        var data = new byte[4096];
-        await call.RequestStream.WriteAsync(new PushMessage
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPEndPoint.Parse(_pair.StandbyAddress));
+        await using var tls = new SslStream(client.GetStream());
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
         {
-            Chunk = new Chunk { File = "1.meta", Offset = 0, Data = ByteString.CopyFrom(data), Crc32C = Understudy.Images.Crc32C.Compute(data) },
+            TargetHost = StandbyPair.StandbyNode,
+            ClientCertificates = certificate is null ? null : [certificate],
+            RemoteCertificateValidationCallback = (_, _, _, _) => true,
         });
-        await call.RequestStream.CompleteAsync();
-        await call.ResponseAsync;
+        await tls.WriteAsync("USPUSH1\n"u8.ToArray());
+        await WriteFrame(tls, 1, new PushStart { Group = group, Id = id, Sender = "intruder" }, []);
+        var data = new byte[4096];
+        await WriteFrame(tls, 2, new Chunk { File = "1.meta", Offset = 0, Crc32C = Understudy.Images.Crc32C.Compute(data) }, data);
+        await tls.FlushAsync();
+        var answer = new byte[1];
+        if (await tls.ReadAsync(answer).AsTask().WaitAsync(Timeouts.Wait) == 0)
+        {
+            throw new IOException("the node closed the connection");
+        }
+    }
+
+    private static async Task WriteFrame(Stream stream, byte kind, IMessage header, byte[] data)
+    {
+        var headerBytes = header.ToByteArray();
+        var frame = new byte[1 + 4 + headerBytes.Length + 4 + data.Length];
+        frame[0] = kind;
+        BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(1), headerBytes.Length);
+        headerBytes.CopyTo(frame, 5);
+        BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(5 + headerBytes.Length), data.Length);
+        data.CopyTo(frame, 9 + headerBytes.Length);
+        await stream.WriteAsync(frame);
     }
 }

@@ -84,9 +84,11 @@ internal static class AgentServices
         services.AddSingleton<IPolicyHandOver, PolicyHandOver>();
         services.AddSingleton<GroupOverview>();
 
-        // Api: the links to the other nodes' agents (peer_services.proto's client)
-        services.AddSingleton<GrpcStandbyLinks>();
-        services.AddSingleton<IStandbyLinks>(provider => provider.GetRequiredService<GrpcStandbyLinks>());
+        // Api: the links to the other nodes' agents (peer_services.proto's client and push
+        // connections), and the receiving end of push connections
+        services.AddSingleton<PeerLinks>();
+        services.AddSingleton<PushConnectionHandler>();
+        services.AddSingleton<IStandbyLinks>(provider => provider.GetRequiredService<PeerLinks>());
 
         // Started in this order (before Kestrel), stopped in reverse: the store is cleaned up
         // before anything uses it, and groups are stopped while the member socket still hears

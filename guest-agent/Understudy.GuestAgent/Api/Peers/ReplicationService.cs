@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using Grpc.Core;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Contracts.Peer;
 using Understudy.GuestAgent.Foundation.Errors;
@@ -13,23 +12,21 @@ namespace Understudy.GuestAgent.Api.Peers;
 /// <summary>
 /// The peer service (peer_services.proto, service Replication), served on the peer endpoint only,
 /// to nodes whose certificate the cluster's CA signed (the TLS handshake refuses the others):
-/// a standby receives a primary's checkpoints (<see cref="ReplicaReceiver"/>), and a node's
-/// committed checkpoints can be read.
+/// what a standby holds of a group (the checkpoints themselves come on push connections:
+/// <see cref="PushConnectionHandler"/>), and a node's committed checkpoints can be read.
 /// </summary>
 internal sealed class ReplicationService : Replication.ReplicationBase
 {
     private readonly ReplicaReceiver _receiver;
     private readonly CheckpointStore _store;
     private readonly CheckpointKeeper _keeper;
-    private readonly ReplicationFaults _faults;
     private readonly ILogger<ReplicationService> _logger;
 
-    public ReplicationService(ReplicaReceiver receiver, CheckpointStore store, CheckpointKeeper keeper, ReplicationFaults faults, ILogger<ReplicationService> logger)
+    public ReplicationService(ReplicaReceiver receiver, CheckpointStore store, CheckpointKeeper keeper, ILogger<ReplicationService> logger)
     {
         _receiver = receiver;
         _store = store;
         _keeper = keeper;
-        _faults = faults;
         _logger = logger;
     }
 
@@ -45,51 +42,6 @@ internal sealed class ReplicationService : Replication.ReplicationBase
             reply.Receiving.Add(partial);
         }
         return Task.FromResult(reply);
-    }
-
-    public override async Task<PushReply> Push(IAsyncStreamReader<PushMessage> requestStream, ServerCallContext context)
-    {
-        var cancellationToken = context.CancellationToken;
-        if (!await requestStream.MoveNext(cancellationToken).ConfigureAwait(false) || requestStream.Current.BodyCase != PushMessage.BodyOneofCase.Start)
-        {
-            throw AgentException.InvalidArgument("a push begins with PushStart, naming the group and the checkpoint");
-        }
-        var start = requestStream.Current.Start;
-        using var incoming = await _receiver.BeginAsync(start.Group, start.Id, PeerIdentity.NodeOf(context), PeerIdentity.Describe(context), cancellationToken).ConfigureAwait(false);
-        // Chunks are checked and written on a task of their own while the next ones arrive.
-        var writeBehind = new ReplicaWriteBehind(incoming, _ => CutIfInjected(incoming, context));
-        await using (writeBehind.ConfigureAwait(false))
-        {
-            while (await requestStream.MoveNext(cancellationToken).ConfigureAwait(false))
-            {
-                var message = requestStream.Current;
-                switch (message.BodyCase)
-                {
-                    case PushMessage.BodyOneofCase.Chunk:
-                        var chunk = message.Chunk;
-                        await writeBehind.AddAsync(new ReplicaChunk(chunk.File, chunk.Offset, chunk.Data.Memory, chunk.Crc32C), cancellationToken)
-                            .ConfigureAwait(false);
-                        break;
-                    case PushMessage.BodyOneofCase.Commit:
-                        await writeBehind.CompleteAsync().ConfigureAwait(false);
-                        var committed = incoming.Commit(message.Commit.ManifestJson, message.Commit.Retention);
-                        return new PushReply { Id = incoming.Id, BytesReceived = incoming.BytesReceived, AlreadyHeld = committed is null };
-                    default:
-                        throw AgentException.InvalidArgument("a push holds one PushStart, then chunks, then PushCommit");
-                }
-            }
-        }
-        throw AgentException.Aborted($"the push of checkpoint {incoming.Group}/{incoming.Id} ended before its commit; what arrived is kept");
-    }
-
-    private void CutIfInjected(IncomingReplica incoming, ServerCallContext context)
-    {
-        if (_faults.DropNow())
-        {
-            _logger.LogWarning("Fault injection: cutting the connection of the push of checkpoint {CheckpointId} of group {Group}", incoming.Id, incoming.Group);
-            context.GetHttpContext().Abort();
-            throw new OperationCanceledException("connection cut by fault injection");
-        }
     }
 
     public override async Task Fetch(FetchRequest request, IServerStreamWriter<FetchMessage> responseStream, ServerCallContext context)

@@ -1,4 +1,8 @@
 using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
 using Understudy.GuestAgent.Foundation.Errors;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -12,19 +16,20 @@ using Understudy.GuestAgent.Operations.Replication;
 namespace Understudy.GuestAgent.Api.Peers;
 
 /// <summary>
-/// The links to the agent's peers (<c>--peer NAME=IP:PORT</c>): one gRPC channel per node, over
-/// TLS 1.3 with this node's certificate, the node's own certificate checked against the cluster's
-/// CA and its name. HTTP/2 flow control bounds what is in flight.
+/// The links to the agent's peers (<c>--peer NAME=IP:PORT</c>), over TLS 1.3 with this node's
+/// certificate, the node's own certificate checked against the cluster's CA and its name: one gRPC
+/// channel per node for the calls, and a push connection per checkpoint sent
+/// (<see cref="PushClient"/>), which carries the files at the link's speed.
 /// </summary>
-internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
+internal sealed class PeerLinks : IStandbyLinks, IDisposable
 {
     private const int WindowBytes = 8 << 20;
     private readonly AgentOptions _options;
     private readonly ClusterMembership _membership;
-    private readonly ILogger<GrpcStandbyLinks> _logger;
+    private readonly ILogger<PeerLinks> _logger;
     private readonly ConcurrentDictionary<string, Link> _links = new(StringComparer.Ordinal);
 
-    public GrpcStandbyLinks(IOptions<AgentOptions> options, ClusterMembership membership, ILogger<GrpcStandbyLinks> logger)
+    public PeerLinks(IOptions<AgentOptions> options, ClusterMembership membership, ILogger<PeerLinks> logger)
     {
         _options = options.Value;
         _membership = membership;
@@ -39,15 +44,18 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
         }
         var credentials = _membership.Credentials
             ?? throw new StandbyLinkException("this agent has no cluster credentials; start it with --node NAME --cluster DIR");
-        return _links.GetOrAdd(node, n => new Link(n, address, Channel(n, address, credentials)));
+        // Each transport gets options of its own: the HTTP handler adds its protocols to them.
+        return _links.GetOrAdd(node, n => new Link(n, address, Channel(address, Tls(n, address, credentials)), Tls(n, address, credentials)));
     }
 
-    private GrpcChannel Channel(string node, string address, ClusterCredentials credentials)
+    private SslClientAuthenticationOptions Tls(string node, string address, ClusterCredentials credentials) =>
+        credentials.ClientOptions(node, problem => _logger.LogWarning("Refused node {Node} at {Address}: {Problem}", node, address, problem));
+
+    private static GrpcChannel Channel(string address, SslClientAuthenticationOptions tls)
     {
         var handler = new SocketsHttpHandler
         {
-            SslOptions = credentials.ClientOptions(node, problem =>
-                _logger.LogWarning("Refused node {Node} at {Address}: {Problem}", node, address, problem)),
+            SslOptions = tls,
             ConnectTimeout = TimeSpan.FromSeconds(5),
             KeepAlivePingDelay = TimeSpan.FromSeconds(5),
             KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
@@ -71,7 +79,7 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
         }
     }
 
-    private sealed class Link(string node, string address, GrpcChannel channel) : IStandbyLink
+    private sealed class Link(string node, string address, GrpcChannel channel, SslClientAuthenticationOptions pushTls) : IStandbyLink
     {
         private readonly Replication.ReplicationClient _client = new(channel);
         private readonly Migration.MigrationClient _migration = new(channel);
@@ -91,21 +99,9 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
 
         public Task<bool> PushAsync(
             string group, string id, IAsyncEnumerable<ReplicaChunk> chunks, string manifestJson, int retention, CancellationToken cancellationToken) =>
-            Call(async () =>
-            {
-                using var call = _client.Push(cancellationToken: cancellationToken);
-                await call.RequestStream.WriteAsync(new PushMessage { Start = new PushStart { Group = group, Id = id, Sender = node } }, cancellationToken)
-                    .ConfigureAwait(false);
-                await foreach (var chunk in chunks.ConfigureAwait(false))
-                {
-                    await call.RequestStream.WriteAsync(new PushMessage { Chunk = PeerChunks.ToProto(chunk) }, cancellationToken).ConfigureAwait(false);
-                }
-                await call.RequestStream.WriteAsync(
-                    new PushMessage { Commit = new PushCommit { ManifestJson = manifestJson, Retention = retention } }, cancellationToken).ConfigureAwait(false);
-                await call.RequestStream.CompleteAsync().ConfigureAwait(false);
-                var reply = await call.ResponseAsync.ConfigureAwait(false);
-                return reply.AlreadyHeld;
-            }, cancellationToken);
+            Call(() => PushClient.PushAsync(
+                IPEndPoint.Parse(address), pushTls, new PushStart { Group = group, Id = id, Sender = node }, chunks,
+                new PushCommit { ManifestJson = manifestJson, Retention = retention }, cancellationToken), cancellationToken);
 
         public Task PrepareAsync(string group, string id, string? policyText, CancellationToken cancellationToken) =>
             Call(async () => await _migration.PrepareAsync(new PrepareRequest { Group = group, Id = id, Policy = policyText ?? "" }, cancellationToken: cancellationToken)
@@ -150,7 +146,11 @@ internal sealed class GrpcStandbyLinks : IStandbyLinks, IDisposable
                 var detail = e.Status.DebugException is { } inner ? Reason(inner) : e.Status.Detail;
                 throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(detail)}", e);
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or InvalidOperationException)
+            catch (PeerRefusedException e)
+            {
+                throw new PeerRefusedException($"node {node}: {AgentException.OneLine(e.Message)}", e);
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or InvalidOperationException or AuthenticationException or SocketException)
             {
                 throw new StandbyLinkException($"node {node} at {address}: {AgentException.OneLine(Reason(e))}", e);
             }
