@@ -40,9 +40,7 @@ internal sealed class PushConnectionHandler
                     throw AgentException.InvalidArgument("a push begins with PushStart, naming the group and the checkpoint");
                 }
                 var start = PushStart.Parser.ParseFrom(frame.Header);
-                var reply = await ReceiveAsync(input, start, peer, described, abort, cancellationToken).ConfigureAwait(false);
-                await PushFrames.WriteAsync(output, PushFrameKind.Reply, reply, ReadOnlyMemory<byte>.Empty, cancellationToken).ConfigureAwait(false);
-                await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                await ReceiveAsync(input, output, start, peer, described, abort, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (AgentException e)
@@ -61,7 +59,8 @@ internal sealed class PushConnectionHandler
         }
     }
 
-    private async Task<PushReply> ReceiveAsync(Stream input, PushStart start, string peer, string described, Action abort, CancellationToken cancellationToken)
+    /// <summary>Receives one checkpoint and answers once it is committed.</summary>
+    private async Task ReceiveAsync(Stream input, Stream output, PushStart start, string peer, string described, Action abort, CancellationToken cancellationToken)
     {
         using var incoming = await _receiver.BeginAsync(start.Group, start.Id, peer, described, cancellationToken).ConfigureAwait(false);
         // Chunks are checked and written on a task of their own while the next ones arrive.
@@ -88,8 +87,12 @@ internal sealed class PushConnectionHandler
                     case PushFrameKind.Commit:
                         var commit = PushCommit.Parser.ParseFrom(frame.Header);
                         await writeBehind.CompleteAsync().ConfigureAwait(false);
-                        var committed = incoming.Commit(commit.ManifestJson, commit.Retention);
-                        return new PushReply { Id = incoming.Id, BytesReceived = incoming.BytesReceived, AlreadyHeld = committed is null };
+                        var committed = incoming.Commit(commit.ManifestJson);
+                        var reply = new PushReply { Id = incoming.Id, BytesReceived = incoming.BytesReceived, AlreadyHeld = committed is null };
+                        await PushFrames.WriteAsync(output, PushFrameKind.Reply, reply, ReadOnlyMemory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+                        await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                        incoming.ApplyRetention(commit.Retention);
+                        return;
                     default:
                         throw AgentException.InvalidArgument("a push holds one PushStart, then chunks, then PushCommit");
                 }

@@ -108,14 +108,13 @@ internal sealed class GroupMigrator
         // Copy ahead while the group runs.
         var rounds = 0;
         long? previous = null;
+        var lastRound = TimeSpan.Zero;
         while (rounds < _options.MigrationMaxRounds)
         {
             rounds++;
-            var taken = await CheckpointAsync(lifecycle, group, target, cancellationToken).ConfigureAwait(false);
-            meter.Round(MigrationProgress.PreCopy, rounds, taken.Id, taken.Bytes);
-            await SendAsync(pins.Take(taken.Id), target, frozen: false, cancellationToken).ConfigureAwait(false);
-            _logger.LogInformation(
-                "Migration of group {Group} to node {Node}: round {Round} sent checkpoint {CheckpointId} ({Bytes} bytes)", group, target, rounds, taken.Id, taken.Bytes);
+            var round = Stopwatch.StartNew();
+            var taken = await CopyAheadAsync(lifecycle, group, target, pins, rounds, meter, cancellationToken).ConfigureAwait(false);
+            lastRound = round.Elapsed;
             if (taken.Bytes <= _options.MigrationSmallEnoughBytes || (previous is { } before && taken.Bytes * 5 > before * 4))
             {
                 break;
@@ -124,12 +123,32 @@ internal sealed class GroupMigrator
         }
 
         // The target checks the policy and merges what it holds into full images now, while the group still runs here.
+        var preparing = Stopwatch.StartNew();
         await PrepareTargetAsync(link, group, target, supervised?.PolicyText, cancellationToken).ConfigureAwait(false);
+        // A merge there can take seconds, in which the group writes more than in a round: those
+        // pages go in one more round while it runs, not in the last one while it is frozen.
+        if (preparing.Elapsed > lastRound)
+        {
+            rounds++;
+            await CopyAheadAsync(lifecycle, group, target, pins, rounds, meter, cancellationToken).ConfigureAwait(false);
+        }
 
         // The last round: frozen until the target runs the group, or resumed here.
         rounds++;
         return await lifecycle.RunExclusiveAsync(
             scope => FinalRoundAsync(scope, group, target, link, supervised, pins, rounds, meter, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>One round while the group runs: a checkpoint of what changed, sent to the target.</summary>
+    private async Task<CheckpointOutcome> CopyAheadAsync(
+        GroupLifecycle lifecycle, string group, string target, CommitPins pins, int round, TransferMeter meter, CancellationToken cancellationToken)
+    {
+        var taken = await CheckpointAsync(lifecycle, group, target, cancellationToken).ConfigureAwait(false);
+        meter.Round(MigrationProgress.PreCopy, round, taken.Id, taken.Bytes);
+        await SendAsync(pins.Take(taken.Id), target, frozen: false, cancellationToken).ConfigureAwait(false);
+        _logger.LogInformation(
+            "Migration of group {Group} to node {Node}: round {Round} sent checkpoint {CheckpointId} ({Bytes} bytes)", group, target, round, taken.Id, taken.Bytes);
+        return taken;
     }
 
     private async Task PrepareTargetAsync(IStandbyLink link, string group, string target, string? policyText, CancellationToken cancellationToken)

@@ -93,7 +93,7 @@ internal sealed class ReplicaReceiver
     }
 
     /// <summary>Checks a received copy against its manifest and commits it.</summary>
-    internal CheckpointInfo Commit(StagedCheckpoint staged, string sender, string manifestJson, int retention)
+    internal CheckpointInfo Commit(StagedCheckpoint staged, string sender, string manifestJson)
     {
         CheckpointManifest manifest;
         try
@@ -140,11 +140,16 @@ internal sealed class ReplicaReceiver
         _newestReceived.AddOrUpdate(staged.Group, (sender, committed.Seq), (_, was) => committed.Seq > was.Seq || was.Node != sender ? (sender, committed.Seq) : was);
         _logger.LogInformation(
             "Replica of checkpoint {CheckpointId} of group {Group} committed: kind {Kind}, {Bytes} bytes", committed.Id, committed.Group, committed.Kind, committed.Bytes);
+        return committed;
+    }
+
+    /// <summary>Keeps the newest <paramref name="retention"/> checkpoints of the group (0: all), as its sender does.</summary>
+    internal void ApplyRetention(string group, int retention)
+    {
         if (retention > 0)
         {
-            _keeper.ApplyRetention(staged.Group, retention);
+            _keeper.ApplyRetention(group, retention);
         }
-        return committed;
     }
 
     private void RequireBase(StagedCheckpoint staged, ManifestMember member)
@@ -274,15 +279,21 @@ internal sealed class IncomingReplica : IDisposable
         _fileName = null;
     }
 
-    public CheckpointInfo? Commit(string manifestJson, int retention)
+    public CheckpointInfo? Commit(string manifestJson)
     {
         if (_staged is null)
         {
             return null;
         }
         CloseFile();
-        return _receiver.Commit(_staged, _sender, manifestJson, retention);
+        return _receiver.Commit(_staged, _sender, manifestJson);
     }
+
+    /// <summary>
+    /// After the commit was answered: deleting old checkpoints takes a while (a whole image's
+    /// files), and a migration's sender waits for the answer with its group frozen.
+    /// </summary>
+    public void ApplyRetention(int retention) => _receiver.ApplyRetention(Group, retention);
 
     public void Dispose()
     {
