@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace Understudy.Images;
 
 /// <summary>
@@ -217,14 +219,21 @@ public sealed class CheckpointStore(string stateDir)
     /// against the manifest, the decoded image, its vpid, seq, kind and base, every page run
     /// (compressed ones decoded) and every file's contents; and the same of every checkpoint an
     /// incremental member applies to, down the chain. Reads all page data, so it costs a full read
-    /// of the checkpoint and of its chain.
+    /// of the checkpoint and of its chain, unless <paramref name="reusePageChecks"/>.
     /// </summary>
+    /// <param name="reusePageChecks">
+    /// skip reading a pages file that an earlier verification by this store read whole and found
+    /// good, if its device, inode, size and change time are the same since (a restore right after a
+    /// migration target got ready); <c>hactl images verify</c> reads everything
+    /// </param>
     /// <exception cref="CheckpointNotFoundException">No such group or checkpoint.</exception>
     /// <exception cref="ImageFormatException">Something does not match; the message names the file and the reason.</exception>
-    public CheckpointManifest Verify(string group, string id) => VerifyChain(group, id, new HashSet<long>());
+    public CheckpointManifest Verify(string group, string id, bool reusePageChecks = false) =>
+        VerifyChain(group, id, new HashSet<long>(), reusePageChecks);
 
     /// <param name="verified">checkpoints of the chain verified already (several members may share a base)</param>
-    private CheckpointManifest VerifyChain(string group, string id, HashSet<long> verified)
+    /// <param name="reusePageChecks">skip reading a pages file that an earlier verification read whole, unchanged since</param>
+    private CheckpointManifest VerifyChain(string group, string id, HashSet<long> verified, bool reusePageChecks)
     {
         (CheckpointManifest manifest, string dir) = LoadCommitted(group, id);
         var location = ImageLocation.OfCheckpoint(group, id);
@@ -239,7 +248,7 @@ public sealed class CheckpointStore(string stateDir)
             string baseId = CheckpointId.Format(baseSeq);
             try
             {
-                VerifyChain(group, baseId, verified);
+                VerifyChain(group, baseId, verified, reusePageChecks);
             }
             catch (ImageFormatException e)
             {
@@ -285,9 +294,42 @@ public sealed class CheckpointStore(string stateDir)
                 throw location.Corrupt($"{member.Pages} is {pagesBytes} bytes but the manifest says {member.PagesBytes}");
             }
 
-            image.VerifyPages(pagesPath);
+            VerifyPages(image, pagesPath, member.MetaCrc32c, reusePageChecks);
         }
         return manifest;
+    }
+
+    /// <summary>
+    /// How old a file's change time must be for a check of it to be reused. The kernel keeps change
+    /// times in coarse ticks (a few ms): a file changed again within the tick of its last change
+    /// could keep the same time. A file whose time is older than this when stamped gets a later
+    /// one from any change after.
+    /// </summary>
+    public static readonly TimeSpan ReusableAfter = TimeSpan.FromMilliseconds(50);
+
+    // Pages files read whole and found good, by path and the checksum of the meta they were
+    // checked against, with the file's stamp as it was before the read.
+    private readonly ConcurrentDictionary<(string Pages, uint MetaCrc32c), FileStamp> _pagesChecked = new();
+    private const int PagesCheckedLimit = 4096;
+
+    private void VerifyPages(ProcessImage image, string pagesPath, uint metaCrc32c, bool reuse)
+    {
+        var key = (pagesPath, metaCrc32c);
+        var stamp = Libc.Stamp(pagesPath);
+        var stampedAt = DateTimeOffset.UtcNow;
+        if (reuse && stamp is { } now && _pagesChecked.TryGetValue(key, out var checkedAs) && checkedAs == now)
+        {
+            return;
+        }
+        image.VerifyPages(pagesPath);
+        if (stamp is { } before && stampedAt - before.Changed >= ReusableAfter)
+        {
+            if (_pagesChecked.Count >= PagesCheckedLimit)
+            {
+                _pagesChecked.Clear();
+            }
+            _pagesChecked[key] = before;
+        }
     }
 
     /// <summary>
@@ -412,20 +454,17 @@ public sealed class CheckpointStore(string stateDir)
     }
 
     /// <summary>
-    /// An incremental member is only as good as its base: that checkpoint must exist and hold the
-    /// vpid whose image it applies to (its own, or its parent's after a fork).
-    /// </summary>
-    /// <summary>
-    /// <see cref="Verify(string, string)"/>, and whether the checkpoint can be restored on this
+    /// <see cref="Verify(string, string, bool)"/>, and whether the checkpoint can be restored on this
     /// node as it is: the files its processes had mapped must be the very files the images were
     /// taken with. A program or library replaced since (an upgrade) would run the image's memory
     /// against other code and die at once. Compared by device and inode, so a file rewritten in
     /// place is not noticed.
     /// </summary>
     /// <exception cref="ImageFormatException">Something does not match, or a mapped file changed.</exception>
-    public CheckpointManifest VerifyForRestore(string group, string id)
+    /// <param name="reusePageChecks">as for <see cref="Verify"/></param>
+    public CheckpointManifest VerifyForRestore(string group, string id, bool reusePageChecks = false)
     {
-        CheckpointManifest manifest = Verify(group, id);
+        CheckpointManifest manifest = Verify(group, id, reusePageChecks);
         var location = ImageLocation.OfCheckpoint(group, id);
         string dir = CheckpointDir(group, id);
         foreach (ManifestMember member in manifest.Members)
@@ -455,6 +494,10 @@ public sealed class CheckpointStore(string stateDir)
         }
     }
 
+    /// <summary>
+    /// An incremental member is only as good as its base: that checkpoint must exist and hold the
+    /// vpid whose image it applies to (its own, or its parent's after a fork).
+    /// </summary>
     private void CheckBases(string group, CheckpointManifest manifest, ImageLocation location)
     {
         foreach (var byBase in manifest.Members.Where(m => m.IsIncremental).GroupBy(m => m.BaseSeq))

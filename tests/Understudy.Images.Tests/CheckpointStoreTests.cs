@@ -147,6 +147,29 @@ public sealed class CheckpointStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_restore_reads_again_a_pages_file_changed_in_place_since_it_was_verified()
+    {
+        CheckpointInfo info = Checkpoint("web", 2, 3);
+        Thread.Sleep(CheckpointStore.ReusableAfter);
+        _store.Verify("web", info.Id);
+
+        // One bit flipped in place: same file, same size, and its modification time put back.
+        string pages = Path.Combine(info.Directory, "3.pages");
+        DateTime modified = File.GetLastWriteTimeUtc(pages);
+        using (var file = new FileStream(pages, FileMode.Open, FileAccess.ReadWrite))
+        {
+            file.Position = file.Length / 2;
+            int b = file.ReadByte();
+            file.Position = file.Length / 2;
+            file.WriteByte((byte)(b ^ 0x01));
+        }
+        File.SetLastWriteTimeUtc(pages, modified);
+
+        var e = Assert.Throws<ImageFormatException>(() => _store.Verify("web", info.Id, reusePageChecks: true));
+        Assert.Contains("checksum mismatch", e.Message);
+    }
+
+    [Fact]
     public void Verify_names_a_truncated_meta()
     {
         CheckpointInfo info = Checkpoint("web", 2);

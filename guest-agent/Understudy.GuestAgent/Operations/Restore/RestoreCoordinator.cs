@@ -132,7 +132,9 @@ internal sealed class RestoreCoordinator
     {
         try
         {
-            var manifest = _store.VerifyForRestore(group, id);
+            // A migration target verified the chain it made ready (CheckpointKeeper.MergeForRestoreAsync)
+            // while the group still ran on the source; what has not changed since is not read again.
+            var manifest = _store.VerifyForRestore(group, id, reusePageChecks: true);
             return (manifest, RestorePlan.For(_store, group, id, manifest));
         }
         catch (ImageFormatException e)

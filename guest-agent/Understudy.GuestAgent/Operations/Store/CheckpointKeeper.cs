@@ -199,10 +199,12 @@ internal sealed class CheckpointKeeper
     /// Merges a checkpoint that still has incremental images (and its unmerged bases) right away, at
     /// normal priority, waiting first for a background merge of the group and for pins on what it
     /// would rewrite: a migration target's, while the group still runs on the source, so that the
-    /// chain it restores from is short. A restore itself reads the chain as it is.
+    /// chain it restores from is short. A restore itself reads the chain as it is. The chain is then
+    /// verified as for a restore.
     /// </summary>
     /// <returns>Whether something had to be merged.</returns>
     /// <exception cref="CheckpointMergeException">The chain is broken or corrupt.</exception>
+    /// <exception cref="ImageFormatException">An image of the chain does not verify.</exception>
     public async Task<bool> MergeForRestoreAsync(string group, string id, CancellationToken cancellationToken)
     {
         var mergeLock = MergeLock(group);
@@ -217,7 +219,16 @@ internal sealed class CheckpointKeeper
             try
             {
                 return await Task.Run(
-                    () => Merge(group, id, "a migration target makes its chain short", pace: null, deferAs: null, cancellationToken), cancellationToken)
+                    () =>
+                    {
+                        var merged = Merge(group, id, "a migration target makes its chain short", pace: null, deferAs: null, cancellationToken);
+                        // Read whole now, while the group still runs on the source: the takeover's
+                        // restore then reads again only what came after (VerifyForRestore's reuse,
+                        // for files changed at least ReusableAfter before they are read).
+                        Thread.Sleep(CheckpointStore.ReusableAfter);
+                        _store.VerifyForRestore(group, id);
+                        return merged;
+                    }, cancellationToken)
                     .ConfigureAwait(false);
             }
             catch (CheckpointPinnedException e)
