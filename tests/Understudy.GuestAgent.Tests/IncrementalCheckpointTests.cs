@@ -2,6 +2,7 @@ using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Understudy.GuestAgent.Foundation.Configuration;
 using Understudy.GuestAgent.Model.Protocol;
+using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Store;
 using Understudy.GuestAgent.Tests.Infrastructure;
 using Understudy.Images;
@@ -100,6 +101,30 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
         }
 
         Assert.Equal(["full", "incremental", "incremental", "full", "incremental", "incremental", "full"], kinds);
+    }
+
+    [Fact]
+    public async Task A_chain_the_merges_have_not_reached_ends_with_a_full_checkpoint_before_a_restore_would_refuse_it()
+    {
+        await using var agent = await TestAgent.StartAsync(output, o =>
+        {
+            o.BackgroundMerges = false;
+            o.FullEvery = 100_000;
+            o.ChainLimitPercent = 1_000_000;
+        });
+        await using var db = await TrackingMemberAsync(agent, 2, pages: 10);
+
+        var kinds = new List<string>();
+        for (var i = 0; i <= CheckpointKindPolicy.MaxUnmerged + 1; i++)
+        {
+            db.Touch(i % db.PageCount);
+            kinds.Add((await CheckpointAsync(agent, false, db)).Kind);
+        }
+
+        // The first full, then MaxUnmerged incremental ones, then full again.
+        Assert.Equal("full", kinds[0]);
+        Assert.All(kinds[1..^1], kind => Assert.Equal("incremental", kind));
+        Assert.Equal("full", kinds[^1]);
     }
 
     [Fact]

@@ -19,6 +19,14 @@ namespace Understudy.GuestAgent.Operations.Checkpoints;
 /// </summary>
 internal sealed class CheckpointKindPolicy
 {
+    /// <summary>
+    /// Incremental checkpoints in a row that no merge has reached yet, at most: past it the next one
+    /// is full. Frequent checkpoints (ten a second under an HA policy) can outrun the background
+    /// merges, which run at low priority, and a restore refuses a chain of more than
+    /// <see cref="Restore.RestorePlan.MaxChainLength"/> images; this stays well under it.
+    /// </summary>
+    public const int MaxUnmerged = Restore.RestorePlan.MaxChainLength / 2;
+
     private readonly CheckpointLineage _lineage;
     private readonly CheckpointStore _store;
     private readonly IChainLengthPolicy _chainLength;
@@ -59,10 +67,15 @@ internal sealed class CheckpointKindPolicy
         {
             return CheckpointPlan.Full($"the chain of checkpoint {baseId} cannot be followed back to a full checkpoint");
         }
-        var (incrementals, chainBytes, full) = chain.Value;
+        var (incrementals, chainBytes, full, unmerged) = chain.Value;
         if (incrementalWherePossible)
         {
             return CheckpointPlan.Incremental(baseSeq, $"on checkpoint {baseId}: only what changed, for a migration");
+        }
+        if (unmerged >= MaxUnmerged)
+        {
+            return CheckpointPlan.Full(
+                $"the {unmerged} incremental checkpoints up to {baseId} are not merged yet (the background merges are behind), and a restore reads each of them");
         }
         if (incrementals >= fullEvery)
         {
@@ -80,12 +93,14 @@ internal sealed class CheckpointKindPolicy
 
     /// <summary>
     /// Walks from <paramref name="baseSeq"/> back to the last checkpoint taken full: how many
-    /// checkpoints taken incremental lie on the way (the base included) and the bytes they wrote.
-    /// Null when the chain is broken (a manifest is missing or unreadable).
+    /// checkpoints taken incremental lie on the way (the base included), the bytes they wrote, and
+    /// how many of them, from the base back, are not merged yet. Null when the chain is broken (a
+    /// manifest is missing or unreadable).
     /// </summary>
-    private (int Incrementals, long Bytes, CheckpointManifest Full)? ChainSinceFull(string group, long baseSeq, int fullEvery)
+    private (int Incrementals, long Bytes, CheckpointManifest Full, int Unmerged)? ChainSinceFull(string group, long baseSeq, int fullEvery)
     {
         var incrementals = 0;
+        var unmerged = 0;
         long bytes = 0;
         var seq = baseSeq;
         CheckpointManifest? oldestMerged = null;
@@ -99,7 +114,7 @@ internal sealed class CheckpointKindPolicy
             catch (CheckpointNotFoundException) when (oldestMerged?.Merged is { } behind)
             {
                 // Deleted by retention behind a merged checkpoint: that one is the full image now.
-                return (incrementals - 1, bytes - behind.Bytes, oldestMerged);
+                return (incrementals - 1, bytes - behind.Bytes, oldestMerged, unmerged);
             }
             catch (Exception e) when (e is CheckpointNotFoundException or ImageFormatException)
             {
@@ -116,16 +131,20 @@ internal sealed class CheckpointKindPolicy
             {
                 bytes += manifest.Bytes;
                 previous = manifest.BaseSeq;
+                if (oldestMerged is null)
+                {
+                    unmerged++;
+                }
             }
             else
             {
-                return (incrementals, bytes, manifest);
+                return (incrementals, bytes, manifest, unmerged);
             }
             incrementals++;
             // Bases always lie further back, so the walk ends; past FullEvery the answer is known.
             if (incrementals >= fullEvery || previous <= 0 || previous >= seq)
             {
-                return incrementals >= fullEvery ? (incrementals, bytes, manifest) : null;
+                return incrementals >= fullEvery ? (incrementals, bytes, manifest, unmerged) : null;
             }
             seq = previous;
         }
