@@ -178,7 +178,8 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
 
     /// <summary>
     /// migrate ended without learning the outcome: one line that says so and what follows; the group
-    /// stays frozen on node-a, where its supervisor still says it is migrating (and does not recover it).
+    /// stays frozen on node-a, where its supervisor still says it is migrating (and does not recover it),
+    /// and it cannot migrate again meanwhile.
     /// </summary>
     private async Task AssertUnknownOutcome(LabGroup group, HactlResult migrate)
     {
@@ -189,6 +190,8 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
         var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
         Assert.Equal("migrating", availability?.Str("state"));
         Assert.Contains($"waiting for it to say whether it runs the group", availability?.Str("reason"));
+        var again = (await _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B)).FailsWithOneLine();
+        Assert.Contains("is not settled yet", again.Stderr);
     }
 
     private string Gate(string node, string group, string moment) => Path.Combine(_lab.Node(node).StateDir, "fault-holds", $"{group}.{moment}");

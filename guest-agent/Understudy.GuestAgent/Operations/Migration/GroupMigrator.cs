@@ -75,6 +75,7 @@ internal sealed class GroupMigrator
     {
         var lifecycle = _lifecycles.For(group);
         _locator.RequireRunning(group);
+        _settler.RequireSettled(group);
         if (_standbys.PeerProblem(target) is { } problem)
         {
             throw AgentException.InvalidArgument($"migration of group {group} to {target} refused: {problem}");

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Understudy.GuestAgent.Foundation.Configuration;
@@ -32,6 +33,8 @@ internal sealed class MigrationSettler : IDisposable
     private readonly AgentOptions _options;
     private readonly ILogger<MigrationSettler> _logger;
     private readonly CancellationTokenSource _stopping = new();
+    // Each group frozen by an unsettled migration, with its target.
+    private readonly ConcurrentDictionary<string, string> _unsettled = new(StringComparer.Ordinal);
 
     /// <summary>How often an unsettled migration's target is asked again.</summary>
     public static readonly TimeSpan Retry = TimeSpan.FromSeconds(2);
@@ -75,7 +78,22 @@ internal sealed class MigrationSettler : IDisposable
     }
 
     /// <summary>Asks the target until it answers, in the background, then ends the group here or resumes it.</summary>
-    public void Settle(UnsettledMigration migration) => _ = SettleAsync(migration, _stopping.Token);
+    public void Settle(UnsettledMigration migration)
+    {
+        _unsettled[migration.Group] = migration.Target;
+        _ = SettleAsync(migration, _stopping.Token);
+    }
+
+    /// <summary>A group frozen by a migration not settled yet cannot migrate again meanwhile.</summary>
+    /// <exception cref="AgentException">FailedPrecondition: it is.</exception>
+    public void RequireSettled(string group)
+    {
+        if (_unsettled.TryGetValue(group, out var target))
+        {
+            throw AgentException.FailedPrecondition(
+                $"migration of group {group} refused: its migration to node {target} is not settled yet (the group is frozen here until node {target} says whether it runs it; see hactl events {group})");
+        }
+    }
 
     public void Dispose()
     {
@@ -105,6 +123,10 @@ internal sealed class MigrationSettler : IDisposable
         catch (Exception e) when (e is AgentException or IOException or InvalidOperationException)
         {
             _logger.LogError("Migration of group {Group} to node {Node}: settling it failed: {Error}", group, target, e.Message);
+        }
+        finally
+        {
+            _unsettled.TryRemove(group, out _);
         }
     }
 
