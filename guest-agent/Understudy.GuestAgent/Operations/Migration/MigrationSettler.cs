@@ -20,9 +20,8 @@ internal sealed record UnsettledMigration(string Group, string Target, IStandbyL
 /// itself or later (docs/architecture.md, "Moving a live group"): the group runs on the target, so its
 /// copy here ends and this node becomes its standby; or it does not, so it runs on here. A migration
 /// that could not learn it leaves the group frozen here and hands it over (<see cref="Settle"/>): the
-/// target is asked again every <see cref="Retry"/>, for as long as it
-/// takes, and its answer is carried out, unless the operator settled the group first (stopped or
-/// restored it here): then nothing is done.
+/// target is asked again every <see cref="Retry"/>, for as long as it takes, and its answer is carried
+/// out, unless the operator settled the group first (stopped or restored it here): then nothing is done.
 /// </summary>
 internal sealed class MigrationSettler : IDisposable
 {
