@@ -150,6 +150,40 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     }
 
     /// <summary>
+    /// (c) again, but the operator settles it first, by stopping the frozen copy on node-a while
+    /// node-b is cut off (the safe choice: whichever node runs the group, it is not node-a). Once
+    /// healed, node-a learns that the group runs on node-b and becomes its standby: the policy there
+    /// is the standby's copy, which starts nothing (`group start` is refused, naming node-b).
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task CutBeforeTheAnswer_OperatorStopsTheFrozenCopy_SourceBecomesTheStandbyOnceHealed()
+    {
+        var group = await StartSupervised("cut-stopped");
+        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+        try
+        {
+            var failed = await MigrateCutAt(group, B, "takeover-reply", release: true);
+            await AssertUnknownOutcome(group, failed);
+            (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+            Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
+        }
+        finally
+        {
+            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+        Assert.Contains("the operator had stopped it here meanwhile; this node is its standby now", settled.Message);
+        Assert.Equal("standby", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
+        Assert.Contains($"runs on node {B}", (await _lab.On(_lab.Node(A)).Run("group", "start", group.Name)).FailsWithOneLine().Stderr);
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, B, group.Name)).Select(m => m.Pid));
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
+        await LabMigration.Verify(_lab, B, group);
+        LabMigration.AssertUnbroken(group);
+        (await _lab.On(_lab.Node(B)).Run("group", "stop", group.Name)).Ok();
+    }
+
+    /// <summary>
     /// migrate, held at <paramref name="moment"/> on <paramref name="node"/>; node-b is cut off there,
     /// then (with <paramref name="release"/>) the migration goes on into the cut link. Returns migrate's end.
     /// </summary>

@@ -150,11 +150,7 @@ internal sealed class MigrationSettler : IDisposable
         var (group, target) = (migration.Group, migration.Target);
         if (!StillFrozen(group, migration.Frozen))
         {
-            migration.Supervised?.Release();
-            _logger.LogWarning(
-                "Migration of group {Group}: node {Node} answered that it {Runs} the group, which the operator had settled here meanwhile; nothing done",
-                group, target, runsThere ? "runs" : "does not run");
-            _events.Publish(new MigrationSettled(group, target, runsThere, "the operator had settled it here meanwhile; nothing done"));
+            OperatorSettled(migration, runsThere);
             return;
         }
         if (runsThere)
@@ -170,6 +166,34 @@ internal sealed class MigrationSettler : IDisposable
             await supervised.ResumeAsync().ConfigureAwait(false);
         }
         _events.Publish(new MigrationSettled(group, target, false, "it runs on here"));
+    }
+
+    /// <summary>
+    /// The operator stopped or restored the group here before the target answered. Stopped, and the
+    /// group runs on the target: this node becomes its standby, as after any move (a supervised
+    /// group's policy the standby's copy, so that nothing starts it here again). Otherwise the
+    /// operator's choice stands; a group that now runs on both nodes is reported.
+    /// </summary>
+    private void OperatorSettled(UnsettledMigration migration, bool runsThere)
+    {
+        var (group, target) = (migration.Group, migration.Target);
+        string outcome;
+        if (runsThere && _groups.Find(group) is not { IsRunning: true })
+        {
+            migration.Supervised?.HandedOver(target);
+            _standbys.Assign(group, null);
+            outcome = "the operator had stopped it here meanwhile; this node is its standby now";
+        }
+        else
+        {
+            migration.Supervised?.Release();
+            outcome = runsThere
+                ? "the operator had restored it here meanwhile, so it runs on both nodes: stop it on one of them"
+                : "the operator had settled it here meanwhile; nothing done";
+        }
+        _logger.LogWarning("Migration of group {Group}: node {Node} answered that it {Runs} the group; {Outcome}",
+            group, target, runsThere ? "runs" : "does not run", outcome);
+        _events.Publish(new MigrationSettled(group, target, runsThere, outcome));
     }
 
     /// <summary>The processes frozen for the move are still the group's here: nobody stopped or restored it meanwhile.</summary>
