@@ -222,35 +222,13 @@ public sealed class LabSupervisedMigrationTests : IClassFixture<SharedLab>, IDis
             r => r.Str("state") == "in-sync" && string.CompareOrdinal(r.Str("lastReplicated"), now) >= 0, $"checkpoint {now} or a newer one replicated");
     }
 
-    private async Task<JsonElement> Show(string node, string group) => (await _lab.On(_lab.Node(node)).Run("group", "show", group)).Ok().Json;
+    private Task<JsonElement> Show(string node, string group) => LabEvents.Show(_lab, node, group);
 
-    private sealed record Event(long Seq, string Type, string Message);
+    private Task<IReadOnlyList<LabEvent>> Events(string node, string group, long after) => LabEvents.Since(_lab, node, group, after);
 
-    private async Task<IReadOnlyList<Event>> Events(string node, string group, long after) =>
-        (await _lab.On(_lab.Node(node)).Run("events", group)).Ok().Json.Array("events")
-            .Select(e => new Event(e.Long("seq")!.Value, e.Str("type")!, e.Str("message") ?? ""))
-            .Where(e => e.Seq > after).ToList();
+    private Task<long> LastSeq(string node, string group) => LabEvents.LastSeq(_lab, node, group);
 
-    private async Task<long> LastSeq(string node, string group) => (await Events(node, group, 0)).Select(e => e.Seq).DefaultIfEmpty(0).Max();
-
-    private async Task<Event> WaitForEvent(string node, string group, string type, long after)
-    {
-        Event? found = null;
-        var seen = "";
-        var deadline = DateTime.UtcNow + Timeouts.Wait;
-        while (found is null)
-        {
-            var events = await Events(node, group, after);
-            found = events.FirstOrDefault(e => e.Type == type);
-            seen = string.Join(", ", events.Select(e => e.Type));
-            if (found is null && DateTime.UtcNow > deadline)
-            {
-                throw new Xunit.Sdk.XunitException($"timed out waiting for {type} of {group} on {node}; events since: {seen}");
-            }
-            await Task.Delay(Timeouts.Poll);
-        }
-        return found;
-    }
+    private Task<LabEvent> WaitForEvent(string node, string group, string type, long after) => LabEvents.WaitFor(_lab, node, group, type, after);
 }
 
 internal static class GroupShowJson

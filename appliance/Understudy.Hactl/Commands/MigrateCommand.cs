@@ -25,6 +25,7 @@ public static class MigrateCommand
         var migrate = new Command("migrate",
             "Move a running group to another node, live: its memory is copied ahead round after round while it runs, then it is frozen, " +
             "the last changes are sent and the node runs it; the processes here end only once it runs there, and if anything fails first it runs on here. " +
+            "Should the link break as the node starts it, the group stays frozen here until that node says whether it runs it, then ends here or runs on here. " +
             "A group with a policy takes it along: the node supervises it from then on, and this one keeps the policy as the standby's copy and never starts the group by it")
         {
             group, to, agent, json,

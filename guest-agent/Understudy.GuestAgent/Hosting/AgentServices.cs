@@ -64,6 +64,8 @@ internal static class AgentServices
         services.AddSingleton<StandbyAssignments>();
         services.AddSingleton<CheckpointSender>();
         services.AddSingleton<StandbyReplicator>();
+        services.AddSingleton<MigrationHolds>();
+        services.AddSingleton<MigrationSettler>();
         services.AddSingleton<GroupMigrator>();
         services.AddSingleton<GroupTakeover>();
 

@@ -118,8 +118,9 @@ public sealed class Hactl
     }
 
     /// <summary>Runs a program to completion; kills it (and its tree) on timeout.</summary>
+    /// <param name="environment">variables set for the program, over the test's own</param>
     public static async Task<HactlResult> RunRaw(string program, IReadOnlyList<string> args, TimeSpan timeout,
-        Action<string>? log = null)
+        Action<string>? log = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo(program)
         {
@@ -134,6 +135,10 @@ public sealed class Hactl
         }
 
         psi.Environment.Remove("HACTL_AGENT");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            psi.Environment[name] = value;
+        }
         var commandLine = "hactl " + string.Join(' ', args.Select(Quote));
 
         using var p = new Process { StartInfo = psi };

@@ -22,11 +22,13 @@ public sealed class LabSession : IAsyncDisposable
 {
     private readonly ITestOutputHelper _out;
     private readonly List<Process> _background = [];
+    private readonly IReadOnlyDictionary<string, string>? _environment;
 
-    private LabSession(string dir, ITestOutputHelper output)
+    private LabSession(string dir, ITestOutputHelper output, IReadOnlyDictionary<string, string>? environment)
     {
         Dir = dir;
         _out = output;
+        _environment = environment;
     }
 
     public string Dir { get; }
@@ -42,12 +44,13 @@ public sealed class LabSession : IAsyncDisposable
 
     public static string NewDir() => Path.Combine("/tmp", "us-lab-" + Guid.NewGuid().ToString("N")[..8]);
 
-    public static async Task<LabSession> UpAsync(ITestOutputHelper output, int nodes = 2, string? dir = null)
+    /// <param name="environment">for every `hactl lab` command, so for the nodes' agents that `lab up` and `lab start` run (fault injection)</param>
+    public static async Task<LabSession> UpAsync(ITestOutputHelper output, int nodes = 2, string? dir = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         // As AgentFixture does, and as systemd --user or a container's init would: a node's processes must
         // still end up children of the node's pid 1, never of a subreaper outside the node.
         Native.BecomeSubreaper();
-        var lab = new LabSession(dir ?? NewDir(), output);
+        var lab = new LabSession(dir ?? NewDir(), output, environment);
         try
         {
             var up = (await lab.Lab("up", lab.Dir, "--nodes", nodes.ToString(System.Globalization.CultureInfo.InvariantCulture), "--json")).Ok();
@@ -74,7 +77,7 @@ public sealed class LabSession : IAsyncDisposable
     }
 
     /// <summary>hactl lab ARGS (no --agent, no --json added).</summary>
-    public Task<HactlResult> Lab(params string[] args) => Hactl.RunRaw(Repo.Hactl, ["lab", .. args], Timeouts.Command, Note);
+    public Task<HactlResult> Lab(params string[] args) => Hactl.RunRaw(Repo.Hactl, ["lab", .. args], Timeouts.Command, Note, _environment);
 
     /// <summary>hactl lab exec DIR NODE -- CMD..., to its end.</summary>
     public Task<HactlResult> Exec(string node, params string[] command) => Lab(["exec", Dir, node, "--", .. command]);

@@ -8,11 +8,19 @@ namespace Understudy.IntegrationTests.Infrastructure;
 /// (<see cref="LabLeftovers.AssertNothingLeft"/>). Each test routes the lab's notes to its own
 /// output with <see cref="For"/>, and leaves both nodes up for the next.
 /// </summary>
-public sealed class SharedLab : IAsyncLifetime
+public class SharedLab : IAsyncLifetime
 {
     private readonly ForwardingOutput _output = new();
     private readonly string _dir = LabSession.NewDir();
+    private readonly IReadOnlyDictionary<string, string>? _environment;
     private LabFootprint? _before, _during;
+
+    public SharedLab()
+    {
+    }
+
+    /// <param name="environment">for the nodes' agents (fault injection)</param>
+    protected SharedLab(IReadOnlyDictionary<string, string> environment) => _environment = environment;
 
     public LabSession Lab { get; private set; } = null!;
 
@@ -22,7 +30,7 @@ public sealed class SharedLab : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _before = await LabFootprint.TakeAsync(_dir);
-        Lab = await LabSession.UpAsync(_output, nodes: 2, _dir);
+        Lab = await LabSession.UpAsync(_output, nodes: 2, _dir, _environment);
         _during = await LabFootprint.TakeAsync(_dir, pin: true);
     }
 

@@ -28,6 +28,9 @@ internal sealed class FrozenGroup : IDisposable
     /// <summary>The checkpoint that holds the group's state as it is frozen.</summary>
     public CheckpointOutcome Checkpoint { get; }
 
+    /// <summary>The processes held frozen.</summary>
+    public IReadOnlyList<Member> Members => _members;
+
     /// <summary>Since PREPARE went out; it stops growing once the group resumes.</summary>
     public double FrozenMs => _freeze.FrozenMs;
 

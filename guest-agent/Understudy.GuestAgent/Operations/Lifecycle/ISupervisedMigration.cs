@@ -37,8 +37,13 @@ internal interface ISupervisedMigration : IDisposable
 
     /// <summary>
     /// Whether the group runs on the target is unknown, and it stays frozen here: the supervisor
-    /// neither watches nor recovers it (that could make it run on both nodes) until the operator
-    /// settles it (<paramref name="reason"/> says how).
+    /// neither watches nor recovers it (that could make it run on both nodes) until the migration
+    /// is settled (<paramref name="reason"/> says why it is not yet): <see cref="HandedOver"/> or
+    /// <see cref="ResumeAsync"/> once the target answers, or <see cref="Release"/> if the operator
+    /// settled the group first. Disposing no longer ends the migration's claim then.
     /// </summary>
     void Unresolved(string reason);
+
+    /// <summary>An unresolved migration found the group stopped or restored by the operator meanwhile: the supervisor goes on as that left it.</summary>
+    void Release();
 }

@@ -31,13 +31,16 @@ internal sealed class GroupMigrator
     private readonly CheckpointSender _sender;
     private readonly IStandbyLinks _links;
     private readonly StandbyAssignments _standbys;
+    private readonly MigrationSettler _settler;
+    private readonly MigrationHolds _holds;
     private readonly IEventPublisher _events;
     private readonly AgentOptions _options;
     private readonly ILogger<GroupMigrator> _logger;
 
     public GroupMigrator(
         GroupLifecycles lifecycles, GroupLocator locator, CheckpointKeeper keeper, CheckpointStore store, CheckpointSender sender, IStandbyLinks links,
-        StandbyAssignments standbys, IEventPublisher events, IOptions<AgentOptions> options, ILogger<GroupMigrator> logger)
+        StandbyAssignments standbys, MigrationSettler settler, MigrationHolds holds, IEventPublisher events, IOptions<AgentOptions> options,
+        ILogger<GroupMigrator> logger)
     {
         _lifecycles = lifecycles;
         _locator = locator;
@@ -46,6 +49,8 @@ internal sealed class GroupMigrator
         _sender = sender;
         _links = links;
         _standbys = standbys;
+        _settler = settler;
+        _holds = holds;
         _events = events;
         _options = options.Value;
         _logger = logger;
@@ -70,6 +75,7 @@ internal sealed class GroupMigrator
     {
         var lifecycle = _lifecycles.For(group);
         _locator.RequireRunning(group);
+        _settler.RequireSettled(group);
         if (_standbys.PeerProblem(target) is { } problem)
         {
             throw AgentException.InvalidArgument($"migration of group {group} to {target} refused: {problem}");
@@ -185,7 +191,8 @@ internal sealed class GroupMigrator
     /// <summary>
     /// The last round, the group's lifecycle lock held. A supervised group's supervisor holds off
     /// (the freeze and the final kill are no faults), and follows the outcome: the group handed over,
-    /// or resumed here and watched again, or, when the outcome cannot be learnt, left frozen alone.
+    /// or resumed here and watched again, or, when the outcome cannot be learnt yet, left frozen
+    /// until the target answers (<see cref="MigrationSettler"/>).
     /// </summary>
     private async Task<MigrationOutcome> FinalRoundAsync(
         LifecycleScope scope, string group, string target, IStandbyLink link, ISupervisedMigration? supervised, CommitPins pins, int rounds,
@@ -201,7 +208,8 @@ internal sealed class GroupMigrator
         }
         catch (UnresolvedMigrationException e)
         {
-            supervised?.Unresolved(e.Message);
+            supervised?.Unresolved($"the link broke as node {target} was starting the group; waiting for it to say whether it runs the group");
+            _settler.Settle(new UnsettledMigration(group, target, link, e.Frozen, supervised));
             throw e.Error;
         }
         catch (Exception e) when (supervised is not null && e is AgentException or OperationCanceledException)
@@ -231,11 +239,12 @@ internal sealed class GroupMigrator
             meter.Round(MigrationProgress.Final, rounds, id, frozen.Checkpoint.Bytes);
             try
             {
+                await _holds.AtAsync(MigrationHolds.FinalSend, group, cancellationToken).ConfigureAwait(false);
                 await SendAsync(pins.Take(id), target, frozen: true, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is AgentException || e is OperationCanceledException)
             {
-                await ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
+                await _settler.ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
                 throw e is AgentException ? e : Cancelled(group, target);
             }
 
@@ -255,9 +264,9 @@ internal sealed class GroupMigrator
                         "Migration of group {Group}: the answer of node {Node} to the takeover was lost ({Error}); asking it whether the group runs there",
                         group, target, e.Message);
                 }
-                if (!await RunsThereAsync(link, group, target, e).ConfigureAwait(false))
+                if (!await RunsThereAsync(link, group, target, frozen, e).ConfigureAwait(false))
                 {
-                    await ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
+                    await _settler.ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
                     throw e switch
                     {
                         OperationCanceledException => Cancelled(group, target),
@@ -272,9 +281,7 @@ internal sealed class GroupMigrator
             // becomes the standby's copy first: nothing may start the group here again, even should
             // the agent stop before the processes are gone.
             var frozenMs = frozen.FrozenMs;
-            supervised?.HandedOver(target);
-            await scope.StopAsync().ConfigureAwait(false);
-            _standbys.Assign(group, null);
+            await _settler.EndHereAsync(scope, target, supervised).ConfigureAwait(false);
             var outcome = new MigrationOutcome(
                 group, target, id, rounds, result?.Members ?? frozen.Checkpoint.Members, meter.BytesSent, frozenMs,
                 meter.Elapsed.TotalMilliseconds);
@@ -321,10 +328,10 @@ internal sealed class GroupMigrator
 
     /// <summary>
     /// After a lost answer: asks the target, for at most <see cref="AgentOptions.MigrationResolveTimeout"/>,
-    /// whether the group runs there. If it cannot be reached meanwhile, the group stays frozen here:
-    /// resuming it could make it run on both nodes.
+    /// whether the group runs there. If it cannot be reached meanwhile, the group stays frozen here
+    /// (resuming it could make it run on both nodes) until the target answers (<see cref="MigrationSettler"/>).
     /// </summary>
-    private async Task<bool> RunsThereAsync(IStandbyLink link, string group, string target, Exception lost)
+    private async Task<bool> RunsThereAsync(IStandbyLink link, string group, string target, FrozenGroup frozen, Exception lost)
     {
         using var deadline = new CancellationTokenSource(_options.MigrationResolveTimeout);
         string? last = null;
@@ -344,11 +351,13 @@ internal sealed class GroupMigrator
             if (deadline.IsCancellationRequested)
             {
                 _logger.LogError(
-                    "Migration of group {Group}: node {Node} cannot tell whether it runs the group ({Error}); the group stays frozen here", group, target, last);
-                throw new UnresolvedMigrationException(AgentException.Unavailable(
-                    $"migration of group {group} to node {target}: the link broke as node {target} was starting the group ({lost.Message}), and it has not answered since " +
-                    $"({last ?? "no answer"}); so that the group never runs twice, it stays frozen here: once node {target} answers, " +
-                    $"check 'hactl status {group}' there; if it runs there, 'hactl stop {group}' here; if not, 'hactl restore {group} --force' here brings it back from the last checkpoint, taken as it froze, with nothing lost"));
+                    "Migration of group {Group}: node {Node} cannot tell whether it runs the group ({Error}); the group stays frozen here until it answers",
+                    group, target, last);
+                throw new UnresolvedMigrationException(frozen, AgentException.Unavailable(
+                    $"migration of group {group} to node {target}: outcome unknown: the link broke as node {target} was starting the group ({lost.Message}), and it has not answered since " +
+                    $"({last ?? "no answer"}); so that the group never runs on both nodes, it stays frozen here until node {target} answers, then ends here if it runs there " +
+                    $"or runs on here if not ('hactl events {group}' says which); if node {target} is gone for good, 'hactl restore {group} --force' here brings the group back " +
+                    "from the checkpoint taken as it froze, with nothing lost"));
             }
             try
             {
@@ -360,22 +369,10 @@ internal sealed class GroupMigrator
         }
     }
 
-    private async Task ResumeHereAsync(FrozenGroup frozen, string group, string target)
+    /// <summary>Whether the group runs on the target cannot be learnt yet: it stays frozen here (<see cref="Error"/> says what follows).</summary>
+    private sealed class UnresolvedMigrationException(FrozenGroup frozen, AgentException error) : Exception(error.Message, error)
     {
-        try
-        {
-            await frozen.ResumeAsync(CancellationToken.None).ConfigureAwait(false);
-            _logger.LogWarning("Migration of group {Group} to node {Node} failed; the group runs on here", group, target);
-        }
-        catch (Exception e) when (e is AgentException or Model.Members.MemberPhaseException)
-        {
-            _logger.LogError("Migration of group {Group}: resuming it here failed: {Error}", group, e.Message);
-        }
-    }
-
-    /// <summary>Whether the group runs on the target cannot be learnt: it stays frozen here (<see cref="Error"/> says how to settle it).</summary>
-    private sealed class UnresolvedMigrationException(AgentException error) : Exception(error.Message, error)
-    {
+        public FrozenGroup Frozen { get; } = frozen;
         public AgentException Error { get; } = error;
     }
 

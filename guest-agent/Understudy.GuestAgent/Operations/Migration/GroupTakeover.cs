@@ -27,14 +27,16 @@ internal sealed class GroupTakeover
     private readonly CheckpointKeeper _keeper;
     private readonly StandbyAssignments _standbys;
     private readonly IPolicyHandOver _policies;
+    private readonly MigrationHolds _holds;
     private readonly IEventPublisher _events;
     private readonly ILogger<GroupTakeover> _logger;
 
     public GroupTakeover(
         GroupLifecycles lifecycles, GroupRegistry groups, CheckpointKeeper keeper, StandbyAssignments standbys, IPolicyHandOver policies,
-        IEventPublisher events, ILogger<GroupTakeover> logger)
+        MigrationHolds holds, IEventPublisher events, ILogger<GroupTakeover> logger)
     {
         _policies = policies;
+        _holds = holds;
         _lifecycles = lifecycles;
         _groups = groups;
         _keeper = keeper;
@@ -77,7 +79,7 @@ internal sealed class GroupTakeover
         var restored = await lifecycle.RunExclusiveAsync(async scope =>
         {
             scope.RequireStoppedUnless(force: false, id);
-            var outcome = await scope.RestoreAsync(id, ResumeTogether.Instance, cancellationToken).ConfigureAwait(false);
+            var outcome = await scope.RestoreAsync(id, new HeldResume(_holds, group), cancellationToken).ConfigureAwait(false);
             if (incoming is not null)
             {
                 await incoming.SuperviseAsync(scope).ConfigureAwait(false);
@@ -86,6 +88,7 @@ internal sealed class GroupTakeover
         }, cancellationToken).ConfigureAwait(false);
         var standby = AssignStandby(group, source);
         _events.Publish(new GroupTakenOver(group, source, id, restored.Members.Count));
+        await _holds.AtAsync(MigrationHolds.TakeOverReply, group, cancellationToken).ConfigureAwait(false);
         return new TakeOverResult(restored.Members.Count, restored.DurationMs, standby);
     }
 
@@ -114,5 +117,15 @@ internal sealed class GroupTakeover
             _logger.LogWarning("Group {Group} taken over from node {Source}, which cannot be its standby here: {Problem}", group, source, e.Message);
             return null;
         }
+    }
+}
+
+/// <summary>The restored group runs on all together, as in any restore, unless a test holds it frozen first (<see cref="MigrationHolds"/>).</summary>
+internal sealed class HeldResume(MigrationHolds holds, string group) : IResumeOrder
+{
+    public async Task ResumeAsync(IReadOnlyList<Model.Members.Member> members, MemberResumer resumer, CancellationToken cancellationToken)
+    {
+        await holds.AtAsync(MigrationHolds.TakeOverResume, group, cancellationToken).ConfigureAwait(false);
+        await ResumeTogether.Instance.ResumeAsync(members, resumer, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -44,3 +44,13 @@ internal sealed record GroupTakenOver(string Group, string Source, string Checkp
     public override string Message => $"group taken over from node {Source}: restored from checkpoint {CheckpointId}, {Members} processes run here";
     public override IEnumerable<(string, object?)> Fields() => [("source", Source), ("checkpointId", CheckpointId), ("members", Members)];
 }
+
+/// <summary>A migration whose outcome was unknown when it returned is settled: the target answered whether it runs the group.</summary>
+internal sealed record MigrationSettled(string Group, string Target, bool RunsThere, string Outcome) : AgentEvent(Group)
+{
+    public override string Type => "migration.settled";
+    public override EventSeverity Severity => EventSeverity.Warning;
+    public override string Message =>
+        $"migration to node {Target} settled once that node answered: the group {(RunsThere ? "runs there" : "does not run there")}; {Outcome}";
+    public override IEnumerable<(string, object?)> Fields() => [("target", Target), ("runsThere", RunsThere), ("outcome", Outcome)];
+}

@@ -299,16 +299,13 @@ internal sealed class GroupSupervisor : IGroupSupervision
         BecomeStandbyCopy(target);
     }
 
-    /// <summary>Whether the group runs on the target is unknown: it stays frozen here, neither watched nor recovered, until the operator settles it.</summary>
-    internal void LeaveUnresolved(SupervisedMigration migration, string reason)
-    {
-        migration.ReleaseSchedule();
-        lock (_sync)
-        {
-            EndMigrationLocked(migration);
-        }
-        SetState(SupervisionState.Failed, $"left frozen by a migration to node {migration.Target} whose outcome is unknown: {reason}");
-    }
+    /// <summary>
+    /// Whether the group runs on the target is unknown: it stays frozen here, still migrating (neither
+    /// watched nor recovered), until the target answers (then <see cref="HandOver"/> or
+    /// <see cref="ResumeAfterMigrationAsync"/>) or the operator stops or restores it.
+    /// </summary>
+    internal void LeaveUnresolved(SupervisedMigration migration, string reason) =>
+        SetState(SupervisionState.Migrating, $"frozen here, moving to node {migration.Target}: {reason}");
 
     /// <summary>The migration ended before its last round (it failed, or a fault stopped it): supervision goes on as it was.</summary>
     internal void EndMigration(SupervisedMigration migration)

@@ -16,6 +16,8 @@ internal sealed class SupervisedMigration : ISupervisedMigration
     private IDisposable? _schedulePause;
     private volatile string? _faultReason;
     private int _ended;
+    // Left unresolved: the settler, not disposal, ends it.
+    private int _unsettled;
 
     public SupervisedMigration(GroupSupervisor supervisor, string target, string policyText)
     {
@@ -70,17 +72,25 @@ internal sealed class SupervisedMigration : ISupervisedMigration
 
     public void Unresolved(string reason)
     {
-        if (End())
+        if (Volatile.Read(ref _ended) == 0 && Interlocked.Exchange(ref _unsettled, 1) == 0)
         {
             _supervisor.LeaveUnresolved(this, reason);
         }
     }
 
-    public void Dispose()
+    public void Release()
     {
         if (End())
         {
             _supervisor.EndMigration(this);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Volatile.Read(ref _unsettled) == 0)
+        {
+            Release();
         }
         _faulted.Dispose();
     }

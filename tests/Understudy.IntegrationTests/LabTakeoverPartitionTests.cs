@@ -1,0 +1,284 @@
+using System.Globalization;
+using Understudy.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Understudy.IntegrationTests;
+
+/// <summary>A shared lab whose agents hold a migration where a test asks them to (UNDERSTUDY_AGENT_FAULT=migration-holds).</summary>
+public sealed class SharedLabWithMigrationHolds : SharedLab
+{
+    public SharedLabWithMigrationHolds()
+        : base(new Dictionary<string, string> { ["UNDERSTUDY_AGENT_FAULT"] = "migration-holds" })
+    {
+    }
+}
+
+/// <summary>
+/// The link between source and target is cut (`hactl lab partition`) at each moment of a
+/// migration's takeover, on a real lab, each moment reached exactly by holding the migration there
+/// (docs/architecture.md, "Moving a live group"): (a) the group frozen for the last round, before
+/// that round is sent; (b) the takeover sent, the group restored on the target but not yet resumed;
+/// (c) the group resumed on the target, its answer not yet sent. In every case the group never runs
+/// on both nodes: each copy prints its counters into the one output.log the lab's nodes share, so a
+/// copy running beside the other would repeat them (<see cref="LabMigration.AssertUnbroken"/>). An
+/// outcome the source cannot learn while the link is down leaves the group frozen there, and is
+/// settled by the source on its own once the link is back. One lab for the class.
+/// </summary>
+public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigrationHolds>, IDisposable
+{
+    private const string A = "node-a", B = "node-b";
+    private static readonly string[] Tags = ["c count", "count"];
+    private static readonly string[] Roles = ["counter-c", "memory"];
+
+    private readonly LabSession _lab;
+    private readonly IDisposable _notes;
+
+    public LabTakeoverPartitionTests(SharedLabWithMigrationHolds shared, ITestOutputHelper output)
+    {
+        _lab = shared.Lab;
+        _notes = shared.For(output);
+    }
+
+    public void Dispose() => _notes.Dispose();
+
+    /// <summary>
+    /// (a) Cut as the last round is sent: the target never got the whole round, let alone a takeover.
+    /// The send fails, the source resumes the group, which runs there only; `migrate` says so in one
+    /// line. Once healed, the group moves.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task CutWhileTheLastRoundIsSent_GroupRunsOnAtTheSource()
+    {
+        var group = await Launch("cut-send");
+        try
+        {
+            var failed = (await MigrateCutAt(group, A, "final-send", release: true)).FailsWithOneLine();
+            Assert.Contains($"to node {B} failed: sending checkpoint", failed.Stderr);
+            Assert.Contains("the group runs on here", failed.Stderr);
+
+            Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+            Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+            await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} after the failed migration");
+        }
+        finally
+        {
+            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+        }
+        await LabMigration.Move(_lab, group, A, B);
+        await LabMigration.Verify(_lab, B, group);
+        LabMigration.AssertUnbroken(group);
+        (await _lab.On(_lab.Node(B)).Run("stop", group.Name)).Ok();
+    }
+
+    /// <summary>
+    /// (b) Cut after the takeover was sent, the group restored on the target and still frozen there,
+    /// and the link stays down until the target's end of the call finds it dead: the target kills
+    /// what it restored. The source cannot learn that meanwhile: `migrate` fails with one line, the
+    /// group frozen and still migrating under its supervisor there. Once healed, the source asks again,
+    /// learns that the group does not run on the target, and resumes it: it runs on, supervised, there.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task CutBeforeTheTargetResumes_TargetGivesUp_SourceResumesOnceHealed()
+    {
+        var group = await StartSupervised("cut-resume");
+        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+        var gate = Gate(B, group.Name, "takeover-resume");
+        try
+        {
+            var migrate = await StartHeldAndCut(group, gate);
+            // The target's end of the takeover finds the link dead and gives up, its restore undone.
+            await LabSession.WaitUntil(() => AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
+                $"{B} giving up the takeover of {group.Name}", () => Tail(AgentLog(B)));
+            Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+
+            await AssertUnknownOutcome(group, await migrate);
+        }
+        finally
+        {
+            File.Delete(gate);
+            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+        Assert.Contains("does not run there", settled.Message);
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+        Assert.Equal("running", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
+        await LabMigration.Verify(_lab, A, group);
+        LabMigration.AssertUnbroken(group);
+        (await _lab.On(_lab.Node(A)).Run("group", "stop", group.Name)).Ok();
+    }
+
+    /// <summary>
+    /// (c) Cut once the group runs on the target, before its answer: the target runs it, the source
+    /// cannot learn that while the link is down and keeps its copy frozen (`migrate` fails with one
+    /// line; status there: migrating). Once healed, the source learns that the group runs on the
+    /// target and ends its copy; its policy becomes the standby's copy, as after any move.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task CutBeforeTheAnswer_GroupRunsOnTheTarget_SourceEndsItsFrozenCopyOnceHealed()
+    {
+        var group = await StartSupervised("cut-answer");
+        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+        var before = await LabMigration.Members(_lab, A, group.Name);
+        try
+        {
+            var failed = await MigrateCutAt(group, B, "takeover-reply", release: true);
+            Assert.Equal(group.Pids, (await LabMigration.Members(_lab, B, group.Name)).Select(m => m.Pid));
+            await AssertUnknownOutcome(group, failed);
+            // The copy on node-b runs and counts on; node-a's is frozen (a running one would repeat the counts).
+            await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} while cut off");
+        }
+        finally
+        {
+            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+        Assert.Contains("runs there", settled.Message);
+        Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
+        await LabMigration.AssertGoneFrom(_lab, A, group, before);
+        var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+        Assert.Equal("standby", availability?.Str("state"));
+        Assert.Contains($"runs on node {B}", availability?.Str("reason"));
+        Assert.Equal("running", (await LabEvents.Show(_lab, B, group.Name)).Prop("availability")?.Str("state"));
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
+        await LabMigration.Verify(_lab, B, group);
+        LabMigration.AssertUnbroken(group);
+        (await _lab.On(_lab.Node(B)).Run("group", "stop", group.Name)).Ok();
+    }
+
+    /// <summary>
+    /// (c) again, but the operator settles it first, by stopping the frozen copy on node-a while
+    /// node-b is cut off (the safe choice: whichever node runs the group, it is not node-a). Once
+    /// healed, node-a learns that the group runs on node-b and becomes its standby: the policy there
+    /// is the standby's copy, which starts nothing (`group start` is refused, naming node-b).
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task CutBeforeTheAnswer_OperatorStopsTheFrozenCopy_SourceBecomesTheStandbyOnceHealed()
+    {
+        var group = await StartSupervised("cut-stopped");
+        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+        try
+        {
+            var failed = await MigrateCutAt(group, B, "takeover-reply", release: true);
+            await AssertUnknownOutcome(group, failed);
+            (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+            Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
+        }
+        finally
+        {
+            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+        Assert.Contains("the operator had stopped it here meanwhile; this node is its standby now", settled.Message);
+        Assert.Equal("standby", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
+        Assert.Contains($"runs on node {B}", (await _lab.On(_lab.Node(A)).Run("group", "start", group.Name)).FailsWithOneLine().Stderr);
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, B, group.Name)).Select(m => m.Pid));
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
+        await LabMigration.Verify(_lab, B, group);
+        LabMigration.AssertUnbroken(group);
+        (await _lab.On(_lab.Node(B)).Run("group", "stop", group.Name)).Ok();
+    }
+
+    /// <summary>
+    /// migrate, held at <paramref name="moment"/> on <paramref name="node"/>; node-b is cut off there,
+    /// then (with <paramref name="release"/>) the migration goes on into the cut link. Returns migrate's end.
+    /// </summary>
+    private async Task<HactlResult> MigrateCutAt(LabGroup group, string node, string moment, bool release)
+    {
+        var gate = Gate(node, group.Name, moment);
+        var migrate = await StartHeldAndCut(group, gate);
+        if (release)
+        {
+            File.Delete(gate);
+        }
+        return await migrate;
+    }
+
+    /// <summary>Starts migrate to node-b with the hold file in place, and cuts node-b off once the migration is held there.</summary>
+    private async Task<Task<HactlResult>> StartHeldAndCut(LabGroup group, string gate)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(gate)!);
+        await File.WriteAllTextAsync(gate, "");
+        var migrate = _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B);
+        await LabSession.WaitUntil(() => migrate.IsCompleted || File.Exists(gate + ".held"), $"the migration of {group.Name} held at {Path.GetFileName(gate)}");
+        Assert.False(migrate.IsCompleted, $"the migration ended before its hold: {(migrate.IsCompleted ? migrate.Result.ToString() : "")}");
+        (await _lab.Lab("partition", _lab.Dir, B)).Ok();
+        return migrate;
+    }
+
+    /// <summary>
+    /// migrate ended without learning the outcome: one line that says so and what follows; the group
+    /// stays frozen on node-a, where its supervisor still says it is migrating (and does not recover it),
+    /// and it cannot migrate again meanwhile.
+    /// </summary>
+    private async Task AssertUnknownOutcome(LabGroup group, HactlResult migrate)
+    {
+        var failed = migrate.FailsWithOneLine();
+        Assert.Contains("outcome unknown", failed.Stderr);
+        Assert.Contains($"it stays frozen here until node {B} answers", failed.Stderr);
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+        Assert.Equal("migrating", availability?.Str("state"));
+        Assert.Contains($"waiting for it to say whether it runs the group", availability?.Str("reason"));
+        var again = (await _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B)).FailsWithOneLine();
+        Assert.Contains("is not settled yet", again.Stderr);
+    }
+
+    private string Gate(string node, string group, string moment) => Path.Combine(_lab.Node(node).StateDir, "fault-holds", $"{group}.{moment}");
+
+    private string AgentLog(string node)
+    {
+        using var file = new FileStream(Path.Combine(_lab.Dir, "nodes", node, "agent.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return new StreamReader(file).ReadToEnd();
+    }
+
+    private static string Tail(string log) => log.Length <= 2000 ? log : log[^2000..];
+
+    /// <summary>A counter and a 32 MiB memory workload on node-a, without a policy.</summary>
+    private async Task<LabGroup> Launch(string name)
+    {
+        var onA = _lab.On(_lab.Node(A));
+        (await onA.Run("launch", name, "--app", "counter", "--", Repo.Workload("wl_counter"), "c")).Ok();
+        (await onA.Run("launch", name, "--app", "memory", "--", Repo.Workload("wl_memory"), "32")).Ok();
+        return await Running(name);
+    }
+
+    /// <summary>The same group, supervised on node-a by a policy (restored on a fault).</summary>
+    private async Task<LabGroup> StartSupervised(string name)
+    {
+        var policy = $"""
+            group: {name}
+            checkpoints:
+              interval: off
+            recovery:
+              action: restore
+            apps:
+              - name: counter
+                command: {Repo.Workload("wl_counter")}
+                args: [c]
+              - name: memory
+                command: {Repo.Workload("wl_memory")}
+                args: ["32"]
+            """;
+        var path = Path.Combine(_lab.Dir, name + ".yaml");
+        await File.WriteAllTextAsync(path, policy);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var onA = _lab.On(_lab.Node(A));
+        (await onA.Run("group", "apply", "-f", path)).Ok();
+        (await onA.Run("group", "start", name)).Ok();
+        return await Running(name);
+    }
+
+    private async Task<LabGroup> Running(string name)
+    {
+        var log = _lab.Node(A).Log(name);
+        await LabMigration.WaitForCounts(new LabGroup(name, log, Tags, Roles, []), 3, 0, $"on {A}");
+        var members = await LabMigration.WaitForMembers(_lab, A, name, 2);
+        _lab.Note(string.Create(CultureInfo.InvariantCulture, $"{name} runs on {A}: pids {string.Join(' ', members.Select(m => m.Pid))}"));
+        return new LabGroup(name, log, Tags, Roles, members.Select(m => m.Pid).ToList());
+    }
+}
