@@ -60,8 +60,8 @@ internal static class AgentApplication
             kestrel.Limits.Http2.InitialConnectionWindowSize = 16 << 20;
             kestrel.Limits.Http2.InitialStreamWindowSize = 8 << 20;
             kestrel.Limits.Http2.MaxFrameSize = 1 << 20;
-            // A peer cut off sends no reset: pings find the dead connection, so that its push
-            // lets go of the group's receive lock and a takeover's call sees its caller gone.
+            // A peer cut off sends no reset: pings find the dead connection, so that a takeover's
+            // call sees its caller gone (pushes have connections of their own: PeerSockets).
             kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(10);
             kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
         });
