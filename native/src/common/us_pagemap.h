@@ -21,7 +21,8 @@ struct us_pm_scan_arg {
 };
 
 #define US_PAGEMAP_SCAN _IOWR('f', 16, struct us_pm_scan_arg)
-#define US_PM_SCAN_WP_MATCHING (1ull << 0)   /* write-protect the pages reported */
+#define US_PM_SCAN_WP_MATCHING (1ull << 0)   /* write-protect the written pages among those reported */
+#define US_PM_SCAN_CHECK_WPASYNC (1ull << 1) /* fail (EPERM) on a mapping not in asynchronous write-protect mode */
 #define US_PAGE_IS_WPALLOWED (1ull << 0)
 #define US_PAGE_IS_WRITTEN   (1ull << 1)
 #define US_PAGE_IS_FILE      (1ull << 2)

@@ -154,7 +154,8 @@ int us_write_image(const char *dir, const int files[2], uint64_t seq, uint64_t b
 	s.own_sorting = s.own + FDS_MAX;
 	s.nown = -1;
 	s.vm_flags = (struct vm_flags *)(s.own_sorting + FDS_MAX);
-	s.meta = (char *)(s.vm_flags + VM_FLAGS_MAX);
+	s.rearmed = (uint64_t *)(s.vm_flags + VM_FLAGS_MAX);
+	s.meta = (char *)(s.rearmed + REARMED_MAX);
 	s.scan_works = 1;
 	/* relative to base_seq only if this process has tracked every write since then */
 	s.incremental = base_seq && us.tracker != US_TRACK_NONE && us.tracked_seq == base_seq;
@@ -212,6 +213,8 @@ int us_write_image(const char *dir, const int files[2], uint64_t seq, uint64_t b
 		/* still frozen: from here every write is tracked again */
 		arm_tracker(&s);
 		us.pending_seq = seq;   /* becomes the tracked base once the checkpoint commits */
+	} else if (s.rearming) {
+		us.tracked_seq = 0;     /* the capture's walks cleared written pages of no image */
 	}
 	if (is_staged && !s.failed)
 		write_staged_later(&s); /* us_wait_writer writes it and lets it go */

@@ -21,6 +21,7 @@
 #define HOLDERS_MAX  (1 << 21)          /* the group's descriptors, for open file keys */
 #define QUEUES_MAX   (32ul << 20)       /* at the end: a TCP connection's state and queues */
 #define VM_FLAGS_MAX 65536              /* mappings with flags a restore sets again */
+#define REARMED_MAX  65536              /* mappings re-protected by the capture's walk */
 
 /* In the capture's runs only, never in a file: the writer looks for pages of
  * zeros in this run. */
@@ -44,6 +45,9 @@ struct scratch {
 	struct us_page_region *regions; /* PAGEMAP_SCAN output */
 	struct vm_flags *vm_flags;      /* mappings with flags, ascending */
 	uint32_t nvm_flags, vm_flags_at;
+	uint64_t *rearmed;              /* starts of the mappings the capture re-protected, ascending */
+	uint32_t nrearmed;
+	int rearming;                   /* a walk re-protected pages: a failure loses the tracked base */
 	int scan_works;                 /* PAGEMAP_SCAN answered (Linux 6.7+) */
 	int incremental;
 	char *maps;                     /* /proc/self/maps text */

@@ -477,6 +477,34 @@ static void walk_pagemap(struct vma_pass *x, uint64_t start, uint64_t end)
 	}
 }
 
+/* An incremental capture's walk of a mapping under the uffd tracker: one
+ * PAGEMAP_SCAN tells whether the tracker covers the mapping, lists its pages as a
+ * delta and write-protects the written ones again, for the next image; arm_tracker
+ * then leaves the mapping alone. Returns 1 when done. Otherwise x is as it was,
+ * not a delta: the mapping is not tracked (EPERM before anything was protected),
+ * or the walk failed midway, some written pages maybe protected already, and only
+ * the whole mapping is right. */
+static int scan_delta_rearming(struct vma_pass *x, uint64_t start, uint64_t end, uint64_t mask)
+{
+	struct scratch *s = x->s;
+	struct vma_pass before = *x;
+	size_t runs_at = s->meta_len;
+	x->delta = 1;
+	s->rearming = 1;
+	int r = us_tracker_scan(x->pm_fd, start, end, mask, US_PM_SCAN_WP_MATCHING | US_PM_SCAN_CHECK_WPASYNC,
+				s->regions, REGIONS_MAX, classify, x);
+	if (s->failed)
+		return 1;
+	if (r == 0) {
+		if (s->nrearmed < REARMED_MAX)
+			s->rearmed[s->nrearmed++] = start;
+		return 1;
+	}
+	s->meta_len = runs_at;
+	*x = before;
+	return 0;
+}
+
 /* The size of SysV segment shmid (its mappings show it as their inode). */
 static uint64_t sysv_size(int shmid)
 {
@@ -522,32 +550,34 @@ static void capture_vma(struct scratch *s, const struct us_maps_line *v, int pm_
 	struct vma_pass x = { .s = s, .pm_fd = pm_fd, .mem_fd = mem_fd,
 		.readable = (v->prot & PROT_READ) != 0, .anon_only = anon_only };
 
-	/* Incremental: a mapping the tracker covers entirely is a delta; any other is
-	 * captured whole and marked complete. */
-	if (want_pages && !save_all && s->incremental)
-		x.delta = us_tracker_covers(v->start, v->end, pm_fd, s->regions, REGIONS_MAX);
-	if (s->incremental && !x.delta)
-		r.flags |= US_VMA_F_COMPLETE;
-
 	r.object_size = sysv ? sysv_size((int)v->inode) : v->end - v->start;
 	size_t hdr_at = s->meta_len + sizeof(struct us_rec_hdr);
 	rec_begin(s, US_REC_VMA);
 	meta_add(s, &r, sizeof r);
-	if (want_pages) {
-		if (save_all)
-			place(&x, v->start, v->end, US_PAGE_IS_PRESENT);
-		else if (!s->scan_works ||
-			 us_tracker_scan(pm_fd, v->start, v->end, SCAN_CATEGORIES | (anon_only ? US_PAGE_IS_FILE : 0),
-					 s->regions, REGIONS_MAX, classify, &x) < 0) {
-			if (x.delta)
-				capture_fail(s, "PAGEMAP_SCAN failed on a tracked mapping", NULL, 0);
-			s->scan_works = 0;
-			x.type = PG_SKIP;
-			x.npages = 0;
-			walk_pagemap(&x, v->start, v->end);
-		}
-		flush_pages(&x);
+	uint64_t mask = SCAN_CATEGORIES | (anon_only ? US_PAGE_IS_FILE : 0);
+	/* Incremental: a mapping the tracker covers entirely is a delta; any other is
+	 * captured whole and marked complete. */
+	int scanned = 0;
+	if (want_pages && !save_all && s->incremental && us.tracker == US_TRACK_UFFD && s->scan_works)
+		scanned = scan_delta_rearming(&x, v->start, v->end, mask);
+	else if (want_pages && !save_all && s->incremental)
+		x.delta = us_tracker_covers(v->start, v->end, pm_fd, s->regions, REGIONS_MAX);
+	if (s->incremental && !x.delta && !s->failed)
+		((struct us_rec_vma *)(s->meta + hdr_at))->flags |= US_VMA_F_COMPLETE;
+
+	if (want_pages && save_all) {
+		place(&x, v->start, v->end, US_PAGE_IS_PRESENT);
+	} else if (want_pages && !scanned && (!s->scan_works ||
+		   us_tracker_scan(pm_fd, v->start, v->end, mask, 0, s->regions, REGIONS_MAX, classify, &x) < 0)) {
+		if (x.delta)
+			capture_fail(s, "PAGEMAP_SCAN failed on a tracked mapping", NULL, 0);
+		s->scan_works = 0;
+		x.type = PG_SKIP;
+		x.npages = 0;
+		walk_pagemap(&x, v->start, v->end);
 	}
+	if (want_pages)
+		flush_pages(&x);
 	meta_add(s, v->path, v->path_len);
 	if (!s->failed)
 		((struct us_rec_vma *)(s->meta + hdr_at))->nruns = x.nruns;
@@ -643,6 +673,7 @@ void arm_tracker(struct scratch *s)
 		us_read_file("/proc/self/maps", s->maps, MAPS_MAX);
 	}
 	int pm_fd = (int)us_sc4(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	uint32_t rearmed = 0;
 	for (const char *p = s->maps; *p;) {
 		struct us_maps_line v;
 		p = us_maps_next(p, &v);
@@ -650,6 +681,10 @@ void arm_tracker(struct scratch *s)
 			continue;
 		if (is_own(s, v.start, v.end))
 			continue;
+		if (rearmed < s->nrearmed && s->rearmed[rearmed] == v.start) {
+			rearmed++;      /* by the capture's walk already */
+			continue;
+		}
 		if (us_tracker_may_arm(v.start, v.end, us_maps_path_is(&v, "[stack]")))
 			us_tracker_rearm(v.start, v.end, v.prot, pm_fd, s->regions, REGIONS_MAX);
 	}

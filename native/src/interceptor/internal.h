@@ -309,8 +309,9 @@ US_HIDDEN void us_mp_touch_kernel_write(const struct us_kernel_write *k);
 /* After arming, with every thread frozen: what their calls write into stays writable. */
 US_HIDDEN void us_mp_release_kernel_writes(void);
 US_HIDDEN int us_mp_sigaction(const struct us_kernel_sigaction *act, struct us_kernel_sigaction *old);
-US_HIDDEN int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, uint64_t mask, struct us_page_region *vec,
-			      uint64_t vec_len, void (*fn)(void *, uint64_t, uint64_t, uint64_t), void *ctx);
+US_HIDDEN int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, uint64_t mask, uint64_t flags,
+			      struct us_page_region *vec, uint64_t vec_len, void (*fn)(void *, uint64_t, uint64_t, uint64_t),
+			      void *ctx);
 
 /* timers.c: SIGEV_THREAD timers run by the interceptor; the timers of a restored
  * process made again (before it says HELLO) and armed (at RESUME). 0 or -1. */

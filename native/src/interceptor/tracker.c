@@ -155,7 +155,7 @@ int us_tracker_covers(uint64_t start, uint64_t end, int pm_fd, struct us_page_re
 	if (us.tracker == US_TRACK_MPROTECT)
 		return us_mp_covers(start, end);
 	int untracked = 0;
-	if (us.tracker != US_TRACK_UFFD || us_tracker_scan(pm_fd, start, end, US_PAGE_IS_WPALLOWED, vec, vec_len, note_untracked, &untracked) < 0)
+	if (us.tracker != US_TRACK_UFFD || us_tracker_scan(pm_fd, start, end, US_PAGE_IS_WPALLOWED, 0, vec, vec_len, note_untracked, &untracked) < 0)
 		return 0;
 	return !untracked;
 }
@@ -214,19 +214,21 @@ void us_tracker_rearm(uint64_t start, uint64_t end, uint32_t prot, int pm_fd, st
 /* Walks [start, end) with PAGEMAP_SCAN, calling fn for each region of pages that
  * share the same categories among those of mask. Ask only for what is needed:
  * US_PAGE_IS_FILE costs a look at every page's struct page, five times the walk.
- * Returns -1 if the scan is not possible. */
-int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, uint64_t mask, struct us_page_region *vec, uint64_t vec_len,
-		    void (*fn)(void *ctx, uint64_t start, uint64_t end, uint64_t categories), void *ctx)
+ * flags: 0, or US_PM_SCAN_WP_MATCHING | US_PM_SCAN_CHECK_WPASYNC to write-protect
+ * the written pages in the same walk. Returns 0, or -errno if the scan is not
+ * possible (-EPERM: the range is not tracked, nothing was protected). */
+int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, uint64_t mask, uint64_t flags, struct us_page_region *vec,
+		    uint64_t vec_len, void (*fn)(void *ctx, uint64_t start, uint64_t end, uint64_t categories), void *ctx)
 {
 	uint64_t at = start;
 	while (at < end) {
 		struct us_pm_scan_arg a = {
-			.size = sizeof a, .start = at, .end = end,
+			.size = sizeof a, .flags = flags, .start = at, .end = end,
 			.vec = (uint64_t)vec, .vec_len = vec_len, .return_mask = mask,
 		};
 		long n = us_sc3(SYS_ioctl, pm_fd, US_PAGEMAP_SCAN, &a);
 		if (n < 0)
-			return -1;
+			return (int)n;
 		/* Report each page once and in order, whatever the kernel's batching. */
 		uint64_t covered = at;
 		for (long i = 0; i < n; i++) {
@@ -247,7 +249,7 @@ int us_tracker_scan(int pm_fd, uint64_t start, uint64_t end, uint64_t mask, stru
 			covered = walked;
 		}
 		if (covered <= at)
-			return -1;
+			return -EIO;
 		at = covered;
 	}
 	return 0;
@@ -363,7 +365,7 @@ void us_tracker_fork_end(struct us_fork_handover *h, int forked)
 			struct us_maps_line l;
 			p = us_maps_next(p, &l);
 			if (us_tracker_wants(&l) && (l.end <= (uint64_t)h || l.start >= (uint64_t)h + FORK_MAP_SIZE) &&
-			    us_tracker_scan(pm_fd, l.start, l.end, US_PAGE_IS_WPALLOWED | US_PAGE_IS_WRITTEN,
+			    us_tracker_scan(pm_fd, l.start, l.end, US_PAGE_IS_WPALLOWED | US_PAGE_IS_WRITTEN, 0,
 					    h->vec, FORK_VEC_LEN, add_span, h) < 0)
 				h->state = FORK_FAILED;
 		}
