@@ -6,9 +6,12 @@
  * "count <tick> shared <shared>" (the tick grows by exactly one per line).
  * On SIGUSR1 it also checks every thread's TLS value through the address the
  * thread published, and waits until every worker has made progress (all 8
- * threads are running), then prints "VERIFY OK threads ...". */
+ * threads are running), then prints "VERIFY OK threads ...".
+ * Each worker names itself "worker-<i>" and checks at every step that it still has
+ * that name (a restore gives each thread its name back). */
 #include "wl_common.h"
 #include <pthread.h>
+#include <sys/prctl.h>
 
 #define NT 8
 #define STALL_TICKS 1500                /* 30 s without progress from a worker */
@@ -22,6 +25,9 @@ static _Thread_local uint64_t tls;
 static void *worker(void *arg)
 {
 	int idx = (int)(intptr_t)arg;
+	char want[16], name[16];
+	snprintf(want, sizeof want, "worker-%d", idx);
+	prctl(PR_SET_NAME, want);
 	pthread_mutex_lock(&mu);
 	tls = per[idx];
 	tls_addr[idx] = &tls;
@@ -36,6 +42,8 @@ static void *worker(void *arg)
 		per[idx]++;
 		tls++;
 		pthread_mutex_unlock(&mu);
+		if (prctl(PR_GET_NAME, name) != 0 || strcmp(name, want))
+			wl_fail("thread %d: named '%s', not '%s'", idx, name, want);
 		if (getpid() != wl_pid0)
 			wl_fail("thread %d: getpid() changed", idx);
 		wl_sleep_ms(1);
