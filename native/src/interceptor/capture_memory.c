@@ -21,22 +21,22 @@
 #define PM_TYPE_MARKER 31
 
 /* The staging area stays mapped from one checkpoint to the next, so that its pages
- * are there already: a fault per page costs more than the copy itself. It is not
- * the application's: never captured, tracked, or inherited by a fork. */
+ * are there already: a fault per page costs more than the copy itself. It grows in
+ * place (its pages kept), and what it gains is faulted in at once. It is not the
+ * application's: never captured, tracked, or inherited by a fork. */
 static char *stage_buf;
 static uint64_t stage_cap;
 
 static int grow_stage(uint64_t len)
 {
 	len = (len + (2ull << 20) - 1) & ~((2ull << 20) - 1);
-	if (stage_buf)
-		us_sc2(SYS_munmap, stage_buf, stage_cap);
-	stage_buf = NULL;
-	stage_cap = 0;
-	long m = us_sc6(SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	long m = stage_buf ? us_sc5(SYS_mremap, stage_buf, stage_cap, len, MREMAP_MAYMOVE, 0)
+			   : us_sc6(SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m < 0 && m > -4096)
-		return -1;
-	us_sc3(SYS_madvise, m, len, MADV_DONTFORK);
+		return -1;      /* the old area, if any, is still there */
+	if (!stage_buf)
+		us_sc3(SYS_madvise, m, len, MADV_DONTFORK);   /* mremap keeps it */
+	us_sc3(SYS_madvise, m + stage_cap, len - stage_cap, MADV_POPULATE_WRITE);
 	stage_buf = (char *)m;
 	stage_cap = len;
 	return 0;
