@@ -78,6 +78,7 @@ struct us_thread_slot {
 	/* its pending signals, as the last capture took them (freeze.c) */
 	volatile int drain;             /* the checkpoint thread asks it to take them */
 	uint64_t drain_private, drain_shared;
+	volatile int maybe_pending;     /* its answer to the last census: anything pending at all */
 	int npending, pending_lost;
 	struct us_pending_signal pending[US_MAX_PENDING];
 	struct us_creds creds;          /* as the last capture took them */
@@ -131,6 +132,7 @@ struct us_state {
 	/* what the restorer left mapped, unmapped by the restored checkpoint thread */
 	uint64_t restorer_start, restorer_end;
 	volatile int drained;           /* threads done taking their pending signals */
+	volatile int census, counted;   /* asks each frozen thread whether any signal is pending; answers */
 	uint64_t pending_signals;       /* for the process, with no main thread to take them */
 
 	/* dirty-page tracking (tracker.c) */
