@@ -186,12 +186,17 @@ static void answer_census(struct us_thread_slot *s)
 /* Which frozen threads may have signals of their own pending: each looks at its
  * own at once (one system call, the threads in parallel), where reading every
  * thread's /proc/self/task/TID/status in turn cost the freeze of 2,000 threads
- * tens of milliseconds. A thread that does not answer counts as maybe. */
+ * tens of milliseconds. A thread that does not answer counts as maybe. With few
+ * threads, reading their status costs less than waiting for them to be scheduled. */
+#define CENSUS_MIN 32
+
 static void take_census(void)
 {
 	for (int i = 0, n = us_slot_count(); i < n; i++)
 		us_slot_at(i)->maybe_pending = 1;
 	int frozen = __atomic_load_n(&us.frozen_count, __ATOMIC_ACQUIRE);
+	if (frozen < CENSUS_MIN)
+		return;
 	__atomic_store_n(&us.counted, 0, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&us.census, 1, __ATOMIC_ACQ_REL);
 	__atomic_add_fetch(&us.frozen_wake, 1, __ATOMIC_ACQ_REL);

@@ -10,7 +10,10 @@
  * the cancel signal is pending in them when the checkpoint is taken.
  *
  * Besides, eight long-lived threads (four deferred in a cancellation point, four
- * asynchronous) wait across checkpoints to be canceled.
+ * asynchronous) wait across checkpoints to be canceled, and 32 bystanders sleep
+ * with every signal blocked: with that many threads, a checkpoint asks the frozen
+ * threads themselves which have signals pending, rather than reading each one's
+ * /proc status (freeze.c), and the holder below must be found so as well.
  *
  * A cancel in flight is a signal pending in the canceled thread, with its siginfo
  * (libc acts only on its own: sent by this process, with tgkill). Catching a
@@ -34,6 +37,7 @@
 #define RELAYS 2
 #define BATCH 32
 #define LONG_LIVED 8
+#define BYSTANDERS 32
 
 static int never_written[2];            /* a pipe nobody writes: reads wait forever */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -229,6 +233,14 @@ static void check_held_signals(void)
 	queue_held_signals();
 }
 
+static void *bystander(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
 int main(void)
 {
 	wl_init("cancel");
@@ -248,6 +260,17 @@ int main(void)
 		if (r != 0)
 			wl_fail("pthread_create: %s", strerror(r));
 	}
+	sigset_t all, before;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &before);
+	for (int i = 0; i < BYSTANDERS; i++) {
+		pthread_t t;
+		int r = pthread_create(&t, NULL, bystander, NULL);
+		if (r != 0)
+			wl_fail("pthread_create: %s", strerror(r));
+		pthread_detach(t);
+	}
+	pthread_sigmask(SIG_SETMASK, &before, NULL);
 	held_signal = SIGRTMIN + 3;
 	if (sem_init(&take_signals, 0, 0) != 0 || sem_init(&signals_taken, 0, 0) != 0)
 		wl_fail("sem_init: %s", strerror(errno));
