@@ -174,11 +174,11 @@ static void take_pending(struct us_thread_slot *s)
  * pending for it, its own or the process's. In the freeze handler every signal is
  * blocked but SIGSEGV and SIGBUS, which would not stay pending, so rt_sigpending
  * shows them all. */
-static void answer_census(struct us_thread_slot *s)
+static void answer_census(struct us_thread_slot *s, int census)
 {
 	uint64_t set = 0;
-	if (us_sc2(SYS_rt_sigpending, &set, 8) == 0)
-		__atomic_store_n(&s->maybe_pending, (set & ~(1ull << (US_SIG_FREEZE - 1))) != 0, __ATOMIC_RELEASE);
+	int none = us_sc2(SYS_rt_sigpending, &set, 8) == 0 && !(set & ~(1ull << (US_SIG_FREEZE - 1)));
+	__atomic_store_n(&s->census_none, none ? census : 0, __ATOMIC_RELEASE);
 	if (__atomic_add_fetch(&us.counted, 1, __ATOMIC_ACQ_REL) >= __atomic_load_n(&us.frozen_count, __ATOMIC_ACQUIRE))
 		us_futex_wake(&us.counted);
 }
@@ -186,23 +186,25 @@ static void answer_census(struct us_thread_slot *s)
 /* Which frozen threads may have signals of their own pending: each looks at its
  * own at once (one system call, the threads in parallel), where reading every
  * thread's /proc/self/task/TID/status in turn cost the freeze of 2,000 threads
- * tens of milliseconds. A thread that does not answer counts as maybe. With few
- * threads, reading their status costs less than waiting for them to be scheduled. */
+ * tens of milliseconds. A thread that does not answer counts as maybe. Nothing is
+ * written to the slots of threads that do not answer: every page written while
+ * frozen would be in the next increment. With few threads, reading their status
+ * costs less than waiting for them to be scheduled. Returns the census, 0 if none. */
 #define CENSUS_MIN 32
 
-static void take_census(void)
+static int take_census(void)
 {
-	for (int i = 0, n = us_slot_count(); i < n; i++)
-		us_slot_at(i)->maybe_pending = 1;
 	int frozen = __atomic_load_n(&us.frozen_count, __ATOMIC_ACQUIRE);
 	if (frozen < CENSUS_MIN)
-		return;
+		return 0;
 	__atomic_store_n(&us.counted, 0, __ATOMIC_RELEASE);
-	__atomic_add_fetch(&us.census, 1, __ATOMIC_ACQ_REL);
+	int census = (__atomic_load_n(&us.census, __ATOMIC_ACQUIRE) & 0x3fffffff) + 1;   /* never 0 */
+	__atomic_store_n(&us.census, census, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&us.frozen_wake, 1, __ATOMIC_ACQ_REL);
 	us_futex_wake(&us.frozen_wake);
 	for (int waited = 0, done; (done = __atomic_load_n(&us.counted, __ATOMIC_ACQUIRE)) < frozen && waited < 5000; waited += 20)
 		us_futex_wait(&us.counted, done, 20);
+	return census;
 }
 
 int us_take_pending_signals(char *why, int cap)
@@ -213,14 +215,14 @@ int us_take_pending_signals(char *why, int cap)
 	uint64_t shared = pending_of("/proc/self/status", "ShdPnd:");
 	__atomic_store_n(&us.drained, 0, __ATOMIC_RELEASE);
 	us.pending_signals = 0;
-	take_census();
+	int census = take_census();
 	for (int i = 0, n = us_slot_count(); i < n; i++) {
 		struct us_thread_slot *s = us_slot_at(i);
 		if (!s->tid || s->is_checkpoint_thread)
 			continue;
 		s->npending = 0;
-		s->drain_private = __atomic_load_n(&s->maybe_pending, __ATOMIC_ACQUIRE) ?
-				   pending_of(task_status(file, sizeof file, s->tid), "SigPnd:") : 0;
+		s->drain_private = census && __atomic_load_n(&s->census_none, __ATOMIC_ACQUIRE) == census ? 0 :
+				   pending_of(task_status(file, sizeof file, s->tid), "SigPnd:");
 		s->drain_shared = s->tid == us.vpid ? shared : 0;
 		if (s->tid == us.vpid)
 			main_thread = s;
@@ -291,7 +293,7 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 			break;
 		if (s && __atomic_load_n(&us.census, __ATOMIC_ACQUIRE) != census) {
 			census = us.census;
-			answer_census(s);
+			answer_census(s, census);
 		}
 		if (s && __atomic_load_n(&s->drain, __ATOMIC_ACQUIRE))
 			take_pending(s);

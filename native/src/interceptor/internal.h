@@ -78,7 +78,7 @@ struct us_thread_slot {
 	/* its pending signals, as the last capture took them (freeze.c) */
 	volatile int drain;             /* the checkpoint thread asks it to take them */
 	uint64_t drain_private, drain_shared;
-	volatile int maybe_pending;     /* its answer to the last census: anything pending at all */
+	volatile int census_none;       /* the last census it answered with no signal pending */
 	int npending, pending_lost;
 	struct us_pending_signal pending[US_MAX_PENDING];
 	struct us_creds creds;          /* as the last capture took them */
