@@ -75,10 +75,10 @@ internal static class PushFrames
         {
             throw new InvalidDataException($"unknown frame kind {fixedPart[0]}");
         }
-        var headerBytes = Length(fixedPart.AsSpan(1), MaxHeaderBytes, "header");
-        var header = new byte[headerBytes + 4];
+        var header = new byte[Length(fixedPart.AsSpan(1), MaxHeaderBytes, "header")];
         await ReadExactlyAsync(stream, header, cancellationToken).ConfigureAwait(false);
-        var dataBytes = Length(header.AsSpan(headerBytes), MaxDataBytes, "data");
+        await ReadExactlyAsync(stream, fixedPart.AsMemory(0, 4), cancellationToken).ConfigureAwait(false);
+        var dataBytes = Length(fixedPart, MaxDataBytes, "data");
         byte[]? data = null;
         if (dataBytes > 0)
         {
@@ -93,7 +93,7 @@ internal static class PushFrames
                 throw;
             }
         }
-        return new PushFrame(kind, header[..headerBytes], data, dataBytes);
+        return new PushFrame(kind, header, data, dataBytes);
     }
 
     /// <summary>Gives a frame's data array back to the pool, once nothing refers to it.</summary>

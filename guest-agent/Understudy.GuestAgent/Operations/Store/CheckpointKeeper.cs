@@ -218,18 +218,15 @@ internal sealed class CheckpointKeeper
             await mergeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                return await Task.Run(
-                    () =>
-                    {
-                        var merged = Merge(group, id, "a migration target makes its chain short", pace: null, deferAs: null, cancellationToken);
-                        // Read whole now, while the group still runs on the source: the takeover's
-                        // restore then reads again only what came after (VerifyForRestore's reuse,
-                        // for files changed at least ReusableAfter before they are read).
-                        Thread.Sleep(CheckpointStore.ReusableAfter);
-                        _store.VerifyForRestore(group, id);
-                        return merged;
-                    }, cancellationToken)
+                var merged = await Task.Run(
+                    () => Merge(group, id, "a migration target makes its chain short", pace: null, deferAs: null, cancellationToken), cancellationToken)
                     .ConfigureAwait(false);
+                // Read whole now, while the group still runs on the source: the takeover's restore
+                // then reads again only what came after (VerifyForRestore's reuse, for files
+                // changed at least ReusableAfter before they are read).
+                await Task.Delay(CheckpointStore.ReusableAfter, cancellationToken).ConfigureAwait(false);
+                await Task.Run(() => _store.VerifyForRestore(group, id), cancellationToken).ConfigureAwait(false);
+                return merged;
             }
             catch (CheckpointPinnedException e)
             {
