@@ -226,6 +226,10 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
         Assert.Contains($"waiting for it to say whether it runs the group", availability?.Str("reason"));
         var again = (await _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B)).FailsWithOneLine();
         Assert.Contains("is not settled yet", again.Stderr);
+        // A checkpoint would end with RESUME and let the frozen copy run beside the target's.
+        var checkpoint = (await _lab.On(_lab.Node(A)).Run("checkpoint", group.Name)).FailsWithOneLine();
+        Assert.Contains("held frozen here", checkpoint.Stderr);
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
     }
 
     private string Gate(string node, string group, string moment) => Path.Combine(_lab.Node(node).StateDir, "fault-holds", $"{group}.{moment}");

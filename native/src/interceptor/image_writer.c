@@ -416,6 +416,23 @@ void write_staged_later(struct scratch *s)
 	staged = *s;
 }
 
+/* In a child forked while an increment waited to be written: the parent writes it. The child
+ * lets go of the image files (the agent's) and the scratch memory it inherited, which its own
+ * next checkpoint would otherwise list as its own. The staging area is us_stage_forget's. */
+void us_staged_forget(void)
+{
+	if (!staged.base)
+		return;
+	if (staged.meta_fd >= 0)
+		us_sc1(SYS_close, staged.meta_fd);
+	if (staged.pages_fd >= 0)
+		us_sc1(SYS_close, staged.pages_fd);
+	if (staged.writer_map)
+		us_sc2(SYS_munmap, staged.writer_map, staged.writer_map_len);
+	us_sc2(SYS_munmap, staged.base, SCRATCH_SIZE);
+	staged = (struct scratch){ 0 };
+}
+
 void release_image(struct scratch *s)
 {
 	if (s->meta_fd >= 0)

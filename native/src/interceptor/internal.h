@@ -269,6 +269,7 @@ US_HIDDEN int us_wait_writer(char *why, int cap, uint64_t *meta_bytes, uint64_t 
 /* capture_memory.c: after a restore or in a forked child, the staging area is not
  * in this address space. */
 US_HIDDEN void us_stage_forget(void);
+US_HIDDEN void us_staged_forget(void);
 US_HIDDEN void us_writer_result_own(void);
 /* reads what the capture needs of the memory map that the freeze need not wait
  * for; the microseconds it took */

@@ -464,6 +464,7 @@ void us_after_fork_child(struct us_fork_handover *h)
 	us.registered = 0;
 	us.vpid = (int)us_sc0(SYS_getpid);
 	us.checkpoint_tid = 0;      /* the parent's; this process starts its own */
+	us_staged_forget();
 	us_stage_forget();
 	us_writer_result_own();
 	us_timers_after_fork();

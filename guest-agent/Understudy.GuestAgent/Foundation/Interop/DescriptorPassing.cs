@@ -27,11 +27,12 @@ internal static class DescriptorPassing
 
     /// <summary>
     /// Sends all of <paramref name="bytes"/>, the descriptors with the first part. The socket may
-    /// be non-blocking (.NET makes it so): a full send buffer is waited out.
+    /// be non-blocking (.NET makes it so): a full send buffer is waited out, until
+    /// <paramref name="cancellationToken"/> gives up on a peer that does not read.
     /// </summary>
-    public static void Send(Socket socket, byte[] bytes, IReadOnlyList<SafeHandle> descriptors)
+    public static void Send(Socket socket, byte[] bytes, IReadOnlyList<SafeHandle> descriptors, CancellationToken cancellationToken)
     {
-        var held = new List<SafeHandle>(descriptors.Count);
+        var held = new List<SafeHandle>(descriptors.Count + 1);
         var data = GCHandle.Alloc(bytes, GCHandleType.Pinned);
         var controlBytes = CmsgHeaderBytes + ((descriptors.Count * sizeof(int) + 7) & ~7);
         var size = MsgHeaderBytes + IovBytes + controlBytes;
@@ -54,9 +55,14 @@ internal static class DescriptorPassing
             Marshal.WriteInt64(msg, 24, 1);
             Marshal.WriteIntPtr(msg, 32, control);
             Marshal.WriteInt64(msg, 40, controlBytes);
-            var fd = (int)socket.Handle;
+            // Held, so that a close meanwhile cannot hand its number to another socket.
+            var socketAdded = false;
+            socket.SafeHandle.DangerousAddRef(ref socketAdded);
+            held.Add(socket.SafeHandle);
+            var fd = (int)socket.SafeHandle.DangerousGetHandle();
             for (var sent = 0; sent < bytes.Length;)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 Marshal.WriteIntPtr(iov, 0, data.AddrOfPinnedObject() + sent);
                 Marshal.WriteInt64(iov, 8, bytes.Length - sent);
                 var n = SendMsgNative(fd, msg, MsgNoSignal);

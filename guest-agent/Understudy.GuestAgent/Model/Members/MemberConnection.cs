@@ -165,7 +165,7 @@ internal sealed class MemberConnection
             beforeSending?.Invoke();
             if (command.Descriptors.Count > 0)
             {
-                DescriptorPassing.Send(_socket, bytes, command.Descriptors);
+                DescriptorPassing.Send(_socket, bytes, command.Descriptors, cancellationToken);
             }
             else
             {

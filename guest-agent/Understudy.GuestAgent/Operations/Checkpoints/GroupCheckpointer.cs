@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Operations.Store;
@@ -8,10 +7,8 @@ namespace Understudy.GuestAgent.Operations.Checkpoints;
 /// <summary>
 /// Every checkpoint the agent takes, by hand (hactl checkpoint) or on schedule, goes through
 /// here: the coordinator takes it, the outcome becomes a checkpoint.taken or checkpoint.failed
-/// event, and the group's retention is applied (<see cref="IRetentionPolicy"/>). One checkpoint of
-/// a group runs at a time; another one asked for meanwhile waits for it, then is taken: a
-/// checkpoint asked for by hand while a scheduled one runs (ten a second under an HA policy) is
-/// taken after it rather than refused.
+/// event, and the group's retention is applied (<see cref="IRetentionPolicy"/>). The group's
+/// lifecycle runs them one at a time.
 /// </summary>
 internal sealed class GroupCheckpointer
 {
@@ -23,7 +20,6 @@ internal sealed class GroupCheckpointer
     private readonly CheckpointKeeper _keeper;
     private readonly IRetentionPolicy _retention;
     private readonly IEventPublisher _events;
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _oneAtATime = new(StringComparer.Ordinal);
 
     public GroupCheckpointer(CheckpointCoordinator coordinator, CheckpointKeeper keeper, IRetentionPolicy retention, IEventPublisher events)
     {
@@ -44,8 +40,7 @@ internal sealed class GroupCheckpointer
         var freeze = new FreezeMeter();
         try
         {
-            outcome = await InTurnAsync(
-                group, () => _coordinator.RunAsync(group, full, freeze, progress, cancellationToken, incrementalWherePossible), cancellationToken).ConfigureAwait(false);
+            outcome = await _coordinator.RunAsync(group, full, freeze, progress, cancellationToken, incrementalWherePossible).ConfigureAwait(false);
         }
         catch (Exception e) when (e is AgentException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
@@ -69,7 +64,7 @@ internal sealed class GroupCheckpointer
         FrozenGroup frozen;
         try
         {
-            frozen = await InTurnAsync(group, () => _coordinator.RunAndHoldAsync(group, freeze, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
+            frozen = await _coordinator.RunAndHoldAsync(group, freeze, progress, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is AgentException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
@@ -78,21 +73,6 @@ internal sealed class GroupCheckpointer
         }
         Taken(frozen.Checkpoint, Migration);
         return frozen;
-    }
-
-    /// <summary>Runs <paramref name="checkpoint"/> once no other checkpoint of the group runs.</summary>
-    private async Task<T> InTurnAsync<T>(string group, Func<Task<T>> checkpoint, CancellationToken cancellationToken)
-    {
-        var turn = _oneAtATime.GetOrAdd(group, _ => new SemaphoreSlim(1, 1));
-        await turn.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            return await checkpoint().ConfigureAwait(false);
-        }
-        finally
-        {
-            turn.Release();
-        }
     }
 
     private void Taken(CheckpointOutcome outcome, string trigger)

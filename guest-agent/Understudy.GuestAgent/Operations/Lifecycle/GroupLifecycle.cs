@@ -35,6 +35,12 @@ internal sealed class GroupLifecycle
     private readonly GroupCheckpointer _checkpoints;
     // Each checkpoint in flight, with why it was aborted once it is (AbortCheckpoints).
     private readonly Dictionary<CancellationTokenSource, string?> _checkpointsInFlight = [];
+    // One checkpoint at a time; another one asked for meanwhile (by hand while a scheduled one
+    // runs) waits for it, then is taken.
+    private readonly SemaphoreSlim _checkpointTurn = new(1, 1);
+    // Why the group is held frozen on purpose (a migration whose outcome is not known yet), or null:
+    // a checkpoint would end with RESUME and thaw it.
+    private volatile string? _heldFrozenBecause;
     private volatile IGroupSupervision? _supervision;
 
     public GroupLifecycle(
@@ -115,9 +121,43 @@ internal sealed class GroupLifecycle
     /// </summary>
     /// <param name="trigger">manual or scheduled, for the event</param>
     /// <param name="incrementalWherePossible">the periodic full checkpoint waits (a migration's rounds)</param>
+    /// <exception cref="AgentException">FailedPrecondition: the group is held frozen (<see cref="HoldFrozen"/>).</exception>
     public async Task<CheckpointOutcome> CheckpointAsync(
         bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken,
         bool incrementalWherePossible = false)
+    {
+        await _checkpointTurn.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            RequireNotHeldFrozen();
+            return await CheckpointInTurnAsync(full, trigger, progress, cancellationToken, incrementalWherePossible).ConfigureAwait(false);
+        }
+        finally
+        {
+            _checkpointTurn.Release();
+        }
+    }
+
+    /// <summary>
+    /// Keeps checkpoints off the group until disposed: it is frozen on purpose, and a checkpoint's
+    /// RESUME would let it run (a migration whose target may run it already).
+    /// </summary>
+    public IDisposable HoldFrozen(string because)
+    {
+        _heldFrozenBecause = because;
+        return new GateLease(() => _heldFrozenBecause = null);
+    }
+
+    private void RequireNotHeldFrozen()
+    {
+        if (_heldFrozenBecause is { } why)
+        {
+            throw AgentException.FailedPrecondition($"group {Name} cannot be checkpointed now: it is held frozen here ({why})");
+        }
+    }
+
+    private async Task<CheckpointOutcome> CheckpointInTurnAsync(
+        bool full, string trigger, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken, bool incrementalWherePossible)
     {
         using var inFlight = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         lock (_checkpointsInFlight)
@@ -233,8 +273,19 @@ internal sealed class GroupLifecycle
     internal Task<int> StopHeldAsync() =>
         _groups.Find(Name) is { } group ? _launcher.StopAsync(group) : Task.FromResult(0);
 
-    internal Task<FrozenGroup> CheckpointAndHoldHeldAsync(IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken) =>
-        _checkpoints.RunAndHoldAsync(Name, progress, cancellationToken);
+    internal async Task<FrozenGroup> CheckpointAndHoldHeldAsync(IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+    {
+        await _checkpointTurn.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            RequireNotHeldFrozen();
+            return await _checkpoints.RunAndHoldAsync(Name, progress, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _checkpointTurn.Release();
+        }
+    }
 
     internal Task<RestoreOutcome> RestoreHeldAsync(string? checkpointId, IResumeOrder resume, CancellationToken cancellationToken) =>
         _restores.RestoreAsync(Name, checkpointId, resume, cancellationToken);

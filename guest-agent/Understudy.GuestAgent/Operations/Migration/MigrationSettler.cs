@@ -80,7 +80,9 @@ internal sealed class MigrationSettler : IDisposable
     public void Settle(UnsettledMigration migration)
     {
         _unsettled[migration.Group] = migration.Target;
-        _ = SettleAsync(migration, _stopping.Token);
+        // No checkpoint meanwhile: its RESUME would let the group run here while it may run there.
+        var hold = _lifecycles.For(migration.Group).HoldFrozen($"its migration to node {migration.Target} is not settled yet");
+        _ = SettleAsync(migration, hold, _stopping.Token);
     }
 
     /// <summary>A group frozen by a migration not settled yet cannot migrate again meanwhile.</summary>
@@ -100,7 +102,7 @@ internal sealed class MigrationSettler : IDisposable
         _stopping.Dispose();
     }
 
-    private async Task SettleAsync(UnsettledMigration migration, CancellationToken stopping)
+    private async Task SettleAsync(UnsettledMigration migration, IDisposable hold, CancellationToken stopping)
     {
         var (group, target) = (migration.Group, migration.Target);
         try
@@ -125,6 +127,7 @@ internal sealed class MigrationSettler : IDisposable
         }
         finally
         {
+            hold.Dispose();
             _unsettled.TryRemove(group, out _);
         }
     }

@@ -82,14 +82,30 @@ internal sealed class PolicyStore
         }
         foreach (var path in Directory.EnumerateFiles(_paths.PoliciesDir, "*" + Standby).Order(StringComparer.Ordinal))
         {
-            var runsOnPath = Path.ChangeExtension(path, RunsOnFile);
-            var runsOn = File.Exists(runsOnPath) ? File.ReadAllText(runsOnPath).Trim() : "";
-            if (Load(path, Standby, runsOn) is { } stored)
+            if (Load(path, Standby, RunsOn(path)) is { } stored)
             {
                 policies[stored.Parsed.Policy.Group] = stored;
             }
         }
         return policies.Values.OrderBy(p => p.Parsed.Policy.Group, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>
+    /// The node a standby's copy says the group runs on; "" when that is unknown (the file is
+    /// missing or unreadable): the copy is still a standby's, which starts nothing.
+    /// </summary>
+    private string RunsOn(string standbyPath)
+    {
+        var runsOnPath = Path.ChangeExtension(standbyPath, RunsOnFile);
+        try
+        {
+            return File.Exists(runsOnPath) ? File.ReadAllText(runsOnPath).Trim() : "";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogError("Cannot read {Path}: {Error}; the policy beside it stays the standby's copy", runsOnPath, e.Message);
+            return "";
+        }
     }
 
     private StoredPolicy? Load(string path, string kind, string? runsOn)

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Foundation.Errors;
+using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Supervision.Policies;
@@ -61,7 +62,6 @@ internal sealed class CheckpointScheduler
         NextDueUtc = null;
     }
 
-    /// <summary>The schedule changed: work out the next due time again.</summary>
     /// <summary>
     /// Holds scheduled checkpoints back until the returned lease is disposed, once the one in flight
     /// (if any) is done: a migration's rounds must not collide with one.
@@ -69,9 +69,10 @@ internal sealed class CheckpointScheduler
     public async Task<IDisposable> PauseAsync(CancellationToken cancellationToken)
     {
         await _taking.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new Pause(_taking);
+        return new GateLease(() => _taking.Release());
     }
 
+    /// <summary>The schedule changed: work out the next due time again.</summary>
     public void Reschedule()
     {
         lock (_sync)
@@ -142,20 +143,6 @@ internal sealed class CheckpointScheduler
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
-        }
-    }
-
-    /// <summary>Releases a pause once.</summary>
-    private sealed class Pause(SemaphoreSlim taking) : IDisposable
-    {
-        private int _released;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-            {
-                taking.Release();
-            }
         }
     }
 
