@@ -4,6 +4,8 @@
 # loopback: two agents on this host, each with its own state directory). The time is the
 # standby's, from "Receiving checkpoint" to "Replica ... committed" in its log (receiving,
 # checking every chunk's CRC-32C, writing, fsync and commit), beside the 1.5 GB/s target. The
+# images go while the members write them, so that time includes waiting for the writers; how long
+# after the primary's commit the standby committed its copy is printed too. The
 # CPU time each agent used per GB, from the checkpoint's start to the standby's commit, is printed
 # too: on a shared machine it says more about the transport than the wall time.
 # Needs ./build.sh first and python3; runs as root.
@@ -41,10 +43,10 @@ r = json.load(sys.stdin)["groups"][0].get("replication") or {}
 sys.exit(0 if r.get("state") == "in-sync" and r.get("lastReplicated") == sys.argv[1] else 1)' "$id" && break
         sleep 0.1
     done
-    line=$(python3 - "$WORK/b.log" "$id" <<'PY'
+    line=$(python3 - "$WORK/b.log" "$id" "$WORK/a.log" <<'PY'
 import re, sys
 log, cid = open(sys.argv[1]).read().splitlines(), sys.argv[2]
-def at(pattern):
+def at(pattern, log=log):
     for l in log:
         if re.search(pattern, l):
             h, m, s = l.split()[0].split(":")
@@ -53,23 +55,26 @@ def at(pattern):
 start = at(rf"Receiving checkpoint {cid} ")
 end = at(rf"Replica of checkpoint {cid} .* committed")
 size = int(re.search(rf"Replica of checkpoint {cid} .*?(\d+) bytes", "\n".join(log)).group(1))
-print(size, end - start)
+taken = at(rf"Checkpoint {cid} of group bench taken", open(sys.argv[3]).read().splitlines())
+print(size, end - start, end - taken)
 PY
 )
-    read -r bytes seconds <<<"$line"
+    read -r bytes seconds after <<<"$line"
     used_a=$(python3 -c "print(f'{$(cpu_seconds "$A_PID") - $cpu_a:.2f}')") used_b=$(python3 -c "print(f'{$(cpu_seconds "$B_PID") - $cpu_b:.2f}')")
-    echo "run $i/$RUNS: checkpoint $id, $bytes bytes in $seconds s; CPU s: sender $used_a, standby $used_b (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-    results+=("$bytes:$seconds:$used_a:$used_b")
+    echo "run $i/$RUNS: checkpoint $id, $bytes bytes in $seconds s, committed there $after s after the primary; CPU s: sender $used_a, standby $used_b (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    results+=("$bytes:$seconds:$used_a:$used_b:$after")
 done
 
 python3 - "$MIB" "$(nproc)" "${results[@]}" <<'PY'
 import statistics, sys
 mib, cores, runs = sys.argv[1], sys.argv[2], [tuple(map(float, r.split(":"))) for r in sys.argv[3:]]
-rates = [b / s / 1e9 for b, s, _, _ in runs]
+rates = [b / s / 1e9 for b, s, *_ in runs]
 rate = statistics.median(rates)
-sender = statistics.median(a / (b / 1e9) for b, _, a, _ in runs)
-standby = statistics.median(c / (b / 1e9) for b, _, _, c in runs)
+sender = statistics.median(a / (b / 1e9) for b, _, a, _, _ in runs)
+standby = statistics.median(c / (b / 1e9) for b, _, _, c, _ in runs)
+after = statistics.median(r[4] for r in runs)
 print(f"streaming a full image of a {mib} MiB group to the standby (loopback, mutual TLS, {cores} cores):")
 print(f"  throughput  {rate:5.2f} GB/s (median of {len(rates)}: {', '.join(f'{r:.2f}' for r in rates)})   target >= 1.5 GB/s   {'met' if rate >= 1.5 else 'MISSED'}")
+print(f"  the standby's copy committed {after:.2f} s after the primary's (median)")
 print(f"  CPU time per GB (median): sender {sender:.2f} s, standby {standby:.2f} s")
 PY

@@ -87,6 +87,13 @@ public sealed class CheckpointStore(string stateDir)
         return dir;
     }
 
+    /// <summary>Where staging checkpoint <paramref name="id"/> of <paramref name="group"/> is (or would be).</summary>
+    public string StagingPath(string group, string id)
+    {
+        CheckpointId.Parse(id);
+        return Path.Combine(GroupDir(group), StagingDirName, id);
+    }
+
     /// <summary>The group's staging checkpoints, by id, with each file and its length: what is being written or received.</summary>
     public IReadOnlyList<(string Id, IReadOnlyList<(string Name, long Length)> Files)> Staging(string group)
     {
@@ -126,6 +133,11 @@ public sealed class CheckpointStore(string stateDir)
         foreach (string dir in Directory.EnumerateDirectories(staging))
         {
             Directory.Delete(dir, recursive: true);
+        }
+        // What was kept beside them (a received copy's origin).
+        foreach (string file in Directory.EnumerateFiles(staging))
+        {
+            File.Delete(file);
         }
     }
 

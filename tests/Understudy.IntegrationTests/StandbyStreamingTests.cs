@@ -76,6 +76,83 @@ public sealed class StandbyStreamingTests : IClassFixture<StandbyPair>
         }
     }
 
+    /// <summary>
+    /// Streaming goes "while the images are being written, not after the commit": member B hangs in
+    /// WRITE (UNDERSTUDY_FAULT=stall-write), so the full checkpoint is never committed; meanwhile
+    /// member A's whole image is on the standby already, byte for byte. B is killed and the checkpoint
+    /// aborts; the next one takes the same id, and the standby's copy of it holds its bytes, not the
+    /// aborted one's, and restores there.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task ImagesReachTheStandbyWhileWritten_AnAbortedCheckpointsBytesNeverMixIn()
+    {
+        await using var primary = _pair.Primary.OpenGroup("while-written", _out);
+        string[] tags = { "count" }, roles = { "memory" };
+        var a = await primary.LaunchWithOptions("a", ["--standby", StandbyPair.StandbyNode], Repo.Workload("wl_memory"), "64");
+        var env = File.Exists("/usr/bin/env") ? "/usr/bin/env" : "/bin/env";
+        var b = await primary.Launch("b", env, "UNDERSTUDY_FAULT=stall-write", Repo.Workload("wl_counter"), "b");
+        await primary.WaitForCounts("b count", 3, 0);
+        await primary.WaitForMembers(m => m.Count == 2, "members a and b");
+
+        var checkpoint = primary.Run("checkpoint", primary.Name, "--full");
+        string? staging = null;
+        await primary.WaitUntil(
+            () => (staging = Directory.Exists(primary.StagingDir) ? Directory.EnumerateDirectories(primary.StagingDir).FirstOrDefault() : null) is not null
+                  || checkpoint.IsCompleted,
+            $"a checkpoint directory in {primary.StagingDir}");
+        if (staging is null)
+        {
+            throw primary.Failure($"the checkpoint ended before its staging directory was seen:\n{await checkpoint}");
+        }
+        var id = Path.GetFileName(staging);
+        var standbyStaging = Path.Combine(_pair.Standby.GroupDir(primary.Name), "staging", id);
+        string[] imageOfA = [$"{a.Pid}.meta", $"{a.Pid}.pages"];
+        // A's .meta is written last: then its image is whole on the primary, and soon on the standby.
+        await primary.WaitUntil(
+            () => imageOfA.All(f => Length(Path.Combine(staging, f)) is > 0 and var n && Length(Path.Combine(standbyStaging, f)) == n),
+            $"A's image of checkpoint {id} on the standby ({standbyStaging}) while B holds the checkpoint in WRITE");
+        foreach (var file in imageOfA)
+        {
+            Assert.True(ReadShared(Path.Combine(staging, file)).AsSpan().SequenceEqual(ReadShared(Path.Combine(standbyStaging, file))),
+                $"the standby's {file} of checkpoint {id} differs from the primary's");
+        }
+        Assert.DoesNotContain(id, await CommittedOnStandby(primary.Name));
+
+        Assert.True(Native.Kill(b.HostPid, Native.SIGKILL), $"kill -KILL {b.HostPid} failed");
+        (await checkpoint).FailsWithOneLine();
+        await primary.WaitForMembers(m => m.Count == 1 && m[0].Pid == a.Pid, "only A after B was killed");
+
+        var taken = await primary.Checkpoint(tags, members: 1, full: true);
+        await WaitReplicated(primary, taken.Id);
+        Assert.Equal([taken.Id], await CommittedOnStandby(primary.Name));
+        var primaryDir = Path.Combine(primary.CheckpointsDir, taken.Id);
+        var standbyDir = Path.Combine(_pair.Standby.GroupDir(primary.Name), "checkpoints", taken.Id);
+        foreach (var file in imageOfA)
+        {
+            Assert.True(File.ReadAllBytes(Path.Combine(primaryDir, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(standbyDir, file))),
+                $"the standby's {file} of checkpoint {taken.Id} differs from the primary's");
+        }
+
+        (await primary.Run("stop", primary.Name)).Ok();
+        await using var standby = new GroupSession(_pair.Standby, primary.Name, _out, primary.Log);
+        var after = await standby.RestoreAndVerify(taken, tags, roles);
+        Assert.Equal(a.Pid, Assert.Single(after).Pid);
+    }
+
+    private static long Length(string path) => File.Exists(path) ? new FileInfo(path).Length : -1;
+
+    // The agents hold the files open for writing while this reads them.
+    private static byte[] ReadShared(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var bytes = new byte[file.Length];
+        file.ReadExactly(bytes);
+        return bytes;
+    }
+
+    private async Task<List<string>> CommittedOnStandby(string group) =>
+        (await _pair.Standby.Hactl.Run("images", "list", group)).Ok().Json.Array("checkpoints").Select(c => c.Str("id")!).ToList();
+
     private static Task<JsonElement> WaitReplicated(GroupSession group, string id) =>
         StandbyReplication.WaitInSync(group.Fixture.Hactl, group.Name, id, group.Failure);
 

@@ -93,15 +93,16 @@ internal sealed class PeerLinks : IStandbyLinks, IDisposable
             return new StandbyHoldings(
                 reply.Committed.ToList(),
                 reply.Receiving.ToDictionary(
-                    p => p.Id, p => (IReadOnlyDictionary<string, long>)p.Files.ToDictionary(f => f.Name, f => f.Length, StringComparer.Ordinal),
+                    p => p.Id, p => new PartialCopy(p.Origin, p.Files.ToDictionary(f => f.Name, f => f.Length, StringComparer.Ordinal)),
                     StringComparer.Ordinal));
         }
 
         public Task<bool> PushAsync(
-            string group, string id, IAsyncEnumerable<ReplicaChunk> chunks, string manifestJson, int retention, CancellationToken cancellationToken) =>
+            string group, string id, string origin, IAsyncEnumerable<ReplicaChunk> chunks, Func<string> manifestJson, int retention,
+            CancellationToken cancellationToken) =>
             Call(() => PushClient.PushAsync(
-                IPEndPoint.Parse(address), pushTls, new PushStart { Group = group, Id = id, Sender = node }, chunks,
-                new PushCommit { ManifestJson = manifestJson, Retention = retention }, cancellationToken), cancellationToken);
+                IPEndPoint.Parse(address), pushTls, new PushStart { Group = group, Id = id, Sender = node, Origin = origin }, chunks,
+                () => new PushCommit { ManifestJson = manifestJson(), Retention = retention }, cancellationToken), cancellationToken);
 
         public Task PrepareAsync(string group, string id, string? policyText, CancellationToken cancellationToken) =>
             Call(async () => await _migration.PrepareAsync(new PrepareRequest { Group = group, Id = id, Policy = policyText ?? "" }, cancellationToken: cancellationToken)

@@ -21,7 +21,7 @@ internal static class PushClient
     /// <exception cref="PeerRefusedException">The node answered no, with its reason.</exception>
     /// <exception cref="IOException">The connection failed or broke (also a failed handshake, as <see cref="AuthenticationException"/>).</exception>
     public static async Task<bool> PushAsync(
-        IPEndPoint endPoint, SslClientAuthenticationOptions tls, PushStart start, IAsyncEnumerable<ReplicaChunk> chunks, PushCommit commit,
+        IPEndPoint endPoint, SslClientAuthenticationOptions tls, PushStart start, IAsyncEnumerable<ReplicaChunk> chunks, Func<PushCommit> commit,
         CancellationToken cancellationToken)
     {
         using var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -54,7 +54,7 @@ internal static class PushClient
                 var header = new Chunk { File = chunk.File, Offset = chunk.Offset, Crc32C = chunk.Crc32c };
                 await PushFrames.WriteAsync(tlsStream, PushFrameKind.Chunk, header, chunk.Data, stopWriting.Token).ConfigureAwait(false);
             }
-            await PushFrames.WriteAsync(tlsStream, PushFrameKind.Commit, commit, ReadOnlyMemory<byte>.Empty, stopWriting.Token).ConfigureAwait(false);
+            await PushFrames.WriteAsync(tlsStream, PushFrameKind.Commit, commit(), ReadOnlyMemory<byte>.Empty, stopWriting.Token).ConfigureAwait(false);
             await tlsStream.FlushAsync(stopWriting.Token).ConfigureAwait(false);
         }
         catch (Exception) when (!cancellationToken.IsCancellationRequested)

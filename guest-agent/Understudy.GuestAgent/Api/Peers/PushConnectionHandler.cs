@@ -62,7 +62,7 @@ internal sealed class PushConnectionHandler
     /// <summary>Receives one checkpoint and answers once it is committed.</summary>
     private async Task ReceiveAsync(Stream input, Stream output, PushStart start, string peer, string described, Action abort, CancellationToken cancellationToken)
     {
-        using var incoming = await _receiver.BeginAsync(start.Group, start.Id, peer, described, cancellationToken).ConfigureAwait(false);
+        using var incoming = await _receiver.BeginAsync(start.Group, start.Id, peer, described, start.Origin, cancellationToken).ConfigureAwait(false);
         // Chunks are checked and written on a task of their own while the next ones arrive.
         var writeBehind = new ReplicaWriteBehind(incoming, chunk =>
         {

@@ -35,10 +35,10 @@ internal sealed class ReplicationService : Replication.ReplicationBase
         var holdings = _receiver.Holdings(request.Group);
         var reply = new HoldingsReply();
         reply.Committed.AddRange(holdings.Committed);
-        foreach (var (id, files) in holdings.Receiving)
+        foreach (var (id, copy) in holdings.Receiving)
         {
-            var partial = new PartialCheckpoint { Id = id };
-            partial.Files.AddRange(files.Select(f => new FileLength { Name = f.Key, Length = f.Value }));
+            var partial = new PartialCheckpoint { Id = id, Origin = copy.Origin };
+            partial.Files.AddRange(copy.Files.Select(f => new FileLength { Name = f.Key, Length = f.Value }));
             reply.Receiving.Add(partial);
         }
         return Task.FromResult(reply);

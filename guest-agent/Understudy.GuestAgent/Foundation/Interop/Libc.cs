@@ -41,6 +41,23 @@ internal static class Libc
         return StatxNative(AtFdCwd, path, 0, StatxIno, buffer) == 0 ? BitConverter.ToUInt64(buffer, StatxInoOffset) : null;
     }
 
+    /// <summary>
+    /// When <paramref name="path"/> was created, to the nanosecond, as "seconds.nanoseconds"; null
+    /// where the file system does not record it. It names one inode: a rename keeps it, a file made
+    /// again under the same name gets another.
+    /// </summary>
+    public static string? BirthTime(string path)
+    {
+        const uint StatxBtime = 0x800;
+        const int StatxBtimeOffset = 80; // struct statx: stx_btime is a statx_timestamp (__s64 tv_sec, __u32 tv_nsec) at byte 80
+        var buffer = new byte[256];
+        if (StatxNative(AtFdCwd, path, 0, StatxBtime, buffer) != 0 || (BitConverter.ToUInt32(buffer, 0) & StatxBtime) == 0)
+        {
+            return null;
+        }
+        return $"{BitConverter.ToInt64(buffer, StatxBtimeOffset)}.{BitConverter.ToUInt32(buffer, StatxBtimeOffset + 8):D9}";
+    }
+
     /// <summary>flock(LOCK_EX | LOCK_NB): false when another open file description holds it.</summary>
     public static bool TryLockExclusive(SafeHandle file)
     {

@@ -156,17 +156,24 @@ internal sealed class CheckpointCoordinator
             progress?.Report(new(CheckpointPhases.Write, 0, members.Count));
             var write = new WriteCommand(id, stagingDir, plan.Kind, plan.BaseSeq, CopyOnWrite: !holdFrozen);
             MemberCommand WriteFor(Member m) => write with { CapturesIpc = m == ipcCapturer, Images = images.For(m) };
+            // Once WRITE is out, the images grow: a standby may receive them as they are written.
+            void WriteSent()
+            {
+                var names = images.Names.ToList();
+                images.Dispose();
+                staged.Writing(plan.IsIncremental ? plan.BaseSeq : 0, names);
+            }
             IReadOnlyDictionary<Member, WrittenReply> written;
             if (holdFrozen)
             {
                 written = await ReplyBarrier.RunAsync<WrittenReply>(
                     members, WriteFor, _options.CaptureTimeout + _options.WriteTimeout,
-                    Counter(progress, CheckpointPhases.Write, members.Count), sent: images.Dispose, cancellationToken).ConfigureAwait(false);
+                    Counter(progress, CheckpointPhases.Write, members.Count), sent: WriteSent, cancellationToken).ConfigureAwait(false);
             }
             else
             {
                 await ReplyBarrier.RunAsync<CapturedReply>(
-                    members, WriteFor, _options.CaptureTimeout, answered: null, sent: images.Dispose, cancellationToken).ConfigureAwait(false);
+                    members, WriteFor, _options.CaptureTimeout, answered: null, sent: WriteSent, cancellationToken).ConfigureAwait(false);
                 phase = "RESUME";
                 progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
                 await ResumeAsync(members, freeze, progress, cancellationToken).ConfigureAwait(false);

@@ -14,6 +14,7 @@ namespace Understudy.GuestAgent.Operations.Checkpoints;
 internal sealed class MemberImageFiles : IDisposable
 {
     private readonly Dictionary<Member, SafeHandle[]> _files = [];
+    private readonly List<string> _names = [];
 
     public MemberImageFiles(string stagingDir, IEnumerable<Member> members)
     {
@@ -21,7 +22,9 @@ internal sealed class MemberImageFiles : IDisposable
         {
             foreach (var member in members)
             {
-                _files[member] = [Create(stagingDir, $"{member.Vpid}.meta"), Create(stagingDir, $"{member.Vpid}.pages")];
+                string meta = $"{member.Vpid}.meta", pages = $"{member.Vpid}.pages";
+                _files[member] = [Create(stagingDir, meta), Create(stagingDir, pages)];
+                _names.AddRange([meta, pages]);
             }
         }
         catch
@@ -32,6 +35,9 @@ internal sealed class MemberImageFiles : IDisposable
     }
 
     public IReadOnlyList<SafeHandle> For(Member member) => _files[member];
+
+    /// <summary>The names of all the files, by member: .meta then .pages.</summary>
+    public IReadOnlyList<string> Names => _names;
 
     public void Dispose()
     {

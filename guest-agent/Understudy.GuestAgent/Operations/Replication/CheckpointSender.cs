@@ -63,6 +63,49 @@ internal sealed class CheckpointSender
         }
     }
 
+    /// <summary>
+    /// Sends a checkpoint while its members write it: its files as they grow, the manifest once it is
+    /// committed here; returns once <paramref name="node"/> committed it too. Only when the node holds
+    /// what it applies to: otherwise (and after any failure) the checkpoint goes once committed, by
+    /// <see cref="SendAsync"/>, which goes on from what arrived.
+    /// </summary>
+    /// <returns>whether it was sent (or the node held it already); false: the node lacks its base, or the file system cannot tell its origin</returns>
+    /// <exception cref="StandbyLinkException">The node is unreachable, the link broke, or the node refused.</exception>
+    /// <exception cref="OperationCanceledException">The checkpoint was aborted, or the caller cancelled.</exception>
+    public async Task<bool> SendWhileWrittenAsync(string node, GrowingImageFiles files, Action<long> sent, CancellationToken cancellationToken)
+    {
+        var (group, id, baseSeq) = (files.Checkpoint.Group, files.Id, files.Checkpoint.BaseSeq);
+        var one = _sending.GetOrAdd((node, group), _ => new SemaphoreSlim(1, 1));
+        await one.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var link = _links.To(node);
+            var holdings = await link.HoldingsAsync(group, cancellationToken).ConfigureAwait(false);
+            if (holdings.Committed.Contains(id, StringComparer.Ordinal))
+            {
+                return true;
+            }
+            // Without an origin, what arrived of it could not be told from an aborted checkpoint's under the same id.
+            if (files.Origin.Length == 0 || (baseSeq > 0 && !holdings.Committed.Contains(CheckpointId.Format(baseSeq), StringComparer.Ordinal)))
+            {
+                return false;
+            }
+            var held = holdings.Receiving.GetValueOrDefault(id)?.HeldOf(files.Origin) ?? new Dictionary<string, long>();
+            // An aborted checkpoint ends the push at once: the node keeps what arrived until a newer one supersedes it.
+            using var aborted = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            AbortWhenAbandoned(files.Finished, aborted);
+            var chunks = ReplicaFiles.FollowAsync(files, held, _options.ReplicationChunkBytes, n => Sent(node, group, n, sent), aborted.Token);
+            await link.PushAsync(group, id, files.Origin, chunks, () => files.Finished.Result!.ToJson(), _retention.RetentionOf(group) ?? 0, aborted.Token)
+                .ConfigureAwait(false);
+            _logger.LogInformation("Checkpoint {CheckpointId} of group {Group} sent to node {Node} while it was written", id, group, node);
+            return true;
+        }
+        finally
+        {
+            one.Release();
+        }
+    }
+
     private async Task SendChainAsync(string node, CheckpointPin pin, Action<long> sent, CancellationToken cancellationToken)
     {
         var link = _links.To(node);
@@ -76,7 +119,8 @@ internal sealed class CheckpointSender
             var dir = _store.CheckpointDir(pin.Group, id);
             var manifestJson = await File.ReadAllTextAsync(Path.Combine(dir, CheckpointManifest.FileName), cancellationToken).ConfigureAwait(false);
             var manifest = CheckpointManifest.FromJson(manifestJson);
-            var held = holdings.Receiving.GetValueOrDefault(id) ?? new Dictionary<string, long>();
+            var origin = ReplicaOrigin.Of(dir, manifest) ?? "";
+            var held = holdings.Receiving.GetValueOrDefault(id)?.HeldOf(origin) ?? new Dictionary<string, long>();
             if (held.Count > 0)
             {
                 _logger.LogInformation(
@@ -84,10 +128,29 @@ internal sealed class CheckpointSender
                     id, pin.Group, node, held.Values.Sum());
             }
             var chunks = ReplicaFiles.ReadAsync(dir, manifest, held, _options.ReplicationChunkBytes, n => Sent(node, pin.Group, n, sent), cancellationToken);
-            await link.PushAsync(pin.Group, id, chunks, manifestJson, _retention.RetentionOf(pin.Group) ?? 0, cancellationToken).ConfigureAwait(false);
+            await link.PushAsync(pin.Group, id, origin, chunks, () => manifestJson, _retention.RetentionOf(pin.Group) ?? 0, cancellationToken).ConfigureAwait(false);
             _logger.LogInformation("Checkpoint {CheckpointId} of group {Group} sent to node {Node}", id, pin.Group, node);
         }
     }
+
+    // The checkpoint ends, committed or aborted, whatever happens to the push: the continuation does not linger.
+    private static void AbortWhenAbandoned(Task<CheckpointManifest?> finished, CancellationTokenSource aborted) =>
+        _ = finished.ContinueWith(
+            t =>
+            {
+                try
+                {
+                    if (t.Result is null)
+                    {
+                        aborted.Cancel();
+                    }
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The push was over first.
+                }
+            },
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     private void Sent(string node, string group, long bytes, Action<long> sent)
     {

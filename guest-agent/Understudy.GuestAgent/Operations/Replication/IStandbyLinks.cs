@@ -17,12 +17,14 @@ internal interface IStandbyLink
     Task<StandbyHoldings> HoldingsAsync(string group, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Sends one checkpoint: <paramref name="chunks"/> in order, then the manifest; returns once the
+    /// Sends one checkpoint: <paramref name="chunks"/> in order, then the manifest, asked for once the
+    /// last chunk is out (a checkpoint sent while it is written has none before); returns once the
     /// node committed its copy.
     /// </summary>
     /// <returns>whether the node had it already</returns>
+    /// <param name="origin">what the copy is (<see cref="ReplicaOrigin"/>; "": not known)</param>
     Task<bool> PushAsync(
-        string group, string id, IAsyncEnumerable<ReplicaChunk> chunks, string manifestJson, int retention, CancellationToken cancellationToken);
+        string group, string id, string origin, IAsyncEnumerable<ReplicaChunk> chunks, Func<string> manifestJson, int retention, CancellationToken cancellationToken);
 
     /// <summary>
     /// Asks the node to merge checkpoint <paramref name="id"/>'s chain into full images, ahead of a
@@ -45,9 +47,15 @@ internal interface IStandbyLink
 /// <summary>A group the node took over: how many processes run there, how long its restore took, and its standby there.</summary>
 internal sealed record TakeOverResult(int Members, double DurationMs, string? Standby);
 
-/// <summary>What a node holds of a group: its committed checkpoints, and per checkpoint being received the verified length of each file.</summary>
-internal sealed record StandbyHoldings(
-    IReadOnlyList<string> Committed, IReadOnlyDictionary<string, IReadOnlyDictionary<string, long>> Receiving);
+/// <summary>What a node holds of a group: its committed checkpoints, and the checkpoints being received.</summary>
+internal sealed record StandbyHoldings(IReadOnlyList<string> Committed, IReadOnlyDictionary<string, PartialCopy> Receiving);
+
+/// <summary>Part of a checkpoint received: the length of each file, and what it is a copy of (<see cref="ReplicaOrigin"/>; "": not known).</summary>
+internal sealed record PartialCopy(string Origin, IReadOnlyDictionary<string, long> Files)
+{
+    /// <summary>The lengths to go on from, for a copy of <paramref name="origin"/>: none when this part is of another.</summary>
+    public IReadOnlyDictionary<string, long> HeldOf(string origin) => Origin == origin ? Files : new Dictionary<string, long>();
+}
 
 /// <summary>A piece of one file of a checkpoint: <see cref="Data"/> at <see cref="Offset"/>, and its CRC-32C.</summary>
 internal sealed record ReplicaChunk(string File, long Offset, ReadOnlyMemory<byte> Data, uint Crc32c);

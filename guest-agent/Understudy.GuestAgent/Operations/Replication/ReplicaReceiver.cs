@@ -39,7 +39,7 @@ internal sealed class ReplicaReceiver
         GroupNames.Require(group);
         var committed = _store.List(group).Where(c => c.Kind != CheckpointInfo.CorruptKind).Select(c => c.Id).ToList();
         var receiving = _store.Staging(group).ToDictionary(
-            s => s.Id, s => (IReadOnlyDictionary<string, long>)s.Files.ToDictionary(f => f.Name, f => f.Length, StringComparer.Ordinal),
+            s => s.Id, s => new PartialCopy(ReadOrigin(group, s.Id)?.Origin ?? "", s.Files.ToDictionary(f => f.Name, f => f.Length, StringComparer.Ordinal)),
             StringComparer.Ordinal);
         return new StandbyHoldings(committed, receiving);
     }
@@ -54,8 +54,9 @@ internal sealed class ReplicaReceiver
     /// <summary>Starts (or goes on with) receiving checkpoint <paramref name="id"/> of <paramref name="group"/> from node <paramref name="sender"/>.</summary>
     /// <param name="sender">the sending node's name, from its certificate</param>
     /// <param name="described">the sender as the log names it (its name and address)</param>
+    /// <param name="origin">what the sender's copy is (<see cref="ReplicaOrigin"/>; "": not known): part of another copy is started over</param>
     /// <exception cref="AgentException">The group runs on this node, or the id is not valid.</exception>
-    public async Task<IncomingReplica> BeginAsync(string group, string id, string sender, string described, CancellationToken cancellationToken)
+    public async Task<IncomingReplica> BeginAsync(string group, string id, string sender, string described, string origin, CancellationToken cancellationToken)
     {
         GroupNames.Require(group);
         if (!CheckpointId.TryParse(id, out _))
@@ -78,10 +79,22 @@ internal sealed class ReplicaReceiver
             // One transfer per group: what another one left unfinished will not be finished.
             foreach (var (other, _) in _store.Staging(group).Where(s => s.Id != id))
             {
-                _keeper.DiscardStaging(group, other);
+                Discard(group, other);
                 _logger.LogInformation("Replica of checkpoint {CheckpointId} of group {Group} superseded by {NewId}; its partial files removed", other, group, id);
             }
+            // Part of a copy of other files under this id (an aborted checkpoint's, or from before a merge):
+            // going on from it would mix two checkpoints' bytes.
+            if (origin.Length > 0 && Directory.Exists(_store.StagingPath(group, id)) && ReadOrigin(group, id) != (sender, origin))
+            {
+                Discard(group, id);
+                _logger.LogInformation(
+                    "Replica of checkpoint {CheckpointId} of group {Group}: what arrived was part of another copy under its id; started over", id, group);
+            }
             var staged = _keeper.BeginReplica(group, id);
+            if (origin.Length > 0)
+            {
+                File.WriteAllText(OriginPath(group, id), $"{sender}\n{origin}");
+            }
             _logger.LogInformation("Receiving checkpoint {CheckpointId} of group {Group} from node {Sender}", id, group, described);
             return new IncomingReplica(this, group, id, sender, staged, gate, _faults);
         }
@@ -137,10 +150,33 @@ internal sealed class ReplicaReceiver
             RandomAccess.FlushToDisk(handle);
         }
         var committed = staged.Commit(manifest);
+        File.Delete(OriginPath(staged.Group, staged.Id));
         _newestReceived.AddOrUpdate(staged.Group, (sender, committed.Seq), (_, was) => committed.Seq > was.Seq || was.Node != sender ? (sender, committed.Seq) : was);
         _logger.LogInformation(
             "Replica of checkpoint {CheckpointId} of group {Group} committed: kind {Kind}, {Bytes} bytes", committed.Id, committed.Group, committed.Kind, committed.Bytes);
         return committed;
+    }
+
+    private void Discard(string group, string id)
+    {
+        _keeper.DiscardStaging(group, id);
+        File.Delete(OriginPath(group, id));
+    }
+
+    // Beside the staging directory, not in it: the commit renames the directory into the checkpoints.
+    private string OriginPath(string group, string id) => _store.StagingPath(group, id) + ".origin";
+
+    private (string Sender, string Origin)? ReadOrigin(string group, string id)
+    {
+        try
+        {
+            var lines = File.ReadAllText(OriginPath(group, id)).Split('\n', 2);
+            return lines.Length == 2 ? (lines[0], lines[1]) : null;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Keeps the newest <paramref name="retention"/> checkpoints of the group (0: all), as its sender does.</summary>
@@ -264,7 +300,7 @@ internal sealed class IncomingReplica : IDisposable
         {
             Mode = FileMode.OpenOrCreate,
             Access = FileAccess.Write,
-            Share = FileShare.None,
+            Share = FileShare.Read, // no lock: a reader may look at what arrived (one writer per group: the gate)
             BufferSize = 0,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         });

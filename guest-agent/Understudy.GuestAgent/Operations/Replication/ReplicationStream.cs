@@ -12,6 +12,10 @@ namespace Understudy.GuestAgent.Operations.Replication;
 /// until it is sent. Released, they would be merged meanwhile, and the newest one's chain would
 /// then carry a whole merged image instead of the small increments: a stream that fell behind
 /// by two checkpoints sent a full image and fell further behind.
+/// <para>
+/// A checkpoint being written goes while it is written (<see cref="OfferWriting"/>), when the
+/// stream has nothing older to send first: the standby then commits it moments after the primary.
+/// </para>
 /// </summary>
 internal sealed class ReplicationStream
 {
@@ -21,6 +25,7 @@ internal sealed class ReplicationStream
     private const int MaxHeld = 256;
     private readonly SemaphoreSlim _wake = new(0, 1);
     private CheckpointPin? _pending;
+    private GrowingImageFiles? _growing;
     private List<CheckpointPin> _held = [];
     private string? _lastReplicated;
     private DateTimeOffset? _unreachableSince;
@@ -68,6 +73,30 @@ internal sealed class ReplicationStream
     }
 
     /// <summary>
+    /// A checkpoint whose images are being written: sent as they grow, after anything older waiting
+    /// (then only if the standby holds its base by then). One waits at most, the newest; it is
+    /// dropped when the standby is unreachable, whose catch-up goes from committed checkpoints.
+    /// </summary>
+    public void OfferWriting(GrowingImageFiles files)
+    {
+        GrowingImageFiles? dropped;
+        lock (_sync)
+        {
+            if (_unreachableSince is not null)
+            {
+                dropped = files;
+            }
+            else
+            {
+                dropped = _growing;
+                _growing = files;
+            }
+        }
+        dropped?.Dispose();
+        Wake();
+    }
+
+    /// <summary>
     /// The group has a new standby: what was known of the one before does not apply. The new one
     /// holds <paramref name="held"/> and its chain for certain (null: nothing known yet); the stream
     /// looks at the store and asks the standby what it holds before it sends anything.
@@ -87,6 +116,7 @@ internal sealed class ReplicationStream
     public void NoStandby()
     {
         CheckpointPin? dropped;
+        GrowingImageFiles? growing;
         List<CheckpointPin> held;
         lock (_sync)
         {
@@ -94,8 +124,11 @@ internal sealed class ReplicationStream
             dropped = _pending;
             _pending = null;
             held = TakeHeld();
+            growing = _growing;
+            _growing = null;
         }
         dropped?.Dispose();
+        growing?.Dispose();
         Release(held);
     }
 
@@ -144,6 +177,7 @@ internal sealed class ReplicationStream
                 var failing = _unreachableSince is not null;
                 await _wake.WaitAsync(failing ? _replicator.RetryDelay : Timeout.InfiniteTimeSpan, stopping).ConfigureAwait(false);
                 await SendNextAsync(stopping).ConfigureAwait(false);
+                await SendGrowingAsync(stopping).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
@@ -155,6 +189,8 @@ internal sealed class ReplicationStream
         {
             _pending?.Dispose();
             _pending = null;
+            _growing?.Dispose();
+            _growing = null;
             held = TakeHeld();
         }
         Release(held);
@@ -192,8 +228,10 @@ internal sealed class ReplicationStream
             _kicked = false;
         }
         pin ??= look ? _replicator.PinNewest(_group) : null;
-        if (pin is null)
+        if (pin is null || IsReplicated(pin.Id))
         {
+            // Sent while it was written, before its commit offered it here.
+            pin?.Dispose();
             Release(held);
             return;
         }
@@ -211,10 +249,7 @@ internal sealed class ReplicationStream
                     {
                         return;
                     }
-                    if (_lastReplicated is null || CheckpointId.Parse(pin.Id) > CheckpointId.Parse(_lastReplicated))
-                    {
-                        _lastReplicated = pin.Id;
-                    }
+                    Replicated(pin.Id);
                     if (_unreachableSince is not null)
                     {
                         _replicator.Logger.LogInformation("Standby of group {Group} reachable again; checkpoint {CheckpointId} replicated", _group, pin.Id);
@@ -241,6 +276,74 @@ internal sealed class ReplicationStream
                     _replicator.Logger.LogWarning(
                         "Standby {Node} of group {Group} unreachable: {Error}; the group runs on and its checkpoints wait to be sent",
                         _replicator.StandbyOf(_group), _group, _error);
+                }
+            }
+        }
+    }
+
+    /// <summary>Under the lock.</summary>
+    private void Replicated(string id)
+    {
+        if (!IsReplicated(id))
+        {
+            _lastReplicated = id;
+        }
+    }
+
+    private bool IsReplicated(string id)
+    {
+        lock (_sync)
+        {
+            return _lastReplicated is not null && CheckpointId.Parse(id) <= CheckpointId.Parse(_lastReplicated);
+        }
+    }
+
+    /// <summary>
+    /// The checkpoint being written, if one waits: sent as it grows. Anything that goes wrong leaves
+    /// it to the ordinary send once it is committed, which goes on from what the standby received.
+    /// </summary>
+    private async Task SendGrowingAsync(CancellationToken stopping)
+    {
+        GrowingImageFiles? files;
+        int standbyChanges;
+        lock (_sync)
+        {
+            files = _growing;
+            _growing = null;
+            standbyChanges = _standbyChanges;
+            if (files is not null && (_pending is not null || _unreachableSince is not null || IsReplicated(files.Id)))
+            {
+                // Something older waits, or it went already: the ordinary send takes it from here.
+                files.Dispose();
+                files = null;
+            }
+        }
+        if (files is null)
+        {
+            return;
+        }
+        using (files)
+        {
+            try
+            {
+                if (await _replicator.SendWhileWrittenAsync(files, n => Interlocked.Add(ref _bytesSent, n), stopping).ConfigureAwait(false))
+                {
+                    lock (_sync)
+                    {
+                        if (standbyChanges == _standbyChanges)
+                        {
+                            Replicated(files.Id);
+                        }
+                    }
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !stopping.IsCancellationRequested)
+            {
+                if (e is not OperationCanceledException)
+                {
+                    _replicator.Logger.LogInformation(
+                        "Checkpoint {CheckpointId} of group {Group} could not go to its standby while it was written: {Error}; it goes once committed",
+                        files.Id, _group, e.Message);
                 }
             }
         }

@@ -14,6 +14,7 @@ namespace Understudy.GuestAgent.Operations.Replication;
 /// standby lacks (a standby that missed some catches up from the newest one's chain, down to a
 /// full or merged checkpoint). One <see cref="ReplicationStream"/> per group, on its own task:
 /// a checkpoint never waits for it; a slow or unreachable standby only makes it fall behind.
+/// A checkpoint is offered to its stream already while it is written, to go as it grows.
 /// When a group's standby changes, its stream starts over from what it knows the new standby holds:
 /// after a migration here, the node it came from holds every checkpoint it sent.
 /// </summary>
@@ -47,6 +48,7 @@ internal sealed class StandbyReplicator : IHostedService
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _keeper.Committed += OnCommitted;
+        _keeper.Writing += OnWriting;
         _assignments.Changed += OnAssigned;
         foreach (var group in _assignments.AssignedGroups())
         {
@@ -58,6 +60,7 @@ internal sealed class StandbyReplicator : IHostedService
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _keeper.Committed -= OnCommitted;
+        _keeper.Writing -= OnWriting;
         _assignments.Changed -= OnAssigned;
         await _stopping.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(_streams.Values.Select(s => s.Completion)).WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -107,6 +110,23 @@ internal sealed class StandbyReplicator : IHostedService
         }
     }
 
+    // Inside the checkpoint, while its files are still in the staging directory: opened now.
+    private void OnWriting(WritingCheckpoint writing)
+    {
+        if (_assignments.StandbyOf(writing.Group) is null)
+        {
+            return;
+        }
+        try
+        {
+            Stream(writing.Group).OfferWriting(new GrowingImageFiles(writing));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("Checkpoint {CheckpointId} of group {Group} could not be opened to go to its standby while written: {Error}", writing.Id, writing.Group, e.Message);
+        }
+    }
+
     private ReplicationStream Stream(string group) => _streams.GetOrAdd(group, g =>
     {
         var stream = new ReplicationStream(g, this);
@@ -119,6 +139,13 @@ internal sealed class StandbyReplicator : IHostedService
     {
         var node = _assignments.StandbyOf(pin.Group) ?? throw new StandbyLinkException($"group {pin.Group} has no standby any more");
         return _sender.SendAsync(node, pin, sent, cancellationToken);
+    }
+
+    /// <summary>Sends a checkpoint while it is written (<see cref="CheckpointSender.SendWhileWrittenAsync"/>).</summary>
+    internal Task<bool> SendWhileWrittenAsync(GrowingImageFiles files, Action<long> sent, CancellationToken cancellationToken)
+    {
+        var node = _assignments.StandbyOf(files.Checkpoint.Group) ?? throw new StandbyLinkException($"group {files.Checkpoint.Group} has no standby any more");
+        return _sender.SendWhileWrittenAsync(node, files, sent, cancellationToken);
     }
 
     internal CheckpointPin? PinNewest(string group)

@@ -121,6 +121,15 @@ internal sealed class CheckpointKeeper
     /// <summary>Whether the group's background merges are held (it is being checkpointed or restored).</summary>
     public bool AreMergesPaused(string group) => _pauses.IsPaused(group);
 
+    /// <summary>
+    /// The members of a checkpoint taken here are writing its images (<see cref="StagedCheckpoint.Writing"/>):
+    /// called synchronously, while its files are still in the staging directory, so that a replicator
+    /// can open them before the commit moves them.
+    /// </summary>
+    public event Action<WritingCheckpoint>? Writing;
+
+    internal void OnWriting(WritingCheckpoint writing) => Writing?.Invoke(writing);
+
     internal CheckpointInfo Commit(StagedCheckpoint staged, CheckpointManifest manifest)
     {
         var committed = _store.Commit(staged.Group, staged.Id, manifest);

@@ -12,6 +12,7 @@ internal sealed class StagedCheckpoint : IDisposable
 {
     private readonly CheckpointKeeper _keeper;
     private readonly IDisposable _mergesPaused;
+    private readonly TaskCompletionSource<CheckpointManifest?> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public StagedCheckpoint(CheckpointKeeper keeper, string group, string id, long seq, string directory, IDisposable mergesPaused)
     {
@@ -28,11 +29,31 @@ internal sealed class StagedCheckpoint : IDisposable
     public long Seq { get; }
     public string Directory { get; }
 
+    /// <summary>
+    /// The members write <paramref name="files"/> now (incremental images on <paramref name="baseSeq"/>, 0 for
+    /// none): the keeper tells whoever listens (<see cref="CheckpointKeeper.Writing"/>).
+    /// </summary>
+    public void Writing(long baseSeq, IReadOnlyList<string> files) =>
+        _keeper.OnWriting(new WritingCheckpoint(Group, Id, baseSeq, Directory, files, _finished.Task));
+
     /// <summary>Writes the manifest and makes the checkpoint exist (docs/protocol.md, "Manifest").</summary>
-    public CheckpointInfo Commit(CheckpointManifest manifest) => _keeper.Commit(this, manifest);
+    public CheckpointInfo Commit(CheckpointManifest manifest)
+    {
+        var committed = _keeper.Commit(this, manifest);
+        _finished.TrySetResult(manifest);
+        return committed;
+    }
 
     /// <summary>Removes the staging directory: an aborted checkpoint leaves nothing.</summary>
-    public void Discard() => _keeper.Discard(this);
+    public void Discard()
+    {
+        _finished.TrySetResult(null);
+        _keeper.Discard(this);
+    }
 
-    public void Dispose() => _mergesPaused.Dispose();
+    public void Dispose()
+    {
+        _finished.TrySetResult(null);
+        _mergesPaused.Dispose();
+    }
 }
