@@ -58,19 +58,32 @@ public static class LabMigration
     }
 
     /// <summary>
-    /// Starts `hactl migrate GROUP --to TO` on FROM's agent and returns it, still running, once TO's
-    /// staging directory holds part of the first round: the moment to inject a fault.
+    /// Starts `hactl migrate GROUP --to TO` on FROM's agent and returns it, still running, once FROM
+    /// committed a round and TO received (part of) one: the moment to inject a fault.
     /// </summary>
     public static async Task<Task<HactlResult>> StartUntilTheFirstRoundArrives(LabSession lab, string group, string from, string to)
     {
         var staging = Path.Combine(lab.Node(to).GroupDir(group), "staging");
+        var committed = Path.Combine(lab.Node(from).GroupDir(group), "checkpoints");
+        var before = NewestCommitted(committed);
         var migrate = lab.On(lab.Node(from)).Run("migrate", group, "--to", to);
+        // A round reaches the target while it is written: the fault waits for the source's commit of
+        // one too, so that the group has a checkpoint of the migration's to be recovered from.
         await LabSession.WaitUntil(
-            () => migrate.IsCompleted || (Directory.Exists(staging) && Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).Any(f => new FileInfo(f).Length > 0)),
-            $"{to} receiving the first round");
+            () => migrate.IsCompleted
+                  || (string.CompareOrdinal(NewestCommitted(committed), before) > 0
+                      && (NewestCommitted(Path.Combine(lab.Node(to).GroupDir(group), "checkpoints")) is not null
+                          || (Directory.Exists(staging) && Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).Any(f => new FileInfo(f).Length > 0)))),
+            $"{from} committing the first round and {to} receiving it");
         Assert.False(migrate.IsCompleted, $"the migration ended before the fault: {(migrate.IsCompleted ? migrate.Result.ToString() : "")}");
         return migrate;
     }
+
+    // The newest committed checkpoint id in a group's checkpoints directory, or null.
+    private static string? NewestCommitted(string checkpoints) =>
+        Directory.Exists(checkpoints)
+            ? Directory.EnumerateDirectories(checkpoints).Where(d => File.Exists(Path.Combine(d, "manifest.json"))).Select(Path.GetFileName).Max(StringComparer.Ordinal)
+            : null;
 
     /// <summary>Waits until each of the group's tags has printed <paramref name="n"/> lines after <paramref name="mark"/>.</summary>
     public static async Task WaitForCounts(LabGroup group, int n, long mark, string where)

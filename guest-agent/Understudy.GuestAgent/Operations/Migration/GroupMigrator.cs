@@ -109,6 +109,8 @@ internal sealed class GroupMigrator
         // What crosses to the target for the group while it migrates, sent by the migration or by the
         // group's standby stream when the target is its standby.
         using var counted = _sender.Watch(target, group, meter.Sent);
+        // Each round goes while its images are written; the round's own send then finds it there.
+        await using var whileWritten = new SendsWhileWritten(_keeper, _sender, target, group, _logger);
         _logger.LogInformation("Migration of group {Group} to node {Node} started", group, target);
 
         // Copy ahead while the group runs.
