@@ -157,8 +157,10 @@ void us_creds_capture(struct us_creds *c)
  * no_new_privs. The raw calls change this thread only (glibc's would change all). */
 int us_creds_apply(const struct us_creds *c)
 {
+	/* every thread's were read at capture (capture_threads fails otherwise): a thread
+	 * without them must not run on with root's */
 	if (!c->valid)
-		return 0;
+		return -EINVAL;
 	if (c->ngroups < 0)
 		return -E2BIG;
 	long r = 0;
