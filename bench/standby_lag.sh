@@ -72,15 +72,20 @@ done
 newest=$("$HACTL" images list bench --json "${A[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["checkpoints"][-1]["id"])')
 taken=$((10#$newest - first_id))
 
-# Restores: the standby's copy, then the primary's own, of the same group stopped on node-a.
+# Restores: the standby's copy, then the primary's own, of the same group stopped on node-a. The
+# newest checkpoint once it stopped: retention deletes older ones until then.
 "$HACTL" group stop bench "${A[@]}" >/dev/null
+newest=$("$HACTL" images list bench --json "${A[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["checkpoints"][-1]["id"])')
 for _ in $(seq 300); do
     [[ $("$HACTL" images list bench --json "${B[@]}" | python3 -c 'import json,sys; c=json.load(sys.stdin)["checkpoints"]; print(c[-1]["id"] if c else "")') == "$newest" ]] && break
     sleep 0.1
 done
 on_b=$("$HACTL" restore bench --json "${B[@]}")
 "$HACTL" stop bench "${B[@]}" >/dev/null
-on_a=$("$HACTL" restore bench --checkpoint "$newest" --json "${A[@]}" 2>&1) || on_a='{}'
+if ! on_a=$("$HACTL" restore bench --checkpoint "$newest" --json "${A[@]}" 2>&1); then
+    echo "bench: the restore on node-a failed: $on_a" >&2
+    on_a='{}'
+fi
 
 python3 - "$MIB" "$INTERVAL" "$(nproc)" "$WORK/samples" "$on_b" "$on_a" "$taken" "$SECONDS_" <<'PY'
 import json, statistics, sys
