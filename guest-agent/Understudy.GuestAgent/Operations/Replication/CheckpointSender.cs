@@ -79,6 +79,7 @@ internal sealed class CheckpointSender
         await one.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            await files.WaitForDataAsync(cancellationToken).ConfigureAwait(false);
             var link = _links.To(node);
             var holdings = await link.HoldingsAsync(group, cancellationToken).ConfigureAwait(false);
             if (holdings.Committed.Contains(id, StringComparer.Ordinal))

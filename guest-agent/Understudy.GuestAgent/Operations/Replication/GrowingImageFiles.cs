@@ -40,6 +40,23 @@ internal sealed class GrowingImageFiles : IDisposable
     public IReadOnlyList<string> Names => Checkpoint.Files;
     public Task<CheckpointManifest?> Finished => Checkpoint.Finished;
 
+    /// <summary>
+    /// Returns once any file holds something, or the checkpoint ended: the files are made before
+    /// the freeze and written after the capture, and a push begun meanwhile would compete with the
+    /// capture for the CPU (a TLS handshake, the standby's holdings) while the group is frozen.
+    /// </summary>
+    public async Task WaitForDataAsync(CancellationToken cancellationToken)
+    {
+        while (!Finished.IsCompleted && Names.All(name => Length(name) == 0))
+        {
+            await Task.WhenAny(Finished, Task.Delay(Poll, cancellationToken)).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>How often the sizes of files being written are looked at, while they do not change.</summary>
+    public static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(5);
+
     /// <summary>What the file holds now.</summary>
     public long Length(string name) => RandomAccess.GetLength(Handle(name));
 

@@ -126,7 +126,7 @@ internal static class ReplicaFiles
                 }
                 if (!progressed)
                 {
-                    await Task.WhenAny(files.Finished, Task.Delay(FollowPoll, cancellationToken)).ConfigureAwait(false);
+                    await Task.WhenAny(files.Finished, Task.Delay(GrowingImageFiles.Poll, cancellationToken)).ConfigureAwait(false);
                     cancellationToken.ThrowIfCancellationRequested();
                 }
             }
@@ -163,9 +163,6 @@ internal static class ReplicaFiles
         await chunks.WriteAsync((new ReplicaChunk(name, offset, data, Crc32C.Compute(data.Span)), buffer), cancellationToken).ConfigureAwait(false);
         return offset + bytes;
     }
-
-    /// <summary>How often the sizes of files being written are looked at, while none grew by a chunk.</summary>
-    private static readonly TimeSpan FollowPoll = TimeSpan.FromMilliseconds(5);
 
     /// <summary>At most <c>count</c> buffers of <c>bytes</c> bytes, allocated as needed and handed round.</summary>
     private sealed class BufferRing(int count, int bytes)
