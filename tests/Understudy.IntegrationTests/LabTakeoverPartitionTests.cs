@@ -184,6 +184,53 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     }
 
     /// <summary>
+    /// (b) with a late takeover: the source's TakeOver reaches node-b only after the source gave the
+    /// migration up and resumed the group (held on node-b past the call's end, `takeover-late`, as a
+    /// request a healed link delivers late). Once healed, the source abandons the migration on node-b
+    /// (which fences it for good) and only then resumes the group; the late takeover is then refused
+    /// there: the group never runs on both nodes.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TakeOverArrivingAfterTheSourceResumed_IsRefused()
+    {
+        var group = await Launch("late-takeover");
+        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+        var gate = Gate(B, group.Name, "takeover-late");
+        try
+        {
+            try
+            {
+                var failed = (await (await StartHeldAndCut(group, gate))).FailsWithOneLine();
+                Assert.Contains("outcome unknown", failed.Stderr);
+                Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+            }
+            finally
+            {
+                (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            }
+            var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+            Assert.Contains("does not run there", settled.Message);
+            await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
+        }
+        finally
+        {
+            // The takeover goes on now, its source long gone.
+            File.Delete(gate);
+        }
+
+        await LabSession.WaitUntil(
+            () => AgentLog(B).Contains($"Takeover of group {group.Name} from checkpoint", StringComparison.Ordinal) &&
+                  AgentLog(B).Contains("gave that migration up already", StringComparison.Ordinal),
+            $"{B} refusing the late takeover of {group.Name}", () => Tail(AgentLog(B)));
+        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} after the late takeover");
+        await LabMigration.Verify(_lab, A, group);
+        LabMigration.AssertUnbroken(group);
+        (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+    }
+
+    /// <summary>
     /// migrate, held at <paramref name="moment"/> on <paramref name="node"/>; node-b is cut off there,
     /// then (with <paramref name="release"/>) the migration goes on into the cut link. Returns migrate's end.
     /// </summary>
