@@ -231,6 +231,53 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     }
 
     /// <summary>
+    /// (b) with a late takeover still in progress when the source asks: the takeover reaches node-b
+    /// late (as above) and is held there with the group restored and frozen. Once healed, the source
+    /// abandons the migration: node-b stops that takeover (kills what it restored) before it answers
+    /// that it does not run the group, and the source resumes it: it never ran on both nodes.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task AbandonWhileALateTakeOverRestores_StopsIt_SourceResumes()
+    {
+        var group = await Launch("late-restoring");
+        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+        var (late, resume) = (Gate(B, group.Name, "takeover-late"), Gate(B, group.Name, "takeover-resume"));
+        Directory.CreateDirectory(Path.GetDirectoryName(resume)!);
+        await File.WriteAllTextAsync(resume, "");
+        try
+        {
+            try
+            {
+                var failed = (await (await StartHeldAndCut(group, late))).FailsWithOneLine();
+                Assert.Contains("outcome unknown", failed.Stderr);
+                // The late takeover goes on, restores the group on node-b and holds it there, frozen.
+                File.Delete(late);
+                await LabSession.WaitUntil(() => File.Exists(resume + ".held"), $"{B} restoring {group.Name} late", () => Tail(AgentLog(B)));
+            }
+            finally
+            {
+                (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            }
+            var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+            Assert.Contains("does not run there", settled.Message);
+            Assert.Contains($"Migration of group {group.Name} from checkpoint", AgentLog(B));
+            Assert.Contains("fenced while its takeover was in progress: stopping it", AgentLog(B));
+        }
+        finally
+        {
+            File.Delete(late);
+            File.Delete(resume);
+        }
+
+        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
+        await LabMigration.Verify(_lab, A, group);
+        LabMigration.AssertUnbroken(group);
+        (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+    }
+
+    /// <summary>
     /// migrate, held at <paramref name="moment"/> on <paramref name="node"/>; node-b is cut off there,
     /// then (with <paramref name="release"/>) the migration goes on into the cut link. Returns migrate's end.
     /// </summary>
