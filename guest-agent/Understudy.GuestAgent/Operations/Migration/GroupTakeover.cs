@@ -14,7 +14,7 @@ namespace Understudy.GuestAgent.Operations.Migration;
 /// The target's side of a migration: runs a group that another node sent here, from the
 /// checkpoint it names, through the group's lifecycle (a restore straight from the checkpoint's
 /// chain, refused if the group runs here).
-/// The restore's cancellation is the fence: a source that gave up, or a link that broke, before
+/// The restore's cancellation stops it: a source that gave up, or a link that broke, before
 /// the restored processes were resumed cancels the call, and the restore kills them. A source that
 /// gave up cannot count on its cancellation arriving, so it abandons the migration too
 /// (<see cref="AbandonAsync"/>): this node promises, durably, never to run it, whenever its takeover
