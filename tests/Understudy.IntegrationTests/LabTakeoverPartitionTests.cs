@@ -184,6 +184,100 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     }
 
     /// <summary>
+    /// (b) with a late takeover: the source's TakeOver reaches node-b only after the source gave the
+    /// migration up and resumed the group (held on node-b past the call's end, `takeover-late`, as a
+    /// request a healed link delivers late). Once healed, the source abandons the migration on node-b
+    /// (which fences it for good) and only then resumes the group; the late takeover is then refused
+    /// there: the group never runs on both nodes.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TakeOverArrivingAfterTheSourceResumed_IsRefused()
+    {
+        var group = await Launch("late-takeover");
+        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+        var gate = Gate(B, group.Name, "takeover-late");
+        try
+        {
+            try
+            {
+                var failed = (await (await StartHeldAndCut(group, gate))).FailsWithOneLine();
+                Assert.Contains("outcome unknown", failed.Stderr);
+                Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+            }
+            finally
+            {
+                (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            }
+            var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+            Assert.Contains("does not run there", settled.Message);
+            await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
+        }
+        finally
+        {
+            // The takeover goes on now, its source long gone.
+            File.Delete(gate);
+        }
+
+        await LabSession.WaitUntil(
+            () => AgentLog(B).Contains($"Takeover of group {group.Name} from checkpoint", StringComparison.Ordinal) &&
+                  AgentLog(B).Contains("gave that migration up already", StringComparison.Ordinal),
+            $"{B} refusing the late takeover of {group.Name}", () => Tail(AgentLog(B)));
+        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} after the late takeover");
+        await LabMigration.Verify(_lab, A, group);
+        LabMigration.AssertUnbroken(group);
+        (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+    }
+
+    /// <summary>
+    /// (b) with a late takeover still in progress when the source asks: the takeover reaches node-b
+    /// late (as above) and is held there with the group restored and frozen. Once healed, the source
+    /// abandons the migration: node-b stops that takeover (kills what it restored) before it answers
+    /// that it does not run the group, and the source resumes it: it never ran on both nodes.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task AbandonWhileALateTakeOverRestores_StopsIt_SourceResumes()
+    {
+        var group = await Launch("late-restoring");
+        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+        var (late, resume) = (Gate(B, group.Name, "takeover-late"), Gate(B, group.Name, "takeover-resume"));
+        Directory.CreateDirectory(Path.GetDirectoryName(resume)!);
+        await File.WriteAllTextAsync(resume, "");
+        try
+        {
+            try
+            {
+                var failed = (await (await StartHeldAndCut(group, late))).FailsWithOneLine();
+                Assert.Contains("outcome unknown", failed.Stderr);
+                // The late takeover goes on, restores the group on node-b and holds it there, frozen.
+                File.Delete(late);
+                await LabSession.WaitUntil(() => File.Exists(resume + ".held"), $"{B} restoring {group.Name} late", () => Tail(AgentLog(B)));
+            }
+            finally
+            {
+                (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            }
+            var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+            Assert.Contains("does not run there", settled.Message);
+            Assert.Contains($"Migration of group {group.Name} from checkpoint", AgentLog(B));
+            Assert.Contains("fenced while its takeover was in progress: stopping it", AgentLog(B));
+        }
+        finally
+        {
+            File.Delete(late);
+            File.Delete(resume);
+        }
+
+        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
+        await LabMigration.Verify(_lab, A, group);
+        LabMigration.AssertUnbroken(group);
+        (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+    }
+
+    /// <summary>
     /// migrate, held at <paramref name="moment"/> on <paramref name="node"/>; node-b is cut off there,
     /// then (with <paramref name="release"/>) the migration goes on into the cut link. Returns migrate's end.
     /// </summary>

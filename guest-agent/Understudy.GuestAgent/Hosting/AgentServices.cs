@@ -65,6 +65,7 @@ internal static class AgentServices
         services.AddSingleton<CheckpointSender>();
         services.AddSingleton<StandbyReplicator>();
         services.AddSingleton<MigrationHolds>();
+        services.AddSingleton<MigrationFences>();
         services.AddSingleton<MigrationSettler>();
         services.AddSingleton<GroupMigrator>();
         services.AddSingleton<GroupTakeover>();

@@ -117,10 +117,10 @@ internal sealed class PeerLinks : IStandbyLinks, IDisposable
                 return new TakeOverResult(reply.Members, reply.DurationMs, reply.Standby.Length == 0 ? null : reply.Standby);
             }, cancellationToken);
 
-        public Task<bool> RunsAsync(string group, CancellationToken cancellationToken) =>
+        public Task<bool> AbandonAsync(string group, string id, CancellationToken cancellationToken) =>
             Call(async () =>
             {
-                var reply = await _migration.GroupStateAsync(new GroupStateRequest { Group = group }, cancellationToken: cancellationToken)
+                var reply = await _migration.AbandonAsync(new AbandonRequest { Group = group, Id = id }, cancellationToken: cancellationToken)
                     .ResponseAsync.ConfigureAwait(false);
                 return reply.Running;
             }, cancellationToken);

@@ -10,8 +10,9 @@ namespace Understudy.GuestAgent.Api.Peers;
 /// <summary>
 /// The target's side of a migration (peer_services.proto, service Migration), served on the peer
 /// endpoint to nodes of the cluster alone: runs a group another node sent here
-/// (<see cref="GroupTakeover"/>). The call's cancellation is the fence: a source gone before the
-/// group was resumed here cancels it, and the restore kills what it rebuilt.
+/// (<see cref="GroupTakeover"/>). The call's cancellation stops it: a source gone before the group
+/// was resumed here cancels it, and the restore kills what it rebuilt; a source that gave up
+/// abandons the migration too, which fences it here for good.
 /// </summary>
 internal sealed class TakeoverService(GroupTakeover takeover, ReplicationFaults faults, ILogger<TakeoverService> logger) : Migration.MigrationBase
 {
@@ -34,6 +35,9 @@ internal sealed class TakeoverService(GroupTakeover takeover, ReplicationFaults 
         }
         return new TakeOverReply { Members = result.Members, DurationMs = result.DurationMs, Standby = result.Standby ?? "" };
     }
+
+    public override async Task<AbandonReply> Abandon(AbandonRequest request, ServerCallContext context) =>
+        new() { Running = await takeover.AbandonAsync(request.Group, request.Id, PeerIdentity.NodeOf(context), context.CancellationToken).ConfigureAwait(false) };
 
     public override async Task<GroupStateReply> GroupState(GroupStateRequest request, ServerCallContext context) =>
         new() { Running = await takeover.RunsAsync(request.Group, context.CancellationToken).ConfigureAwait(false) };

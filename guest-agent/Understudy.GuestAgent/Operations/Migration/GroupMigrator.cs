@@ -258,15 +258,16 @@ internal sealed class GroupMigrator
             }
             catch (Exception e) when (e is StandbyLinkException || e is OperationCanceledException)
             {
-                // Resumed here only once the target says it does not run the group: a refusal is
-                // confirmed too, and a lost answer may hide a group that runs there already.
+                // Resumed here only once the target has abandoned the migration (it promised never to
+                // run it: the takeover may still arrive there late) and says it does not run the
+                // group: a refusal is confirmed too, and a lost answer may hide a group that runs there already.
                 if (e is not PeerRefusedException)
                 {
                     _logger.LogWarning(
-                        "Migration of group {Group}: the answer of node {Node} to the takeover was lost ({Error}); asking it whether the group runs there",
+                        "Migration of group {Group}: the answer of node {Node} to the takeover was lost ({Error}); abandoning the migration there and asking whether the group runs there",
                         group, target, e.Message);
                 }
-                if (!await RunsThereAsync(link, group, target, frozen, e).ConfigureAwait(false))
+                if (!await RunsThereAsync(link, group, id, target, frozen, e).ConfigureAwait(false))
                 {
                     await _settler.ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
                     throw e switch
@@ -329,11 +330,13 @@ internal sealed class GroupMigrator
     private const int SendAttempts = 3;
 
     /// <summary>
-    /// After a lost answer: asks the target, for at most <see cref="AgentOptions.MigrationResolveTimeout"/>,
-    /// whether the group runs there. If it cannot be reached meanwhile, the group stays frozen here
-    /// (resuming it could make it run on both nodes) until the target answers (<see cref="MigrationSettler"/>).
+    /// After a takeover that did not answer yes: abandons the migration on the target (which fences it
+    /// there for good) and learns whether the group runs there, trying for at most
+    /// <see cref="AgentOptions.MigrationResolveTimeout"/>. If it cannot be reached meanwhile, the group
+    /// stays frozen here (resuming it could make it run on both nodes) until the target answers
+    /// (<see cref="MigrationSettler"/>).
     /// </summary>
-    private async Task<bool> RunsThereAsync(IStandbyLink link, string group, string target, FrozenGroup frozen, Exception lost)
+    private async Task<bool> RunsThereAsync(IStandbyLink link, string group, string id, string target, FrozenGroup frozen, Exception lost)
     {
         using var deadline = new CancellationTokenSource(_options.MigrationResolveTimeout);
         string? last = null;
@@ -341,7 +344,7 @@ internal sealed class GroupMigrator
         {
             try
             {
-                return await link.RunsAsync(group, deadline.Token).ConfigureAwait(false);
+                return await link.AbandonAsync(group, id, deadline.Token).ConfigureAwait(false);
             }
             catch (StandbyLinkException e)
             {

@@ -14,8 +14,11 @@ namespace Understudy.GuestAgent.Operations.Migration;
 /// The target's side of a migration: runs a group that another node sent here, from the
 /// checkpoint it names, through the group's lifecycle (a restore straight from the checkpoint's
 /// chain, refused if the group runs here).
-/// The restore's cancellation is the fence: a source that gave up, or a link that broke, before
-/// the restored processes were resumed cancels the call, and the restore kills them. The source
+/// The restore's cancellation stops it: a source that gave up, or a link that broke, before
+/// the restored processes were resumed cancels the call, and the restore kills them. A source that
+/// gave up cannot count on its cancellation arriving, so it abandons the migration too
+/// (<see cref="AbandonAsync"/>): this node promises, durably, never to run it, whenever its takeover
+/// comes (<see cref="MigrationFences"/>), and only then may the source resume its copy. The source
 /// becomes the group's standby here: the roles swap. A supervised group brings its policy, which is
 /// checked before anything is restored (and already at <see cref="PrepareAsync"/>), and once the
 /// group runs here it is stored and the group supervised by it (<see cref="IPolicyHandOver"/>).
@@ -28,15 +31,17 @@ internal sealed class GroupTakeover
     private readonly StandbyAssignments _standbys;
     private readonly IPolicyHandOver _policies;
     private readonly MigrationHolds _holds;
+    private readonly MigrationFences _fences;
     private readonly IEventPublisher _events;
     private readonly ILogger<GroupTakeover> _logger;
 
     public GroupTakeover(
         GroupLifecycles lifecycles, GroupRegistry groups, CheckpointKeeper keeper, StandbyAssignments standbys, IPolicyHandOver policies,
-        MigrationHolds holds, IEventPublisher events, ILogger<GroupTakeover> logger)
+        MigrationHolds holds, MigrationFences fences, IEventPublisher events, ILogger<GroupTakeover> logger)
     {
         _policies = policies;
         _holds = holds;
+        _fences = fences;
         _lifecycles = lifecycles;
         _groups = groups;
         _keeper = keeper;
@@ -74,18 +79,22 @@ internal sealed class GroupTakeover
         Require(group, id);
         var lifecycle = _lifecycles.For(group);
         var incoming = _policies.Accept(group, policyText, source);
+        cancellationToken = await _holds.LateAsync(group, cancellationToken).ConfigureAwait(false);
+        // Refused if the source abandoned this migration already; stopped if it does meanwhile.
+        using var ticket = _fences.Enter(group, id, source, cancellationToken);
         _logger.LogInformation("Taking over group {Group} from node {Source}: restoring checkpoint {CheckpointId}", group, source, id);
         // One exclusive work: nothing starts or stops the group between its restore and its supervision here.
         var restored = await lifecycle.RunExclusiveAsync(async scope =>
         {
+            ticket.Token.ThrowIfCancellationRequested();
             scope.RequireStoppedUnless(force: false, id);
-            var outcome = await scope.RestoreAsync(id, new HeldResume(_holds, group), cancellationToken).ConfigureAwait(false);
+            var outcome = await scope.RestoreAsync(id, new HeldResume(_holds, group), ticket.Token).ConfigureAwait(false);
             if (incoming is not null)
             {
                 await incoming.SuperviseAsync(scope).ConfigureAwait(false);
             }
             return outcome;
-        }, cancellationToken).ConfigureAwait(false);
+        }, ticket.Token).ConfigureAwait(false);
         var standby = AssignStandby(group, source);
         _events.Publish(new GroupTakenOver(group, source, id, restored.Members.Count));
         await _holds.AtAsync(MigrationHolds.TakeOverReply, group, cancellationToken).ConfigureAwait(false);
@@ -99,6 +108,29 @@ internal sealed class GroupTakeover
         {
             throw AgentException.InvalidArgument($"invalid checkpoint id '{id}'");
         }
+    }
+
+    /// <summary>
+    /// The source gives up the migration that restores checkpoint <paramref name="id"/>: it is fenced
+    /// (never run here, durably), a takeover of it in progress is stopped, and once that is over, the
+    /// answer says whether the group runs here (a takeover resumed before the fence ran it here).
+    /// </summary>
+    /// <param name="source">the node that asks, by its certificate's name</param>
+    public async Task<bool> AbandonAsync(string group, string id, string source, CancellationToken cancellationToken)
+    {
+        Require(group, id);
+        try
+        {
+            _fences.Fence(group, id);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw AgentException.Unavailable($"migration of group {group} from checkpoint {id} cannot be fenced here: {e.Message}; ask again", e);
+        }
+        var runs = await RunsAsync(group, cancellationToken).ConfigureAwait(false);
+        _logger.LogWarning("Node {Source} gave up the migration of group {Group} from checkpoint {CheckpointId}; it is fenced here, where the group {Runs}",
+            source, group, id, runs ? "runs (resumed before the fence)" : "does not run");
+        return runs;
     }
 
     /// <summary>Whether the group runs here, once a takeover or restore of it in progress is over.</summary>

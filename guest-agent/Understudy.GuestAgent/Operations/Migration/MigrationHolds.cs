@@ -8,7 +8,7 @@ namespace Understudy.GuestAgent.Operations.Migration;
 /// <summary>
 /// Fault injection for tests, from the agent's environment (the variable of <see cref="MergeFaults"/>):
 /// with <c>UNDERSTUDY_AGENT_FAULT=migration-holds</c>, a migration stops at one of its moments
-/// (<see cref="FinalSend"/>, <see cref="TakeOverResume"/>, <see cref="TakeOverReply"/>) while the
+/// (<see cref="FinalSend"/>, <see cref="TakeOverLate"/>, <see cref="TakeOverResume"/>, <see cref="TakeOverReply"/>) while the
 /// file <c>STATE/fault-holds/GROUP.MOMENT</c> exists, so that a test can cut the link exactly there.
 /// Reaching the moment creates <c>GROUP.MOMENT.held</c> beside it; removing <c>GROUP.MOMENT</c> lets
 /// the migration go on. A hold ends too when the operation it holds is cancelled. Unset in production.
@@ -17,6 +17,13 @@ internal sealed class MigrationHolds
 {
     /// <summary>The source, the group frozen for the last round, before it sends that round.</summary>
     public const string FinalSend = "final-send";
+
+    /// <summary>
+    /// The target, a takeover received, before it is checked against the fences (<see cref="MigrationFences"/>).
+    /// Unlike the others, this hold outlasts the call's cancellation, and the takeover then goes on as if
+    /// that had never arrived: a request a healed link delivers after its source gave up.
+    /// </summary>
+    public const string TakeOverLate = "takeover-late";
 
     /// <summary>The target, the group restored and still frozen there, before its processes are resumed.</summary>
     public const string TakeOverResume = "takeover-resume";
@@ -45,15 +52,33 @@ internal sealed class MigrationHolds
     /// <exception cref="OperationCanceledException">the held operation was cancelled meanwhile</exception>
     public async Task AtAsync(string moment, string group, CancellationToken cancellationToken)
     {
-        if (_dir is null)
+        if (Gate(moment, group) is not { } gate)
         {
             return;
         }
-        var gate = Path.Combine(_dir, $"{group}.{moment}");
-        if (!File.Exists(gate))
+        await HoldAsync(gate, moment, group, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <see cref="TakeOverLate"/>: waits here while the test holds the takeover, whatever becomes of its
+    /// call, and returns the token it goes on with: none once it was held (its cancellation lost), the
+    /// call's own otherwise.
+    /// </summary>
+    public async Task<CancellationToken> LateAsync(string group, CancellationToken cancellationToken)
+    {
+        if (Gate(TakeOverLate, group) is not { } gate)
         {
-            return;
+            return cancellationToken;
         }
+        await HoldAsync(gate, TakeOverLate, group, CancellationToken.None).ConfigureAwait(false);
+        return CancellationToken.None;
+    }
+
+    private string? Gate(string moment, string group) =>
+        _dir is not null && Path.Combine(_dir, $"{group}.{moment}") is var gate && File.Exists(gate) ? gate : null;
+
+    private async Task HoldAsync(string gate, string moment, string group, CancellationToken cancellationToken)
+    {
         _logger.LogWarning("Fault injection: migration of group {Group} held at {Moment} until {Gate} is removed", group, moment, gate);
         await File.WriteAllTextAsync(gate + ".held", "", CancellationToken.None).ConfigureAwait(false);
         try

@@ -20,8 +20,10 @@ internal sealed record UnsettledMigration(string Group, string Target, IStandbyL
 /// itself or later (docs/architecture.md, "Moving a live group"): the group runs on the target, so its
 /// copy here ends and this node becomes its standby; or it does not, so it runs on here. A migration
 /// that could not learn it leaves the group frozen here and hands it over (<see cref="Settle"/>): the
-/// target is asked again every <see cref="Retry"/>, for as long as it takes, and its answer is carried
-/// out, unless the operator settled the group first (stopped or restored it here): then nothing is done.
+/// target is asked again every <see cref="Retry"/>, for as long as it takes, to abandon the migration
+/// (it then never runs it, however late its takeover arrives) and say whether it runs the group; its
+/// answer is carried out, unless the operator settled the group first (stopped or restored it here):
+/// then nothing is done.
 /// </summary>
 internal sealed class MigrationSettler : IDisposable
 {
@@ -132,14 +134,15 @@ internal sealed class MigrationSettler : IDisposable
         }
     }
 
-    /// <summary>Whether the group runs on the target; null while the target cannot tell.</summary>
+    /// <summary>Whether the group runs on the target, once it abandoned the migration; null while it cannot be reached.</summary>
     private async Task<bool?> AskAsync(UnsettledMigration migration, CancellationToken stopping)
     {
         using var call = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         call.CancelAfter(_options.MigrationResolveTimeout);
         try
         {
-            return await migration.Link.RunsAsync(migration.Group, call.Token).ConfigureAwait(false);
+            // Abandoned first: the target promises never to run the migration, even should its takeover arrive there late.
+            return await migration.Link.AbandonAsync(migration.Group, migration.Frozen.Checkpoint.Id, call.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is StandbyLinkException || (e is OperationCanceledException && !stopping.IsCancellationRequested))
         {

@@ -40,8 +40,12 @@ internal interface IStandbyLink
     /// <exception cref="PeerRefusedException">The node answered: it could not (the restore failed, the group runs there).</exception>
     Task<TakeOverResult> TakeOverAsync(string group, string id, string? policyText, CancellationToken cancellationToken);
 
-    /// <summary>Whether the group runs on the node, once any takeover or restore of it there is over.</summary>
-    Task<bool> RunsAsync(string group, CancellationToken cancellationToken);
+    /// <summary>
+    /// Gives up the migration whose takeover restores checkpoint <paramref name="id"/>: the node promises
+    /// never to run it (a takeover of it in progress there is stopped, a later one refused), then says
+    /// whether the group runs there, once any takeover or restore of it there is over.
+    /// </summary>
+    Task<bool> AbandonAsync(string group, string id, CancellationToken cancellationToken);
 }
 
 /// <summary>A group the node took over: how many processes run there, how long its restore took, and its standby there.</summary>

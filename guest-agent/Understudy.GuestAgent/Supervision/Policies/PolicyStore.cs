@@ -25,7 +25,6 @@ internal sealed record StoredPolicy(ParsedPolicy Parsed, DateTime AppliedUtc, st
 /// </summary>
 internal sealed class PolicyStore
 {
-    private const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private const string Active = ".yaml", Standby = ".standby", RunsOnFile = ".runs-on";
     private readonly StatePaths _paths;
     private readonly ILogger<PolicyStore> _logger;
@@ -127,16 +126,5 @@ internal sealed class PolicyStore
         }
     }
 
-    private static void Write(string path, string text)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!, UnixSocketFile.PrivateDirectory);
-        var temporary = path + ".new";
-        using (var file = File.OpenHandle(temporary, System.IO.FileMode.Create, FileAccess.Write))
-        {
-            File.SetUnixFileMode(file, FileMode);
-            RandomAccess.Write(file, System.Text.Encoding.UTF8.GetBytes(text), 0);
-            RandomAccess.FlushToDisk(file);
-        }
-        File.Move(temporary, path, overwrite: true);
-    }
+    private static void Write(string path, string text) => PrivateFile.WriteDurably(path, text);
 }
