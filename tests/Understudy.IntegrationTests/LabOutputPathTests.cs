@@ -42,6 +42,7 @@ public sealed class LabOutputPathTests(ITestOutputHelper output)
         var (trigger, fifo) = (Path.Combine(lab.Dir, "exec-a-child"), Path.Combine(lab.Dir, "pause.fifo"));
         var onA = lab.On(a);
         (await onA.Run("launch", name, "--app", "counter", "--", Repo.Workload("wl_counter"), "c")).Ok();
+        (await onA.Run("launch", name, "--app", "paths", "--", Repo.Workload("wl_output_path"))).Ok();
         (await onA.Run("launch", name, "--app", "loop", "--", "/bin/bash", "-c", Loop, "loop", trigger, fifo)).Ok();
         await LabSession.WaitForCount(a, name, "c count", 3);
         await LabSession.WaitForCount(a, name, "loop count", 3);
@@ -50,6 +51,7 @@ public sealed class LabOutputPathTests(ITestOutputHelper output)
         (await onA.Run("migrate", name, "--to", B)).Ok();
         await File.WriteAllTextAsync(trigger, "first\n");
         AssertWritesOnlyOn(lab, name, "first", runsOn: b, ranOn: a, await LinesWhere(lab, name, "first", runsOn: b, ranOn: a, marks: (0, 0)));
+        await VerifyPaths(lab, name, b);
 
         // node-b crashes; node-a, its standby since the move, restores the group from its copy, where
         // the loop forks and execs another child.
@@ -61,8 +63,22 @@ public sealed class LabOutputPathTests(ITestOutputHelper output)
         Assert.Equal(id, (await onA.Run("restore", name)).Ok().Json.Str("id"));
         await File.WriteAllTextAsync(trigger, "second\n");
         AssertWritesOnlyOn(lab, name, "second", runsOn: a, ranOn: b, await LinesWhere(lab, name, "second", runsOn: a, ranOn: b, marks));
+        await VerifyPaths(lab, name, a);
         (await onA.Run("stop", name)).Ok();
     });
+
+    /// <summary>
+    /// wl_output_path on <paramref name="node"/> checks itself (SIGUSR1): a program it execs now is given
+    /// that node's output log and native log, and writes into that output log.
+    /// </summary>
+    private static async Task VerifyPaths(LabSession lab, string group, LabNode node)
+    {
+        var paths = (await lab.On(node).Run("status", group)).Ok().Json.Array("groups").SelectMany(g => g.Array("members"))
+            .Single(m => m.Str("app") == "paths");
+        var log = node.Log(group);
+        await lab.VerifyInNode(node.Name, [paths.Long("hostPid")!.Value], ["output-path"], log);
+        Assert.Equal($"VERIFY OK output-path output={log.Path} log={NativeLog(node, group).Path}", log.Verified("output-path", 0).Last());
+    }
 
     private static GroupLog NativeLog(LabNode node, string group) => new(Path.Combine(node.GroupDir(group), "native.log"));
 
@@ -104,10 +120,10 @@ public sealed class LabOutputPathTests(ITestOutputHelper output)
         var children = w.Output.Where(l => l.StartsWith($"{child} count ", StringComparison.Ordinal)).ToList();
         Assert.All(children, l => Assert.EndsWith(expected, l));
 
-        // Each restored interceptor (the counter, bash, and on the failover the child exec'd before) logs
+        // Each restored interceptor (the counter, wl_output_path, bash, and on the failover the child exec'd before) logs
         // its restore here, and the child exec'd since joins from here.
         var restored = w.Native.Count(l => l.Contains(" event=restored", StringComparison.Ordinal));
-        Assert.True(restored >= 2, $"{restored} restored processes logged into {runsOn.Name}'s native.log:\n{string.Join('\n', w.Native)}");
+        Assert.True(restored >= 3, $"{restored} restored processes logged into {runsOn.Name}'s native.log:\n{string.Join('\n', w.Native)}");
         Assert.Contains(w.Native, l => l.Contains(" event=joined origin=exec", StringComparison.Ordinal));
         lab.Note($"{group} on {runsOn.Name}: {after.Count} counts, {children.Count} lines of the child exec'd there, {w.Native.Count} native log lines; none on {ranOn.Name}");
     }
