@@ -51,7 +51,7 @@ public sealed class LabOutputPathTests(ITestOutputHelper output)
         (await onA.Run("migrate", name, "--to", B)).Ok();
         await File.WriteAllTextAsync(trigger, "first\n");
         AssertWritesOnlyOn(lab, name, "first", runsOn: b, ranOn: a, await LinesWhere(lab, name, "first", runsOn: b, ranOn: a, marks: (0, 0)));
-        await VerifyPaths(lab, name, b);
+        await VerifyPaths(lab, name, b, members: 4); // the counter, wl_output_path, bash and its child
 
         // node-b crashes; node-a, its standby since the move, restores the group from its copy, where
         // the loop forks and execs another child.
@@ -63,21 +63,24 @@ public sealed class LabOutputPathTests(ITestOutputHelper output)
         Assert.Equal(id, (await onA.Run("restore", name)).Ok().Json.Str("id"));
         await File.WriteAllTextAsync(trigger, "second\n");
         AssertWritesOnlyOn(lab, name, "second", runsOn: a, ranOn: b, await LinesWhere(lab, name, "second", runsOn: a, ranOn: b, marks));
-        await VerifyPaths(lab, name, a);
+        await VerifyPaths(lab, name, a, members: 5); // and the child exec'd here
         (await onA.Run("stop", name)).Ok();
     });
 
     /// <summary>
     /// wl_output_path on <paramref name="node"/> checks itself (SIGUSR1): a program it execs now is given
-    /// that node's output log and native log, and writes into that output log.
+    /// that node's output log and native log, and writes into that output log. Returns once the check's
+    /// process is gone (its exit during a checkpoint would abort it) and the group has
+    /// <paramref name="members"/> again.
     /// </summary>
-    private static async Task VerifyPaths(LabSession lab, string group, LabNode node)
+    private static async Task VerifyPaths(LabSession lab, string group, LabNode node, int members)
     {
         var paths = (await lab.On(node).Run("status", group)).Ok().Json.Array("groups").SelectMany(g => g.Array("members"))
             .Single(m => m.Str("app") == "paths");
         var log = node.Log(group);
         await lab.VerifyInNode(node.Name, [paths.Long("hostPid")!.Value], ["output-path"], log);
         Assert.Equal($"VERIFY OK output-path output={log.Path} log={NativeLog(node, group).Path}", log.Verified("output-path", 0).Last());
+        await LabMigration.WaitForMembers(lab, node.Name, group, members);
     }
 
     private static GroupLog NativeLog(LabNode node, string group) => new(Path.Combine(node.GroupDir(group), "native.log"));
