@@ -137,6 +137,7 @@ public sealed class StandbyStreamingTests : IClassFixture<StandbyPair>
 
         (await primary.Run("stop", primary.Name)).Ok();
         await using var standby = new GroupSession(_pair.Standby, primary.Name, _out, primary.Log);
+        standby.TakesOver();
         var after = await standby.RestoreAndVerify(taken, tags, roles);
         Assert.Equal(a.Pid, Assert.Single(after).Pid);
     }
