@@ -14,6 +14,12 @@ namespace Understudy.Images;
 /// Set once the checkpoint's incremental images were merged into full ones (its kind is then
 /// "full"); null for a checkpoint as it was taken. Absent in JSON when null.
 /// </param>
+/// <param name="OutputLog">
+/// The group's output log on the node that took the checkpoint (the file its processes' stdout and
+/// stderr name), which a restore on another node replaces with its own; null when not recorded
+/// (manifests written before it was), and then a restore keeps the paths the images name. Absent
+/// in JSON when null.
+/// </param>
 public sealed record CheckpointManifest(
     string Format,
     int Version,
@@ -24,7 +30,8 @@ public sealed record CheckpointManifest(
     DateTime CreatedUtc,
     long Bytes,
     IReadOnlyList<ManifestMember> Members,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] MergeRecord? Merged = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] MergeRecord? Merged = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? OutputLog = null)
 {
     public const string FormatName = "understudy-checkpoint";
     public const int CurrentVersion = 1;
@@ -163,6 +170,11 @@ public sealed record CheckpointManifest(
         if (m.Kind is not (FullKind or IncrementalKind))
         {
             return $"kind is \"{ImageLocation.OneLine(m.Kind)}\", expected \"{FullKind}\" or \"{IncrementalKind}\"";
+        }
+
+        if (m.OutputLog is { } outputLog && (!outputLog.StartsWith('/') || outputLog.Contains('\0')))
+        {
+            return $"outputLog \"{ImageLocation.OneLine(outputLog)}\" is not an absolute path";
         }
 
         if (m.Bytes < 0)

@@ -381,10 +381,13 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
             var reply = await restore;
 
             Assert.Equal(third.Id, reply.Id);
-            // us-init was given the chain as it is, newest image first, and nothing was merged.
+            // us-init was given the chain as it is, newest image first, and nothing was merged; and where the
+            // group's output log was when the checkpoint was taken.
             Assert.Contains($"--restore {agent.Store.CheckpointDir("web", third.Id)} --plan ", File.ReadAllText(native.ArgsFile));
+            var outputLog = Path.Combine(agent.Store.GroupDir("web"), "output.log");
+            Assert.Equal(outputLog, agent.Store.LoadManifest("web", third.Id).OutputLog);
             Assert.Equal(
-                "understudy-restore-plan 1\nprocess 2 3\nimage 000003 2 2.meta 2.pages\nimage 000002 2 2.meta 2.pages\nimage 000001 2 2.meta 2.pages\n",
+                $"understudy-restore-plan 1\noutput-was {outputLog}\nprocess 2 3\nimage 000003 2 2.meta 2.pages\nimage 000002 2 2.meta 2.pages\nimage 000001 2 2.meta 2.pages\n",
                 File.ReadAllText(native.PlanFile));
             Assert.Equal("incremental", agent.Store.Verify("web", third.Id).Kind);
             Assert.Null(agent.Store.LoadManifest("web", "000002").Merged);

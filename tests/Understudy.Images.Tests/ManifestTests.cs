@@ -19,7 +19,8 @@ public class ManifestTests
             { "vpid": 2, "vppid": 1, "app": "db", "execCount": 0,
               "meta": "2.meta", "metaBytes": 4096, "metaCrc32c": 305419896,
               "pages": "2.pages", "pagesBytes": 268435456, "kind": "full", "baseSeq": 0 }
-          ]
+          ],
+          "outputLog": "/var/lib/understudy/groups/web/output.log"
         }
         """;
 
@@ -34,6 +35,17 @@ public class ManifestTests
         Assert.Equal(new DateTime(2026, 11, 25, 19, 0, 0, DateTimeKind.Utc), m.CreatedUtc);
         Assert.Equal(DateTimeKind.Utc, m.CreatedUtc.Kind);
         Assert.Equal(new ManifestMember(2, 1, "db", 0, "2.meta", 4096, 305419896, "2.pages", 268435456), Assert.Single(m.Members));
+        Assert.Equal("/var/lib/understudy/groups/web/output.log", m.OutputLog);
+    }
+
+    [Fact]
+    public void A_manifest_written_before_outputLog_reads_without_it_and_stays_without_it()
+    {
+        string old = ProtocolExample.Replace(",\n  \"outputLog\": \"/var/lib/understudy/groups/web/output.log\"", "", StringComparison.Ordinal);
+        Assert.DoesNotContain("outputLog", old);
+        CheckpointManifest m = CheckpointManifest.FromJson(old);
+        Assert.Null(m.OutputLog);
+        Assert.DoesNotContain("outputLog", m.ToJson());
     }
 
     [Fact]
@@ -43,7 +55,7 @@ public class ManifestTests
         string json = m.ToJson();
 
         using var doc = JsonDocument.Parse(json);
-        Assert.Equal(["format", "version", "group", "id", "seq", "kind", "createdUtc", "bytes", "members"],
+        Assert.Equal(["format", "version", "group", "id", "seq", "kind", "createdUtc", "bytes", "members", "outputLog"],
             doc.RootElement.EnumerateObject().Select(p => p.Name));
         Assert.Equal(["vpid", "vppid", "app", "execCount", "meta", "metaBytes", "metaCrc32c", "pages", "pagesBytes", "kind", "baseSeq"],
             doc.RootElement.GetProperty("members")[0].EnumerateObject().Select(p => p.Name));
@@ -78,6 +90,7 @@ public class ManifestTests
     [InlineData("\"seq\": 3", "\"seq\": \"3\"", "invalid JSON at line 6")]
     [InlineData("\"members\": [", "\"members\": [ null, ", "member 0 is null")]
     [InlineData("\"version\": 1,", "\"version\": 1, \"version\": 1,", "invalid JSON")]
+    [InlineData("\"/var/lib/understudy/groups/web/output.log\"", "\"output.log\"", "outputLog \"output.log\" is not an absolute path")]
     public void Invalid_manifests_are_refused_with_the_reason(string find, string replace, string reason)
     {
         string json = ProtocolExample.Replace(find, replace);

@@ -154,6 +154,8 @@ public sealed class ChainRestoreTests : IClassFixture<ManualMergeAgentFixture>
             ("bad checkpoint id or image file name", header + $"process {vpid} 2\n" + first + $"image {full.Id} {vpid} ../{full.Id}/{vpid}.meta {vpid}.pages\n"),
             ("an image of the chain is not the one the plan names", header + $"process {vpid} 2\n" + first + $"image {full.Id} {vpid + 1} {vpid}.meta {vpid}.pages\n"),
             ("the plan ends within a chain", header + $"process {vpid} 2\n" + first),
+            ("output-was PATH (absolute)", header + "output-was output.log\n" + $"process {vpid} 1\n" + first),
+            ("output-was PATH (absolute)", header + "output-was /a/output.log\noutput-was /b/output.log\n" + $"process {vpid} 1\n" + first),
         };
         foreach (var (reason, plan) in plans)
         {

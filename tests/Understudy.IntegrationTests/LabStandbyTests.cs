@@ -53,6 +53,7 @@ public sealed class LabStandbyTests(ITestOutputHelper output)
 
         var onStandby = lab.On(lab.Node(Standby));
         var mark = group.Log.Length;
+        group.Log.FollowTo(lab.Node(Standby).Log(group.Name).Path);
         var restored = (await onStandby.Run("restore", group.Name)).Ok().Json;
         Assert.Equal(id, restored.Str("id"));
         var members = restored.Array("members").ToList();
@@ -143,7 +144,7 @@ public sealed class LabStandbyTests(ITestOutputHelper output)
 
     private sealed record Taken(string Id, long Bytes);
 
-    /// <param name="Log">its output.log on node-a, where it writes on after a restore on node-b too</param>
+    /// <param name="Log">its output.log on node-a, followed by node-b's once restored there</param>
     /// <param name="Pids">its members' pids (in its pid namespace), in order</param>
     private sealed record LabGroup(string Name, Hactl OnPrimary, GroupLog Log, IReadOnlyList<int> Pids);
 }

@@ -19,8 +19,9 @@ public sealed class SharedLabWithMigrationHolds : SharedLab
 /// (docs/architecture.md, "Moving a live group"): (a) the group frozen for the last round, before
 /// that round is sent; (b) the takeover sent, the group restored on the target but not yet resumed;
 /// (c) the group resumed on the target, its answer not yet sent. In every case the group never runs
-/// on both nodes: each copy prints its counters into the one output.log the lab's nodes share, so a
-/// copy running beside the other would repeat them (<see cref="LabMigration.AssertUnbroken"/>). An
+/// on both nodes: each copy prints its counters into its node's output.log, read in the order the
+/// group ran on the nodes, so a copy running on the source beside the target's would break the order
+/// (<see cref="LabMigration.AssertUnbroken"/>). An
 /// outcome the source cannot learn while the link is down leaves the group frozen there, and is
 /// settled by the source on its own once the link is back. One lab for the class.
 /// </summary>
@@ -297,6 +298,7 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     {
         Directory.CreateDirectory(Path.GetDirectoryName(gate)!);
         await File.WriteAllTextAsync(gate, "");
+        group.Log.FollowTo(_lab.Node(B).Log(group.Name).Path);
         var migrate = _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B);
         await LabSession.WaitUntil(() => migrate.IsCompleted || File.Exists(gate + ".held"), $"the migration of {group.Name} held at {Path.GetFileName(gate)}");
         Assert.False(migrate.IsCompleted, $"the migration ended before its hold: {(migrate.IsCompleted ? migrate.Result.ToString() : "")}");

@@ -34,7 +34,7 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
         var launched = await onA.Launch("memory", Repo.Workload("wl_memory"), "64");
         await onA.WaitForCounts("count", 3, 0);
 
-        var there = await Migrate(onA, StandbyPair.StandbyNode);
+        var there = await Migrate(onA, onB, StandbyPair.StandbyNode);
         Assert.True(there.Rounds >= 2, $"a pre-copy round, then the frozen one: {there.Json}");
         Assert.True(there.Bytes >= 64L << 20, $"the 64 MiB buffer crossed the link: {there.Json}");
         await AssertRunsOn(onB, launched.Pid, roles);
@@ -46,7 +46,7 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
             onB, r => r.Str("state") == "in-sync" && r.Str("lastReplicated") == taken, $"checkpoint {taken} replicated to node-a");
         Assert.Equal(StandbyPair.PrimaryNode, replication.Str("standby"));
 
-        var back = await Migrate(onB, StandbyPair.PrimaryNode);
+        var back = await Migrate(onB, onA, StandbyPair.PrimaryNode);
         // node-a held the chain up to the takeover: only what node-b wrote since crossed back.
         var ownOnB = (await ImagesAfter(onB, there.Json.Str("checkpointId")!)).ToList();
         Assert.True(back.Bytes <= ownOnB.Sum(c => c.Bytes),
@@ -169,8 +169,9 @@ public sealed class MigrationTests : IClassFixture<StandbyPair>
             .Select(f => new Image(f.Str("checkpointId")!, f.Str("kind")!, long.Parse(f.Str("bytes")!, CultureInfo.InvariantCulture)))
             .Where(c => string.CompareOrdinal(c.Id, id) > 0);
 
-    private async Task<Migration> Migrate(GroupSession from, string to)
+    private async Task<Migration> Migrate(GroupSession from, GroupSession target, string to)
     {
+        target.TakesOver();
         var json = (await from.Run("migrate", from.Name, "--to", to)).Ok().Json;
         _out.WriteLine($"migrate {from.Name} --to {to}: {json}");
         Assert.Equal(to, json.Str("to"));
@@ -224,6 +225,7 @@ public sealed class MigrationResumeTests : IClassFixture<StandbyPairWithBrokenLi
         var launched = await onA.Launch("memory", Repo.Workload("wl_memory"), "256");
         await onA.WaitForCounts("count", 3, 0);
 
+        onB.TakesOver();
         var json = (await onA.Run("migrate", onA.Name, "--to", StandbyPair.StandbyNode)).Ok().Json;
         _out.WriteLine($"migrate: {json}");
         Assert.Contains("Fault injection: cutting the connection", _pair.Standby.AgentLogText());
@@ -274,6 +276,7 @@ public sealed class MigrationLostAnswerTests : IClassFixture<StandbyPairLosingTa
         var launched = await onA.Launch("memory", Repo.Workload("wl_memory"), "16");
         await onA.WaitForCounts("count", 3, 0);
 
+        onB.TakesOver();
         var json = (await onA.Run("migrate", onA.Name, "--to", StandbyPair.StandbyNode)).Ok().Json;
         _out.WriteLine($"migrate: {json}");
         Assert.Contains("Fault injection: cutting the connection of the takeover", _pair.Standby.AgentLogText());

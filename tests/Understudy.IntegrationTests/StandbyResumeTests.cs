@@ -39,6 +39,7 @@ public sealed class StandbyResumeTests : IClassFixture<StandbyPairWithBrokenLink
 
         (await primary.Run("stop", primary.Name)).Ok();
         await using var standby = new GroupSession(_pair.Standby, primary.Name, _out, primary.Log);
+        standby.TakesOver();
         var after = await standby.RestoreAndVerify(full, tags, roles);
         Assert.Equal(launched.Pid, Assert.Single(after).Pid);
     }

@@ -44,6 +44,7 @@ public sealed class StandbyStreamingTests : IClassFixture<StandbyPair>
 
         (await primary.Run("stop", primary.Name)).Ok();
         await using var standby = new GroupSession(_pair.Standby, primary.Name, _out, primary.Log);
+        standby.TakesOver();
         var after = await standby.RestoreAndVerify(newest, tags, roles);
         Assert.Equal(launched.Pid, Assert.Single(after).Pid);
     }
@@ -68,6 +69,7 @@ public sealed class StandbyStreamingTests : IClassFixture<StandbyPair>
 
         (await primary.Run("stop", primary.Name)).Ok();
         await using var standby = new GroupSession(_pair.Standby, primary.Name, _out, primary.Log);
+        standby.TakesOver();
         var after = await standby.RestoreAndVerify(newest, tags, roles);
         foreach (var program in new[] { "wl_exec_parent", "wl_exec_child" })
         {
@@ -135,6 +137,7 @@ public sealed class StandbyStreamingTests : IClassFixture<StandbyPair>
 
         (await primary.Run("stop", primary.Name)).Ok();
         await using var standby = new GroupSession(_pair.Standby, primary.Name, _out, primary.Log);
+        standby.TakesOver();
         var after = await standby.RestoreAndVerify(taken, tags, roles);
         Assert.Equal(a.Pid, Assert.Single(after).Pid);
     }

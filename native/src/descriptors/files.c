@@ -1,7 +1,8 @@
 /* Regular files, directories, character devices and memfds: opened again at the
  * offset they had. An unlinked file or a memfd is opened again from the object
  * us-init made once from its saved contents (FILE record, restore_tree.c), which
- * is also what a mapping of it maps. */
+ * is also what a mapping of it maps. The group's output log is the restoring
+ * node's: a restore on another node opens that node's instead. */
 #include <stddef.h>
 #include "kinds.h"
 
@@ -36,6 +37,27 @@ static void capture_offset(struct us_fd_capture *c)
 	c->rec.pos = (uint64_t)us_sc3(SYS_lseek, c->fd, 0, SEEK_CUR);
 }
 
+/* The group's output log, as the agent names it (UNDERSTUDY_OUTPUT), looked up
+ * once per image. */
+static struct stat output_log;
+static int have_output_log;
+
+static void find_output_log(struct scratch *s)
+{
+	(void)s;
+	have_output_log = us.output_path[0] && us_sc2(SYS_stat, us.output_path, &output_log) == 0;
+}
+
+/* The output log is recorded under the agent's name for it, whatever path the
+ * kernel shows (a group directory that is a symlink): the restore finds it by
+ * that name, which the checkpoint's manifest holds. */
+static void capture_file(struct us_fd_capture *c)
+{
+	capture_offset(c);
+	if (have_output_log && c->st.st_dev == output_log.st_dev && c->st.st_ino == output_log.st_ino)
+		c->name = us.output_path;
+}
+
 static void capture_memfd(struct us_fd_capture *c)
 {
 	capture_offset(c);
@@ -57,7 +79,17 @@ static void capture_chr(struct us_fd_capture *c)
 static int open_again(const struct proc *p, const struct us_rec_fd *f)
 {
 	char path[4096];
-	int fd = open(us_fd_path(f, path, sizeof path), restore_open_flags(f));
+	us_fd_path(f, path, sizeof path);
+	const char *output = f->kind == US_FD_FILE ? restore_output_log_for(path) : NULL;
+	if (output) {
+		/* this node's output log, written on from its end as the source's was */
+		int fd = open(output, restore_open_flags(f) | O_CREAT | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			restore_fail(p, "cannot-open-output-log", output);
+		lseek(fd, 0, SEEK_END);
+		return fd;
+	}
+	int fd = open(path, restore_open_flags(f));
 	if (fd < 0)
 		restore_fail(p, "cannot-open-file", path);
 	if (f->kind != US_FD_CHR && lseek(fd, (off_t)f->pos, SEEK_SET) < 0 && f->pos)
@@ -93,8 +125,9 @@ static int restore_memfd(const struct proc *p, const struct us_rec_fd *f)
 
 const struct us_fd_ops us_fd_file = {
 	.kind = US_FD_FILE,
+	.begin = US_CAPTURE(find_output_log),
 	.detect = US_CAPTURE(is_file),
-	.capture = US_CAPTURE(capture_offset),
+	.capture = US_CAPTURE(capture_file),
 	.restore = US_RESTORE(restore_file),
 	.open_key = 1,
 };

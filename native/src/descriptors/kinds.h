@@ -137,6 +137,10 @@ int restore_open_file(const struct proc *p, const struct us_rec_fd *f);
 const struct us_rec_fd *restore_next_record(long *cursor, const struct proc **holder);
 /* The same, only the records whose open file has this key (US_FD_AUX_OPEN_KEY). */
 const struct us_rec_fd *restore_next_with_key(uint64_t key, long *cursor, const struct proc **holder);
+/* The restoring node's output log (us-init's --output) when path names the
+ * group's output log at the checkpoint and that was another file (the restore
+ * plan's output-was), else NULL. */
+const char *restore_output_log_for(const char *path);
 /* p's pid in the group. */
 uint32_t restore_vpid(const struct proc *p);
 /* p's record for descriptor fd, or NULL. */

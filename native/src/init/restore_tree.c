@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "init.h"
 #include "../common/us_crc32c.h"
+#include "../common/us_fmt.h"
 #include "../common/us_lz4.h"
 #include "../common/us_image_check.h"
 #include "../descriptors/kinds.h"
@@ -59,6 +60,9 @@ static int nobjects, max_objects;
 static const struct proc *ipc_holder;     /* the image with the group's IPC records */
 static int fd_base;
 static const struct init_config *cfg;
+/* The group's output log where the checkpoint was taken (the plan's output-was),
+ * when it is not this node's (--output); else NULL. */
+static char *output_was;
 
 /* An attachment of a SysV segment: shmid is its inode (capture_memory.c). */
 static int is_sysv(const struct us_rec_vma *v)
@@ -337,6 +341,11 @@ const struct us_rec_fd *restore_next_with_key(uint64_t key, long *cursor, const 
 	return NULL;
 }
 
+const char *restore_output_log_for(const char *path)
+{
+	return output_was && !strcmp(path, output_was) ? cfg->output : NULL;
+}
+
 uint32_t restore_vpid(const struct proc *p)
 {
 	return p->rec->vpid;
@@ -549,6 +558,15 @@ static pid_t clone_with_pid(pid_t pid)
 
 static void start(struct proc *p);
 
+/* "TAG" followed by value: an argument of the restorer. */
+static char *tagged(const struct proc *p, const char *tag, const char *value)
+{
+	char *arg = malloc(strlen(tag) + strlen(value) + 1);
+	if (!arg)
+		restore_fail(p, "out-of-memory", NULL);
+	return strcat(strcpy(arg, tag), value);
+}
+
 static void become(struct proc *p)
 {
 	const struct us_rec_proc *r = p->rec;
@@ -581,7 +599,7 @@ static void become(struct proc *p)
 		}
 
 	/* shared memory objects the restorer maps, passed by descriptor, once each */
-	char **argv = calloc((size_t)p->nshm_vmas + (size_t)p->nsysv_vmas + 2 * (size_t)p->nbases + 6, sizeof *argv);
+	char **argv = calloc((size_t)p->nshm_vmas + (size_t)p->nsysv_vmas + 2 * (size_t)p->nbases + 7, sizeof *argv);
 	int *shm_fds = calloc((size_t)p->nshm_vmas + 1, sizeof *shm_fds);
 	if (!argv || !shm_fds)
 		restore_fail(p, "out-of-memory", NULL);
@@ -590,12 +608,10 @@ static void become(struct proc *p)
 	argv[argc++] = p->meta_path;
 	argv[argc++] = p->pages_path;
 	argv[argc++] = (char *)cfg->log;
-	/* the process registers with the agent restoring it, whichever launched it */
-	char *coord = malloc(strlen(cfg->coord) + 7);
-	if (!coord)
-		restore_fail(p, "out-of-memory", NULL);
-	sprintf(coord, "coord:%s", cfg->coord);
-	argv[argc++] = coord;
+	/* the process registers with the agent restoring it, whichever launched it,
+	 * and writes its output and log lines into this node's files */
+	argv[argc++] = tagged(p, "coord:", cfg->coord);
+	argv[argc++] = tagged(p, "output:", cfg->output);
 	for (int k = 0; k < 2 * p->nbases; k++)
 		argv[argc++] = p->bases[k];
 	for (int k = 0; k < p->nshm_vmas; k++) {
@@ -734,6 +750,19 @@ static int plan_image(struct proc *p, int i, const char *dir, const char *restor
 	return 0;
 }
 
+/* "output-was PATH" (a percent-encoded token): the group's output log where the
+ * checkpoint was taken. Only a path other than this node's is kept. */
+static int plan_output_was(const struct init_config *c, const char *arg)
+{
+	static int seen;
+	char was[4096];
+	if (seen++ || us_next_token(&arg, was, sizeof was) <= 0 || strcmp(arg, "\n") || was[0] != '/')
+		return plan_error = "expected once, before the processes: output-was PATH (absolute)", -1;
+	if (strcmp(was, c->output) && !(output_was = strdup(was)))
+		return plan_error = "out of memory", -1;
+	return 0;
+}
+
 static int read_plan(const struct init_config *c)
 {
 	char dir[4096], line[4096];
@@ -759,6 +788,10 @@ static int read_plan(const struct init_config *c)
 			left--;
 			if (ok && !left && h.kind != US_IMAGE_FULL)
 				ok = 0, plan_error = "the chain of images does not end in a full image";
+			continue;
+		}
+		if (!nprocs && !strncmp(line, "output-was ", 11)) {
+			ok = plan_output_was(c, line + 11) == 0;
 			continue;
 		}
 		unsigned vpid;
@@ -802,6 +835,8 @@ int restore_tree(const struct init_config *c)
 	cfg = c;
 	if (read_plan(c) < 0)
 		return -1;
+	if (output_was)
+		init_log(c, "output-log-moved was=%s now=%s", output_was, c->output);
 	int max_fd = 2;
 	for (int i = 0; i < nprocs; i++)
 		for (int k = 0; k < procs[i].nfds; k++)

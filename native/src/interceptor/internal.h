@@ -179,8 +179,10 @@ static inline struct us_thread_slot *us_slot_at(int i)
 struct us_restore_args {
 	uint64_t restorer_start, restorer_end;
 	uint64_t checkpoint_seq;        /* the image restored: what the tracker starts from */
-	uint64_t coord_path;            /* the restoring agent's member socket (a C string in the
-	                                   restorer's memory, gone once it is unmapped), or 0 */
+	/* C strings in the restorer's memory, gone once it is unmapped; 0 for none */
+	uint64_t coord_path;            /* the restoring agent's member socket */
+	uint64_t log_path;              /* the restoring node's native log of the group */
+	uint64_t output_path;           /* and its output log */
 };
 
 enum us_tracker_mode { US_TRACK_NONE = 0, US_TRACK_UFFD = 1, US_TRACK_MPROTECT = 2 };

@@ -25,6 +25,19 @@ static __attribute__((noreturn)) void die(int code)
 		us_sc1(SYS_exit_group, code);
 }
 
+/* A path the restorer hands over (a C string in its memory, 0 for none) into one
+ * of ours, US_PATH_MAX bytes. A loop, not a libc call: there is no thread pointer yet. */
+static void take_path(char *ours, uint64_t given)
+{
+	const char *p = (const char *)given;
+	if (!p)
+		return;
+	size_t i = 0;
+	for (; p[i] && i < US_PATH_MAX - 1; i++)
+		ours[i] = p[i];
+	ours[i] = 0;
+}
+
 static void restore_thread_state(struct us_thread_slot *s)
 {
 	us_sc1(SYS_set_tid_address, s->clear_tid);
@@ -79,14 +92,11 @@ void us_restore_entry(struct us_restore_args *a)
 	us.restorer_start = a->restorer_start;
 	us.restorer_end = a->restorer_end;
 	us.tracked_seq = a->checkpoint_seq;     /* picked up by the checkpoint thread */
-	/* Restored by another agent (a standby node, a migration): register with that one. */
-	if (a->coord_path) {
-		const char *c = (const char *)a->coord_path;
-		size_t i = 0;
-		for (; c[i] && i < sizeof us.coord_path - 1; i++)
-			us.coord_path[i] = c[i];
-		us.coord_path[i] = 0;
-	}
+	/* Restored by another agent (a standby node, a migration): register with that
+	 * one, log into its node's files, and hand those to the programs exec'd next. */
+	take_path(us.coord_path, a->coord_path);
+	take_path(us.log_path, a->log_path);
+	take_path(us.output_path, a->output_path);
 	us.restored_main_left = 0;
 	us.creds_left = 0;
 	for (int i = 0; i < nslots; i++)

@@ -172,14 +172,22 @@ static size_t env_count(char *const envp[])
 	return n + 20;
 }
 
+/* Whether environ holds name=value; an empty value is not ours to check. */
+static int env_is(const char *name, const char *value)
+{
+	const char *v = getenv(name);
+	return !*value || (v && !strcmp(v, value));
+}
+
 /* Puts our variables back into environ for calls that spawn through it. */
 static void ensure_environ(void)
 {
 	if (!us.active)
 		return;
-	/* Set already, unless the process was restored by another agent since. */
-	const char *coord = getenv("UNDERSTUDY_COORD");
-	if (coord && !strcmp(coord, us.coord_path))
+	/* Set already, unless the process was restored by another agent (on another
+	 * node: other files) since. */
+	if (env_is("UNDERSTUDY_COORD", us.coord_path) && env_is("UNDERSTUDY_LOG", us.log_path) &&
+	    env_is("UNDERSTUDY_OUTPUT", us.output_path))
 		return;
 	setenv("UNDERSTUDY_COORD", us.coord_path, 1);
 	setenv("UNDERSTUDY_GROUP", us.group, 1);
@@ -187,6 +195,8 @@ static void ensure_environ(void)
 	setenv("UNDERSTUDY_LIB", us.lib_path, 1);
 	if (us.log_path[0])
 		setenv("UNDERSTUDY_LOG", us.log_path, 1);
+	if (us.output_path[0])
+		setenv("UNDERSTUDY_OUTPUT", us.output_path, 1);
 	const char *pre = getenv("LD_PRELOAD");
 	if (!pre || !strstr(pre, us.lib_path))
 		setenv("LD_PRELOAD", us.lib_path, 1);

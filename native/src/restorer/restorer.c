@@ -1,4 +1,4 @@
-/* us-restorer PID-IMAGE.meta PID-IMAGE.pages LOG [coord:PATH] [base-meta:META base-pages:PAGES ...]
+/* us-restorer PID-IMAGE.meta PID-IMAGE.pages LOG [coord:PATH] [output:PATH] [base-meta:META base-pages:PAGES ...]
  *             [shm:DEV:INODE:FD ...] [shm-removed:SHMID ...]
  *
  * Exec'd by us-init in a process that already has the right pid, parent, session,
@@ -50,6 +50,7 @@ void *memset(void *d, int c, size_t n)
 static char log_path[4096];
 static char meta_path[4096];
 static char coord_path[4096];   /* the restoring agent's member socket, handed to the process */
+static char output_path[4096];  /* the restoring node's output log of the group, handed over too */
 static const char *image_read;  /* the image of the chain a failure is about, if not the restored one */
 
 static void copy_arg(char *dst, const char *src)
@@ -528,7 +529,7 @@ static void set_mm(const struct us_rec_proc *pr)
 	us_sc5(SYS_prctl, PR_SET_NAME, comm, 0, 0, 0);
 }
 
-struct restore_args { uint64_t restorer_start, restorer_end, checkpoint_seq, coord_path; };
+struct restore_args { uint64_t restorer_start, restorer_end, checkpoint_seq, coord_path, log_path, output_path; };
 static struct restore_args args;
 
 /* Arguments go with the stack this program unmaps: they are copied to scratch
@@ -557,7 +558,7 @@ void restorer_main(long *sp)
 	int argc = (int)sp[0];
 	char **argv = (char **)(sp + 1);
 	if (argc < 4)
-		die("usage: us-restorer META PAGES LOG [coord:PATH] [base-meta:META base-pages:PAGES ...] "
+		die("usage: us-restorer META PAGES LOG [coord:PATH] [output:PATH] [base-meta:META base-pages:PAGES ...] "
 		    "[shm:DEV:INODE:FD ...] [shm-removed:SHMID ...]", 0);
 	copy_arg(meta_path, argv[1]);
 	copy_arg(log_path, argv[3]);
@@ -571,6 +572,10 @@ void restorer_main(long *sp)
 		const char *p = argv[i];
 		if (us_startswith(p, "coord:")) {
 			copy_arg(coord_path, p + 6);
+			continue;
+		}
+		if (us_startswith(p, "output:")) {
+			copy_arg(output_path, p + 7);
 			continue;
 		}
 		if (us_startswith(p, "base-meta:")) {
@@ -679,6 +684,8 @@ void restorer_main(long *sp)
 
 	args.checkpoint_seq = im->h->checkpoint_seq;
 	args.coord_path = coord_path[0] ? (uint64_t)coord_path : 0;
+	args.log_path = (uint64_t)log_path;
+	args.output_path = output_path[0] ? (uint64_t)output_path : 0;
 	args.restorer_start = RESTORER_BASE;
 	args.restorer_end = RESTORER_END;
 	/* Scratch mappings are inside our area and go with it. */

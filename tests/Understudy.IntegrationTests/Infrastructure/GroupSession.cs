@@ -23,8 +23,8 @@ public sealed class GroupSession : IAsyncDisposable
     private readonly HashSet<int> _pids = new();
 
     /// <param name="log">
-    /// the group's output log when not this agent's (a group restored on a standby node writes on
-    /// into the log it had on the node where it was launched)
+    /// the group's output log when it ran under another agent first (a group restored on a standby
+    /// node, or moved there): that agent's, which <see cref="TakesOver"/> continues with this one's
     /// </param>
     public GroupSession(AgentFixture fx, string name, ITestOutputHelper output, GroupLog? log = null)
     {
@@ -39,6 +39,9 @@ public sealed class GroupSession : IAsyncDisposable
     public AgentFixture Fixture => _fx;
     public string Dir => _fx.GroupDir(Name);
     public string CheckpointsDir => Path.Combine(Dir, "checkpoints");
+
+    /// <summary>The group is about to run under this agent, restored or moved from another: its output goes on in this agent's output.log.</summary>
+    public void TakesOver() => Log.FollowTo(Path.Combine(Dir, "output.log"));
     public string StagingDir => Path.Combine(Dir, "staging");
 
     private void Note(string line)

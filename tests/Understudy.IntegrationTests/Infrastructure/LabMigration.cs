@@ -4,8 +4,8 @@ using System.Text.Json;
 namespace Understudy.IntegrationTests.Infrastructure;
 
 /// <summary>
-/// A group launched on a lab node for the migration tests: its name, its output.log (on the node it
-/// was launched on: a group moved writes on into it), the "TAG N" lines its workloads print (each
+/// A group launched on a lab node for the migration tests: its name, its output (the output.log of each
+/// node it ran on, in the order it ran there: <see cref="GroupLog.FollowTo"/>), the "TAG N" lines its workloads print (each
 /// must go on one by one across every move), the roles that verify themselves on SIGUSR1, and the
 /// pids of its processes in its own pid namespace, in order.
 /// </summary>
@@ -101,6 +101,7 @@ public static class LabMigration
     public static async Task<LabMove> Move(LabSession lab, LabGroup group, string from, string to)
     {
         var before = await Members(lab, from, group.Name);
+        group.Log.FollowTo(lab.Node(to).Log(group.Name).Path);
         var json = (await lab.On(lab.Node(from)).Run("migrate", group.Name, "--to", to)).Ok().Json;
         // Right away, before anything else asks the target: its standby (the source) holds every
         // checkpoint the source sent, so the stream back is in sync, or at most catching up with

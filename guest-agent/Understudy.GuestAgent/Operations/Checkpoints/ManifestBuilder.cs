@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Foundation.Configuration;
 using Understudy.GuestAgent.Model.Members;
 using Understudy.GuestAgent.Model.Protocol;
 using Understudy.Images;
@@ -11,17 +12,20 @@ internal sealed class CheckpointCommitException(string message) : Exception(mess
 /// <summary>
 /// Describes what the members wrote into the staging directory as the checkpoint's manifest:
 /// identity from their HELLO; sizes, the .meta checksum and the image's kind and base from the
-/// files themselves; the base's process from the answer when it is another (a fork's parent).
+/// files themselves; the base's process from the answer when it is another (a fork's parent);
+/// the group's output log on this node, which a restore elsewhere replaces with its own.
 /// An image that does not fit what was asked (incremental when full was asked, or on another
 /// base) fails the checkpoint.
 /// </summary>
 internal sealed class ManifestBuilder
 {
     private readonly ILogger<ManifestBuilder> _logger;
+    private readonly StatePaths _paths;
 
-    public ManifestBuilder(ILogger<ManifestBuilder> logger)
+    public ManifestBuilder(ILogger<ManifestBuilder> logger, StatePaths paths)
     {
         _logger = logger;
+        _paths = paths;
     }
 
     public CheckpointManifest Build(
@@ -76,7 +80,7 @@ internal sealed class ManifestBuilder
             }
             entries.Add(entry);
         }
-        return CheckpointManifest.Create(group, seq, DateTime.UtcNow, entries);
+        return CheckpointManifest.Create(group, seq, DateTime.UtcNow, entries) with { OutputLog = _paths.OutputLog(group) };
     }
 
     private static void FlushToDisk(string path)

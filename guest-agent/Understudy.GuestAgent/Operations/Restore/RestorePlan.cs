@@ -1,4 +1,5 @@
 using System.Text;
+using Understudy.GuestAgent.Model.Protocol;
 using Understudy.Images;
 
 namespace Understudy.GuestAgent.Operations.Restore;
@@ -11,7 +12,9 @@ internal sealed record ChainImage(string CheckpointId, int Vpid, string Meta, st
 /// member's image in the restored checkpoint, then, while that is incremental, the image it
 /// applies to (<see cref="ManifestMember.BaseImageVpid"/> in <see cref="ManifestMember.BaseSeq"/>:
 /// the parent's for a process forked since), down to a full one. The restorer takes each page from
-/// the newest image of the chain that has it: nothing is merged first.
+/// the newest image of the chain that has it: nothing is merged first. It also says where the
+/// group's output log was when the checkpoint was taken, so that us-init can open this node's
+/// in its place.
 /// </summary>
 internal sealed class RestorePlan
 {
@@ -20,10 +23,17 @@ internal sealed class RestorePlan
 
     private const string Header = "understudy-restore-plan 1";
 
-    private RestorePlan(IReadOnlyDictionary<int, IReadOnlyList<ChainImage>> chains) => Chains = chains;
+    private RestorePlan(IReadOnlyDictionary<int, IReadOnlyList<ChainImage>> chains, string? outputLogWas)
+    {
+        Chains = chains;
+        OutputLogWas = outputLogWas;
+    }
 
     /// <summary>Each process's chain by vpid, newest image first.</summary>
     public IReadOnlyDictionary<int, IReadOnlyList<ChainImage>> Chains { get; }
+
+    /// <summary>The group's output log where the checkpoint was taken (its manifest's), or null when not recorded.</summary>
+    public string? OutputLogWas { get; }
 
     /// <summary>The longest chain: 1 when every image is full.</summary>
     public int LongestChain => Chains.Values.Max(c => c.Count);
@@ -66,13 +76,17 @@ internal sealed class RestorePlan
             }
             chains[member.Vpid] = chain;
         }
-        return new RestorePlan(chains);
+        return new RestorePlan(chains, manifest.OutputLog);
     }
 
     /// <summary>The plan as us-init reads it: file names relative to the group's checkpoints directory.</summary>
     public string Render()
     {
         var text = new StringBuilder(Header).Append('\n');
+        if (OutputLogWas is not null)
+        {
+            text.Append($"output-was {TokenCodec.Encode(OutputLogWas)}\n");
+        }
         foreach (var (vpid, chain) in Chains.OrderBy(c => c.Key))
         {
             text.Append($"process {vpid} {chain.Count}\n");
