@@ -28,20 +28,23 @@ on_exit() { "$HACTL" stop bench "${A[@]}" >/dev/null 2>&1 || true; "$HACTL" stop
 # shellcheck source=bench/two_agents.sh
 source bench/two_agents.sh
 "$HACTL" launch bench "${A[@]}" -- "$ROOT/out/bench/wl_bench" "$MIB" >/dev/null
-LOG=$WORK/a/groups/bench/output.log
-for _ in $(seq 600); do [[ $(grep -c '^count' "$LOG" 2>/dev/null) -ge 40 ]] && break; sleep 0.1; done
+# The group writes into the output log of the node it runs on: the ticks of a move are in both.
+LOG_A=$WORK/a/groups/bench/output.log LOG_B=$WORK/b/groups/bench/output.log
+lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
+for _ in $(seq 600); do [[ $(grep -c '^count' "$LOG_A" 2>/dev/null) -ge 40 ]] && break; sleep 0.1; done
 
 moves=()
 for i in $(seq "$RUNS"); do
     for hop in "a:node-b" "b:node-a"; do
         from=${hop%%:*} to=${hop#*:}
         [[ $from == a ]] && agent=("${A[@]}") || agent=("${B[@]}")
-        mark=$(wc -l <"$LOG")
+        mark_a=$(lines "$LOG_A") mark_b=$(lines "$LOG_B")
         json=$("$HACTL" migrate bench --to "$to" --json "${agent[@]}")
         sleep 1   # ticks after the move, so that the gap is closed
-        gap=$(tail -n +"$((mark + 1))" "$LOG" | python3 -c '
+        gap=$({ tail -n +"$((mark_a + 1))" "$LOG_A"; [[ -f $LOG_B ]] && tail -n +"$((mark_b + 1))" "$LOG_B"; } | python3 -c '
 import re, sys
-at = [float(m.group(1)) for m in (re.match(r"count \d+ at (\d+)", l) for l in sys.stdin) if m]
+ticks = sorted((int(m.group(1)), float(m.group(2))) for m in (re.match(r"count (\d+) at (\d+)", l) for l in sys.stdin) if m)
+at = [t for _, t in ticks]
 print(max((b - a for a, b in zip(at, at[1:])), default=0))')
         line=$(python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(j["rounds"], j["bytes"], j["durationMs"], j["frozenMs"], sys.argv[2])' "$json" "$gap")
         echo "move $((${#moves[@]} + 1)): node-$from -> $to: rounds bytes durationMs frozenMs appGapMs = $line" >&2
