@@ -93,7 +93,7 @@ internal sealed class ReplicaReceiver
             var staged = _keeper.BeginReplica(group, id);
             if (origin.Length > 0)
             {
-                File.WriteAllText(OriginPath(group, id), $"{sender}\n{origin}");
+                WriteOrigin(group, id, $"{sender}\n{origin}");
             }
             _logger.LogInformation("Receiving checkpoint {CheckpointId} of group {Group} from node {Sender}", id, group, described);
             return new IncomingReplica(this, group, id, sender, staged, gate, _faults);
@@ -165,6 +165,17 @@ internal sealed class ReplicaReceiver
 
     // Beside the staging directory, not in it: the commit renames the directory into the checkpoints.
     private string OriginPath(string group, string id) => _store.StagingPath(group, id) + ".origin";
+
+    private void WriteOrigin(string group, string id, string text)
+    {
+        using var file = new FileStream(OriginPath(group, id), new FileStreamOptions
+        {
+            Mode = FileMode.Create,
+            Access = FileAccess.Write,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        file.Write(System.Text.Encoding.UTF8.GetBytes(text));
+    }
 
     private (string Sender, string Origin)? ReadOrigin(string group, string id)
     {
