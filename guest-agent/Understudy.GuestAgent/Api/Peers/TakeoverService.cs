@@ -38,9 +38,6 @@ internal sealed class TakeoverService(GroupTakeover takeover, ReplicationFaults 
 
     public override async Task<AbandonReply> Abandon(AbandonRequest request, ServerCallContext context) =>
         new() { Running = await takeover.AbandonAsync(request.Group, request.Id, PeerIdentity.NodeOf(context), context.CancellationToken).ConfigureAwait(false) };
-
-    public override async Task<GroupStateReply> GroupState(GroupStateRequest request, ServerCallContext context) =>
-        new() { Running = await takeover.RunsAsync(request.Group, context.CancellationToken).ConfigureAwait(false) };
 }
 
 /// <summary>Who calls on the peer endpoint: the node named by its client certificate, which the cluster's CA signed.</summary>

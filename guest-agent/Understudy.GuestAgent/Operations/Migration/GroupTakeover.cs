@@ -134,7 +134,7 @@ internal sealed class GroupTakeover
     }
 
     /// <summary>Whether the group runs here, once a takeover or restore of it in progress is over.</summary>
-    public Task<bool> RunsAsync(string group, CancellationToken cancellationToken) =>
+    private Task<bool> RunsAsync(string group, CancellationToken cancellationToken) =>
         _lifecycles.For(group).RunExclusiveAsync(_ => Task.FromResult(_groups.Find(group) is { IsRunning: true }), cancellationToken);
 
     private string? AssignStandby(string group, string source)
