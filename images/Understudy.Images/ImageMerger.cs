@@ -14,20 +14,30 @@ public sealed record MergeStatistics(long PagesFromBase, long PagesFromIncrement
 /// <summary>The full image a merge wrote, as <see cref="ProcessImage.ReadMeta"/> will read it back.</summary>
 public sealed record MergeResult(ProcessImage Image, MergeStatistics Statistics);
 
+/// <summary>One incremental image of a chain, and the vpid of the image below it that it applies to.</summary>
+/// <param name="BaseVpid">
+/// The vpid of the image the increment applies to: its own when null, or its parent's for a
+/// process forked since the checkpoint below (<see cref="ManifestMember.BaseVpid"/>).
+/// </param>
+public sealed record ChainLink(ImageFiles Files, uint? BaseVpid = null);
+
 /// <summary>
-/// Applies an incremental process image to its base and writes the result as a full image
+/// Applies incremental process images to their base and writes the result as a full image
 /// (docs/image-format.md, "Merging an incremental image"). The output's mappings are the
 /// increment's; a page of a mapping comes from the increment if the increment has a run there
 /// (none for a hole), otherwise, unless the mapping is complete, from the base if the base has
 /// it. Everything else (process, threads, descriptors, signal actions, limits, timers, file
 /// contents, IPC objects with their segments' contents, memory advice) is the increment's.
+/// A chain of increments (<see cref="MergeChain"/>) is merged in one pass: the result is the
+/// merge of the newest increment onto the merge of the one before, and so on down to the full
+/// image, byte for byte, without writing the images in between.
 /// <para>
-/// Both inputs are streamed through bounded memory, each read once in address order, and every
+/// Every input is streamed through bounded memory, each read once in address order, and every
 /// input run's checksum is checked as it is read (a compressed run's is checked on its stored
 /// bytes, and the run must decode to exactly its pages): a corrupt input is refused with
 /// <see cref="ImageFormatException"/>, never merged. The output is a function of the inputs
 /// only: runs coalesced in address order and written front to back, file contents after them,
-/// so the same inputs always give the same bytes. If either input has a compressed run, the
+/// so the same inputs always give the same bytes. If any input has a compressed run, the
 /// output is compressed too, in chunks of at most 64 pages, each stored raw where LZ4 does not
 /// make it smaller; otherwise every run is raw.
 /// </para>
@@ -54,63 +64,115 @@ public static class ImageMerger
         ImageFiles baseImage, ImageFiles increment, ImageFiles output,
         Action? pace = null, CancellationToken cancellationToken = default, uint? baseVpid = null)
     {
-        ArgumentNullException.ThrowIfNull(baseImage);
         ArgumentNullException.ThrowIfNull(increment);
+        return MergeChain(baseImage, [new ChainLink(increment, baseVpid)], output, pace, cancellationToken);
+    }
+
+    /// <summary>
+    /// Merges a chain in one pass: <paramref name="full"/>, then each of <paramref name="increments"/>
+    /// applied to the one before (oldest first), writing the newest increment's checkpoint as a
+    /// full image to <paramref name="output"/>.
+    /// </summary>
+    /// <param name="pace">Called before every chunk of input is read: it may block or throw.</param>
+    /// <exception cref="ImageFormatException">An input is missing, corrupt, or does not belong to the one below it.</exception>
+    /// <exception cref="IOException">Writing the output failed (the partial output is removed).</exception>
+    /// <exception cref="OperationCanceledException">Cancelled (the partial output is removed).</exception>
+    public static MergeResult MergeChain(
+        ImageFiles full, IReadOnlyList<ChainLink> increments, ImageFiles output,
+        Action? pace = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(full);
+        ArgumentNullException.ThrowIfNull(increments);
         ArgumentNullException.ThrowIfNull(output);
-        string[] inputs = [Path.GetFullPath(baseImage.Meta), Path.GetFullPath(baseImage.Pages), Path.GetFullPath(increment.Meta), Path.GetFullPath(increment.Pages)];
+        if (increments.Count == 0)
+        {
+            throw new ArgumentException("a merge needs at least one incremental image", nameof(increments));
+        }
+        var inputs = increments.Select(l => l.Files).Prepend(full).SelectMany(f => new[] { Path.GetFullPath(f.Meta), Path.GetFullPath(f.Pages) }).ToList();
         if (inputs.Contains(Path.GetFullPath(output.Meta)) || inputs.Contains(Path.GetFullPath(output.Pages)))
         {
             throw new ArgumentException("a merge cannot write over one of its inputs", nameof(output));
         }
 
-        ProcessImage @base = ProcessImage.ReadMeta(baseImage.Meta);
-        ProcessImage inc = ProcessImage.ReadMeta(increment.Meta);
-        CheckPair(@base, baseImage, inc, increment, baseVpid ?? inc.Header.Vpid);
+        ProcessImage fullImage = ProcessImage.ReadMeta(full.Meta);
+        CheckFull(fullImage, full);
+        ProcessImage below = fullImage;
+        var images = new List<ProcessImage>(increments.Count);
+        foreach (var link in increments)
+        {
+            ProcessImage inc = ProcessImage.ReadMeta(link.Files.Meta);
+            CheckLink(below, inc, link);
+            images.Add(inc);
+            below = inc;
+        }
 
-        using var baseSource = RunSource.Open(baseImage.Pages, @base);
-        using var incSource = RunSource.Open(increment.Pages, inc);
-        // Whoever wrote the inputs compressed them; the merged image should not grow back to raw.
-        bool compress = @base.CompressedRunCount > 0 || inc.CompressedRunCount > 0;
-        var merge = new MergeRun(baseSource, incSource, compress, pace, cancellationToken);
+        var sources = new List<RunSource>(increments.Count + 1);
         try
         {
-            using var writer = new ProcessImageWriter(output.Meta, output.Pages);
-            ProcessImage written = merge.Run(inc, writer);
-            return new MergeResult(written, merge.Statistics);
+            sources.Add(RunSource.Open(full.Pages, fullImage));
+            IPageSource layered = sources[0];
+            LayeredSource? top = null;
+            for (int i = 0; i < images.Count; i++)
+            {
+                var source = RunSource.Open(increments[i].Files.Pages, images[i]);
+                sources.Add(source);
+                top = new LayeredSource(layered, source, images[i].Vmas);
+                layered = top;
+            }
+            // Whoever wrote the inputs compressed them; the merged image should not grow back to raw.
+            bool compress = sources.Any(s => s.IsCompressed);
+            var merge = new MergeRun(top!, sources[^1], compress, pace, cancellationToken);
+            try
+            {
+                using var writer = new ProcessImageWriter(output.Meta, output.Pages);
+                ProcessImage written = merge.Run(images[^1], writer);
+                return new MergeResult(written, merge.Statistics);
+            }
+            catch
+            {
+                // A half-written image must not be mistaken for a merged one.
+                TryDelete(output.Meta);
+                TryDelete(output.Pages);
+                throw;
+            }
         }
-        catch
+        finally
         {
-            // A half-written image must not be mistaken for a merged one.
-            TryDelete(output.Meta);
-            TryDelete(output.Pages);
-            throw;
+            foreach (var source in sources)
+            {
+                source.Dispose();
+            }
         }
     }
 
-    private static void CheckPair(ProcessImage @base, ImageFiles baseFiles, ProcessImage inc, ImageFiles incFiles, uint baseVpid)
+    private static void CheckFull(ProcessImage full, ImageFiles files)
     {
-        ImageLocation incLocation = ImageLocation.OfFile(incFiles.Meta);
+        if (full.Header.Kind != ImageKind.Full)
+        {
+            throw ImageLocation.OfFile(files.Meta).Unmergeable(
+                $"it is itself incremental (on checkpoint {full.Header.BaseSeq}); merge it into its own base first");
+        }
+    }
+
+    private static void CheckLink(ProcessImage below, ProcessImage inc, ChainLink link)
+    {
+        ImageLocation incLocation = ImageLocation.OfFile(link.Files.Meta);
         if (inc.Header.Kind != ImageKind.Incremental)
         {
             throw incLocation.Unmergeable("it is a full image already; only an incremental image is merged");
         }
 
-        if (@base.Header.Kind != ImageKind.Full)
-        {
-            throw ImageLocation.OfFile(baseFiles.Meta).Unmergeable(
-                $"it is itself incremental (on checkpoint {@base.Header.BaseSeq}); merge it into its own base first");
-        }
-
-        if (@base.Header.Vpid != baseVpid)
+        uint baseVpid = link.BaseVpid ?? inc.Header.Vpid;
+        if (below.Header.Vpid != baseVpid)
         {
             throw incLocation.Unmergeable(baseVpid == inc.Header.Vpid
-                ? $"it is of vpid {inc.Header.Vpid} but the base image is of vpid {@base.Header.Vpid}"
-                : $"it (vpid {inc.Header.Vpid}) applies to the image of vpid {baseVpid} but the base image is of vpid {@base.Header.Vpid}");
+                ? $"it is of vpid {inc.Header.Vpid} but the base image is of vpid {below.Header.Vpid}"
+                : $"it (vpid {inc.Header.Vpid}) applies to the image of vpid {baseVpid} but the base image is of vpid {below.Header.Vpid}");
         }
-        if (inc.Header.BaseSeq != @base.Header.CheckpointSeq)
+        if (inc.Header.BaseSeq != below.Header.CheckpointSeq)
         {
             throw incLocation.Unmergeable(
-                $"it applies to checkpoint {inc.Header.BaseSeq} but the base image belongs to checkpoint {@base.Header.CheckpointSeq}");
+                $"it applies to checkpoint {inc.Header.BaseSeq} but the base image belongs to checkpoint {below.Header.CheckpointSeq}");
         }
     }
 
@@ -126,17 +188,20 @@ public static class ImageMerger
         }
     }
 
-    /// <summary>One merge's state: both sources, the output's open run, and the counts.</summary>
-    private sealed class MergeRun(RunSource @base, RunSource inc, bool compress, Action? pace, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes the merged image: the newest increment's mappings, each filled with what
+    /// <paramref name="top"/> (the whole chain, layered) has in it, then its records and file contents.
+    /// </summary>
+    private sealed class MergeRun(LayeredSource top, RunSource newest, bool compress, Action? pace, CancellationToken cancellationToken)
     {
         private readonly List<PageRun> _runs = [];
         private ProcessImageWriter? _writer;
         // The output's open run: raw, or compressed when the merge compresses.
         private ProcessImageWriter.PageRunBuilder? _open;
         private ProcessImageWriter.CompressedRunBuilder? _openCompressed;
-        private long _fromBase, _fromIncrement, _holes, _dropped, _fileBytes;
+        private long _fileBytes;
 
-        public MergeStatistics Statistics => new(_fromBase, _fromIncrement, _holes, _dropped, _fileBytes);
+        public MergeStatistics Statistics => top.Statistics(_fileBytes);
 
         public ProcessImage Run(ProcessImage increment, ProcessImageWriter writer)
         {
@@ -144,12 +209,15 @@ public static class ImageMerger
             var vmas = new List<VmaRecord>(increment.Vmas.Count);
             foreach (VmaRecord vma in increment.Vmas)
             {
-                vmas.Add(MergeVma(vma));
+                top.Take(vma.End, Emit, Pace);
+                CloseRun();
+                // In a full image every mapping is complete; the flag would only say it again.
+                vmas.Add(vma with { Flags = vma.Flags & ~VmaFlags.Complete, Runs = _runs.ToList() });
+                _runs.Clear();
             }
-            // Base pages above the last mapping belong to mappings that are gone; they are still
-            // read, so that every byte of the base is checked.
-            _dropped += @base.Take(ulong.MaxValue, null, Pace);
-            inc.Take(ulong.MaxValue, null, Pace); // nothing: the increment's runs lie inside its mappings
+            // Pages above the last mapping belong to mappings that are gone; they are still read,
+            // so that every byte of every input is checked.
+            top.Take(ulong.MaxValue, null, Pace);
 
             var files = increment.Files.Select(CopyFile).ToList();
             var ipc = increment.Ipc.Select(o => o.Kind == IpcKind.Shm ? CopySegment(o) : o).ToList();
@@ -161,48 +229,6 @@ public static class ImageMerger
                 Ipc = ipc,
             };
             return writer.Finish(merged);
-        }
-
-        private VmaRecord MergeVma(VmaRecord vma)
-        {
-            // Base pages below this mapping were in mappings that are gone.
-            _dropped += @base.Take(vma.Start, null, Pace);
-            bool complete = vma.Flags.HasFlag(VmaFlags.Complete);
-            foreach (PageRun run in vma.Runs)
-            {
-                Gap(run.Addr, complete);
-                // The increment decides these pages: its data, or nothing for a hole.
-                _dropped += @base.Take(run.End, null, Pace);
-                if (run.IsHole)
-                {
-                    CloseRun();
-                    _holes += (long)run.NPages;
-                }
-                else
-                {
-                    _fromIncrement += inc.Take(run.End, Emit, Pace);
-                }
-            }
-            Gap(vma.End, complete);
-            CloseRun();
-
-            var runs = _runs.ToList();
-            _runs.Clear();
-            // In a full image every mapping is complete; the flag would only say it again.
-            return vma with { Flags = vma.Flags & ~VmaFlags.Complete, Runs = runs };
-        }
-
-        /// <summary>Pages up to <paramref name="end"/> that the increment has no run for: unchanged since the base.</summary>
-        private void Gap(ulong end, bool complete)
-        {
-            if (complete)
-            {
-                _dropped += @base.Take(end, null, Pace);
-            }
-            else
-            {
-                _fromBase += @base.Take(end, Emit, Pace);
-            }
         }
 
         /// <summary>Adds pages to the output, continuing the open run when they follow it.</summary>
@@ -244,7 +270,7 @@ public static class ImageMerger
         private FileRecord CopyFile(FileRecord file)
         {
             ProcessImageWriter.FileContentsBuilder copy = _writer!.BeginFile();
-            inc.Copy(file.PagesOff, file.Size, file.Crc, $"contents of file {ImageLocation.OneLine(file.Path)}", copy.Append, Pace);
+            newest.Copy(file.PagesOff, file.Size, file.Crc, $"contents of file {ImageLocation.OneLine(file.Path)}", copy.Append, Pace);
             _fileBytes += (long)file.Size;
             return copy.End(file.Dev, file.Inode, file.Path, file.Flags);
         }
@@ -252,7 +278,7 @@ public static class ImageMerger
         private IpcRecord CopySegment(IpcRecord shm)
         {
             ProcessImageWriter.FileContentsBuilder copy = _writer!.BeginFile();
-            inc.Copy(shm.PagesOff, shm.Size, shm.Crc, $"contents of {shm.Describe()}", copy.Append, Pace);
+            newest.Copy(shm.PagesOff, shm.Size, shm.Crc, $"contents of {shm.Describe()}", copy.Append, Pace);
             return copy.EndSegment(shm);
         }
 
@@ -264,6 +290,103 @@ public static class ImageMerger
         }
     }
 
+    /// <summary>The pages of an image in address order, consumed front to back.</summary>
+    private interface IPageSource
+    {
+        /// <summary>
+        /// Consumes the pages below <paramref name="limit"/>, handing them to <paramref name="sink"/>
+        /// (or dropping them when it is null), and returns how many there were.
+        /// </summary>
+        long Take(ulong limit, PageSink? sink, Action pace);
+    }
+
+    /// <summary>
+    /// An increment applied to the pages below it (the full image, or the chain below, layered),
+    /// produced in address order as they are taken: the pairwise merge, without writing it.
+    /// </summary>
+    private sealed class LayeredSource(IPageSource below, RunSource increment, IReadOnlyList<VmaRecord> vmas) : IPageSource
+    {
+        private ulong _pos;    // every address below it is done
+        private int _vma, _run;
+        private long _fromBase, _fromIncrement, _holes, _dropped;
+
+        public MergeStatistics Statistics(long fileBytes) => new(_fromBase, _fromIncrement, _holes, _dropped, fileBytes);
+
+        public long Take(ulong limit, PageSink? sink, Action pace)
+        {
+            long taken = 0;
+            while (_pos < limit)
+            {
+                var (end, from) = Segment();
+                ulong stop = Math.Min(end, limit);
+                switch (from)
+                {
+                    case From.Below:
+                        long n = below.Take(stop, sink, pace);
+                        _fromBase += n;
+                        taken += n;
+                        break;
+                    case From.Increment:
+                        // The increment decides these pages: the ones below are not carried over.
+                        _dropped += below.Take(stop, null, pace);
+                        n = increment.Take(stop, sink, pace);
+                        _fromIncrement += n;
+                        taken += n;
+                        break;
+                    case From.Hole:
+                        _dropped += below.Take(stop, null, pace);
+                        _holes += (long)((stop - _pos) / ImageLayout.PageSize);
+                        break;
+                    default:
+                        // Outside the increment's mappings (gone), or in a complete one outside its runs.
+                        _dropped += below.Take(stop, null, pace);
+                        // Nothing: the increment's runs lie inside its mappings. Read to the end, so
+                        // that every run of it is checked.
+                        increment.Take(stop, null, pace);
+                        break;
+                }
+                _pos = stop;
+            }
+            return taken;
+        }
+
+        private enum From { Nothing, Below, Increment, Hole }
+
+        /// <summary>Where the pages from the current position come from, and up to where.</summary>
+        private (ulong End, From From) Segment()
+        {
+            while (_vma < vmas.Count && vmas[_vma].End <= _pos)
+            {
+                _vma++;
+                _run = 0;
+            }
+            if (_vma == vmas.Count)
+            {
+                return (ulong.MaxValue, From.Nothing);
+            }
+
+            VmaRecord vma = vmas[_vma];
+            if (_pos < vma.Start)
+            {
+                return (vma.Start, From.Nothing);
+            }
+
+            while (_run < vma.Runs.Count && vma.Runs[_run].End <= _pos)
+            {
+                _run++;
+            }
+            if (_run < vma.Runs.Count && vma.Runs[_run].Addr <= _pos)
+            {
+                PageRun run = vma.Runs[_run];
+                return (run.End, run.IsHole ? From.Hole : From.Increment);
+            }
+
+            // Unchanged since the base, unless the mapping is complete (then none of it was kept).
+            ulong gapEnd = _run < vma.Runs.Count ? vma.Runs[_run].Addr : vma.End;
+            return (gapEnd, vma.Flags.HasFlag(VmaFlags.Complete) ? From.Nothing : From.Below);
+        }
+    }
+
     private delegate void PageSink(ulong addr, ReadOnlySpan<byte> pages);
 
     /// <summary>
@@ -272,7 +395,7 @@ public static class ImageMerger
     /// at its end; a compressed run (at most 64 pages) at once, checked and decoded before any
     /// of its pages is used.
     /// </summary>
-    private sealed class RunSource : IDisposable
+    private sealed class RunSource : IPageSource, IDisposable
     {
         private readonly SafeFileHandle _file;
         private readonly long _length;
@@ -286,6 +409,7 @@ public static class ImageMerger
 
         private RunSource(SafeFileHandle file, string path, ProcessImage image)
         {
+            IsCompressed = image.CompressedRunCount > 0;
             _file = file;
             _path = path;
             _length = RandomAccess.GetLength(file);
@@ -295,6 +419,8 @@ public static class ImageMerger
                 throw Defect($"the file is {_length} bytes but the header says {image.Header.PagesLen} (truncated or overwritten)");
             }
         }
+
+        public bool IsCompressed { get; }
 
         public static RunSource Open(string pagesPath, ProcessImage image) =>
             ImageLocation.OfFile(pagesPath).Guard(pagesPath, () =>

@@ -190,6 +190,84 @@ public sealed class ImageMergerTests : IDisposable
         }
     }
 
+    // A chain merged in one pass is the merge of merges, byte for byte, without the images in between.
+    [Theory]
+    [InlineData(11, false)]
+    [InlineData(12, false)]
+    [InlineData(13, false)]
+    [InlineData(14, true)]
+    [InlineData(15, true)]
+    public void A_chain_merged_in_one_pass_gives_the_bytes_of_merging_it_step_by_step(int seed, bool compress)
+    {
+        var random = new Random(seed);
+        var layout = RandomLayout(random);
+        ImageFiles full = Write(_dir.Path, "c1", 4, 1, 0, layout.Select(v => v with { Runs = RandomRuns(random, v, 1, holes: false) }),
+            compress: compress, pageData: compress ? CompressiblePage : null);
+        Assert.Equal(compress, ProcessImage.ReadMeta(full.Meta).CompressedRunCount > 0);
+        var links = new List<ChainLink>();
+        ImageFiles stepwise = full;
+        var expected = ReadPages(full);
+        for (int seq = 2; seq <= 6; seq++)
+        {
+            layout = Evolve(random, layout);
+            ImageFiles inc = Write(_dir.Path, $"i{seq}", 4, (ulong)seq, (uint)seq - 1,
+                layout.Select(v => v with { Runs = RandomRuns(random, v, seq, holes: true) }));
+            links.Add(new ChainLink(inc));
+            ImageFiles merged = Out($"m{seq}");
+            ImageMerger.Merge(stepwise, inc, merged);
+            expected = Apply(expected, inc);
+            stepwise = merged;
+        }
+
+        MergeResult result = ImageMerger.MergeChain(full, links, Out("chain"));
+
+        Assert.Equal(File.ReadAllBytes(stepwise.Meta), File.ReadAllBytes(Out("chain").Meta));
+        Assert.Equal(File.ReadAllBytes(stepwise.Pages), File.ReadAllBytes(Out("chain").Pages));
+        AssertSamePages(expected, ReadPages(Out("chain")));
+        Assert.Equal((ImageKind.Full, 6ul), (result.Image.Header.Kind, result.Image.Header.CheckpointSeq));
+        result.Image.VerifyPages(Out("chain").Pages);
+    }
+
+    [Fact]
+    public void A_chain_through_a_forked_process_applies_its_first_increment_to_the_parents_image()
+    {
+        ImageFiles parent = Write(_dir.Path, "parent", 2, 3, 0, [new VmaSpec(A, A + 4 * P, [RunSpec.Data(A, 4, 1)])]);
+        ImageFiles child = Write(_dir.Path, "child", 7, 5, 3, [new VmaSpec(A, A + 4 * P, [RunSpec.Data(A + P, 1, 2)])]);
+        ImageFiles again = Write(_dir.Path, "again", 7, 6, 5, [new VmaSpec(A, A + 4 * P, [RunSpec.Data(A + 3 * P, 1, 3)])]);
+
+        MergeResult result = ImageMerger.MergeChain(parent, [new ChainLink(child, BaseVpid: 2), new ChainLink(again)], Out());
+
+        Assert.Equal((7u, 6ul), (result.Image.Header.Vpid, result.Image.Header.CheckpointSeq));
+        AssertSamePages(new()
+        {
+            [A] = Page(A, 1), [A + P] = Page(A + P, 2), [A + 2 * P] = Page(A + 2 * P, 1), [A + 3 * P] = Page(A + 3 * P, 3),
+        }, ReadPages(Out()));
+        Assert.Contains("it is of vpid 7 but the base image is of vpid 2",
+            Assert.Throws<ImageFormatException>(() => ImageMerger.MergeChain(parent, [new ChainLink(child), new ChainLink(again)], Out("x"))).Message);
+    }
+
+    [Fact]
+    public void A_chain_with_a_missing_link_or_a_corrupt_image_in_the_middle_is_refused_and_no_output_is_left()
+    {
+        ImageFiles full = Write(_dir.Path, "f1", 2, 1, 0, [new VmaSpec(A, A + 8 * P, [RunSpec.Data(A, 8, 1)])]);
+        ImageFiles i2 = Write(_dir.Path, "i2", 2, 2, 1, [new VmaSpec(A, A + 8 * P, [RunSpec.Data(A + 2 * P, 2, 2)])]);
+        ImageFiles i3 = Write(_dir.Path, "i3", 2, 3, 2, [new VmaSpec(A, A + 8 * P, [RunSpec.Data(A + 5 * P, 1, 3)])]);
+        ImageFiles i4 = Write(_dir.Path, "i4", 2, 4, 3, [new VmaSpec(A, A + 8 * P, [RunSpec.Data(A, 8, 4)])]);
+
+        var gap = Assert.Throws<ImageFormatException>(() => ImageMerger.MergeChain(full, [new ChainLink(i2), new ChainLink(i4)], Out()));
+        TestImages.AssertOneLine(gap.Message);
+        Assert.Contains("i4.meta cannot be merged: it applies to checkpoint 3 but the base image belongs to checkpoint 2", gap.Message);
+
+        // Every page of i3 is hidden by i4's; it is read and checked all the same.
+        byte[] pages = File.ReadAllBytes(i3.Pages);
+        pages[17] ^= 0x40;
+        File.WriteAllBytes(i3.Pages, pages);
+        var corrupt = Assert.Throws<ImageFormatException>(() => ImageMerger.MergeChain(full, [new ChainLink(i2), new ChainLink(i3), new ChainLink(i4)], Out()));
+        Assert.Matches($@"^image {Path.Combine(_dir.Path, "i3.pages").Replace(".", @"\.")} is corrupt: page run at 0x105000 \(1 pages at offset 0\) checksum mismatch", corrupt.Message);
+        Assert.False(File.Exists(Out().Meta));
+        Assert.False(File.Exists(Out().Pages));
+    }
+
     [Fact]
     public void An_increment_of_another_process_or_base_is_refused()
     {

@@ -91,26 +91,37 @@ public sealed class CheckpointKeeperTests : IAsyncLifetime
         Assert.Empty(Lacking(4));
     }
 
+    // A merge rewrites only its own checkpoint: it reads a pinned chain below it at once (before,
+    // it merged each unmerged base first, and so waited for their pins); the merge of a pinned
+    // checkpoint is deferred, and asked for again when the pin is released.
     [Fact]
-    public async Task A_background_merge_that_would_rewrite_a_pinned_checkpoint_waits_for_the_release()
+    public async Task A_merge_reads_a_pinned_base_at_once_and_the_merge_of_a_pinned_checkpoint_waits_for_the_release()
     {
         Take();                    // 1: full
         Take(onBase: 1, touch: 1); // 2: incremental on 1
-        using (var pin = _keeper.Pin(Group, "000002"))
+        Take(onBase: 2, touch: 2); // 3: incremental on 2
+        using (_keeper.Pin(Group, "000002"))
         {
-            Take(onBase: 2, touch: 2); // 3: incremental on 2, whose merge merges 2 first
-            Take(onBase: 1, touch: 3); // 4: incremental on 1, merged at once
-            var pinned = Snapshot("000001", "000002", "000003");
-
-            await _merges.StartAsync(CancellationToken.None);
-            await Eventually.TrueAsync(() => IsMerged("000004"), "checkpoint 4, queued after 2 and 3, is merged");
-
-            Assert.Equal(pinned, Snapshot("000001", "000002", "000003"));
-            Assert.False(IsMerged("000002") || IsMerged("000003"));
+            var pinned = Snapshot("000001", "000002");
+            _keeper.MergeInBackground(new MergeRequest(Group, "000003", "test"), CancellationToken.None);
+            Assert.True(IsMerged("000003"));
+            Assert.False(IsMerged("000002"));
+            Assert.Equal(pinned, Snapshot("000001", "000002"));
         }
 
-        await Eventually.TrueAsync(() => IsMerged("000002") && IsMerged("000003"), "the deferred merges ran once the pin was released");
-        foreach (var id in new[] { "000002", "000003" })
+        Take(onBase: 3, touch: 3); // 4: incremental on 3, which is full now
+        var asked = new List<MergeRequest>();
+        using (_keeper.Pin(Group, "000004"))
+        {
+            _keeper.MergeInBackground(new MergeRequest(Group, "000004", "test"), CancellationToken.None);
+            Assert.False(IsMerged("000004"));
+            _keeper.MergeWanted += asked.Add;
+        }
+        Assert.Contains(asked, r => r.Id == "000004");
+
+        await _merges.StartAsync(CancellationToken.None);
+        await Eventually.TrueAsync(() => IsMerged("000004") && IsMerged("000002"), "the deferred merges ran once the pins were released");
+        foreach (var id in new[] { "000002", "000003", "000004" })
         {
             var manifest = _store.Verify(Group, id);
             Assert.Equal(_process.PagesAt(CheckpointId.Parse(id)), FullImagePages.Read(ImageFiles.Of(_store.CheckpointDir(Group, id), Assert.Single(manifest.Members))));

@@ -58,33 +58,69 @@ internal static class CheckpointChains
     }
 
     /// <summary>
+    /// The most images one merge pass reads (a restore reads at most as many, docs/image-format.md):
+    /// a longer chain is merged in steps, each of them a checkpoint of it rewritten full.
+    /// </summary>
+    public const int MaxImagesPerMerge = 256;
+
+    /// <summary>
     /// What a merge of the checkpoint rewrites: the checkpoint, if it still has incremental images,
-    /// and before it every base whose image one of them applies to that is itself still incremental
-    /// (CheckpointMerger merges such a base first, whole).
+    /// and the steps of any chain of its images longer than <see cref="MaxImagesPerMerge"/>
+    /// (<see cref="MergeSteps"/>). The bases of a chain merged in one pass stay as they are.
     /// </summary>
     /// <exception cref="CheckpointNotFoundException">The checkpoint itself does not exist.</exception>
     /// <exception cref="ImageFormatException">Its manifest is corrupt.</exception>
     public static IReadOnlySet<long> RewrittenByMerge(CheckpointStore store, string group, long seq)
     {
+        var manifest = store.LoadManifest(group, CheckpointId.Format(seq));
         var rewritten = new HashSet<long>();
-        var pending = new Stack<long>([seq]);
-        while (pending.TryPop(out var next))
+        if (!manifest.HasIncrementalMembers)
         {
-            if (rewritten.Contains(next) || Load(store, group, next, required: next == seq) is not { HasIncrementalMembers: true } manifest)
-            {
-                continue;
-            }
-            rewritten.Add(next);
-            foreach (var member in manifest.Members.Where(m => m.IsIncremental))
-            {
-                var baseImage = Load(store, group, member.BaseSeq, required: false)?.Members.FirstOrDefault(b => b.Vpid == member.BaseImageVpid);
-                if (baseImage is { IsIncremental: true })
-                {
-                    pending.Push(member.BaseSeq);
-                }
-            }
+            return rewritten;
+        }
+        rewritten.Add(seq);
+        foreach (var member in manifest.Members.Where(m => m.IsIncremental))
+        {
+            rewritten.UnionWith(MergeSteps(ImageChain(store, group, seq, member)).Select(link => link.Seq));
         }
         return rewritten;
+    }
+
+    /// <summary>One image of a chain: the checkpoint it is in, and its member there.</summary>
+    public sealed record ChainImage(long Seq, ManifestMember Member);
+
+    /// <summary>
+    /// The images <paramref name="member"/> of checkpoint <paramref name="seq"/> is made of, oldest
+    /// first: a full image, then each increment applied to the one before, ending with the member's
+    /// own. A base that is gone or unreadable ends the chain early (its first image is then
+    /// incremental: the merge refuses it, naming what is missing); so does a base that is not older
+    /// than the image applied to it (a corrupt manifest).
+    /// </summary>
+    public static IReadOnlyList<ChainImage> ImageChain(CheckpointStore store, string group, long seq, ManifestMember member)
+    {
+        var chain = new List<ChainImage> { new(seq, member) };
+        while (member.IsIncremental && member.BaseSeq < seq
+            && Load(store, group, member.BaseSeq, required: false)?.Members.FirstOrDefault(b => b.Vpid == member.BaseImageVpid) is { } below)
+        {
+            seq = member.BaseSeq;
+            member = below;
+            chain.Add(new(seq, member));
+        }
+        chain.Reverse();
+        return chain;
+    }
+
+    /// <summary>
+    /// The checkpoints of a chain (oldest first) that a merge rewrites full before its last one, so
+    /// that no pass reads more than <see cref="MaxImagesPerMerge"/> images: every
+    /// (<see cref="MaxImagesPerMerge"/> - 1)-th increment counted from its full image, oldest first.
+    /// </summary>
+    public static IEnumerable<ChainImage> MergeSteps(IReadOnlyList<ChainImage> chain)
+    {
+        for (int i = MaxImagesPerMerge - 1; i < chain.Count - 1; i += MaxImagesPerMerge - 1)
+        {
+            yield return chain[i];
+        }
     }
 
     private static CheckpointManifest? Load(CheckpointStore store, string group, long seq, bool required)

@@ -11,10 +11,12 @@ internal sealed class CheckpointMergeException(string message, Exception? inner 
 /// Turns a committed checkpoint's incremental images into full ones (docs/image-format.md,
 /// "Merging a checkpoint"), crash-safely:
 /// <list type="number">
-/// <item>each incremental member is merged onto its base image (in its base checkpoint, the image of
-/// <see cref="ManifestMember.BaseImageVpid"/>: its own vpid, or its parent's for a process forked
-/// since) into new files, &lt;vpid&gt;.merged.meta and .pages, written and fsynced (the base
-/// checkpoint is merged first if that image is itself incremental);</item>
+/// <item>each incremental member is merged, in one pass, with the chain of images it applies to down
+/// to a full one (in its base checkpoint, the image of <see cref="ManifestMember.BaseImageVpid"/>:
+/// its own vpid, or its parent's for a process forked since; and so on while that image is itself
+/// incremental) into new files, &lt;vpid&gt;.merged.meta and .pages, written and fsynced. The bases
+/// are read, not rewritten: only a chain longer than <see cref="CheckpointChains.MaxImagesPerMerge"/>
+/// is cut by merging one of its checkpoints first;</item>
 /// <item>the manifest naming them replaces manifest.json atomically (tmp file, fsync, rename,
 /// fsync of the directory);</item>
 /// <item>the incremental files, which nothing names any more, are deleted.</item>
@@ -42,7 +44,7 @@ internal sealed class CheckpointMerger
 
     /// <summary>
     /// Merges checkpoint <paramref name="id"/> of <paramref name="group"/> if it still has
-    /// incremental members, and the checkpoints its chain needs first.
+    /// incremental members (and, first, the steps of a chain too long for one pass).
     /// </summary>
     /// <param name="pace">called between chunks of work; may block (a paused merge) or throw.</param>
     /// <param name="replaceManifest">replaces a checkpoint's manifest by the merged one (given its id): step 2</param>
@@ -73,22 +75,25 @@ internal sealed class CheckpointMerger
             id, group, reason, incremental.Count, CheckpointId.Format(manifest.BaseSeq));
 
         var written = new List<string>();
+        int images = 0;
         try
         {
             var replaced = new List<ManifestMember>(incremental.Count);
             var statistics = new List<MergeStatistics>(incremental.Count);
             foreach (var member in incremental)
             {
-                var baseFiles = BaseImage(group, id, member, pace, replaceManifest, cancellationToken, depth);
+                var chain = Chain(group, id, member, pace, replaceManifest, cancellationToken, depth);
                 var (metaName, pagesName) = CheckpointStore.MergedFileNames(member.Vpid);
                 var output = new ImageFiles(Path.Combine(dir, metaName), Path.Combine(dir, pagesName));
                 written.Add(output.Meta);
                 written.Add(output.Pages);
+                images += chain.Count;
                 MergeResult result;
                 try
                 {
-                    result = ImageMerger.Merge(baseFiles, ImageFiles.Of(dir, member), output, pace, cancellationToken,
-                        baseVpid: (uint)member.BaseImageVpid);
+                    result = ImageMerger.MergeChain(Files(group, chain[0]),
+                        chain.Skip(1).Select(c => new ChainLink(Files(group, c), (uint)c.Member.BaseImageVpid)).ToList(),
+                        output, pace, cancellationToken);
                 }
                 catch (ImageFormatException e)
                 {
@@ -110,9 +115,9 @@ internal sealed class CheckpointMerger
 
             var removed = RemoveLeftovers(group, id);
             _logger.LogInformation(
-                "Merge of checkpoint {CheckpointId} of group {Group} finished: {Members} images merged in {DurationMs:F1} ms, "
+                "Merge of checkpoint {CheckpointId} of group {Group} finished: {Members} images merged in {DurationMs:F1} ms from {Images} images of their chains, "
                 + "{PagesFromBase} pages from the base, {PagesFromIncrement} from the increment, {HolePages} holes; {BytesBefore} bytes before, {BytesAfter} after; removed {Removed}",
-                id, group, replaced.Count, duration.Elapsed.TotalMilliseconds,
+                id, group, replaced.Count, duration.Elapsed.TotalMilliseconds, images,
                 statistics.Sum(s => s.PagesFromBase), statistics.Sum(s => s.PagesFromIncrement), statistics.Sum(s => s.HolePages),
                 manifest.Bytes, merged.Bytes, string.Join(", ", removed));
             return true;
@@ -143,32 +148,51 @@ internal sealed class CheckpointMerger
     }
 
     /// <summary>
-    /// The full image an incremental member applies to, merging its base checkpoint first if need
-    /// be: the base checkpoint's image of <see cref="ManifestMember.BaseImageVpid"/>, which is the
-    /// parent's for a process forked since that checkpoint.
+    /// The images an incremental member is made of, oldest first, from a full one
+    /// (<see cref="CheckpointChains.ImageChain"/>); a chain too long for one pass is first cut by
+    /// merging its steps (<see cref="CheckpointChains.MergeSteps"/>).
     /// </summary>
-    private ImageFiles BaseImage(
+    private IReadOnlyList<CheckpointChains.ChainImage> Chain(
         string group, string id, ManifestMember member, Action? pace, Action<string, CheckpointManifest> replaceManifest,
         CancellationToken cancellationToken, int depth)
     {
+        var seq = CheckpointId.Parse(id);
+        while (true)
+        {
+            var chain = CheckpointChains.ImageChain(_store, group, seq, member);
+            if (chain[0].Member.IsIncremental)
+            {
+                throw Broken(group, CheckpointId.Format(chain[0].Seq), chain[0].Member);
+            }
+            if (CheckpointChains.MergeSteps(chain).FirstOrDefault() is not { } step)
+            {
+                return chain;
+            }
+            if (depth > 100)
+            {
+                throw new CheckpointMergeException($"checkpoint {group}/{id} cannot be merged: its chain of bases is too long");
+            }
+            Merge(group, CheckpointId.Format(step.Seq), $"checkpoint {id} applies to it through a chain of {chain.Count} images",
+                pace, replaceManifest, cancellationToken, depth + 1);
+        }
+    }
+
+    private ImageFiles Files(string group, CheckpointChains.ChainImage image) =>
+        ImageFiles.Of(_store.CheckpointDir(group, CheckpointId.Format(image.Seq)), image.Member);
+
+    /// <summary>Why the chain ends in an incremental image: the base it applies to is gone, unreadable, or lacks its process.</summary>
+    private CheckpointMergeException Broken(string group, string id, ManifestMember member)
+    {
         var baseId = CheckpointId.Format(member.BaseSeq);
         var baseVpid = member.BaseImageVpid;
-        if (depth > 1000)
+        if (LoadBase(group, id, baseId, member).Members.Any(m => m.Vpid == baseVpid))
         {
-            throw new CheckpointMergeException($"checkpoint {group}/{id} cannot be merged: its chain of bases is longer than 1000");
+            return new CheckpointMergeException($"checkpoint {group}/{id} cannot be merged: its chain of bases does not end in a full image");
         }
-        var baseManifest = LoadBase(group, id, baseId, member);
-        if (baseManifest.Members.FirstOrDefault(m => m.Vpid == baseVpid) is { IsIncremental: true })
-        {
-            Merge(group, baseId, $"checkpoint {id} applies to it", pace, replaceManifest, cancellationToken, depth + 1);
-            baseManifest = LoadBase(group, id, baseId, member);
-        }
-        var baseMember = baseManifest.Members.FirstOrDefault(m => m.Vpid == baseVpid)
-            ?? throw new CheckpointMergeException(
-                $"checkpoint {group}/{id} cannot be merged: its image of vpid {member.Vpid} applies to "
-                + (baseVpid == member.Vpid ? $"checkpoint {baseId}" : $"the image of vpid {baseVpid} in checkpoint {baseId}")
-                + $", which has no process {baseVpid}");
-        return ImageFiles.Of(_store.CheckpointDir(group, baseId), baseMember);
+        return new CheckpointMergeException(
+            $"checkpoint {group}/{id} cannot be merged: its image of vpid {member.Vpid} applies to "
+            + (baseVpid == member.Vpid ? $"checkpoint {baseId}" : $"the image of vpid {baseVpid} in checkpoint {baseId}")
+            + $", which has no process {baseVpid}");
     }
 
     private CheckpointManifest LoadBase(string group, string id, string baseId, ManifestMember member)
