@@ -239,6 +239,45 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
         Assert.Equal(("incremental", "000003"), ((await CheckpointAsync(agent, false, db, worker)) is var fourth ? (fourth.Kind, fourth.BaseId) : default));
     }
 
+    // Checkpoints that come faster than merges: the newest one waiting is merged first, in one
+    // pass over its chain, then the next newest. Before, they were merged oldest first, each one
+    // rewriting the whole memory, and merging one whose base was unmerged merged the base first;
+    // at ten checkpoints a second the newest was never merged.
+    [Fact]
+    public async Task While_merges_are_behind_the_newest_checkpoint_is_merged_first_in_one_pass_over_its_chain()
+    {
+        await using var agent = await TestAgent.StartAsync(output, o => (o.FullEvery, o.Retention) = (20, 0));
+        var keeper = agent.Services.GetRequiredService<CheckpointKeeper>();
+        await using var db = await TrackingMemberAsync(agent, 2, pages: 64);
+        await CheckpointAsync(agent, false, db);
+        var ids = new List<string>();
+        using (keeper.PauseMerges("web"))
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                db.Touch(i, 10 + i, 20 + i);
+                if (i == 2)
+                {
+                    db.Drop(30);
+                }
+                var result = await CheckpointAsync(agent, false, db);
+                Assert.Equal("incremental", result.Kind);
+                ids.Add(result.Id);
+            }
+        }
+        await WaitUntilMergedAsync(agent, [.. ids]);
+
+        // The first one may have been taken by the merge thread before the others were queued.
+        var mergedAt = ids.Skip(1).Select(id => agent.Store.LoadManifest("web", id).Merged!.MergedUtc).ToList();
+        Assert.True(mergedAt[2] < mergedAt[1] && mergedAt[1] < mergedAt[0],
+            $"merged at {string.Join(", ", ids.Skip(1).Zip(mergedAt, (id, t) => $"{id} {t:HH:mm:ss.fffffff}"))}: the newest first");
+        foreach (var id in ids)
+        {
+            var manifest = agent.Store.Verify("web", id);
+            AssertSamePages(db.PagesAt(CheckpointId.Parse(id)), FullImagePages.Read(ImageFiles.Of(agent.Store.CheckpointDir("web", id), manifest.Members[0])));
+        }
+    }
+
     /// <summary>
     /// `hactl images verify` right after an incremental checkpoint, while its background merge
     /// replaces its images and deletes the ones it replaced: the verify holds the checkpoint as it

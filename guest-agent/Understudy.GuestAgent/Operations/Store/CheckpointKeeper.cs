@@ -188,7 +188,8 @@ internal sealed class CheckpointKeeper
         }
         catch (CheckpointNotFoundException)
         {
-            _logger.LogInformation("Checkpoint {CheckpointId} of group {Group} is gone; nothing to merge", id, group);
+            // Deleted by retention while its merge waited behind newer ones: common, not news.
+            _logger.LogDebug("Checkpoint {CheckpointId} of group {Group} is gone; nothing to merge", id, group);
         }
         catch (Exception e) when (e is CheckpointMergeException or IOException or UnauthorizedAccessException)
         {
