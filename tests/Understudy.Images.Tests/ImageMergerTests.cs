@@ -268,6 +268,58 @@ public sealed class ImageMergerTests : IDisposable
         Assert.False(File.Exists(Out().Pages));
     }
 
+    // Seeded damage to any input of a chain: the merge refuses it with one line, or (damage where
+    // nothing is read, such as padding) writes exactly what the intact chain gives. Never another
+    // exception, never other bytes.
+    [Fact]
+    public void A_damaged_input_of_a_chain_is_refused_or_changes_nothing()
+    {
+        var random = new Random(20261207);
+        var layout = RandomLayout(random);
+        var inputs = new List<ImageFiles> { Write(_dir.Path, "c1", 4, 1, 0, layout.Select(v => v with { Runs = RandomRuns(random, v, 1, holes: false) })) };
+        for (int seq = 2; seq <= 4; seq++)
+        {
+            layout = Evolve(random, layout);
+            inputs.Add(Write(_dir.Path, $"i{seq}", 4, (ulong)seq, (uint)seq - 1, layout.Select(v => v with { Runs = RandomRuns(random, v, seq, holes: true) })));
+        }
+        MergeResult Merge(string name) => ImageMerger.MergeChain(inputs[0], inputs.Skip(1).Select(f => new ChainLink(f)).ToList(), Out(name));
+        Merge("intact");
+        byte[] intact = File.ReadAllBytes(Out("intact").Pages);
+
+        int refused = 0;
+        for (int i = 0; i < 200; i++)
+        {
+            string path = random.Next(2) == 0 ? inputs[random.Next(inputs.Count)].Pages : inputs[random.Next(inputs.Count)].Meta;
+            byte[] original = File.ReadAllBytes(path);
+            byte[] damaged = (byte[])original.Clone();
+            if (random.Next(8) == 0)
+            {
+                damaged = damaged[..random.Next(damaged.Length)];
+            }
+            else
+            {
+                damaged[random.Next(damaged.Length)] ^= (byte)(1 << random.Next(8));
+            }
+            File.WriteAllBytes(path, damaged);
+            try
+            {
+                Merge("damaged");
+                Assert.Equal(intact, File.ReadAllBytes(Out("damaged").Pages));
+            }
+            catch (ImageFormatException e)
+            {
+                TestImages.AssertOneLine(e.Message);
+                Assert.False(File.Exists(Out("damaged").Pages));
+                refused++;
+            }
+            finally
+            {
+                File.WriteAllBytes(path, original);
+            }
+        }
+        Assert.True(refused > 100, $"only {refused} of 200 damaged chains were refused");
+    }
+
     [Fact]
     public void An_increment_of_another_process_or_base_is_refused()
     {
