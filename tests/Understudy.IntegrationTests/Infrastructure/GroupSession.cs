@@ -357,7 +357,8 @@ public sealed class GroupSession : IAsyncDisposable
         ProcessSweeper.Signal(pids, Native.SIGKILL);
         if (!await ProcessSweeper.WaitGone(pids, Timeouts.Wait))
         {
-            throw Failure($"members {string.Join(", ", pids)} still run after kill -9");
+            throw Failure($"members {string.Join(", ", pids.Where(Native.IsRunning))} still run after kill -9:\n" +
+                          ProcessSweeper.DescribeSurvivors(pids));
         }
 
         Note($"killed -9: {string.Join(", ", pids)}");
@@ -603,7 +604,10 @@ public sealed class GroupSession : IAsyncDisposable
         if (left.Count > 0)
         {
             ProcessSweeper.Signal(left, Native.SIGKILL);
-            await ProcessSweeper.WaitGone(left, Timeouts.Cleanup);
+            if (!await ProcessSweeper.WaitGone(left, Timeouts.Cleanup))
+            {
+                Note($"still running after kill -9 at clean-up:\n{ProcessSweeper.DescribeSurvivors(left)}");
+            }
         }
         ProcessSweeper.ReapZombies();
         Note($"output.log tail:\n{Log.Tail(15)}");

@@ -96,6 +96,53 @@ public static class Native
         return st is not null && st.State != 'Z' && st.State != 'X';
     }
 
+    /// <summary>
+    /// What keeps a process from dying, for a failure message: each of its threads with its
+    /// state, wait channel, system call (/proc/PID/task/TID/syscall) and kernel stack
+    /// (/proc/PID/task/TID/stack, which only root may read), and the signals pending in it.
+    /// </summary>
+    public static string DescribeThreads(int pid)
+    {
+        var text = new System.Text.StringBuilder();
+        var st = ReadStat(pid);
+        if (st is null)
+        {
+            return $"pid {pid}: gone\n";
+        }
+
+        text.Append($"pid {pid} ({st.Comm}) state {st.State} ppid {st.PPid}, {PendingSignals($"/proc/{pid}/status")}\n");
+        IEnumerable<string> tasks;
+        try { tasks = Directory.EnumerateDirectories($"/proc/{pid}/task").ToList(); }
+        catch (IOException) { tasks = []; }
+        catch (UnauthorizedAccessException) { tasks = []; }
+        foreach (var task in tasks)
+        {
+            var tid = Path.GetFileName(task);
+            var ts = ReadStat(int.Parse(tid));
+            text.Append($"  thread {tid} ({ts?.Comm ?? "?"}) state {ts?.State ?? '?'} " +
+                        $"wchan {ProcText($"{task}/wchan").Trim()} {PendingSignals($"{task}/status")}\n");
+            text.Append($"    syscall: {ProcText($"{task}/syscall").Trim()}\n");
+            foreach (var frame in ProcText($"{task}/stack").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                text.Append($"    {frame}\n");
+            }
+        }
+        return text.ToString();
+    }
+
+    /// <summary>The SigPnd and ShdPnd lines of a status file, in one.</summary>
+    private static string PendingSignals(string statusFile) =>
+        string.Join(" ", ProcText(statusFile).Split('\n')
+            .Where(l => l.StartsWith("SigPnd:", StringComparison.Ordinal) || l.StartsWith("ShdPnd:", StringComparison.Ordinal))
+            .Select(l => string.Join(' ', l.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))));
+
+    private static string ProcText(string path)
+    {
+        try { return File.ReadAllText(path); }
+        catch (IOException e) { return $"<{e.Message}>"; }
+        catch (UnauthorizedAccessException e) { return $"<{e.Message}>"; }
+    }
+
     /// <summary>Every process visible in /proc.</summary>
     public static Dictionary<int, ProcStat> Snapshot()
     {

@@ -126,6 +126,14 @@ public static class ProcessSweeper
     }
 
     /// <summary>
+    /// Each pid of <paramref name="pids"/> that still runs, with what its threads wait for
+    /// (<see cref="Native.DescribeThreads"/>): a process that survives kill -9 is a kernel
+    /// wait to be named, not a timeout.
+    /// </summary>
+    public static string DescribeSurvivors(IEnumerable<int> pids) =>
+        string.Concat(pids.Where(Native.IsRunning).Select(Native.DescribeThreads));
+
+    /// <summary>
     /// Kills every descendant of the test process outside the subtrees of live agents
     /// (their process groups too, when they lead one), until none is left, then reaps
     /// the zombies that were reparented to us.

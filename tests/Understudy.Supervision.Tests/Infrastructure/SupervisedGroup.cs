@@ -157,7 +157,8 @@ public sealed class SupervisedGroup : IAsyncDisposable
         Native.Kill(hostPid, Native.SIGKILL);
         if (!await ProcessSweeper.WaitGone([hostPid], Timeouts.Wait))
         {
-            throw Failure($"host pid {hostPid} still runs after kill -9");
+            throw Failure($"host pid {hostPid} still runs after kill -9:\n" +
+                          ProcessSweeper.DescribeSurvivors([hostPid]));
         }
 
         Note($"killed -9: host pid {hostPid}");
@@ -205,7 +206,10 @@ public sealed class SupervisedGroup : IAsyncDisposable
         if (left.Count > 0)
         {
             ProcessSweeper.Signal(left, Native.SIGKILL);
-            await ProcessSweeper.WaitGone(left, Timeouts.Cleanup);
+            if (!await ProcessSweeper.WaitGone(left, Timeouts.Cleanup))
+            {
+                Note($"still running after kill -9 at clean-up:\n{ProcessSweeper.DescribeSurvivors(left)}");
+            }
         }
         ProcessSweeper.ReapZombies();
         Note($"output.log tail:\n{Log.Tail(10)}");
