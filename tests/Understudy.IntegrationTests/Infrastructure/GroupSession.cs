@@ -354,7 +354,13 @@ public sealed class GroupSession : IAsyncDisposable
         }
 
         ProcessSweeper.Signal(pids, Native.SIGSTOP);
-        ProcessSweeper.Signal(pids, Native.SIGKILL);
+        var missed = pids.Except(ProcessSweeper.Signal(pids, Native.SIGKILL)).Where(Native.IsRunning).ToList();
+        if (missed.Count > 0)
+        {
+            throw Failure($"kill -9 was not sent to members {string.Join(", ", missed)}: not found below this test's process:\n" +
+                          ProcessSweeper.DescribeSurvivors(missed));
+        }
+
         if (!await ProcessSweeper.WaitGone(pids, Timeouts.Wait))
         {
             throw Failure($"members {string.Join(", ", pids.Where(Native.IsRunning))} still run after kill -9:\n" +

@@ -61,8 +61,14 @@ public static class ProcessSweeper
         return result;
     }
 
-    /// <summary>True if pid is a live descendant of the test process.</summary>
-    public static bool IsOurs(int pid)
+    /// <summary>
+    /// True if pid is a live descendant of the test process. The walk up its parents reads one
+    /// /proc file at a time, so a parent may exit and be reaped between two reads: a member
+    /// killed just before, whose child the kernel has meanwhile given to the group's us-init.
+    /// That is not a broken chain: the walk starts again from pid, which now names its new parent.
+    /// </summary>
+    /// <param name="beforeParentRead">called with each parent before the walk reads it (a test reaps one there)</param>
+    public static bool IsOurs(int pid, Action<int>? beforeParentRead = null)
     {
         if (pid <= 1)
         {
@@ -70,12 +76,26 @@ public static class ProcessSweeper
         }
 
         int self = Native.GetPid();
+        for (int walks = 0; walks < 16; walks++)
+        {
+            bool? ours = WalkUp(pid, self, beforeParentRead);
+            if (ours is not null)
+            {
+                return ours.Value;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>One walk from pid up: true at the test process, false off our tree, null if a parent vanished under it.</summary>
+    private static bool? WalkUp(int pid, int self, Action<int>? beforeParentRead)
+    {
         for (int hops = 0, cur = pid; hops < 4096; hops++)
         {
             var st = Native.ReadStat(cur);
             if (st is null)
             {
-                return false;
+                return cur == pid ? false : null;
             }
 
             if (st.PPid == self)
@@ -89,23 +109,20 @@ public static class ProcessSweeper
             }
 
             cur = st.PPid;
+            beforeParentRead?.Invoke(cur);
         }
         return false;
     }
 
-    /// <summary>Sends sig to each pid that is one of ours; returns the pids signalled.</summary>
+    /// <summary>
+    /// Sends sig to each pid that is one of ours; returns the pids signalled. Which are ours is
+    /// settled for all of them before the first signal: a kill changes the tree the others are
+    /// found in.
+    /// </summary>
     public static List<int> Signal(IEnumerable<int> pids, int sig)
     {
-        var sent = new List<int>();
-        foreach (int pid in pids.Distinct())
-        {
-            if (IsOurs(pid) && Native.Kill(pid, sig))
-            {
-                sent.Add(pid);
-            }
-        }
-
-        return sent;
+        var ours = pids.Distinct().Where(p => IsOurs(p)).ToList();
+        return ours.Where(pid => Native.Kill(pid, sig)).ToList();
     }
 
     /// <summary>Waits until none of the pids is running (zombies count as gone).</summary>
