@@ -46,6 +46,64 @@ internal static class ProcFs
         return found;
     }
 
+    /// <summary>
+    /// What the processes of the pid namespace whose PID 1 is <paramref name="initHostPid"/> (it
+    /// included, exiting ones and image writers too, zombies not) wait on: for each thread, its
+    /// state, wait channel, system call and kernel stack (/proc/PID/task/TID/stack, root only).
+    /// For the log, when a kill -9 does not end a group.
+    /// </summary>
+    public static string DescribeNamespaceWaits(int initHostPid)
+    {
+        if (PidNamespace(initHostPid) is not { } ns)
+        {
+            return "";
+        }
+        var text = new System.Text.StringBuilder();
+        foreach (var dir in EnumerateProcessDirectories())
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || PidNamespace(pid) != ns
+                || ReadText($"{dir}/stat") is not { } stat || StateOf($"{dir}/stat") is null or 'Z' or 'X' or 'x')
+            {
+                continue;
+            }
+            text.Append($"{stat[..(stat.LastIndexOf(')') + 1)]}\n");
+            foreach (var task in Tasks(dir))
+            {
+                text.Append($"  thread {Path.GetFileName(task)} state {StateOf($"{task}/stat")} ")
+                    .Append($"wchan {ReadText($"{task}/wchan")?.Trim()} syscall {ReadText($"{task}/syscall")?.Trim()}\n");
+                foreach (var frame in (ReadText($"{task}/stack") ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    text.Append($"    {frame}\n");
+                }
+            }
+        }
+        return text.ToString();
+    }
+
+    private static IReadOnlyList<string> Tasks(string processDir)
+    {
+        try
+        {
+            return Directory.EnumerateDirectories($"{processDir}/task").ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
+    private static string? ReadText(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The process's pid in its own (innermost) pid namespace, from NSpid; 0 when unknown.</summary>
     public static int InnermostPid(int hostPid)
     {

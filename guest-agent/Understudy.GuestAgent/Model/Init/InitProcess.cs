@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Protocol;
 
 namespace Understudy.GuestAgent.Model.Init;
@@ -141,6 +142,13 @@ internal sealed class InitProcess
         }
         _logger.LogWarning("us-init of group {Group} did not quit within {Grace}; killing it", Group, grace);
         Kill();
+        // SIGKILL ends a process at once unless the kernel holds one of its threads, and us-init,
+        // PID 1 of the group's namespace, is gone only once all its processes are: name the wait.
+        if (await Task.WhenAny(_exited.Task, Task.Delay(grace)).ConfigureAwait(false) != _exited.Task)
+        {
+            _logger.LogWarning("us-init of group {Group} still runs {Grace} after kill -9; what its processes wait on:\n{Waits}",
+                Group, grace, ProcFs.DescribeNamespaceWaits(HostPid));
+        }
         await _exited.Task.ConfigureAwait(false);
     }
 
