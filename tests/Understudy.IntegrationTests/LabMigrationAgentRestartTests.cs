@@ -39,9 +39,19 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// the target's counts on); once healed, the new agent learns that the target runs the group and ends it.
     /// </summary>
     [Fact, Trait("Category", "Integration")]
-    public async Task TargetRunsTheGroup_SourceAgentRestarts_FrozenCopyEndsOnceHealed()
+    public async Task TargetRunsTheGroup_SourceAgentRestarts_FrozenCopyEndsOnceHealed() =>
+        await RanThereAndRestarted(await Launch("restart-ran"), supervised: false);
+
+    /// <summary>
+    /// (a) with a supervised group: after the restart its supervisor stays migrating, and once the
+    /// migration is settled the policy here is the standby's copy, as after any move.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TargetRunsTheGroup_SourceAgentRestarts_SupervisedGroupIsHandedOverOnceHealed() =>
+        await RanThereAndRestarted(await StartSupervised("restart-handed"), supervised: true);
+
+    private async Task RanThereAndRestarted(LabGroup group, bool supervised)
     {
-        var group = await Launch("restart-ran");
         var before = await LabMigration.Members(_lab, A, group.Name);
         var sourceLog = _lab.Node(A).Log(group.Name).Path;
         try
@@ -56,6 +66,10 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
             var frozenAt = new FileInfo(sourceLog).Length;
             await RestartAgent(A);
             await AssertHeldFrozen(group, mark);
+            if (supervised)
+            {
+                Assert.Equal("migrating", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
+            }
             // The copy on node-b counts on; node-a's prints nothing.
             await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} after {A}'s agent restarted");
             Assert.Equal(frozenAt, new FileInfo(sourceLog).Length);
@@ -71,10 +85,17 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
         await LabMigration.AssertGoneFrom(_lab, A, group, before);
         Assert.False(File.Exists(Path.Combine(_lab.Node(A).StateDir, "migrations", group.Name)), "the settled migration's record is left");
+        if (supervised)
+        {
+            var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+            Assert.Equal("standby", availability?.Str("state"));
+            Assert.Contains($"runs on node {B}", availability?.Str("reason"));
+        }
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
         await LabMigration.Verify(_lab, B, group);
         LabMigration.AssertUnbroken(group);
-        (await _lab.On(_lab.Node(B)).Run("stop", group.Name)).Ok();
+        string[] stop = supervised ? ["group", "stop", group.Name] : ["stop", group.Name];
+        (await _lab.On(_lab.Node(B)).Run(stop)).Ok();
     }
 
     /// <summary>
@@ -85,9 +106,20 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// counts on from where it froze.
     /// </summary>
     [Fact, Trait("Category", "Integration")]
-    public async Task TargetGaveUp_SourceAgentRestarts_GroupResumesOnceHealed()
+    public async Task TargetGaveUp_SourceAgentRestarts_GroupResumesOnceHealed() =>
+        await GaveUpAndRestarted(await Launch("restart-resume"), supervised: false);
+
+    /// <summary>
+    /// (b) with a supervised group: after the restart its supervisor stays migrating (no health check,
+    /// schedule or recovery on the frozen processes) until the migration is settled, then watches the
+    /// group again, which runs on.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TargetGaveUp_SourceAgentRestarts_SupervisedGroupResumesOnceHealed() =>
+        await GaveUpAndRestarted(await StartSupervised("restart-supervised"), supervised: true);
+
+    private async Task GaveUpAndRestarted(LabGroup group, bool supervised)
     {
-        var group = await Launch("restart-resume");
         var sourceLog = _lab.Node(A).Log(group.Name).Path;
         var gate = Gate(B, group.Name, "takeover-resume");
         try
@@ -103,6 +135,12 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
             var frozenAt = new FileInfo(sourceLog).Length;
             await RestartAgent(A);
             await AssertHeldFrozen(group, mark);
+            if (supervised)
+            {
+                var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+                Assert.Equal("migrating", availability?.Str("state"));
+                Assert.Contains($"the agent restarted before node {B} said whether it runs the group", availability?.Str("reason"));
+            }
             // Long enough for a thawed copy to print several counts (they print every 100 ms).
             await Task.Delay(TimeSpan.FromSeconds(3));
             Assert.Equal(frozenAt, new FileInfo(sourceLog).Length);
@@ -122,9 +160,15 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         Assert.All(await MemberStates(A, group.Name), state => Assert.Equal("running", state));
         Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
         Assert.False(File.Exists(Path.Combine(_lab.Node(A).StateDir, "migrations", group.Name)), "the settled migration's record is left");
+        if (supervised)
+        {
+            await LabEvents.WaitFor(_lab, A, group.Name, "supervision.resumed", 0);
+            Assert.Equal("running", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
+        }
         await LabMigration.Verify(_lab, A, group);
         LabMigration.AssertUnbroken(group);
-        (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+        string[] stop = supervised ? ["group", "stop", group.Name] : ["stop", group.Name];
+        (await _lab.On(_lab.Node(A)).Run(stop)).Ok();
     }
 
     private async Task RestartAgent(string node)
@@ -191,6 +235,37 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         var onA = _lab.On(_lab.Node(A));
         (await onA.Run("launch", name, "--app", "counter", "--", Repo.Workload("wl_counter"), "c")).Ok();
         (await onA.Run("launch", name, "--app", "memory", "--", Repo.Workload("wl_memory"), "32")).Ok();
+        return await Running(name);
+    }
+
+    /// <summary>The same group, supervised on node-a by a policy (restored on a fault).</summary>
+    private async Task<LabGroup> StartSupervised(string name)
+    {
+        var policy = $"""
+            group: {name}
+            checkpoints:
+              interval: off
+            recovery:
+              action: restore
+            apps:
+              - name: counter
+                command: {Repo.Workload("wl_counter")}
+                args: [c]
+              - name: memory
+                command: {Repo.Workload("wl_memory")}
+                args: ["32"]
+            """;
+        var path = Path.Combine(_lab.Dir, name + ".yaml");
+        await File.WriteAllTextAsync(path, policy);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var onA = _lab.On(_lab.Node(A));
+        (await onA.Run("group", "apply", "-f", path)).Ok();
+        (await onA.Run("group", "start", name)).Ok();
+        return await Running(name);
+    }
+
+    private async Task<LabGroup> Running(string name)
+    {
         var log = _lab.Node(A).Log(name);
         await LabMigration.WaitForCounts(new LabGroup(name, log, Tags, Roles, []), 3, 0, $"on {A}");
         var members = await LabMigration.WaitForMembers(_lab, A, name, 2);
