@@ -65,14 +65,15 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
             var mark = await LabEvents.LastSeq(_lab, A, group.Name);
             var frozenAt = new FileInfo(sourceLog).Length;
             await RestartAgent(A);
+            await WaitForRegistrations(group);
+            // The copy on node-b counts on; node-a's prints nothing (a thawed copy would: a second writer).
+            await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} after {A}'s agent restarted");
+            Assert.True(frozenAt == new FileInfo(sourceLog).Length, $"the copy on {A} ran on after its agent restarted, beside the one on {B}: {SourceTail(group)}");
             await AssertHeldFrozen(group, mark);
             if (supervised)
             {
                 Assert.Equal("migrating", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
             }
-            // The copy on node-b counts on; node-a's prints nothing.
-            await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} after {A}'s agent restarted");
-            Assert.Equal(frozenAt, new FileInfo(sourceLog).Length);
         }
         finally
         {
@@ -134,6 +135,10 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
             var mark = await LabEvents.LastSeq(_lab, A, group.Name);
             var frozenAt = new FileInfo(sourceLog).Length;
             await RestartAgent(A);
+            await WaitForRegistrations(group);
+            // Long enough for a thawed copy to print several counts (they print every 100 ms).
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            Assert.True(frozenAt == new FileInfo(sourceLog).Length, $"the copy on {A} ran on after its agent restarted, its migration unsettled: {SourceTail(group)}");
             await AssertHeldFrozen(group, mark);
             if (supervised)
             {
@@ -141,10 +146,6 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
                 Assert.Equal("migrating", availability?.Str("state"));
                 Assert.Contains($"the agent restarted before node {B} said whether it runs the group", availability?.Str("reason"));
             }
-            // Long enough for a thawed copy to print several counts (they print every 100 ms).
-            await Task.Delay(TimeSpan.FromSeconds(3));
-            Assert.Equal(frozenAt, new FileInfo(sourceLog).Length);
-            Assert.All(await MemberStates(A, group.Name), state => Assert.Equal("frozen", state));
         }
         finally
         {
@@ -185,18 +186,25 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     {
         var unsettled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.unsettled", mark);
         Assert.Contains($"not settled: the group's {group.Pids.Count} processes stay frozen here until node {B} answers", unsettled.Message);
-        var deadline = DateTime.UtcNow + Timeouts.Wait;
-        while ((await MemberStates(A, group.Name)).Count != group.Pids.Count)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"the processes of {group.Name} did not register again on {A}");
-            await Task.Delay(200);
-        }
         Assert.All(await MemberStates(A, group.Name), state => Assert.Equal("frozen", state));
         Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
         Assert.Contains("held frozen here", (await _lab.On(_lab.Node(A)).Run("checkpoint", group.Name)).FailsWithOneLine().Stderr);
         var again = (await _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B)).FailsWithOneLine();
         Assert.Contains("is not settled yet", again.Stderr);
     }
+
+    /// <summary>Until the group's processes on node-a registered again with its new agent.</summary>
+    private async Task WaitForRegistrations(LabGroup group)
+    {
+        var deadline = DateTime.UtcNow + Timeouts.Wait;
+        while ((await MemberStates(A, group.Name)).Count != group.Pids.Count)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the processes of {group.Name} did not register again on {A}");
+            await Task.Delay(200);
+        }
+    }
+
+    private string SourceTail(LabGroup group) => string.Join(" | ", _lab.Node(A).Log(group.Name).Lines().TakeLast(5));
 
     private async Task<IReadOnlyList<string>> MemberStates(string node, string group)
     {
