@@ -141,6 +141,8 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
                 "if node {Node} runs the group, stop it here ('hactl stop {Group}'); if not, 'hactl restore {Group} --force' brings it back here", group, target,
                 e.Message, target, group, group);
             _unsettled[group] = target;
+            // Held for good (until the operator stops or restores it): a checkpoint's RESUME would thaw it.
+            _ = _lifecycles.For(group).HoldFrozen($"its migration to node {target} is not settled, and that node is no peer of this one");
             return;
         }
         var held = _groups.Find(group) is { Init.HasExited: false } running ? ProcFs.ProcessesInNamespaceOf(running.Init.HostPid).Count : 0;
