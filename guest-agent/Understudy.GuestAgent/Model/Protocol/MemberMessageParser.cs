@@ -92,7 +92,7 @@ internal static class MemberMessageParser
             error = $"HELLO has an unknown origin '{args[6]}'";
             return false;
         }
-        var tracker = args.Length == 8 ? TokenCodec.Decode(args[7]) : "unknown";
+        var tracker = args.Length >= 8 ? TokenCodec.Decode(args[7]) : "unknown";
         message = new HelloMessage(
             version, TokenCodec.Decode(args[1]), TokenCodec.Decode(args[2]), vpid, vppid, execCount, origin, tracker, Held: args.Length == 9);
         error = "";

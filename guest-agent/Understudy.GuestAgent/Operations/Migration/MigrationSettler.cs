@@ -44,6 +44,7 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
     private readonly AgentOptions _options;
     private readonly ILogger<MigrationSettler> _logger;
     private readonly CancellationTokenSource _stopping = new();
+    private int _disposed;
     // Each group frozen by an unsettled migration, with its target.
     private readonly ConcurrentDictionary<string, string> _unsettled = new(StringComparer.Ordinal);
     // The supervisors' part in migrations taken up at agent start, handed over as they adopt their groups.
@@ -173,8 +174,13 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
         }
     }
 
+    // Disposed twice: the container disposes both its singleton and the hosted service it hands out.
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
         _stopping.Cancel();
         _stopping.Dispose();
     }
