@@ -8,7 +8,7 @@ hactl=${1:-out/bin/hactl}
 
 commands=("" "agent run" launch checkpoint stop restore migrate status "group apply" "group start" "group stop" "group restart" "group show" "group delete" events
     "images list" "images verify" "images inspect" doctor demo
-    "lab up" "lab status" "lab down" "lab crash" "lab partition" "lab heal" "lab start" "lab exec" "cluster init")
+    "lab up" "lab status" "lab down" "lab crash" "lab partition" "lab heal" "lab start" "lab restart-agent" "lab exec" "cluster init")
 help=$(mktemp)
 trap 'rm -f "$help"' EXIT
 {

@@ -34,10 +34,21 @@ public class TokenCodecTests
         Assert.Equal(new HelloMessage(1, "web", "my app", 3, 1, 2, RegistrationOrigin.Exec), message);
     }
 
+    [Fact]
+    public void Parses_a_held_process_relinking()
+    {
+        Assert.True(MemberMessageParser.TryParse("HELLO 1 web app 3 1 0 reattach mprotect held", out var message, out _));
+        Assert.Equal(new HelloMessage(1, "web", "app", 3, 1, 0, RegistrationOrigin.Reattach, "mprotect", Held: true), message);
+        Assert.True(MemberMessageParser.TryParse("HELD", out var held, out _));
+        Assert.Equal(new HeldReply(), held);
+        Assert.Equal("HOLD", new HoldCommand().ToLine());
+    }
+
     [Theory]
     [InlineData("HELLO 1 web app 3 1 0")]
     [InlineData("HELLO 1 web app x 1 0 launch")]
     [InlineData("HELLO 1 web app 3 1 0 teleport")]
+    [InlineData("HELLO 1 web app 3 1 0 reattach mprotect frozen")]
     [InlineData("WRITTEN 12")]
     [InlineData("WRITTEN 12 34 partial")]
     [InlineData("WRITTEN 12 34 full extra")]

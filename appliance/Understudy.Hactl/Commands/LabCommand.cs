@@ -7,7 +7,7 @@ using Understudy.Hactl.Output;
 
 namespace Understudy.Hactl.Commands;
 
-/// <summary><c>hactl lab up|status|down|crash|partition|heal|start|exec</c>: nodes on one machine (docs/lab.md).</summary>
+/// <summary><c>hactl lab up|status|down|crash|partition|heal|start|restart-agent|exec</c>: nodes on one machine (docs/lab.md).</summary>
 public static class LabCommand
 {
     public static Command Create() => new("lab",
@@ -22,6 +22,7 @@ public static class LabCommand
         CreatePartition(),
         CreateHeal(),
         CreateStart(),
+        CreateRestartAgent(),
         CreateExec(),
     };
 
@@ -190,6 +191,35 @@ public static class LabCommand
             return ExitCodes.Ok;
         });
         return start;
+    }
+
+    private static Command CreateRestartAgent()
+    {
+        var (dir, node, nativeDir) = (Dir(), Node(), CommonOptions.NativeDir());
+        var json = CommonOptions.Json();
+        var restart = new Command("restart-agent",
+            "An agent fault alone: kill NODE's agent (SIGKILL) and start a new one in the same namespaces with the same options. " +
+            "The node's groups run on (their us-init outlives the agent) and the new agent takes them up; its link and address stay")
+        {
+            dir, node, nativeDir, json,
+        };
+        restart.SetHandler(async (parse, ct) =>
+        {
+            var name = parse.GetRequiredValue(node);
+            var asJson = parse.GetValue(json);
+            var view = await RunAsync(parse, dir, nativeDir, asJson, $"cannot restart the agent of {name}", LabDir.MustExist, lab => lab.RestartAgentAsync(name, ct));
+            if (asJson)
+            {
+                Json.Write(view, HactlJsonContext.Default.LabNodeView);
+            }
+            else
+            {
+                Console.WriteLine($"{view.Name}: its agent was killed and a new one answers on {view.Agent}; the node's groups ran on");
+            }
+
+            return ExitCodes.Ok;
+        });
+        return restart;
     }
 
     private static Command CreateExec()

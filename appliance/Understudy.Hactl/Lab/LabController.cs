@@ -8,7 +8,7 @@ namespace Understudy.Hactl.Lab;
 
 /// <summary>
 /// The lab's operations (docs/lab.md): bring nodes up and down, crash, partition, heal and
-/// start them again. A node is a network, mount and pid namespace held by pid 1 of its pid
+/// start them again, restart a node's agent alone. A node is a network, mount and pid namespace held by pid 1 of its pid
 /// namespace, with one veth link to a bridge in the switch's own network namespace; the host's
 /// network is never touched.
 /// </summary>
@@ -145,6 +145,24 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
     }
 
     /// <summary>
+    /// An agent fault alone: NODE's agent is killed (SIGKILL) and a new one started in the same
+    /// namespaces with the same options. Everything else of the node lives on: its groups (their
+    /// us-init outlives the agent), its link, its address.
+    /// </summary>
+    public async Task<LabNodeView> RestartAgentAsync(string name, CancellationToken ct)
+    {
+        var what = $"cannot restart the agent of {name}";
+        var (state, node) = RunningNode(name, what);
+        progress($"{name}: killing its agent");
+        await KillAsync([node.Agent], what, ct);
+        File.Delete(layout.AgentSocket(name));
+        state = await StartAgentAsync(state, node, what, ct);
+        node = state.Node(name)!;
+        await WaitAgentAsync(node, what, ct);
+        return View(node);
+    }
+
+    /// <summary>
     /// A crashed node's network namespace can outlive its processes for a while: the kernel keeps it
     /// while the TCP connections they left drain (data in flight when the node died waits for its
     /// retransmissions to give up), and the node's veth pair with it. Its switch end is removed, which
@@ -227,8 +245,15 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
         await tools.IpAsync(dir, holder, what, ct, "address", "add", node.Address + "/24", "dev", "eth0");
         await tools.IpAsync(dir, holder, what, ct, "link", "set", "eth0", "up");
 
-        progress($"{name}: agent");
-        var agent = await tools.StartAsync(dir, holder, layout.AgentLog(name), NodeAgent.CommandLine(layout, state, node, tools.NativeDir), what, ct);
+        return await StartAgentAsync(state, node, what, ct);
+    }
+
+    /// <summary>Starts the node's agent inside its namespaces (its holder's) and records it.</summary>
+    private async Task<LabState> StartAgentAsync(LabState state, LabNodeState node, string what, CancellationToken ct)
+    {
+        progress($"{node.Name}: agent");
+        var agent = await tools.StartAsync(layout.NodeDir(node.Name), node.Holder!, layout.AgentLog(node.Name),
+            NodeAgent.CommandLine(layout, state, node, tools.NativeDir), what, ct);
         state = state.WithNode(node with { Agent = agent });
         LabStateFile.Write(layout, state);
         return state;

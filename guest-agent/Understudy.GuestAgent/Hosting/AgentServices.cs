@@ -66,6 +66,7 @@ internal static class AgentServices
         services.AddSingleton<StandbyReplicator>();
         services.AddSingleton<MigrationHolds>();
         services.AddSingleton<MigrationFences>();
+        services.AddSingleton<MigrationJournal>();
         services.AddSingleton<MigrationSettler>();
         services.AddSingleton<GroupMigrator>();
         services.AddSingleton<GroupTakeover>();
@@ -102,6 +103,8 @@ internal static class AgentServices
         // Once the member socket listens (their processes register again there): the groups
         // whose us-init outlived the previous agent are taken up.
         services.AddHostedService<RunningGroups>();
+        // Then the migrations that were not settled when the last agent stopped: their groups stay frozen.
+        services.AddHostedService(provider => provider.GetRequiredService<MigrationSettler>());
         services.AddHostedService<GroupShutdownService>();
         // Streams the groups' checkpoints to their standby nodes; stopped before the groups are.
         services.AddHostedService(provider => provider.GetRequiredService<StandbyReplicator>());

@@ -127,6 +127,7 @@ struct us_state {
 	volatile int send_lock;
 	volatile int link_dead;         /* no link now: run unprotected until a new one is made */
 	volatile int registered;        /* WELCOME came on the present link */
+	volatile int held;              /* HOLD: frozen until a RESUME, whatever happens to the link */
 	uint64_t coord_ino;             /* the link's socket inode: coord_fd is still ours */
 
 	/* what the restorer left mapped, unmapped by the restored checkpoint thread */

@@ -325,6 +325,8 @@ int us_link_send_hello(const char *origin, int vppid)
 	us_put(&b, origin);
 	us_putc(&b, ' ');
 	us_put(&b, us_tracker_name());
+	if (us.held)
+		us_put(&b, " held");
 	us_putc(&b, '\n');
 	us.registered = 0;
 	return us_link_send(us_term(&b)) < 0 ? -1 : 0;

@@ -110,6 +110,7 @@ static void restored(void)
 		us_sc2(SYS_munmap, us.restorer_start, us.restorer_end - us.restorer_start);
 	us.restorer_start = us.restorer_end = 0;
 	us_set_exe();
+	us.held = 0;   /* the source's hold, should an image ever carry it, is not this copy's */
 	/* the restored memory is exactly the checkpoint's: track from there */
 	uint64_t restored_seq = us.tracked_seq;
 	us_stage_forget();
@@ -180,7 +181,13 @@ static const char *next_origin = "reattach";
 static void lose_link(const char *why, struct written *pending)
 {
 	us_log("link-lost", why);
-	us_thaw_all();   /* never leave the application frozen without a coordinator */
+	/* Never leave the application frozen without a coordinator, unless it was told to stay
+	 * frozen: a migration's target may run the group now, and only a coordinator that
+	 * learnt it does not may let it run here again. */
+	if (us.held)
+		us_log("held", "staying frozen until a coordinator sends RESUME");
+	else
+		us_thaw_all();
 	if (pending->waiting) {   /* an image nobody will commit: let its writer finish */
 		char ignored[128];
 		uint64_t mb, pb;
@@ -333,7 +340,14 @@ static void serve(void)
 			} else {
 				reply_written(mb, pb, incremental, us.base_vpid);
 			}
+		} else if (us_streq(line, "HOLD")) {
+			/* the group is frozen for good until a coordinator says otherwise:
+			 * a lost link no longer thaws it (lose_link) */
+			us.held = 1;
+			us_log("held", "a lost link keeps this process frozen");
+			reply("HELD", NULL);
 		} else if (us_streq(line, "RESUME") || us_streq(line, "ABORT")) {
+			us.held = 0;
 			/* After an abort the writes of this interval were not kept anywhere:
 			 * the tracker no longer describes a committed image. */
 			if (us_streq(line, "ABORT"))

@@ -27,11 +27,12 @@ internal sealed class Member
         ExecCount = hello.ExecCount;
         Origin = hello.Origin;
         Tracker = hello.Tracker;
+        Held = hello.Held;
         HostPid = connection.HostPid;
         JoinedUtc = DateTime.UtcNow;
         _connection = connection;
-        // A restored process stays frozen until the coordinator's RESUME.
-        _state = hello.Origin == RegistrationOrigin.Restore ? MemberState.Frozen : MemberState.Running;
+        // A restored process, and one held frozen by a migration, stays frozen until the coordinator's RESUME.
+        _state = hello.Origin == RegistrationOrigin.Restore || hello.Held ? MemberState.Frozen : MemberState.Running;
     }
 
     public long Id { get; }
@@ -42,6 +43,9 @@ internal sealed class Member
     public int ExecCount { get; }
     public RegistrationOrigin Origin { get; }
     public string Tracker { get; }
+
+    /// <summary>It registered held frozen (HOLD, before a link it lost): it runs again only on RESUME.</summary>
+    public bool Held { get; }
     public int HostPid { get; }
     public DateTime JoinedUtc { get; }
 

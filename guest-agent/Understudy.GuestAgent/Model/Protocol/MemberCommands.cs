@@ -70,6 +70,15 @@ internal sealed record ResumeCommand : MemberCommand
     public override string ToLine() => "RESUME";
 }
 
+/// <summary>
+/// After the last round of a migration (the group frozen, its images written): the process stays
+/// frozen even when its link is lost, until a coordinator sends RESUME; answered HELD.
+/// </summary>
+internal sealed record HoldCommand : MemberCommand
+{
+    public override string ToLine() => "HOLD";
+}
+
 internal sealed record AbortCommand : MemberCommand
 {
     public override string ToLine() => "ABORT";

@@ -63,6 +63,9 @@ internal static class MemberMessageParser
             case "CAPTURED":
                 message = new CapturedReply();
                 return true;
+            case "HELD":
+                message = new HeldReply();
+                return true;
             default:
                 error = $"unknown or malformed message '{Truncate(line)}'";
                 return false;
@@ -72,10 +75,10 @@ internal static class MemberMessageParser
     private static bool TryParseHello(ReadOnlySpan<string> args, out MemberMessage? message, out string error)
     {
         message = null;
-        // HELLO 1 <group> <app> <vpid> <vppid> <exec_count> <origin> [<tracker>]
-        if (args.Length is not (7 or 8))
+        // HELLO 1 <group> <app> <vpid> <vppid> <exec_count> <origin> [<tracker> [held]]
+        if (args.Length is not (7 or 8 or 9) || (args.Length == 9 && args[8] != "held"))
         {
-            error = $"HELLO needs 7 or 8 arguments, got {args.Length}";
+            error = args.Length == 9 ? $"HELLO has an unknown ninth argument '{args[8]}' (only 'held')" : $"HELLO needs 7 to 9 arguments, got {args.Length}";
             return false;
         }
         if (!TryInt(args[0], out var version) || !TryInt(args[3], out var vpid) || !TryInt(args[4], out var vppid)
@@ -89,8 +92,9 @@ internal static class MemberMessageParser
             error = $"HELLO has an unknown origin '{args[6]}'";
             return false;
         }
-        var tracker = args.Length == 8 ? TokenCodec.Decode(args[7]) : "unknown";
-        message = new HelloMessage(version, TokenCodec.Decode(args[1]), TokenCodec.Decode(args[2]), vpid, vppid, execCount, origin, tracker);
+        var tracker = args.Length >= 8 ? TokenCodec.Decode(args[7]) : "unknown";
+        message = new HelloMessage(
+            version, TokenCodec.Decode(args[1]), TokenCodec.Decode(args[2]), vpid, vppid, execCount, origin, tracker, Held: args.Length == 9);
         error = "";
         return true;
     }

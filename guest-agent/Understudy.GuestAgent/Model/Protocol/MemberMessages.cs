@@ -4,9 +4,10 @@ namespace Understudy.GuestAgent.Model.Protocol;
 internal abstract record MemberMessage;
 
 /// <param name="Tracker">the process's dirty-page tracker: uffd-wp-async, mprotect or none.</param>
+/// <param name="Held">a process told to HOLD (a migration's frozen copy) that relinks frozen, and stays so until RESUME.</param>
 internal sealed record HelloMessage(
     int Version, string Group, string App, int Vpid, int Vppid, int ExecCount, RegistrationOrigin Origin,
-    string Tracker = "unknown") : MemberMessage;
+    string Tracker = "unknown", bool Held = false) : MemberMessage;
 
 internal sealed record ForkBeginMessage : MemberMessage;
 
@@ -38,3 +39,6 @@ internal sealed record WrittenReply(long MetaBytes, long PagesBytes, string? Kin
 internal sealed record FailedReply(string Reason) : MemberReply;
 
 internal sealed record ResumedReply : MemberReply;
+
+/// <summary>Answer to HOLD: a lost link no longer thaws the process.</summary>
+internal sealed record HeldReply : MemberReply;

@@ -224,6 +224,17 @@ internal sealed class CheckpointCoordinator
             Counter(progress, CheckpointPhases.Resume, members.Count),
             sent: freeze.Thaw, cancellationToken);
 
+    /// <summary>HOLD to every member of a group held frozen: a lost link no longer thaws them (docs/protocol.md).</summary>
+    internal Task HoldAsync(IReadOnlyList<Member> members, CancellationToken cancellationToken) =>
+        ReplyBarrier.RunAsync<HeldReply>(members, new HoldCommand(), _options.PrepareTimeout, answered: null, sent: null, cancellationToken);
+
+    /// <summary>
+    /// RESUME to members that registered held frozen (they relinked after the agent that froze them
+    /// went): no checkpoint holds them, so no registration lock or freeze meter is involved.
+    /// </summary>
+    public Task ResumeHeldAsync(IReadOnlyList<Member> members, CancellationToken cancellationToken) =>
+        ReplyBarrier.RunAsync<ResumedReply>(members, new ResumeCommand(), _options.PrepareTimeout, answered: null, sent: null, cancellationToken);
+
     /// <summary>
     /// ABORT to every member still connected, then the staging directory goes. The group runs
     /// again as soon as ABORT is sent; the answers are awaited only from the members that can

@@ -34,6 +34,12 @@ internal sealed class FrozenGroup : IDisposable
     /// <summary>Since PREPARE went out; it stops growing once the group resumes.</summary>
     public double FrozenMs => _freeze.FrozenMs;
 
+    /// <summary>
+    /// HOLD to every member: from now on a lost link (the agent restarting) leaves them frozen, until
+    /// a coordinator sends RESUME. Sent once the group may run elsewhere: before a migration's takeover.
+    /// </summary>
+    public Task HoldAsync(CancellationToken cancellationToken) => _coordinator.HoldAsync(_members, cancellationToken);
+
     /// <summary>RESUME to every member: the group runs on; then the registration lock opens.</summary>
     public async Task ResumeAsync(CancellationToken cancellationToken)
     {

@@ -60,6 +60,9 @@ internal sealed class GroupLifecycle
     /// <summary>The group has a supervisor from now on: the operator's stop and restore go through it.</summary>
     public void Attach(IGroupSupervision supervision) => _supervision = supervision;
 
+    /// <summary>A supervisor watches the group (its policy is in force here).</summary>
+    public bool IsSupervised => _supervision is not null;
+
     /// <summary>
     /// A migration of the group begins: its supervisor, if it has one, learns of it (and may refuse);
     /// null for a group without a policy.

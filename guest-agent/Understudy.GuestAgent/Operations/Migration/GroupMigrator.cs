@@ -5,6 +5,7 @@ using Understudy.GuestAgent.Foundation.Configuration;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Model.Members;
 using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Lifecycle;
 using Understudy.GuestAgent.Operations.Replication;
@@ -32,6 +33,7 @@ internal sealed class GroupMigrator
     private readonly IStandbyLinks _links;
     private readonly StandbyAssignments _standbys;
     private readonly MigrationSettler _settler;
+    private readonly MigrationJournal _journal;
     private readonly MigrationHolds _holds;
     private readonly IEventPublisher _events;
     private readonly AgentOptions _options;
@@ -39,7 +41,7 @@ internal sealed class GroupMigrator
 
     public GroupMigrator(
         GroupLifecycles lifecycles, GroupLocator locator, CheckpointKeeper keeper, CheckpointStore store, CheckpointSender sender, IStandbyLinks links,
-        StandbyAssignments standbys, MigrationSettler settler, MigrationHolds holds, IEventPublisher events, IOptions<AgentOptions> options,
+        StandbyAssignments standbys, MigrationSettler settler, MigrationJournal journal, MigrationHolds holds, IEventPublisher events, IOptions<AgentOptions> options,
         ILogger<GroupMigrator> logger)
     {
         _lifecycles = lifecycles;
@@ -50,6 +52,7 @@ internal sealed class GroupMigrator
         _links = links;
         _standbys = standbys;
         _settler = settler;
+        _journal = journal;
         _holds = holds;
         _events = events;
         _options = options.Value;
@@ -211,7 +214,7 @@ internal sealed class GroupMigrator
         catch (UnresolvedMigrationException e)
         {
             supervised?.Unresolved($"the link broke as node {target} was starting the group; waiting for it to say whether it runs the group");
-            _settler.Settle(new UnsettledMigration(group, target, link, e.Frozen, supervised));
+            _settler.Settle(new UnsettledMigration(group, target, e.Frozen.Checkpoint.Id, link, e.Frozen, supervised));
             throw e.Error;
         }
         catch (Exception e) when (supervised is not null && e is AgentException or OperationCanceledException)
@@ -250,6 +253,7 @@ internal sealed class GroupMigrator
                 throw e is AgentException ? e : Cancelled(group, target);
             }
 
+            await HoldAcrossRestartsAsync(frozen, group, target, cancellationToken).ConfigureAwait(false);
             meter.Round(MigrationProgress.TakeOver, rounds, id, frozen.Checkpoint.Bytes);
             TakeOverResult? result = null;
             try
@@ -293,6 +297,29 @@ internal sealed class GroupMigrator
                 "Migration of group {Group} to node {Node} done: checkpoint {CheckpointId}, {Rounds} rounds, {Bytes} bytes sent, frozen {FrozenMs:F1} ms, last round {FinalMs:F1} ms",
                 group, target, id, rounds, meter.BytesSent, frozenMs, duration.Elapsed.TotalMilliseconds);
             return outcome;
+        }
+    }
+
+    /// <summary>
+    /// From the takeover on, the group may run on the target: an agent restart here must not let its
+    /// copy run again (an ended link thaws a process) nor forget the migration. The migration is
+    /// recorded on disk first, then each member is told to HOLD (a lost link keeps it frozen): a
+    /// restart between the two finds a record and running processes, and the target, never asked to
+    /// take over, answers that it does not run the group. Any failure resumes the group here.
+    /// </summary>
+    private async Task HoldAcrossRestartsAsync(FrozenGroup frozen, string group, string target, CancellationToken cancellationToken)
+    {
+        try
+        {
+            _journal.Record(new MigrationRecord(group, target, frozen.Checkpoint.Id));
+            await frozen.HoldAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or MemberPhaseException or OperationCanceledException)
+        {
+            await _settler.ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
+            throw e is OperationCanceledException
+                ? Cancelled(group, target)
+                : AgentException.Unavailable($"migration of group {group} to node {target} failed: holding the group frozen here for the takeover: {e.Message}; the group runs on here", e);
         }
     }
 

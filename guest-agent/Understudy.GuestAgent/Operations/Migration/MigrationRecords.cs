@@ -54,3 +54,17 @@ internal sealed record MigrationSettled(string Group, string Target, bool RunsTh
         $"migration to node {Target} settled once that node answered: the group {(RunsThere ? "runs there" : "does not run there")}; {Outcome}";
     public override IEnumerable<(string, object?)> Fields() => [("target", Target), ("runsThere", RunsThere), ("outcome", Outcome)];
 }
+
+/// <summary>
+/// The agent started and found a migration of the group not settled (its record on disk): the
+/// group's processes stay frozen here (held) until the target answers whether it runs the group.
+/// </summary>
+internal sealed record MigrationTakenUp(string Group, string Target, string CheckpointId, int Processes) : AgentEvent(Group)
+{
+    public override string Type => "migration.unsettled";
+    public override EventSeverity Severity => EventSeverity.Warning;
+    public override string Message =>
+        $"the agent started with the migration to node {Target} (checkpoint {CheckpointId}) not settled: the group's {Processes} processes stay frozen here " +
+        $"until node {Target} answers whether it runs the group, then end here or run on";
+    public override IEnumerable<(string, object?)> Fields() => [("target", Target), ("checkpointId", CheckpointId), ("processes", Processes)];
+}

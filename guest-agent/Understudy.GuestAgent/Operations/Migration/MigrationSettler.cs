@@ -1,9 +1,11 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Understudy.GuestAgent.Foundation.Configuration;
 using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Model.Members;
 using Understudy.GuestAgent.Operations.Checkpoints;
@@ -13,7 +15,10 @@ using Understudy.GuestAgent.Operations.Replication;
 namespace Understudy.GuestAgent.Operations.Migration;
 
 /// <summary>A migration whose outcome was not known when `migrate` returned: the group frozen here, the target still to be asked.</summary>
-internal sealed record UnsettledMigration(string Group, string Target, IStandbyLink Link, FrozenGroup Frozen, ISupervisedMigration? Supervised);
+/// <param name="Frozen">the group as the migration froze it; null once an agent restart came in between: its
+/// members then relinked held frozen (docs/protocol.md, HOLD), and those are the copy here.</param>
+internal sealed record UnsettledMigration(
+    string Group, string Target, string CheckpointId, IStandbyLink Link, FrozenGroup? Frozen, ISupervisedMigration? Supervised);
 
 /// <summary>
 /// How a migration ends on the source once the outcome is known, whether the migration learnt it
@@ -23,30 +28,44 @@ internal sealed record UnsettledMigration(string Group, string Target, IStandbyL
 /// target is asked again every <see cref="Retry"/>, for as long as it takes, to abandon the migration
 /// (it then never runs it, however late its takeover arrives) and say whether it runs the group; its
 /// answer is carried out, unless the operator settled the group first (stopped or restored it here):
-/// then nothing is done.
+/// then nothing is done. Each migration is recorded on disk until it ended here
+/// (<see cref="MigrationJournal"/>): at agent start the recorded ones are taken up again
+/// (<see cref="StartAsync"/>), their processes held frozen across the restart.
 /// </summary>
-internal sealed class MigrationSettler : IDisposable
+internal sealed class MigrationSettler : IHostedService, IDisposable
 {
     private readonly GroupLifecycles _lifecycles;
     private readonly GroupRegistry _groups;
     private readonly StandbyAssignments _standbys;
+    private readonly MigrationJournal _journal;
+    private readonly IStandbyLinks _links;
+    private readonly CheckpointCoordinator _coordinator;
     private readonly IEventPublisher _events;
     private readonly AgentOptions _options;
     private readonly ILogger<MigrationSettler> _logger;
     private readonly CancellationTokenSource _stopping = new();
+    private int _disposed;
     // Each group frozen by an unsettled migration, with its target.
     private readonly ConcurrentDictionary<string, string> _unsettled = new(StringComparer.Ordinal);
+    // The supervisors' part in migrations taken up at agent start, handed over as they adopt their groups.
+    private readonly ConcurrentDictionary<string, ISupervisedMigration> _supervisedAfterRestart = new(StringComparer.Ordinal);
 
     /// <summary>How often an unsettled migration's target is asked again.</summary>
     public static readonly TimeSpan Retry = TimeSpan.FromSeconds(2);
 
+    /// <summary>After an agent restart, how long the held processes are waited for to register again before the copy here is resumed.</summary>
+    private static readonly TimeSpan RelinkPatience = TimeSpan.FromSeconds(10);
+
     public MigrationSettler(
-        GroupLifecycles lifecycles, GroupRegistry groups, StandbyAssignments standbys, IEventPublisher events, IOptions<AgentOptions> options,
-        ILogger<MigrationSettler> logger)
+        GroupLifecycles lifecycles, GroupRegistry groups, StandbyAssignments standbys, MigrationJournal journal, IStandbyLinks links,
+        CheckpointCoordinator coordinator, IEventPublisher events, IOptions<AgentOptions> options, ILogger<MigrationSettler> logger)
     {
         _lifecycles = lifecycles;
         _groups = groups;
         _standbys = standbys;
+        _journal = journal;
+        _links = links;
+        _coordinator = coordinator;
         _events = events;
         _options = options.Value;
         _logger = logger;
@@ -62,6 +81,7 @@ internal sealed class MigrationSettler : IDisposable
         supervised?.HandedOver(target);
         await scope.StopAsync().ConfigureAwait(false);
         _standbys.Assign(scope.Group, null);
+        _journal.Remove(scope.Group);
     }
 
     /// <summary>The group does not run on the target: it runs on here, from where it froze.</summary>
@@ -70,6 +90,7 @@ internal sealed class MigrationSettler : IDisposable
         try
         {
             await frozen.ResumeAsync(CancellationToken.None).ConfigureAwait(false);
+            _journal.Remove(group);
             _logger.LogWarning("Migration of group {Group} to node {Node} failed; the group runs on here", group, target);
         }
         catch (Exception e) when (e is AgentException or MemberPhaseException)
@@ -87,6 +108,61 @@ internal sealed class MigrationSettler : IDisposable
         _ = SettleAsync(migration, hold, _stopping.Token);
     }
 
+    /// <summary>
+    /// At agent start, once the running groups were taken up: each migration recorded as unsettled is
+    /// settled as if `migrate` had just left it so. Its processes relinked (or relink) held frozen.
+    /// </summary>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        foreach (var record in _journal.ReadAll())
+        {
+            TakeUp(record);
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stopping.Cancel();
+        return Task.CompletedTask;
+    }
+
+    private void TakeUp(MigrationRecord record)
+    {
+        var (group, target) = (record.Group, record.Target);
+        IStandbyLink link;
+        try
+        {
+            link = _links.To(target);
+        }
+        catch (StandbyLinkException e)
+        {
+            _logger.LogError(
+                "Migration of group {Group} to node {Node} is not settled, but that node cannot be asked ({Error}); the group stays frozen here: " +
+                "if node {Node} runs the group, stop it here ('hactl stop {Group}'); if not, 'hactl restore {Group} --force' brings it back here", group, target,
+                e.Message, target, group, group);
+            _unsettled[group] = target;
+            // Held for good (until the operator stops or restores it): a checkpoint's RESUME would thaw it.
+            _ = _lifecycles.For(group).HoldFrozen($"its migration to node {target} is not settled, and that node is no peer of this one");
+            return;
+        }
+        var held = _groups.Find(group) is { Init.HasExited: false } running ? ProcFs.ProcessesInNamespaceOf(running.Init.HostPid).Count : 0;
+        _logger.LogWarning(
+            "Migration of group {Group} to node {Node} (checkpoint {CheckpointId}) was not settled when the agent stopped; its {Processes} processes stay frozen here until node {Node} answers",
+            group, target, record.CheckpointId, held, target);
+        _events.Publish(new MigrationTakenUp(group, target, record.CheckpointId, held));
+        Settle(new UnsettledMigration(group, target, record.CheckpointId, link, Frozen: null, Supervised: null));
+    }
+
+    /// <summary>The target of the group's migration while it is not settled; null otherwise.</summary>
+    public string? UnsettledTarget(string group) => _unsettled.TryGetValue(group, out var target) ? target : null;
+
+    /// <summary>
+    /// The group's supervisor, adopting it after an agent restart, takes part in its unsettled migration:
+    /// it stays migrating until the migration is settled, then resumes or hands the group over.
+    /// </summary>
+    public void Supervise(string group, ISupervisedMigration supervised) => _supervisedAfterRestart[group] = supervised;
+
     /// <summary>A group frozen by a migration not settled yet cannot migrate again meanwhile.</summary>
     /// <exception cref="AgentException">FailedPrecondition: it is.</exception>
     public void RequireSettled(string group)
@@ -98,8 +174,13 @@ internal sealed class MigrationSettler : IDisposable
         }
     }
 
+    // Disposed twice: the container disposes both its singleton and the hosted service it hands out.
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
         _stopping.Cancel();
         _stopping.Dispose();
     }
@@ -112,9 +193,9 @@ internal sealed class MigrationSettler : IDisposable
             while (true)
             {
                 await Task.Delay(Retry, stopping).ConfigureAwait(false);
-                if (await AskAsync(migration, stopping).ConfigureAwait(false) is { } runsThere)
+                if (await AskAsync(migration, stopping).ConfigureAwait(false) is { } runsThere
+                    && await _lifecycles.For(group).RunExclusiveAsync(scope => CarryOutAsync(scope, migration, runsThere), stopping).ConfigureAwait(false))
                 {
-                    await _lifecycles.For(group).RunExclusiveAsync(scope => CarryOutAsync(scope, migration, runsThere), stopping).ConfigureAwait(false);
                     return;
                 }
             }
@@ -142,7 +223,7 @@ internal sealed class MigrationSettler : IDisposable
         try
         {
             // Abandoned first: the target promises never to run the migration, even should its takeover arrive there late.
-            return await migration.Link.AbandonAsync(migration.Group, migration.Frozen.Checkpoint.Id, call.Token).ConfigureAwait(false);
+            return await migration.Link.AbandonAsync(migration.Group, migration.CheckpointId, call.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is StandbyLinkException || (e is OperationCanceledException && !stopping.IsCancellationRequested))
         {
@@ -151,27 +232,49 @@ internal sealed class MigrationSettler : IDisposable
         }
     }
 
-    private async Task CarryOutAsync(LifecycleScope scope, UnsettledMigration migration, bool runsThere)
+    /// <summary>Ends the group here or resumes it; false when it cannot be done yet (a supervisor has still to take the group up).</summary>
+    private async Task<bool> CarryOutAsync(LifecycleScope scope, UnsettledMigration migration, bool runsThere)
     {
         var (group, target) = (migration.Group, migration.Target);
+        if (migration.Frozen is null)
+        {
+            if (_lifecycles.For(group).IsSupervised && _groups.Find(group) is { Init.HasExited: false } && !_supervisedAfterRestart.ContainsKey(group))
+            {
+                return false; // its supervisor adopts the group first, and then follows the outcome
+            }
+            if (_supervisedAfterRestart.TryRemove(group, out var adopted))
+            {
+                migration = migration with { Supervised = adopted };
+            }
+            // Taken up after an agent restart: the held processes relink by themselves, with a back-off.
+            await WaitForRelinksAsync(group).ConfigureAwait(false);
+        }
         if (!StillFrozen(group, migration.Frozen))
         {
             OperatorSettled(migration, runsThere);
-            return;
+            return true;
         }
         if (runsThere)
         {
             await EndHereAsync(scope, target, migration.Supervised).ConfigureAwait(false);
             _logger.LogWarning("Migration of group {Group}: node {Node} runs the group; its frozen copy here ended", group, target);
             _events.Publish(new MigrationSettled(group, target, true, "its frozen copy here ended"));
-            return;
+            return true;
         }
-        await ResumeHereAsync(migration.Frozen, group, target).ConfigureAwait(false);
+        if (migration.Frozen is { } frozen)
+        {
+            await ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
+        }
+        else
+        {
+            await ResumeHeldAsync(group, target).ConfigureAwait(false);
+        }
         if (migration.Supervised is { } supervised)
         {
             await supervised.ResumeAsync().ConfigureAwait(false);
         }
         _events.Publish(new MigrationSettled(group, target, false, "it runs on here"));
+        return true;
     }
 
     /// <summary>
@@ -183,6 +286,7 @@ internal sealed class MigrationSettler : IDisposable
     private void OperatorSettled(UnsettledMigration migration, bool runsThere)
     {
         var (group, target) = (migration.Group, migration.Target);
+        _journal.Remove(group);
         string outcome;
         if (runsThere && _groups.Find(group) is not { IsRunning: true })
         {
@@ -202,14 +306,60 @@ internal sealed class MigrationSettler : IDisposable
         _events.Publish(new MigrationSettled(group, target, runsThere, outcome));
     }
 
-    /// <summary>The processes frozen for the move are still the group's here: nobody stopped or restored it meanwhile.</summary>
-    private bool StillFrozen(string group, FrozenGroup frozen)
+    /// <summary>
+    /// The processes frozen for the move are still the group's here: nobody stopped or restored it
+    /// meanwhile. After an agent restart: the group's members that registered held frozen.
+    /// </summary>
+    private bool StillFrozen(string group, FrozenGroup? frozen)
     {
         if (_groups.Find(group) is not { Init.HasExited: false } running)
         {
             return false;
         }
         var members = running.Members.Snapshot();
-        return frozen.Members.All(held => members.Any(member => ReferenceEquals(member, held)));
+        return frozen is null
+            ? members.Any(member => member.Held && member.State == MemberState.Frozen)
+            : frozen.Members.All(held => members.Any(member => ReferenceEquals(member, held)));
+    }
+
+    /// <summary>Until every process of the group is a member again, or <see cref="RelinkPatience"/> passed.</summary>
+    private async Task WaitForRelinksAsync(string group)
+    {
+        var deadline = DateTime.UtcNow + RelinkPatience;
+        while (_groups.Find(group) is { Init: { HasExited: false } init } running && DateTime.UtcNow < deadline)
+        {
+            var registered = running.Members.Snapshot().Select(m => m.HostPid).ToHashSet();
+            if (ProcFs.ProcessesInNamespaceOf(init.HostPid).All(registered.Contains))
+            {
+                return;
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>RESUME to the members held frozen across the agent restart: the group runs on here, from where it froze.</summary>
+    private async Task ResumeHeldAsync(string group, string target)
+    {
+        var running = _groups.Find(group);
+        var held = running?.Members.Snapshot().Where(m => m.Held && m.State == MemberState.Frozen).ToList() ?? [];
+        var unregistered = running?.Init is { HasExited: false } init
+            ? ProcFs.ProcessesInNamespaceOf(init.HostPid).Count(pid => running.Members.Snapshot().All(m => m.HostPid != pid))
+            : 0;
+        try
+        {
+            await _coordinator.ResumeHeldAsync(held, CancellationToken.None).ConfigureAwait(false);
+            _journal.Remove(group);
+            _logger.LogWarning("Migration of group {Group} to node {Node} failed; the group runs on here ({Members} processes resumed)", group, target, held.Count);
+        }
+        catch (Exception e) when (e is AgentException or MemberPhaseException)
+        {
+            _logger.LogError("Migration of group {Group}: resuming it here failed: {Error}", group, e.Message);
+        }
+        if (unregistered > 0)
+        {
+            _logger.LogError(
+                "Migration of group {Group}: {Count} of its processes did not register again after the agent restart and stay frozen; " +
+                "'hactl restore {Group} --force' brings the group back from its last checkpoint", group, unregistered, group);
+        }
     }
 }

@@ -6,6 +6,7 @@ using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Groups;
 using Understudy.GuestAgent.Operations.Launch;
 using Understudy.GuestAgent.Operations.Lifecycle;
+using Understudy.GuestAgent.Operations.Migration;
 using Understudy.GuestAgent.Operations.Restore;
 using Understudy.GuestAgent.Operations.Store;
 using Understudy.GuestAgent.Supervision.Health;
@@ -44,6 +45,7 @@ internal sealed class GroupSupervisor : IGroupSupervision
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly GroupMonitoring _monitoring;
+    private readonly MigrationSettler _settler;
     private readonly RecoveryWindow _window = new();
     private readonly OperationControl _operation = new();
     private readonly ComingUpExits _comingUpExits = new();
@@ -71,9 +73,10 @@ internal sealed class GroupSupervisor : IGroupSupervision
 
     public GroupSupervisor(
         AppliedPolicy applied, GroupLifecycle lifecycle, LaunchOrderStarter starter, IRecoveryDecider decider,
-        RecoveryPointSelector points, GroupRegistry groups, PolicyStore store, GroupMonitoring monitoring, IEventPublisher events,
-        TimeProvider time, ILogger logger)
+        RecoveryPointSelector points, GroupRegistry groups, PolicyStore store, GroupMonitoring monitoring, MigrationSettler settler,
+        IEventPublisher events, TimeProvider time, ILogger logger)
     {
+        _settler = settler;
         _store = store;
         _applied = applied;
         _lifecycle = lifecycle;
@@ -134,7 +137,9 @@ internal sealed class GroupSupervisor : IGroupSupervision
     /// again by themselves; once they did (or <paramref name="patience"/> passed), each
     /// application's main process is its member that us-init is the parent of, health checks run
     /// again and the checkpoint schedule goes on from the newest checkpoint. An application
-    /// with no process left (it ended while no agent watched) is a fault, recovered as any.
+    /// with no process left (it ended while no agent watched) is a fault, recovered as any. A group
+    /// whose migration was not settled when the last agent stopped stays held frozen for it: the
+    /// supervisor stays migrating, watching nothing, until the migration is settled.
     /// </summary>
     public Task AdoptAsync(TimeSpan patience, CancellationToken cancellationToken) =>
         _lifecycle.RunExclusiveAsync(async scope =>
@@ -142,6 +147,11 @@ internal sealed class GroupSupervisor : IGroupSupervision
             RequireActive();
             if (_groups.Find(Group) is not { Init: { HasExited: false } init } group)
             {
+                return;
+            }
+            if (_settler.UnsettledTarget(Group) is { } target)
+            {
+                TakeUpUnsettledMigration(target);
                 return;
             }
             await WaitForRegistrationsAsync(group, init.HostPid, patience, cancellationToken).ConfigureAwait(false);
@@ -168,6 +178,23 @@ internal sealed class GroupSupervisor : IGroupSupervision
         {
             await WatchWhatRunsAsync(group, $"after the move from node {source}", "it was not in the checkpoint the group moved with").ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The agent restarted while a migration of the group to <paramref name="target"/> was not settled:
+    /// its processes are frozen here, and may run there. No health check, schedule or recovery touches
+    /// them (recovering the group here could make it run on both nodes); the settler ends the migration
+    /// (<see cref="ResumeAfterMigrationAsync"/>, <see cref="HandOver"/>).
+    /// </summary>
+    private void TakeUpUnsettledMigration(string target)
+    {
+        var migration = new SupervisedMigration(this, target, _applied.Parsed.Text, afterRestart: true);
+        lock (_sync)
+        {
+            _migration = migration;
+        }
+        migration.Unresolved($"the agent restarted before node {target} said whether it runs the group; waiting for it to say");
+        _settler.Supervise(Group, migration);
     }
 
     /// <summary>The agent found the policy as the standby's copy: the group runs on <paramref name="runsOn"/> ("" when unknown).</summary>
@@ -265,6 +292,20 @@ internal sealed class GroupSupervisor : IGroupSupervision
     internal async Task ResumeAfterMigrationAsync(SupervisedMigration migration)
     {
         migration.ReleaseSchedule();
+        if (migration.AfterRestart)
+        {
+            // Its main processes were never found: it was taken up frozen.
+            lock (_sync)
+            {
+                EndMigrationLocked(migration);
+            }
+            if (_groups.Find(Group) is { } group)
+            {
+                await WatchWhatRunsAsync(group, $"after the agent restart, once its migration to node {migration.Target} was settled",
+                    "it ended while no agent watched the group").ConfigureAwait(false);
+            }
+            return;
+        }
         Dictionary<string, int> mains;
         lock (_sync)
         {

@@ -19,12 +19,17 @@ internal sealed class SupervisedMigration : ISupervisedMigration
     // Left unresolved: the settler, not disposal, ends it.
     private int _unsettled;
 
-    public SupervisedMigration(GroupSupervisor supervisor, string target, string policyText)
+    /// <param name="afterRestart">taken up by a new agent, the group frozen for it since before the restart</param>
+    public SupervisedMigration(GroupSupervisor supervisor, string target, string policyText, bool afterRestart = false)
     {
         _supervisor = supervisor;
         Target = target;
         PolicyText = policyText;
+        AfterRestart = afterRestart;
     }
+
+    /// <summary>Taken up by a new agent: the supervisor never watched the group before it froze.</summary>
+    public bool AfterRestart { get; }
 
     public string Target { get; }
 

@@ -1,0 +1,283 @@
+using System.Globalization;
+using Understudy.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Understudy.IntegrationTests;
+
+/// <summary>
+/// The source's agent restarts (`hactl lab restart-agent`: killed, a new one started) while a
+/// migration whose takeover outcome it could not learn is unsettled, the target cut off
+/// (docs/architecture.md, "Moving a live group"). The group's processes on the source were told to
+/// HOLD before the takeover: their links end with the agent, and they stay frozen (without it the
+/// interceptor thaws them, and the copy runs on the source even if the target runs it). The new
+/// agent finds the migration on disk and settles it once the target answers: (a) the target runs
+/// the group, so the copy on the source ends; (b) it does not (its takeover undone, then fenced), so
+/// the copy on the source runs on, its counters with no gap and no repeat. Each copy prints its
+/// counters into its node's output.log, read in the order the group ran on the nodes: a second
+/// writer would break the order (<see cref="LabMigration.AssertUnbroken"/>).
+/// </summary>
+public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithMigrationHolds>, IDisposable
+{
+    private const string A = "node-a", B = "node-b";
+    private static readonly string[] Tags = ["c count", "count"];
+    private static readonly string[] Roles = ["counter-c", "memory"];
+
+    private readonly LabSession _lab;
+    private readonly IDisposable _notes;
+
+    public LabMigrationAgentRestartTests(SharedLabWithMigrationHolds shared, ITestOutputHelper output)
+    {
+        _lab = shared.Lab;
+        _notes = shared.For(output);
+    }
+
+    public void Dispose() => _notes.Dispose();
+
+    /// <summary>
+    /// (a) The target runs the group, its answer lost in the cut link; the source's agent restarts
+    /// meanwhile. The copy on the source stays frozen through the restart (its output does not grow while
+    /// the target's counts on); once healed, the new agent learns that the target runs the group and ends it.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TargetRunsTheGroup_SourceAgentRestarts_FrozenCopyEndsOnceHealed() =>
+        await RanThereAndRestarted(await Launch("restart-ran"), supervised: false);
+
+    /// <summary>
+    /// (a) with a supervised group: after the restart its supervisor stays migrating, and once the
+    /// migration is settled the policy here is the standby's copy, as after any move.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TargetRunsTheGroup_SourceAgentRestarts_SupervisedGroupIsHandedOverOnceHealed() =>
+        await RanThereAndRestarted(await StartSupervised("restart-handed"), supervised: true);
+
+    private async Task RanThereAndRestarted(LabGroup group, bool supervised)
+    {
+        var before = await LabMigration.Members(_lab, A, group.Name);
+        var sourceLog = _lab.Node(A).Log(group.Name).Path;
+        try
+        {
+            var gate = Gate(B, group.Name, "takeover-reply");
+            var migrate = await StartHeldAndCut(group, gate);
+            File.Delete(gate);
+            Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
+            Assert.Equal(group.Pids, (await LabMigration.Members(_lab, B, group.Name)).Select(m => m.Pid));
+
+            var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+            var frozenAt = new FileInfo(sourceLog).Length;
+            await RestartAgent(A);
+            await WaitForRegistrations(group);
+            // The copy on node-b counts on; node-a's prints nothing (a thawed copy would: a second writer).
+            await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} after {A}'s agent restarted");
+            Assert.True(frozenAt == new FileInfo(sourceLog).Length, $"the copy on {A} ran on after its agent restarted, beside the one on {B}: {SourceTail(group)}");
+            await AssertHeldFrozen(group, mark);
+            if (supervised)
+            {
+                Assert.Equal("migrating", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
+            }
+        }
+        finally
+        {
+            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", 0);
+        Assert.Contains("runs there", settled.Message);
+        Assert.Contains("its frozen copy here ended", settled.Message);
+        Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
+        await LabMigration.AssertGoneFrom(_lab, A, group, before);
+        Assert.False(File.Exists(Path.Combine(_lab.Node(A).StateDir, "migrations", group.Name)), "the settled migration's record is left");
+        if (supervised)
+        {
+            var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+            Assert.Equal("standby", availability?.Str("state"));
+            Assert.Contains($"runs on node {B}", availability?.Str("reason"));
+        }
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
+        await LabMigration.Verify(_lab, B, group);
+        LabMigration.AssertUnbroken(group);
+        string[] stop = supervised ? ["group", "stop", group.Name] : ["stop", group.Name];
+        (await _lab.On(_lab.Node(B)).Run(stop)).Ok();
+    }
+
+    /// <summary>
+    /// (b) The target restored the group but gave it up (held before its resume, the link cut until its
+    /// end of the takeover found the caller gone); the source's agent restarts meanwhile. The copy on the
+    /// source stays frozen through the restart; once healed, the new agent abandons the migration on the
+    /// target (fenced there), learns that the group does not run there, and resumes its copy, which
+    /// counts on from where it froze.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TargetGaveUp_SourceAgentRestarts_GroupResumesOnceHealed() =>
+        await GaveUpAndRestarted(await Launch("restart-resume"), supervised: false);
+
+    /// <summary>
+    /// (b) with a supervised group: after the restart its supervisor stays migrating (no health check,
+    /// schedule or recovery on the frozen processes) until the migration is settled, then watches the
+    /// group again, which runs on.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TargetGaveUp_SourceAgentRestarts_SupervisedGroupResumesOnceHealed() =>
+        await GaveUpAndRestarted(await StartSupervised("restart-supervised"), supervised: true);
+
+    private async Task GaveUpAndRestarted(LabGroup group, bool supervised)
+    {
+        var sourceLog = _lab.Node(A).Log(group.Name).Path;
+        var gate = Gate(B, group.Name, "takeover-resume");
+        try
+        {
+            var migrate = await StartHeldAndCut(group, gate);
+            await LabSession.WaitUntil(
+                () => AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
+                $"{B} giving up the takeover of {group.Name}", () => Tail(AgentLog(B)));
+            Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+            Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
+
+            var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+            var frozenAt = new FileInfo(sourceLog).Length;
+            await RestartAgent(A);
+            await WaitForRegistrations(group);
+            // Long enough for a thawed copy to print several counts (they print every 100 ms).
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            Assert.True(frozenAt == new FileInfo(sourceLog).Length, $"the copy on {A} ran on after its agent restarted, its migration unsettled: {SourceTail(group)}");
+            await AssertHeldFrozen(group, mark);
+            if (supervised)
+            {
+                var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+                Assert.Equal("migrating", availability?.Str("state"));
+                Assert.Contains($"the agent restarted before node {B} said whether it runs the group", availability?.Str("reason"));
+            }
+        }
+        finally
+        {
+            File.Delete(gate);
+            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", 0);
+        Assert.Contains("does not run there", settled.Message);
+        Assert.Contains("it runs on here", settled.Message);
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        Assert.All(await MemberStates(A, group.Name), state => Assert.Equal("running", state));
+        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+        Assert.False(File.Exists(Path.Combine(_lab.Node(A).StateDir, "migrations", group.Name)), "the settled migration's record is left");
+        if (supervised)
+        {
+            await LabEvents.WaitFor(_lab, A, group.Name, "supervision.resumed", 0);
+            Assert.Equal("running", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
+        }
+        await LabMigration.Verify(_lab, A, group);
+        LabMigration.AssertUnbroken(group);
+        string[] stop = supervised ? ["group", "stop", group.Name] : ["stop", group.Name];
+        (await _lab.On(_lab.Node(A)).Run(stop)).Ok();
+    }
+
+    private async Task RestartAgent(string node)
+    {
+        var restarted = (await _lab.Lab("restart-agent", _lab.Dir, node)).Ok();
+        Assert.Contains("its agent was killed and a new one answers", restarted.Stdout);
+    }
+
+    /// <summary>
+    /// The new agent on node-a took the migration up (`migration.unsettled`), and the group's processes
+    /// registered again held: frozen, and the group cannot be checkpointed (its RESUME would thaw it).
+    /// </summary>
+    private async Task AssertHeldFrozen(LabGroup group, long mark)
+    {
+        var unsettled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.unsettled", mark);
+        Assert.Contains($"not settled: the group's {group.Pids.Count} processes stay frozen here until node {B} answers", unsettled.Message);
+        Assert.All(await MemberStates(A, group.Name), state => Assert.Equal("frozen", state));
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        Assert.Contains("held frozen here", (await _lab.On(_lab.Node(A)).Run("checkpoint", group.Name)).FailsWithOneLine().Stderr);
+        var again = (await _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B)).FailsWithOneLine();
+        Assert.Contains("is not settled yet", again.Stderr);
+    }
+
+    /// <summary>Until the group's processes on node-a registered again with its new agent.</summary>
+    private async Task WaitForRegistrations(LabGroup group)
+    {
+        var deadline = DateTime.UtcNow + Timeouts.Wait;
+        while ((await MemberStates(A, group.Name)).Count != group.Pids.Count)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the processes of {group.Name} did not register again on {A}");
+            await Task.Delay(200);
+        }
+    }
+
+    private string SourceTail(LabGroup group) => string.Join(" | ", _lab.Node(A).Log(group.Name).Lines().TakeLast(5));
+
+    private async Task<IReadOnlyList<string>> MemberStates(string node, string group)
+    {
+        var status = await _lab.On(_lab.Node(node)).Run("status", group);
+        return status.ExitCode != 0
+            ? []
+            : status.Json.Array("groups").SelectMany(g => g.Array("members")).Select(m => m.Str("state") ?? "").ToList();
+    }
+
+    /// <summary>Starts migrate to node-b with the hold file in place, and cuts node-b off once the migration is held there.</summary>
+    private async Task<Task<HactlResult>> StartHeldAndCut(LabGroup group, string gate)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(gate)!);
+        await File.WriteAllTextAsync(gate, "");
+        group.Log.FollowTo(_lab.Node(B).Log(group.Name).Path);
+        var migrate = _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B);
+        await LabSession.WaitUntil(() => migrate.IsCompleted || File.Exists(gate + ".held"), $"the migration of {group.Name} held at {Path.GetFileName(gate)}");
+        Assert.False(migrate.IsCompleted, $"the migration ended before its hold: {(migrate.IsCompleted ? migrate.Result.ToString() : "")}");
+        (await _lab.Lab("partition", _lab.Dir, B)).Ok();
+        return migrate;
+    }
+
+    private string Gate(string node, string group, string moment) => Path.Combine(_lab.Node(node).StateDir, "fault-holds", $"{group}.{moment}");
+
+    private string AgentLog(string node)
+    {
+        using var file = new FileStream(Path.Combine(_lab.Dir, "nodes", node, "agent.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return new StreamReader(file).ReadToEnd();
+    }
+
+    private static string Tail(string log) => log.Length <= 2000 ? log : log[^2000..];
+
+    /// <summary>A counter and a 32 MiB memory workload on node-a, without a policy.</summary>
+    private async Task<LabGroup> Launch(string name)
+    {
+        var onA = _lab.On(_lab.Node(A));
+        (await onA.Run("launch", name, "--app", "counter", "--", Repo.Workload("wl_counter"), "c")).Ok();
+        (await onA.Run("launch", name, "--app", "memory", "--", Repo.Workload("wl_memory"), "32")).Ok();
+        return await Running(name);
+    }
+
+    /// <summary>The same group, supervised on node-a by a policy (restored on a fault).</summary>
+    private async Task<LabGroup> StartSupervised(string name)
+    {
+        var policy = $"""
+            group: {name}
+            checkpoints:
+              interval: off
+            recovery:
+              action: restore
+            apps:
+              - name: counter
+                command: {Repo.Workload("wl_counter")}
+                args: [c]
+              - name: memory
+                command: {Repo.Workload("wl_memory")}
+                args: ["32"]
+            """;
+        var path = Path.Combine(_lab.Dir, name + ".yaml");
+        await File.WriteAllTextAsync(path, policy);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var onA = _lab.On(_lab.Node(A));
+        (await onA.Run("group", "apply", "-f", path)).Ok();
+        (await onA.Run("group", "start", name)).Ok();
+        return await Running(name);
+    }
+
+    private async Task<LabGroup> Running(string name)
+    {
+        var log = _lab.Node(A).Log(name);
+        await LabMigration.WaitForCounts(new LabGroup(name, log, Tags, Roles, []), 3, 0, $"on {A}");
+        var members = await LabMigration.WaitForMembers(_lab, A, name, 2);
+        _lab.Note(string.Create(CultureInfo.InvariantCulture, $"{name} runs on {A}: pids {string.Join(' ', members.Select(m => m.Pid))}"));
+        return new LabGroup(name, log, Tags, Roles, members.Select(m => m.Pid).ToList());
+    }
+}
