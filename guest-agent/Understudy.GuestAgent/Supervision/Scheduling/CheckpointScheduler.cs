@@ -9,9 +9,12 @@ namespace Understudy.GuestAgent.Supervision.Scheduling;
 
 /// <summary>
 /// Takes a running group's periodic checkpoints (checkpoints.interval), every fullEvery-th one
-/// full. A new interval takes effect at once: the next checkpoint is due one new interval
-/// after the last one. No checkpoint is taken while a health check is failing, so that a
-/// hung state is not saved as the newest checkpoint.
+/// full. Each is due one interval after the last one began, so that the time a checkpoint
+/// takes is not added to the interval; one that took longer than the interval is followed at
+/// once (the group's checkpoints run one at a time). One that failed is followed one interval
+/// after it ended, not at once. A new interval takes effect at once: the next checkpoint is due
+/// one new interval after the last one. No checkpoint is taken while a health check is failing,
+/// so that a hung state is not saved as the newest checkpoint.
 /// </summary>
 internal sealed class CheckpointScheduler
 {
@@ -127,18 +130,20 @@ internal sealed class CheckpointScheduler
                 await _taking.WaitAsync(stop).ConfigureAwait(false);
                 try
                 {
+                    // last stays when this one began: the next is due an interval after that.
                     await _lifecycle.CheckpointAsync(full, GroupCheckpointer.Scheduled, progress: null, stop).ConfigureAwait(false);
                     taken++;
                 }
                 catch (AgentException)
                 {
-                    // Already an event (checkpoint.failed); the next one is tried on schedule.
+                    // Already an event (checkpoint.failed); the next one is tried an interval
+                    // after this one ended, so that a failing group is not retried back to back.
+                    last = _time.GetUtcNow();
                 }
                 finally
                 {
                     _taking.Release();
                 }
-                last = _time.GetUtcNow();
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
