@@ -343,6 +343,42 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
         await WaitUntilMergedAsync(agent, result.Id);
     }
 
+    // Back-to-back checkpoints (an interval shorter than a checkpoint) would otherwise hold the
+    // group's merges for good: they go on while the members' writers write, and wait again for
+    // the commit, where the replicator pins the new checkpoint.
+    [Fact]
+    public async Task Merges_go_on_while_the_members_write_and_are_held_again_for_the_commit()
+    {
+        await using var agent = await TestAgent.StartAsync(output);
+        var keeper = agent.Services.GetRequiredService<CheckpointKeeper>();
+        bool? heldAtCommit = null;
+        keeper.Committed += _ => heldAtCommit = keeper.AreMergesPaused("web");
+        await using var db = await TrackingMemberAsync(agent, 2);
+        await CheckpointAsync(agent, false, db);
+        db.Touch(1);
+
+        var call = agent.Api.CheckpointAsync("web");
+        await db.FreezeAsync();
+        Assert.True(keeper.AreMergesPaused("web"));
+        await db.WriteAsync();
+        Assert.True(keeper.AreMergesPaused("web"));
+        await db.ResumeAsync(writtenLater: true);
+        // The agent lets them go once it has the RESUMED answer; until WRITTEN, nothing holds them.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (keeper.AreMergesPaused("web") && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+        Assert.False(keeper.AreMergesPaused("web"), "merges still held while the member's writer writes");
+        heldAtCommit = null;
+        await db.SendWrittenAsync();
+        var result = (await call)[^1].Result;
+
+        Assert.True(heldAtCommit, "merges were not held when the checkpoint was committed");
+        Assert.False(keeper.AreMergesPaused("web"));
+        await WaitUntilMergedAsync(agent, result.Id);
+    }
+
     [Fact]
     public async Task A_half_done_merge_is_finished_or_cleaned_up_when_the_agent_starts_again()
     {

@@ -170,7 +170,9 @@ internal sealed class TestMember : IAsyncDisposable
     }
 
     /// <summary>RESUME (or ABORT): answers RESUMED.</summary>
-    public async Task ResumeAsync(string verb = "RESUME")
+    /// <param name="writtenLater">after a copy-on-write capture, WRITTEN waits for <see cref="SendWrittenAsync"/>:
+    /// the writer is still writing</param>
+    public async Task ResumeAsync(string verb = "RESUME", bool writtenLater = false)
     {
         await ExpectAsync(verb);
         // As the interceptor: tracked from the image just written once it is committed; after an
@@ -178,6 +180,15 @@ internal sealed class TestMember : IAsyncDisposable
         _trackedSeq = verb == "RESUME" ? _pendingSeq : 0;
         _pendingSeq = 0;
         await SendAsync("RESUMED");
+        if (!writtenLater)
+        {
+            await SendWrittenAsync();
+        }
+    }
+
+    /// <summary>WRITTEN of a copy-on-write capture, if one is still to be sent: the writer is done.</summary>
+    public async Task SendWrittenAsync()
+    {
         if (_writtenAfterResume is { } written)
         {
             _writtenAfterResume = null;

@@ -116,7 +116,7 @@ internal sealed class CheckpointCoordinator
             throw AgentException.FailedPrecondition(
                 $"checkpoint of group {group.Name} refused: {MemberLiveness.Describe(stuck, condition)}; nothing was frozen, {PreviousCheckpoint(group.Name)}");
         }
-        // The group's background merges wait until the checkpoint is over.
+        // The group's background merges wait until the checkpoint is over, except while its writers write.
         using var staged = _keeper.BeginCheckpoint(group.Name);
         var (id, seq, stagingDir) = (staged.Id, staged.Seq, staged.Directory);
         var plan = _policy.Decide(group.Name, full, incrementalWherePossible);
@@ -177,6 +177,7 @@ internal sealed class CheckpointCoordinator
                 phase = "RESUME";
                 progress?.Report(new(CheckpointPhases.Resume, 0, members.Count));
                 await ResumeAsync(members, freeze, progress, cancellationToken).ConfigureAwait(false);
+                staged.WhileWritten();
                 _logger.LogInformation(
                     "Checkpoint {CheckpointId} of group {Group}: captured and running again after {FrozenMs:F1} ms frozen",
                     id, group.Name, freeze.FrozenMs);

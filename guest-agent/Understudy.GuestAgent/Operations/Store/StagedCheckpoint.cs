@@ -6,13 +6,16 @@ namespace Understudy.GuestAgent.Operations.Store;
 /// A checkpoint being written: its id, claimed in order, and its staging directory, where the
 /// members write their images. It exists once <see cref="Commit"/> returned; until then, or
 /// after <see cref="Discard"/>, it never did. While it is open, the group's background merges
-/// wait (disposing it lets them go on), so that they never compete with the group's capture.
+/// wait (disposing it lets them go on), so that they never compete with the group's capture or
+/// commit; only while the members' writers write (<see cref="WhileWritten"/>) do they go on.
 /// </summary>
 internal sealed class StagedCheckpoint : IDisposable
 {
     private readonly CheckpointKeeper _keeper;
-    private readonly IDisposable _mergesPaused;
+    private readonly object _sync = new();
     private readonly TaskCompletionSource<CheckpointManifest?> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private IDisposable? _mergesPaused;
+    private bool _disposed;
 
     public StagedCheckpoint(CheckpointKeeper keeper, string group, string id, long seq, string directory, IDisposable mergesPaused)
     {
@@ -36,9 +39,25 @@ internal sealed class StagedCheckpoint : IDisposable
     public void Writing(long baseSeq, IReadOnlyList<string> files) =>
         _keeper.OnWriting(new WritingCheckpoint(Group, Id, baseSeq, Directory, files, _finished.Task));
 
+    /// <summary>
+    /// The group runs again and only the members' writers are left: the group's background merges
+    /// may go on until <see cref="Commit"/> holds them again. Back-to-back checkpoints (an interval
+    /// shorter than a checkpoint) would hold them for good otherwise, and the chain would grow
+    /// until a full checkpoint is forced.
+    /// </summary>
+    public void WhileWritten()
+    {
+        lock (_sync)
+        {
+            _mergesPaused?.Dispose();
+            _mergesPaused = null;
+        }
+    }
+
     /// <summary>Writes the manifest and makes the checkpoint exist (docs/protocol.md, "Manifest").</summary>
     public CheckpointInfo Commit(CheckpointManifest manifest)
     {
+        HoldMerges();
         var committed = _keeper.Commit(this, manifest);
         _finished.TrySetResult(manifest);
         return committed;
@@ -54,6 +73,22 @@ internal sealed class StagedCheckpoint : IDisposable
     public void Dispose()
     {
         _finished.TrySetResult(null);
-        _mergesPaused.Dispose();
+        lock (_sync)
+        {
+            _disposed = true;
+            _mergesPaused?.Dispose();
+            _mergesPaused = null;
+        }
+    }
+
+    private void HoldMerges()
+    {
+        lock (_sync)
+        {
+            if (!_disposed)
+            {
+                _mergesPaused ??= _keeper.PauseMerges(Group);
+            }
+        }
     }
 }
