@@ -16,6 +16,8 @@ public sealed class CheckpointStore(string stateDir)
     private const UnixFileMode DirMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const UnixFileMode ManifestMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
+    private readonly ManifestCache _manifests = new();
+
     public string StateDir { get; } = Path.GetFullPath(stateDir);
 
     /// <summary>STATE/groups, which holds a directory per group.</summary>
@@ -557,7 +559,7 @@ public sealed class CheckpointStore(string stateDir)
             throw new CheckpointNotFoundException(group, id, $"no checkpoint {id} in group {group}; see hactl images list {group}");
         }
 
-        CheckpointManifest manifest = CheckpointManifest.Load(manifestPath);
+        CheckpointManifest manifest = _manifests.Load(manifestPath);
         if (manifest.Group != group || manifest.Id != id)
         {
             throw ImageLocation.OfCheckpoint(group, id).Corrupt($"its manifest describes checkpoint {manifest.Group}/{manifest.Id}");
@@ -579,12 +581,12 @@ public sealed class CheckpointStore(string stateDir)
             .Select(dir => (Path.GetFileName(dir), dir));
     }
 
-    private static CheckpointInfo Describe(string group, string id, string dir)
+    private CheckpointInfo Describe(string group, string id, string dir)
     {
         long seq = CheckpointId.Parse(id);
         try
         {
-            CheckpointManifest m = CheckpointManifest.Load(Path.Combine(dir, CheckpointManifest.FileName));
+            CheckpointManifest m = _manifests.Load(Path.Combine(dir, CheckpointManifest.FileName));
             if (m.Group == group && m.Id == id)
             {
                 return new CheckpointInfo(group, id, seq, m.Kind, m.Bytes, m.CreatedUtc, m.Members.Count, dir, m.BaseSeq, m.Merged is not null);
