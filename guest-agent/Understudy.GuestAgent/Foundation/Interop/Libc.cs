@@ -30,6 +30,23 @@ internal static class Libc
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int KillNative(int pid, int signal);
 
+    [DllImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
+    private static extern int FdatasyncNative(SafeHandle fd);
+
+    /// <summary>
+    /// fdatasync: the file's data, and its size, are on disk. Unlike fsync (RandomAccess.FlushToDisk)
+    /// it commits no journal transaction for a file whose data is on disk already and whose only
+    /// change since is its times.
+    /// </summary>
+    /// <exception cref="IOException">The kernel refused (a failed disk).</exception>
+    public static void DataSync(SafeHandle file, string path)
+    {
+        if (FdatasyncNative(file) != 0)
+        {
+            throw new IOException($"fdatasync of {path} failed: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+    }
+
     public static uint EffectiveUserId => GetEffectiveUserIdNative();
 
     /// <summary>The inode number of <paramref name="path"/> (following symlinks), or null.</summary>

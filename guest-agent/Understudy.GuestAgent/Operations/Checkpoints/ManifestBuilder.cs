@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Understudy.GuestAgent.Foundation.Configuration;
+using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Members;
 using Understudy.GuestAgent.Model.Protocol;
 using Understudy.Images;
@@ -43,9 +44,10 @@ internal sealed class ManifestBuilder
                 {
                     throw new CheckpointCommitException($"{member.Describe()} answered WRITTEN but {Path.GetFileName(file)} is missing");
                 }
-                // The manifest must never name data a crash could still lose; when the member
-                // synced its files already, this costs nothing.
-                FlushToDisk(file);
+                // The manifest must never name data a crash could still lose. The member's writer
+                // fdatasynced its files already: an fdatasync then costs nothing, where an fsync
+                // would commit the files' new times to the journal, a disk flush each.
+                DataSync(file);
             }
 
             written.TryGetValue(member, out var reply);
@@ -83,9 +85,9 @@ internal sealed class ManifestBuilder
         return CheckpointManifest.Create(group, seq, DateTime.UtcNow, entries) with { OutputLog = _paths.OutputLog(group) };
     }
 
-    private static void FlushToDisk(string path)
+    private static void DataSync(string path)
     {
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
-        RandomAccess.FlushToDisk(handle);
+        Libc.DataSync(handle, path);
     }
 }
