@@ -1,4 +1,3 @@
-using System.Globalization;
 using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -24,11 +23,13 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
 
     private readonly LabSession _lab;
     private readonly IDisposable _notes;
+    private readonly HeldMigrationGroups _groups;
 
     public LabMigrationAgentRestartTests(SharedLabWithMigrationHolds shared, ITestOutputHelper output)
     {
         _lab = shared.Lab;
         _notes = shared.For(output);
+        _groups = new HeldMigrationGroups(_lab);
     }
 
     public void Dispose() => _notes.Dispose();
@@ -40,7 +41,7 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// </summary>
     [Fact, Trait("Category", "Integration")]
     public async Task TargetRunsTheGroup_SourceAgentRestarts_FrozenCopyEndsOnceHealed() =>
-        await RanThereAndRestarted(await Launch("restart-ran"), supervised: false);
+        await RanThereAndRestarted(await _groups.Launch("restart-ran"), supervised: false);
 
     /// <summary>
     /// (a) with a supervised group: after the restart its supervisor stays migrating, and once the
@@ -48,7 +49,7 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// </summary>
     [Fact, Trait("Category", "Integration")]
     public async Task TargetRunsTheGroup_SourceAgentRestarts_SupervisedGroupIsHandedOverOnceHealed() =>
-        await RanThereAndRestarted(await StartSupervised("restart-handed"), supervised: true);
+        await RanThereAndRestarted(await _groups.StartSupervised("restart-handed"), supervised: true);
 
     private async Task RanThereAndRestarted(LabGroup group, bool supervised)
     {
@@ -56,7 +57,7 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         var sourceLog = _lab.Node(A).Log(group.Name).Path;
         try
         {
-            var gate = Gate(B, group.Name, "takeover-reply");
+            var gate = _groups.Gate(B, group.Name, "takeover-reply");
             var migrate = await StartHeldAndCut(group, gate);
             File.Delete(gate);
             Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
@@ -108,7 +109,7 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// </summary>
     [Fact, Trait("Category", "Integration")]
     public async Task TargetGaveUp_SourceAgentRestarts_GroupResumesOnceHealed() =>
-        await GaveUpAndRestarted(await Launch("restart-resume"), supervised: false);
+        await GaveUpAndRestarted(await _groups.Launch("restart-resume"), supervised: false);
 
     /// <summary>
     /// (b) with a supervised group: after the restart its supervisor stays migrating (no health check,
@@ -117,18 +118,18 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// </summary>
     [Fact, Trait("Category", "Integration")]
     public async Task TargetGaveUp_SourceAgentRestarts_SupervisedGroupResumesOnceHealed() =>
-        await GaveUpAndRestarted(await StartSupervised("restart-supervised"), supervised: true);
+        await GaveUpAndRestarted(await _groups.StartSupervised("restart-supervised"), supervised: true);
 
     private async Task GaveUpAndRestarted(LabGroup group, bool supervised)
     {
         var sourceLog = _lab.Node(A).Log(group.Name).Path;
-        var gate = Gate(B, group.Name, "takeover-resume");
+        var gate = _groups.Gate(B, group.Name, "takeover-resume");
         try
         {
             var migrate = await StartHeldAndCut(group, gate);
             await LabSession.WaitUntil(
-                () => AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
-                $"{B} giving up the takeover of {group.Name}", () => Tail(AgentLog(B)));
+                () => _groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
+                $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
             Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
             Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
 
@@ -225,59 +226,5 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         Assert.False(migrate.IsCompleted, $"the migration ended before its hold: {(migrate.IsCompleted ? migrate.Result.ToString() : "")}");
         (await _lab.Lab("partition", _lab.Dir, B)).Ok();
         return migrate;
-    }
-
-    private string Gate(string node, string group, string moment) => Path.Combine(_lab.Node(node).StateDir, "fault-holds", $"{group}.{moment}");
-
-    private string AgentLog(string node)
-    {
-        using var file = new FileStream(Path.Combine(_lab.Dir, "nodes", node, "agent.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        return new StreamReader(file).ReadToEnd();
-    }
-
-    private static string Tail(string log) => log.Length <= 2000 ? log : log[^2000..];
-
-    /// <summary>A counter and a 32 MiB memory workload on node-a, without a policy.</summary>
-    private async Task<LabGroup> Launch(string name)
-    {
-        var onA = _lab.On(_lab.Node(A));
-        (await onA.Run("launch", name, "--app", "counter", "--", Repo.Workload("wl_counter"), "c")).Ok();
-        (await onA.Run("launch", name, "--app", "memory", "--", Repo.Workload("wl_memory"), "32")).Ok();
-        return await Running(name);
-    }
-
-    /// <summary>The same group, supervised on node-a by a policy (restored on a fault).</summary>
-    private async Task<LabGroup> StartSupervised(string name)
-    {
-        var policy = $"""
-            group: {name}
-            checkpoints:
-              interval: off
-            recovery:
-              action: restore
-            apps:
-              - name: counter
-                command: {Repo.Workload("wl_counter")}
-                args: [c]
-              - name: memory
-                command: {Repo.Workload("wl_memory")}
-                args: ["32"]
-            """;
-        var path = Path.Combine(_lab.Dir, name + ".yaml");
-        await File.WriteAllTextAsync(path, policy);
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        var onA = _lab.On(_lab.Node(A));
-        (await onA.Run("group", "apply", "-f", path)).Ok();
-        (await onA.Run("group", "start", name)).Ok();
-        return await Running(name);
-    }
-
-    private async Task<LabGroup> Running(string name)
-    {
-        var log = _lab.Node(A).Log(name);
-        await LabMigration.WaitForCounts(new LabGroup(name, log, Tags, Roles, []), 3, 0, $"on {A}");
-        var members = await LabMigration.WaitForMembers(_lab, A, name, 2);
-        _lab.Note(string.Create(CultureInfo.InvariantCulture, $"{name} runs on {A}: pids {string.Join(' ', members.Select(m => m.Pid))}"));
-        return new LabGroup(name, log, Tags, Roles, members.Select(m => m.Pid).ToList());
     }
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -33,11 +32,13 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
 
     private readonly LabSession _lab;
     private readonly IDisposable _notes;
+    private readonly HeldMigrationGroups _groups;
 
     public LabTakeoverPartitionTests(SharedLabWithMigrationHolds shared, ITestOutputHelper output)
     {
         _lab = shared.Lab;
         _notes = shared.For(output);
+        _groups = new HeldMigrationGroups(_lab);
     }
 
     public void Dispose() => _notes.Dispose();
@@ -50,7 +51,7 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task CutWhileTheLastRoundIsSent_GroupRunsOnAtTheSource()
     {
-        var group = await Launch("cut-send");
+        var group = await _groups.Launch("cut-send");
         try
         {
             var failed = (await MigrateCutAt(group, A, "final-send", release: true)).FailsWithOneLine();
@@ -81,15 +82,15 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task CutBeforeTheTargetResumes_TargetGivesUp_SourceResumesOnceHealed()
     {
-        var group = await StartSupervised("cut-resume");
+        var group = await _groups.StartSupervised("cut-resume");
         var mark = await LabEvents.LastSeq(_lab, A, group.Name);
-        var gate = Gate(B, group.Name, "takeover-resume");
+        var gate = _groups.Gate(B, group.Name, "takeover-resume");
         try
         {
             var migrate = await StartHeldAndCut(group, gate);
             // The target's end of the takeover finds the link dead and gives up, its restore undone.
-            await LabSession.WaitUntil(() => AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
-                $"{B} giving up the takeover of {group.Name}", () => Tail(AgentLog(B)));
+            await LabSession.WaitUntil(() => _groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
+                $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
             Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
 
             await AssertUnknownOutcome(group, await migrate);
@@ -120,7 +121,7 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task CutBeforeTheAnswer_GroupRunsOnTheTarget_SourceEndsItsFrozenCopyOnceHealed()
     {
-        var group = await StartSupervised("cut-answer");
+        var group = await _groups.StartSupervised("cut-answer");
         var mark = await LabEvents.LastSeq(_lab, A, group.Name);
         var before = await LabMigration.Members(_lab, A, group.Name);
         try
@@ -159,7 +160,7 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task CutBeforeTheAnswer_OperatorStopsTheFrozenCopy_SourceBecomesTheStandbyOnceHealed()
     {
-        var group = await StartSupervised("cut-stopped");
+        var group = await _groups.StartSupervised("cut-stopped");
         var mark = await LabEvents.LastSeq(_lab, A, group.Name);
         try
         {
@@ -194,9 +195,9 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task TakeOverArrivingAfterTheSourceResumed_IsRefused()
     {
-        var group = await Launch("late-takeover");
+        var group = await _groups.Launch("late-takeover");
         var mark = await LabEvents.LastSeq(_lab, A, group.Name);
-        var gate = Gate(B, group.Name, "takeover-late");
+        var gate = _groups.Gate(B, group.Name, "takeover-late");
         try
         {
             try
@@ -220,9 +221,9 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
         }
 
         await LabSession.WaitUntil(
-            () => AgentLog(B).Contains($"Takeover of group {group.Name} from checkpoint", StringComparison.Ordinal) &&
-                  AgentLog(B).Contains("gave that migration up already", StringComparison.Ordinal),
-            $"{B} refusing the late takeover of {group.Name}", () => Tail(AgentLog(B)));
+            () => _groups.AgentLog(B).Contains($"Takeover of group {group.Name} from checkpoint", StringComparison.Ordinal) &&
+                  _groups.AgentLog(B).Contains("gave that migration up already", StringComparison.Ordinal),
+            $"{B} refusing the late takeover of {group.Name}", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
         Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
         Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} after the late takeover");
@@ -240,9 +241,9 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task AbandonWhileALateTakeOverRestores_StopsIt_SourceResumes()
     {
-        var group = await Launch("late-restoring");
+        var group = await _groups.Launch("late-restoring");
         var mark = await LabEvents.LastSeq(_lab, A, group.Name);
-        var (late, resume) = (Gate(B, group.Name, "takeover-late"), Gate(B, group.Name, "takeover-resume"));
+        var (late, resume) = (_groups.Gate(B, group.Name, "takeover-late"), _groups.Gate(B, group.Name, "takeover-resume"));
         Directory.CreateDirectory(Path.GetDirectoryName(resume)!);
         await File.WriteAllTextAsync(resume, "");
         try
@@ -253,7 +254,7 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
                 Assert.Contains("outcome unknown", failed.Stderr);
                 // The late takeover goes on, restores the group on node-b and holds it there, frozen.
                 File.Delete(late);
-                await LabSession.WaitUntil(() => File.Exists(resume + ".held"), $"{B} restoring {group.Name} late", () => Tail(AgentLog(B)));
+                await LabSession.WaitUntil(() => File.Exists(resume + ".held"), $"{B} restoring {group.Name} late", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
             }
             finally
             {
@@ -261,8 +262,8 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
             }
             var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
             Assert.Contains("does not run there", settled.Message);
-            Assert.Contains($"Migration of group {group.Name} from checkpoint", AgentLog(B));
-            Assert.Contains("fenced while its takeover was in progress: stopping it", AgentLog(B));
+            Assert.Contains($"Migration of group {group.Name} from checkpoint", _groups.AgentLog(B));
+            Assert.Contains("fenced while its takeover was in progress: stopping it", _groups.AgentLog(B));
         }
         finally
         {
@@ -284,7 +285,7 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     /// </summary>
     private async Task<HactlResult> MigrateCutAt(LabGroup group, string node, string moment, bool release)
     {
-        var gate = Gate(node, group.Name, moment);
+        var gate = _groups.Gate(node, group.Name, moment);
         var migrate = await StartHeldAndCut(group, gate);
         if (release)
         {
@@ -326,59 +327,5 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
         var checkpoint = (await _lab.On(_lab.Node(A)).Run("checkpoint", group.Name)).FailsWithOneLine();
         Assert.Contains("held frozen here", checkpoint.Stderr);
         Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
-    }
-
-    private string Gate(string node, string group, string moment) => Path.Combine(_lab.Node(node).StateDir, "fault-holds", $"{group}.{moment}");
-
-    private string AgentLog(string node)
-    {
-        using var file = new FileStream(Path.Combine(_lab.Dir, "nodes", node, "agent.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        return new StreamReader(file).ReadToEnd();
-    }
-
-    private static string Tail(string log) => log.Length <= 2000 ? log : log[^2000..];
-
-    /// <summary>A counter and a 32 MiB memory workload on node-a, without a policy.</summary>
-    private async Task<LabGroup> Launch(string name)
-    {
-        var onA = _lab.On(_lab.Node(A));
-        (await onA.Run("launch", name, "--app", "counter", "--", Repo.Workload("wl_counter"), "c")).Ok();
-        (await onA.Run("launch", name, "--app", "memory", "--", Repo.Workload("wl_memory"), "32")).Ok();
-        return await Running(name);
-    }
-
-    /// <summary>The same group, supervised on node-a by a policy (restored on a fault).</summary>
-    private async Task<LabGroup> StartSupervised(string name)
-    {
-        var policy = $"""
-            group: {name}
-            checkpoints:
-              interval: off
-            recovery:
-              action: restore
-            apps:
-              - name: counter
-                command: {Repo.Workload("wl_counter")}
-                args: [c]
-              - name: memory
-                command: {Repo.Workload("wl_memory")}
-                args: ["32"]
-            """;
-        var path = Path.Combine(_lab.Dir, name + ".yaml");
-        await File.WriteAllTextAsync(path, policy);
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        var onA = _lab.On(_lab.Node(A));
-        (await onA.Run("group", "apply", "-f", path)).Ok();
-        (await onA.Run("group", "start", name)).Ok();
-        return await Running(name);
-    }
-
-    private async Task<LabGroup> Running(string name)
-    {
-        var log = _lab.Node(A).Log(name);
-        await LabMigration.WaitForCounts(new LabGroup(name, log, Tags, Roles, []), 3, 0, $"on {A}");
-        var members = await LabMigration.WaitForMembers(_lab, A, name, 2);
-        _lab.Note(string.Create(CultureInfo.InvariantCulture, $"{name} runs on {A}: pids {string.Join(' ', members.Select(m => m.Pid))}"));
-        return new LabGroup(name, log, Tags, Roles, members.Select(m => m.Pid).ToList());
     }
 }
