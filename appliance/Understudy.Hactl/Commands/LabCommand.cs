@@ -165,61 +165,44 @@ public static class LabCommand
         return command;
     }
 
-    private static Command CreateStart()
+    private static Command CreateStart() => NodeCommand("start",
+        "Bring a crashed NODE back: new namespaces, the same address and state directory, and a new agent on them with the same options",
+        name => $"cannot start {name}", (lab, name, ct) => lab.StartAsync(name, ct),
+        view => $"{view.Name} is up on {view.Address}: agent {view.Agent}, peers on {view.PeerAddress}");
+
+    private static Command CreateRestartAgent() => NodeCommand("restart-agent",
+        "An agent fault alone: kill NODE's agent (SIGKILL) and start a new one in the same namespaces with the same options. " +
+        "The node's groups run on (their us-init outlives the agent) and the new agent takes them up; its link and address stay",
+        name => $"cannot restart the agent of {name}", (lab, name, ct) => lab.RestartAgentAsync(name, ct),
+        view => $"{view.Name}: its agent was killed and a new one answers on {view.Agent}; the node's groups ran on");
+
+    /// <summary>A command on one node of a lab that answers with the node as it is afterwards (text, or --json).</summary>
+    private static Command NodeCommand(string verb, string description, Func<string, string> failure,
+        Func<LabController, string, CancellationToken, Task<LabNodeView>> operation, Func<LabNodeView, string> done)
     {
         var (dir, node, nativeDir) = (Dir(), Node(), CommonOptions.NativeDir());
         var json = CommonOptions.Json();
-        var start = new Command("start",
-            "Bring a crashed NODE back: new namespaces, the same address and state directory, and a new agent on them with the same options")
+        var command = new Command(verb, description)
         {
             dir, node, nativeDir, json,
         };
-        start.SetHandler(async (parse, ct) =>
+        command.SetHandler(async (parse, ct) =>
         {
             var name = parse.GetRequiredValue(node);
             var asJson = parse.GetValue(json);
-            var view = await RunAsync(parse, dir, nativeDir, asJson, $"cannot start {name}", LabDir.MustExist, lab => lab.StartAsync(name, ct));
+            var view = await RunAsync(parse, dir, nativeDir, asJson, failure(name), LabDir.MustExist, lab => operation(lab, name, ct));
             if (asJson)
             {
                 Json.Write(view, HactlJsonContext.Default.LabNodeView);
             }
             else
             {
-                Console.WriteLine($"{view.Name} is up on {view.Address}: agent {view.Agent}, peers on {view.PeerAddress}");
+                Console.WriteLine(done(view));
             }
 
             return ExitCodes.Ok;
         });
-        return start;
-    }
-
-    private static Command CreateRestartAgent()
-    {
-        var (dir, node, nativeDir) = (Dir(), Node(), CommonOptions.NativeDir());
-        var json = CommonOptions.Json();
-        var restart = new Command("restart-agent",
-            "An agent fault alone: kill NODE's agent (SIGKILL) and start a new one in the same namespaces with the same options. " +
-            "The node's groups run on (their us-init outlives the agent) and the new agent takes them up; its link and address stay")
-        {
-            dir, node, nativeDir, json,
-        };
-        restart.SetHandler(async (parse, ct) =>
-        {
-            var name = parse.GetRequiredValue(node);
-            var asJson = parse.GetValue(json);
-            var view = await RunAsync(parse, dir, nativeDir, asJson, $"cannot restart the agent of {name}", LabDir.MustExist, lab => lab.RestartAgentAsync(name, ct));
-            if (asJson)
-            {
-                Json.Write(view, HactlJsonContext.Default.LabNodeView);
-            }
-            else
-            {
-                Console.WriteLine($"{view.Name}: its agent was killed and a new one answers on {view.Agent}; the node's groups ran on");
-            }
-
-            return ExitCodes.Ok;
-        });
-        return restart;
+        return command;
     }
 
     private static Command CreateExec()
