@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Understudy.Images;
 
 /// <summary>
@@ -16,7 +14,9 @@ public sealed class CheckpointStore(string stateDir)
     private const UnixFileMode DirMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const UnixFileMode ManifestMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
-    private readonly ManifestCache _manifests = new();
+    // Manifests already parsed: the agent reads a group's whole chain of them several times per
+    // checkpoint (the kind policy, the replicator's pin, retention, listings).
+    private readonly StampedCache<string, CheckpointManifest> _manifests = new(limit: 4096);
 
     public string StateDir { get; } = Path.GetFullPath(stateDir);
 
@@ -321,30 +321,15 @@ public sealed class CheckpointStore(string stateDir)
     /// </summary>
     public static readonly TimeSpan ReusableAfter = TimeSpan.FromMilliseconds(50);
 
-    // Pages files read whole and found good, by path and the checksum of the meta they were
-    // checked against, with the file's stamp as it was before the read.
-    private readonly ConcurrentDictionary<(string Pages, uint MetaCrc32c), FileStamp> _pagesChecked = new();
-    private const int PagesCheckedLimit = 4096;
+    // Pages files read whole and found good, by path and the checksum of the meta they were checked against.
+    private readonly StampedCache<(string Pages, uint MetaCrc32c), bool> _pagesChecked = new(limit: 4096);
 
-    private void VerifyPages(ProcessImage image, string pagesPath, uint metaCrc32c, bool reuse)
-    {
-        var key = (pagesPath, metaCrc32c);
-        var stamp = Libc.Stamp(pagesPath);
-        var stampedAt = DateTimeOffset.UtcNow;
-        if (reuse && stamp is { } now && _pagesChecked.TryGetValue(key, out var checkedAs) && checkedAs == now)
+    private void VerifyPages(ProcessImage image, string pagesPath, uint metaCrc32c, bool reuse) =>
+        _pagesChecked.GetOrRead((pagesPath, metaCrc32c), pagesPath, () =>
         {
-            return;
-        }
-        image.VerifyPages(pagesPath);
-        if (stamp is { } before && stampedAt - before.Changed >= ReusableAfter)
-        {
-            if (_pagesChecked.Count >= PagesCheckedLimit)
-            {
-                _pagesChecked.Clear();
-            }
-            _pagesChecked[key] = before;
-        }
-    }
+            image.VerifyPages(pagesPath);
+            return true;
+        }, reuse);
 
     /// <summary>
     /// The manifest and every member's decoded image as indented camelCase JSON, for
@@ -559,7 +544,7 @@ public sealed class CheckpointStore(string stateDir)
             throw new CheckpointNotFoundException(group, id, $"no checkpoint {id} in group {group}; see hactl images list {group}");
         }
 
-        CheckpointManifest manifest = _manifests.Load(manifestPath);
+        CheckpointManifest manifest = LoadManifestFile(manifestPath);
         if (manifest.Group != group || manifest.Id != id)
         {
             throw ImageLocation.OfCheckpoint(group, id).Corrupt($"its manifest describes checkpoint {manifest.Group}/{manifest.Id}");
@@ -581,12 +566,15 @@ public sealed class CheckpointStore(string stateDir)
             .Select(dir => (Path.GetFileName(dir), dir));
     }
 
+    /// <exception cref="ImageFormatException">The manifest is missing, unreadable or not valid.</exception>
+    private CheckpointManifest LoadManifestFile(string path) => _manifests.GetOrRead(path, path, () => CheckpointManifest.Load(path));
+
     private CheckpointInfo Describe(string group, string id, string dir)
     {
         long seq = CheckpointId.Parse(id);
         try
         {
-            CheckpointManifest m = _manifests.Load(Path.Combine(dir, CheckpointManifest.FileName));
+            CheckpointManifest m = LoadManifestFile(Path.Combine(dir, CheckpointManifest.FileName));
             if (m.Group == group && m.Id == id)
             {
                 return new CheckpointInfo(group, id, seq, m.Kind, m.Bytes, m.CreatedUtc, m.Members.Count, dir, m.BaseSeq, m.Merged is not null);
