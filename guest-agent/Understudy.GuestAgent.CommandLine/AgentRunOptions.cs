@@ -11,6 +11,8 @@ public sealed class AgentRunOptions
     public const int DefaultFullEvery = 8;
     public const int DefaultChainLimitPercent = 50;
     public const int DefaultRetention = 3;
+    public static readonly TimeSpan DefaultPeerTimeout = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan DefaultMigrationResolveTimeout = TimeSpan.FromSeconds(30);
 
     /// <param name="nativeDir">the program's --native-dir, whose default names the program (<see cref="NativeDirOption"/>).</param>
     public AgentRunOptions(Option<string?> nativeDir)
@@ -87,9 +89,14 @@ public sealed class AgentRunOptions
         DefaultValueFactory = _ => [],
     };
 
+    public Option<TimeSpan?> PeerTimeout { get; } = PeerTimeoutOption("this agent");
+
+    public Option<TimeSpan?> MigrationResolveTimeout { get; } = MigrationResolveTimeoutOption("this agent");
+
     /// <summary>Every option, in the order of the help.</summary>
     public IReadOnlyList<Option> All =>
-        [Listen, StateDir, JsonLogs, NativeDir, Interceptor, Json, FullEvery, ChainLimit, NoBackgroundMerge, KeepGroups, Retention, Node, Cluster, PeerListen, Peer];
+        [Listen, StateDir, JsonLogs, NativeDir, Interceptor, Json, FullEvery, ChainLimit, NoBackgroundMerge, KeepGroups, Retention, Node, Cluster, PeerListen, Peer,
+         PeerTimeout, MigrationResolveTimeout];
 
     /// <param name="ownDirectory">what the default is, for example "hactl's own directory".</param>
     public static Option<string?> NativeDirOption(string ownDirectory) => new("--native-dir")
@@ -114,7 +121,9 @@ public sealed class AgentRunOptions
             BackgroundMerges: !parse.GetValue(NoBackgroundMerge),
             KeepGroups: parse.GetValue(KeepGroups),
             Retention: parse.GetValue(Retention),
-            Peers: ReadPeers(parse));
+            Peers: ReadPeers(parse),
+            PeerTimeout: parse.GetValue(PeerTimeout) ?? DefaultPeerTimeout,
+            MigrationResolveTimeout: parse.GetValue(MigrationResolveTimeout) ?? DefaultMigrationResolveTimeout);
     }
 
     /// <summary>The peer settings, or null when none of the peer options is given.</summary>
@@ -190,6 +199,30 @@ public sealed class AgentRunOptions
             }
         });
         return listen;
+    }
+
+    /// <param name="who">whose setting it is, for its description: "this agent", "each node's agent".</param>
+    public static Option<TimeSpan?> PeerTimeoutOption(string who) => Duration("--peer-timeout",
+        "How long a peer may stay silent (no answer to a connection attempt, to the pings of a call or to a push's keepalives) " +
+        $"before {who} takes the link to it for broken; a call to a node that is down fails after about this long",
+        DefaultPeerTimeout, TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(10));
+
+    /// <param name="who">whose setting it is, for its description: "this agent", "each node's agent".</param>
+    public static Option<TimeSpan?> MigrationResolveTimeoutOption(string who) => Duration("--migration-resolve-timeout",
+        $"When the answer to a migration's takeover is lost, how long {who}, as the source, keeps asking the target whether it " +
+        "runs the group before 'migrate' fails; the group stays frozen at the source until the target answers",
+        DefaultMigrationResolveTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10));
+
+    /// <summary>A duration from <paramref name="minimum"/> to <paramref name="maximum"/>; null when not given (the help shows the default as a duration, not as a TimeSpan).</summary>
+    private static Option<TimeSpan?> Duration(string name, string description, TimeSpan defaultValue, TimeSpan minimum, TimeSpan maximum)
+    {
+        var parse = WholeDuration.Between(name, minimum, maximum);
+        return new Option<TimeSpan?>(name)
+        {
+            Description = $"{description} [default: {WholeDuration.Format(defaultValue)}]",
+            HelpName = "DURATION",
+            CustomParser = result => parse(result),
+        };
     }
 
     /// <summary>A whole number of at least <paramref name="minimum"/>.</summary>

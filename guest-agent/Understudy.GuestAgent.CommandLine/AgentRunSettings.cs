@@ -14,7 +14,9 @@ public sealed record AgentRunSettings(
     bool BackgroundMerges,
     bool KeepGroups = false,
     int Retention = AgentRunOptions.DefaultRetention,
-    PeerSettings? Peers = null)
+    PeerSettings? Peers = null,
+    TimeSpan? PeerTimeout = null,
+    TimeSpan? MigrationResolveTimeout = null)
 {
     /// <summary>understudy-agent's arguments for these settings, every one spelled out (no default left to the agent).</summary>
     public IReadOnlyList<string> ToArguments()
@@ -28,6 +30,8 @@ public sealed record AgentRunSettings(
             "--full-every", FullEvery.ToString(CultureInfo.InvariantCulture),
             "--chain-limit", ChainLimitPercent.ToString(CultureInfo.InvariantCulture),
             "--retention", Retention.ToString(CultureInfo.InvariantCulture),
+            "--peer-timeout", WholeDuration.Format(PeerTimeout ?? AgentRunOptions.DefaultPeerTimeout),
+            "--migration-resolve-timeout", WholeDuration.Format(MigrationResolveTimeout ?? AgentRunOptions.DefaultMigrationResolveTimeout),
         ];
         if (JsonLogs)
         {

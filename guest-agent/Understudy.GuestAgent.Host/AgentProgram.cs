@@ -62,6 +62,8 @@ internal static class AgentProgram
             ClusterDir = settings.Peers?.ClusterDir,
             PeerListen = settings.Peers?.Listen,
             Peers = settings.Peers?.Peers.ToDictionary(p => p.Name, p => p.Address, StringComparer.Ordinal) ?? [],
+            PeerTimeout = settings.PeerTimeout ?? AgentRunOptions.DefaultPeerTimeout,
+            MigrationResolveTimeout = settings.MigrationResolveTimeout ?? AgentRunOptions.DefaultMigrationResolveTimeout,
         };
         try
         {

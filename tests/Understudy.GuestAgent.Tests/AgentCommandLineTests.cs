@@ -29,10 +29,12 @@ public sealed class AgentCommandLineTests
     public void The_arguments_hactl_passes_on_give_the_agent_the_same_settings()
     {
         var settings = Read("--listen", "unix:/run/a.sock", "--state-dir", "/var/lib/s", "--native-dir", "/opt/us/bin",
-            "--interceptor", "/opt/us/lib/x.so", "--json", "--full-every", "0", "--chain-limit", "25", "--no-background-merge", "--keep-groups");
+            "--interceptor", "/opt/us/lib/x.so", "--json", "--full-every", "0", "--chain-limit", "25", "--no-background-merge", "--keep-groups",
+            "--peer-timeout", "2500ms", "--migration-resolve-timeout", "90s");
 
         Assert.Equal(new AgentRunSettings("/run/a.sock", "/var/lib/s", "/opt/us/bin", "/opt/us/lib/x.so", JsonLogs: true,
-            FullEvery: 0, ChainLimitPercent: 25, BackgroundMerges: false, KeepGroups: true), settings);
+            FullEvery: 0, ChainLimitPercent: 25, BackgroundMerges: false, KeepGroups: true,
+            PeerTimeout: TimeSpan.FromMilliseconds(2500), MigrationResolveTimeout: TimeSpan.FromSeconds(90)), settings);
         Assert.Equal(settings, Read([.. settings.ToArguments()]));
     }
 
@@ -46,6 +48,8 @@ public sealed class AgentCommandLineTests
         Assert.Equal("/opt/us/lib/libunderstudy.so", settings.InterceptorPath);
         Assert.Equal((false, AgentRunOptions.DefaultFullEvery, AgentRunOptions.DefaultChainLimitPercent, true, false),
             (settings.JsonLogs, settings.FullEvery, settings.ChainLimitPercent, settings.BackgroundMerges, settings.KeepGroups));
+        Assert.Equal((AgentRunOptions.DefaultPeerTimeout, AgentRunOptions.DefaultMigrationResolveTimeout),
+            (settings.PeerTimeout, settings.MigrationResolveTimeout));
         Assert.Equal(settings, Read([.. settings.ToArguments()]));
     }
 
@@ -93,6 +97,11 @@ public sealed class AgentCommandLineTests
     [InlineData("--chain-limit '0' is not a whole number from 1 to 2147483647", "--listen", "unix:a", "--state-dir", "s", "--chain-limit", "0")]
     [InlineData("--full-every 'abc' is not a whole number", "--listen", "unix:a", "--state-dir", "s", "--full-every", "abc")]
     [InlineData("--chain-limit '99999999999999' is not a whole number", "--listen", "unix:a", "--state-dir", "s", "--chain-limit", "99999999999999")]
+    [InlineData("--peer-timeout '1s' is not a duration from 2s to 10m", "--listen", "unix:a", "--state-dir", "s", "--peer-timeout", "1s")]
+    [InlineData("--peer-timeout '10' is not a duration from 2s to 10m; write a whole number and a unit, like 500ms, 10s or 2m", "--listen", "unix:a", "--state-dir", "s", "--peer-timeout", "10")]
+    [InlineData("--migration-resolve-timeout '1.5s' is not a duration from 1s to 10m", "--listen", "unix:a", "--state-dir", "s", "--migration-resolve-timeout", "1.5s")]
+    [InlineData("--migration-resolve-timeout '11m' is not a duration", "--listen", "unix:a", "--state-dir", "s", "--migration-resolve-timeout", "11m")]
+    [InlineData("--migration-resolve-timeout '-5s' is not a duration", "--listen", "unix:a", "--state-dir", "s", "--migration-resolve-timeout=-5s")]
     public void A_bad_value_is_a_usage_error_that_says_why(string why, params string[] args)
     {
         var (_, parse) = Parse(args);

@@ -40,19 +40,21 @@ public static class LabCommand
             DefaultValueFactory = _ => 2,
             CustomParser = WholeNumber.Between("--nodes", 1, LabLayout.MaxNodes),
         };
+        var peerTimeout = AgentRunOptions.PeerTimeoutOption("each node's agent");
+        var resolveTimeout = AgentRunOptions.MigrationResolveTimeoutOption("each node's agent");
         var nativeDir = CommonOptions.NativeDir();
         var json = CommonOptions.Json();
         var up = new Command("up",
             "Create the lab's nodes in DIR (created if missing), the credentials of their cluster in DIR/cluster, and start each " +
             $"node's agent, which serves its peers on ADDRESS:{LabLayout.PeerPort} and knows every other node as a peer; --json lists them")
         {
-            dir, nodes, nativeDir, json,
+            dir, nodes, peerTimeout, resolveTimeout, nativeDir, json,
         };
         up.SetHandler(async (parse, ct) =>
         {
             var asJson = parse.GetValue(json);
             var result = await RunAsync(parse, dir, nativeDir, asJson, "cannot bring the lab up", LabDir.Create,
-                lab => lab.UpAsync(parse.GetValue(nodes), ct));
+                lab => lab.UpAsync(parse.GetValue(nodes), parse.GetValue(peerTimeout), parse.GetValue(resolveTimeout), ct));
             if (asJson)
             {
                 Json.Write(result, HactlJsonContext.Default.LabUpResult);

@@ -18,7 +18,9 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
     private static readonly TimeSpan AgentStatusTimeout = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan ExitTimeout = TimeSpan.FromSeconds(20);
 
-    public async Task<LabUpResult> UpAsync(int nodes, CancellationToken ct)
+    /// <param name="peerTimeout">the agents' --peer-timeout; null: their default.</param>
+    /// <param name="migrationResolveTimeout">the agents' --migration-resolve-timeout; null: their default.</param>
+    public async Task<LabUpResult> UpAsync(int nodes, TimeSpan? peerTimeout, TimeSpan? migrationResolveTimeout, CancellationToken ct)
     {
         const string what = "cannot bring the lab up";
         if (!layout.SocketPathsFit)
@@ -32,7 +34,7 @@ public sealed class LabController(LabLayout layout, LabTools tools, Action<strin
             throw new HactlException(what, $"{layout.Dir} already holds a lab (lab.json)", $"run 'hactl lab down {layout.Dir}' first");
         }
 
-        var state = layout.Plan(nodes);
+        var state = layout.Plan(nodes) with { PeerTimeout = peerTimeout, MigrationResolveTimeout = migrationResolveTimeout };
         LabStateFile.Write(layout, state);
         try
         {

@@ -23,6 +23,8 @@ public sealed record LabNodeState(
 /// removes everything even after hactl or the whole lab crashed.
 /// </summary>
 /// <param name="Switch">the holder of the switch's network namespace (the bridge and the switch-side links).</param>
+/// <param name="PeerTimeout">the agents' --peer-timeout; null: their default.</param>
+/// <param name="MigrationResolveTimeout">the agents' --migration-resolve-timeout; null: their default.</param>
 public sealed record LabState(
     int Version,
     string Dir,
@@ -30,7 +32,9 @@ public sealed record LabState(
     string Bridge,
     IReadOnlyList<LabNodeState> Nodes,
     LabProcess? Switch = null,
-    string? SwitchNetNamespace = null)
+    string? SwitchNetNamespace = null,
+    TimeSpan? PeerTimeout = null,
+    TimeSpan? MigrationResolveTimeout = null)
 {
     public const int CurrentVersion = 1;
 

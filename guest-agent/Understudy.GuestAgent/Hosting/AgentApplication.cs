@@ -43,6 +43,7 @@ internal static class AgentApplication
         builder.Services.AddSingleton(membership);
 
         var socket = ApiSocketPath(hostOptions.ListenSocket);
+        var deadlines = new PeerDeadlines(hostOptions.PeerTimeout);
         // The slim builder leaves TLS out; the peer endpoint needs it.
         builder.WebHost.UseKestrelHttpsConfiguration();
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -55,15 +56,15 @@ internal static class AgentApplication
             if (hostOptions.PeerListen is { } peerListen)
             {
                 PeerEndpoint.Listen(kestrel, peerListen, membership.Credentials
-                    ?? throw AgentException.InvalidArgument("--peer-listen needs --node and --cluster"), logger);
+                    ?? throw AgentException.InvalidArgument("--peer-listen needs --node and --cluster"), deadlines, logger);
             }
             kestrel.Limits.Http2.InitialConnectionWindowSize = 16 << 20;
             kestrel.Limits.Http2.InitialStreamWindowSize = 8 << 20;
             kestrel.Limits.Http2.MaxFrameSize = 1 << 20;
             // A peer cut off sends no reset: pings find the dead connection, so that a takeover's
             // call sees its caller gone (pushes have connections of their own: PeerSockets).
-            kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(10);
-            kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
+            kestrel.Limits.Http2.KeepAlivePingDelay = deadlines.ServePingDelay;
+            kestrel.Limits.Http2.KeepAlivePingTimeout = deadlines.ServePingTimeout;
         });
         builder.Services.AddGrpc(options =>
         {
@@ -104,5 +105,7 @@ internal static class AgentApplication
         options.ClusterDir = host.ClusterDir is null ? null : Path.GetFullPath(host.ClusterDir);
         options.PeerListen = host.PeerListen;
         options.Peers = host.Peers;
+        options.PeerDeadlines = new PeerDeadlines(host.PeerTimeout);
+        options.MigrationResolveTimeout = host.MigrationResolveTimeout;
     }
 }

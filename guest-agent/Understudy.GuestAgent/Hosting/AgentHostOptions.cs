@@ -72,4 +72,10 @@ public sealed class AgentHostOptions
 
     /// <summary>The nodes this agent may stream a group's checkpoints to, by name: IP:PORT.</summary>
     public IReadOnlyDictionary<string, string> Peers { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>How long a peer may stay silent before the link to it counts as broken (every peer deadline follows from it).</summary>
+    public TimeSpan PeerTimeout { get; init; } = Foundation.Peers.PeerDeadlines.DefaultTimeout;
+
+    /// <summary>When a takeover's answer is lost, how long the source keeps asking the target whether it runs the group.</summary>
+    public TimeSpan MigrationResolveTimeout { get; init; } = Foundation.Configuration.AgentOptions.DefaultMigrationResolveTimeout;
 }

@@ -24,7 +24,7 @@ namespace Understudy.GuestAgent.Hosting;
 /// </summary>
 internal static class PeerEndpoint
 {
-    public static void Listen(KestrelServerOptions kestrel, string address, ClusterCredentials credentials, Serilog.ILogger logger)
+    public static void Listen(KestrelServerOptions kestrel, string address, ClusterCredentials credentials, PeerDeadlines deadlines, Serilog.ILogger logger)
     {
         if (!IPEndPoint.TryParse(address, out var endPoint))
         {
@@ -35,10 +35,10 @@ internal static class PeerEndpoint
             listen.Protocols = HttpProtocols.Http2;
             listen.UseHttps(new TlsHandshakeCallbackOptions
             {
-                HandshakeTimeout = TimeSpan.FromSeconds(10),
+                HandshakeTimeout = deadlines.Handshake,
                 OnConnection = context => ValueTask.FromResult(ServerOptions(credentials, context.Connection.RemoteEndPoint, logger)),
             });
-            listen.Use(next => connection => ServePushOrNext(connection, next, kestrel.ApplicationServices));
+            listen.Use(next => connection => ServePushOrNext(connection, next, deadlines, kestrel.ApplicationServices));
         });
     }
 
@@ -46,7 +46,7 @@ internal static class PeerEndpoint
     /// After the handshake: a connection that begins with the push magic is a push connection
     /// (<see cref="PushConnectionHandler"/>); any other goes on to HTTP/2 with its bytes unread.
     /// </summary>
-    private static async Task ServePushOrNext(ConnectionContext connection, ConnectionDelegate next, IServiceProvider services)
+    private static async Task ServePushOrNext(ConnectionContext connection, ConnectionDelegate next, PeerDeadlines deadlines, IServiceProvider services)
     {
         var input = connection.Transport.Input;
         var magicLength = PushFrames.Magic.Length;
@@ -61,7 +61,7 @@ internal static class PeerEndpoint
         input.AdvanceTo(read.Buffer.GetPosition(magicLength));
         if (connection.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket)
         {
-            PeerSockets.DetectDeadPeers(socket);
+            PeerSockets.DetectDeadPeers(socket, deadlines);
         }
         var certificate = connection.Features.Get<ITlsConnectionFeature>()?.ClientCertificate;
         var peer = certificate is null ? "?" : ClusterCredentials.NodeOf(certificate);

@@ -45,20 +45,21 @@ internal sealed class PeerLinks : IStandbyLinks, IDisposable
         var credentials = _membership.Credentials
             ?? throw new StandbyLinkException("this agent has no cluster credentials; start it with --node NAME --cluster DIR");
         // Each transport gets options of its own: the HTTP handler adds its protocols to them.
-        return _links.GetOrAdd(node, n => new Link(n, address, Channel(address, Tls(n, address, credentials)), Tls(n, address, credentials)));
+        return _links.GetOrAdd(node, n => new Link(n, address, Channel(address, Tls(n, address, credentials), _options.PeerDeadlines), Tls(n, address, credentials),
+            _options.PeerDeadlines));
     }
 
     private SslClientAuthenticationOptions Tls(string node, string address, ClusterCredentials credentials) =>
         credentials.ClientOptions(node, problem => _logger.LogWarning("Refused node {Node} at {Address}: {Problem}", node, address, problem));
 
-    private static GrpcChannel Channel(string address, SslClientAuthenticationOptions tls)
+    private static GrpcChannel Channel(string address, SslClientAuthenticationOptions tls, PeerDeadlines deadlines)
     {
         var handler = new SocketsHttpHandler
         {
             SslOptions = tls,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-            KeepAlivePingDelay = TimeSpan.FromSeconds(5),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
+            ConnectTimeout = deadlines.Connect,
+            KeepAlivePingDelay = deadlines.CallPingDelay,
+            KeepAlivePingTimeout = deadlines.CallPingTimeout,
             KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
             InitialHttp2StreamWindowSize = WindowBytes,
             EnableMultipleHttp2Connections = false,
@@ -79,7 +80,7 @@ internal sealed class PeerLinks : IStandbyLinks, IDisposable
         }
     }
 
-    private sealed class Link(string node, string address, GrpcChannel channel, SslClientAuthenticationOptions pushTls) : IStandbyLink
+    private sealed class Link(string node, string address, GrpcChannel channel, SslClientAuthenticationOptions pushTls, PeerDeadlines deadlines) : IStandbyLink
     {
         private readonly Replication.ReplicationClient _client = new(channel);
         private readonly Migration.MigrationClient _migration = new(channel);
@@ -101,7 +102,7 @@ internal sealed class PeerLinks : IStandbyLinks, IDisposable
             string group, string id, string origin, IAsyncEnumerable<ReplicaChunk> chunks, Func<string> manifestJson, int retention,
             CancellationToken cancellationToken) =>
             Call(() => PushClient.PushAsync(
-                IPEndPoint.Parse(address), pushTls, new PushStart { Group = group, Id = id, Sender = node, Origin = origin }, chunks,
+                IPEndPoint.Parse(address), pushTls, deadlines, new PushStart { Group = group, Id = id, Sender = node, Origin = origin }, chunks,
                 () => new PushCommit { ManifestJson = manifestJson(), Retention = retention }, cancellationToken), cancellationToken);
 
         public Task PrepareAsync(string group, string id, string? policyText, CancellationToken cancellationToken) =>

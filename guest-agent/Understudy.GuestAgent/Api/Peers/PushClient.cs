@@ -15,20 +15,18 @@ namespace Understudy.GuestAgent.Api.Peers;
 /// </summary>
 internal static class PushClient
 {
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
-
     /// <returns>whether the node had the checkpoint already</returns>
     /// <exception cref="PeerRefusedException">The node answered no, with its reason.</exception>
     /// <exception cref="IOException">The connection failed or broke (also a failed handshake, as <see cref="AuthenticationException"/>).</exception>
     public static async Task<bool> PushAsync(
-        IPEndPoint endPoint, SslClientAuthenticationOptions tls, PushStart start, IAsyncEnumerable<ReplicaChunk> chunks, Func<PushCommit> commit,
+        IPEndPoint endPoint, SslClientAuthenticationOptions tls, PeerDeadlines deadlines, PushStart start, IAsyncEnumerable<ReplicaChunk> chunks, Func<PushCommit> commit,
         CancellationToken cancellationToken)
     {
         using var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        PeerSockets.DetectDeadPeers(socket);
+        PeerSockets.DetectDeadPeers(socket, deadlines);
         using (var connecting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            connecting.CancelAfter(ConnectTimeout);
+            connecting.CancelAfter(deadlines.Connect);
             try
             {
                 await socket.ConnectAsync(endPoint, connecting.Token).ConfigureAwait(false);

@@ -1,3 +1,5 @@
+using Understudy.GuestAgent.Foundation.Peers;
+
 namespace Understudy.GuestAgent.Foundation.Configuration;
 
 /// <summary>
@@ -10,6 +12,7 @@ internal sealed class AgentOptions
     public const int DefaultFullEvery = 8;
     public const int DefaultChainLimitPercent = 50;
     public const int DefaultRetention = 3;
+    public static readonly TimeSpan DefaultMigrationResolveTimeout = TimeSpan.FromSeconds(30);
 
     public string ListenSocket { get; set; } = "";
     public string StateDir { get; set; } = "";
@@ -89,5 +92,8 @@ internal sealed class AgentOptions
     /// When the target's answer to a takeover is lost, how long the source keeps asking it whether
     /// the group runs there before it gives up, the group still frozen.
     /// </summary>
-    public TimeSpan MigrationResolveTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan MigrationResolveTimeout { get; set; } = DefaultMigrationResolveTimeout;
+
+    /// <summary>How long this agent waits on a silent peer (--peer-timeout): the deadlines of every peer connection.</summary>
+    public PeerDeadlines PeerDeadlines { get; set; } = new(PeerDeadlines.DefaultTimeout);
 }

@@ -13,16 +13,17 @@ internal static class PeerSockets
     private const int TcpUserTimeout = 18;
 
     /// <summary>
-    /// Silence of 5 s is probed every second, 5 times; data unacknowledged for 15 s ends the
-    /// connection.
+    /// Silence is probed every second once it lasted half the peer timeout, until the timeout; data
+    /// unacknowledged for one and a half times the timeout ends the connection (by default: 5 s, 5
+    /// probes, 15 s).
     /// </summary>
-    public static void DetectDeadPeers(Socket socket)
+    public static void DetectDeadPeers(Socket socket, PeerDeadlines deadlines)
     {
         socket.NoDelay = true;
         socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
-        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 5);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, deadlines.KeepAliveIdleSeconds);
         socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 1);
-        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 5);
-        socket.SetRawSocketOption((int)ProtocolType.Tcp, TcpUserTimeout, BitConverter.GetBytes(15_000));
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, deadlines.KeepAliveProbes);
+        socket.SetRawSocketOption((int)ProtocolType.Tcp, TcpUserTimeout, BitConverter.GetBytes((int)deadlines.UnacknowledgedData.TotalMilliseconds));
     }
 }
