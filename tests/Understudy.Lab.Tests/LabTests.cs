@@ -1,9 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
-using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests;
+namespace Understudy.Lab.Tests;
 
 /// <summary>
 /// hactl lab (docs/lab.md): nodes on one machine, each a network, mount and pid namespace with
@@ -37,6 +36,7 @@ public sealed class LabTests(ITestOutputHelper output)
             Assert.True(File.Exists(Path.Combine(lab.ClusterDir, node.Name + ".crt")), $"{node.Name}.crt in {lab.ClusterDir}");
             var args = string.Join(' ', lab.AgentCommandLine(node.Name));
             Assert.Contains($"--node {node.Name} --cluster {lab.ClusterDir} --peer-listen {node.PeerAddress}", args);
+            Assert.Contains($"--peer-timeout {LabSession.PeerTimeout} --migration-resolve-timeout {LabSession.MigrationResolveTimeout}", args);
             foreach (var other in lab.Nodes.Where(o => o != node))
             {
                 Assert.Contains($"--peer {other.Name}={other.PeerAddress}", args);
@@ -193,6 +193,9 @@ public sealed class LabTests(ITestOutputHelper output)
         var again = (await lab.Lab("up", lab.Dir)).FailsWithOneLine();
         Assert.Contains("already holds a lab", again.Stderr);
         (await lab.Lab("up", LabSession.NewDir(), "--nodes", "0")).FailsWithOneLine();
+        var shortTimeout = (await lab.Lab("up", LabSession.NewDir(), "--peer-timeout", "1s")).FailsWithOneLine();
+        Assert.Contains("--peer-timeout '1s' is not a duration from 2s to 10m", shortTimeout.Stderr);
+        (await lab.Lab("up", LabSession.NewDir(), "--migration-resolve-timeout", "ten")).FailsWithOneLine();
         (await lab.Lab("status", LabSession.NewDir())).FailsWithOneLine();
         (await lab.Lab("exec", lab.Dir, "node-a")).FailsWithOneLine();
 

@@ -1,7 +1,6 @@
-using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests;
+namespace Understudy.Lab.Tests;
 
 /// <summary>
 /// A lab is a cluster (docs/lab.md): a group on node-a with standby node-b streams its

@@ -1,6 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 
-namespace Understudy.IntegrationTests.Infrastructure;
+namespace Understudy.Lab.Tests.Infrastructure;
 
 /// <summary>
 /// What a lab leaves on the machine, counted from outside: its processes (a command line that

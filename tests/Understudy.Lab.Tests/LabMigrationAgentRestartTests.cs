@@ -1,7 +1,6 @@
-using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests;
+namespace Understudy.Lab.Tests;
 
 /// <summary>
 /// The source's agent restarts (`hactl lab restart-agent`: killed, a new one started) while a

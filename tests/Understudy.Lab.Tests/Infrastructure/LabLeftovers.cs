@@ -1,6 +1,6 @@
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests.Infrastructure;
+namespace Understudy.Lab.Tests.Infrastructure;
 
 /// <summary>
 /// Runs a test on a lab and checks, from outside, that nothing of the lab is left once it is

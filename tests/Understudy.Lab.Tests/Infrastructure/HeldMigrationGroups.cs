@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Understudy.IntegrationTests.Infrastructure;
+namespace Understudy.Lab.Tests.Infrastructure;
 
 /// <summary>
 /// The groups that the migration fault tests start on node-a and move (a counter and a 32 MiB

@@ -1,7 +1,6 @@
-using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests;
+namespace Understudy.Lab.Tests;
 
 /// <summary>
 /// Issue 11, item 6: a migration whose target fails in the middle, on a real lab. The fault lands

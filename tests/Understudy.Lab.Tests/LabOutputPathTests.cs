@@ -1,7 +1,6 @@
-using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests;
+namespace Understudy.Lab.Tests;
 
 /// <summary>
 /// A group restored on another node writes into that node's files: its processes' stdout and

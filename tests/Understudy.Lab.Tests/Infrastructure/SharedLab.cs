@@ -1,6 +1,6 @@
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests.Infrastructure;
+namespace Understudy.Lab.Tests.Infrastructure;
 
 /// <summary>
 /// One lab of two nodes for all the tests of a class (lab tests are slow): brought up before the

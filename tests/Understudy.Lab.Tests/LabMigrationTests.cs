@@ -1,7 +1,6 @@
-using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests;
+namespace Understudy.Lab.Tests;
 
 /// <summary>
 /// Issue 11, item 5: `hactl migrate` between the nodes of a real lab (network, mount and pid

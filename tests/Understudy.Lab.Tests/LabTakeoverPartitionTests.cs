@@ -1,7 +1,6 @@
-using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests;
+namespace Understudy.Lab.Tests;
 
 /// <summary>A shared lab whose agents hold a migration where a test asks them to (UNDERSTUDY_AGENT_FAULT=migration-holds).</summary>
 public sealed class SharedLabWithMigrationHolds : SharedLab

@@ -1,9 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
-using Understudy.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests;
+namespace Understudy.Lab.Tests;
 
 /// <summary>
 /// `hactl migrate` of a supervised group (one with a policy, docs/policy.md) between the nodes of a

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Xunit.Abstractions;
 
-namespace Understudy.IntegrationTests.Infrastructure;
+namespace Understudy.Lab.Tests.Infrastructure;
 
 /// <summary>A node of a lab, as `hactl lab up --json` lists it.</summary>
 /// <param name="PeerAddress">IP:PORT where the node's agent serves its peers.</param>
@@ -42,6 +42,13 @@ public sealed class LabSession : IAsyncDisposable
     /// <summary>hactl ARGS --agent NODE's agent --json.</summary>
     public Hactl On(LabNode node) => new Hactl(node.Agent).WithLog(Note);
 
+    /// <summary>
+    /// The lab's agents take a silent peer for lost and give up asking about a lost takeover answer
+    /// sooner than by default (10 s, 30 s): the fault tests cut links on purpose and would otherwise
+    /// spend most of their time waiting for the defaults.
+    /// </summary>
+    public const string PeerTimeout = "5s", MigrationResolveTimeout = "6s";
+
     public static string NewDir() => Path.Combine("/tmp", "us-lab-" + Guid.NewGuid().ToString("N")[..8]);
 
     /// <param name="environment">for every `hactl lab` command, so for the nodes' agents that `lab up` and `lab start` run (fault injection)</param>
@@ -53,7 +60,8 @@ public sealed class LabSession : IAsyncDisposable
         var lab = new LabSession(dir ?? NewDir(), output, environment);
         try
         {
-            var up = (await lab.Lab("up", lab.Dir, "--nodes", nodes.ToString(System.Globalization.CultureInfo.InvariantCulture), "--json")).Ok();
+            var up = (await lab.Lab("up", lab.Dir, "--nodes", nodes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--peer-timeout", PeerTimeout, "--migration-resolve-timeout", MigrationResolveTimeout, "--json")).Ok();
             lab.Nodes = up.Json.GetProperty("nodes").EnumerateArray().Select(n => new LabNode(
                 n.GetProperty("name").GetString()!, n.GetProperty("address").GetString()!,
                 n.GetProperty("agent").GetString()!, n.GetProperty("stateDir").GetString()!, n.GetProperty("peerAddress").GetString()!)).ToList();

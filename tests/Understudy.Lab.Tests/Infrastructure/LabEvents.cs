@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Understudy.IntegrationTests.Infrastructure;
+namespace Understudy.Lab.Tests.Infrastructure;
 
 /// <summary>An event of a group on a node, as `hactl events GROUP --json` lists it.</summary>
 public sealed record LabEvent(long Seq, string Type, string Message);
