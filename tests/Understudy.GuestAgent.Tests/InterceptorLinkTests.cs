@@ -66,7 +66,7 @@ public sealed class InterceptorLinkTests : IAsyncLifetime
         await StoppedAsync(async () =>
         {
             await SendAsync("ABORT\nPREPARE 000002\n");
-            SendWithFiles($"WRITE 000002 {TokenCodec.Encode(files.Dir)} full 0\n", files);
+            SendWithFiles($"WRITE 000002 {TokenCodec.Encode(files.Dir)} full 0 files\n", files);
         });
 
         await ExpectAsync("RESUMED");
@@ -97,14 +97,29 @@ public sealed class InterceptorLinkTests : IAsyncLifetime
             filler.Append("NOTHING ").Append('x', last).Append('\n');
             Assert.Equal(4086, filler.Length);
             await SendAsync(filler.ToString());
-            SendWithFiles($"WRITE 000002 {TokenCodec.Encode(first.Dir)} full 0\n", first);
-            SendWithFiles($"WRITE 000003 {TokenCodec.Encode(second.Dir)} full 0\n", second);
+            SendWithFiles($"WRITE 000002 {TokenCodec.Encode(first.Dir)} full 0 files\n", first);
+            SendWithFiles($"WRITE 000003 {TokenCodec.Encode(second.Dir)} full 0 files\n", second);
         });
 
         await ExpectAsync("WRITTEN");
         await ExpectAsync("WRITTEN");
         Assert.Equal(2UL, CheckpointSeq(first.Meta));
         Assert.Equal(3UL, CheckpointSeq(second.Meta));
+    }
+
+    // The coordinator said it sent files, and none came (a process at its descriptor limit gets
+    // none): creating them would fail on the coordinator's own files, or write files it never reads.
+    [SkippableFact]
+    public async Task A_WRITE_whose_files_did_not_arrive_fails_saying_so()
+    {
+        await StartFrozenAsync();
+        var files = CreateImageFiles("000002");
+
+        await SendAsync($"WRITE 000002 {TokenCodec.Encode(files.Dir)} full 0 files\n");
+
+        var failed = await ExpectAsync("FAILED");
+        Assert.Contains("the 2 image files sent with WRITE did not arrive (got 0", failed);
+        Assert.Equal(0, new FileInfo(files.Meta).Length);
     }
 
     private sealed record ImageFiles(string Dir, string Meta, string Pages, SafeFileHandle[] Handles);

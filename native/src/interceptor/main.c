@@ -311,13 +311,30 @@ static void serve(void)
 			char option[16];
 			int options = 0;
 			while (us_next_token(&p, option, sizeof option) >= 0)
-				options |= us_streq(option, "cow") ? US_WRITE_COW : us_streq(option, "ipc") ? US_WRITE_IPC : 0;
+				options |= us_streq(option, "cow")     ? US_WRITE_COW
+					   : us_streq(option, "ipc")   ? US_WRITE_IPC
+					   : us_streq(option, "files") ? US_WRITE_FILES
+								       : 0;
 			int cow = options & US_WRITE_COW;
 			/* the agent's files for the image, when it sends them: .meta, .pages */
 			int files[2] = { -1, -1 };
-			if (us_link_take_fds(files, 2) == 1) {
+			int nfiles = us_link_take_fds(files, 2);
+			if (nfiles == 1) {
 				us_sc1(SYS_close, files[0]);
 				files[0] = -1;
+			}
+			if ((options & US_WRITE_FILES) && nfiles != 2) {
+				/* Creating them here would fail (the coordinator made them) or
+				 * write files it does not know of: the WRITE fails, the coordinator
+				 * aborts this checkpoint, and the next one brings its files. */
+				struct us_buf b = { why, 0, sizeof why };
+				us_put(&b, "the 2 image files sent with WRITE did not arrive (got ");
+				us_puti(&b, nfiles);
+				us_put(&b, "; a process at its descriptor limit receives none); this checkpoint fails, the next can succeed");
+				us_term(&b);
+				us_log("write-failed", why);
+				reply("FAILED", why);
+				continue;
 			}
 			us_tracker_ensure_intact();
 			const char *q = id, *bq = base;
