@@ -12,11 +12,11 @@ using Understudy.Images;
 namespace Understudy.GuestAgent.Tests;
 
 /// <summary>
-/// The interceptor's link reader under a real process (libunderstudy.so preloaded into
+/// The interceptor's side of the link under a real process (libunderstudy.so preloaded into
 /// wl_counter), with the test as its coordinator: which line the image files sent with WRITE
 /// (SCM_RIGHTS) belong to when the lines around it reach the process in one read, or the line is
-/// cut across two. The process is stopped (SIGSTOP) while the lines are sent, so that it reads
-/// them together once it runs again.
+/// cut across two (the process is stopped, SIGSTOP, while the lines are sent, so that it reads
+/// them together once it runs again), and what it answers around an ABORT.
 /// </summary>
 public sealed class InterceptorLinkTests : IAsyncLifetime
 {
@@ -120,6 +120,23 @@ public sealed class InterceptorLinkTests : IAsyncLifetime
         var failed = await ExpectAsync("FAILED");
         Assert.Contains("the 2 image files sent with WRITE did not arrive (got 0", failed);
         Assert.Equal(0, new FileInfo(files.Meta).Length);
+    }
+
+    // An ABORT after CAPTURED: the writer still wrote the image, and its WRITTEN came after the
+    // ABORT's RESUMED, where the coordinator's next round was already waiting (a FAILED there
+    // failed that round too).
+    [SkippableFact]
+    public async Task An_ABORT_after_a_copy_on_write_capture_is_answered_by_RESUMED_alone()
+    {
+        await StartFrozenAsync();
+        var files = CreateImageFiles("000001");
+        SendWithFiles($"WRITE 000001 {TokenCodec.Encode(files.Dir)} full 0 cow files\n", files);
+        await ExpectAsync("CAPTURED");
+
+        await SendAsync("ABORT\n");
+        await ExpectAsync("RESUMED");
+        await SendAsync("PREPARE 000002\n");
+        await ExpectAsync("FROZEN");
     }
 
     private sealed record ImageFiles(string Dir, string Meta, string Pages, SafeFileHandle[] Handles);

@@ -364,10 +364,11 @@ static void serve(void)
 			us_log("held", "a lost link keeps this process frozen");
 			reply("HELD", NULL);
 		} else if (us_streq(line, "RESUME") || us_streq(line, "ABORT")) {
+			int aborted = us_streq(line, "ABORT");
 			us.held = 0;
 			/* After an abort the writes of this interval were not kept anywhere:
 			 * the tracker no longer describes a committed image. */
-			if (us_streq(line, "ABORT"))
+			if (aborted)
 				us.tracked_seq = 0;
 			else if (us.pending_seq) {   /* a RESUME after a restore keeps the restored base */
 				us.tracked_seq = us.pending_seq;
@@ -382,12 +383,16 @@ static void serve(void)
 			us_thaw_all();
 			reply("RESUMED", NULL);
 			if (pending.waiting) {   /* the image is still to be written */
+				/* An aborted image is not wanted: its writer is waited for, and
+				 * RESUMED stays the one answer to ABORT, so that nothing of the
+				 * aborted round reaches the coordinator's next one. */
 				uint64_t mb = 0, pb = 0;
 				if (us_wait_writer(why, sizeof why, &mb, &pb) < 0) {
 					us.tracked_seq = 0;
 					us_log("write-failed", why);
-					reply("FAILED", why);
-				} else {
+					if (!aborted)
+						reply("FAILED", why);
+				} else if (!aborted) {
 					reply_written(mb, pb, pending.incremental, pending.base_vpid);
 				}
 				pending.waiting = 0;

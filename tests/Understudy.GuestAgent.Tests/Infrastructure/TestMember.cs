@@ -184,6 +184,10 @@ internal sealed class TestMember : IAsyncDisposable
         _trackedSeq = verb == "RESUME" ? _pendingSeq : 0;
         _pendingSeq = 0;
         await SendAsync("RESUMED");
+        if (verb == "ABORT")
+        {
+            _writtenAfterResume = null;   // as the interceptor: ABORT is answered by RESUMED alone
+        }
         if (!writtenLater)
         {
             await SendWrittenAsync();
