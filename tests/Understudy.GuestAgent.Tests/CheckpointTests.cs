@@ -178,6 +178,44 @@ public sealed class CheckpointTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Contains("member 2 (db) did not answer PREPARE within 200 ms", error.Status.Detail);
     }
 
+    // Under load a member answered PREPARE after its round had timed out and sent ABORT; the next
+    // round took that FROZEN for its own and sent WRITE while the member ran again (between the
+    // ABORT and the new PREPARE): the others were captured without it frozen, and its WRITE came
+    // in the same read as ABORT and PREPARE (InterceptorLinkTests).
+    [Fact]
+    public async Task A_late_answer_to_an_aborted_round_is_not_taken_for_the_next_rounds()
+    {
+        await using var agent = await TestAgent.StartAsync(output, o => o.PrepareTimeout = TimeSpan.FromMilliseconds(300));
+        await using var db = await TestMember.JoinAsync(agent, "web", "db", vpid: 2);
+        await using var worker = await TestMember.JoinAsync(agent, "web", "worker", vpid: 3, vppid: 2);
+
+        // The worker reads PREPARE but is too slow to answer it: the round times out.
+        var first = agent.Api.CheckpointAsync("web");
+        await db.FreezeAsync();
+        await worker.ExpectAsync("PREPARE");
+        await db.ResumeAsync("ABORT");
+        var timedOut = await Assert.ThrowsAsync<RpcException>(() => first);
+        Assert.Contains("member 3 (worker) did not answer PREPARE within 300 ms", timedOut.Status.Detail);
+
+        // The next round starts; only then does the worker answer the old PREPARE, and the ABORT.
+        var second = agent.Api.CheckpointAsync("web");
+        await db.FreezeAsync();
+        await worker.SendAsync("FROZEN 1");
+        await worker.ResumeAsync("ABORT");
+        // It cannot stop a thread for this round's PREPARE: the round fails, and WRITE went to no one.
+        await worker.ExpectAsync("PREPARE");
+        await worker.SendAsync("FAILED cannot stop thread 7");
+        await db.ResumeAsync("ABORT");
+        await worker.ResumeAsync("ABORT");
+        var failed = await Assert.ThrowsAsync<RpcException>(() => second);
+        Assert.Contains("member 3 (worker) failed PREPARE: cannot stop thread 7", failed.Status.Detail);
+
+        // The round after that is taken.
+        var third = agent.Api.CheckpointAsync("web");
+        await Task.WhenAll(db.TakePartAsync(), worker.TakePartAsync());
+        Assert.Equal("000001", (await third)[^1].Result.Id);
+    }
+
     [Fact]
     public async Task A_checkpoint_asked_for_while_one_runs_waits_for_it_then_is_taken()
     {

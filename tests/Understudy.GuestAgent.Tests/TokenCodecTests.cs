@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using Understudy.GuestAgent.Model.Protocol;
 
 namespace Understudy.GuestAgent.Tests;
@@ -82,6 +84,10 @@ public class TokenCodecTests
             new WriteCommand("000002", "/state/groups/web/staging/000002", "full").ToLine());
         Assert.Equal("WRITE 000005 /s%20d incremental 4",
             new WriteCommand("000005", "/s d", "incremental", 4).ToLine());
+        // the image files go with the line, and the line says so: a member whose descriptors were lost fails it
+        SafeHandle[] images = [new SafeFileHandle(0, ownsHandle: false), new SafeFileHandle(0, ownsHandle: false)];
+        Assert.Equal("WRITE 000006 /s full 0 cow ipc files",
+            new WriteCommand("000006", "/s", "full", CopyOnWrite: true, CapturesIpc: true, Images: images).ToLine());
         Assert.Equal("LAUNCH my%20app /srv 0 /bin/sh -c echo%20hi",
             InitCommands.Launch("my app", "/srv", new Dictionary<string, string>(), ["/bin/sh", "-c", "echo hi"]));
         Assert.Equal("LAUNCH db / 2 A=1 B=x%20y /bin/db",

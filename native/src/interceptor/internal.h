@@ -261,6 +261,7 @@ US_HIDDEN void us_blocked_resume(struct us_thread_slot *s, void *ucontext, const
 /* capture.c (its parts: capture.h). options: WRITE's */
 #define US_WRITE_COW 1          /* a forked writer writes the image from a snapshot */
 #define US_WRITE_IPC 2          /* the group's IPC objects go into this image too */
+#define US_WRITE_FILES 4        /* the coordinator sent the image files with the line */
 /* files: the .meta and .pages descriptors the coordinator sent, closed here in any
  * case; -1: created in dir by the process itself */
 US_HIDDEN int us_write_image(const char *dir, const int files[2], uint64_t seq, uint64_t base_seq, int options, char *why, int cap,

@@ -189,14 +189,26 @@ int us_link_send(const char *line)
 }
 
 /* Reader state: only ever used by one thread at a time (constructor, fork child
- * before its checkpoint thread starts, then the checkpoint thread). Descriptors
- * the coordinator sends (SCM_RIGHTS, with WRITE) ride on the first byte of their
- * line: rfds_at is where that byte is in rbuf. They belong to the line that holds
- * it; whatever the caller does not take is closed when the next line is read. */
+ * before its checkpoint thread starts, then the checkpoint thread).
+ *
+ * Descriptors the coordinator sends (SCM_RIGHTS, with WRITE) go out with one whole
+ * line, in one sendmsg. A recvmsg returns the bytes of earlier sends without
+ * descriptors in front of theirs and stops after theirs: so they belong to the last
+ * line that starts in the bytes they came with, not to the first (an ABORT read in
+ * the same recvmsg as the WRITE after it must not take the WRITE's files). Each
+ * batch remembers where its line starts in rbuf. Two can wait at once: a batch
+ * whose line was cut by a full rbuf, and the next one, which comes with the rest of
+ * that line. Whatever the caller does not take is closed when the next line is read. */
 #define LINK_MAX_FDS 2
+#define LINK_BATCHES 2
+struct fd_batch {
+	int fds[LINK_MAX_FDS], n;
+	int at;   /* where the line the descriptors came with starts in rbuf */
+};
 static char rbuf[4096];
 static int rlen;
-static int rfds[LINK_MAX_FDS], nrfds, rfds_at;
+static struct fd_batch batches[LINK_BATCHES];
+static int nbatches;
 static int line_fds[LINK_MAX_FDS], nline_fds;
 
 static void close_fds(int *fds, int *n)
@@ -204,6 +216,21 @@ static void close_fds(int *fds, int *n)
 	for (int i = 0; i < *n; i++)
 		us_sc1(SYS_close, fds[i]);
 	*n = 0;
+}
+
+static void drop_first_batch(void)
+{
+	for (int i = 1; i < nbatches; i++)
+		batches[i - 1] = batches[i];
+	nbatches--;
+}
+
+static void close_batches(void)
+{
+	while (nbatches) {
+		close_fds(batches[0].fds, &batches[0].n);
+		drop_first_batch();
+	}
 }
 
 int us_link_take_fds(int *out, int cap)
@@ -228,22 +255,31 @@ static long receive(void)
 	struct iovec iov = { rbuf + rlen, sizeof rbuf - (size_t)rlen };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
 	long r = us_sc3(SYS_recvmsg, us.coord_fd, &msg, MSG_CMSG_CLOEXEC);
-	if (r < 0 || msg.msg_controllen < sizeof(struct cmsghdr))
+	if (r <= 0 || msg.msg_controllen < sizeof(struct cmsghdr))
 		return r;
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);   /* the coordinator sends one, or none */
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 		int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
 		const char *data = (const char *)CMSG_DATA(c);
-		close_fds(rfds, &nrfds);   /* never claimed: a line dropped as garbage */
+		if (nbatches == LINK_BATCHES) {   /* never claimed: a line dropped as garbage */
+			close_fds(batches[0].fds, &batches[0].n);
+			drop_first_batch();
+		}
+		struct fd_batch *b = &batches[nbatches++];
+		b->n = 0;
 		for (int i = 0; i < n; i++) {
 			int fd;
 			__builtin_memcpy(&fd, data + i * sizeof fd, sizeof fd);
 			if (i < LINK_MAX_FDS)
-				rfds[nrfds++] = us_fd_move_high(fd);
+				b->fds[b->n++] = us_fd_move_high(fd);
 			else
 				us_sc1(SYS_close, fd);
 		}
-		rfds_at = rlen;
+		/* the last line that starts in these bytes (a newline as their last byte ends it) */
+		b->at = rlen;
+		for (int k = rlen; k < rlen + (int)r - 1; k++)
+			if (rbuf[k] == '\n')
+				b->at = k + 1;
 	}
 	return r;
 }
@@ -267,18 +303,20 @@ int us_link_read_line_within(char *out, int cap, long timeout_ms)
 			for (int k = i + 1; k < rlen; k++)
 				rbuf[k - i - 1] = rbuf[k];
 			rlen -= i + 1;
-			if (nrfds && rfds_at <= i) {
-				for (int k = 0; k < nrfds; k++)
-					line_fds[k] = rfds[k];
-				nline_fds = nrfds;
-				nrfds = 0;
+			while (nbatches && batches[0].at <= i) {
+				close_fds(line_fds, &nline_fds);   /* two batches on one line: the last counts */
+				for (int k = 0; k < batches[0].n; k++)
+					line_fds[k] = batches[0].fds[k];
+				nline_fds = batches[0].n;
+				drop_first_batch();
 			}
-			rfds_at -= i + 1;
+			for (int k = 0; k < nbatches; k++)
+				batches[k].at -= i + 1;
 			return n;
 		}
 		if (rlen == (int)sizeof rbuf) {
 			rlen = 0;   /* an over-long line is garbage: drop it */
-			close_fds(rfds, &nrfds);
+			close_batches();
 		}
 		if (!us_link_ok())
 			return -1;
@@ -303,7 +341,7 @@ int us_link_read_line_within(char *out, int cap, long timeout_ms)
 void us_link_reset_reader(void)
 {
 	rlen = 0;
-	close_fds(rfds, &nrfds);
+	close_batches();
 	close_fds(line_fds, &nline_fds);
 }
 

@@ -311,13 +311,30 @@ static void serve(void)
 			char option[16];
 			int options = 0;
 			while (us_next_token(&p, option, sizeof option) >= 0)
-				options |= us_streq(option, "cow") ? US_WRITE_COW : us_streq(option, "ipc") ? US_WRITE_IPC : 0;
+				options |= us_streq(option, "cow")     ? US_WRITE_COW
+					   : us_streq(option, "ipc")   ? US_WRITE_IPC
+					   : us_streq(option, "files") ? US_WRITE_FILES
+								       : 0;
 			int cow = options & US_WRITE_COW;
 			/* the agent's files for the image, when it sends them: .meta, .pages */
 			int files[2] = { -1, -1 };
-			if (us_link_take_fds(files, 2) == 1) {
+			int nfiles = us_link_take_fds(files, 2);
+			if (nfiles == 1) {
 				us_sc1(SYS_close, files[0]);
 				files[0] = -1;
+			}
+			if ((options & US_WRITE_FILES) && nfiles != 2) {
+				/* Creating them here would fail (the coordinator made them) or
+				 * write files it does not know of: the WRITE fails, the coordinator
+				 * aborts this checkpoint, and the next one brings its files. */
+				struct us_buf b = { why, 0, sizeof why };
+				us_put(&b, "the 2 image files sent with WRITE did not arrive (got ");
+				us_puti(&b, nfiles);
+				us_put(&b, "; a process at its descriptor limit receives none); this checkpoint fails, the next can succeed");
+				us_term(&b);
+				us_log("write-failed", why);
+				reply("FAILED", why);
+				continue;
 			}
 			us_tracker_ensure_intact();
 			const char *q = id, *bq = base;
@@ -347,10 +364,11 @@ static void serve(void)
 			us_log("held", "a lost link keeps this process frozen");
 			reply("HELD", NULL);
 		} else if (us_streq(line, "RESUME") || us_streq(line, "ABORT")) {
+			int aborted = us_streq(line, "ABORT");
 			us.held = 0;
 			/* After an abort the writes of this interval were not kept anywhere:
 			 * the tracker no longer describes a committed image. */
-			if (us_streq(line, "ABORT"))
+			if (aborted)
 				us.tracked_seq = 0;
 			else if (us.pending_seq) {   /* a RESUME after a restore keeps the restored base */
 				us.tracked_seq = us.pending_seq;
@@ -365,12 +383,16 @@ static void serve(void)
 			us_thaw_all();
 			reply("RESUMED", NULL);
 			if (pending.waiting) {   /* the image is still to be written */
+				/* An aborted image is not wanted: its writer is waited for, and
+				 * RESUMED stays the one answer to ABORT, so that nothing of the
+				 * aborted round reaches the coordinator's next one. */
 				uint64_t mb = 0, pb = 0;
 				if (us_wait_writer(why, sizeof why, &mb, &pb) < 0) {
 					us.tracked_seq = 0;
 					us_log("write-failed", why);
-					reply("FAILED", why);
-				} else {
+					if (!aborted)
+						reply("FAILED", why);
+				} else if (!aborted) {
 					reply_written(mb, pb, pending.incremental, pending.base_vpid);
 				}
 				pending.waiting = 0;

@@ -144,9 +144,13 @@ internal sealed class TestMember : IAsyncDisposable
     {
         var write = await ExpectAsync("WRITE");
         WriteLines.Add(string.Join(' ', write));
-        Assert.True(write.Length is 5 or 6 or 7, $"WRITE has {write.Length - 1} arguments, expected 4 to 6: '{string.Join(' ', write)}'");
-        var copyOnWrite = write.Length >= 6 && write[5] == "cow";
-        CapturesIpc.Add(write.Length == 7 && write[6] == "ipc");
+        var options = write.Skip(5).ToList();
+        Assert.True(write.Length >= 5 && options.All(o => o is "cow" or "ipc" or "files") && options.Distinct().Count() == options.Count,
+            $"WRITE has 4 arguments and the options cow, ipc, files, expected: '{string.Join(' ', write)}'");
+        // The agent sends the image files with every WRITE; this member writes them by name instead.
+        Assert.Contains("files", options);
+        var copyOnWrite = options.Contains("cow");
+        CapturesIpc.Add(options.Contains("ipc"));
         Assert.Contains(write[3], (string[])["full", "incremental"]);
         var dir = TokenCodec.Decode(write[2]);
         var seq = long.Parse(write[1]);
@@ -180,6 +184,10 @@ internal sealed class TestMember : IAsyncDisposable
         _trackedSeq = verb == "RESUME" ? _pendingSeq : 0;
         _pendingSeq = 0;
         await SendAsync("RESUMED");
+        if (verb == "ABORT")
+        {
+            _writtenAfterResume = null;   // as the interceptor: ABORT is answered by RESUMED alone
+        }
         if (!writtenLater)
         {
             await SendWrittenAsync();

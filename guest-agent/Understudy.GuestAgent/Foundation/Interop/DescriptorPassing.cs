@@ -5,8 +5,9 @@ namespace Understudy.GuestAgent.Foundation.Interop;
 
 /// <summary>
 /// Sends bytes with open descriptors attached (SCM_RIGHTS) on a Unix stream socket, which .NET
-/// has no managed call for. The descriptors ride on the first byte: the receiver gets them with
-/// the line that byte starts.
+/// has no managed call for. The descriptors go with the first sendmsg, which starts the line: a
+/// receiver's recvmsg stops after the bytes that carried them, so they belong to the last line that
+/// starts in what it read (docs/protocol.md).
 /// </summary>
 internal static class DescriptorPassing
 {

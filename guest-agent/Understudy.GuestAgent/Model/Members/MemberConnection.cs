@@ -32,6 +32,11 @@ internal sealed class MemberConnection
     private readonly List<Task> _requests = [];
     private readonly ILogger _logger;
     private Member? _member;
+    // Every RESUME and ABORT is answered by one RESUMED, in order (docs/protocol.md): how many went
+    // out, how many were answered, and how many must be answered before replies count again.
+    private long _resumesSent;
+    private long _resumesAnswered;
+    private long _lateUntilAnswered;
 
     public MemberConnection(Socket socket, long id, int hostPid, ILogger logger)
     {
@@ -86,7 +91,20 @@ internal sealed class MemberConnection
                 }
                 if (message is MemberReply reply)
                 {
-                    _replies.Writer.TryWrite(reply);
+                    // Only this loop changes it.
+                    var answered = _resumesAnswered;
+                    if (reply is ResumedReply)
+                    {
+                        Volatile.Write(ref _resumesAnswered, answered + 1);
+                    }
+                    if (answered >= Volatile.Read(ref _lateUntilAnswered))
+                    {
+                        _replies.Writer.TryWrite(reply);
+                    }
+                    else
+                    {
+                        _logger.LogDebug("Member connection {Connection} (pid {HostPid}): {Line} came late, for a round that was aborted", Id, HostPid, line);
+                    }
                 }
                 handler.OnMessage(this, message!);
             }
@@ -140,6 +158,14 @@ internal sealed class MemberConnection
         }
     }
 
+    /// <summary>
+    /// Called after an aborted round sent its ABORT: the replies still to come from that round (a
+    /// late FROZEN, CAPTURED or FAILED, the ABORT's RESUMED) are not queued, so that the next round
+    /// cannot take them for its own answers. They are all those before the RESUMED that answers the
+    /// last RESUME or ABORT sent; once that one came (or if it already did), replies count again.
+    /// </summary>
+    public void IgnoreLateReplies() => Volatile.Write(ref _lateUntilAnswered, Interlocked.Read(ref _resumesSent));
+
     public Task SendAsync(MemberCommand command, CancellationToken cancellationToken = default) =>
         SendAsync(command, beforeSending: null, cancellationToken);
 
@@ -163,6 +189,10 @@ internal sealed class MemberConnection
                 throw new MemberDisconnectedException("connection closed");
             }
             beforeSending?.Invoke();
+            if (command is ResumeCommand or AbortCommand)
+            {
+                Interlocked.Increment(ref _resumesSent);   // before its RESUMED can come
+            }
             if (command.Descriptors.Count > 0)
             {
                 DescriptorPassing.Send(_socket, bytes, command.Descriptors, cancellationToken);

@@ -53,7 +53,8 @@ internal sealed record PrepareCommand(string CheckpointId) : MemberCommand
 /// <param name="CapturesIpc">this member also captures the group's IPC namespace (SysV objects,
 /// POSIX message queues) into its image: one member per checkpoint does.</param>
 /// <param name="Images">the member's <c>.meta</c> and <c>.pages</c> files, created by the agent and
-/// sent open with the line: a process that dropped its privileges cannot create them itself.</param>
+/// sent open with the line, which then says <c>files</c>: a process that dropped its privileges cannot
+/// create them itself, and one whose descriptors did not arrive fails the WRITE.</param>
 internal sealed record WriteCommand(string CheckpointId, string Directory, string Kind, long BaseSeq = 0, bool CopyOnWrite = false,
     bool CapturesIpc = false, IReadOnlyList<SafeHandle>? Images = null)
     : MemberCommand
@@ -62,7 +63,7 @@ internal sealed record WriteCommand(string CheckpointId, string Directory, strin
 
     public override string ToLine() =>
         $"WRITE {TokenCodec.Encode(CheckpointId)} {TokenCodec.Encode(Directory)} {Kind} {BaseSeq}" +
-        (CopyOnWrite ? " cow" : "") + (CapturesIpc ? " ipc" : "");
+        (CopyOnWrite ? " cow" : "") + (CapturesIpc ? " ipc" : "") + (Images is { Count: > 0 } ? " files" : "");
 }
 
 internal sealed record ResumeCommand : MemberCommand

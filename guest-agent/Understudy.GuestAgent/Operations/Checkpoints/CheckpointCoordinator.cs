@@ -241,7 +241,7 @@ internal sealed class CheckpointCoordinator
     /// again as soon as ABORT is sent; the answers are awaited only from the members that can
     /// give one (not the one that could not answer, nor any that is stopped), for at most
     /// <see cref="AgentOptions.PrepareTimeout"/>. A stopped member reads its ABORT when it runs
-    /// again, and resumes.
+    /// again, and resumes; what it answers before that ABORT's RESUMED is ignored.
     /// </summary>
     private async Task AbortAsync(
         Group group, StagedCheckpoint staged, IReadOnlyList<Member> members, string phase, Exception cause, FreezeMeter freeze)
@@ -277,6 +277,12 @@ internal sealed class CheckpointCoordinator
         catch (MemberPhaseException e)
         {
             _logger.LogWarning("Checkpoint {CheckpointId} of group {Group}: after ABORT, {Problem}", id, group.Name, e.Message);
+        }
+        // A member that has not answered ABORT yet still owes this round's answers: the next round
+        // must not take its late FROZEN for its own and send WRITE to a member that runs.
+        foreach (var member in connected)
+        {
+            member.Connection?.IgnoreLateReplies();
         }
         try
         {
