@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Xunit.Abstractions;
 
 namespace Understudy.Lab.Tests;
@@ -204,6 +205,7 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
                 var failed = (await (await StartHeldAndCut(group, gate))).FailsWithOneLine();
                 Assert.Contains("outcome unknown", failed.Stderr);
                 Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+                await AssertHeldFrozen(group);
             }
             finally
             {
@@ -211,6 +213,7 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
             }
             var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
             Assert.Contains("does not run there", settled.Message);
+            Assert.Equal("running", (await Status(A, group)).Str("state"));
             await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
         }
         finally
@@ -307,6 +310,24 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     }
 
     /// <summary>
+    /// Status on the source says why the group does not run there (its members say frozen), with or
+    /// without a supervisor: it is held frozen until its migration is settled.
+    /// </summary>
+    private async Task AssertHeldFrozen(LabGroup group)
+    {
+        var status = await Status(A, group);
+        Assert.Equal("migrating", status.Str("state"));
+        Assert.Equal($"frozen here: its migration to node {B} is not settled yet", status.Str("frozenBecause"));
+        Assert.All(status.GetProperty("members").EnumerateArray(), m => Assert.Equal("frozen", m.Str("state")));
+        var text = (await _lab.On(_lab.Node(A)).Run(["status", group.Name], json: false)).Ok().Stdout;
+        Assert.Contains($"group {group.Name}: migrating", text);
+        Assert.Contains($"  frozen here: its migration to node {B} is not settled yet", text);
+    }
+
+    private async Task<JsonElement> Status(string node, LabGroup group) =>
+        (await _lab.On(_lab.Node(node)).Run("status", group.Name)).Ok().Json.GetProperty("groups")[0];
+
+    /// <summary>
     /// migrate ended without learning the outcome: one line that says so and what follows; the group
     /// stays frozen on node-a, where its supervisor still says it is migrating (and does not recover it),
     /// and it cannot migrate again meanwhile.
@@ -317,6 +338,7 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
         Assert.Contains("outcome unknown", failed.Stderr);
         Assert.Contains($"it stays frozen here until node {B} answers", failed.Stderr);
         Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        await AssertHeldFrozen(group);
         var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
         Assert.Equal("migrating", availability?.Str("state"));
         Assert.Contains($"waiting for it to say whether it runs the group", availability?.Str("reason"));

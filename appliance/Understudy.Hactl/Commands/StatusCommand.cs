@@ -62,6 +62,10 @@ public static class StatusCommand
             first = false;
             var init = g.InitHostPid == 0 ? "" : $", init host pid {g.InitHostPid}";
             Console.WriteLine($"group {g.Name}: {g.State}, last checkpoint {g.LastCheckpoint ?? "none"}{init}");
+            if (g.FrozenBecause is { } frozen)
+            {
+                Console.WriteLine($"  {frozen}");
+            }
             if (g.Replication is { } replication)
             {
                 Console.WriteLine($"  replication: {replication.Describe()}");

@@ -50,11 +50,13 @@ public sealed record UnprotectedInfo(int Pid, int HostPid, string Program);
 public sealed record GroupInfo(string Name, string State, string? LastCheckpoint, int InitHostPid, IReadOnlyList<MemberInfo> Members,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] AvailabilityInfo? Availability,
     int Processes, IReadOnlyList<UnprotectedInfo> Unprotected,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ReplicationInfo? Replication = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ReplicationInfo? Replication = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? FrozenBecause = null)
 {
     public static GroupInfo From(Group g) =>
         new(g.Name, g.State, NullIfEmpty(g.LastCheckpoint), g.InitHostPid, MemberInfo.From(g.Members), AvailabilityInfo.From(g.Availability),
-            g.Processes, g.Unprotected.Select(p => new UnprotectedInfo(p.Pid, p.HostPid, p.Program)).ToList(), ReplicationInfo.From(g.Replication));
+            g.Processes, g.Unprotected.Select(p => new UnprotectedInfo(p.Pid, p.HostPid, p.Program)).ToList(), ReplicationInfo.From(g.Replication),
+            NullIfEmpty(g.FrozenBecause));
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 }

@@ -96,6 +96,12 @@ internal sealed class AgentService : Agent.AgentBase
             var group = entry.Status.ToProto();
             group.Availability = entry.Supervision?.ToAvailability();
             group.Replication = _replicator.StateOf(group.Name)?.ToProto();
+            if (group.InitHostPid > 0 && _lifecycles.Find(group.Name)?.HeldFrozenBecause is { } why)
+            {
+                // Its members say frozen: the group does not run, on purpose (an unsettled migration).
+                group.State = "migrating";
+                group.FrozenBecause = $"frozen here: {why}";
+            }
             return group;
         }));
         return Task.FromResult(reply);

@@ -151,6 +151,9 @@ internal sealed class GroupLifecycle
         return new GateLease(() => _heldFrozenBecause = null);
     }
 
+    /// <summary>Why the group is held frozen (<see cref="HoldFrozen"/>), or null.</summary>
+    public string? HeldFrozenBecause => _heldFrozenBecause;
+
     private void RequireNotHeldFrozen()
     {
         if (_heldFrozenBecause is { } why)

@@ -17,6 +17,9 @@ internal sealed class GroupLifecycles(
     public GroupLifecycle For(string group) =>
         _lifecycles.GetOrAdd(GroupNames.Require(group), name => new GroupLifecycle(name, groups, locator, launcher, restores, checkpoints));
 
+    /// <summary>The group's lifecycle if one was made, without making one.</summary>
+    public GroupLifecycle? Find(string group) => _lifecycles.TryGetValue(group, out var lifecycle) ? lifecycle : null;
+
     /// <summary>On shutdown: every group is stopped, without waiting for the operations in progress (they fail as their processes go).</summary>
     public Task StopAllAsync() => launcher.StopAllAsync();
 }
