@@ -1,3 +1,4 @@
+using System.Globalization;
 using Xunit.Abstractions;
 
 namespace Understudy.Lab.Tests;
@@ -170,6 +171,55 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         LabMigration.AssertUnbroken(group);
         string[] stop = supervised ? ["group", "stop", group.Name] : ["stop", group.Name];
         (await _lab.On(_lab.Node(A)).Run(stop)).Ok();
+    }
+
+    /// <summary>
+    /// (b) with a process that registers again only after the migration was settled: it is stopped
+    /// (SIGSTOP) across the agent restart, so it cannot relink. The new agent waits for it a while,
+    /// then resumes the rest of the group; once continued, the process relinks held frozen and is
+    /// resumed too: the whole group runs on, counters with no gap and no repeat.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TargetGaveUp_SourceAgentRestarts_AProcessThatRegistersOnlyAfterTheSettle_IsResumedToo()
+    {
+        var group = await _groups.Launch("restart-late");
+        var late = (await _lab.On(_lab.Node(A)).Run("status", group.Name)).Ok().Json.Array("groups")
+            .SelectMany(g => g.Array("members")).Select(Member.From).Single(m => m.App == "memory");
+        var gate = _groups.Gate(B, group.Name, "takeover-resume");
+        try
+        {
+            var migrate = await StartHeldAndCut(group, gate);
+            await LabSession.WaitUntil(
+                () => _groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
+                $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
+            Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
+            (await _lab.Lab("exec", _lab.Dir, A, "--", "kill", "-STOP", late.HostPid.ToString(CultureInfo.InvariantCulture))).Ok();
+            await RestartAgent(A);
+        }
+        finally
+        {
+            File.Delete(gate);
+            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", 0);
+        Assert.Contains("it runs on here", settled.Message);
+        Assert.Equal(["running"], await MemberStates(A, group.Name));
+
+        (await _lab.Lab("exec", _lab.Dir, A, "--", "kill", "-CONT", late.HostPid.ToString(CultureInfo.InvariantCulture))).Ok();
+        var deadline = DateTime.UtcNow + Timeouts.Wait;
+        while (await MemberStates(A, group.Name) is var states && !(states.Count == group.Pids.Count && states.All(s => s == "running")))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the late process of {group.Name} was not resumed on {A}: {string.Join(' ', states)}");
+            await Task.Delay(200);
+        }
+        Assert.Contains("1 of its processes have not registered again since the agent restart", _groups.AgentLog(A));
+        Assert.Contains("registered again held frozen after the group's migration was settled here: resumed", _groups.AgentLog(A));
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once the late process was resumed");
+        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        await LabMigration.Verify(_lab, A, group);
+        LabMigration.AssertUnbroken(group);
+        (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
     }
 
     private async Task RestartAgent(string node)

@@ -105,6 +105,8 @@ internal static class AgentServices
         services.AddHostedService<RunningGroups>();
         // Then the migrations that were not settled when the last agent stopped: their groups stay frozen.
         services.AddHostedService(provider => provider.GetRequiredService<MigrationSettler>());
+        // A held process that registers only after its migration was settled here runs on too.
+        services.AddHostedService<LateHeldRelinks>();
         services.AddHostedService<GroupShutdownService>();
         // Streams the groups' checkpoints to their standby nodes; stopped before the groups are.
         services.AddHostedService(provider => provider.GetRequiredService<StandbyReplicator>());

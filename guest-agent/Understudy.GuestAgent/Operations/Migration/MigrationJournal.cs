@@ -46,6 +46,9 @@ internal sealed class MigrationJournal
         }
     }
 
+    /// <summary>Whether the group has a migration on record (settled or not yet taken up), readable or not.</summary>
+    public bool Holds(string group) => File.Exists(PathOf(group));
+
     /// <summary>Every recorded migration; a record that cannot be read is logged (one line: which file, why, what to do) and left alone.</summary>
     public IReadOnlyList<MigrationRecord> ReadAll()
     {

@@ -337,9 +337,15 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
         }
     }
 
-    /// <summary>RESUME to the members held frozen across the agent restart: the group runs on here, from where it froze.</summary>
+    /// <summary>
+    /// RESUME to the members held frozen across the agent restart: the group runs on here, from where it
+    /// froze. The record goes first: a held process that registers after the members were listed is then
+    /// resumed on its own (<see cref="LateHeldRelinks"/>), and so is every held one if the agent stops
+    /// before they were resumed.
+    /// </summary>
     private async Task ResumeHeldAsync(string group, string target)
     {
+        _journal.Remove(group);
         var running = _groups.Find(group);
         var held = running?.Members.Snapshot().Where(m => m.Held && m.State == MemberState.Frozen).ToList() ?? [];
         var unregistered = running?.Init is { HasExited: false } init
@@ -348,7 +354,6 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
         try
         {
             await _coordinator.ResumeHeldAsync(held, CancellationToken.None).ConfigureAwait(false);
-            _journal.Remove(group);
             _logger.LogWarning("Migration of group {Group} to node {Node} failed; the group runs on here ({Members} processes resumed)", group, target, held.Count);
         }
         catch (Exception e) when (e is AgentException or MemberPhaseException)
@@ -357,9 +362,10 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
         }
         if (unregistered > 0)
         {
-            _logger.LogError(
-                "Migration of group {Group}: {Count} of its processes did not register again after the agent restart and stay frozen; " +
-                "'hactl restore {Group} --force' brings the group back from its last checkpoint", group, unregistered, group);
+            _logger.LogWarning(
+                "Migration of group {Group}: {Count} of its processes have not registered again since the agent restart; each is resumed " +
+                "when it does, and until then it stays frozen ('hactl restore {Group} --force' brings the group back from its last checkpoint)",
+                group, unregistered, group);
         }
     }
 }
