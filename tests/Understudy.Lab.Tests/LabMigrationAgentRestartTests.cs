@@ -126,12 +126,7 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         var gate = _groups.Gate(B, group.Name, "takeover-resume");
         try
         {
-            var migrate = await StartHeldAndCut(group, gate);
-            await LabSession.WaitUntil(
-                () => _groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
-                $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
-            Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
-            Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
+            await CutUntilTheTargetGaveUp(group, gate);
 
             var mark = await LabEvents.LastSeq(_lab, A, group.Name);
             var frozenAt = new FileInfo(sourceLog).Length;
@@ -188,11 +183,7 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         var gate = _groups.Gate(B, group.Name, "takeover-resume");
         try
         {
-            var migrate = await StartHeldAndCut(group, gate);
-            await LabSession.WaitUntil(
-                () => _groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
-                $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
-            Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
+            await CutUntilTheTargetGaveUp(group, gate);
             (await _lab.Lab("exec", _lab.Dir, A, "--", "kill", "-STOP", late.HostPid.ToString(CultureInfo.InvariantCulture))).Ok();
             await RestartAgent(A);
         }
@@ -220,6 +211,20 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         await LabMigration.Verify(_lab, A, group);
         LabMigration.AssertUnbroken(group);
         (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+    }
+
+    /// <summary>
+    /// Migrates with the target held before its resume and cuts it off: the target's end of the
+    /// takeover finds the caller gone and undoes its restore, and `migrate` cannot learn the outcome.
+    /// </summary>
+    private async Task CutUntilTheTargetGaveUp(LabGroup group, string gate)
+    {
+        var migrate = await StartHeldAndCut(group, gate);
+        await LabSession.WaitUntil(
+            () => _groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
+            $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
+        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+        Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
     }
 
     private async Task RestartAgent(string node)
