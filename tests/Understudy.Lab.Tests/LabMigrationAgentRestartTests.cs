@@ -51,6 +51,44 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     public async Task TargetRunsTheGroup_SourceAgentRestarts_SupervisedGroupIsHandedOverOnceHealed() =>
         await RanThereAndRestarted(await _groups.StartSupervised("restart-handed"), supervised: true);
 
+    /// <summary>
+    /// (a) with a supervised group that the operator stopped here while its migration was unsettled,
+    /// before the agent restarted: the new agent starts nothing here (status: migrating, and why), and
+    /// once healed, learns that the target runs the group and keeps the policy as the standby's copy,
+    /// as after any move.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TargetRunsTheGroup_OperatorStopsTheFrozenCopy_AgentRestarts_PolicyBecomesTheStandbysCopyOnceHealed()
+    {
+        var group = await _groups.StartSupervised("restart-stopped");
+        try
+        {
+            var gate = _groups.Gate(B, group.Name, "takeover-reply");
+            var migrate = await StartHeldAndCut(group, gate);
+            File.Delete(gate);
+            Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
+            (await _lab.On(_lab.Node(A)).Run("group", "stop", group.Name)).Ok();
+            await RestartAgent(A);
+            var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+            Assert.Equal("migrating", availability?.Str("state"));
+            Assert.Contains($"stopped here while moving to node {B}", availability?.Str("reason"));
+            Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
+        }
+        finally
+        {
+            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", 0);
+        Assert.Contains("the operator had stopped it here meanwhile; this node is its standby now", settled.Message);
+        var standby = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+        Assert.Equal("standby", standby?.Str("state"));
+        Assert.Contains($"runs on node {B}", standby?.Str("reason"));
+        Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
+        (await _lab.On(_lab.Node(B)).Run("group", "stop", group.Name)).Ok();
+    }
+
     private async Task RanThereAndRestarted(LabGroup group, bool supervised)
     {
         var before = await LabMigration.Members(_lab, A, group.Name);

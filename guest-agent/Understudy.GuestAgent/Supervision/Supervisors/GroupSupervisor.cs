@@ -197,6 +197,27 @@ internal sealed class GroupSupervisor : IGroupSupervision
         _settler.Supervise(Group, migration);
     }
 
+    /// <summary>
+    /// The agent started while a migration of the group, stopped here, was not settled: the operator
+    /// stopped its frozen copy while the target could not be asked, then the agent restarted. Nothing
+    /// starts the group here meanwhile, whatever autostart says (the target may run it); once the
+    /// migration is settled, the policy here becomes the standby's copy (the target runs the group), or
+    /// supervision goes on as the operator left it: stopped.
+    /// </summary>
+    /// <returns>whether the group has such a migration</returns>
+    public bool FollowUnsettledMigrationWhileStopped()
+    {
+        if (_settler.UnsettledTarget(Group) is not { } target)
+        {
+            return false;
+        }
+        TakeUpUnsettledMigration(target);
+        SetState(SupervisionState.Migrating,
+            $"stopped here while moving to node {target}, and the agent restarted before node {target} said whether it runs the group: " +
+            "nothing starts it here until it does");
+        return true;
+    }
+
     /// <summary>The agent found the policy as the standby's copy: the group runs on <paramref name="runsOn"/> ("" when unknown).</summary>
     public void BecomeStandbyCopy(string runsOn)
     {
@@ -352,9 +373,16 @@ internal sealed class GroupSupervisor : IGroupSupervision
     internal void EndMigration(SupervisedMigration migration)
     {
         migration.ReleaseSchedule();
+        bool stillMigrating;
         lock (_sync)
         {
             EndMigrationLocked(migration);
+            stillMigrating = _state == SupervisionState.Migrating;
+        }
+        if (stillMigrating && _groups.Find(Group) is not { IsRunning: true })
+        {
+            // Settled while stopped here (FollowUnsettledMigrationWhileStopped), and the group does not run on the target.
+            SetState(SupervisionState.Stopped, $"stopped by the operator while its migration to node {migration.Target} was not settled; that node does not run it");
         }
     }
 

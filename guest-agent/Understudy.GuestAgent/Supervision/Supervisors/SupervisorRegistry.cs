@@ -109,6 +109,11 @@ internal sealed class SupervisorRegistry : IHostedService
                 // Found running (taken up after an agent restart): supervised where it was, never started afresh.
                 _autostarts.Add(Task.Run(() => AdoptAsync(supervisor), CancellationToken.None));
             }
+            else if (supervisor.FollowUnsettledMigrationWhileStopped())
+            {
+                // Stopped here while its migration was unsettled: not started until that is settled, autostart or not.
+                _logger.LogWarning("Group {Group} is stopped here, and its migration is not settled: it is not started here until it is", applied.Policy.Group);
+            }
             else if (applied.Policy.Autostart)
             {
                 // In the background: the API must answer while the group comes up.
