@@ -53,4 +53,35 @@ public sealed class ProcessStateWorkloadTests : IClassFixture<AgentFixture>
             Assert.Equal(launched.Pid, Assert.Single(after).Pid);
         }
     }
+
+    /// <summary>
+    /// memflags, checkpoints back to back: a checkpoint within a second of the last one takes the
+    /// mappings' flags from that one's capture when nothing shows a change, instead of reading
+    /// /proc/self/smaps again (docs/architecture.md, "A coordinated checkpoint"). Restored from the
+    /// second of two checkpoints, every region has its flags; flags changed in between, by madvise
+    /// through libc and by a new MAP_NORESERVE mapping, are in the checkpoint taken right after.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task Memflags_CheckpointsBackToBack_KeepFlagsAndSeeTheirChanges()
+    {
+        await using var g = _fx.OpenGroup("memflags", _out);
+        string[] tags = ["count"], roles = ["memflags"];
+        await g.Launch("memflags", Repo.Workload("wl_memflags"));
+
+        // The first one bare (no status calls around it), so that the second follows within the second.
+        await g.WaitForCounts("count", 3, 0);
+        (await g.Run("checkpoint", g.Name)).Ok();
+        var carried = await g.Checkpoint(tags, members: 1);
+        await g.KillMembers(carried.Members);
+        await g.RestoreAndVerify(carried, tags, roles);
+
+        (await g.Run("checkpoint", g.Name)).Ok();
+        await g.SignalMembersUsr2();
+        await g.WaitUntil(() => g.OutputContains("memflags changed"), "\"memflags changed\" after SIGUSR2");
+        var changed = await g.Checkpoint(tags, members: 1);
+        await g.KillMembers(changed.Members);
+        await g.RestoreAndVerify(changed, tags, roles);
+        Assert.True(g.OutputContains("VERIFY OK memflags regions=9 big_gib=32 changed=1"),
+            "the restored process must verify the changed flags (late's dc, late_big's nr)");
+    }
 }

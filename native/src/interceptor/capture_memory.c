@@ -43,21 +43,28 @@ static int grow_stage(uint64_t len)
 }
 
 /* The survey of the memory map, taken when PREPARE arrives, before the freeze (see
- * us_survey_memory). Kept mapped like the staging area, and just as much ours. */
+ * us_survey_memory), or carried from the last capture. Kept mapped like the staging
+ * area, and just as much ours. */
 #define SURVEY_READ_MAX (256ul << 10)
 #define SURVEY_SIZE (2 * MAPS_MAX + VM_FLAGS_MAX * sizeof(struct vm_flags) + SURVEY_READ_MAX)
+/* How long flags read from smaps are used again while nothing shows a change: the
+ * bound on how long a raw madvise or mlock system call can go unseen. */
+#define SURVEY_CARRY_MS 1000
 static struct {
 	char *area;                     /* SURVEY_SIZE: two map texts, the flags, a read buffer */
 	uint64_t maps_len;
 	uint32_t nflags;
-	uint64_t calls;                 /* us.vm_calls when it began */
-	int valid;
+	uint64_t calls;                 /* us.vm_calls when it began (carried: at the capture) */
+	int valid;                      /* for the capture of this PREPARE */
+	int carried;                    /* the last capture's map (its own areas left out) and flags */
+	long read_ms;                   /* when smaps was read for these flags */
 } survey;
 
-/* Our own scratch, staging and survey areas: neither captured nor tracked. */
+/* Our own scratch (s; NULL: none mapped), staging and survey areas: neither captured
+ * nor tracked. */
 static int is_own(const struct scratch *s, uint64_t start, uint64_t end)
 {
-	return (start >= (uint64_t)s->base && end <= (uint64_t)s->base + SCRATCH_SIZE) ||
+	return (s && start >= (uint64_t)s->base && end <= (uint64_t)s->base + SCRATCH_SIZE) ||
 	       (stage_buf && start >= (uint64_t)stage_buf && end <= (uint64_t)stage_buf + stage_cap) ||
 	       (survey.area && start >= (uint64_t)survey.area && end <= (uint64_t)survey.area + SURVEY_SIZE);
 }
@@ -70,6 +77,7 @@ void us_stage_forget(void)
 	stage_cap = 0;
 	survey.area = NULL;
 	survey.valid = 0;
+	survey.carried = 0;
 }
 
 /* Adds a run to the current mapping's record; the writer places its bytes in
@@ -190,15 +198,62 @@ static long read_smaps_flags(char *buf, size_t cap, struct vm_flags *flags)
 	return n;
 }
 
+/* The next line of a memory map text at *p, [*p, end), that is not one of our own
+ * areas; NULL at the end. */
+static const char *next_app_line(const struct scratch *s, const char **p, const char *end, size_t *len)
+{
+	while (*p < end && **p) {
+		struct us_maps_line l;
+		const char *line = *p;
+		*p = us_maps_next(line, &l);
+		if (!is_own(s, l.start, l.end)) {
+			*len = (size_t)(*p - line);
+			return line;
+		}
+	}
+	return NULL;
+}
+
+/* The survey's memory map text and [b, b + b_len) list the same mappings, our own
+ * areas aside. */
+static int same_app_lines(const struct scratch *s, const char *b, long b_len)
+{
+	const char *a = survey.area, *a_end = a + survey.maps_len, *b_end = b + b_len;
+	for (;;) {
+		size_t la = 0, lb = 0;
+		const char *x = next_app_line(s, &a, a_end, &la), *y = next_app_line(s, &b, b_end, &lb);
+		if (!x || !y)
+			return !x && !y;
+		if (la != lb || __builtin_memcmp(x, y, la))
+			return 0;
+	}
+}
+
+/* The last capture's map and flags still describe the memory: smaps was read for them
+ * less than SURVEY_CARRY_MS ago, no madvise or mlock call through libc began since
+ * the capture, and /proc/self/maps (which costs no walk of the page tables) lists the
+ * same mappings. At ten checkpoints a second, smaps is read once a second. */
+static int carried_survey_holds(char *again)
+{
+	if (!survey.carried || us_now_ms() - survey.read_ms > SURVEY_CARRY_MS ||
+	    __atomic_load_n(&us.vm_calls, __ATOMIC_SEQ_CST) != survey.calls ||
+	    __atomic_load_n(&us.vm_calls_running, __ATOMIC_SEQ_CST))
+		return 0;
+	long len = us_read_file("/proc/self/maps", again, MAPS_MAX);
+	return len > 0 && len < (long)MAPS_MAX - 1 && same_app_lines(NULL, again, len);
+}
+
 /*
  * Reading /proc/self/smaps makes the kernel walk every page table entry (about
  * 30 ms for 1 GiB here), for the few flags it shows that the memory map does not.
  * So it is read when PREPARE arrives, before the freeze, between two reads of
- * /proc/self/maps. While frozen, the capture takes these flags if the memory map is
- * still the same (our own areas aside) and no madvise or mlock call began since the
- * survey began, nor was under way then (us.vm_calls, wrappers.c); otherwise it
- * reads smaps again. A raw madvise or mlock system call in those few milliseconds,
- * not through libc, is not seen: see docs/architecture.md.
+ * /proc/self/maps, unless the last capture's flags still hold (carried_survey_holds).
+ * While frozen, the capture takes these flags if the memory map is still the same
+ * (our own areas aside) and no madvise or mlock call through libc began since the
+ * survey began (or the last capture, for carried flags), nor was under way then
+ * (us.vm_calls, wrappers.c); otherwise it reads smaps again. A raw madvise or mlock
+ * system call, not through libc, is not seen until smaps is read again: see
+ * docs/architecture.md.
  */
 static void survey_memory(void)
 {
@@ -214,6 +269,12 @@ static void survey_memory(void)
 	}
 	char *maps = survey.area, *again = maps + MAPS_MAX;
 	struct vm_flags *flags = (struct vm_flags *)(again + MAPS_MAX);
+	if (carried_survey_holds(again)) {
+		survey.valid = 1;
+		return;
+	}
+	survey.carried = 0;
+	survey.read_ms = us_now_ms();
 	survey.calls = __atomic_load_n(&us.vm_calls, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&us.vm_calls_running, __ATOMIC_SEQ_CST))
 		return;
@@ -240,22 +301,6 @@ uint64_t us_survey_memory(void)
 	return now_us() - began;
 }
 
-/* The next line of a memory map text at *p, [*p, end), that is not one of our own
- * areas; NULL at the end. */
-static const char *next_app_line(const struct scratch *s, const char **p, const char *end, size_t *len)
-{
-	while (*p < end && **p) {
-		struct us_maps_line l;
-		const char *line = *p;
-		*p = us_maps_next(line, &l);
-		if (!is_own(s, l.start, l.end)) {
-			*len = (size_t)(*p - line);
-			return line;
-		}
-	}
-	return NULL;
-}
-
 /* The memory map read while frozen (s->maps) is the survey's, our own areas aside,
  * and no madvise or mlock call came in between. */
 static int survey_still_holds(const struct scratch *s, long maps_len)
@@ -263,15 +308,26 @@ static int survey_still_holds(const struct scratch *s, long maps_len)
 	if (!survey.valid || __atomic_load_n(&us.vm_calls, __ATOMIC_SEQ_CST) != survey.calls ||
 	    __atomic_load_n(&us.vm_calls_running, __ATOMIC_SEQ_CST))
 		return 0;
-	const char *a = survey.area, *a_end = a + survey.maps_len, *b = s->maps, *b_end = b + maps_len;
-	for (;;) {
-		size_t la = 0, lb = 0;
-		const char *x = next_app_line(s, &a, a_end, &la), *y = next_app_line(s, &b, b_end, &lb);
-		if (!x || !y)
-			return !x && !y;
-		if (la != lb || __builtin_memcmp(x, y, la))
-			return 0;
+	return same_app_lines(s, s->maps, maps_len);
+}
+
+/* The map and flags this capture found, frozen, for the next PREPARE (carried_survey_holds). */
+static void carry_survey(const struct scratch *s, long maps_len)
+{
+	survey.carried = 0;
+	if (!survey.area || __atomic_load_n(&us.vm_calls_running, __ATOMIC_SEQ_CST))
+		return;
+	const char *p = s->maps, *line;
+	size_t len = 0, n = 0;
+	while ((line = next_app_line(s, &p, s->maps + maps_len, &n))) {
+		__builtin_memcpy(survey.area + len, line, n);
+		len += n;
 	}
+	survey.maps_len = len;
+	__builtin_memcpy(survey.area + 2 * MAPS_MAX, s->vm_flags, (size_t)s->nvm_flags * sizeof *s->vm_flags);
+	survey.nflags = s->nvm_flags;
+	survey.calls = __atomic_load_n(&us.vm_calls, __ATOMIC_SEQ_CST);
+	survey.carried = 1;
 }
 
 /* The flags of every mapping but our own, from the survey or read now. */
@@ -284,6 +340,7 @@ static void read_vm_flags(struct scratch *s, long maps_len)
 	} else {
 		if (survey.valid)
 			us_log("survey-stale", "the memory map or its flags changed after PREPARE: smaps read again, frozen");
+		survey.read_ms = us_now_ms();
 		n = read_smaps_flags(s->data, DATA_MAX, s->vm_flags);
 	}
 	survey.valid = 0;
@@ -299,6 +356,7 @@ static void read_vm_flags(struct scratch *s, long maps_len)
 	for (long i = 0; i < n; i++)
 		if (!is_own(s, s->vm_flags[i].start, s->vm_flags[i].end))
 			s->vm_flags[s->nvm_flags++] = s->vm_flags[i];
+	carry_survey(s, maps_len);
 }
 
 /* The flags of the mapping holding [start, end): mappings are asked in ascending

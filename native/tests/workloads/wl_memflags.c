@@ -8,10 +8,14 @@
  *   locked    mlock
  *   huge      MADV_HUGEPAGE, nohuge MADV_NOHUGEPAGE
  *
- * It prints "count N" every 20 ms. On SIGUSR1 it checks every region's contents
- * and its flags in /proc/self/smaps (nr, dc, wf, dd, lo, hg, nh), forks a child
- * that checks what it inherited (big and its pages; no dontfork; wipe empty), and
- * prints "VERIFY OK memflags ...". */
+ * It prints "count N" every 20 ms. On SIGUSR2 it changes flags while it runs, and
+ * prints "memflags changed": MADV_DONTFORK (through libc) on late, mapped and written
+ * without flags at the start, and a second 32 GiB MAP_NORESERVE mapping, late_big (a
+ * new mapping, no madvise). On SIGUSR1 it checks every region's contents and its
+ * flags in /proc/self/smaps (nr, dc, wf, dd, lo, hg, nh; after the change, late's dc
+ * and late_big's nr), forks a child that checks what it inherited (big and its
+ * pages; no dontfork, nor late after the change; wipe empty), and prints
+ * "VERIFY OK memflags ...". */
 #include "wl_common.h"
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -36,14 +40,20 @@ static struct region regions[] = {
 	{ "locked", "lo", NULL, SMALL, 53 },
 	{ "huge", "hg", NULL, HUGE, 67 },
 	{ "nohuge", "nh", NULL, HUGE, 71 },
+	{ "late", "dc", NULL, SMALL, 83 },
+	{ "late_big", "nr", NULL, BIG, 97 },
 };
 #define NREGIONS (sizeof regions / sizeof regions[0])
-enum { BIG_R, DONTFORK_R, WIPE_R, DONTDUMP_R, LOCKED_R, HUGE_R, NOHUGE_R };
+enum { BIG_R, DONTFORK_R, WIPE_R, DONTDUMP_R, LOCKED_R, HUGE_R, NOHUGE_R, LATE_R, LATE_BIG_R };
+
+/* SIGUSR2 asked for the change; it was made (memory: a restore brings it back) */
+static volatile sig_atomic_t change_requested;
+static int changed;
 
 /* The pages each region has written: all of a small one, three of big. */
 static size_t written_pages(const struct region *r, size_t *out)
 {
-	if (r->len == BIG) {
+	if (r->len == BIG) {   /* big, late_big */
 		out[0] = 0;
 		out[1] = BIG / PAGE / 2;
 		out[2] = BIG / PAGE - 1;
@@ -81,7 +91,7 @@ static int check(const struct region *r, int expect_zero)
 
 static void make_regions(void)
 {
-	for (size_t k = 0; k < NREGIONS; k++) {
+	for (size_t k = 0; k <= LATE_R; k++) {
 		struct region *r = &regions[k];
 		int flags = MAP_PRIVATE | MAP_ANONYMOUS | (k == BIG_R ? MAP_NORESERVE : 0);
 		/* huge pages want 2 MiB alignment: map more, keep an aligned middle */
@@ -92,10 +102,30 @@ static void make_regions(void)
 		r->at = extra ? (char *)(((uintptr_t)p + extra - 1) & ~(extra - 1)) : p;
 		static const int advice[] = { [DONTFORK_R] = MADV_DONTFORK, [WIPE_R] = MADV_WIPEONFORK,
 			[DONTDUMP_R] = MADV_DONTDUMP, [HUGE_R] = MADV_HUGEPAGE, [NOHUGE_R] = MADV_NOHUGEPAGE };
-		if (k == LOCKED_R ? mlock(r->at, r->len) != 0 : k != BIG_R && madvise(r->at, r->len, advice[k]) != 0)
+		if (k == LOCKED_R ? mlock(r->at, r->len) != 0 : k != BIG_R && k != LATE_R && madvise(r->at, r->len, advice[k]) != 0)
 			wl_fail("advising %s: %s", r->name, strerror(errno));
 		fill(r);
 	}
+}
+
+/* SIGUSR2's change, made in the main loop */
+static void change_flags(void)
+{
+	struct region *late = &regions[LATE_R], *late_big = &regions[LATE_BIG_R];
+	if (madvise(late->at, late->len, MADV_DONTFORK) != 0)
+		wl_fail("advising late: %s", strerror(errno));
+	late_big->at = mmap(NULL, late_big->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (late_big->at == MAP_FAILED)
+		wl_fail("mmap late_big: %s", strerror(errno));
+	fill(late_big);
+	changed = 1;
+	wl_out("memflags changed");
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	change_requested = 1;
 }
 
 /* Whether the smaps VmFlags of the mapping holding addr carry flag. */
@@ -129,15 +159,19 @@ static void child_checks(void)
 	unsigned char vec[4];
 	if (mincore(regions[DONTFORK_R].at, SMALL, vec) == 0 || errno != ENOMEM)
 		_exit(12);
+	if (changed && (mincore(regions[LATE_R].at, SMALL, vec) == 0 || errno != ENOMEM))
+		_exit(13);
 	_exit(0);
 }
 
 static void verify(void)
 {
 	for (size_t k = 0; k < NREGIONS; k++) {
+		if (k == LATE_BIG_R && !changed)
+			continue;
 		if (check(&regions[k], 0) != 0)
 			wl_fail("region %s lost its contents", regions[k].name);
-		if (!has_flag((uintptr_t)regions[k].at, regions[k].flag))
+		if ((k != LATE_R || changed) && !has_flag((uintptr_t)regions[k].at, regions[k].flag))
 			wl_fail("region %s lost its flag %s (smaps VmFlags)", regions[k].name, regions[k].flag);
 	}
 	pid_t child = fork();
@@ -151,14 +185,25 @@ static void verify(void)
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		wl_fail("the child found fork's result wrong: %s", !WIFEXITED(status) ? "it died" :
 			WEXITSTATUS(status) == 10 ? "big lost its pages" : WEXITSTATUS(status) == 11 ? "wipe was not wiped" :
-			WEXITSTATUS(status) == 12 ? "dontfork was inherited" : "exit status");
-	wl_out("VERIFY OK memflags regions=%zu big_gib=%lu pid=%d ppid=%d", NREGIONS, BIG >> 30, (int)wl_pid0, (int)wl_ppid0);
+			WEXITSTATUS(status) == 12 ? "dontfork was inherited" : WEXITSTATUS(status) == 13 ? "late was inherited" : "exit status");
+	wl_out("VERIFY OK memflags regions=%zu big_gib=%lu changed=%d pid=%d ppid=%d", changed ? NREGIONS : NREGIONS - 1, BIG >> 30,
+	       changed, (int)wl_pid0, (int)wl_ppid0);
 }
 
 int main(void)
 {
 	wl_init("memflags");
 	make_regions();
+	struct sigaction sa = { .sa_handler = on_usr2 };
+	sigaction(SIGUSR2, &sa, NULL);
 	wl_out("memflags ready pid %d", (int)wl_pid0);
-	wl_count_forever(verify, 20);
+	for (unsigned long long n = 1;; n++) {
+		wl_check_ids();
+		if (wl_take_verify())
+			verify();
+		if (change_requested && !changed)
+			change_flags();
+		wl_out("count %llu", n);
+		wl_sleep_ms(20);
+	}
 }
