@@ -3,10 +3,10 @@ using Understudy.GuestAgent.CommandLine;
 namespace Understudy.Hactl.Lab;
 
 /// <summary>
-/// How a node's guest agent runs: the one place that says it, for <c>lab up</c> and for
-/// <c>lab start</c> and <c>lab restart-agent</c>, with the timeouts given to <c>lab up</c>. Each node is a member of the lab's cluster: it serves its
-/// peers on its own address (<see cref="LabLayout.PeerAddress"/>) with its credentials in
-/// DIR/cluster, and knows every other node of the lab as a peer.
+/// How a node's guest agent runs: the one place that says it, for <c>lab up</c>, <c>lab start</c>
+/// and <c>lab restart-agent</c>, with the timeouts given to <c>lab up</c>. Each node is a member of
+/// the lab's cluster: it serves its peers on its own address (<see cref="LabLayout.PeerAddress"/>)
+/// with its credentials in DIR/cluster, and knows every other node of the lab as a peer.
 /// </summary>
 public static class NodeAgent
 {
