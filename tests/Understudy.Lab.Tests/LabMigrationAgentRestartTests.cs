@@ -15,25 +15,8 @@ namespace Understudy.Lab.Tests;
 /// counters into its node's output.log, read in the order the group ran on the nodes: a second
 /// writer would break the order (<see cref="LabMigration.AssertUnbroken"/>).
 /// </summary>
-public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithMigrationHolds>, IDisposable
+public sealed class LabMigrationAgentRestartTests(SharedLabWithMigrationHolds shared, ITestOutputHelper output) : HeldMigrationTests(shared, output)
 {
-    private const string A = "node-a", B = "node-b";
-    private static readonly string[] Tags = ["c count", "count"];
-    private static readonly string[] Roles = ["counter-c", "memory"];
-
-    private readonly LabSession _lab;
-    private readonly IDisposable _notes;
-    private readonly HeldMigrationGroups _groups;
-
-    public LabMigrationAgentRestartTests(SharedLabWithMigrationHolds shared, ITestOutputHelper output)
-    {
-        _lab = shared.Lab;
-        _notes = shared.For(output);
-        _groups = new HeldMigrationGroups(_lab);
-    }
-
-    public void Dispose() => _notes.Dispose();
-
     /// <summary>
     /// (a) The target runs the group, its answer lost in the cut link; the source's agent restarts
     /// meanwhile. The copy on the source stays frozen through the restart (its output does not grow while
@@ -41,7 +24,7 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// </summary>
     [Fact, Trait("Category", "Integration")]
     public async Task TargetRunsTheGroup_SourceAgentRestarts_FrozenCopyEndsOnceHealed() =>
-        await RanThereAndRestarted(await _groups.Launch("restart-ran"), supervised: false);
+        await RanThereAndRestarted(await Groups.Launch("restart-ran"), supervised: false);
 
     /// <summary>
     /// (a) with a supervised group: after the restart its supervisor stays migrating, and once the
@@ -49,7 +32,7 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// </summary>
     [Fact, Trait("Category", "Integration")]
     public async Task TargetRunsTheGroup_SourceAgentRestarts_SupervisedGroupIsHandedOverOnceHealed() =>
-        await RanThereAndRestarted(await _groups.StartSupervised("restart-handed"), supervised: true);
+        await RanThereAndRestarted(await Groups.StartSupervised("restart-handed"), supervised: true);
 
     /// <summary>
     /// (a) with a supervised group that the operator stopped here while its migration was unsettled,
@@ -60,48 +43,48 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     [Fact, Trait("Category", "Integration")]
     public async Task TargetRunsTheGroup_OperatorStopsTheFrozenCopy_AgentRestarts_PolicyBecomesTheStandbysCopyOnceHealed()
     {
-        var group = await _groups.StartSupervised("restart-stopped");
+        var group = await Groups.StartSupervised("restart-stopped");
         try
         {
-            var gate = _groups.Gate(B, group.Name, "takeover-reply");
+            var gate = Groups.Gate(B, group.Name, "takeover-reply");
             var migrate = await StartHeldAndCut(group, gate);
             File.Delete(gate);
             Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
-            (await _lab.On(_lab.Node(A)).Run("group", "stop", group.Name)).Ok();
+            (await Lab.On(Lab.Node(A)).Run("group", "stop", group.Name)).Ok();
             await RestartAgent(A);
-            var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+            var availability = (await LabEvents.Show(Lab, A, group.Name)).Prop("availability");
             Assert.Equal("migrating", availability?.Str("state"));
             Assert.Contains($"stopped here while moving to node {B}", availability?.Str("reason"));
-            Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
+            Assert.Empty(await LabMigration.Members(Lab, A, group.Name));
         }
         finally
         {
-            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
         }
 
-        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", 0);
+        var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", 0);
         Assert.Contains("the operator had stopped it here meanwhile; this node is its standby now", settled.Message);
-        var standby = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+        var standby = (await LabEvents.Show(Lab, A, group.Name)).Prop("availability");
         Assert.Equal("standby", standby?.Str("state"));
         Assert.Contains($"runs on node {B}", standby?.Str("reason"));
-        Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
+        Assert.Empty(await LabMigration.Members(Lab, A, group.Name));
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
-        (await _lab.On(_lab.Node(B)).Run("group", "stop", group.Name)).Ok();
+        (await Lab.On(Lab.Node(B)).Run("group", "stop", group.Name)).Ok();
     }
 
     private async Task RanThereAndRestarted(LabGroup group, bool supervised)
     {
-        var before = await LabMigration.Members(_lab, A, group.Name);
-        var sourceLog = _lab.Node(A).Log(group.Name).Path;
+        var before = await LabMigration.Members(Lab, A, group.Name);
+        var sourceLog = Lab.Node(A).Log(group.Name).Path;
         try
         {
-            var gate = _groups.Gate(B, group.Name, "takeover-reply");
+            var gate = Groups.Gate(B, group.Name, "takeover-reply");
             var migrate = await StartHeldAndCut(group, gate);
             File.Delete(gate);
             Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
-            Assert.Equal(group.Pids, (await LabMigration.Members(_lab, B, group.Name)).Select(m => m.Pid));
+            Assert.Equal(group.Pids, (await LabMigration.Members(Lab, B, group.Name)).Select(m => m.Pid));
 
-            var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+            var mark = await LabEvents.LastSeq(Lab, A, group.Name);
             var frozenAt = new FileInfo(sourceLog).Length;
             await RestartAgent(A);
             await WaitForRegistrations(group);
@@ -111,31 +94,31 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
             await AssertHeldFrozen(group, mark);
             if (supervised)
             {
-                Assert.Equal("migrating", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
+                Assert.Equal("migrating", (await LabEvents.Show(Lab, A, group.Name)).Prop("availability")?.Str("state"));
             }
         }
         finally
         {
-            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
         }
 
-        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", 0);
+        var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", 0);
         Assert.Contains("runs there", settled.Message);
         Assert.Contains("its frozen copy here ended", settled.Message);
-        Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
-        await LabMigration.AssertGoneFrom(_lab, A, group, before);
-        Assert.False(File.Exists(Path.Combine(_lab.Node(A).StateDir, "migrations", group.Name)), "the settled migration's record is left");
+        Assert.Empty(await LabMigration.Members(Lab, A, group.Name));
+        await LabMigration.AssertGoneFrom(Lab, A, group, before);
+        Assert.False(File.Exists(Path.Combine(Lab.Node(A).StateDir, "migrations", group.Name)), "the settled migration's record is left");
         if (supervised)
         {
-            var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+            var availability = (await LabEvents.Show(Lab, A, group.Name)).Prop("availability");
             Assert.Equal("standby", availability?.Str("state"));
             Assert.Contains($"runs on node {B}", availability?.Str("reason"));
         }
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
-        await LabMigration.Verify(_lab, B, group);
+        await LabMigration.Verify(Lab, B, group);
         LabMigration.AssertUnbroken(group);
         string[] stop = supervised ? ["group", "stop", group.Name] : ["stop", group.Name];
-        (await _lab.On(_lab.Node(B)).Run(stop)).Ok();
+        (await Lab.On(Lab.Node(B)).Run(stop)).Ok();
     }
 
     /// <summary>
@@ -147,7 +130,7 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// </summary>
     [Fact, Trait("Category", "Integration")]
     public async Task TargetGaveUp_SourceAgentRestarts_GroupResumesOnceHealed() =>
-        await GaveUpAndRestarted(await _groups.Launch("restart-resume"), supervised: false);
+        await GaveUpAndRestarted(await Groups.Launch("restart-resume"), supervised: false);
 
     /// <summary>
     /// (b) with a supervised group: after the restart its supervisor stays migrating (no health check,
@@ -156,17 +139,17 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// </summary>
     [Fact, Trait("Category", "Integration")]
     public async Task TargetGaveUp_SourceAgentRestarts_SupervisedGroupResumesOnceHealed() =>
-        await GaveUpAndRestarted(await _groups.StartSupervised("restart-supervised"), supervised: true);
+        await GaveUpAndRestarted(await Groups.StartSupervised("restart-supervised"), supervised: true);
 
     private async Task GaveUpAndRestarted(LabGroup group, bool supervised)
     {
-        var sourceLog = _lab.Node(A).Log(group.Name).Path;
-        var gate = _groups.Gate(B, group.Name, "takeover-resume");
+        var sourceLog = Lab.Node(A).Log(group.Name).Path;
+        var gate = Groups.Gate(B, group.Name, "takeover-resume");
         try
         {
             await CutUntilTheTargetGaveUp(group, gate);
 
-            var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+            var mark = await LabEvents.LastSeq(Lab, A, group.Name);
             var frozenAt = new FileInfo(sourceLog).Length;
             await RestartAgent(A);
             await WaitForRegistrations(group);
@@ -176,7 +159,7 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
             await AssertHeldFrozen(group, mark);
             if (supervised)
             {
-                var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+                var availability = (await LabEvents.Show(Lab, A, group.Name)).Prop("availability");
                 Assert.Equal("migrating", availability?.Str("state"));
                 Assert.Contains($"the agent restarted before node {B} said whether it runs the group", availability?.Str("reason"));
             }
@@ -184,26 +167,26 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         finally
         {
             File.Delete(gate);
-            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
         }
 
-        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", 0);
+        var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", 0);
         Assert.Contains("does not run there", settled.Message);
         Assert.Contains("it runs on here", settled.Message);
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
-        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
         Assert.All(await MemberStates(A, group.Name), state => Assert.Equal("running", state));
-        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
-        Assert.False(File.Exists(Path.Combine(_lab.Node(A).StateDir, "migrations", group.Name)), "the settled migration's record is left");
+        Assert.Empty(await LabMigration.Members(Lab, B, group.Name));
+        Assert.False(File.Exists(Path.Combine(Lab.Node(A).StateDir, "migrations", group.Name)), "the settled migration's record is left");
         if (supervised)
         {
-            await LabEvents.WaitFor(_lab, A, group.Name, "supervision.resumed", 0);
-            Assert.Equal("running", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
+            await LabEvents.WaitFor(Lab, A, group.Name, "supervision.resumed", 0);
+            Assert.Equal("running", (await LabEvents.Show(Lab, A, group.Name)).Prop("availability")?.Str("state"));
         }
-        await LabMigration.Verify(_lab, A, group);
+        await LabMigration.Verify(Lab, A, group);
         LabMigration.AssertUnbroken(group);
         string[] stop = supervised ? ["group", "stop", group.Name] : ["stop", group.Name];
-        (await _lab.On(_lab.Node(A)).Run(stop)).Ok();
+        (await Lab.On(Lab.Node(A)).Run(stop)).Ok();
     }
 
     /// <summary>
@@ -215,40 +198,40 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     [Fact, Trait("Category", "Integration")]
     public async Task TargetGaveUp_SourceAgentRestarts_AProcessThatRegistersOnlyAfterTheSettle_IsResumedToo()
     {
-        var group = await _groups.Launch("restart-late");
-        var late = (await _lab.On(_lab.Node(A)).Run("status", group.Name)).Ok().Json.Array("groups")
+        var group = await Groups.Launch("restart-late");
+        var late = (await Lab.On(Lab.Node(A)).Run("status", group.Name)).Ok().Json.Array("groups")
             .SelectMany(g => g.Array("members")).Select(Member.From).Single(m => m.App == "memory");
-        var gate = _groups.Gate(B, group.Name, "takeover-resume");
+        var gate = Groups.Gate(B, group.Name, "takeover-resume");
         try
         {
             await CutUntilTheTargetGaveUp(group, gate);
-            (await _lab.Lab("exec", _lab.Dir, A, "--", "kill", "-STOP", late.HostPid.ToString(CultureInfo.InvariantCulture))).Ok();
+            (await Lab.Lab("exec", Lab.Dir, A, "--", "kill", "-STOP", late.HostPid.ToString(CultureInfo.InvariantCulture))).Ok();
             await RestartAgent(A);
         }
         finally
         {
             File.Delete(gate);
-            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
         }
 
-        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", 0);
+        var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", 0);
         Assert.Contains("it runs on here", settled.Message);
         Assert.Equal(["running"], await MemberStates(A, group.Name));
 
-        (await _lab.Lab("exec", _lab.Dir, A, "--", "kill", "-CONT", late.HostPid.ToString(CultureInfo.InvariantCulture))).Ok();
+        (await Lab.Lab("exec", Lab.Dir, A, "--", "kill", "-CONT", late.HostPid.ToString(CultureInfo.InvariantCulture))).Ok();
         var deadline = DateTime.UtcNow + Timeouts.Wait;
         while (await MemberStates(A, group.Name) is var states && !(states.Count == group.Pids.Count && states.All(s => s == "running")))
         {
             Assert.True(DateTime.UtcNow < deadline, $"the late process of {group.Name} was not resumed on {A}: {string.Join(' ', states)}");
             await Task.Delay(200);
         }
-        Assert.Contains("1 of its processes have not registered again since the agent restart", _groups.AgentLog(A));
-        Assert.Contains("registered again held frozen after the group's migration was settled here: resumed", _groups.AgentLog(A));
+        Assert.Contains("1 of its processes have not registered again since the agent restart", Groups.AgentLog(A));
+        Assert.Contains("registered again held frozen after the group's migration was settled here: resumed", Groups.AgentLog(A));
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once the late process was resumed");
-        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
-        await LabMigration.Verify(_lab, A, group);
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
+        await LabMigration.Verify(Lab, A, group);
         LabMigration.AssertUnbroken(group);
-        (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+        (await Lab.On(Lab.Node(A)).Run("stop", group.Name)).Ok();
     }
 
     /// <summary>
@@ -259,15 +242,15 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     {
         var migrate = await StartHeldAndCut(group, gate);
         await LabSession.WaitUntil(
-            () => _groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
-            $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
-        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+            () => Groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
+            $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(Groups.AgentLog(B)));
+        Assert.Empty(await LabMigration.Members(Lab, B, group.Name));
         Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
     }
 
     private async Task RestartAgent(string node)
     {
-        var restarted = (await _lab.Lab("restart-agent", _lab.Dir, node)).Ok();
+        var restarted = (await Lab.Lab("restart-agent", Lab.Dir, node)).Ok();
         Assert.Contains("its agent was killed and a new one answers", restarted.Stdout);
     }
 
@@ -277,12 +260,12 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
     /// </summary>
     private async Task AssertHeldFrozen(LabGroup group, long mark)
     {
-        var unsettled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.unsettled", mark);
+        var unsettled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.unsettled", mark);
         Assert.Contains($"not settled: the group's {group.Pids.Count} processes stay frozen here until node {B} answers", unsettled.Message);
         Assert.All(await MemberStates(A, group.Name), state => Assert.Equal("frozen", state));
-        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
-        Assert.Contains("held frozen here", (await _lab.On(_lab.Node(A)).Run("checkpoint", group.Name)).FailsWithOneLine().Stderr);
-        var again = (await _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B)).FailsWithOneLine();
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
+        Assert.Contains("held frozen here", (await Lab.On(Lab.Node(A)).Run("checkpoint", group.Name)).FailsWithOneLine().Stderr);
+        var again = (await Lab.On(Lab.Node(A)).Run("migrate", group.Name, "--to", B)).FailsWithOneLine();
         Assert.Contains("is not settled yet", again.Stderr);
     }
 
@@ -297,26 +280,13 @@ public sealed class LabMigrationAgentRestartTests : IClassFixture<SharedLabWithM
         }
     }
 
-    private string SourceTail(LabGroup group) => string.Join(" | ", _lab.Node(A).Log(group.Name).Lines().TakeLast(5));
+    private string SourceTail(LabGroup group) => string.Join(" | ", Lab.Node(A).Log(group.Name).Lines().TakeLast(5));
 
     private async Task<IReadOnlyList<string>> MemberStates(string node, string group)
     {
-        var status = await _lab.On(_lab.Node(node)).Run("status", group);
+        var status = await Lab.On(Lab.Node(node)).Run("status", group);
         return status.ExitCode != 0
             ? []
             : status.Json.Array("groups").SelectMany(g => g.Array("members")).Select(m => m.Str("state") ?? "").ToList();
-    }
-
-    /// <summary>Starts migrate to node-b with the hold file in place, and cuts node-b off once the migration is held there.</summary>
-    private async Task<Task<HactlResult>> StartHeldAndCut(LabGroup group, string gate)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(gate)!);
-        await File.WriteAllTextAsync(gate, "");
-        group.Log.FollowTo(_lab.Node(B).Log(group.Name).Path);
-        var migrate = _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B);
-        await LabSession.WaitUntil(() => migrate.IsCompleted || File.Exists(gate + ".held"), $"the migration of {group.Name} held at {Path.GetFileName(gate)}");
-        Assert.False(migrate.IsCompleted, $"the migration ended before its hold: {(migrate.IsCompleted ? migrate.Result.ToString() : "")}");
-        (await _lab.Lab("partition", _lab.Dir, B)).Ok();
-        return migrate;
     }
 }

@@ -3,15 +3,6 @@ using Xunit.Abstractions;
 
 namespace Understudy.Lab.Tests;
 
-/// <summary>A shared lab whose agents hold a migration where a test asks them to (UNDERSTUDY_AGENT_FAULT=migration-holds).</summary>
-public sealed class SharedLabWithMigrationHolds : SharedLab
-{
-    public SharedLabWithMigrationHolds()
-        : base(new Dictionary<string, string> { ["UNDERSTUDY_AGENT_FAULT"] = "migration-holds" })
-    {
-    }
-}
-
 /// <summary>
 /// The link between source and target is cut (`hactl lab partition`) at each moment of a
 /// migration's takeover, on a real lab, each moment reached exactly by holding the migration there
@@ -24,25 +15,8 @@ public sealed class SharedLabWithMigrationHolds : SharedLab
 /// outcome the source cannot learn while the link is down leaves the group frozen there, and is
 /// settled by the source on its own once the link is back. One lab for the class.
 /// </summary>
-public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigrationHolds>, IDisposable
+public sealed class LabTakeoverPartitionTests(SharedLabWithMigrationHolds shared, ITestOutputHelper output) : HeldMigrationTests(shared, output)
 {
-    private const string A = "node-a", B = "node-b";
-    private static readonly string[] Tags = ["c count", "count"];
-    private static readonly string[] Roles = ["counter-c", "memory"];
-
-    private readonly LabSession _lab;
-    private readonly IDisposable _notes;
-    private readonly HeldMigrationGroups _groups;
-
-    public LabTakeoverPartitionTests(SharedLabWithMigrationHolds shared, ITestOutputHelper output)
-    {
-        _lab = shared.Lab;
-        _notes = shared.For(output);
-        _groups = new HeldMigrationGroups(_lab);
-    }
-
-    public void Dispose() => _notes.Dispose();
-
     /// <summary>
     /// (a) Cut as the last round is sent: the target never got the whole round, let alone a takeover.
     /// The send fails, the source resumes the group, which runs there only; `migrate` says so in one
@@ -51,25 +25,25 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task CutWhileTheLastRoundIsSent_GroupRunsOnAtTheSource()
     {
-        var group = await _groups.Launch("cut-send");
+        var group = await Groups.Launch("cut-send");
         try
         {
             var failed = (await MigrateCutAt(group, A, "final-send", release: true)).FailsWithOneLine();
             Assert.Contains($"to node {B} failed: sending checkpoint", failed.Stderr);
             Assert.Contains("the group runs on here", failed.Stderr);
 
-            Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
-            Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+            Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
+            Assert.Empty(await LabMigration.Members(Lab, B, group.Name));
             await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} after the failed migration");
         }
         finally
         {
-            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
         }
-        await LabMigration.Move(_lab, group, A, B);
-        await LabMigration.Verify(_lab, B, group);
+        await LabMigration.Move(Lab, group, A, B);
+        await LabMigration.Verify(Lab, B, group);
         LabMigration.AssertUnbroken(group);
-        (await _lab.On(_lab.Node(B)).Run("stop", group.Name)).Ok();
+        (await Lab.On(Lab.Node(B)).Run("stop", group.Name)).Ok();
     }
 
     /// <summary>
@@ -82,34 +56,34 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task CutBeforeTheTargetResumes_TargetGivesUp_SourceResumesOnceHealed()
     {
-        var group = await _groups.StartSupervised("cut-resume");
-        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
-        var gate = _groups.Gate(B, group.Name, "takeover-resume");
+        var group = await Groups.StartSupervised("cut-resume");
+        var mark = await LabEvents.LastSeq(Lab, A, group.Name);
+        var gate = Groups.Gate(B, group.Name, "takeover-resume");
         try
         {
             var migrate = await StartHeldAndCut(group, gate);
             // The target's end of the takeover finds the link dead and gives up, its restore undone.
-            await LabSession.WaitUntil(() => _groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
-                $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
-            Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
+            await LabSession.WaitUntil(() => Groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
+                $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(Groups.AgentLog(B)));
+            Assert.Empty(await LabMigration.Members(Lab, B, group.Name));
 
             await AssertUnknownOutcome(group, await migrate);
         }
         finally
         {
             File.Delete(gate);
-            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
         }
 
-        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+        var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", mark);
         Assert.Contains("does not run there", settled.Message);
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
-        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
-        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
-        Assert.Equal("running", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
-        await LabMigration.Verify(_lab, A, group);
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
+        Assert.Empty(await LabMigration.Members(Lab, B, group.Name));
+        Assert.Equal("running", (await LabEvents.Show(Lab, A, group.Name)).Prop("availability")?.Str("state"));
+        await LabMigration.Verify(Lab, A, group);
         LabMigration.AssertUnbroken(group);
-        (await _lab.On(_lab.Node(A)).Run("group", "stop", group.Name)).Ok();
+        (await Lab.On(Lab.Node(A)).Run("group", "stop", group.Name)).Ok();
     }
 
     /// <summary>
@@ -121,34 +95,34 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task CutBeforeTheAnswer_GroupRunsOnTheTarget_SourceEndsItsFrozenCopyOnceHealed()
     {
-        var group = await _groups.StartSupervised("cut-answer");
-        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
-        var before = await LabMigration.Members(_lab, A, group.Name);
+        var group = await Groups.StartSupervised("cut-answer");
+        var mark = await LabEvents.LastSeq(Lab, A, group.Name);
+        var before = await LabMigration.Members(Lab, A, group.Name);
         try
         {
             var failed = await MigrateCutAt(group, B, "takeover-reply", release: true);
-            Assert.Equal(group.Pids, (await LabMigration.Members(_lab, B, group.Name)).Select(m => m.Pid));
+            Assert.Equal(group.Pids, (await LabMigration.Members(Lab, B, group.Name)).Select(m => m.Pid));
             await AssertUnknownOutcome(group, failed);
             // The copy on node-b runs and counts on; node-a's is frozen (a running one would repeat the counts).
             await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} while cut off");
         }
         finally
         {
-            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
         }
 
-        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+        var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", mark);
         Assert.Contains("runs there", settled.Message);
-        Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
-        await LabMigration.AssertGoneFrom(_lab, A, group, before);
-        var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+        Assert.Empty(await LabMigration.Members(Lab, A, group.Name));
+        await LabMigration.AssertGoneFrom(Lab, A, group, before);
+        var availability = (await LabEvents.Show(Lab, A, group.Name)).Prop("availability");
         Assert.Equal("standby", availability?.Str("state"));
         Assert.Contains($"runs on node {B}", availability?.Str("reason"));
-        Assert.Equal("running", (await LabEvents.Show(_lab, B, group.Name)).Prop("availability")?.Str("state"));
+        Assert.Equal("running", (await LabEvents.Show(Lab, B, group.Name)).Prop("availability")?.Str("state"));
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
-        await LabMigration.Verify(_lab, B, group);
+        await LabMigration.Verify(Lab, B, group);
         LabMigration.AssertUnbroken(group);
-        (await _lab.On(_lab.Node(B)).Run("group", "stop", group.Name)).Ok();
+        (await Lab.On(Lab.Node(B)).Run("group", "stop", group.Name)).Ok();
     }
 
     /// <summary>
@@ -160,29 +134,29 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task CutBeforeTheAnswer_OperatorStopsTheFrozenCopy_SourceBecomesTheStandbyOnceHealed()
     {
-        var group = await _groups.StartSupervised("cut-stopped");
-        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
+        var group = await Groups.StartSupervised("cut-stopped");
+        var mark = await LabEvents.LastSeq(Lab, A, group.Name);
         try
         {
             var failed = await MigrateCutAt(group, B, "takeover-reply", release: true);
             await AssertUnknownOutcome(group, failed);
-            (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
-            Assert.Empty(await LabMigration.Members(_lab, A, group.Name));
+            (await Lab.On(Lab.Node(A)).Run("stop", group.Name)).Ok();
+            Assert.Empty(await LabMigration.Members(Lab, A, group.Name));
         }
         finally
         {
-            (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
         }
 
-        var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+        var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", mark);
         Assert.Contains("the operator had stopped it here meanwhile; this node is its standby now", settled.Message);
-        Assert.Equal("standby", (await LabEvents.Show(_lab, A, group.Name)).Prop("availability")?.Str("state"));
-        Assert.Contains($"runs on node {B}", (await _lab.On(_lab.Node(A)).Run("group", "start", group.Name)).FailsWithOneLine().Stderr);
-        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, B, group.Name)).Select(m => m.Pid));
+        Assert.Equal("standby", (await LabEvents.Show(Lab, A, group.Name)).Prop("availability")?.Str("state"));
+        Assert.Contains($"runs on node {B}", (await Lab.On(Lab.Node(A)).Run("group", "start", group.Name)).FailsWithOneLine().Stderr);
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, B, group.Name)).Select(m => m.Pid));
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
-        await LabMigration.Verify(_lab, B, group);
+        await LabMigration.Verify(Lab, B, group);
         LabMigration.AssertUnbroken(group);
-        (await _lab.On(_lab.Node(B)).Run("group", "stop", group.Name)).Ok();
+        (await Lab.On(Lab.Node(B)).Run("group", "stop", group.Name)).Ok();
     }
 
     /// <summary>
@@ -195,23 +169,23 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task TakeOverArrivingAfterTheSourceResumed_IsRefused()
     {
-        var group = await _groups.Launch("late-takeover");
-        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
-        var gate = _groups.Gate(B, group.Name, "takeover-late");
+        var group = await Groups.Launch("late-takeover");
+        var mark = await LabEvents.LastSeq(Lab, A, group.Name);
+        var gate = Groups.Gate(B, group.Name, "takeover-late");
         try
         {
             try
             {
                 var failed = (await (await StartHeldAndCut(group, gate))).FailsWithOneLine();
                 Assert.Contains("outcome unknown", failed.Stderr);
-                Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+                Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
                 await AssertHeldFrozen(group);
             }
             finally
             {
-                (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+                (await Lab.Lab("heal", Lab.Dir, B)).Ok();
             }
-            var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+            var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", mark);
             Assert.Contains("does not run there", settled.Message);
             Assert.Equal("running", (await Status(A, group)).Str("state"));
             await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
@@ -223,15 +197,15 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
         }
 
         await LabSession.WaitUntil(
-            () => _groups.AgentLog(B).Contains($"Takeover of group {group.Name} from checkpoint", StringComparison.Ordinal) &&
-                  _groups.AgentLog(B).Contains("gave that migration up already", StringComparison.Ordinal),
-            $"{B} refusing the late takeover of {group.Name}", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
-        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
-        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+            () => Groups.AgentLog(B).Contains($"Takeover of group {group.Name} from checkpoint", StringComparison.Ordinal) &&
+                  Groups.AgentLog(B).Contains("gave that migration up already", StringComparison.Ordinal),
+            $"{B} refusing the late takeover of {group.Name}", () => HeldMigrationGroups.Tail(Groups.AgentLog(B)));
+        Assert.Empty(await LabMigration.Members(Lab, B, group.Name));
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} after the late takeover");
-        await LabMigration.Verify(_lab, A, group);
+        await LabMigration.Verify(Lab, A, group);
         LabMigration.AssertUnbroken(group);
-        (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+        (await Lab.On(Lab.Node(A)).Run("stop", group.Name)).Ok();
     }
 
     /// <summary>
@@ -243,9 +217,9 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     [Fact, Trait("Category", "Integration")]
     public async Task AbandonWhileALateTakeOverRestores_StopsIt_SourceResumes()
     {
-        var group = await _groups.Launch("late-restoring");
-        var mark = await LabEvents.LastSeq(_lab, A, group.Name);
-        var (late, resume) = (_groups.Gate(B, group.Name, "takeover-late"), _groups.Gate(B, group.Name, "takeover-resume"));
+        var group = await Groups.Launch("late-restoring");
+        var mark = await LabEvents.LastSeq(Lab, A, group.Name);
+        var (late, resume) = (Groups.Gate(B, group.Name, "takeover-late"), Groups.Gate(B, group.Name, "takeover-resume"));
         Directory.CreateDirectory(Path.GetDirectoryName(resume)!);
         await File.WriteAllTextAsync(resume, "");
         try
@@ -256,16 +230,16 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
                 Assert.Contains("outcome unknown", failed.Stderr);
                 // The late takeover goes on, restores the group on node-b and holds it there, frozen.
                 File.Delete(late);
-                await LabSession.WaitUntil(() => File.Exists(resume + ".held"), $"{B} restoring {group.Name} late", () => HeldMigrationGroups.Tail(_groups.AgentLog(B)));
+                await LabSession.WaitUntil(() => File.Exists(resume + ".held"), $"{B} restoring {group.Name} late", () => HeldMigrationGroups.Tail(Groups.AgentLog(B)));
             }
             finally
             {
-                (await _lab.Lab("heal", _lab.Dir, B)).Ok();
+                (await Lab.Lab("heal", Lab.Dir, B)).Ok();
             }
-            var settled = await LabEvents.WaitFor(_lab, A, group.Name, "migration.settled", mark);
+            var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", mark);
             Assert.Contains("does not run there", settled.Message);
-            Assert.Contains($"Migration of group {group.Name} from checkpoint", _groups.AgentLog(B));
-            Assert.Contains("fenced while its takeover was in progress: stopping it", _groups.AgentLog(B));
+            Assert.Contains($"Migration of group {group.Name} from checkpoint", Groups.AgentLog(B));
+            Assert.Contains("fenced while its takeover was in progress: stopping it", Groups.AgentLog(B));
         }
         finally
         {
@@ -273,12 +247,12 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
             File.Delete(resume);
         }
 
-        Assert.Empty(await LabMigration.Members(_lab, B, group.Name));
-        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        Assert.Empty(await LabMigration.Members(Lab, B, group.Name));
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
         await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
-        await LabMigration.Verify(_lab, A, group);
+        await LabMigration.Verify(Lab, A, group);
         LabMigration.AssertUnbroken(group);
-        (await _lab.On(_lab.Node(A)).Run("stop", group.Name)).Ok();
+        (await Lab.On(Lab.Node(A)).Run("stop", group.Name)).Ok();
     }
 
     /// <summary>
@@ -287,26 +261,13 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
     /// </summary>
     private async Task<HactlResult> MigrateCutAt(LabGroup group, string node, string moment, bool release)
     {
-        var gate = _groups.Gate(node, group.Name, moment);
+        var gate = Groups.Gate(node, group.Name, moment);
         var migrate = await StartHeldAndCut(group, gate);
         if (release)
         {
             File.Delete(gate);
         }
         return await migrate;
-    }
-
-    /// <summary>Starts migrate to node-b with the hold file in place, and cuts node-b off once the migration is held there.</summary>
-    private async Task<Task<HactlResult>> StartHeldAndCut(LabGroup group, string gate)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(gate)!);
-        await File.WriteAllTextAsync(gate, "");
-        group.Log.FollowTo(_lab.Node(B).Log(group.Name).Path);
-        var migrate = _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B);
-        await LabSession.WaitUntil(() => migrate.IsCompleted || File.Exists(gate + ".held"), $"the migration of {group.Name} held at {Path.GetFileName(gate)}");
-        Assert.False(migrate.IsCompleted, $"the migration ended before its hold: {(migrate.IsCompleted ? migrate.Result.ToString() : "")}");
-        (await _lab.Lab("partition", _lab.Dir, B)).Ok();
-        return migrate;
     }
 
     /// <summary>
@@ -319,13 +280,13 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
         Assert.Equal("migrating", status.Str("state"));
         Assert.Equal($"frozen here: its migration to node {B} is not settled yet", status.Str("frozenBecause"));
         Assert.All(status.GetProperty("members").EnumerateArray(), m => Assert.Equal("frozen", m.Str("state")));
-        var text = (await _lab.On(_lab.Node(A)).Run(["status", group.Name], json: false)).Ok().Stdout;
+        var text = (await Lab.On(Lab.Node(A)).Run(["status", group.Name], json: false)).Ok().Stdout;
         Assert.Contains($"group {group.Name}: migrating", text);
         Assert.Contains($"  frozen here: its migration to node {B} is not settled yet", text);
     }
 
     private async Task<JsonElement> Status(string node, LabGroup group) =>
-        (await _lab.On(_lab.Node(node)).Run("status", group.Name)).Ok().Json.GetProperty("groups")[0];
+        (await Lab.On(Lab.Node(node)).Run("status", group.Name)).Ok().Json.GetProperty("groups")[0];
 
     /// <summary>
     /// migrate ended without learning the outcome: one line that says so and what follows; the group
@@ -337,16 +298,16 @@ public sealed class LabTakeoverPartitionTests : IClassFixture<SharedLabWithMigra
         var failed = migrate.FailsWithOneLine();
         Assert.Contains("outcome unknown", failed.Stderr);
         Assert.Contains($"it stays frozen here until node {B} answers", failed.Stderr);
-        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
         await AssertHeldFrozen(group);
-        var availability = (await LabEvents.Show(_lab, A, group.Name)).Prop("availability");
+        var availability = (await LabEvents.Show(Lab, A, group.Name)).Prop("availability");
         Assert.Equal("migrating", availability?.Str("state"));
         Assert.Contains($"waiting for it to say whether it runs the group", availability?.Str("reason"));
-        var again = (await _lab.On(_lab.Node(A)).Run("migrate", group.Name, "--to", B)).FailsWithOneLine();
+        var again = (await Lab.On(Lab.Node(A)).Run("migrate", group.Name, "--to", B)).FailsWithOneLine();
         Assert.Contains("is not settled yet", again.Stderr);
         // A checkpoint would end with RESUME and let the frozen copy run beside the target's.
-        var checkpoint = (await _lab.On(_lab.Node(A)).Run("checkpoint", group.Name)).FailsWithOneLine();
+        var checkpoint = (await Lab.On(Lab.Node(A)).Run("checkpoint", group.Name)).FailsWithOneLine();
         Assert.Contains("held frozen here", checkpoint.Stderr);
-        Assert.Equal(group.Pids, (await LabMigration.Members(_lab, A, group.Name)).Select(m => m.Pid));
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
     }
 }
