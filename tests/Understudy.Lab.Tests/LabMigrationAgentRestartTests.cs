@@ -72,6 +72,39 @@ public sealed class LabMigrationAgentRestartTests(SharedLabWithMigrationHolds sh
         (await Lab.On(Lab.Node(B)).Run("group", "stop", group.Name)).Ok();
     }
 
+    /// <summary>
+    /// (b) with a supervised group that the operator stopped here while its migration was unsettled,
+    /// before the agent restarted: once healed, the target says it does not run the group (it gave its
+    /// takeover up), and the group stays as the operator left it: stopped, its policy in force here.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task TargetGaveUp_OperatorStopsTheFrozenCopy_AgentRestarts_GroupStaysStoppedHere()
+    {
+        var group = await Groups.StartSupervised("restart-stopped-here");
+        var gate = Groups.Gate(B, group.Name, "takeover-resume");
+        try
+        {
+            await CutUntilTheTargetGaveUp(group, gate);
+            (await Lab.On(Lab.Node(A)).Run("group", "stop", group.Name)).Ok();
+            await RestartAgent(A);
+            Assert.Equal("migrating", (await LabEvents.Show(Lab, A, group.Name)).Prop("availability")?.Str("state"));
+        }
+        finally
+        {
+            File.Delete(gate);
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", 0);
+        Assert.Contains("the operator had settled it here meanwhile; nothing done", settled.Message);
+        var availability = (await LabEvents.Show(Lab, A, group.Name)).Prop("availability");
+        Assert.Equal("stopped", availability?.Str("state"));
+        Assert.Contains($"while its migration to node {B} was not settled; that node does not run it", availability?.Str("reason"));
+        Assert.Empty(await LabMigration.Members(Lab, A, group.Name));
+        Assert.Empty(await LabMigration.Members(Lab, B, group.Name));
+        (await Lab.On(Lab.Node(A)).Run("group", "delete", group.Name)).Ok();
+    }
+
     private async Task RanThereAndRestarted(LabGroup group, bool supervised)
     {
         var before = await LabMigration.Members(Lab, A, group.Name);
