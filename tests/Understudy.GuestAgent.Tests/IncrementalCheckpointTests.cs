@@ -323,26 +323,6 @@ public sealed class IncrementalCheckpointTests(ITestOutputHelper output)
         Assert.DoesNotContain(first.Id, agent.Services.GetRequiredService<CheckpointStore>().List("web").Select(c => c.Id));
     }
 
-    [Fact]
-    public async Task A_merge_waits_while_its_group_is_being_checkpointed()
-    {
-        await using var agent = await TestAgent.StartAsync(output);
-        var keeper = agent.Services.GetRequiredService<CheckpointKeeper>();
-        await using var db = await TrackingMemberAsync(agent, 2);
-        await CheckpointAsync(agent, false, db);
-        db.Touch(1);
-
-        var call = agent.Api.CheckpointAsync("web");
-        await db.FreezeAsync();
-        Assert.True(keeper.AreMergesPaused("web"));
-        await db.WriteAsync();
-        await db.ResumeAsync();
-        var result = (await call)[^1].Result;
-
-        Assert.False(keeper.AreMergesPaused("web"));
-        await WaitUntilMergedAsync(agent, result.Id);
-    }
-
     // Back-to-back checkpoints (an interval shorter than a checkpoint) would otherwise hold the
     // group's merges for good: they go on while the members' writers write, and wait again for
     // the commit, where the replicator pins the new checkpoint.
