@@ -160,6 +160,91 @@ public sealed class LabTakeoverPartitionTests(SharedLabWithMigrationHolds shared
     }
 
     /// <summary>
+    /// (b) again, and a frozen process's link to its agent breaks while the migration is unsettled, the
+    /// agent running on: the process stays frozen (it was told to HOLD) and registers again, a new
+    /// member. Once healed, the source learns that the group does not run on the target and resumes
+    /// the whole group, the relinked process with it: it is no sign that the operator settled the group.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task CutBeforeTheTargetResumes_AFrozenProcessRelinks_SourceResumesTheWholeGroupOnceHealed()
+    {
+        var group = await Groups.Launch("cut-relink-resume");
+        var mark = await LabEvents.LastSeq(Lab, A, group.Name);
+        var gate = Groups.Gate(B, group.Name, "takeover-resume");
+        try
+        {
+            var migrate = await StartHeldAndCut(group, gate);
+            await LabSession.WaitUntil(() => Groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
+                $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(Groups.AgentLog(B)));
+            Assert.Contains("outcome unknown", (await migrate).FailsWithOneLine().Stderr);
+            await BreakALinkWhileFrozen(group);
+        }
+        finally
+        {
+            File.Delete(gate);
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", mark);
+        Assert.Contains("does not run there", settled.Message);
+        Assert.Contains("it runs on here", settled.Message);
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {A} once settled");
+        Assert.All((await Status(A, group)).GetProperty("members").EnumerateArray(), m => Assert.Equal("running", m.Str("state")));
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, A, group.Name)).Select(m => m.Pid));
+        Assert.Empty(await LabMigration.Members(Lab, B, group.Name));
+        await LabMigration.Verify(Lab, A, group);
+        LabMigration.AssertUnbroken(group);
+        (await Lab.On(Lab.Node(A)).Run("stop", group.Name)).Ok();
+    }
+
+    /// <summary>
+    /// (c) again, and a frozen process on the source relinks while the migration is unsettled: once
+    /// healed, the source learns that the group runs on the target and ends its whole frozen copy, the
+    /// relinked process with it; a relink is not the operator restoring the group there.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task CutBeforeTheAnswer_AFrozenProcessRelinks_SourceEndsItsWholeFrozenCopyOnceHealed()
+    {
+        var group = await Groups.Launch("cut-relink-end");
+        var mark = await LabEvents.LastSeq(Lab, A, group.Name);
+        var before = await LabMigration.Members(Lab, A, group.Name);
+        try
+        {
+            var failed = await MigrateCutAt(group, B, "takeover-reply", release: true);
+            Assert.Contains("outcome unknown", failed.FailsWithOneLine().Stderr);
+            await BreakALinkWhileFrozen(group);
+        }
+        finally
+        {
+            (await Lab.Lab("heal", Lab.Dir, B)).Ok();
+        }
+
+        var settled = await LabEvents.WaitFor(Lab, A, group.Name, "migration.settled", mark);
+        Assert.Contains("its frozen copy here ended", settled.Message);
+        Assert.Empty(await LabMigration.Members(Lab, A, group.Name));
+        await LabMigration.AssertGoneFrom(Lab, A, group, before);
+        Assert.Equal(group.Pids, (await LabMigration.Members(Lab, B, group.Name)).Select(m => m.Pid));
+        await LabMigration.WaitForCounts(group, 3, group.Log.Length, $"on {B} once settled");
+        await LabMigration.Verify(Lab, B, group);
+        LabMigration.AssertUnbroken(group);
+        (await Lab.On(Lab.Node(B)).Run("stop", group.Name)).Ok();
+    }
+
+    /// <summary>
+    /// The memory process of the group frozen on node-a loses its link (shut down from outside): it
+    /// registers again held, as a new member, and stays frozen, the group still held for its migration.
+    /// </summary>
+    private async Task BreakALinkWhileFrozen(LabGroup group)
+    {
+        var mark = await LabEvents.LastSeq(Lab, A, group.Name);
+        var memory = (await Status(A, group)).Array("members").Select(Member.From).Single(m => m.App == "memory");
+        MemberLinks.Break(Lab.HostPidOf(A, memory.HostPid));
+        var joined = await LabEvents.WaitFor(Lab, A, group.Name, "member.joined", mark);
+        Assert.Contains($"member {memory.Pid} (memory) registered again on a new link", joined.Message);
+        await AssertHeldFrozen(group);
+    }
+
+    /// <summary>
     /// (b) with a late takeover: the source's TakeOver reaches node-b only after the source gave the
     /// migration up and resumed the group (held on node-b past the call's end, `takeover-late`, as a
     /// request a healed link delivers late). Once healed, the source abandons the migration on node-b

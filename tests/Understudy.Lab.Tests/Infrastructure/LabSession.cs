@@ -84,6 +84,58 @@ public sealed class LabSession : IAsyncDisposable
         return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
     }
 
+    /// <summary>
+    /// The host's pid of the process that is <paramref name="pidInNode"/> in <paramref name="node"/>'s pid
+    /// namespace (as its agent's `hostPid` names it): the one whose NSpid says so and that descends from
+    /// the node's pid 1, which DIR/lab.json records.
+    /// </summary>
+    public int HostPidOf(string node, long pidInNode)
+    {
+        using var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(Dir, "lab.json")));
+        var holder = state.RootElement.GetProperty("nodes").EnumerateArray().Single(n => n.GetProperty("name").GetString() == node)
+            .GetProperty("holder").GetProperty("pid").GetInt32();
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), out var pid)
+                && StatusField(pid, "NSpid") is { } nspid
+                && nspid.Split('\t', StringSplitOptions.RemoveEmptyEntries) is [_, var inNode, ..]
+                && inNode == pidInNode.ToString(System.Globalization.CultureInfo.InvariantCulture)
+                && Descends(pid, holder))
+            {
+                return pid;
+            }
+        }
+        throw new Xunit.Sdk.XunitException($"no process is pid {pidInNode} of {node}");
+    }
+
+    private static bool Descends(int pid, int ancestor)
+    {
+        while (pid > 1)
+        {
+            if (!int.TryParse(StatusField(pid, "PPid"), out pid))
+            {
+                return false;
+            }
+            if (pid == ancestor)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static string? StatusField(int pid, string name)
+    {
+        try
+        {
+            return File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith(name + ":", StringComparison.Ordinal))?[(name.Length + 1)..].Trim();
+        }
+        catch (IOException)
+        {
+            return null; // it ended
+        }
+    }
+
     /// <summary>hactl lab ARGS (no --agent, no --json added).</summary>
     public Task<HactlResult> Lab(params string[] args) => Hactl.RunRaw(Repo.Hactl, ["lab", .. args], Timeouts.Command, Note, _environment);
 

@@ -7,6 +7,7 @@ using Understudy.GuestAgent.Foundation.Errors;
 using Understudy.GuestAgent.Foundation.Events;
 using Understudy.GuestAgent.Foundation.Interop;
 using Understudy.GuestAgent.Model.Groups;
+using Understudy.GuestAgent.Model.Init;
 using Understudy.GuestAgent.Model.Members;
 using Understudy.GuestAgent.Operations.Checkpoints;
 using Understudy.GuestAgent.Operations.Lifecycle;
@@ -105,7 +106,9 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
         _unsettled[migration.Group] = migration.Target;
         // No checkpoint meanwhile: its RESUME would let the group run here while it may run there.
         var hold = _lifecycles.For(migration.Group).HoldFrozen($"its migration to node {migration.Target} is not settled yet");
-        _ = SettleAsync(migration, hold, _stopping.Token);
+        // The copy frozen here is this us-init's: a stop ends it, a restore replaces it.
+        var copy = _groups.Find(migration.Group)?.Init;
+        _ = SettleAsync(migration, copy, hold, _stopping.Token);
     }
 
     /// <summary>
@@ -185,7 +188,7 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
         _stopping.Dispose();
     }
 
-    private async Task SettleAsync(UnsettledMigration migration, IDisposable hold, CancellationToken stopping)
+    private async Task SettleAsync(UnsettledMigration migration, InitProcess? copy, IDisposable hold, CancellationToken stopping)
     {
         var (group, target) = (migration.Group, migration.Target);
         try
@@ -194,7 +197,7 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
             {
                 await Task.Delay(Retry, stopping).ConfigureAwait(false);
                 if (await AskAsync(migration, stopping).ConfigureAwait(false) is { } runsThere
-                    && await _lifecycles.For(group).RunExclusiveAsync(scope => CarryOutAsync(scope, migration, runsThere), stopping).ConfigureAwait(false))
+                    && await _lifecycles.For(group).RunExclusiveAsync(scope => CarryOutAsync(scope, migration, copy, runsThere), stopping).ConfigureAwait(false))
                 {
                     return;
                 }
@@ -233,9 +236,10 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
     }
 
     /// <summary>Ends the group here or resumes it; false when it cannot be done yet (a supervisor has still to take the group up).</summary>
-    private async Task<bool> CarryOutAsync(LifecycleScope scope, UnsettledMigration migration, bool runsThere)
+    private async Task<bool> CarryOutAsync(LifecycleScope scope, UnsettledMigration migration, InitProcess? copy, bool runsThere)
     {
         var (group, target) = (migration.Group, migration.Target);
+        var asFrozen = migration.Frozen is { } frozenHere && FrozenAsItWas(group, frozenHere);
         if (migration.Frozen is null)
         {
             if (_lifecycles.For(group).IsSupervised && _groups.Find(group) is { Init.HasExited: false } && !_supervisedAfterRestart.ContainsKey(group))
@@ -246,10 +250,14 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
             {
                 migration = migration with { Supervised = adopted };
             }
-            // Taken up after an agent restart: the held processes relink by themselves, with a back-off.
+        }
+        if (!asFrozen)
+        {
+            // Taken up after an agent restart, or a member's link broke meanwhile: the held processes
+            // relink by themselves, with a back-off, as new members.
             await WaitForRelinksAsync(group).ConfigureAwait(false);
         }
-        if (!StillFrozen(group, migration.Frozen))
+        if (_groups.Find(group) is not { Init: { HasExited: false } init } || !ReferenceEquals(init, copy))
         {
             OperatorSettled(migration, runsThere);
             return true;
@@ -261,7 +269,7 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
             _events.Publish(new MigrationSettled(group, target, true, "its frozen copy here ended"));
             return true;
         }
-        if (migration.Frozen is { } frozen)
+        if (asFrozen && migration.Frozen is { } frozen)
         {
             await ResumeHereAsync(frozen, group, target).ConfigureAwait(false);
         }
@@ -306,20 +314,11 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
         _events.Publish(new MigrationSettled(group, target, runsThere, outcome));
     }
 
-    /// <summary>
-    /// The processes frozen for the move are still the group's here: nobody stopped or restored it
-    /// meanwhile. After an agent restart: the group's members that registered held frozen.
-    /// </summary>
-    private bool StillFrozen(string group, FrozenGroup? frozen)
+    /// <summary>Every member frozen for the move is still registered as it was: none lost its link and relinked since.</summary>
+    private bool FrozenAsItWas(string group, FrozenGroup frozen)
     {
-        if (_groups.Find(group) is not { Init.HasExited: false } running)
-        {
-            return false;
-        }
-        var members = running.Members.Snapshot();
-        return frozen is null
-            ? members.Any(member => member.Held && member.State == MemberState.Frozen)
-            : frozen.Members.All(held => members.Any(member => ReferenceEquals(member, held)));
+        var members = _groups.Find(group)?.Members.Snapshot() ?? [];
+        return frozen.Members.All(held => members.Any(member => ReferenceEquals(member, held)));
     }
 
     /// <summary>Until every process of the group is a member again, or <see cref="RelinkPatience"/> passed.</summary>
@@ -338,8 +337,8 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
     }
 
     /// <summary>
-    /// RESUME to the members held frozen across the agent restart: the group runs on here, from where it
-    /// froze. The record goes first: a held process that registers after the members were listed is then
+    /// RESUME to the group's frozen members, registered again since it froze (across an agent restart,
+    /// or after a broken link): the group runs on here, from where it froze. The record goes first: a held process that registers after the members were listed is then
     /// resumed on its own (<see cref="LateHeldRelinks"/>), and so is every held one if the agent stops
     /// before they were resumed.
     /// </summary>
@@ -347,7 +346,7 @@ internal sealed class MigrationSettler : IHostedService, IDisposable
     {
         _journal.Remove(group);
         var running = _groups.Find(group);
-        var held = running?.Members.Snapshot().Where(m => m.Held && m.State == MemberState.Frozen).ToList() ?? [];
+        var held = running?.Members.Snapshot().Where(m => m.State == MemberState.Frozen).ToList() ?? [];
         var unregistered = running?.Init is { HasExited: false } init
             ? ProcFs.ProcessesInNamespaceOf(init.HostPid).Count(pid => running.Members.Snapshot().All(m => m.HostPid != pid))
             : 0;
