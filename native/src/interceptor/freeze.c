@@ -302,6 +302,8 @@ static void freeze_handler(int sig, siginfo_t *si, void *uc)
 	if (s) {
 		if (restored)
 			queue_again(s);   /* the signals pending at the checkpoint */
+		else if (tid == __atomic_load_n(&us.exiting_tid, __ATOMIC_ACQUIRE))
+			us_wait_image_before_exit();   /* frozen in the middle of its exit */
 		us_blocked_resume(s, uc, &restart);   /* after a thaw, or in the restored process */
 	}
 	errno = saved_errno;

@@ -128,6 +128,8 @@ struct us_state {
 	volatile int link_dead;         /* no link now: run unprotected until a new one is made */
 	volatile int registered;        /* WELCOME came on the present link */
 	volatile int held;              /* HOLD: frozen until a RESUME, whatever happens to the link */
+	volatile int image_pending;     /* CAPTURED sent, WRITTEN or FAILED not yet: an exit waits (us_exit_after_image) */
+	volatile int exiting_tid;       /* the thread ending the process, once it began to (exit's destructors, _exit) */
 	uint64_t coord_ino;             /* the link's socket inode: coord_fd is still ours */
 
 	/* what the restorer left mapped, unmapped by the restored checkpoint thread */
@@ -330,6 +332,8 @@ US_HIDDEN void us_timers_after_fork(void);
 US_HIDDEN void us_start_checkpoint_thread(void);
 US_HIDDEN int us_fd_is_ours(int fd);
 US_HIDDEN void us_after_fork_child(struct us_fork_handover *h);
+US_HIDDEN void us_exit_after_image(void);
+US_HIDDEN void us_wait_image_before_exit(void);
 
 /* restore.c */
 void us_restore_entry(struct us_restore_args *a);

@@ -178,6 +178,16 @@ static const char *next_origin = "reattach";
 /* How often an idle checkpoint thread checks that its descriptor is still its own. */
 #define LINK_CHECK_MS 1000
 
+/* The image of the last checkpoint is written after RESUME, by this thread: an exit of the
+ * process meanwhile would end it, and with it the whole checkpoint. Exits wait for it
+ * (us_exit_after_image). */
+static void image_pending(int pending)
+{
+	__atomic_store_n(&us.image_pending, pending, __ATOMIC_RELEASE);
+	if (!pending)
+		us_futex_wake(&us.image_pending);
+}
+
 static void lose_link(const char *why, struct written *pending)
 {
 	us_log("link-lost", why);
@@ -193,6 +203,7 @@ static void lose_link(const char *why, struct written *pending)
 		uint64_t mb, pb;
 		us_wait_writer(ignored, sizeof ignored, &mb, &pb);
 		pending->waiting = 0;
+		image_pending(0);
 	}
 	us.tracked_seq = 0;   /* whatever was written since is in no committed image */
 	us.pending_seq = 0;
@@ -353,6 +364,7 @@ static void serve(void)
 				/* the snapshot is taken: the group may resume, and WRITTEN
 				 * follows once the image is written */
 				pending = (struct written){ 1, incremental, us.base_vpid };
+				image_pending(1);
 				reply("CAPTURED", NULL);
 			} else {
 				reply_written(mb, pb, incremental, us.base_vpid);
@@ -396,6 +408,7 @@ static void serve(void)
 					reply_written(mb, pb, pending.incremental, pending.base_vpid);
 				}
 				pending.waiting = 0;
+				image_pending(0);
 			}
 			if (restored_now) {
 				restored_now = 0;
@@ -500,12 +513,46 @@ void us_after_fork_child(struct us_fork_handover *h)
 	us.registered = 0;
 	us.vpid = (int)us_sc0(SYS_getpid);
 	us.checkpoint_tid = 0;      /* the parent's; this process starts its own */
+	us.image_pending = 0;       /* the parent's image */
+	us.exiting_tid = 0;
 	us_staged_forget();
 	us_stage_forget();
 	us_writer_result_own();
 	us_timers_after_fork();
 	us_tracker_after_fork(h);   /* continues against the parent's base image, or full */
 	join("fork", (int)us_sc0(SYS_getppid));
+}
+
+/* An application thread that ends the process (exit, _exit) while the image of the checkpoint
+ * it resumed from is still being written waits until the image is written and answered for:
+ * a short-lived process (a pipeline's command) would otherwise fail every checkpoint whose
+ * writing its exit cuts short. A thread frozen later in its exit (after this ran) waits as it
+ * is thawed (freeze.c). */
+void us_exit_after_image(void)
+{
+	int tid = (int)us_sc0(SYS_gettid);
+	if (tid == __atomic_load_n(&us.checkpoint_tid, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&us.exiting_tid, tid, __ATOMIC_RELEASE);
+	us_wait_image_before_exit();
+}
+
+/* Bounded, should the writing never end. */
+void us_wait_image_before_exit(void)
+{
+	if (!__atomic_load_n(&us.image_pending, __ATOMIC_ACQUIRE))
+		return;
+	us_log("exit-waits", "until the image being written is answered for");
+	/* by the clock: a signal (SIGCHLD) cuts a futex wait short */
+	for (long end = us_now_ms() + 60000; __atomic_load_n(&us.image_pending, __ATOMIC_ACQUIRE) && us_now_ms() < end;)
+		us_futex_wait(&us.image_pending, 1, 1000);
+}
+
+/* exit() and a return from main run the libraries' destructors, this one among them */
+__attribute__((destructor)) static void us_stop(void)
+{
+	if (us.active)
+		us_exit_after_image();
 }
 
 __attribute__((constructor)) static void us_start(void)

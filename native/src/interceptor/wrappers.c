@@ -226,6 +226,22 @@ US_EXPORT pid_t fork(void)
 	return pid;
 }
 
+/* ---- _exit ---- */
+
+/* exit() waits for an image being written in a destructor (main.c); _exit skips those */
+US_EXPORT void _exit(int status)
+{
+	if (us.active)
+		us_exit_after_image();
+	for (;;)
+		us_sc1(SYS_exit_group, status);
+}
+
+US_EXPORT void _Exit(int status)
+{
+	_exit(status);
+}
+
 /* vfork's child may only exec or _exit, which fork's child can do as well; a real
  * vfork child would share our address space and link. */
 US_EXPORT pid_t vfork(void)

@@ -1,3 +1,5 @@
+using Understudy.GuestAgent.Model.Protocol;
+
 namespace Understudy.GuestAgent.Model.Groups;
 
 /// <summary>
@@ -17,6 +19,17 @@ internal static class ExitReports
     /// </returns>
     public static async Task<string?> HowAsync(Group? group, int vpid, TimeProvider time, CancellationToken cancellationToken)
     {
+        if (await ReportAsync(group, vpid, time, cancellationToken).ConfigureAwait(false) is { } report)
+        {
+            return report.How;
+        }
+        // us-init reads out every report before it counts as exited: none is coming after that.
+        return group?.Init is { Exited.IsCompleted: true } init ? $"ended with the group's us-init ({init.DescribeExit()})" : null;
+    }
+
+    /// <summary>us-init's report of the process's end; null when none came in time (or us-init ended first).</summary>
+    public static async Task<InitExited?> ReportAsync(Group? group, int vpid, TimeProvider time, CancellationToken cancellationToken)
+    {
         if (group?.Init is not { } init)
         {
             return null;
@@ -30,7 +43,6 @@ internal static class ExitReports
         {
             return null;
         }
-        // us-init reads out every report before it counts as exited: none is coming after that.
-        return reaped.IsCompletedSuccessfully ? reaped.Result.How : $"ended with the group's us-init ({init.DescribeExit()})";
+        return reaped.IsCompletedSuccessfully ? reaped.Result : null;
     }
 }

@@ -8,7 +8,8 @@ namespace Understudy.GuestAgent.Model.Members;
 /// Sends one command to a set of members and waits until each answered it: the barrier of every
 /// checkpoint and restore phase. Fails as soon as one member dies, answers FAILED, is found
 /// unable to answer (stopped, or stuck in the kernel: <see cref="MemberLiveness"/>), or the
-/// deadline passes.
+/// deadline passes. A phase may let members leave instead (<c>mayLeave</c>): one that exits is
+/// then left out of the answers, and the others are waited for.
 /// </summary>
 internal static class ReplyBarrier
 {
@@ -25,42 +26,56 @@ internal static class ReplyBarrier
         RunAsync<TReply>(members, _ => command, timeout, answered, sent, cancellationToken);
 
     /// <summary>The same, with a command of one verb that may differ from member to member.</summary>
+    /// <param name="mayLeave">whether a member that exited during the phase may be left out of it (the answers then lack it).</param>
     public static async Task<IReadOnlyDictionary<Member, TReply>> RunAsync<TReply>(
         IReadOnlyList<Member> members,
         Func<Member, MemberCommand> commandFor,
         TimeSpan timeout,
         IProgress<int>? answered,
         Action? sent,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        Func<Member, bool>? mayLeave = null)
         where TReply : MemberReply
     {
         var phase = members.Count > 0 ? commandFor(members[0]).Verb : "";
-        await SendAllAsync(members, commandFor, phase, cancellationToken).ConfigureAwait(false);
+        await SendAllAsync(members, commandFor, phase, mayLeave, cancellationToken).ConfigureAwait(false);
         sent?.Invoke();
-        return await AwaitAllAsync<TReply>(members, phase, timeout, answered, cancellationToken).ConfigureAwait(false);
+        return await AwaitAllAsync<TReply>(members, phase, timeout, answered, cancellationToken, mayLeave).ConfigureAwait(false);
     }
 
     /// <summary>Sends <paramref name="command"/> to each member; fails, naming it, at the first that is gone.</summary>
     public static Task SendAllAsync(IReadOnlyList<Member> members, MemberCommand command, CancellationToken cancellationToken) =>
-        SendAllAsync(members, _ => command, command.Verb, cancellationToken);
+        SendAllAsync(members, _ => command, command.Verb, mayLeave: null, cancellationToken);
 
     private static async Task SendAllAsync(
-        IReadOnlyList<Member> members, Func<Member, MemberCommand> commandFor, string phase, CancellationToken cancellationToken)
+        IReadOnlyList<Member> members, Func<Member, MemberCommand> commandFor, string phase, Func<Member, bool>? mayLeave,
+        CancellationToken cancellationToken)
     {
         foreach (var member in members)
         {
-            if (member.Connection is not { } connection)
+            // One that may leave is left to its wait, which finds it gone too.
+            if (!await TrySendAsync(member, commandFor(member), cancellationToken).ConfigureAwait(false) && mayLeave?.Invoke(member) != true)
             {
                 throw new MemberPhaseException(phase, PhaseFailure.Exited, [member]);
             }
-            try
-            {
-                await connection.SendAsync(commandFor(member), cancellationToken).ConfigureAwait(false);
-            }
-            catch (MemberDisconnectedException)
-            {
-                throw new MemberPhaseException(phase, PhaseFailure.Exited, [member]);
-            }
+        }
+    }
+
+    /// <summary>False when the member's connection is gone.</summary>
+    private static async Task<bool> TrySendAsync(Member member, MemberCommand command, CancellationToken cancellationToken)
+    {
+        if (member.Connection is not { } connection)
+        {
+            return false;
+        }
+        try
+        {
+            await connection.SendAsync(command, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (MemberDisconnectedException)
+        {
+            return false;
         }
     }
 
@@ -70,7 +85,8 @@ internal static class ReplyBarrier
         string phase,
         TimeSpan timeout,
         IProgress<int>? answered,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        Func<Member, bool>? mayLeave = null)
         where TReply : MemberReply
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -106,6 +122,11 @@ internal static class ReplyBarrier
                 }
                 if (done.Exception?.InnerException is MemberPhaseException failure)
                 {
+                    if (failure.Failure == PhaseFailure.Exited && mayLeave?.Invoke(member!) == true)
+                    {
+                        unanswered.TryRemove(member!, out _);
+                        continue;
+                    }
                     throw failure;
                 }
                 cancellationToken.ThrowIfCancellationRequested();

@@ -19,6 +19,9 @@ internal sealed record InitExited(int Vpid, int ExitCode, int Signal) : InitMess
 
     /// <summary>How it ended, worded as faults word it: "was killed by signal 6", "exited with code 3".</summary>
     public string How => Signal != 0 ? $"was killed by signal {Signal}" : $"exited with code {ExitCode}";
+
+    /// <summary>A crash: killed by a signal whose default action dumps core (SIGSEGV, SIGABRT, ...), not an exit or a kill.</summary>
+    public bool Crashed => Signal is 3 or 4 or 5 or 6 or 7 or 8 or 11 or 24 or 25 or 31;
 }
 
 internal sealed record InitRestored(int Count) : InitMessage;

@@ -105,7 +105,7 @@ internal sealed class CheckpointCoordinator
         Group group, GateLease lease, bool full, bool holdFrozen, bool incrementalWherePossible, FreezeMeter freeze, Stopwatch duration,
         IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
     {
-        var members = group.Members.Snapshot();
+        IReadOnlyList<Member> members = group.Members.Snapshot();
         if (members.Count == 0)
         {
             throw AgentException.FailedPrecondition($"group {group.Name} has no members to checkpoint");
@@ -135,12 +135,28 @@ internal sealed class CheckpointCoordinator
             using var images = new MemberImageFiles(stagingDir, members);
             var ipcCapturer = members.OrderBy(m => ProcFs.EffectiveUid(m.HostPid) == 0 ? 0 : 1).ThenBy(m => m.Vpid).First();
 
-            // Step 2: every member stops its application threads.
+            // Step 2: every member stops its application threads. One that exits meanwhile (a
+            // pipeline's short-lived command) ended before the cut: the checkpoint goes on
+            // without it, unless it was to capture the IPC objects for all.
             progress?.Report(new(CheckpointPhases.Prepare, 0, members.Count));
             freeze.Freeze();
+            var prepare = new PrepareCommand(id);
             var frozen = await ReplyBarrier.RunAsync<FrozenReply>(
-                members, new PrepareCommand(id), _options.PrepareTimeout,
-                Counter(progress, CheckpointPhases.Prepare, members.Count), sent: null, cancellationToken).ConfigureAwait(false);
+                members, _ => prepare, _options.PrepareTimeout,
+                Counter(progress, CheckpointPhases.Prepare, members.Count), sent: null, cancellationToken,
+                mayLeave: m => m != ipcCapturer && !ProcFs.IsRunning(m.HostPid)).ConfigureAwait(false);
+            if (frozen.Count < members.Count)
+            {
+                var left = members.Where(m => !frozen.ContainsKey(m)).ToList();
+                foreach (var member in left)
+                {
+                    images.Drop(member);
+                }
+                members = members.Where(frozen.ContainsKey).ToList();
+                _logger.LogInformation(
+                    "Checkpoint {CheckpointId} of group {Group}: {Left} exited before freezing; the checkpoint holds the other {Members} members",
+                    id, group.Name, string.Join(", ", left.Select(m => m.Describe())), members.Count);
+            }
             // Each member looked at its memory map before it froze: none was frozen before the quickest was done.
             freeze.NotFrozenFor(TimeSpan.FromMicroseconds(frozen.Values.Min(r => r.SurveyMicros)));
             _logger.LogInformation(
@@ -217,13 +233,16 @@ internal sealed class CheckpointCoordinator
         return (outcome, holdFrozen ? new FrozenGroup(outcome, lease, members, freeze, this) : null);
     }
 
-    /// <summary>RESUME to every member: the group runs again.</summary>
+    /// <summary>RESUME to every member: the group runs again; one that exits as soon as it runs is no failure.</summary>
     internal Task ResumeAsync(
-        IReadOnlyList<Member> members, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken) =>
-        ReplyBarrier.RunAsync<ResumedReply>(
-            members, new ResumeCommand(), _options.PrepareTimeout,
+        IReadOnlyList<Member> members, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
+    {
+        var resume = new ResumeCommand();
+        return ReplyBarrier.RunAsync<ResumedReply>(
+            members, _ => resume, _options.PrepareTimeout,
             Counter(progress, CheckpointPhases.Resume, members.Count),
-            sent: freeze.Thaw, cancellationToken);
+            sent: freeze.Thaw, cancellationToken, mayLeave: m => !ProcFs.IsRunning(m.HostPid));
+    }
 
     /// <summary>HOLD to every member of a group held frozen: a lost link no longer thaws them (docs/protocol.md).</summary>
     internal Task HoldAsync(IReadOnlyList<Member> members, CancellationToken cancellationToken) =>

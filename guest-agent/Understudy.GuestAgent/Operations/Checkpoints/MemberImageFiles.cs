@@ -13,11 +13,13 @@ namespace Understudy.GuestAgent.Operations.Checkpoints;
 /// </summary>
 internal sealed class MemberImageFiles : IDisposable
 {
+    private readonly string _stagingDir;
     private readonly Dictionary<Member, SafeHandle[]> _files = [];
     private readonly List<string> _names = [];
 
     public MemberImageFiles(string stagingDir, IEnumerable<Member> members)
     {
+        _stagingDir = stagingDir;
         try
         {
             foreach (var member in members)
@@ -35,6 +37,24 @@ internal sealed class MemberImageFiles : IDisposable
     }
 
     public IReadOnlyList<SafeHandle> For(Member member) => _files[member];
+
+    /// <summary>A member left out of the checkpoint (it exited before it froze): its files go, still empty.</summary>
+    public void Drop(Member member)
+    {
+        if (!_files.Remove(member, out var handles))
+        {
+            return;
+        }
+        foreach (var handle in handles)
+        {
+            handle.Dispose();
+        }
+        foreach (var name in new[] { $"{member.Vpid}.meta", $"{member.Vpid}.pages" })
+        {
+            _names.Remove(name);
+            File.Delete(Path.Combine(_stagingDir, name));
+        }
+    }
 
     /// <summary>The names of all the files, by member: .meta then .pages.</summary>
     public IReadOnlyList<string> Names => _names;
