@@ -237,8 +237,9 @@ public sealed class CheckpointStore(string stateDir)
     /// </summary>
     /// <param name="reusePageChecks">
     /// skip reading a pages file that an earlier verification by this store read whole and found
-    /// good, if its device, inode, size and change time are the same since (a restore right after a
-    /// migration target got ready); <c>hactl images verify</c> reads everything
+    /// good, or that <see cref="TrustWrittenPages"/> counted as such, if its device, inode, size and
+    /// change time are the same since (a restore right after a migration target got ready, or of a
+    /// checkpoint taken here); <c>hactl images verify</c> reads everything
     /// </param>
     /// <exception cref="CheckpointNotFoundException">No such group or checkpoint.</exception>
     /// <exception cref="ImageFormatException">Something does not match; the message names the file and the reason.</exception>
@@ -323,6 +324,24 @@ public sealed class CheckpointStore(string stateDir)
 
     // Pages files read whole and found good, by path and the checksum of the meta they were checked against.
     private readonly StampedCache<(string Pages, uint MetaCrc32c), bool> _pagesChecked = new(limit: 4096);
+
+    /// <summary>
+    /// Counts the pages files of the checkpoint of <paramref name="manifest"/>, just committed from what this
+    /// node's members wrote, as read whole and found good: each member's writer computed every run's
+    /// CRC-32C from the memory it wrote into the file, and fdatasynced it. A restore
+    /// (<c>reusePageChecks</c>) then does not read them again while their device, inode, size and
+    /// change time stay as they are now (docs/architecture.md, "A restore"). Not for copies received
+    /// from another node, nor for merged images.
+    /// </summary>
+    public void TrustWrittenPages(CheckpointManifest manifest)
+    {
+        string dir = CheckpointDir(manifest.Group, manifest.Id);
+        foreach (ManifestMember member in manifest.Members)
+        {
+            string pagesPath = Path.Combine(dir, member.Pages);
+            _pagesChecked.Keep((pagesPath, member.MetaCrc32c), pagesPath, true);
+        }
+    }
 
     private void VerifyPages(ProcessImage image, string pagesPath, uint metaCrc32c, bool reuse) =>
         _pagesChecked.GetOrRead((pagesPath, metaCrc32c), pagesPath, () =>

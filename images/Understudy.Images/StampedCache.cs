@@ -35,4 +35,21 @@ internal sealed class StampedCache<TKey, TValue>(int limit) where TKey : notnull
         }
         return value;
     }
+
+    /// <summary>
+    /// Keeps <paramref name="value"/> for <paramref name="key"/> with <paramref name="path"/>'s stamp
+    /// now, however recent its change time: for what the caller knows of the file without reading
+    /// it (its own writer made it), not for what a read found.
+    /// </summary>
+    public void Keep(TKey key, string path, TValue value)
+    {
+        if (Libc.Stamp(path) is { } stamp)
+        {
+            if (_entries.Count >= limit)
+            {
+                _entries.Clear();
+            }
+            _entries[key] = (stamp, value);
+        }
+    }
 }

@@ -45,6 +45,70 @@ public sealed class BadInputTests : IClassFixture<AgentFixture>
             _out.WriteLine($"truncated {path} to {half} bytes");
         });
 
+    /// <summary>
+    /// (f) A checkpoint taken here is restored without its pages being read first, while its pages
+    /// files keep the device, inode, size and change time they had at its commit (docs/architecture.md,
+    /// "A restore"). One changed in place since, byte for byte, is read and refused all the same,
+    /// before anything is mapped (refused, not failed in us-restorer), and the group can be restored
+    /// from the checkpoint before it.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public Task PagesOfACheckpointTakenHereChangedInPlace_RestoreRefusedBeforeAnythingIsMapped() =>
+        DamagedBeforeAnyVerify("changed-here", path =>
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+            FlipMiddleByte(fs);
+            _out.WriteLine($"flipped the byte at offset {fs.Length / 2} of {path} in place");
+        });
+
+    /// <summary>(g) As (f), the pages file replaced by a copy of itself with one byte changed: another inode.</summary>
+    [Fact, Trait("Category", "Integration")]
+    public Task PagesOfACheckpointTakenHereReplaced_RestoreRefusedBeforeAnythingIsMapped() =>
+        DamagedBeforeAnyVerify("replaced-here", path =>
+        {
+            string copy = path + ".copy";
+            File.Copy(path, copy);
+            using (var fs = new FileStream(copy, FileMode.Open, FileAccess.ReadWrite))
+            {
+                FlipMiddleByte(fs);
+            }
+            File.Move(copy, path, overwrite: true);
+            _out.WriteLine($"replaced {path} by a copy with the byte at its middle flipped");
+        });
+
+    private static void FlipMiddleByte(FileStream fs)
+    {
+        Assert.True(fs.Length > 0, $"{fs.Name} is empty");
+        fs.Position = fs.Length / 2;
+        int b = fs.ReadByte();
+        fs.Position = fs.Length / 2;
+        fs.WriteByte((byte)(b ^ 0xFF));
+        fs.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Damages the newest checkpoint's pages before anything read them (no images verify, no merge).</summary>
+    private async Task DamagedBeforeAnyVerify(string prefix, Action<string> damage)
+    {
+        await using var g = _fx.OpenGroup(prefix, _out);
+        await g.Launch("memory", Repo.Workload("wl_memory"), "16");
+        var good = await g.Checkpoint(Tags, members: 1, full: true);
+        await g.WaitForCounts("count", 3, g.Log.Length);
+        var newest = await g.Checkpoint(Tags, members: 1, full: true);
+        await g.KillMembers(newest.Members);
+
+        var victim = Assert.Single(Directory.EnumerateFiles(Path.Combine(g.CheckpointsDir, newest.Id), "*.pages"));
+        damage(victim);
+
+        var restore = await g.Run("restore", g.Name, "--checkpoint", newest.Id);
+        restore.FailsWithOneLine();
+        _out.WriteLine($"restore refused: {restore.StderrLines[0]}");
+        Assert.Contains("refused", restore.StderrLines[0], StringComparison.Ordinal);
+        Assert.Contains("checksum", restore.StderrLines[0], StringComparison.Ordinal);
+        Assert.Empty(await g.Members());
+
+        await g.RestoreAndVerify(good, Tags, Roles, explicitId: true);
+    }
+
     private async Task DamagedNewestCheckpoint(string prefix, string pattern, Action<string> damage)
     {
         await using var g = _fx.OpenGroup(prefix, _out);

@@ -84,4 +84,32 @@ public sealed class ProcessStateWorkloadTests : IClassFixture<AgentFixture>
         Assert.True(g.OutputContains("VERIFY OK memflags regions=9 big_gib=32 changed=1"),
             "the restored process must verify the changed flags (late's dc, late_big's nr)");
     }
+
+    /// <summary>
+    /// hugefill: anonymous memory that the image's runs fill in whole 2 MiB blocks comes back in
+    /// huge pages where the kernel's THP mode is "madvise" and would give it none on its own
+    /// (docs/architecture.md, "A restore", step 4), without the mapping gaining MADV_HUGEPAGE;
+    /// memory advised MADV_NOHUGEPAGE stays in small pages. With THP "always" or "never" the kernel
+    /// decides alone, and only contents, flags and NOHUGEPAGE are checked.
+    /// </summary>
+    [Fact, Trait("Category", "Integration")]
+    public async Task Hugefill_RestoredInHugePagesWhereThpIsMadvise_FlagsAsTheyWere()
+    {
+        await using var g = _fx.OpenGroup("hugefill", _out);
+        string[] tags = ["count"], roles = ["hugefill"];
+        await g.Launch("hugefill", Repo.Workload("wl_hugefill"));
+        var ck = await g.Checkpoint(tags, members: 1);
+        await g.KillMembers(ck.Members);
+        long mark = g.Log.Length;
+        await g.RestoreAndVerify(ck, tags, roles);
+
+        var line = g.Log.Verified("hugefill", mark).Last();
+        var kb = System.Text.RegularExpressions.Regex.Match(line, @"plain_huge_kb=(\d+) nohuge_huge_kb=(\d+)");
+        Assert.True(kb.Success, line);
+        Assert.Equal("0", kb.Groups[2].Value);
+        if (File.ReadAllText("/sys/kernel/mm/transparent_hugepage/enabled").Contains("[madvise]", StringComparison.Ordinal))
+        {
+            Assert.Equal("8192", kb.Groups[1].Value);
+        }
+    }
 }

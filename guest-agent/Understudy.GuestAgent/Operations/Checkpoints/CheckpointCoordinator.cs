@@ -211,6 +211,8 @@ internal sealed class CheckpointCoordinator
             progress?.Report(new(CheckpointPhases.Commit, members.Count, members.Count));
             var manifest = _manifests.Build(group.Name, seq, plan, stagingDir, members, written);
             committed = staged.Commit(manifest);
+            // Its writers checksummed every page they wrote: a restore need not read them all again first.
+            _store.TrustWrittenPages(manifest);
             _lineage.Committed(group.Name, seq);
         }
         catch (Exception e)
