@@ -55,8 +55,8 @@ public sealed class AgentOutageTests : IClassFixture<AgentFixture>
         await WaitForStatus(g, s => s.Str("state") == "running" && !s.Array("unprotected").Any(), "every process of the group to be registered");
 
         // A checkpoint holds every process of the group, and a restore brings them all back.
-        // (A checkpoint is aborted when one of the loop's short-lived children exits in the middle
-        // of it: the next one is taken.)
+        // (A child of the loop that exits in the middle of a checkpoint no longer aborts it, but one
+        // that ends otherwise, killed while its image is written, still does: the next one is taken.)
         JsonElement taken = default;
         await g.WaitUntil(() =>
         {

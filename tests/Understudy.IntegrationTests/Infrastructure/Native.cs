@@ -34,7 +34,7 @@ public static class Native
     /// <summary>
     /// Makes this test process a child subreaper, so that every process the agent
     /// starts (and orphans) stays below us, where the sweeper can find and reap it.
-    /// PID 1 of these VMs is slow to reap orphans (DESIGN.md).
+    /// PID 1 of the machines the tests run on can be slow to reap orphans.
     /// </summary>
     public static void BecomeSubreaper()
     {

@@ -45,6 +45,21 @@ public abstract class HeldMigrationTests : IClassFixture<SharedLabWithMigrationH
         return migrate;
     }
 
+    /// <summary>
+    /// Migrates with the target held before its resume (<paramref name="gate"/>, takeover-resume) and
+    /// cuts it off, until the target's end of the takeover finds the caller gone and gives up, its
+    /// restore undone. Returns migrate's end, which cannot have learnt the outcome.
+    /// </summary>
+    protected async Task<HactlResult> CutUntilTheTargetGaveUp(LabGroup group, string gate)
+    {
+        var migrate = await StartHeldAndCut(group, gate);
+        await LabSession.WaitUntil(
+            () => Groups.AgentLog(B).Contains($"migration of group {group.Name} held at takeover-resume: the operation was cancelled", StringComparison.Ordinal),
+            $"{B} giving up the takeover of {group.Name}", () => HeldMigrationGroups.Tail(Groups.AgentLog(B)));
+        Assert.Empty(await LabMigration.Members(Lab, B, group.Name));
+        return await migrate;
+    }
+
     public void Dispose()
     {
         _notes.Dispose();
