@@ -23,12 +23,7 @@ public sealed class BadInputTests : IClassFixture<AgentFixture>
         DamagedNewestCheckpoint("corrupt", "*.pages", path =>
         {
             using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
-            Assert.True(fs.Length > 0, $"{path} is empty");
-            fs.Position = fs.Length / 2;
-            int b = fs.ReadByte();
-            fs.Position = fs.Length / 2;
-            fs.WriteByte((byte)(b ^ 0xFF));
-            fs.Flush(flushToDisk: true);
+            FlipMiddleByte(fs);
             _out.WriteLine($"flipped the byte at offset {fs.Length / 2} of {path}");
         });
 

@@ -15,18 +15,19 @@ internal static class ReplyBarrier
 {
     /// <param name="answered">reports how many members answered so far.</param>
     /// <param name="sent">called once the command went to every member (frozen time ends at RESUME sent).</param>
+    /// <param name="mayLeave">whether a member that exited during the phase may be left out of it (the answers then lack it).</param>
     public static Task<IReadOnlyDictionary<Member, TReply>> RunAsync<TReply>(
         IReadOnlyList<Member> members,
         MemberCommand command,
         TimeSpan timeout,
         IProgress<int>? answered,
         Action? sent,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        Func<Member, bool>? mayLeave = null)
         where TReply : MemberReply =>
-        RunAsync<TReply>(members, _ => command, timeout, answered, sent, cancellationToken);
+        RunAsync<TReply>(members, _ => command, timeout, answered, sent, cancellationToken, mayLeave);
 
     /// <summary>The same, with a command of one verb that may differ from member to member.</summary>
-    /// <param name="mayLeave">whether a member that exited during the phase may be left out of it (the answers then lack it).</param>
     public static async Task<IReadOnlyDictionary<Member, TReply>> RunAsync<TReply>(
         IReadOnlyList<Member> members,
         Func<Member, MemberCommand> commandFor,

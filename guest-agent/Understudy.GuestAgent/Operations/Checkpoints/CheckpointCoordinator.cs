@@ -140,9 +140,8 @@ internal sealed class CheckpointCoordinator
             // without it, unless it was to capture the IPC objects for all.
             progress?.Report(new(CheckpointPhases.Prepare, 0, members.Count));
             freeze.Freeze();
-            var prepare = new PrepareCommand(id);
             var frozen = await ReplyBarrier.RunAsync<FrozenReply>(
-                members, _ => prepare, _options.PrepareTimeout,
+                members, new PrepareCommand(id), _options.PrepareTimeout,
                 Counter(progress, CheckpointPhases.Prepare, members.Count), sent: null, cancellationToken,
                 mayLeave: m => m != ipcCapturer && !ProcFs.IsRunning(m.HostPid)).ConfigureAwait(false);
             if (frozen.Count < members.Count)
@@ -237,14 +236,11 @@ internal sealed class CheckpointCoordinator
 
     /// <summary>RESUME to every member: the group runs again; one that exits as soon as it runs is no failure.</summary>
     internal Task ResumeAsync(
-        IReadOnlyList<Member> members, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken)
-    {
-        var resume = new ResumeCommand();
-        return ReplyBarrier.RunAsync<ResumedReply>(
-            members, _ => resume, _options.PrepareTimeout,
+        IReadOnlyList<Member> members, FreezeMeter freeze, IProgress<CheckpointProgressUpdate>? progress, CancellationToken cancellationToken) =>
+        ReplyBarrier.RunAsync<ResumedReply>(
+            members, new ResumeCommand(), _options.PrepareTimeout,
             Counter(progress, CheckpointPhases.Resume, members.Count),
             sent: freeze.Thaw, cancellationToken, mayLeave: m => !ProcFs.IsRunning(m.HostPid));
-    }
 
     /// <summary>HOLD to every member of a group held frozen: a lost link no longer thaws them (docs/protocol.md).</summary>
     internal Task HoldAsync(IReadOnlyList<Member> members, CancellationToken cancellationToken) =>

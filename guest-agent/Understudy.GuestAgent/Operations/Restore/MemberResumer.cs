@@ -39,9 +39,8 @@ internal sealed class MemberResumer
         IReadOnlyDictionary<Member, ResumedReply> resumed;
         try
         {
-            var resume = new ResumeCommand();
             resumed = await ReplyBarrier.RunAsync<ResumedReply>(
-                members, _ => resume, _timeout, answered: null, sent, cancellationToken, mayLeave: m => !ProcFs.IsRunning(m.HostPid))
+                members, new ResumeCommand(), _timeout, answered: null, sent, cancellationToken, mayLeave: m => !ProcFs.IsRunning(m.HostPid))
                 .ConfigureAwait(false);
         }
         catch (MemberPhaseException e)
