@@ -103,7 +103,7 @@ public sealed class CheckpointKeeperTests : IAsyncLifetime
         using (_keeper.Pin(Group, "000002"))
         {
             var pinned = Snapshot("000001", "000002");
-            _keeper.MergeInBackground(new MergeRequest(Group, "000003", "test"), CancellationToken.None);
+            _keeper.MergeInBackground(Group, g => new MergeRequest(g, "000003", "test"), CancellationToken.None);
             Assert.True(IsMerged("000003"));
             Assert.False(IsMerged("000002"));
             Assert.Equal(pinned, Snapshot("000001", "000002"));
@@ -113,7 +113,7 @@ public sealed class CheckpointKeeperTests : IAsyncLifetime
         var asked = new List<MergeRequest>();
         using (_keeper.Pin(Group, "000004"))
         {
-            _keeper.MergeInBackground(new MergeRequest(Group, "000004", "test"), CancellationToken.None);
+            _keeper.MergeInBackground(Group, g => new MergeRequest(g, "000004", "test"), CancellationToken.None);
             Assert.False(IsMerged("000004"));
             _keeper.MergeWanted += asked.Add;
         }

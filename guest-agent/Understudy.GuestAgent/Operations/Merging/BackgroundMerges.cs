@@ -103,12 +103,20 @@ internal sealed class BackgroundMerges : IHostedService, IDisposable
         }
     }
 
-    /// <summary>The newest waiting checkpoint of the group that has waited longest; no longer waiting once taken.</summary>
-    private MergeRequest Next()
+    /// <summary>The group that has waited longest.</summary>
+    private string NextGroup()
     {
         lock (_sync)
         {
-            var group = _waiting[0].Group;
+            return _waiting[0].Group;
+        }
+    }
+
+    /// <summary>The group's newest waiting checkpoint; no longer waiting once taken.</summary>
+    private MergeRequest Take(string group)
+    {
+        lock (_sync)
+        {
             var next = _waiting.Where(w => w.Group == group).MaxBy(w => CheckpointId.Parse(w.Id))!;
             _waiting.Remove(next);
             return next;
@@ -125,7 +133,7 @@ internal sealed class BackgroundMerges : IHostedService, IDisposable
             {
                 _available.Wait(_stopping.Token);
                 // A request while it runs (a pin released that deferred it) queues it again.
-                _keeper.MergeInBackground(Next(), _stopping.Token);
+                _keeper.MergeInBackground(NextGroup(), Take, _stopping.Token);
             }
         }
         catch (OperationCanceledException)

@@ -162,21 +162,24 @@ internal sealed class CheckpointKeeper
     }
 
     /// <summary>
-    /// Merges a checkpoint on the background merge thread: waits while the group is being
-    /// checkpointed, and is deferred if it would rewrite a pinned checkpoint (asked for again when
-    /// the pin is released). A failure is logged: the checkpoint stays incremental, and restores
-    /// read its chain as it is.
+    /// Merges a checkpoint of the group on the background merge thread: waits while the group is
+    /// being checkpointed, then merges the one <paramref name="take"/> chooses (chosen only then:
+    /// checkpoints committed meanwhile are newer, and the newest goes first), and is deferred if it
+    /// would rewrite a pinned checkpoint (asked for again when the pin is released). A failure is
+    /// logged: the checkpoint stays incremental, and restores read its chain as it is.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="stopping"/> was cancelled.</exception>
-    public void MergeInBackground(MergeRequest request, CancellationToken stopping)
+    public void MergeInBackground(string group, Func<string, MergeRequest> take, CancellationToken stopping)
     {
-        var (group, id, reason) = request;
         var mergeLock = MergeLock(group);
         mergeLock.Wait(stopping);
+        var id = "";
         try
         {
             _pauses.WaitWhilePaused(group, stopping);
-            Merge(group, id, reason, () => _pauses.WaitWhilePaused(group, stopping), deferAs: request, stopping);
+            var request = take(group);
+            id = request.Id;
+            Merge(group, id, request.Reason, () => _pauses.WaitWhilePaused(group, stopping), deferAs: request, stopping);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
